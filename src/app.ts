@@ -1,0 +1,48 @@
+import { randomUUID } from "node:crypto";
+import rateLimit from "@fastify/rate-limit";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { errorAnswer, type RouteKind } from "./http/error-answers.js";
+import { infoRoutes } from "./http/info-routes.js";
+import { paymentRoutes } from "./http/payment-routes.js";
+import type { Services } from "./services.js";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    routeKind?: RouteKind;
+  }
+}
+
+export interface BuildAppOptions {
+  services: Services;
+  logger?: FastifyServerOptions["loggerInstance"] | boolean;
+}
+
+/** Builds the HTTP app without listening: main.ts listens, tests inject or listen on 127.0.0.1:0. */
+export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
+  const { services } = options;
+  const limits = services.deps.limits;
+  const app = Fastify({
+    ...(typeof options.logger === "object" ? { loggerInstance: options.logger } : { logger: options.logger ?? false }),
+    bodyLimit: limits.bodyLimitBytes,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.requestTimeoutMs,
+    return503OnClosing: true,
+    genReqId: (request) => {
+      const given = request.headers["x-request-id"];
+      return typeof given === "string" && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const answer = errorAnswer(error, request.routeOptions.config?.routeKind ?? "other");
+    if (answer.isFault) request.log.error({ err: error }, "request failed");
+    else request.log.info({ code: answer.body.error, message: answer.body.message }, "request refused");
+    return reply.code(answer.statusCode).send(answer.body);
+  });
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: "not_found", message: `${request.method} ${request.url} does not exist` }));
+
+  await app.register(rateLimit, { global: false });
+  await app.register(paymentRoutes, { services, rateLimitPerMinute: limits.rateLimitPerMinute });
+  await app.register(infoRoutes, { services });
+  return app;
+}

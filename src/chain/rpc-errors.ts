@@ -1,0 +1,61 @@
+import {
+  BaseError,
+  ContractFunctionRevertedError,
+  HttpRequestError,
+  RpcRequestError,
+  TimeoutError,
+  WebSocketRequestError,
+  decodeErrorResult,
+  parseAbi,
+  type Hex,
+} from "viem";
+import { DependencyUnavailableError } from "../errors.js";
+
+/** JSON-RPC codes that mean "the node is overloaded or limiting us", not "your call is wrong". */
+const overloadRpcCodes = new Set([-32005, -32603, 429]);
+
+/**
+ * True when the error means the RPC could not be asked (network, timeout, 5xx, rate limit):
+ * the answer is unknown, so the caller gets a 503, never a business verdict.
+ */
+export function isTransportFailure(error: unknown): boolean {
+  if (!(error instanceof BaseError)) return false;
+  return Boolean(
+    error.walk((cause) => {
+      if (cause instanceof TimeoutError || cause instanceof WebSocketRequestError) return true;
+      if (cause instanceof HttpRequestError) return true;
+      if (cause instanceof RpcRequestError && overloadRpcCodes.has(cause.code)) return true;
+      return false;
+    }),
+  );
+}
+
+/** The revert reason of a failed eth_call / estimate, as the contract said it, when it said one. */
+export function revertReason(error: unknown): string | undefined {
+  if (!(error instanceof BaseError)) return error instanceof Error ? error.message : undefined;
+  const reverted = error.walk((cause) => cause instanceof ContractFunctionRevertedError);
+  if (reverted instanceof ContractFunctionRevertedError) {
+    return reverted.reason ?? reverted.data?.errorName ?? reverted.shortMessage;
+  }
+  const withData = error.walk((cause) => typeof (cause as { data?: unknown }).data === "string") as { data?: Hex } | undefined;
+  if (withData?.data && withData.data.length > 2) {
+    try {
+      const decoded = decodeErrorResult({ abi: solidityErrorAbi, data: withData.data });
+      return decoded.errorName === "Error" ? String(decoded.args[0]) : `${decoded.errorName}(${decoded.args.join(", ")})`;
+    } catch {
+      // Not Error(string) or Panic(uint256): a custom error we have no ABI for; fall through to the text.
+    }
+  }
+  const details = (error.walk((cause) => cause instanceof BaseError && typeof cause.details === "string") as BaseError | undefined)?.details;
+  return (details ?? error.shortMessage).replace(/^execution reverted:?\s*/i, "");
+}
+
+const solidityErrorAbi = parseAbi(["error Error(string message)", "error Panic(uint256 code)"]);
+
+/** Rethrows transport failures as a 503-class error; returns other errors for the caller to judge. */
+export function rethrowIfUnavailable(error: unknown, what: string): unknown {
+  if (isTransportFailure(error)) {
+    throw new DependencyUnavailableError("rpc", `RPC unavailable while ${what}`, { cause: error });
+  }
+  return error;
+}

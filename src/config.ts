@@ -1,0 +1,254 @@
+import { readFileSync } from "node:fs";
+import { Type, type Static } from "typebox";
+import { Compile } from "typebox/compile";
+import { getAddress, isAddress, isHex, type Address, type Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { ConfigError } from "./errors.js";
+import { caip2, chainIdFromAnyNetwork, type Caip2Network, v1NetworkChainIds } from "./protocol/networks.js";
+
+export interface AssetConfig {
+  address: Address;
+  /** EIP-712 domain name, e.g. "USD Coin"; must match the token's on-chain `name()`. */
+  name: string;
+  /** EIP-712 domain version, e.g. "2". */
+  version: string;
+  decimals: number;
+}
+
+export interface NetworkConfig {
+  network: Caip2Network;
+  chainId: number;
+  /** The x402 v1 name ("base"), or null when v1 clients cannot name this chain. */
+  v1Name: string | null;
+  /** Tried in order; more than one = failover. */
+  rpcUrls: string[];
+  assets: AssetConfig[];
+}
+
+export interface Limits {
+  bodyLimitBytes: number;
+  requestTimeoutMs: number;
+  /** Longest /settle waits for a receipt before answering settlement_pending (below clients' 30 s). */
+  settleBudgetMs: number;
+  /** Per RPC request (viem http transport timeout). */
+  rpcTimeoutMs: number;
+  rpcRetryCount: number;
+  gasPerSettlementMax: bigint;
+  dbPoolMax: number;
+  dbStatementTimeoutMs: number;
+  /** Requests per minute per IP on /verify and /settle. */
+  rateLimitPerMinute: number;
+  /** How often the background watcher looks for unfinished settlements. */
+  reconcileIntervalMs: number;
+  /** A submitted settlement nobody is waiting on is picked up by the watcher after this long. */
+  reconcileAfterMs: number;
+  /** How long a duplicate /settle waits for the first call's outcome. */
+  duplicateWaitMs: number;
+}
+
+export interface Config {
+  databaseUrl: string;
+  host: string;
+  port: number;
+  logLevel: string;
+  signerPrivateKeys: Hex[];
+  networks: NetworkConfig[];
+  limits: Limits;
+}
+
+export const defaultLimits: Limits = {
+  bodyLimitBytes: 64 * 1024,
+  requestTimeoutMs: 30_000,
+  settleBudgetMs: 20_000,
+  rpcTimeoutMs: 5_000,
+  rpcRetryCount: 1,
+  gasPerSettlementMax: 300_000n,
+  dbPoolMax: 20,
+  dbStatementTimeoutMs: 5_000,
+  rateLimitPerMinute: 6_000,
+  reconcileIntervalMs: 2_000,
+  reconcileAfterMs: 30_000,
+  duplicateWaitMs: 20_000,
+};
+
+/** USDC on the networks we know; the FACILITATOR_CONFIG file may add or override. */
+export const builtinNetworks: readonly NetworkConfig[] = [
+  {
+    network: "eip155:8453",
+    chainId: 8453,
+    v1Name: "base",
+    rpcUrls: ["https://mainnet.base.org"],
+    assets: [{ address: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", name: "USD Coin", version: "2", decimals: 6 }],
+  },
+  {
+    network: "eip155:84532",
+    chainId: 84532,
+    v1Name: "base-sepolia",
+    rpcUrls: ["https://sepolia.base.org"],
+    assets: [{ address: "0x036CbD53842c5426634e7929541eC2318f3dCF7e", name: "USDC", version: "2", decimals: 6 }],
+  },
+];
+
+const AssetFileSchema = Type.Object({
+  address: Type.String(),
+  name: Type.String({ minLength: 1 }),
+  version: Type.String({ minLength: 1 }),
+  decimals: Type.Integer({ minimum: 0, maximum: 36 }),
+});
+const NetworkFileSchema = Type.Object({
+  network: Type.String(),
+  v1Name: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  rpcUrls: Type.Optional(Type.Array(Type.String(), { minItems: 1, maxItems: 16 })),
+  assets: Type.Optional(Type.Array(AssetFileSchema, { maxItems: 64 })),
+});
+const ConfigFileSchema = Type.Object({ networks: Type.Array(NetworkFileSchema, { maxItems: 64 }) });
+export type ConfigFile = Static<typeof ConfigFileSchema>;
+const configFileValidator = Compile(ConfigFileSchema);
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Builds and validates the configuration; throws ConfigError naming the offending variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const databaseUrl = required(env, "DATABASE_URL");
+  const signerPrivateKeys = parseSignerKeys(required(env, "SIGNER_PRIVATE_KEYS"));
+  const file = env.FACILITATOR_CONFIG ? readConfigFile(env.FACILITATOR_CONFIG) : undefined;
+  const networks = resolveNetworks(env, file);
+  return {
+    databaseUrl,
+    host: env.HOST ?? "127.0.0.1",
+    port: integer(env, "PORT", 4020, 0, 65535),
+    logLevel: env.LOG_LEVEL ?? "info",
+    signerPrivateKeys,
+    networks,
+    limits: loadLimits(env),
+  };
+}
+
+export function loadLimits(env: Env): Limits {
+  const d = defaultLimits;
+  return {
+    bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", d.bodyLimitBytes, 1024, 10 * 1024 * 1024),
+    requestTimeoutMs: integer(env, "REQUEST_TIMEOUT_MS", d.requestTimeoutMs, 1000, 600_000),
+    settleBudgetMs: integer(env, "SETTLE_BUDGET_MS", d.settleBudgetMs, 100, 120_000),
+    rpcTimeoutMs: integer(env, "RPC_TIMEOUT_MS", d.rpcTimeoutMs, 100, 60_000),
+    rpcRetryCount: integer(env, "RPC_RETRY_COUNT", d.rpcRetryCount, 0, 5),
+    gasPerSettlementMax: BigInt(integer(env, "GAS_PER_SETTLEMENT_MAX", Number(d.gasPerSettlementMax), 21_000, 10_000_000)),
+    dbPoolMax: integer(env, "DB_POOL_MAX", d.dbPoolMax, 1, 500),
+    dbStatementTimeoutMs: integer(env, "DB_STATEMENT_TIMEOUT_MS", d.dbStatementTimeoutMs, 100, 600_000),
+    rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", d.rateLimitPerMinute, 1, 10_000_000),
+    reconcileIntervalMs: integer(env, "RECONCILE_INTERVAL_MS", d.reconcileIntervalMs, 50, 3_600_000),
+    reconcileAfterMs: integer(env, "RECONCILE_AFTER_MS", d.reconcileAfterMs, 0, 3_600_000),
+    duplicateWaitMs: integer(env, "DUPLICATE_WAIT_MS", d.duplicateWaitMs, 0, 120_000),
+  };
+}
+
+function resolveNetworks(env: Env, file: ConfigFile | undefined): NetworkConfig[] {
+  const known = new Map<number, NetworkConfig>(builtinNetworks.map((n) => [n.chainId, structuredClone(n)]));
+  for (const entry of file?.networks ?? []) {
+    const merged = mergeFileNetwork(known, entry);
+    known.set(merged.chainId, merged);
+  }
+  // Networks served: NETWORKS if given, else every network the config file names.
+  const wanted = env.NETWORKS
+    ? splitList(env.NETWORKS).map((name) => networkChainId(name, "NETWORKS"))
+    : (file?.networks ?? []).map((entry) => networkChainId(entry.network, "FACILITATOR_CONFIG"));
+  if (wanted.length === 0) throw new ConfigError("NETWORKS is empty: name at least one network, e.g. NETWORKS=base");
+  const served: NetworkConfig[] = [];
+  for (const chainId of new Set(wanted)) {
+    const network = known.get(chainId);
+    if (!network) throw new ConfigError(`network eip155:${chainId} has no configuration: add it to FACILITATOR_CONFIG`);
+    const rpcOverride = env[`RPC_URLS_${chainId}`];
+    if (rpcOverride) network.rpcUrls = splitList(rpcOverride).map((url) => rpcUrl(url, `RPC_URLS_${chainId}`));
+    if (network.assets.length === 0) throw new ConfigError(`network ${network.network} has no assets`);
+    served.push(network);
+  }
+  return served;
+}
+
+function mergeFileNetwork(known: Map<number, NetworkConfig>, entry: ConfigFile["networks"][number]): NetworkConfig {
+  const chainId = networkChainId(entry.network, "FACILITATOR_CONFIG");
+  const base = known.get(chainId);
+  const v1Name = entry.v1Name === undefined ? (base?.v1Name ?? null) : entry.v1Name;
+  if (v1Name !== null && v1NetworkChainIds[v1Name] !== chainId) {
+    throw new ConfigError(`FACILITATOR_CONFIG: v1Name "${v1Name}" is not the x402 v1 name of chain ${chainId}`);
+  }
+  const assets = entry.assets?.map((asset) => {
+    if (!isAddress(asset.address, { strict: false })) {
+      throw new ConfigError(`FACILITATOR_CONFIG: asset address "${asset.address}" is not an address`);
+    }
+    return { ...asset, address: getAddress(asset.address) };
+  });
+  return {
+    network: caip2(chainId),
+    chainId,
+    v1Name,
+    rpcUrls: entry.rpcUrls?.map((url) => rpcUrl(url, "FACILITATOR_CONFIG")) ?? base?.rpcUrls ?? [],
+    assets: assets ?? base?.assets ?? [],
+  };
+}
+
+function readConfigFile(path: string): ConfigFile {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (error) {
+    throw new ConfigError(`FACILITATOR_CONFIG: cannot read ${path}: ${(error as Error).message}`);
+  }
+  if (!configFileValidator.Check(parsed)) {
+    const first = configFileValidator.Errors(parsed)[0];
+    throw new ConfigError(`FACILITATOR_CONFIG: ${first?.instancePath || "/"} ${first?.message ?? "is invalid"}`);
+  }
+  return parsed;
+}
+
+function parseSignerKeys(value: string): Hex[] {
+  const keys = splitList(value);
+  if (keys.length === 0 || keys.length > 64) throw new ConfigError("SIGNER_PRIVATE_KEYS: give 1 to 64 keys, comma-separated");
+  return keys.map((key, index) => {
+    const hex = (key.startsWith("0x") ? key : `0x${key}`) as Hex;
+    if (!isHex(hex) || hex.length !== 66) throw new ConfigError(`SIGNER_PRIVATE_KEYS: key #${index + 1} is not 32 bytes of hex`);
+    privateKeyToAccount(hex); // throws on an out-of-range scalar
+    return hex;
+  });
+}
+
+function networkChainId(name: string, source: string): number {
+  const chainId = chainIdFromAnyNetwork(name.trim());
+  if (chainId === undefined) throw new ConfigError(`${source}: "${name}" is neither an x402 v1 network name nor eip155:<chainId>`);
+  return chainId;
+}
+
+function rpcUrl(url: string, source: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error("not http(s)");
+  } catch {
+    throw new ConfigError(`${source}: "${url}" is not an http(s) URL`);
+  }
+  return url;
+}
+
+function required(env: Env, name: string): string {
+  const value = env[name];
+  if (value === undefined || value.trim() === "") throw new ConfigError(`${name} is required`);
+  return value.trim();
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function splitList(value: string): string[] {
+  return value.split(",").map((item) => item.trim()).filter((item) => item.length > 0);
+}
+
+/** True when nothing says where to run: `npm start` then runs the local sandbox. */
+export function isSandboxEnv(env: Env = process.env): boolean {
+  return !env.DATABASE_URL && !env.NETWORKS && !env.FACILITATOR_CONFIG && !env.SIGNER_PRIVATE_KEYS;
+}

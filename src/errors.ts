@@ -1,0 +1,57 @@
+import type { ReasonCode } from "./protocol/reason-codes.js";
+
+/**
+ * Base of every error we raise on purpose. `code` is stable and, where the error reaches a caller,
+ * it is the wire reason code. Modelled on viem's BaseError: a short message for people, details
+ * for logs, and a `cause` chain that `walk()` can search.
+ */
+export class FacilitatorError extends Error {
+  override name = "FacilitatorError";
+  readonly code: ReasonCode;
+  readonly httpStatus: number;
+  readonly details?: string;
+
+  constructor(
+    code: ReasonCode,
+    shortMessage: string,
+    options: { httpStatus?: number; details?: string; cause?: unknown } = {},
+  ) {
+    super(shortMessage, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.httpStatus = options.httpStatus ?? 500;
+    this.details = options.details;
+  }
+
+  /** First error in the cause chain (this one included) for which `predicate` holds. */
+  walk(predicate: (error: unknown) => boolean): unknown {
+    let current: unknown = this;
+    for (let depth = 0; current !== undefined && depth < 16; depth += 1) {
+      if (predicate(current)) return current;
+      current = current instanceof Error ? current.cause : undefined;
+    }
+    return undefined;
+  }
+}
+
+/** The request body is not a well-formed x402 verify/settle request: HTTP 400. */
+export class InvalidRequestError extends FacilitatorError {
+  override name = "InvalidRequestError";
+  constructor(code: ReasonCode, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, { httpStatus: 400, ...options });
+  }
+}
+
+/** Postgres or an RPC could not answer in time: HTTP 503, nothing was decided. */
+export class DependencyUnavailableError extends FacilitatorError {
+  override name = "DependencyUnavailableError";
+  readonly dependency: "postgres" | "rpc";
+  constructor(dependency: "postgres" | "rpc", message: string, options: { cause?: unknown } = {}) {
+    super("service_unavailable", message, { httpStatus: 503, ...options });
+    this.dependency = dependency;
+  }
+}
+
+/** The configuration is unusable; thrown at start so the process fails fast with the reason. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}

@@ -1,0 +1,59 @@
+import { ReasonCode } from "../protocol/reason-codes.js";
+import type { PaymentRequest, Rejection } from "../protocol/types.js";
+
+/** validBefore must leave this much time for the settlement to be mined (the reference uses 6 s). */
+export const validBeforeMarginSeconds = 6n;
+
+/**
+ * The payload is bound to these requirements: v2 `accepted` equals the requirements; v1's payload
+ * scheme/network equal them. Without this a payment signed for one offer could buy another.
+ */
+export function checkBinding(request: PaymentRequest): Rejection | undefined {
+  const { accepted, requirements } = request;
+  if (accepted.scheme !== requirements.scheme) {
+    return { reason: ReasonCode.invalidScheme, message: `payload scheme "${accepted.scheme}" is not the required "${requirements.scheme}"` };
+  }
+  if (accepted.network !== requirements.network) {
+    return { reason: ReasonCode.networkMismatch, message: `payload network "${accepted.network}" is not the required "${requirements.network}"` };
+  }
+  if (request.x402Version === 1) return undefined;
+  const differing = (["amountAtomic", "asset", "payTo", "extraName", "extraVersion"] as const).find(
+    (field) => accepted[field] !== requirements[field],
+  );
+  if (differing === undefined) return undefined;
+  const wireName = { amountAtomic: "amount", asset: "asset", payTo: "payTo", extraName: "extra.name", extraVersion: "extra.version" }[differing];
+  return {
+    reason: ReasonCode.invalidPaymentRequirements,
+    message: `paymentPayload.accepted.${wireName} differs from paymentRequirements.${wireName}`,
+  };
+}
+
+/** The signed authorization pays exactly what is asked, to whom it is asked. */
+export function checkAuthorizationTerms(request: PaymentRequest): Rejection | undefined {
+  const { authorization, requirements } = request;
+  if (authorization.to !== requirements.payTo) {
+    return { reason: ReasonCode.recipientMismatch, message: `authorization.to ${authorization.to} is not payTo ${requirements.payTo}` };
+  }
+  if (authorization.valueAtomic !== requirements.amountAtomic) {
+    return {
+      reason: ReasonCode.authorizationValueMismatch,
+      message: `authorization.value ${authorization.valueAtomic} is not the required amount ${requirements.amountAtomic}`,
+    };
+  }
+  return undefined;
+}
+
+/** The authorization is valid now and stays valid long enough to be mined. */
+export function checkValidityWindow(request: PaymentRequest, nowSeconds: bigint): Rejection | undefined {
+  const { validAfterSeconds, validBeforeSeconds } = request.authorization;
+  if (validBeforeSeconds < nowSeconds + validBeforeMarginSeconds) {
+    return {
+      reason: ReasonCode.validBeforeExpired,
+      message: `authorization expires at ${validBeforeSeconds}, less than ${validBeforeMarginSeconds}s after now (${nowSeconds})`,
+    };
+  }
+  if (validAfterSeconds > nowSeconds) {
+    return { reason: ReasonCode.validAfterInFuture, message: `authorization is valid only after ${validAfterSeconds}; now is ${nowSeconds}` };
+  }
+  return undefined;
+}

@@ -1,0 +1,46 @@
+import type { AssetConfig, NetworkConfig } from "../config.js";
+import { ReasonCode } from "../protocol/reason-codes.js";
+import type { PaymentRequest, Rejection } from "../protocol/types.js";
+import { authorizationDigest, type Eip712TokenDomain } from "./typed-data.js";
+import type { Hex } from "viem";
+
+/** The configuration a payment runs against, and the EIP-712 identity of what the payer signed. */
+export interface ResolvedPayment {
+  request: PaymentRequest;
+  network: NetworkConfig;
+  asset: AssetConfig;
+  domain: Eip712TokenDomain;
+  digest: Hex;
+}
+
+export type NetworkLookup = (chainId: number) => NetworkConfig | undefined;
+
+/**
+ * Finds the network and asset, and fixes the EIP-712 domain. The caller's extra.name/version must
+ * agree with the configured token (the most common support issue is a wrong name or version, so
+ * say which); when the caller leaves them out, the configured values are used.
+ */
+export function resolvePayment(request: PaymentRequest, lookup: NetworkLookup): ResolvedPayment | Rejection {
+  const network = request.chainId === undefined ? undefined : lookup(request.chainId);
+  if (!network) return { reason: ReasonCode.invalidNetwork, message: `network "${request.requirements.network}" is not served` };
+  const asset = network.assets.find((candidate) => candidate.address === request.requirements.asset);
+  if (!asset) {
+    return {
+      reason: ReasonCode.invalidPaymentRequirements,
+      message: `asset ${request.requirements.asset} is not accepted on ${network.network}; accepted: ${network.assets.map((a) => a.address).join(", ")}`,
+    };
+  }
+  const { extraName, extraVersion } = request.requirements;
+  if (extraName !== undefined && extraName !== asset.name) {
+    return { reason: ReasonCode.tokenNameMismatch, message: `extra.name "${extraName}" is not the token's EIP-712 name "${asset.name}"` };
+  }
+  if (extraVersion !== undefined && extraVersion !== asset.version) {
+    return { reason: ReasonCode.tokenVersionMismatch, message: `extra.version "${extraVersion}" is not the token's EIP-712 version "${asset.version}"` };
+  }
+  const domain: Eip712TokenDomain = { name: asset.name, version: asset.version, chainId: network.chainId, verifyingContract: asset.address };
+  return { request, network, asset, domain, digest: authorizationDigest(domain, request.authorization) };
+}
+
+export function isRejection(value: ResolvedPayment | Rejection): value is Rejection {
+  return "reason" in value;
+}

@@ -1,0 +1,52 @@
+import { parseErc6492Signature, parseSignature, recoverAddress, size, type Address, type Hex } from "viem";
+
+/** secp256k1 group order / 2: an `s` above it is the malleated twin of a valid signature (EIP-2). */
+const secp256k1HalfOrder = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
+
+export type SignatureKind = "ecdsa" | "smart-wallet";
+
+export function signatureKind(signature: Hex): SignatureKind {
+  return size(signature) === 65 ? "ecdsa" : "smart-wallet";
+}
+
+export type EcdsaCheck =
+  | { ok: true; signer: Address }
+  | { ok: false; message: string };
+
+/**
+ * Checks a 65-byte signature locally: low-s, v in {0, 1, 27, 28}, and recovers the signer of `digest`.
+ * High-s is refused even though ecrecover accepts it: USDC's ECRecover reverts on it, and a
+ * malleated copy must never look like a second, different payment.
+ */
+export async function checkEcdsaSignature(digest: Hex, signature: Hex): Promise<EcdsaCheck> {
+  let parsed: ReturnType<typeof parseSignature>;
+  try {
+    parsed = parseSignature(signature);
+  } catch (error) {
+    return { ok: false, message: `signature is not a valid (r, s, v) signature: ${(error as Error).message.split("\n")[0]}` };
+  }
+  if (BigInt(parsed.s) > secp256k1HalfOrder) return { ok: false, message: "signature has a high s value (malleable); sign again with low s" };
+  const v = Number(`0x${signature.slice(130, 132)}`);
+  if (![0, 1, 27, 28].includes(v)) return { ok: false, message: `signature v byte ${v} is not 27 or 28` };
+  try {
+    return { ok: true, signer: await recoverAddress({ hash: digest, signature }) };
+  } catch (error) {
+    return { ok: false, message: `signature does not recover: ${(error as Error).message.split("\n")[0]}` };
+  }
+}
+
+/** ERC-6492 wrapper info, when the signature carries a factory deployment for a counterfactual wallet. */
+export function erc6492Deployment(signature: Hex): { factory: Address; factoryData: Hex; innerSignature: Hex } | undefined {
+  try {
+    const parsed = parseErc6492Signature(signature);
+    if (!parsed.address || !parsed.data || /^0x0{40}$/i.test(parsed.address)) return undefined;
+    return { factory: parsed.address, factoryData: parsed.data, innerSignature: parsed.signature };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The signature to hand the token: ERC-6492 wrapping removed (the token only knows ERC-1271). */
+export function tokenSignature(signature: Hex): Hex {
+  return erc6492Deployment(signature)?.innerSignature ?? signature;
+}

@@ -1,0 +1,91 @@
+import type { Address } from "viem";
+import type { ChainRegistry } from "../chain/registry.js";
+import { nowSeconds, type Clock } from "../clock.js";
+import { ReasonCode } from "../protocol/reason-codes.js";
+import type { PaymentRequest, Rejection } from "../protocol/types.js";
+import { readChainState, readTokenDomain, type ChainState } from "./chain-state.js";
+import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "./checks.js";
+import { checkPayerSignature } from "./payer-signature.js";
+import { isRejection, resolvePayment, type ResolvedPayment } from "./resolve.js";
+import { reasonForRevert } from "./revert-reasons.js";
+
+export interface VerifyContext {
+  chains: ChainRegistry;
+  clock: Clock;
+  /** The facilitator address the simulation runs from (the settlement's sender). */
+  simulationAccount: Address;
+  /** True when Postgres already holds a live claim on this authorization. */
+  isClaimed?: (payment: ResolvedPayment) => Promise<boolean>;
+}
+
+export interface VerifyOptions {
+  simulate: boolean;
+}
+
+export type VerifyResult =
+  | { valid: true; payment: ResolvedPayment; chainState: ChainState }
+  | { valid: false; rejection: Rejection; payment?: ResolvedPayment };
+
+/**
+ * The checks of design.md §2, cheapest first: configuration, binding, terms and window (pure),
+ * then the signature (local for ECDSA), then one chain round trip and one Postgres query in parallel.
+ */
+export async function verifyExactEvm(request: PaymentRequest, context: VerifyContext, options: VerifyOptions): Promise<VerifyResult> {
+  const resolved = resolvePayment(request, (chainId) => context.chains.get(chainId)?.config);
+  if (isRejection(resolved)) return { valid: false, rejection: resolved };
+  const pure = checkBinding(request) ?? checkAuthorizationTerms(request) ?? checkValidityWindow(request, nowSeconds(context.clock));
+  if (pure) return { valid: false, rejection: pure, payment: resolved };
+
+  const client = context.chains.get(resolved.network.chainId)!.publicClient;
+  const signatureRejection = await checkPayerSignature(client, resolved);
+  if (signatureRejection) return { valid: false, rejection: signatureRejection, payment: resolved };
+
+  const [chainState, claimed] = await Promise.all([
+    readChainState(client, resolved, { simulate: options.simulate, simulationAccount: context.simulationAccount }),
+    context.isClaimed ? context.isClaimed(resolved) : Promise.resolve(false),
+  ]);
+  const rejection = await judgeChainState(resolved, chainState, claimed, client);
+  if (rejection) return { valid: false, rejection, payment: resolved };
+  return { valid: true, payment: resolved, chainState };
+}
+
+async function judgeChainState(
+  payment: ResolvedPayment,
+  state: ChainState,
+  claimed: boolean,
+  client: Parameters<typeof readTokenDomain>[0],
+): Promise<Rejection | undefined> {
+  const { authorization } = payment.request;
+  if (state.authorizationUsed === undefined) {
+    return { reason: ReasonCode.eip3009NotSupported, message: `token ${payment.asset.address} has no authorizationState: not EIP-3009` };
+  }
+  if (state.authorizationUsed) return { reason: ReasonCode.nonceAlreadyUsed, message: `nonce ${authorization.nonce} is already used on chain` };
+  if (claimed) return { reason: ReasonCode.nonceAlreadyUsed, message: `nonce ${authorization.nonce} is already being settled` };
+  if (state.balanceAtomic < authorization.valueAtomic) {
+    return {
+      reason: ReasonCode.insufficientBalance,
+      message: `payer balance ${state.balanceAtomic} is below the authorized value ${authorization.valueAtomic}`,
+    };
+  }
+  if (!state.simulation || state.simulation.ok) return undefined;
+  return diagnoseSimulationFailure(payment, state.simulation.revertText, client);
+}
+
+/** A failed simulation after the cheap checks passed: most often the configured domain is wrong. */
+async function diagnoseSimulationFailure(
+  payment: ResolvedPayment,
+  revertText: string,
+  client: Parameters<typeof readTokenDomain>[0],
+): Promise<Rejection> {
+  const onChain = await readTokenDomain(client, payment.asset.address);
+  if (onChain.name !== undefined && onChain.name !== payment.domain.name) {
+    return { reason: ReasonCode.tokenNameMismatch, message: `token name() is "${onChain.name}" but the EIP-712 domain used "${payment.domain.name}"` };
+  }
+  if (onChain.version !== undefined && onChain.version !== payment.domain.version) {
+    return {
+      reason: ReasonCode.tokenVersionMismatch,
+      message: `token version() is "${onChain.version}" but the EIP-712 domain used "${payment.domain.version}"`,
+    };
+  }
+  return { reason: reasonForRevert(revertText, ReasonCode.simulationFailed), message: `simulation reverted: ${revertText}` };
+}

@@ -1,0 +1,42 @@
+import { DependencyUnavailableError, FacilitatorError } from "../errors.js";
+import { ReasonCode } from "../protocol/reason-codes.js";
+import { isDatabaseUnavailable } from "../store/db.js";
+
+export type RouteKind = "verify" | "settle" | "other";
+
+export interface ErrorAnswer {
+  statusCode: number;
+  body: Record<string, unknown>;
+  /** Logged at error level: a fault of ours, not of the caller. */
+  isFault: boolean;
+}
+
+/**
+ * Maps any thrown error to an HTTP answer shaped for the route, so clients that only look at
+ * isValid/success still parse it: 4xx for the caller's mistakes, 503 for a dependency down,
+ * 500 for our bugs (message not leaked).
+ */
+export function errorAnswer(error: unknown, route: RouteKind): ErrorAnswer {
+  const classified = classify(error);
+  const { statusCode, code, message } = classified;
+  const common = { error: code, message };
+  if (route === "verify") return { statusCode, isFault: statusCode >= 500, body: { isValid: false, invalidReason: code, invalidMessage: message, ...common } };
+  if (route === "settle") {
+    return { statusCode, isFault: statusCode >= 500, body: { success: false, errorReason: code, errorMessage: message, transaction: "", network: "", ...common } };
+  }
+  return { statusCode, isFault: statusCode >= 500, body: common };
+}
+
+function classify(error: unknown): { statusCode: number; code: string; message: string } {
+  if (error instanceof FacilitatorError) return { statusCode: error.httpStatus, code: error.code, message: error.message };
+  if (isDatabaseUnavailable(error)) {
+    const unavailable = new DependencyUnavailableError("postgres", "Postgres is unavailable; nothing was recorded or sent", { cause: error });
+    return { statusCode: 503, code: unavailable.code, message: unavailable.message };
+  }
+  const fastifyError = error as { statusCode?: number; code?: string; message?: string; validation?: unknown };
+  if (fastifyError.validation) return { statusCode: 400, code: ReasonCode.invalidPayload, message: fastifyError.message ?? "invalid request body" };
+  if (typeof fastifyError.statusCode === "number" && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+    return { statusCode: fastifyError.statusCode, code: fastifyError.statusCode === 429 ? "rate_limited" : ReasonCode.invalidPayload, message: fastifyError.message ?? "bad request" };
+  }
+  return { statusCode: 500, code: ReasonCode.unexpectedSettleError, message: "internal error; see the facilitator logs" };
+}

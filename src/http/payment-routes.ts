@@ -1,0 +1,96 @@
+import { createHash } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { normalize, type Envelope } from "../protocol/normalize.js";
+import { ReasonCode } from "../protocol/reason-codes.js";
+import { renderSettle, renderVerify } from "../protocol/render.js";
+import { RequestEnvelopeSchema, SettleErrorResponseSchema, SettleResponseSchema, VerifyErrorResponseSchema, VerifyResponseSchema } from "../protocol/schemas.js";
+import type { SettleAnswer } from "../protocol/types.js";
+import type { Services } from "../services.js";
+import { errorAnswer } from "./error-answers.js";
+
+/** Idempotency keys are opaque to us; bound them like every other input. */
+const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
+const idempotencyPollIntervalMs = 100;
+
+export async function paymentRoutes(app: FastifyInstance, options: { services: Services; rateLimitPerMinute: number }): Promise<void> {
+  const { services } = options;
+  const rateLimit = { max: options.rateLimitPerMinute, timeWindow: 60_000 };
+
+  app.post(
+    "/verify",
+    { schema: { body: RequestEnvelopeSchema, response: { 200: VerifyResponseSchema, "4xx": VerifyErrorResponseSchema, "5xx": VerifyErrorResponseSchema } }, config: { rateLimit, routeKind: "verify" } },
+    async (request) => {
+      const startedMs = performance.now();
+      const normalized = normalize(request.body as Envelope, services.networkServed);
+      if (!normalized.ok) {
+        logOutcome(request, "verify", normalized.payer, normalized.network, normalized.rejection.reason, startedMs);
+        return renderVerify(false, normalized.payer, normalized.rejection.reason, normalized.rejection.message);
+      }
+      const payer = normalized.request.authorization.from;
+      const result = await services.verify(normalized.request);
+      const reason = result.valid ? undefined : result.rejection.reason;
+      logOutcome(request, "verify", payer, normalized.request.requirements.network, reason ?? "valid", startedMs);
+      return result.valid ? renderVerify(true, payer) : renderVerify(false, payer, result.rejection.reason, result.rejection.message);
+    },
+  );
+
+  app.post(
+    "/settle",
+    { schema: { body: RequestEnvelopeSchema, response: { 200: SettleResponseSchema, "4xx": SettleErrorResponseSchema, "5xx": SettleErrorResponseSchema } }, config: { rateLimit, routeKind: "settle" } },
+    async (request, reply) => {
+      const key = request.headers["idempotency-key"];
+      if (key === undefined) return settleOnce(services, request);
+      if (typeof key !== "string" || !idempotencyKeyPattern.test(key)) {
+        return reply.code(400).send(settleError(ReasonCode.invalidPayload, "Idempotency-Key must be 1-255 printable ASCII characters"));
+      }
+      return settleIdempotently(services, request, reply, key);
+    },
+  );
+}
+
+async function settleOnce(services: Services, request: FastifyRequest): Promise<SettleAnswer> {
+  const startedMs = performance.now();
+  const normalized = normalize(request.body as Envelope, services.networkServed);
+  if (!normalized.ok) {
+    logOutcome(request, "settle", normalized.payer, normalized.network, normalized.rejection.reason, startedMs);
+    return renderSettle({ success: false, reason: normalized.rejection.reason, message: normalized.rejection.message, transaction: "" }, normalized.network, normalized.payer);
+  }
+  const payer = normalized.request.authorization.from;
+  const outcome = await services.engine.settle(normalized.request);
+  logOutcome(request, "settle", payer, normalized.request.requirements.network, outcome.success ? "success" : outcome.reason, startedMs, outcome.transaction);
+  return renderSettle(outcome, normalized.request.requirements.network, payer);
+}
+
+/**
+ * Same key + same body → the recorded answer (atomic through Postgres); same key + another body →
+ * 422. A recorded settlement_pending is not final, so it is settled again (which reconciles).
+ */
+async function settleIdempotently(services: Services, request: FastifyRequest, reply: FastifyReply, key: string) {
+  const requestHash = createHash("sha256").update(JSON.stringify(request.body)).digest("hex");
+  let state = await services.idempotency.begin(key, requestHash);
+  const waitUntilMs = Date.now() + services.deps.limits.settleBudgetMs + 5_000;
+  while (state.kind === "in-progress" && Date.now() < waitUntilMs) {
+    await new Promise((resolve) => setTimeout(resolve, idempotencyPollIntervalMs));
+    state = await services.idempotency.lookup(key, requestHash);
+  }
+  if (state.kind === "mismatch") return reply.code(422).send(settleError(ReasonCode.idempotencyKeyReused, "this Idempotency-Key was used with a different request body"));
+  if (state.kind === "in-progress") return reply.code(409).send(settleError(ReasonCode.idempotencyKeyReused, "a request with this Idempotency-Key is still running; retry later"));
+  if (state.kind === "recorded" && (state.response as SettleAnswer).errorReason !== ReasonCode.settlementPending) return state.response;
+  try {
+    const answer = await settleOnce(services, request);
+    await services.idempotency.record(key, answer, undefined);
+    return answer;
+  } catch (error) {
+    if (state.kind === "new") await services.idempotency.forget(key).catch(() => undefined);
+    throw error;
+  }
+}
+
+function settleError(code: string, message: string) {
+  return { success: false, errorReason: code, errorMessage: message, transaction: "", network: "", error: code, message };
+}
+
+function logOutcome(request: FastifyRequest, route: string, payer: string | undefined, network: string, outcome: string | undefined, startedMs: number, txHash?: string) {
+  request.log.info({ route, payer, network, outcome, txHash: txHash || undefined, durationMs: Math.round(performance.now() - startedMs) }, `${route} answered`);
+}
+

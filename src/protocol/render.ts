@@ -1,0 +1,31 @@
+import type { SettleOutcome } from "../settlement/outcome.js";
+import type { SettleAnswer, VerifyAnswer } from "./types.js";
+
+/** The message that goes on the wire is bounded: revert texts and RPC errors can be long. */
+const wireMessageMaxChars = 500;
+
+export function renderVerify(valid: boolean, payer: string | undefined, reason?: string, message?: string): VerifyAnswer {
+  if (valid) return payer === undefined ? { isValid: true } : { isValid: true, payer };
+  return {
+    isValid: false,
+    invalidReason: reason,
+    ...(message === undefined ? {} : { invalidMessage: message.slice(0, wireMessageMaxChars) }),
+    ...(payer === undefined ? {} : { payer }),
+  };
+}
+
+/**
+ * `transaction` and `network` are always present: the official TS client rejects a settle answer
+ * without them and its middleware turns that into a 502. `network` is as the caller named it
+ * (a v1 name for v1, CAIP-2 for v2).
+ */
+export function renderSettle(outcome: SettleOutcome, network: string, payer: string | undefined): SettleAnswer {
+  return {
+    success: outcome.success,
+    ...(outcome.success || outcome.reason === undefined ? {} : { errorReason: outcome.reason }),
+    ...(outcome.success || outcome.message === undefined ? {} : { errorMessage: outcome.message.slice(0, wireMessageMaxChars) }),
+    ...(payer === undefined ? {} : { payer }),
+    transaction: outcome.transaction,
+    network,
+  };
+}

@@ -1,0 +1,116 @@
+import { Type } from "typebox";
+
+/**
+ * Wire schemas. One definition serves the Fastify route (envelope), the strict per-version parse
+ * in normalize.ts, and (later) OpenAPI. Extra properties are allowed: SDKs add fields over time.
+ */
+export const addressPattern = "^0x[0-9a-fA-F]{40}$";
+/** uint256 as a decimal string: at most 78 digits. */
+export const uintStringPattern = "^(0|[1-9][0-9]{0,77})$";
+
+const Address = Type.String({ pattern: addressPattern });
+const UintString = Type.String({ pattern: uintStringPattern });
+
+export const AuthorizationSchema = Type.Object({
+  from: Address,
+  to: Address,
+  value: UintString,
+  validAfter: UintString,
+  validBefore: UintString,
+  nonce: Type.String({ pattern: "^0x[0-9a-fA-F]{64}$" }),
+});
+
+/** EIP-3009 payload. Signatures: 65-byte ECDSA, or ERC-1271/6492 blobs (bounded). */
+export const ExactEvmPayloadSchema = Type.Object({
+  signature: Type.String({ pattern: "^0x([0-9a-fA-F]{2})+$", maxLength: 2 + 2 * 16_384 }),
+  authorization: AuthorizationSchema,
+});
+
+const Extra = Type.Union([
+  Type.Object({
+    name: Type.Optional(Type.String({ maxLength: 256 })),
+    version: Type.Optional(Type.String({ maxLength: 64 })),
+  }),
+  Type.Null(),
+]);
+
+const Scheme = Type.String({ minLength: 1, maxLength: 64 });
+const Network = Type.String({ minLength: 1, maxLength: 128 });
+const TimeoutSeconds = Type.Integer({ minimum: 0, maximum: 86_400 * 365 });
+
+export const RequirementsV2Schema = Type.Object({
+  scheme: Scheme,
+  network: Network,
+  amount: UintString,
+  asset: Address,
+  payTo: Address,
+  maxTimeoutSeconds: Type.Optional(TimeoutSeconds),
+  extra: Type.Optional(Extra),
+});
+
+export const RequirementsV1Schema = Type.Object({
+  scheme: Scheme,
+  network: Network,
+  maxAmountRequired: UintString,
+  asset: Address,
+  payTo: Address,
+  resource: Type.Optional(Type.String({ maxLength: 4096 })),
+  description: Type.Optional(Type.String({ maxLength: 4096 })),
+  maxTimeoutSeconds: Type.Optional(TimeoutSeconds),
+  extra: Type.Optional(Extra),
+});
+
+export const PayloadV2Schema = Type.Object({
+  x402Version: Type.Literal(2),
+  accepted: RequirementsV2Schema,
+  payload: ExactEvmPayloadSchema,
+});
+
+export const PayloadV1Schema = Type.Object({
+  x402Version: Type.Literal(1),
+  scheme: Scheme,
+  network: Network,
+  payload: ExactEvmPayloadSchema,
+});
+
+/** What the route itself checks; the rest is version-specific and checked in normalize(). */
+export const RequestEnvelopeSchema = Type.Object({
+  x402Version: Type.Optional(Type.Integer()),
+  paymentPayload: Type.Object({ x402Version: Type.Optional(Type.Unknown()) }),
+  paymentRequirements: Type.Object({}),
+});
+
+export const VerifyResponseSchema = Type.Object({
+  isValid: Type.Boolean(),
+  invalidReason: Type.Optional(Type.String()),
+  invalidMessage: Type.Optional(Type.String()),
+  payer: Type.Optional(Type.String()),
+});
+
+export const SettleResponseSchema = Type.Object({
+  success: Type.Boolean(),
+  errorReason: Type.Optional(Type.String()),
+  errorMessage: Type.Optional(Type.String()),
+  payer: Type.Optional(Type.String()),
+  transaction: Type.String(),
+  network: Type.String(),
+});
+
+/** 4xx/5xx answers keep the route's shape (clients look for isValid/success) plus error/message. */
+export const VerifyErrorResponseSchema = Type.Object({
+  isValid: Type.Literal(false),
+  invalidReason: Type.String(),
+  invalidMessage: Type.String(),
+  error: Type.String(),
+  message: Type.String(),
+});
+
+export const SettleErrorResponseSchema = Type.Object({
+  success: Type.Literal(false),
+  errorReason: Type.String(),
+  errorMessage: Type.String(),
+  transaction: Type.String(),
+  network: Type.String(),
+  error: Type.String(),
+  message: Type.String(),
+});

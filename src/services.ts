@@ -1,0 +1,70 @@
+import type { Address } from "viem";
+import type { ChainRegistry } from "./chain/registry.js";
+import type { SignerPool } from "./chain/signers.js";
+import type { Clock } from "./clock.js";
+import type { Limits, NetworkConfig } from "./config.js";
+import { verifyExactEvm, type VerifyResult } from "./exact-evm/verify.js";
+import type { X402Version } from "./protocol/types.js";
+import type { PaymentRequest } from "./protocol/types.js";
+import { SettlementEngine, type Logger } from "./settlement/engine.js";
+import { SettlementWatcher } from "./settlement/watcher.js";
+import type { DatabaseHandle } from "./store/db.js";
+import { IdempotencyRepository } from "./store/idempotency-repo.js";
+import { SettlementsRepository } from "./store/settlements-repo.js";
+
+export interface ServiceDeps {
+  database: DatabaseHandle;
+  chains: ChainRegistry;
+  signers: SignerPool;
+  clock: Clock;
+  limits: Limits;
+  log: Logger;
+}
+
+/** Everything the routes use, built once from explicit dependencies (tests build their own). */
+export interface Services {
+  deps: ServiceDeps;
+  networks: NetworkConfig[];
+  settlements: SettlementsRepository;
+  idempotency: IdempotencyRepository;
+  engine: SettlementEngine;
+  watcher: SettlementWatcher;
+  networkServed(version: X402Version, network: string): boolean;
+  verify(request: PaymentRequest): Promise<VerifyResult>;
+}
+
+export function createServices(deps: ServiceDeps): Services {
+  const settlements = new SettlementsRepository(deps.database.db);
+  const engine = new SettlementEngine({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, clock: deps.clock, limits: deps.limits, log: deps.log });
+  const watcher = new SettlementWatcher({ repo: settlements, chains: deps.chains, engine, log: deps.log, intervalMs: deps.limits.reconcileIntervalMs });
+  const networks = deps.chains.all().map((handle) => handle.config);
+  const v1Names = new Set(networks.flatMap((network) => (network.v1Name ? [network.v1Name] : [])));
+  const caip2Names = new Set<string>(networks.map((network) => network.network));
+  const simulationAccount: Address = deps.signers.addresses()[0]!;
+  return {
+    deps,
+    networks,
+    settlements,
+    idempotency: new IdempotencyRepository(deps.database.db),
+    engine,
+    watcher,
+    networkServed: (version, network) => (version === 1 ? v1Names.has(network) : caip2Names.has(network)),
+    verify: (request) =>
+      verifyExactEvm(
+        request,
+        {
+          chains: deps.chains,
+          clock: deps.clock,
+          simulationAccount,
+          isClaimed: (payment) =>
+            settlements.isClaimed({
+              chainId: payment.network.chainId,
+              asset: payment.asset.address,
+              payer: payment.request.authorization.from,
+              nonce: payment.request.authorization.nonce,
+            }),
+        },
+        { simulate: true },
+      ),
+  };
+}

@@ -1,0 +1,111 @@
+import { BaseError, keccak256, type Hex, type LocalAccount, type PublicClient } from "viem";
+import { isTransportFailure, revertReason, rethrowIfUnavailable } from "../chain/rpc-errors.js";
+import type { Limits } from "../config.js";
+import { readChainState } from "../exact-evm/chain-state.js";
+import type { ResolvedPayment } from "../exact-evm/resolve.js";
+import { reasonForRevert } from "../exact-evm/revert-reasons.js";
+import { transferWithAuthorizationCall, type ContractCall } from "../exact-evm/transfer-call.js";
+import { ReasonCode } from "../protocol/reason-codes.js";
+import type { Rejection } from "../protocol/types.js";
+
+export interface PreparedTransaction {
+  call: ContractCall;
+  gasLimit: bigint;
+  maxFeePerGas: bigint;
+  maxPriorityFeePerGas: bigint;
+  chainPendingNonce: number;
+}
+
+/**
+ * Everything settle asks the chain before it takes a tx nonce, in one batched round trip:
+ * payer state, a gas estimate (which is also the simulation: a reverting payload never gets a
+ * nonce, so it can burn neither a nonce nor gas — pitfalls 2 and 7), fees, and the signer's
+ * pending nonce.
+ */
+export async function prepareTransaction(
+  client: PublicClient,
+  payment: ResolvedPayment,
+  signer: LocalAccount,
+  limits: Pick<Limits, "gasPerSettlementMax">,
+): Promise<PreparedTransaction | Rejection> {
+  const call = transferWithAuthorizationCall(payment.asset.address, payment.request.authorization, payment.request.signature);
+  const [state, estimate, fees, chainPendingNonce] = await Promise.all([
+    readChainState(client, payment, { simulate: false, simulationAccount: signer.address }),
+    client.estimateGas({ account: signer.address, ...call }).then(
+      (gas) => ({ ok: true as const, gas }),
+      (error: unknown) => {
+        rethrowIfUnavailable(error, "estimating settlement gas");
+        return { ok: false as const, revertText: revertReason(error) ?? "reverted" };
+      },
+    ),
+    client.estimateFeesPerGas().catch((error: unknown) => {
+      throw rethrowIfUnavailable(error, "reading fees");
+    }),
+    client.getTransactionCount({ address: signer.address, blockTag: "pending" }).catch((error: unknown) => {
+      throw rethrowIfUnavailable(error, "reading the signer nonce");
+    }),
+  ]);
+  const { authorization } = payment.request;
+  if (state.authorizationUsed) return { reason: ReasonCode.nonceAlreadyUsed, message: `nonce ${authorization.nonce} is already used on chain` };
+  if (state.balanceAtomic < authorization.valueAtomic) {
+    return { reason: ReasonCode.insufficientBalance, message: `payer balance ${state.balanceAtomic} is below the authorized value ${authorization.valueAtomic}` };
+  }
+  if (!estimate.ok) {
+    return { reason: reasonForRevert(estimate.revertText, ReasonCode.simulationFailed), message: `simulation reverted: ${estimate.revertText}` };
+  }
+  if (estimate.gas > limits.gasPerSettlementMax) {
+    return { reason: ReasonCode.gasCapExceeded, message: `settlement needs ${estimate.gas} gas, above the cap of ${limits.gasPerSettlementMax}` };
+  }
+  // 20 % headroom over the estimate, never above the cap: state can shift between estimate and inclusion.
+  const padded = (estimate.gas * 12n) / 10n;
+  const gasLimit = padded < limits.gasPerSettlementMax ? padded : limits.gasPerSettlementMax;
+  return { call, gasLimit, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, chainPendingNonce };
+}
+
+export function isPrepared(value: PreparedTransaction | Rejection): value is PreparedTransaction {
+  return "call" in value;
+}
+
+export async function signSettlementTransaction(
+  signer: LocalAccount,
+  chainId: number,
+  prepared: PreparedTransaction,
+  txNonce: number,
+): Promise<{ rawTx: Hex; txHash: Hex }> {
+  const rawTx = await signer.signTransaction({
+    type: "eip1559",
+    chainId,
+    to: prepared.call.to,
+    data: prepared.call.data,
+    value: 0n,
+    nonce: txNonce,
+    gas: prepared.gasLimit,
+    maxFeePerGas: prepared.maxFeePerGas,
+    maxPriorityFeePerGas: prepared.maxPriorityFeePerGas,
+  });
+  return { rawTx, txHash: keccak256(rawTx) };
+}
+
+export type BroadcastResult =
+  | { kind: "accepted" }
+  /** The node answered and refused it: nothing is in any pool, the nonce may be handed back. */
+  | { kind: "rejected"; message: string; nonceConsumed: boolean; signerUnfunded: boolean }
+  /** No answer (timeout, network): the transaction may or may not be out there. */
+  | { kind: "unknown"; message: string };
+
+export async function broadcastRawTransaction(client: PublicClient, rawTx: Hex): Promise<BroadcastResult> {
+  try {
+    await client.sendRawTransaction({ serializedTransaction: rawTx });
+    return { kind: "accepted" };
+  } catch (error) {
+    const message = error instanceof BaseError ? (error.details ?? error.shortMessage) : String(error);
+    if (/already known|known transaction|AlreadyKnown|already imported/i.test(message)) return { kind: "accepted" };
+    if (isTransportFailure(error)) return { kind: "unknown", message };
+    return {
+      kind: "rejected",
+      message,
+      nonceConsumed: /nonce too low|nonce.*already.*used|NonceTooLow/i.test(message),
+      signerUnfunded: /insufficient funds/i.test(message),
+    };
+  }
+}

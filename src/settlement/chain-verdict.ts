@@ -1,0 +1,84 @@
+import {
+  TransactionReceiptNotFoundError,
+  WaitForTransactionReceiptTimeoutError,
+  type Address,
+  type Hex,
+  type PublicClient,
+  type TransactionReceipt,
+} from "viem";
+import { isTransportFailure } from "../chain/rpc-errors.js";
+import { eip3009Abi } from "../exact-evm/abi.js";
+import { ReasonCode } from "../protocol/reason-codes.js";
+import type { SettlementRow } from "../store/schema.js";
+import { authorizationUsedTxHashes, receiptPaysExpected, type ExpectedTransfer } from "./receipt.js";
+
+export type ChainVerdict =
+  | { kind: "paid"; txHash: Hex; blockNumber: bigint; gasUsed: bigint }
+  | { kind: "failed"; reason: string; message: string }
+  | { kind: "unknown" };
+
+/** How far back a front-runner's AuthorizationUsed log is looked for (bounded getLogs range). */
+const frontRunLookbackBlocks = 1_000n;
+
+export function expectedTransferOf(row: SettlementRow): ExpectedTransfer {
+  return { token: row.asset as Address, from: row.payer as Address, to: row.payTo as Address, valueAtomic: BigInt(row.valueAtomic) };
+}
+
+/**
+ * What the chain says about a row's transaction: paid (by our tx, or by a front-runner who
+ * submitted the same authorization first), failed, or not known yet. Waits at most `waitMs`.
+ */
+export async function chainVerdict(client: PublicClient, row: SettlementRow, waitMs: number): Promise<ChainVerdict> {
+  const receipt = await receiptWithin(client, row.txHash as Hex, waitMs);
+  if (!receipt) return { kind: "unknown" };
+  const expected = expectedTransferOf(row);
+  if (receiptPaysExpected(receipt, expected)) {
+    return { kind: "paid", txHash: receipt.transactionHash, blockNumber: receipt.blockNumber, gasUsed: receipt.gasUsed };
+  }
+  const frontRunner = await findPayingTransaction(client, row, expected, receipt.blockNumber);
+  if (frontRunner) return frontRunner;
+  const message =
+    receipt.status === "success"
+      ? "the transaction succeeded but the token logged no Transfer(from → payTo, value): nothing was paid"
+      : "the settlement transaction reverted";
+  return { kind: "failed", reason: ReasonCode.transactionFailed, message };
+}
+
+async function receiptWithin(client: PublicClient, hash: Hex, waitMs: number): Promise<TransactionReceipt | undefined> {
+  try {
+    if (waitMs <= 0) return await client.getTransactionReceipt({ hash });
+    // viem has no default timeout here: always pass one (pitfall 4).
+    return await client.waitForTransactionReceipt({ hash, timeout: waitMs, pollingInterval: 100, retryCount: 0 });
+  } catch (error) {
+    if (error instanceof TransactionReceiptNotFoundError || error instanceof WaitForTransactionReceiptTimeoutError) return undefined;
+    if (isTransportFailure(error)) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Our transaction did not pay. If the authorization was used by another transaction that did pay
+ * payTo the value, the payee has its money: report that transaction (pitfall 10, front-running).
+ */
+async function findPayingTransaction(
+  client: PublicClient,
+  row: SettlementRow,
+  expected: ExpectedTransfer,
+  atBlock: bigint,
+): Promise<ChainVerdict | undefined> {
+  const logs = await client.getContractEvents({
+    address: expected.token,
+    abi: eip3009Abi,
+    eventName: "AuthorizationUsed",
+    args: { authorizer: expected.from, nonce: row.nonce as Hex },
+    fromBlock: atBlock > frontRunLookbackBlocks ? atBlock - frontRunLookbackBlocks : 0n,
+    toBlock: atBlock,
+  });
+  for (const hash of authorizationUsedTxHashes(logs, expected.token, expected.from, row.nonce as Hex)) {
+    const receipt = await client.getTransactionReceipt({ hash });
+    if (receiptPaysExpected(receipt, expected)) {
+      return { kind: "paid", txHash: hash, blockNumber: receipt.blockNumber, gasUsed: 0n };
+    }
+  }
+  return undefined;
+}

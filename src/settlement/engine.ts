@@ -1,0 +1,215 @@
+import type { Hex } from "viem";
+import type { ChainRegistry } from "../chain/registry.js";
+import type { SignerPool } from "../chain/signers.js";
+import { nowSeconds, type Clock } from "../clock.js";
+import type { Limits } from "../config.js";
+import { DependencyUnavailableError } from "../errors.js";
+import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "../exact-evm/checks.js";
+import { checkPayerSignature } from "../exact-evm/payer-signature.js";
+import { isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
+import { ReasonCode } from "../protocol/reason-codes.js";
+import type { PaymentRequest } from "../protocol/types.js";
+import type { Database } from "../store/db.js";
+import type { SettlementRow } from "../store/schema.js";
+import type { SettlementsRepository } from "../store/settlements-repo.js";
+import { allocateNonceAndPersistSigned, releaseNonce } from "../store/tx-nonces.js";
+import { broadcastRawTransaction, isPrepared, prepareTransaction, signSettlementTransaction } from "./broadcast.js";
+import { chainVerdict, type ChainVerdict } from "./chain-verdict.js";
+import { duplicate, failed, outcomeOfFinalRow, pending, succeeded, type SettleOutcome } from "./outcome.js";
+import { isFinal } from "./transitions.js";
+
+export interface Logger {
+  info(object: object, message?: string): void;
+  warn(object: object, message?: string): void;
+  error(object: object, message?: string): void;
+}
+
+export interface SettlementEngineDeps {
+  db: Database;
+  repo: SettlementsRepository;
+  chains: ChainRegistry;
+  signers: SignerPool;
+  clock: Clock;
+  limits: Limits;
+  log: Logger;
+}
+
+/** How often a duplicate request re-reads the row it waits on. */
+const duplicatePollIntervalMs = 100;
+
+/**
+ * /settle, exactly once (design.md §3): claim in Postgres → prepare (simulate, estimate) → take a
+ * tx nonce, sign and persist → broadcast → wait for a receipt that proves payment, within the
+ * budget. Every path answers within settleBudgetMs and names the tx hash once one exists.
+ */
+export class SettlementEngine {
+  constructor(private readonly deps: SettlementEngineDeps) {}
+
+  async settle(request: PaymentRequest): Promise<SettleOutcome> {
+    const { deps } = this;
+    const deadlineMs = deps.clock.nowMs() + deps.limits.settleBudgetMs;
+    const resolved = resolvePayment(request, (chainId) => deps.chains.get(chainId)?.config);
+    if (isRejection(resolved)) return failed(resolved.reason, resolved.message);
+    const client = deps.chains.get(resolved.network.chainId)!.publicClient;
+    const bindingRejection = checkBinding(request) ?? checkAuthorizationTerms(request) ?? (await checkPayerSignature(client, resolved));
+    if (bindingRejection) return failed(bindingRejection.reason, bindingRejection.message);
+
+    // A validly signed payment we already hold is answered from its row, whatever the clock says now.
+    const existing = await deps.repo.findByKey(keyOf(resolved));
+    if (existing && !isReclaimable(existing)) return this.answerExisting(existing, resolved, deadlineMs);
+    const windowRejection = checkValidityWindow(request, nowSeconds(deps.clock));
+    if (windowRejection) return failed(windowRejection.reason, windowRejection.message);
+
+    const claimed = await deps.repo.claim({
+      ...keyOf(resolved),
+      payTo: request.requirements.payTo,
+      valueAtomic: request.authorization.valueAtomic,
+      validAfterSeconds: request.authorization.validAfterSeconds,
+      validBeforeSeconds: request.authorization.validBeforeSeconds,
+      authorizationDigest: resolved.digest,
+      signature: request.signature,
+      x402Version: request.x402Version,
+      network: request.requirements.network,
+      leaseMs: deps.limits.settleBudgetMs + 10_000,
+    });
+    if (!claimed) {
+      const winner = await deps.repo.findByKey(keyOf(resolved));
+      if (!winner) throw new Error("claim lost to a row that cannot be read back");
+      return this.answerExisting(winner, resolved, deadlineMs);
+    }
+    deps.log.info({ settlementId: claimed.id, payer: claimed.payer, chainId: claimed.chainId }, "settlement claimed");
+    return this.runClaimed(claimed, resolved, deadlineMs);
+  }
+
+  /** We hold the claim: take it to the chain. */
+  private async runClaimed(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number): Promise<SettleOutcome> {
+    const { deps } = this;
+    const client = deps.chains.get(payment.network.chainId)!.publicClient;
+    const signerLease = deps.signers.acquire();
+    try {
+      let signed: SettlementRow | undefined;
+      try {
+        const prepared = await prepareTransaction(client, payment, signerLease.account, deps.limits);
+        if (!isPrepared(prepared)) {
+          const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: prepared.reason, errorMessage: prepared.message });
+          return failed(prepared.reason, prepared.message, failedRow);
+        }
+        signed = await allocateNonceAndPersistSigned(deps.db, {
+          chainId: payment.network.chainId,
+          signer: signerLease.account.address,
+          chainPendingNonce: prepared.chainPendingNonce,
+          settlementId: row.id,
+          gasLimit: prepared.gasLimit,
+          sign: (txNonce) => signSettlementTransaction(signerLease.account, payment.network.chainId, prepared, txNonce),
+        });
+      } catch (error) {
+        // Nothing reached the chain: free the authorization for a later attempt, then report the fault.
+        await deps.repo
+          .transition(row.id, "failed", { errorReason: ReasonCode.serviceUnavailable, errorMessage: String((error as Error).message).slice(0, 500) })
+          .catch(() => undefined);
+        throw error;
+      }
+      if (!signed) return this.answerExisting((await deps.repo.findById(row.id))!, payment, deadlineMs);
+      return await this.broadcastAndConfirm(signed, deadlineMs);
+    } finally {
+      signerLease.release();
+    }
+  }
+
+  private async broadcastAndConfirm(row: SettlementRow, deadlineMs: number): Promise<SettleOutcome> {
+    const { deps } = this;
+    const client = deps.chains.get(row.chainId)!.publicClient;
+    const broadcast = await broadcastRawTransaction(client, row.rawTx as Hex);
+    if (broadcast.kind === "unknown") {
+      deps.log.warn({ settlementId: row.id, txHash: row.txHash, error: broadcast.message }, "broadcast outcome unknown; the watcher will rebroadcast");
+      await deps.repo.markPendingAnswered(row.id);
+      return pending(row);
+    }
+    if (broadcast.kind === "rejected") {
+      if (!broadcast.nonceConsumed) await releaseNonce(deps.db, { chainId: row.chainId, signer: row.signer!, txNonce: row.txNonce! });
+      await deps.repo.transition(row.id, "failed", { errorReason: ReasonCode.unexpectedSettleError, errorMessage: broadcast.message.slice(0, 500) });
+      deps.log.error({ settlementId: row.id, signer: row.signer, error: broadcast.message }, "node refused the settlement transaction");
+      if (broadcast.signerUnfunded) throw new DependencyUnavailableError("rpc", `signer ${row.signer} cannot pay for gas on chain ${row.chainId}`);
+      return failed(ReasonCode.unexpectedSettleError, "the node refused the settlement transaction");
+    }
+    const submitted = (await deps.repo.markBroadcast(row.id)) ?? row;
+    return this.awaitOutcome(submitted, deadlineMs, true);
+  }
+
+  /** Waits (bounded) for the chain's verdict on a broadcast row and answers it. */
+  private async awaitOutcome(row: SettlementRow, deadlineMs: number, mayClaimSuccess: boolean): Promise<SettleOutcome> {
+    const client = this.deps.chains.get(row.chainId)!.publicClient;
+    const verdict = await chainVerdict(client, row, Math.max(0, deadlineMs - this.deps.clock.nowMs()));
+    if (verdict.kind === "unknown") {
+      await this.deps.repo.markPendingAnswered(row.id);
+      return pending(row);
+    }
+    const finalRow = await this.finalize(row, verdict);
+    return this.answerFinal(finalRow, mayClaimSuccess);
+  }
+
+  /** Writes the chain's verdict; if another worker wrote first, its row is the truth. */
+  async finalize(row: SettlementRow, verdict: Exclude<ChainVerdict, { kind: "unknown" }>): Promise<SettlementRow> {
+    const written =
+      verdict.kind === "paid"
+        ? await this.deps.repo.transition(row.id, "confirmed", {
+            settledTxHash: verdict.txHash,
+            blockNumber: Number(verdict.blockNumber),
+            gasUsed: Number(verdict.gasUsed),
+            leaseUntil: null,
+          })
+        : await this.deps.repo.transition(row.id, "failed", { errorReason: verdict.reason, errorMessage: verdict.message, leaseUntil: null });
+    if (written) this.deps.log.info({ settlementId: row.id, status: written.status, txHash: written.settledTxHash ?? written.txHash }, "settlement final");
+    return written ?? (await this.deps.repo.findById(row.id))!;
+  }
+
+  private async answerFinal(row: SettlementRow, mayClaimSuccess: boolean): Promise<SettleOutcome> {
+    if (row.status === "confirmed" && mayClaimSuccess && (await this.deps.repo.takeSuccessAnswer(row.id))) return succeeded(row);
+    return outcomeOfFinalRow(row);
+  }
+
+  /**
+   * Another request holds (or held) this authorization. The identical payment after a
+   * settlement_pending answer reconciles with the broadcast transaction (the v2 SDK retries once
+   * and expects its real outcome); anything else is a duplicate and never sends a transaction.
+   */
+  private async answerExisting(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number): Promise<SettleOutcome> {
+    if (row.authorizationDigest !== payment.digest) return duplicate(row);
+    if (isFinal(row.status)) return this.answerFinal(row, row.pendingAnswered);
+    if (row.pendingAnswered && row.txHash) {
+      if (row.status === "signed") await broadcastRawTransaction(this.deps.chains.get(row.chainId)!.publicClient, row.rawTx as Hex);
+      return this.awaitOutcome(row, deadlineMs, true);
+    }
+    const waitUntilMs = Math.min(deadlineMs, this.deps.clock.nowMs() + this.deps.limits.duplicateWaitMs);
+    const settled = await this.waitForRow(row.id, (r) => isFinal(r.status) || r.pendingAnswered, waitUntilMs);
+    const latest = settled ?? row;
+    return latest.status === "failed" ? outcomeOfFinalRow(latest) : duplicate(latest);
+  }
+
+  private async waitForRow(id: string, done: (row: SettlementRow) => boolean, untilMs: number): Promise<SettlementRow | undefined> {
+    let latest: SettlementRow | undefined;
+    while (this.deps.clock.nowMs() < untilMs) {
+      latest = await this.deps.repo.findById(id);
+      if (!latest || done(latest)) return latest;
+      await sleep(Math.min(duplicatePollIntervalMs, Math.max(1, untilMs - this.deps.clock.nowMs())));
+    }
+    return latest;
+  }
+}
+
+function keyOf(payment: ResolvedPayment) {
+  return {
+    chainId: payment.network.chainId,
+    asset: payment.asset.address,
+    payer: payment.request.authorization.from,
+    nonce: payment.request.authorization.nonce,
+  };
+}
+
+function isReclaimable(row: SettlementRow): boolean {
+  return row.status === "failed" && row.broadcastAt === null;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

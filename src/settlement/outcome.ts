@@ -1,0 +1,38 @@
+import { ReasonCode } from "../protocol/reason-codes.js";
+import type { SettlementRow } from "../store/schema.js";
+
+/** What a /settle call decided, before it is rendered in the caller's version. */
+export interface SettleOutcome {
+  success: boolean;
+  reason?: string;
+  message?: string;
+  /** The tx hash once one exists (ours, or the front-runner's that paid); "" when none. */
+  transaction: string;
+  settlementId?: string;
+}
+
+export const succeeded = (row: SettlementRow): SettleOutcome => ({
+  success: true,
+  transaction: row.settledTxHash ?? row.txHash ?? "",
+  settlementId: row.id,
+});
+
+export const failed = (reason: string, message: string, row?: SettlementRow): SettleOutcome => ({
+  success: false,
+  reason,
+  message,
+  transaction: row?.settledTxHash ?? row?.txHash ?? "",
+  settlementId: row?.id,
+});
+
+export const pending = (row: SettlementRow): SettleOutcome =>
+  failed(ReasonCode.settlementPending, "the transaction is broadcast but not yet confirmed; settle the identical payment again to get its outcome", row);
+
+export const duplicate = (row: SettlementRow): SettleOutcome =>
+  failed(ReasonCode.duplicateSettlement, "this authorization is already settled or being settled by another request", row);
+
+/** The outcome a finished row stands for, for a caller that may not claim its success. */
+export function outcomeOfFinalRow(row: SettlementRow): SettleOutcome {
+  if (row.status === "confirmed") return duplicate(row);
+  return failed(row.errorReason ?? ReasonCode.unexpectedSettleError, row.errorMessage ?? "settlement failed", row);
+}

@@ -1,0 +1,40 @@
+import { parseEventLogs, type Address, type Hex, type Log, type TransactionReceipt } from "viem";
+import { eip3009Abi } from "../exact-evm/abi.js";
+
+export interface ExpectedTransfer {
+  token: Address;
+  from: Address;
+  to: Address;
+  valueAtomic: bigint;
+}
+
+/**
+ * A receipt proves payment only if the token logged Transfer(from → to, value). `status: success`
+ * alone is not proof: some EIP-3009 tokens return quietly on a used nonce and move nothing.
+ */
+export function receiptPaysExpected(receipt: Pick<TransactionReceipt, "status" | "logs">, expected: ExpectedTransfer): boolean {
+  if (receipt.status !== "success") return false;
+  const transfers = parseEventLogs({ abi: eip3009Abi, eventName: "Transfer", logs: receipt.logs as Log[], strict: true });
+  return transfers.some(
+    (log) =>
+      log.address.toLowerCase() === expected.token.toLowerCase() &&
+      log.args.from.toLowerCase() === expected.from.toLowerCase() &&
+      log.args.to.toLowerCase() === expected.to.toLowerCase() &&
+      log.args.value === expected.valueAtomic,
+  );
+}
+
+/** The transactions that logged AuthorizationUsed(from, nonce) on the token, newest first. */
+export function authorizationUsedTxHashes(logs: ReadonlyArray<Log>, token: Address, from: Address, nonce: Hex): Hex[] {
+  const used = parseEventLogs({ abi: eip3009Abi, eventName: "AuthorizationUsed", logs: logs as Log[], strict: true });
+  return used
+    .filter(
+      (log) =>
+        log.address.toLowerCase() === token.toLowerCase() &&
+        log.args.authorizer.toLowerCase() === from.toLowerCase() &&
+        log.args.nonce.toLowerCase() === nonce.toLowerCase(),
+    )
+    .map((log) => log.transactionHash)
+    .filter((hash): hash is Hex => hash !== null)
+    .reverse();
+}

@@ -1,0 +1,111 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  numeric,
+  pgEnum,
+  pgTable,
+  primaryKey,
+  smallint,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+
+/**
+ * claimed ──► signed ──► submitted ──► confirmed
+ *    └──────────┴────────────┴───────► failed
+ * Transitions are enforced in settlement/transitions.ts; a confirmed row never changes.
+ */
+export const settlementStatus = pgEnum("settlement_status", ["claimed", "signed", "submitted", "confirmed", "failed"]);
+export type SettlementStatus = (typeof settlementStatus.enumValues)[number];
+
+export const settlements = pgTable(
+  "settlements",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    // The payment's identity: one authorization, whatever the signature bytes look like.
+    chainId: integer("chain_id").notNull(),
+    asset: text("asset").notNull(), // lowercase 0x address
+    payer: text("payer").notNull(), // lowercase 0x address
+    nonce: text("nonce").notNull(), // lowercase 0x bytes32
+    payTo: text("pay_to").notNull(),
+    valueAtomic: numeric("value_atomic", { precision: 78, scale: 0 }).notNull(),
+    validAfterSeconds: numeric("valid_after_seconds", { precision: 78, scale: 0 }).notNull(),
+    validBeforeSeconds: numeric("valid_before_seconds", { precision: 78, scale: 0 }).notNull(),
+    /** EIP-712 digest of the authorization: "the identical payment" when a retry comes. */
+    authorizationDigest: text("authorization_digest").notNull(),
+    signature: text("signature").notNull(),
+    x402Version: smallint("x402_version").notNull(),
+    /** The network name as the caller wrote it, to render answers in its version. */
+    network: text("network").notNull(),
+    status: settlementStatus("status").notNull(),
+    errorReason: text("error_reason"),
+    errorMessage: text("error_message"),
+    // Set together, before broadcast: enough to rebroadcast after a crash.
+    txHash: text("tx_hash"),
+    rawTx: text("raw_tx"),
+    signer: text("signer"),
+    txNonce: bigint("tx_nonce", { mode: "number" }),
+    gasLimit: bigint("gas_limit", { mode: "number" }),
+    broadcastAt: timestamp("broadcast_at", { withTimezone: true }),
+    /** The transaction that paid (ours, or a front-runner's); set on confirmed. */
+    settledTxHash: text("settled_tx_hash"),
+    blockNumber: bigint("block_number", { mode: "number" }),
+    gasUsed: bigint("gas_used", { mode: "number" }),
+    /** An answer of settlement_pending went out: the identical retry may reconcile. */
+    pendingAnswered: boolean("pending_answered").notNull().default(false),
+    /** success:true went out once; every later answer for this payment is duplicate_settlement. */
+    successAnswered: boolean("success_answered").notNull().default(false),
+    /** A worker (request or watcher) owns the row until then; others leave it alone. */
+    leaseUntil: timestamp("lease_until", { withTimezone: true }),
+    attempt: integer("attempt").notNull().default(1),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [
+    uniqueIndex("settlements_authorization_key").on(table.chainId, table.asset, table.payer, table.nonce),
+    index("settlements_unfinished").on(table.status, table.updatedAt).where(sql`status in ('claimed', 'signed', 'submitted')`),
+    index("settlements_created_at").on(table.createdAt),
+    uniqueIndex("settlements_tx_hash").on(table.txHash).where(sql`tx_hash is not null`),
+  ],
+);
+
+export type SettlementRow = typeof settlements.$inferSelect;
+
+/** Stripe-style idempotency: one key, one request body, one recorded answer. */
+export const idempotencyKeys = pgTable("idempotency_keys", {
+  key: text("key").primaryKey(),
+  requestHash: text("request_hash").notNull(),
+  settlementId: uuid("settlement_id"),
+  response: jsonb("response"),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** Next transaction nonce per signer and chain; the row lock serialises allocation across instances. */
+export const signerNonces = pgTable(
+  "signer_nonces",
+  {
+    chainId: integer("chain_id").notNull(),
+    address: text("address").notNull(),
+    nextNonce: bigint("next_nonce", { mode: "number" }).notNull(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [primaryKey({ columns: [table.chainId, table.address] })],
+);
+
+/** Nonces handed back after a definite pre-broadcast rejection: reused first, so no gap stays open. */
+export const releasedNonces = pgTable(
+  "released_nonces",
+  {
+    chainId: integer("chain_id").notNull(),
+    address: text("address").notNull(),
+    nonce: bigint("nonce", { mode: "number" }).notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [primaryKey({ columns: [table.chainId, table.address, table.nonce] })],
+);

@@ -1,0 +1,160 @@
+import { and, eq, inArray, sql } from "drizzle-orm";
+import type { Hex } from "viem";
+import { allowedPredecessors } from "../settlement/transitions.js";
+import type { Database } from "./db.js";
+import { settlements, type SettlementRow, type SettlementStatus } from "./schema.js";
+
+export interface AuthorizationKey {
+  chainId: number;
+  asset: string;
+  payer: string;
+  nonce: string;
+}
+
+export interface NewSettlement extends AuthorizationKey {
+  payTo: string;
+  valueAtomic: bigint;
+  validAfterSeconds: bigint;
+  validBeforeSeconds: bigint;
+  authorizationDigest: Hex;
+  signature: Hex;
+  x402Version: number;
+  network: string;
+  leaseMs: number;
+}
+
+/** Lowercase everything that is part of the unique key, so "0xAbC" and "0xabc" are one payment. */
+export function normalizeKey(key: AuthorizationKey): AuthorizationKey {
+  return { chainId: key.chainId, asset: key.asset.toLowerCase(), payer: key.payer.toLowerCase(), nonce: key.nonce.toLowerCase() };
+}
+
+function keyWhere(key: AuthorizationKey) {
+  const k = normalizeKey(key);
+  return and(eq(settlements.chainId, k.chainId), eq(settlements.asset, k.asset), eq(settlements.payer, k.payer), eq(settlements.nonce, k.nonce));
+}
+
+/** A row that failed before anything reached the chain leaves the authorization unused: it may be claimed again. */
+const reclaimable = sql`${settlements.status} = 'failed' and ${settlements.broadcastAt} is null`;
+
+export class SettlementsRepository {
+  constructor(private readonly db: Database) {}
+
+  async findByKey(key: AuthorizationKey): Promise<SettlementRow | undefined> {
+    const [row] = await this.db.select().from(settlements).where(keyWhere(key)).limit(1);
+    return row;
+  }
+
+  async findById(id: string): Promise<SettlementRow | undefined> {
+    const [row] = await this.db.select().from(settlements).where(eq(settlements.id, id)).limit(1);
+    return row;
+  }
+
+  /** True when a live claim (or a broadcast) holds this authorization. */
+  async isClaimed(key: AuthorizationKey): Promise<boolean> {
+    const [row] = await this.db
+      .select({ id: settlements.id })
+      .from(settlements)
+      .where(and(keyWhere(key), sql`not (${reclaimable})`))
+      .limit(1);
+    return row !== undefined;
+  }
+
+  /**
+   * The one atomic step that decides who settles: INSERT … ON CONFLICT. Exactly one caller gets a
+   * row back — the inserter, or the re-claimer of a row that failed before broadcast.
+   */
+  async claim(input: NewSettlement): Promise<SettlementRow | undefined> {
+    const key = normalizeKey(input);
+    const leaseUntil = sql`now() + make_interval(secs => ${input.leaseMs / 1000})`;
+    const fresh = {
+      ...key,
+      payTo: input.payTo.toLowerCase(),
+      valueAtomic: input.valueAtomic.toString(),
+      validAfterSeconds: input.validAfterSeconds.toString(),
+      validBeforeSeconds: input.validBeforeSeconds.toString(),
+      authorizationDigest: input.authorizationDigest,
+      signature: input.signature,
+      x402Version: input.x402Version,
+      network: input.network,
+      status: "claimed" as const,
+    };
+    const [row] = await this.db
+      .insert(settlements)
+      .values({ ...fresh, leaseUntil })
+      .onConflictDoUpdate({
+        target: [settlements.chainId, settlements.asset, settlements.payer, settlements.nonce],
+        set: {
+          ...fresh,
+          leaseUntil,
+          errorReason: null,
+          errorMessage: null,
+          txHash: null,
+          rawTx: null,
+          signer: null,
+          txNonce: null,
+          gasLimit: null,
+          pendingAnswered: false,
+          successAnswered: false,
+          attempt: sql`${settlements.attempt} + 1`,
+          updatedAt: sql`now()`,
+        },
+        setWhere: reclaimable,
+      })
+      .returning();
+    return row;
+  }
+
+  /**
+   * Moves a row to `to` only from an allowed predecessor; returns the updated row, or undefined
+   * when another worker moved it first (the caller then re-reads and follows that outcome).
+   */
+  async transition(id: string, to: SettlementStatus, fields: Partial<typeof settlements.$inferInsert> = {}): Promise<SettlementRow | undefined> {
+    const [row] = await this.db
+      .update(settlements)
+      .set({ ...fields, status: to, updatedAt: sql`now()` })
+      .where(and(eq(settlements.id, id), inArray(settlements.status, [...allowedPredecessors[to]])))
+      .returning();
+    return row;
+  }
+
+  async markBroadcast(id: string): Promise<SettlementRow | undefined> {
+    return this.transition(id, "submitted", { broadcastAt: sql`coalesce(${settlements.broadcastAt}, now())` as unknown as Date });
+  }
+
+  /** Records that settlement_pending went out, and hands the row to the watcher. */
+  async markPendingAnswered(id: string): Promise<void> {
+    await this.db.update(settlements).set({ pendingAnswered: true, leaseUntil: sql`now()` }).where(eq(settlements.id, id));
+  }
+
+  /** One payment, one success: exactly one caller may answer success:true for a confirmed row. */
+  async takeSuccessAnswer(id: string): Promise<boolean> {
+    const rows = await this.db
+      .update(settlements)
+      .set({ successAnswered: true })
+      .where(and(eq(settlements.id, id), eq(settlements.status, "confirmed"), eq(settlements.successAnswered, false)))
+      .returning({ id: settlements.id });
+    return rows.length === 1;
+  }
+
+  /** Leases up to `limit` unfinished rows whose lease expired, for the watcher; SKIP LOCKED keeps instances apart. */
+  async leaseUnfinished(limit: number, leaseMs: number, olderThanMs: number): Promise<SettlementRow[]> {
+    const result = await this.db.execute<{ id: string }>(sql`
+      update settlements set lease_until = now() + make_interval(secs => ${leaseMs / 1000})
+      where id in (
+        select id from settlements
+        where status in ('claimed', 'signed', 'submitted')
+          and (lease_until is null or lease_until < now())
+          and updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
+        order by updated_at
+        limit ${limit}
+        for update skip locked)
+      returning id`);
+    const ids = result.rows.map((row) => row.id);
+    if (ids.length === 0) return [];
+    return this.db.select().from(settlements).where(inArray(settlements.id, ids));
+  }
+
+  async releaseLease(id: string): Promise<void> {
+    await this.db.update(settlements).set({ leaseUntil: null }).where(eq(settlements.id, id));
+  }
+}

@@ -1,0 +1,91 @@
+import { and, asc, eq, gte, inArray, lt, sql } from "drizzle-orm";
+import type { Hex } from "viem";
+import { allowedPredecessors } from "../settlement/transitions.js";
+import type { Database } from "./db.js";
+import { releasedNonces, settlements, signerNonces, type SettlementRow } from "./schema.js";
+
+export interface SignedTransaction {
+  rawTx: Hex;
+  txHash: Hex;
+}
+
+export interface AllocateInput {
+  chainId: number;
+  signer: string;
+  /** The node's pending nonce, read just before: the floor, in case the key was used elsewhere. */
+  chainPendingNonce: number;
+  settlementId: string;
+  gasLimit: bigint;
+  /** Signs the transaction at the allocated nonce; runs while the signer's row is locked. */
+  sign: (txNonce: number) => Promise<SignedTransaction>;
+}
+
+/**
+ * Takes a tx nonce for a signer, signs, and persists the signed transaction on the settlement row,
+ * all in one Postgres transaction under the signer's row lock. Instances sharing the database
+ * therefore never hand out one nonce twice, and a crash leaves either nothing or a row holding
+ * the raw transaction (which the watcher can rebroadcast) — never a nonce in use without a record.
+ * A nonce released after a definite rejection is reused first, so no gap stays open.
+ */
+export async function allocateNonceAndPersistSigned(db: Database, input: AllocateInput): Promise<SettlementRow | undefined> {
+  const signer = input.signer.toLowerCase();
+  return db.transaction(async (tx) => {
+    await tx.insert(signerNonces).values({ chainId: input.chainId, address: signer, nextNonce: input.chainPendingNonce }).onConflictDoNothing();
+    const [counter] = await tx
+      .select()
+      .from(signerNonces)
+      .where(and(eq(signerNonces.chainId, input.chainId), eq(signerNonces.address, signer)))
+      .for("update");
+    if (!counter) throw new Error(`signer_nonces row for ${signer} vanished under lock`);
+    const signerWhere = and(eq(releasedNonces.chainId, input.chainId), eq(releasedNonces.address, signer));
+    // Released nonces below the chain's pending nonce were filled by someone else: drop them.
+    await tx.delete(releasedNonces).where(and(signerWhere, lt(releasedNonces.nonce, input.chainPendingNonce)));
+    const [hole] = await tx
+      .select()
+      .from(releasedNonces)
+      .where(and(signerWhere, gte(releasedNonces.nonce, input.chainPendingNonce), lt(releasedNonces.nonce, counter.nextNonce)))
+      .orderBy(asc(releasedNonces.nonce))
+      .limit(1);
+    const txNonce = hole ? hole.nonce : Math.max(counter.nextNonce, input.chainPendingNonce);
+    if (hole) {
+      await tx.delete(releasedNonces).where(and(signerWhere, eq(releasedNonces.nonce, hole.nonce)));
+    } else {
+      await tx.update(signerNonces).set({ nextNonce: txNonce + 1, updatedAt: sql`now()` }).where(and(eq(signerNonces.chainId, input.chainId), eq(signerNonces.address, signer)));
+    }
+    const signed = await input.sign(txNonce);
+    const [row] = await tx
+      .update(settlements)
+      .set({
+        status: "signed",
+        txHash: signed.txHash,
+        rawTx: signed.rawTx,
+        signer,
+        txNonce,
+        gasLimit: Number(input.gasLimit),
+        updatedAt: sql`now()`,
+      })
+      .where(and(eq(settlements.id, input.settlementId), inArray(settlements.status, [...allowedPredecessors.signed])))
+      .returning();
+    if (!row) tx.rollback(); // the claim was taken away (should not happen while we hold the lease): give the nonce back
+    return row;
+  });
+}
+
+/**
+ * Hands a nonce back after the node definitely refused the transaction (nothing is in its pool).
+ * The last nonce handed out is simply un-taken; an earlier one is kept for reuse, so the next
+ * settlement fills the hole instead of queuing behind it forever.
+ */
+export async function releaseNonce(db: Database, input: { chainId: number; signer: string; txNonce: number }): Promise<void> {
+  const signer = input.signer.toLowerCase();
+  await db.transaction(async (tx) => {
+    const where = and(eq(signerNonces.chainId, input.chainId), eq(signerNonces.address, signer));
+    const [counter] = await tx.select().from(signerNonces).where(where).for("update");
+    if (!counter) return;
+    if (counter.nextNonce === input.txNonce + 1) {
+      await tx.update(signerNonces).set({ nextNonce: input.txNonce, updatedAt: sql`now()` }).where(where);
+    } else {
+      await tx.insert(releasedNonces).values({ chainId: input.chainId, address: signer, nonce: input.txNonce }).onConflictDoNothing();
+    }
+  });
+}
