@@ -1,0 +1,61 @@
+import { createPublicClient, createTestClient, http, type Address, type Hex, type PublicClient, type TestClient } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { anvilDevPrivateKeys, startAnvil, type AnvilInstance, type StartAnvilOptions } from "../../src/sandbox/anvil.js";
+import { installMulticall3, installTestUsdc, mintTestUsdc } from "../../src/sandbox/deploy.js";
+
+/** The real Base Sepolia USDC address: the test token lives there so SDK defaults line up. */
+export const baseSepoliaUsdc: Address = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+
+export const keys = {
+  facilitator: anvilDevPrivateKeys[0]!,
+  payer: anvilDevPrivateKeys[1]!,
+  payTo: anvilDevPrivateKeys[2]!,
+  stranger: anvilDevPrivateKeys[3]!,
+  facilitator2: anvilDevPrivateKeys[4]!,
+  facilitator3: anvilDevPrivateKeys[5]!,
+  minter: anvilDevPrivateKeys[9]!,
+} as const;
+
+export const addressOf = (key: Hex): Address => privateKeyToAccount(key).address;
+
+export interface TestChain {
+  anvil: AnvilInstance;
+  rpcUrl: string;
+  chainId: number;
+  token: Address;
+  publicClient: PublicClient;
+  testClient: TestClient;
+  mint(to: Address, amountAtomic: bigint): Promise<void>;
+  balanceOf(account: Address): Promise<bigint>;
+  stop(): Promise<void>;
+}
+
+/** Anvil with TestUSDC ("USDC", version "2", 6 decimals) at the Base Sepolia USDC address. */
+export async function startTestChain(options: Partial<StartAnvilOptions> = {}): Promise<TestChain> {
+  const chainId = options.chainId ?? 84532;
+  const anvil = await startAnvil({ ...options, chainId });
+  const token = baseSepoliaUsdc;
+  await installTestUsdc(anvil.rpcUrl, { address: token, name: "USDC", version: "2", minter: addressOf(keys.minter) });
+  await installMulticall3(anvil.rpcUrl);
+  const publicClient = createPublicClient({ transport: http(anvil.rpcUrl, { timeout: 10_000 }) }) as PublicClient;
+  const testClient = createTestClient({ mode: "anvil", transport: http(anvil.rpcUrl, { timeout: 10_000 }) }) as unknown as TestClient;
+  return {
+    anvil,
+    rpcUrl: anvil.rpcUrl,
+    chainId,
+    token,
+    publicClient,
+    testClient,
+    mint: async (to, amountAtomic) => {
+      await mintTestUsdc(anvil.rpcUrl, { token, minterPrivateKey: keys.minter, to, amountAtomic });
+    },
+    balanceOf: (account) =>
+      publicClient.readContract({
+        address: token,
+        abi: [{ type: "function", name: "balanceOf", stateMutability: "view", inputs: [{ type: "address" }], outputs: [{ type: "uint256" }] }],
+        functionName: "balanceOf",
+        args: [account],
+      }) as Promise<bigint>,
+    stop: () => anvil.stop(),
+  };
+}
