@@ -1,0 +1,64 @@
+import path from "node:path";
+import { isSandboxEnv, loadConfig } from "./config.js";
+import { ConfigError } from "./errors.js";
+import { createLogger } from "./logger.js";
+import { closeOnSignals, startServer } from "./main.js";
+import { runMigrations } from "./store/migrate.js";
+
+const usage = `x402-facilitator <command>
+
+  serve     run the facilitator (default). With no DATABASE_URL, NETWORKS, FACILITATOR_CONFIG
+            or SIGNER_PRIVATE_KEYS set, runs the local sandbox instead.
+  sandbox   run the local sandbox: embedded Postgres, Anvil, test USDC, a funded demo payer
+  migrate   apply database migrations to DATABASE_URL and exit
+  help      show this text
+
+Configuration is by environment variable; see README.md.`;
+
+async function main(argv: string[]): Promise<void> {
+  const command = argv[0] ?? "serve";
+  const log = createLogger(process.env.LOG_LEVEL ?? "info");
+  switch (command) {
+    case "serve":
+      if (isSandboxEnv()) return runSandbox(log);
+      {
+        const config = loadConfig();
+        const server = await startServer(config, log);
+        closeOnSignals(log, server.close);
+      }
+      return;
+    case "sandbox":
+      return runSandbox(log);
+    case "migrate": {
+      const url = process.env.DATABASE_URL;
+      if (!url) throw new ConfigError("DATABASE_URL is required");
+      await runMigrations(url);
+      log.info("migrations applied");
+      return;
+    }
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(`${usage}\n`);
+      return;
+    default:
+      throw new ConfigError(`unknown command "${command}"\n\n${usage}`);
+  }
+}
+
+async function runSandbox(log: ReturnType<typeof createLogger>): Promise<void> {
+  // Imported lazily: production `serve` never loads the sandbox (embedded Postgres, Anvil).
+  const { sandboxBanner, startSandbox } = await import("./sandbox/sandbox.js");
+  const sandbox = await startSandbox(process.env, log);
+  closeOnSignals(log, sandbox.close);
+  process.stdout.write(`${sandboxBanner(sandbox.info, path.resolve(process.env.DATA_DIR ?? ".data"))}\n`);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`x402-facilitator: configuration error: ${error.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`x402-facilitator: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

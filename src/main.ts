@@ -1,0 +1,80 @@
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { buildApp } from "./app.js";
+import { createChainRegistry } from "./chain/registry.js";
+import { createSignerPool } from "./chain/signers.js";
+import { systemClock } from "./clock.js";
+import type { Config } from "./config.js";
+import { createServices, type Services } from "./services.js";
+import { openDatabase } from "./store/db.js";
+import { runMigrations } from "./store/migrate.js";
+
+/** In-flight requests get this long to finish on shutdown before the process stops anyway. */
+export const shutdownGraceMs = 25_000;
+
+export interface RunningServer {
+  url: string;
+  app: FastifyInstance;
+  services: Services;
+  close(): Promise<void>;
+}
+
+/** Migrates, builds the app and its services from config, starts the watcher and listens. */
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  await runMigrations(config.databaseUrl);
+  const database = openDatabase(config.databaseUrl, config.limits, (error) => log.warn({ err: error }, "idle Postgres connection lost"));
+  const signers = createSignerPool(config.signerPrivateKeys);
+  const services = createServices({
+    database,
+    chains: createChainRegistry(config.networks, config.limits),
+    signers,
+    clock: systemClock,
+    limits: config.limits,
+    log,
+  });
+  const app = await buildApp({ services, logger: log });
+  services.watcher.start();
+  const address = await app.listen({ host: config.host, port: config.port });
+  log.info(
+    { url: address, networks: config.networks.map((n) => n.network), signers: signers.addresses() },
+    "x402 facilitator listening",
+  );
+  let closing: Promise<void> | undefined;
+  return {
+    url: address,
+    app,
+    services,
+    close: () =>
+      (closing ??= (async () => {
+        // Stop taking requests and let in-flight ones finish (each is bounded by settleBudgetMs),
+        // then stop the watcher; unfinished rows stay in Postgres for the next start to finish.
+        await app.close();
+        await services.watcher.stop();
+        await database.close();
+      })()),
+  };
+}
+
+/** SIGINT/SIGTERM → graceful close within shutdownGraceMs, then exit. */
+export function closeOnSignals(log: Logger, close: () => Promise<void>): void {
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) return;
+    signalled = true;
+    log.info({ signal }, "shutting down");
+    const force = setTimeout(() => {
+      log.error({ graceMs: shutdownGraceMs }, "shutdown took too long; exiting");
+      process.exit(1);
+    }, shutdownGraceMs);
+    force.unref();
+    close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+}
