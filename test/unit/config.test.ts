@@ -1,0 +1,74 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { isSandboxEnv, loadConfig } from "../../src/config.js";
+import { ConfigError } from "../../src/errors.js";
+
+const signer = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+const base = { DATABASE_URL: "postgres://x@127.0.0.1/db", SIGNER_PRIVATE_KEYS: signer };
+
+function writeConfig(content: unknown): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "x402-config-"));
+  const file = path.join(dir, "facilitator.json");
+  writeFileSync(file, typeof content === "string" ? content : JSON.stringify(content));
+  return file;
+}
+
+describe("loadConfig", () => {
+  it("serves Base with its USDC by v1 name, with defaults for host, port and limits", () => {
+    const config = loadConfig({ ...base, NETWORKS: "base" });
+    expect(config.host).toBe("127.0.0.1");
+    expect(config.port).toBe(4020);
+    expect(config.networks).toEqual([
+      expect.objectContaining({
+        network: "eip155:8453",
+        v1Name: "base",
+        assets: [{ address: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", name: "USD Coin", version: "2", decimals: 6 }],
+      }),
+    ]);
+    expect(config.limits.settleBudgetMs).toBe(20_000);
+  });
+
+  it("accepts CAIP-2 names and RPC_URLS_<chainId> for failover", () => {
+    const config = loadConfig({ ...base, NETWORKS: "eip155:84532", RPC_URLS_84532: "http://a:1, http://b:2" });
+    expect(config.networks[0]).toMatchObject({ chainId: 84532, v1Name: "base-sepolia", rpcUrls: ["http://a:1", "http://b:2"] });
+  });
+
+  it("adds networks from FACILITATOR_CONFIG in the documented shape", () => {
+    const file = writeConfig({
+      networks: [{ network: "eip155:31337", v1Name: null, rpcUrls: ["http://127.0.0.1:8545"], assets: [{ address: "0x5fbdb2315678afecb367f032d93f642f64180aa3", name: "USD Coin", version: "2", decimals: 6 }] }],
+    });
+    const config = loadConfig({ ...base, FACILITATOR_CONFIG: file });
+    expect(config.networks).toEqual([
+      { network: "eip155:31337", chainId: 31337, v1Name: null, rpcUrls: ["http://127.0.0.1:8545"], assets: [{ address: "0x5FbDB2315678afecb367f032d93F642f64180aa3", name: "USD Coin", version: "2", decimals: 6 }] },
+    ]);
+  });
+
+  it.each([
+    [{ SIGNER_PRIVATE_KEYS: signer, NETWORKS: "base" }, /DATABASE_URL is required/],
+    [{ DATABASE_URL: base.DATABASE_URL, NETWORKS: "base" }, /SIGNER_PRIVATE_KEYS is required/],
+    [{ ...base, NETWORKS: "base", SIGNER_PRIVATE_KEYS: "0x1234" }, /key #1 is not 32 bytes/],
+    [{ ...base, NETWORKS: "mars" }, /"mars" is neither/],
+    [{ ...base, NETWORKS: "eip155:10" }, /eip155:10 has no configuration/],
+    [{ ...base, NETWORKS: "base", RPC_URLS_8453: "ftp://x" }, /not an http\(s\) URL/],
+    [{ ...base, NETWORKS: "base", PORT: "99999" }, /PORT must be an integer from 0 to 65535/],
+    [{ ...base, NETWORKS: "base", SETTLE_BUDGET_MS: "soon" }, /SETTLE_BUDGET_MS must be an integer/],
+    [{ ...base }, /NETWORKS is empty/],
+  ])("fails fast with a clear message (%#)", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it("rejects a malformed FACILITATOR_CONFIG naming the field", () => {
+    expect(() => loadConfig({ ...base, FACILITATOR_CONFIG: writeConfig({ networks: [{ network: 1 }] }) })).toThrow(/\/networks\/0\/network/);
+    expect(() => loadConfig({ ...base, FACILITATOR_CONFIG: writeConfig("{") })).toThrow(/cannot read/);
+    const wrongV1 = writeConfig({ networks: [{ network: "eip155:8453", v1Name: "base-sepolia" }] });
+    expect(() => loadConfig({ ...base, FACILITATOR_CONFIG: wrongV1 })).toThrow(/not the x402 v1 name/);
+  });
+
+  it("runs the sandbox only when nothing is configured", () => {
+    expect(isSandboxEnv({})).toBe(true);
+    expect(isSandboxEnv({ DATABASE_URL: "postgres://x" })).toBe(false);
+  });
+});
