@@ -20,7 +20,7 @@ let output = "";
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), "x402-sandbox-e2e-"));
   await chmod(dataDir, 0o755);
-  const env = { ...process.env, DATA_DIR: dataDir, PORT: "0", SANDBOX_RPC_PORT: "0", LOG_LEVEL: "warn" };
+  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, PORT: "0", SANDBOX_RPC_PORT: "0", LOG_LEVEL: "warn" };
   for (const name of ["DATABASE_URL", "NETWORKS", "FACILITATOR_CONFIG", "SIGNER_PRIVATE_KEYS"]) delete env[name];
   child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts"], { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
   child.stdout!.on("data", (chunk) => (output += chunk));
