@@ -34,6 +34,8 @@ export interface Limits {
   rpcTimeoutMs: number;
   rpcRetryCount: number;
   gasPerSettlementMax: bigint;
+  /** Cap for a settlement that also deploys the payer's ERC-6492 wallet; 0 refuses such settlements. */
+  gasPerDeployingSettlementMax: bigint;
   dbPoolMax: number;
   dbStatementTimeoutMs: number;
   /** Requests per minute per IP on /verify and /settle. */
@@ -63,6 +65,7 @@ export const defaultLimits: Limits = {
   rpcTimeoutMs: 5_000,
   rpcRetryCount: 1,
   gasPerSettlementMax: 300_000n,
+  gasPerDeployingSettlementMax: 1_000_000n,
   dbPoolMax: 20,
   dbStatementTimeoutMs: 5_000,
   rateLimitPerMinute: 6_000,
@@ -133,6 +136,7 @@ export function loadLimits(env: Env): Limits {
     rpcTimeoutMs: integer(env, "RPC_TIMEOUT_MS", d.rpcTimeoutMs, 100, 60_000),
     rpcRetryCount: integer(env, "RPC_RETRY_COUNT", d.rpcRetryCount, 0, 5),
     gasPerSettlementMax: BigInt(integer(env, "GAS_PER_SETTLEMENT_MAX", Number(d.gasPerSettlementMax), 21_000, 10_000_000)),
+    gasPerDeployingSettlementMax: BigInt(integer(env, "GAS_PER_DEPLOYING_SETTLEMENT_MAX", Number(d.gasPerDeployingSettlementMax), 0, 30_000_000)),
     dbPoolMax: integer(env, "DB_POOL_MAX", d.dbPoolMax, 1, 500),
     dbStatementTimeoutMs: integer(env, "DB_STATEMENT_TIMEOUT_MS", d.dbStatementTimeoutMs, 100, 600_000),
     rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", d.rateLimitPerMinute, 1, 10_000_000),

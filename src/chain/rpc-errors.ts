@@ -50,6 +50,17 @@ export function revertReason(error: unknown): string | undefined {
   return (details ?? error.shortMessage).replace(/^execution reverted:?\s*/i, "");
 }
 
+/** The reason in revert data returned by a call (Error(string), Panic, or the selector of a custom error). */
+export function decodeRevertData(data: Hex): string {
+  if (data === "0x") return "reverted without a reason";
+  try {
+    const decoded = decodeErrorResult({ abi: solidityErrorAbi, data });
+    return decoded.errorName === "Error" ? String(decoded.args[0]) : `${decoded.errorName}(${decoded.args.join(", ")})`;
+  } catch {
+    return `custom error ${data.slice(0, 10)}`;
+  }
+}
+
 const solidityErrorAbi = parseAbi(["error Error(string message)", "error Panic(uint256 code)"]);
 
 /** Rethrows transport failures as a 503-class error; returns other errors for the caller to judge. */

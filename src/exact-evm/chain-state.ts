@@ -1,8 +1,10 @@
 import type { Address, PublicClient } from "viem";
-import { revertReason, rethrowIfUnavailable } from "../chain/rpc-errors.js";
+import { decodeRevertData, revertReason, rethrowIfUnavailable } from "../chain/rpc-errors.js";
 import { eip3009Abi } from "./abi.js";
 import type { ResolvedPayment } from "./resolve.js";
-import { transferWithAuthorizationCall } from "./transfer-call.js";
+import { decodeAggregate3, encodeAggregate3, multicall3Address } from "./multicall3.js";
+import { erc6492Deployment } from "./signature.js";
+import { settlementCall, transferWithAuthorizationCall } from "./transfer-call.js";
 
 export type SimulationResult = { ok: true } | { ok: false; revertText: string };
 
@@ -41,13 +43,38 @@ export async function readChainState(
 }
 
 export async function simulateTransfer(client: PublicClient, payment: ResolvedPayment, account: Address): Promise<SimulationResult> {
-  const call = transferWithAuthorizationCall(payment.asset.address, payment.request.authorization, payment.request.signature);
+  const { authorization, signature } = payment.request;
+  const payerKind = payment.payerKind ?? "eoa";
+  if (payerKind === "counterfactual") return simulateDeployAndTransfer(client, payment, account);
+  const call = settlementCall(payment.asset.address, authorization, signature, payerKind);
   try {
     await client.call({ ...call, account });
     return { ok: true };
   } catch (error) {
     rethrowIfUnavailable(error, "simulating transferWithAuthorization");
     return { ok: false, revertText: revertReason(error) ?? "reverted" };
+  }
+}
+
+/**
+ * A counterfactual wallet: deploy and transfer in one eth_call through Multicall3, with the
+ * transfer allowed to fail so its own revert reason comes back for the diagnosis.
+ */
+async function simulateDeployAndTransfer(client: PublicClient, payment: ResolvedPayment, account: Address): Promise<SimulationResult> {
+  const deployment = erc6492Deployment(payment.request.signature)!;
+  const transfer = transferWithAuthorizationCall(payment.asset.address, payment.request.authorization, payment.request.signature, "counterfactual");
+  const data = encodeAggregate3([
+    { target: deployment.factory, allowFailure: true, callData: deployment.factoryData },
+    { target: transfer.to, allowFailure: true, callData: transfer.data },
+  ]);
+  try {
+    const result = await client.call({ account, to: multicall3Address, data });
+    const [, transferResult] = decodeAggregate3(result.data ?? "0x");
+    if (transferResult?.success) return { ok: true };
+    return { ok: false, revertText: transferResult ? decodeRevertData(transferResult.returnData) : "no result from Multicall3" };
+  } catch (error) {
+    rethrowIfUnavailable(error, "simulating a smart-wallet deployment and transfer");
+    return { ok: false, revertText: revertReason(error) ?? "Multicall3 reverted (is it deployed on this chain?)" };
   }
 }
 

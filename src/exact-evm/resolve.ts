@@ -3,6 +3,7 @@ import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest, Rejection } from "../protocol/types.js";
 import { authorizationDigest, type Eip712TokenDomain } from "./typed-data.js";
 import type { Hex } from "viem";
+import type { PayerKind } from "./payer-signature.js";
 
 /** The configuration a payment runs against, and the EIP-712 identity of what the payer signed. */
 export interface ResolvedPayment {
@@ -11,6 +12,8 @@ export interface ResolvedPayment {
   asset: AssetConfig;
   domain: Eip712TokenDomain;
   digest: Hex;
+  /** Known once the signature is checked; decides the settlement call (see transfer-call.ts). */
+  payerKind?: PayerKind;
 }
 
 export type NetworkLookup = (chainId: number) => NetworkConfig | undefined;

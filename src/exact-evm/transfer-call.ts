@@ -1,7 +1,9 @@
 import { encodeFunctionData, parseSignature, type Address, type Hex } from "viem";
 import type { Authorization } from "../protocol/types.js";
 import { eip3009Abi } from "./abi.js";
-import { signatureKind, tokenSignature } from "./signature.js";
+import { encodeAggregate3, multicall3Address } from "./multicall3.js";
+import type { PayerKind } from "./payer-signature.js";
+import { erc6492Deployment, tokenSignature } from "./signature.js";
 
 export interface ContractCall {
   to: Address;
@@ -9,12 +11,28 @@ export interface ContractCall {
 }
 
 /**
- * Calldata of `transferWithAuthorization` for a payment: the (v, r, s) overload for a 65-byte ECDSA
- * signature (what every USDC deployment has), the `bytes` overload for ERC-1271 smart wallets
- * (ERC-6492 wrapping removed: the token only knows ERC-1271). The same bytes are simulated,
- * estimated and signed, so what we checked is what we send.
+ * The transaction that settles a payment; the same bytes are simulated, estimated and signed, so
+ * what was checked is what is sent.
+ * - eoa: `transferWithAuthorization(…, v, r, s)`, what every USDC deployment has;
+ * - contract: the `bytes` overload (ERC-1271), ERC-6492 wrapping removed;
+ * - counterfactual: Multicall3 `aggregate3([deploy wallet (may fail: already deployed), transfer])`,
+ *   so the wallet is deployed only together with a payment that succeeds in the same transaction.
  */
-export function transferWithAuthorizationCall(token: Address, authorization: Authorization, signature: Hex): ContractCall {
+export function settlementCall(token: Address, authorization: Authorization, signature: Hex, payerKind: PayerKind): ContractCall {
+  const transfer = transferWithAuthorizationCall(token, authorization, signature, payerKind);
+  const deployment = payerKind === "counterfactual" ? erc6492Deployment(signature) : undefined;
+  if (!deployment) return transfer;
+  return {
+    to: multicall3Address,
+    data: encodeAggregate3([
+      { target: deployment.factory, allowFailure: true, callData: deployment.factoryData },
+      { target: transfer.to, allowFailure: false, callData: transfer.data },
+    ]),
+  };
+}
+
+/** The token call alone (no deployment). */
+export function transferWithAuthorizationCall(token: Address, authorization: Authorization, signature: Hex, payerKind: PayerKind = "eoa"): ContractCall {
   const head = [
     authorization.from,
     authorization.to,
@@ -23,7 +41,7 @@ export function transferWithAuthorizationCall(token: Address, authorization: Aut
     authorization.validBeforeSeconds,
     authorization.nonce,
   ] as const;
-  if (signatureKind(signature) === "ecdsa") {
+  if (payerKind === "eoa") {
     const { r, s, yParity } = parseSignature(signature);
     // USDC's ECRecover accepts only v = 27 | 28; a 0/1 v from some wallets is normalised here.
     const data = encodeFunctionData({ abi: eip3009Abi, functionName: "transferWithAuthorization", args: [...head, 27 + yParity, r, s] });

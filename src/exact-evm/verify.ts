@@ -37,16 +37,17 @@ export async function verifyExactEvm(request: PaymentRequest, context: VerifyCon
   if (pure) return { valid: false, rejection: pure, payment: resolved };
 
   const client = context.chains.get(resolved.network.chainId)!.publicClient;
-  const signatureRejection = await checkPayerSignature(client, resolved);
-  if (signatureRejection) return { valid: false, rejection: signatureRejection, payment: resolved };
+  const signature = await checkPayerSignature(client, resolved);
+  if (!signature.ok) return { valid: false, rejection: signature.rejection, payment: resolved };
+  const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
 
   const [chainState, claimed] = await Promise.all([
-    readChainState(client, resolved, { simulate: options.simulate, simulationAccount: context.simulationAccount }),
-    context.isClaimed ? context.isClaimed(resolved) : Promise.resolve(false),
+    readChainState(client, payment, { simulate: options.simulate, simulationAccount: context.simulationAccount }),
+    context.isClaimed ? context.isClaimed(payment) : Promise.resolve(false),
   ]);
-  const rejection = await judgeChainState(resolved, chainState, claimed, client);
-  if (rejection) return { valid: false, rejection, payment: resolved };
-  return { valid: true, payment: resolved, chainState };
+  const rejection = await judgeChainState(payment, chainState, claimed, client);
+  if (rejection) return { valid: false, rejection, payment };
+  return { valid: true, payment, chainState };
 }
 
 async function judgeChainState(

@@ -4,7 +4,7 @@ import type { Limits } from "../config.js";
 import { readChainState } from "../exact-evm/chain-state.js";
 import type { ResolvedPayment } from "../exact-evm/resolve.js";
 import { reasonForRevert } from "../exact-evm/revert-reasons.js";
-import { transferWithAuthorizationCall, type ContractCall } from "../exact-evm/transfer-call.js";
+import { settlementCall, type ContractCall } from "../exact-evm/transfer-call.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Rejection } from "../protocol/types.js";
 
@@ -26,9 +26,9 @@ export async function prepareTransaction(
   client: PublicClient,
   payment: ResolvedPayment,
   signer: LocalAccount,
-  limits: Pick<Limits, "gasPerSettlementMax">,
+  limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax">,
 ): Promise<PreparedTransaction | Rejection> {
-  const call = transferWithAuthorizationCall(payment.asset.address, payment.request.authorization, payment.request.signature);
+  const call = settlementCall(payment.asset.address, payment.request.authorization, payment.request.signature, payment.payerKind ?? "eoa");
   const [state, estimate, fees, chainPendingNonce] = await Promise.all([
     readChainState(client, payment, { simulate: false, simulationAccount: signer.address }),
     client.estimateGas({ account: signer.address, ...call }).then(
@@ -53,12 +53,14 @@ export async function prepareTransaction(
   if (!estimate.ok) {
     return { reason: reasonForRevert(estimate.revertText, ReasonCode.simulationFailed), message: `simulation reverted: ${estimate.revertText}` };
   }
-  if (estimate.gas > limits.gasPerSettlementMax) {
-    return { reason: ReasonCode.gasCapExceeded, message: `settlement needs ${estimate.gas} gas, above the cap of ${limits.gasPerSettlementMax}` };
+  // Deploying a counterfactual wallet costs several times a transfer: it has its own, explicit cap.
+  const gasCap = payment.payerKind === "counterfactual" ? limits.gasPerDeployingSettlementMax : limits.gasPerSettlementMax;
+  if (estimate.gas > gasCap) {
+    return { reason: ReasonCode.gasCapExceeded, message: `settlement needs ${estimate.gas} gas, above the cap of ${gasCap}` };
   }
   // 20 % headroom over the estimate, never above the cap: state can shift between estimate and inclusion.
   const padded = (estimate.gas * 12n) / 10n;
-  const gasLimit = padded < limits.gasPerSettlementMax ? padded : limits.gasPerSettlementMax;
+  const gasLimit = padded < gasCap ? padded : gasCap;
   return { call, gasLimit, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, chainPendingNonce };
 }
 

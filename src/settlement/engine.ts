@@ -51,34 +51,37 @@ export class SettlementEngine {
     const resolved = resolvePayment(request, (chainId) => deps.chains.get(chainId)?.config);
     if (isRejection(resolved)) return failed(resolved.reason, resolved.message);
     const client = deps.chains.get(resolved.network.chainId)!.publicClient;
-    const bindingRejection = checkBinding(request) ?? checkAuthorizationTerms(request) ?? (await checkPayerSignature(client, resolved));
+    const bindingRejection = checkBinding(request) ?? checkAuthorizationTerms(request);
     if (bindingRejection) return failed(bindingRejection.reason, bindingRejection.message);
+    const signature = await checkPayerSignature(client, resolved);
+    if (!signature.ok) return failed(signature.rejection.reason, signature.rejection.message);
+    const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
 
     // A validly signed payment we already hold is answered from its row, whatever the clock says now.
-    const existing = await deps.repo.findByKey(keyOf(resolved));
-    if (existing && !isReclaimable(existing)) return this.answerExisting(existing, resolved, deadlineMs);
+    const existing = await deps.repo.findByKey(keyOf(payment));
+    if (existing && !isReclaimable(existing)) return this.answerExisting(existing, payment, deadlineMs);
     const windowRejection = checkValidityWindow(request, nowSeconds(deps.clock));
     if (windowRejection) return failed(windowRejection.reason, windowRejection.message);
 
     const claimed = await deps.repo.claim({
-      ...keyOf(resolved),
+      ...keyOf(payment),
       payTo: request.requirements.payTo,
       valueAtomic: request.authorization.valueAtomic,
       validAfterSeconds: request.authorization.validAfterSeconds,
       validBeforeSeconds: request.authorization.validBeforeSeconds,
-      authorizationDigest: resolved.digest,
+      authorizationDigest: payment.digest,
       signature: request.signature,
       x402Version: request.x402Version,
       network: request.requirements.network,
       leaseMs: deps.limits.settleBudgetMs + 10_000,
     });
     if (!claimed) {
-      const winner = await deps.repo.findByKey(keyOf(resolved));
+      const winner = await deps.repo.findByKey(keyOf(payment));
       if (!winner) throw new Error("claim lost to a row that cannot be read back");
-      return this.answerExisting(winner, resolved, deadlineMs);
+      return this.answerExisting(winner, payment, deadlineMs);
     }
     deps.log.info({ settlementId: claimed.id, payer: claimed.payer, chainId: claimed.chainId }, "settlement claimed");
-    return this.runClaimed(claimed, resolved, deadlineMs);
+    return this.runClaimed(claimed, payment, deadlineMs);
   }
 
   /** We hold the claim: take it to the chain. */
