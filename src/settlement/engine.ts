@@ -16,6 +16,7 @@ import { allocateNonceAndPersistSigned, releaseNonce } from "../store/tx-nonces.
 import { broadcastRawTransaction, isPrepared, prepareTransaction, signSettlementTransaction } from "./broadcast.js";
 import { chainVerdict, type ChainVerdict } from "./chain-verdict.js";
 import { duplicate, failed, outcomeOfFinalRow, pending, succeeded, type SettleOutcome } from "./outcome.js";
+import { crashPoint } from "./crash-points.js";
 import { isFinal } from "./transitions.js";
 
 export interface Logger {
@@ -81,6 +82,7 @@ export class SettlementEngine {
       return this.answerExisting(winner, payment, deadlineMs);
     }
     deps.log.info({ settlementId: claimed.id, payer: claimed.payer, chainId: claimed.chainId }, "settlement claimed");
+    crashPoint("after-claim");
     return this.runClaimed(claimed, payment, deadlineMs);
   }
 
@@ -113,6 +115,7 @@ export class SettlementEngine {
         throw error;
       }
       if (!signed) return this.answerExisting((await deps.repo.findById(row.id))!, payment, deadlineMs);
+      crashPoint("after-sign");
       return await this.broadcastAndConfirm(signed, deadlineMs);
     } finally {
       signerLease.release();
@@ -123,6 +126,7 @@ export class SettlementEngine {
     const { deps } = this;
     const client = deps.chains.get(row.chainId)!.publicClient;
     const broadcast = await broadcastRawTransaction(client, row.rawTx as Hex);
+    crashPoint("after-broadcast");
     if (broadcast.kind === "unknown") {
       deps.log.warn({ settlementId: row.id, txHash: row.txHash, error: broadcast.message }, "broadcast outcome unknown; the watcher will rebroadcast");
       await deps.repo.markPendingAnswered(row.id);
@@ -136,6 +140,7 @@ export class SettlementEngine {
       return failed(ReasonCode.unexpectedSettleError, "the node refused the settlement transaction");
     }
     const submitted = (await deps.repo.markBroadcast(row.id)) ?? row;
+    crashPoint("before-receipt");
     return this.awaitOutcome(submitted, deadlineMs, true);
   }
 
