@@ -66,7 +66,8 @@ async function settleOnce(services: Services, request: FastifyRequest): Promise<
  * 422. A recorded settlement_pending is not final, so it is settled again (which reconciles).
  */
 async function settleIdempotently(services: Services, request: FastifyRequest, reply: FastifyReply, key: string) {
-  const requestHash = createHash("sha256").update(JSON.stringify(request.body)).digest("hex");
+  const requestHash = hashBody(request.body);
+  if (requestHash === undefined) return reply.code(400).send(settleError(ReasonCode.invalidPayload, "request body is nested too deeply"));
   let state = await services.idempotency.begin(key, requestHash);
   const waitUntilMs = Date.now() + services.deps.limits.settleBudgetMs + 5_000;
   while (state.kind === "in-progress" && Date.now() < waitUntilMs) {
@@ -84,6 +85,21 @@ async function settleIdempotently(services: Services, request: FastifyRequest, r
     if (state.kind === "new") await services.idempotency.forget(key).catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * JSON.stringify recurses: a body nested some thousands deep (well under the body limit) overflows
+ * the stack with a RangeError, which was answered 500. Such a body is the caller's mistake.
+ */
+function hashBody(body: unknown): string | undefined {
+  let text: string;
+  try {
+    text = JSON.stringify(body);
+  } catch (error) {
+    if (error instanceof RangeError) return undefined;
+    throw error;
+  }
+  return createHash("sha256").update(text).digest("hex");
 }
 
 function settleError(code: string, message: string) {

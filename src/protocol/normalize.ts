@@ -33,7 +33,7 @@ export function normalize(body: Envelope, networkServed: NetworkServed): Normali
   const version = body.paymentPayload.x402Version;
   const requirementsNetwork = stringOr(body.paymentRequirements.network, "");
   if (version !== 1 && version !== 2) {
-    return reject(undefined, body, requirementsNetwork, ReasonCode.invalidX402Version, `x402Version ${String(version)} is not supported (1 or 2)`);
+    return reject(undefined, body, requirementsNetwork, ReasonCode.invalidX402Version, `x402Version ${describeVersion(version)} is not supported (1 or 2)`);
   }
   const requirementsValidator = version === 1 ? requirementsV1 : requirementsV2;
   if (!requirementsValidator.Check(body.paymentRequirements)) {
@@ -112,6 +112,17 @@ function payerOf(body: Envelope): string | undefined {
   const inner = body.paymentPayload.payload as { authorization?: { from?: unknown } } | undefined;
   const from = inner?.authorization?.from;
   return typeof from === "string" && /^0x[0-9a-fA-F]{40}$/.test(from) ? getAddress(from) : undefined;
+}
+
+/**
+ * The caller's x402Version for a message. Not String(value): that recurses into arrays (join), so a
+ * deeply nested array overflowed the stack and turned an invalid_x402_version answer into a 500.
+ */
+function describeVersion(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.slice(0, 32));
+  if (Array.isArray(value)) return "(an array)";
+  if (value !== null && typeof value === "object") return "(an object)";
+  return String(value);
 }
 
 function stringOr(value: unknown, fallback: string): string {
