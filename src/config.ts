@@ -36,6 +36,17 @@ export interface Limits {
   gasPerSettlementMax: bigint;
   /** Cap for a settlement that also deploys the payer's ERC-6492 wallet; 0 refuses such settlements. */
   gasPerDeployingSettlementMax: bigint;
+  /** Never pay more than this per gas; above it settlements are refused (503) rather than overpaid. */
+  maxFeePerGasWei: bigint;
+  /** Settlements one signer may have between nonce and receipt, per instance; more wait for a slot. */
+  inFlightPerSignerMax: number;
+  /** A submitted tx with no receipt for this long is rebroadcast, then replaced with a higher fee. */
+  stuckAfterMs: number;
+  feeBumpsMax: number;
+  /** Each replacement raises both fee caps by this much (nodes require at least 10 %). */
+  feeBumpPercent: number;
+  /** A nonce handed back and not reused for this long is filled with a 0-value self-transfer. */
+  nonceGapHealAfterMs: number;
   dbPoolMax: number;
   dbStatementTimeoutMs: number;
   /** Requests per minute per IP on /verify and /settle. */
@@ -66,6 +77,12 @@ export const defaultLimits: Limits = {
   rpcRetryCount: 1,
   gasPerSettlementMax: 300_000n,
   gasPerDeployingSettlementMax: 1_000_000n,
+  maxFeePerGasWei: 100_000_000_000n, // 100 gwei: Base runs at a tiny fraction of that
+  inFlightPerSignerMax: 64,
+  stuckAfterMs: 30_000,
+  feeBumpsMax: 3,
+  feeBumpPercent: 25,
+  nonceGapHealAfterMs: 5_000,
   dbPoolMax: 20,
   dbStatementTimeoutMs: 5_000,
   rateLimitPerMinute: 6_000,
@@ -137,6 +154,12 @@ export function loadLimits(env: Env): Limits {
     rpcRetryCount: integer(env, "RPC_RETRY_COUNT", d.rpcRetryCount, 0, 5),
     gasPerSettlementMax: BigInt(integer(env, "GAS_PER_SETTLEMENT_MAX", Number(d.gasPerSettlementMax), 21_000, 10_000_000)),
     gasPerDeployingSettlementMax: BigInt(integer(env, "GAS_PER_DEPLOYING_SETTLEMENT_MAX", Number(d.gasPerDeployingSettlementMax), 0, 30_000_000)),
+    maxFeePerGasWei: bigintVar(env, "MAX_FEE_PER_GAS_WEI", d.maxFeePerGasWei),
+    inFlightPerSignerMax: integer(env, "IN_FLIGHT_PER_SIGNER_MAX", d.inFlightPerSignerMax, 1, 10_000),
+    stuckAfterMs: integer(env, "STUCK_AFTER_MS", d.stuckAfterMs, 100, 3_600_000),
+    feeBumpsMax: integer(env, "FEE_BUMPS_MAX", d.feeBumpsMax, 0, 20),
+    feeBumpPercent: integer(env, "FEE_BUMP_PERCENT", d.feeBumpPercent, 10, 500),
+    nonceGapHealAfterMs: integer(env, "NONCE_GAP_HEAL_AFTER_MS", d.nonceGapHealAfterMs, 0, 3_600_000),
     dbPoolMax: integer(env, "DB_POOL_MAX", d.dbPoolMax, 1, 500),
     dbStatementTimeoutMs: integer(env, "DB_STATEMENT_TIMEOUT_MS", d.dbStatementTimeoutMs, 100, 600_000),
     rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", d.rateLimitPerMinute, 1, 10_000_000),
@@ -246,6 +269,13 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   }
   return value;
+}
+
+function bigintVar(env: Env, name: string, fallback: bigint): bigint {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^[1-9][0-9]{0,30}$/.test(raw)) throw new ConfigError(`${name} must be a positive integer, got "${raw}"`);
+  return BigInt(raw);
 }
 
 function splitList(value: string): string[] {

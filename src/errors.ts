@@ -51,6 +51,19 @@ export class DependencyUnavailableError extends FacilitatorError {
   }
 }
 
+/**
+ * A signer cannot pay for the gas of one settlement, or fees are above the configured maximum:
+ * our fault, not the payer's (503). Raised before a nonce is taken, so nothing is burned.
+ */
+export class SignerCannotPayError extends FacilitatorError {
+  override name = "SignerCannotPayError";
+  readonly signer: string;
+  constructor(signer: string, message: string) {
+    super("service_unavailable", message, { httpStatus: 503 });
+    this.signer = signer;
+  }
+}
+
 /** The configuration is unusable; thrown at start so the process fails fast with the reason. */
 export class ConfigError extends Error {
   override name = "ConfigError";

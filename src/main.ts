@@ -23,7 +23,7 @@ export interface RunningServer {
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   await runMigrations(config.databaseUrl);
   const database = openDatabase(config.databaseUrl, config.limits, (error) => log.warn({ err: error }, "idle Postgres connection lost"));
-  const signers = createSignerPool(config.signerPrivateKeys);
+  const signers = createSignerPool(config.signerPrivateKeys, config.limits.inFlightPerSignerMax);
   const services = createServices({
     database,
     chains: createChainRegistry(config.networks, config.limits),

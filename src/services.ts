@@ -36,7 +36,7 @@ export interface Services {
 export function createServices(deps: ServiceDeps): Services {
   const settlements = new SettlementsRepository(deps.database.db);
   const engine = new SettlementEngine({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, clock: deps.clock, limits: deps.limits, log: deps.log });
-  const watcher = new SettlementWatcher({ repo: settlements, chains: deps.chains, engine, log: deps.log, intervalMs: deps.limits.reconcileIntervalMs });
+  const watcher = new SettlementWatcher({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, engine, log: deps.log, limits: deps.limits });
   const networks = deps.chains.all().map((handle) => handle.config);
   const v1Names = new Set(networks.flatMap((network) => (network.v1Name ? [network.v1Name] : [])));
   const caip2Names = new Set<string>(networks.map((network) => network.network));

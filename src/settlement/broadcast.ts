@@ -5,6 +5,7 @@ import { readChainState } from "../exact-evm/chain-state.js";
 import type { ResolvedPayment } from "../exact-evm/resolve.js";
 import { reasonForRevert } from "../exact-evm/revert-reasons.js";
 import { settlementCall, type ContractCall } from "../exact-evm/transfer-call.js";
+import { SignerCannotPayError } from "../errors.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Rejection } from "../protocol/types.js";
 
@@ -26,10 +27,10 @@ export async function prepareTransaction(
   client: PublicClient,
   payment: ResolvedPayment,
   signer: LocalAccount,
-  limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax">,
+  limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax" | "maxFeePerGasWei">,
 ): Promise<PreparedTransaction | Rejection> {
   const call = settlementCall(payment.asset.address, payment.request.authorization, payment.request.signature, payment.payerKind ?? "eoa");
-  const [state, estimate, fees, chainPendingNonce] = await Promise.all([
+  const [state, estimate, fees, chainPendingNonce, signerBalanceWei] = await Promise.all([
     readChainState(client, payment, { simulate: false, simulationAccount: signer.address }),
     client.estimateGas({ account: signer.address, ...call }).then(
       (gas) => ({ ok: true as const, gas }),
@@ -43,6 +44,9 @@ export async function prepareTransaction(
     }),
     client.getTransactionCount({ address: signer.address, blockTag: "pending" }).catch((error: unknown) => {
       throw rethrowIfUnavailable(error, "reading the signer nonce");
+    }),
+    client.getBalance({ address: signer.address }).catch((error: unknown) => {
+      throw rethrowIfUnavailable(error, "reading the signer balance");
     }),
   ]);
   const { authorization } = payment.request;
@@ -61,6 +65,13 @@ export async function prepareTransaction(
   // 20 % headroom over the estimate, never above the cap: state can shift between estimate and inclusion.
   const padded = (estimate.gas * 12n) / 10n;
   const gasLimit = padded < gasCap ? padded : gasCap;
+  if (fees.maxFeePerGas > limits.maxFeePerGasWei) {
+    throw new SignerCannotPayError(signer.address, `network fees (${fees.maxFeePerGas} wei/gas) are above MAX_FEE_PER_GAS_WEI (${limits.maxFeePerGasWei})`);
+  }
+  const worstCaseCostWei = gasLimit * fees.maxFeePerGas;
+  if (signerBalanceWei < worstCaseCostWei) {
+    throw new SignerCannotPayError(signer.address, `signer ${signer.address} holds ${signerBalanceWei} wei, less than one settlement may cost (${worstCaseCostWei} wei): fund it`);
+  }
   return { call, gasLimit, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, chainPendingNonce };
 }
 
@@ -89,7 +100,8 @@ export async function signSettlementTransaction(
 }
 
 export type BroadcastResult =
-  | { kind: "accepted" }
+  /** alreadyKnown: the node had it already (it is in the pool, or mined). */
+  | { kind: "accepted"; alreadyKnown: boolean }
   /** The node answered and refused it: nothing is in any pool, the nonce may be handed back. */
   | { kind: "rejected"; message: string; nonceConsumed: boolean; signerUnfunded: boolean }
   /** No answer (timeout, network): the transaction may or may not be out there. */
@@ -98,10 +110,10 @@ export type BroadcastResult =
 export async function broadcastRawTransaction(client: PublicClient, rawTx: Hex): Promise<BroadcastResult> {
   try {
     await client.sendRawTransaction({ serializedTransaction: rawTx });
-    return { kind: "accepted" };
+    return { kind: "accepted", alreadyKnown: false };
   } catch (error) {
     const message = error instanceof BaseError ? (error.details ?? error.shortMessage) : String(error);
-    if (/already known|known transaction|AlreadyKnown|already imported/i.test(message)) return { kind: "accepted" };
+    if (/already known|known transaction|AlreadyKnown|already imported/i.test(message)) return { kind: "accepted", alreadyKnown: true };
     if (isTransportFailure(error)) return { kind: "unknown", message };
     return {
       kind: "rejected",

@@ -29,7 +29,7 @@ export function expectedTransferOf(row: SettlementRow): ExpectedTransfer {
  * submitted the same authorization first), failed, or not known yet. Waits at most `waitMs`.
  */
 export async function chainVerdict(client: PublicClient, row: SettlementRow, waitMs: number): Promise<ChainVerdict> {
-  const receipt = await receiptWithin(client, row.txHash as Hex, waitMs);
+  const receipt = (await receiptWithin(client, row.txHash as Hex, waitMs)) ?? (await replacedReceipt(client, row));
   if (!receipt) return { kind: "unknown" };
   const expected = expectedTransferOf(row);
   if (receiptPaysExpected(receipt, expected)) {
@@ -44,9 +44,23 @@ export async function chainVerdict(client: PublicClient, row: SettlementRow, wai
   return { kind: "failed", reason: ReasonCode.transactionFailed, message };
 }
 
+/** After fee bumps, the earlier transaction at the same nonce may be the one that was mined. */
+async function replacedReceipt(client: PublicClient, row: SettlementRow): Promise<TransactionReceipt | undefined> {
+  for (const hash of row.replacedTxHashes ?? []) {
+    const receipt = await receiptWithin(client, hash as Hex, 0);
+    if (receipt) return receipt;
+  }
+  return undefined;
+}
+
 async function receiptWithin(client: PublicClient, hash: Hex, waitMs: number): Promise<TransactionReceipt | undefined> {
   try {
-    if (waitMs <= 0) return await client.getTransactionReceipt({ hash });
+    // Ask once straight away: on automine and fast L2s the receipt often exists before any new-block poll.
+    const immediate = await client.getTransactionReceipt({ hash }).catch((error: unknown) => {
+      if (error instanceof TransactionReceiptNotFoundError) return undefined;
+      throw error;
+    });
+    if (immediate || waitMs <= 0) return immediate;
     // viem has no default timeout here: always pass one (pitfall 4).
     return await client.waitForTransactionReceipt({ hash, timeout: waitMs, pollingInterval: 100, retryCount: 0 });
   } catch (error) {

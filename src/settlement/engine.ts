@@ -1,9 +1,9 @@
 import type { Hex } from "viem";
 import type { ChainRegistry } from "../chain/registry.js";
-import type { SignerPool } from "../chain/signers.js";
+import type { SignerLease, SignerPool } from "../chain/signers.js";
 import { nowSeconds, type Clock } from "../clock.js";
 import type { Limits } from "../config.js";
-import { DependencyUnavailableError } from "../errors.js";
+import { DependencyUnavailableError, SignerCannotPayError } from "../errors.js";
 import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "../exact-evm/checks.js";
 import { checkPayerSignature } from "../exact-evm/payer-signature.js";
 import { isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
@@ -90,25 +90,28 @@ export class SettlementEngine {
   private async runClaimed(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number): Promise<SettleOutcome> {
     const { deps } = this;
     const client = deps.chains.get(payment.network.chainId)!.publicClient;
-    const signerLease = deps.signers.acquire();
+    let signerLease: SignerLease | undefined;
     try {
       let signed: SettlementRow | undefined;
       try {
-        const prepared = await prepareTransaction(client, payment, signerLease.account, deps.limits);
+        signerLease = await deps.signers.acquire(deadlineMs);
+        const account = signerLease.account;
+        const prepared = await prepareTransaction(client, payment, account, deps.limits);
         if (!isPrepared(prepared)) {
           const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: prepared.reason, errorMessage: prepared.message });
           return failed(prepared.reason, prepared.message, failedRow);
         }
         signed = await allocateNonceAndPersistSigned(deps.db, {
           chainId: payment.network.chainId,
-          signer: signerLease.account.address,
+          signer: account.address,
           chainPendingNonce: prepared.chainPendingNonce,
           settlementId: row.id,
           gasLimit: prepared.gasLimit,
-          sign: (txNonce) => signSettlementTransaction(signerLease.account, payment.network.chainId, prepared, txNonce),
+          sign: (txNonce) => signSettlementTransaction(account, payment.network.chainId, prepared, txNonce),
         });
       } catch (error) {
         // Nothing reached the chain: free the authorization for a later attempt, then report the fault.
+        if (error instanceof SignerCannotPayError) deps.log.error({ signer: error.signer, error: error.message }, "signer cannot pay for gas");
         await deps.repo
           .transition(row.id, "failed", { errorReason: ReasonCode.serviceUnavailable, errorMessage: String((error as Error).message).slice(0, 500) })
           .catch(() => undefined);
@@ -118,7 +121,7 @@ export class SettlementEngine {
       crashPoint("after-sign");
       return await this.broadcastAndConfirm(signed, deadlineMs);
     } finally {
-      signerLease.release();
+      signerLease?.release();
     }
   }
 

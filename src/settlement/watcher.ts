@@ -1,18 +1,25 @@
-import type { Hex } from "viem";
+import { parseTransaction, type Hex } from "viem";
 import type { ChainRegistry } from "../chain/registry.js";
+import type { SignerPool } from "../chain/signers.js";
+import type { Limits } from "../config.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
+import type { Database } from "../store/db.js";
 import type { SettlementRow } from "../store/schema.js";
 import type { SettlementsRepository } from "../store/settlements-repo.js";
 import { broadcastRawTransaction } from "./broadcast.js";
 import { chainVerdict } from "./chain-verdict.js";
 import type { Logger, SettlementEngine } from "./engine.js";
+import { feeBumpedReplacement } from "./fee-bump.js";
+import { healNonceGaps } from "./nonce-gaps.js";
 
 export interface WatcherDeps {
+  db: Database;
   repo: SettlementsRepository;
   chains: ChainRegistry;
+  signers: SignerPool;
   engine: SettlementEngine;
   log: Logger;
-  intervalMs: number;
+  limits: Pick<Limits, "reconcileIntervalMs" | "stuckAfterMs" | "feeBumpPercent" | "feeBumpsMax" | "maxFeePerGasWei" | "nonceGapHealAfterMs">;
   /** Rows leased per pass; the rest wait for the next pass. */
   batchSize?: number;
   /** How long one pass owns a row before another instance may take it. */
@@ -20,9 +27,10 @@ export interface WatcherDeps {
 }
 
 /**
- * Finishes settlements nobody is waiting on any more: after settlement_pending, after a crash,
- * after an RPC outage. Rows are leased (FOR UPDATE SKIP LOCKED), so several instances share the
- * work without touching one row twice at a time.
+ * The reconciler. At boot and every reconcileIntervalMs it finishes settlements nobody waits on
+ * any more (after settlement_pending, a crash or an RPC outage) and fills tx-nonce holes. Rows are
+ * leased (FOR UPDATE SKIP LOCKED), so several instances share the work without touching one row
+ * twice at a time.
  */
 export class SettlementWatcher {
   private timer: NodeJS.Timeout | undefined;
@@ -38,7 +46,7 @@ export class SettlementWatcher {
       this.running = this.runOnce()
         .catch((error: unknown) => this.deps.log.warn({ error: String(error) }, "watcher pass failed"))
         .finally(() => {
-          if (!this.stopped) this.timer = setTimeout(tick, this.deps.intervalMs);
+          if (!this.stopped) this.timer = setTimeout(tick, this.deps.limits.reconcileIntervalMs);
         });
     };
     this.timer = setTimeout(tick, 0);
@@ -53,10 +61,22 @@ export class SettlementWatcher {
   /** One pass; returns how many rows reached a final status. */
   async runOnce(): Promise<number> {
     const rows = await this.deps.repo.leaseUnfinished(this.deps.batchSize ?? 50, this.deps.leaseMs ?? 30_000, 0);
-    const finished = await Promise.all(rows.map((row) => this.finishRow(row).catch((error: unknown) => {
-      this.deps.log.warn({ settlementId: row.id, error: String(error) }, "watcher could not finish row");
-      return false;
-    })));
+    const finished = await Promise.all(
+      rows.map(async (row) => {
+        const done = await this.finishRow(row).catch((error: unknown) => {
+          this.deps.log.warn({ settlementId: row.id, error: String(error) }, "watcher could not finish row");
+          return false;
+        });
+        // Not final yet: hand the row back so the next pass (here or on another instance) looks again.
+        if (!done) await this.deps.repo.releaseLease(row.id).catch(() => undefined);
+        return done;
+      }),
+    );
+    const filled = await healNonceGaps(this.deps).catch((error: unknown) => {
+      this.deps.log.warn({ error: String(error) }, "could not fill nonce gaps");
+      return 0;
+    });
+    if (filled > 0) this.deps.log.warn({ filled }, "filled tx-nonce gaps with 0-value self-transfers");
     return finished.filter(Boolean).length;
   }
 
@@ -70,13 +90,58 @@ export class SettlementWatcher {
     const client = chains.get(row.chainId)?.publicClient;
     if (!client || !row.txHash || !row.rawTx) return false;
     if (row.status === "signed") {
-      // Persisted before broadcast: sending the same bytes again is harmless ("already known").
+      // Persisted before broadcast (a crash, or no answer from the node): the same bytes again are harmless.
       const broadcast = await broadcastRawTransaction(client, row.rawTx as Hex);
-      if (broadcast.kind === "accepted") await repo.markBroadcast(row.id);
+      if (broadcast.kind === "accepted") row = (await repo.markBroadcast(row.id)) ?? row;
     }
     const verdict = await chainVerdict(client, row, 0);
-    if (verdict.kind === "unknown") return false;
-    await engine.finalize(row, verdict);
-    return true;
+    if (verdict.kind !== "unknown") {
+      await engine.finalize(row, verdict);
+      return true;
+    }
+    if (row.status === "submitted") await this.unstick(row);
+    return false;
+  }
+
+  /**
+   * No receipt yet. Once the tx has waited stuckAfterMs it is replaced at the same nonce with
+   * higher fees when it is underpriced (its fee cap is below the latest base fee: Anvil drops such
+   * transactions, geth queues them) or when the node holds it without mining it (tip too low).
+   * Otherwise the node lost it: the same bytes are sent again.
+   */
+  private async unstick(row: SettlementRow): Promise<void> {
+    const { repo, chains, signers, limits, log } = this.deps;
+    const sentAtMs = (row.lastBroadcastAt ?? row.broadcastAt ?? row.updatedAt).getTime();
+    if (Date.now() - sentAtMs < limits.stuckAfterMs) return;
+    const client = chains.get(row.chainId)!.publicClient;
+    const [inPool, latest] = await Promise.all([
+      client.getTransaction({ hash: row.txHash as Hex }).then(
+        () => true,
+        () => false,
+      ),
+      client.getBlock({ blockTag: "latest" }),
+    ]);
+    const offeredMaxFee = parseTransaction(row.rawTx as Hex).maxFeePerGas ?? 0n;
+    const underpriced = latest.baseFeePerGas !== null && offeredMaxFee < latest.baseFeePerGas;
+    if (!inPool && !underpriced) {
+      const resent = await broadcastRawTransaction(client, row.rawTx as Hex);
+      if (resent.kind !== "rejected") {
+        await repo.touchBroadcast(row.id);
+        return;
+      }
+      // Nonce consumed: one of this row's transactions (or another) was mined; the next pass judges it.
+      if (resent.nonceConsumed) return;
+    }
+    const signer = row.signer ? signers.byAddress(row.signer) : undefined;
+    if (!signer) return;
+    const replacement = await feeBumpedReplacement(row, signer, limits);
+    if ("refused" in replacement) {
+      log.warn({ settlementId: row.id, txHash: row.txHash, reason: replacement.refused }, "stuck settlement not bumped");
+      return;
+    }
+    const persisted = await repo.recordReplacement(row, replacement);
+    if (!persisted) return;
+    const sent = await broadcastRawTransaction(client, replacement.rawTx);
+    log.warn({ settlementId: row.id, replaced: row.txHash, txHash: replacement.txHash, feeBumps: persisted.feeBumps, sent: sent.kind }, "stuck settlement replaced with a higher fee");
   }
 }

@@ -53,6 +53,11 @@ export const settlements = pgTable(
     txNonce: bigint("tx_nonce", { mode: "number" }),
     gasLimit: bigint("gas_limit", { mode: "number" }),
     broadcastAt: timestamp("broadcast_at", { withTimezone: true }),
+    /** Last time the current tx was sent; a submitted tx older than stuckAfterMs gets a fee bump. */
+    lastBroadcastAt: timestamp("last_broadcast_at", { withTimezone: true }),
+    /** Earlier transactions of this row at the same tx nonce (fee bumps); a receipt for any of them counts. */
+    replacedTxHashes: text("replaced_tx_hashes").array().notNull().default(sql`'{}'::text[]`),
+    feeBumps: integer("fee_bumps").notNull().default(0),
     /** The transaction that paid (ours, or a front-runner's); set on confirmed. */
     settledTxHash: text("settled_tx_hash"),
     blockNumber: bigint("block_number", { mode: "number" }),

@@ -118,7 +118,34 @@ export class SettlementsRepository {
   }
 
   async markBroadcast(id: string): Promise<SettlementRow | undefined> {
-    return this.transition(id, "submitted", { broadcastAt: sql`coalesce(${settlements.broadcastAt}, now())` as unknown as Date });
+    return this.transition(id, "submitted", {
+      broadcastAt: sql`coalesce(${settlements.broadcastAt}, now())` as unknown as Date,
+      lastBroadcastAt: sql`now()` as unknown as Date,
+    });
+  }
+
+  /**
+   * Persists a fee-bumped replacement (same tx nonce) before it is broadcast; guarded on the
+   * current hash so two workers cannot both replace one transaction.
+   */
+  async recordReplacement(row: SettlementRow, replacement: { txHash: string; rawTx: string }): Promise<SettlementRow | undefined> {
+    const [updated] = await this.db
+      .update(settlements)
+      .set({
+        txHash: replacement.txHash,
+        rawTx: replacement.rawTx,
+        replacedTxHashes: sql`array_append(${settlements.replacedTxHashes}, ${row.txHash})`,
+        feeBumps: sql`${settlements.feeBumps} + 1`,
+        lastBroadcastAt: sql`now()`,
+        updatedAt: sql`now()`,
+      })
+      .where(and(eq(settlements.id, row.id), eq(settlements.status, "submitted"), eq(settlements.txHash, row.txHash!)))
+      .returning();
+    return updated;
+  }
+
+  async touchBroadcast(id: string): Promise<void> {
+    await this.db.update(settlements).set({ lastBroadcastAt: sql`now()` }).where(eq(settlements.id, id));
   }
 
   /** Records that settlement_pending went out, and hands the row to the watcher. */

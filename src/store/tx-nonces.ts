@@ -72,6 +72,44 @@ export async function allocateNonceAndPersistSigned(db: Database, input: Allocat
 }
 
 /**
+ * Takes (deletes) handed-back nonces that nobody reused for `olderThanMs`, so the caller can fill
+ * them with a 0-value self-transfer: otherwise every later transaction of that signer waits
+ * behind the hole forever (pitfall 2). Taken under the signer's row lock, like allocation, so a
+ * hole is either reused by a settlement or filled here, never both.
+ */
+export async function takeStaleReleasedNonces(
+  db: Database,
+  input: { chainId: number; signer: string; olderThanMs: number; limit: number },
+): Promise<number[]> {
+  const signer = input.signer.toLowerCase();
+  return db.transaction(async (tx) => {
+    const [counter] = await tx
+      .select()
+      .from(signerNonces)
+      .where(and(eq(signerNonces.chainId, input.chainId), eq(signerNonces.address, signer)))
+      .for("update");
+    if (!counter) return [];
+    const taken = await tx
+      .delete(releasedNonces)
+      .where(
+        and(
+          eq(releasedNonces.chainId, input.chainId),
+          eq(releasedNonces.address, signer),
+          lt(releasedNonces.createdAt, sql`now() - make_interval(secs => ${input.olderThanMs / 1000})`),
+          lt(releasedNonces.nonce, counter.nextNonce),
+        ),
+      )
+      .returning({ nonce: releasedNonces.nonce });
+    return taken.map((row) => row.nonce).sort((a, b) => a - b).slice(0, input.limit);
+  });
+}
+
+/** Puts a nonce back for reuse when filling it failed. */
+export async function returnReleasedNonce(db: Database, input: { chainId: number; signer: string; txNonce: number }): Promise<void> {
+  await db.insert(releasedNonces).values({ chainId: input.chainId, address: input.signer.toLowerCase(), nonce: input.txNonce }).onConflictDoNothing();
+}
+
+/**
  * Hands a nonce back after the node definitely refused the transaction (nothing is in its pool).
  * The last nonce handed out is simply un-taken; an earlier one is kept for reuse, so the next
  * settlement fills the hole instead of queuing behind it forever.

@@ -45,7 +45,7 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
   const services = createServices({
     database,
     chains: createChainRegistry([network], limits),
-    signers: createSignerPool(options.signerKeys ?? [keys.facilitator]),
+    signers: createSignerPool(options.signerKeys ?? [keys.facilitator], limits.inFlightPerSignerMax),
     clock: options.clock ?? systemClock,
     limits,
     log: silentLog,
