@@ -1,0 +1,184 @@
+/**
+ * The official v2 resource server's single retry after `settlement_pending`
+ * (@x402/core 2.27 x402ResourceServer.settleWithPendingRetry: one more /settle with the identical
+ * body, immediately, when the answer is success:false + settlement_pending + a transaction hash).
+ *
+ * Full HTTP path: @x402/express seller → HTTPFacilitatorClient → this facilitator; @x402/fetch buyer.
+ * Anvil runs with automine OFF and the facilitator's receipt budget is short, so the first /settle
+ * runs out of time and answers settlement_pending; the test mines a block only once the SDK's retry
+ * has arrived. The facilitator is instrumented with Fastify hooks (observation only).
+ */
+import express from "express";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { Address, Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { HTTPFacilitatorClient } from "@x402/core/server";
+import type { SettleResponse } from "@x402/core/types";
+import { ExactEvmScheme as ExactEvmClientScheme } from "@x402/evm/exact/client";
+import { ExactEvmScheme as ExactEvmServerScheme } from "@x402/evm/exact/server";
+import { paymentMiddleware, x402ResourceServer } from "@x402/express";
+import { wrapFetchWithPayment, x402Client } from "@x402/fetch";
+import { addressOf, keys, startTestChain, type TestChain } from "../helpers/chain.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
+import { startTestFacilitator, type TestFacilitator } from "../helpers/facilitator.js";
+import { authorizationsUsed, decodeBase64Json, listenLocal, recordingFetch, settlementRows, transfersInTx, type RunningServer } from "../helpers/sdk.js";
+
+const network = "eip155:84532" as const;
+const payer = addressOf(keys.payer);
+const payTo = addressOf(keys.payTo);
+const facilitatorSigner = addressOf(keys.facilitator);
+const amountAtomic = 10_000n;
+const settleBudgetMs = 1_500;
+const content = { report: "sunny" };
+
+let chain: TestChain;
+let database: TestDatabase;
+let facilitator: TestFacilitator;
+let seller: RunningServer;
+
+interface Exchange {
+  route: string;
+  body: string;
+  answer?: Record<string, unknown>;
+}
+/** Every /verify and /settle the facilitator served in the current test, in arrival order. */
+let exchanges: Exchange[] = [];
+/** Mine a block this long after the SDK's retry (the 2nd /settle) arrives; undefined = never. */
+let mineAfterRetryMs: number | undefined;
+
+beforeAll(async () => {
+  chain = await startTestChain({ noMining: true });
+  await chain.mint(payer, 10_000_000n);
+  database = await createTestDatabase("sdk_pending");
+  facilitator = await startTestFacilitator({
+    databaseUrl: database.url,
+    rpcUrls: [chain.rpcUrl],
+    token: chain.token,
+    limits: { settleBudgetMs, duplicateWaitMs: settleBudgetMs },
+  });
+  facilitator.app.addHook("preHandler", async (request: FastifyRequest) => {
+    const route = request.routeOptions.url ?? request.url;
+    if (route !== "/verify" && route !== "/settle") return;
+    exchanges.push({ route, body: JSON.stringify(request.body) });
+    const settles = exchanges.filter((exchange) => exchange.route === "/settle").length;
+    if (route === "/settle" && settles === 2 && mineAfterRetryMs !== undefined) {
+      setTimeout(() => void chain.testClient.mine({ blocks: 1 }), mineAfterRetryMs);
+    }
+  });
+  facilitator.app.addHook("onSend", async (request: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
+    const route = request.routeOptions.url ?? request.url;
+    const exchange = [...exchanges].reverse().find((candidate) => candidate.route === route && candidate.answer === undefined);
+    if (exchange && typeof payload === "string") exchange.answer = JSON.parse(payload) as Record<string, unknown>;
+    return payload;
+  });
+  const facilitatorUrl = await facilitator.app.listen({ host: "127.0.0.1", port: 0 });
+
+  const resourceServer = new x402ResourceServer(new HTTPFacilitatorClient({ url: facilitatorUrl })).register(network, new ExactEvmServerScheme());
+  const app = express();
+  app.use(
+    paymentMiddleware(
+      {
+        "GET /weather": {
+          accepts: { scheme: "exact", price: { amount: amountAtomic.toString(), asset: chain.token, extra: { name: "USDC", version: "2" } }, network, payTo },
+          description: "Weather report",
+        },
+      },
+      resourceServer,
+    ),
+  );
+  app.get("/weather", (_req, res) => {
+    res.json(content);
+  });
+  seller = await listenLocal(app);
+}, 60_000);
+
+afterAll(async () => {
+  await seller?.close();
+  await facilitator?.close();
+  await database?.drop();
+  await chain?.stop();
+});
+
+beforeEach(async () => {
+  await chain.testClient.mine({ blocks: 1 }); // nothing left pending from a previous test
+  exchanges = [];
+  mineAfterRetryMs = undefined;
+});
+
+function buyer() {
+  const client = new x402Client()
+    .register(network, new ExactEvmClientScheme(privateKeyToAccount(keys.payer)))
+    .setSpendControls({ allowedAssets: [{ network, asset: chain.token }] });
+  const recorder = recordingFetch();
+  return { fetchWithPayment: wrapFetchWithPayment(recorder.fetch, client), requests: recorder.requests };
+}
+
+function nonceSent(requests: { headers: Headers }[]): Hex {
+  const header = requests.map((request) => request.headers.get("PAYMENT-SIGNATURE")).find((value) => value);
+  return decodeBase64Json<{ payload: { authorization: { from: Address; nonce: Hex } } }>(header).payload.authorization.nonce;
+}
+
+const signerNonce = () => chain.publicClient.getTransactionCount({ address: facilitatorSigner, blockTag: "pending" });
+
+describe("@x402/core settleWithPendingRetry against this facilitator (automine off)", () => {
+  it("retries once with the identical body and ends with success and the ORIGINAL tx hash; one transfer on chain", async () => {
+    mineAfterRetryMs = 300;
+    const { fetchWithPayment, requests } = buyer();
+    const [payerBefore, payToBefore, signerNonceBefore] = await Promise.all([chain.balanceOf(payer), chain.balanceOf(payTo), signerNonce()]);
+
+    const response = await fetchWithPayment(`${seller.url}/weather`);
+
+    const paymentResponse = response.headers.get("PAYMENT-RESPONSE");
+    expect(response.status, paymentResponse ? JSON.stringify(decodeBase64Json(paymentResponse)) : "no PAYMENT-RESPONSE").toBe(200);
+    expect(await response.json()).toEqual(content);
+
+    // What the facilitator saw: one verify, then settle → settlement_pending, then the identical retry → success.
+    expect(exchanges.map((exchange) => exchange.route)).toEqual(["/verify", "/settle", "/settle"]);
+    const [, first, retry] = exchanges as [Exchange, Exchange, Exchange];
+    expect(retry.body).toBe(first.body);
+    expect(first.answer).toMatchObject({ success: false, errorReason: "settlement_pending", network, payer });
+    const originalTx = first.answer!.transaction as Hex;
+    expect(originalTx).toMatch(/^0x[0-9a-f]{64}$/);
+    expect(retry.answer).toMatchObject({ success: true, transaction: originalTx, network, payer });
+
+    // What the buyer got: success with the original hash.
+    const settled = decodeBase64Json<SettleResponse>(paymentResponse);
+    expect(settled).toMatchObject({ success: true, transaction: originalTx, network, payer });
+
+    // Exactly one transaction sent by the facilitator, one authorization used, one transfer.
+    expect(await signerNonce()).toBe(signerNonceBefore + 1);
+    const nonce = nonceSent(requests);
+    expect(await authorizationsUsed(chain, payer, nonce)).toBe(1);
+    expect((await transfersInTx(chain, originalTx, payer, payTo)).map((log) => log.args.value)).toEqual([amountAtomic]);
+    expect(await chain.balanceOf(payer)).toBe(payerBefore - amountAtomic);
+    expect(await chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
+    const rows = await settlementRows(database.url, nonce);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ status: "confirmed", tx_hash: originalTx, settled_tx_hash: originalTx, pending_answered: true, success_answered: true });
+  });
+
+  it("gives up after its one retry when no block comes: the buyer gets 402 with settlement_pending, and is charged once the block comes", async () => {
+    const { fetchWithPayment, requests } = buyer();
+    const [payerBefore, signerNonceBefore] = await Promise.all([chain.balanceOf(payer), signerNonce()]);
+
+    const response = await fetchWithPayment(`${seller.url}/weather`);
+
+    expect(response.status).toBe(402);
+    expect(await response.text()).not.toContain("sunny");
+    const settled = decodeBase64Json<SettleResponse>(response.headers.get("PAYMENT-RESPONSE"));
+    expect(exchanges.map((exchange) => exchange.route)).toEqual(["/verify", "/settle", "/settle"]); // exactly one retry, never a loop
+    const originalTx = exchanges[1]!.answer!.transaction as Hex;
+    expect(exchanges[2]!.answer).toMatchObject({ success: false, errorReason: "settlement_pending", transaction: originalTx });
+    expect(settled).toMatchObject({ success: false, errorReason: "settlement_pending", transaction: originalTx, network });
+    expect(await signerNonce()).toBe(signerNonceBefore + 1); // the retry sent nothing new
+
+    // The transaction was broadcast: once mined, the watcher confirms it and the payer has paid.
+    await chain.testClient.mine({ blocks: 1 });
+    expect(await facilitator.services.watcher.runOnce()).toBe(1);
+    const nonce = nonceSent(requests);
+    expect(await settlementRows(database.url, nonce)).toMatchObject([{ status: "confirmed", settled_tx_hash: originalTx }]);
+    expect(await chain.balanceOf(payer)).toBe(payerBefore - amountAtomic);
+    expect(await authorizationsUsed(chain, payer, nonce)).toBe(1);
+  });
+});

@@ -1,0 +1,90 @@
+/**
+ * Shared pieces for the SDK interop tests (test/e2e/sdk-*.test.ts): a seller app listening on
+ * 127.0.0.1, a fetch that records what the SDK sends, base64-JSON header decoding, and the
+ * on-chain / Postgres facts those tests assert.
+ */
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import type { Express } from "express";
+import { parseAbi, type Address, type Hex } from "viem";
+import { withPgClient } from "./database.js";
+import type { TestChain } from "./chain.js";
+
+export interface RunningServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Listens on 127.0.0.1 with a free port. */
+export async function listenLocal(app: Express): Promise<RunningServer> {
+  const server: Server = await new Promise((resolve, reject) => {
+    const started = app.listen(0, "127.0.0.1", () => resolve(started));
+    started.once("error", reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export interface RecordedRequest {
+  url: string;
+  headers: Headers;
+}
+
+/** A fetch for the SDKs to wrap: it records every outgoing request's URL and headers, then fetches. */
+export function recordingFetch(): { fetch: typeof globalThis.fetch; requests: RecordedRequest[] } {
+  const requests: RecordedRequest[] = [];
+  const recorder: typeof globalThis.fetch = async (input, init) => {
+    const request = new Request(input, init);
+    requests.push({ url: request.url, headers: new Headers(request.headers) });
+    return globalThis.fetch(request);
+  };
+  return { fetch: recorder, requests };
+}
+
+/** base64(UTF-8 JSON) → object, decoded independently of the SDKs. */
+export function decodeBase64Json<T = Record<string, unknown>>(value: string | null | undefined): T {
+  if (!value) throw new Error("header missing");
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw new Error(`not standard base64: ${value.slice(0, 40)}…`);
+  return JSON.parse(Buffer.from(value, "base64").toString("utf8")) as T;
+}
+
+/** AuthorizationUsed(payer, nonce) logs: how many times this authorization was spent on chain. */
+export async function authorizationsUsed(chain: TestChain, payer: Address, nonce: Hex): Promise<number> {
+  const logs = await chain.publicClient.getContractEvents({
+    address: chain.token,
+    abi: parseAbi(["event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce)"]),
+    eventName: "AuthorizationUsed",
+    args: { authorizer: payer, nonce },
+    fromBlock: 0n,
+  });
+  return logs.length;
+}
+
+/** Transfer(from → to) logs of the token in one transaction. */
+export async function transfersInTx(chain: TestChain, txHash: Hex, from: Address, to: Address) {
+  const receipt = await chain.publicClient.getTransactionReceipt({ hash: txHash });
+  const logs = await chain.publicClient.getContractEvents({
+    address: chain.token,
+    abi: parseAbi(["event Transfer(address indexed from, address indexed to, uint256 value)"]),
+    eventName: "Transfer",
+    args: { from, to },
+    blockHash: receipt.blockHash,
+  });
+  return logs.filter((log) => log.transactionHash === txHash);
+}
+
+/** The settlements rows of one authorization nonce (stored lowercase). */
+export async function settlementRows(databaseUrl: string, nonce: string): Promise<Record<string, unknown>[]> {
+  return withPgClient(databaseUrl, async (client) => (await client.query("select * from settlements where nonce = $1", [nonce.toLowerCase()])).rows);
+}
+
+export async function settlementRowsOfPayer(databaseUrl: string, payer: Address): Promise<Record<string, unknown>[]> {
+  return withPgClient(databaseUrl, async (client) => (await client.query("select * from settlements where payer = $1", [payer.toLowerCase()])).rows);
+}
