@@ -1,0 +1,409 @@
+/**
+ * examples/chutes-proxy end to end: official buyer SDKs (v2 @x402/fetch, v1 x402-fetch) → the proxy →
+ * this facilitator (real Postgres, real Anvil) and a stub OpenAI-compatible upstream on 127.0.0.1.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { x402Client } from "@x402/core/client";
+import { decodePaymentRequiredHeader, decodePaymentResponseHeader, encodePaymentSignatureHeader } from "@x402/core/http";
+import { registerExactEvmScheme } from "@x402/evm/exact/client";
+import { wrapFetchWithPayment } from "@x402/fetch";
+import type { FastifyInstance } from "fastify";
+import { createWalletClient, http as viemHttp, type Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { baseSepolia } from "viem/chains";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeXPaymentResponse, wrapFetchWithPayment as wrapFetchWithPaymentV1 } from "x402-fetch";
+import { ConfigError, loadConfig } from "../../examples/chutes-proxy/src/config.js";
+import { parseUsdPrice, quote } from "../../examples/chutes-proxy/src/pricing.js";
+import { createProxy } from "../../examples/chutes-proxy/src/server.js";
+import { addressOf, keys, startTestChain, type TestChain } from "../helpers/chain.js";
+import { createTestDatabase, withPgClient, type TestDatabase } from "../helpers/database.js";
+import { startTestFacilitator, type TestFacilitator } from "../helpers/facilitator.js";
+
+const API_KEY = "cpk_test_not_a_real_key";
+const payTo = addressOf(keys.payTo);
+const v2Payer = addressOf(keys.payer);
+const v1Payer = addressOf(keys.stranger);
+
+let chain: TestChain;
+let db: TestDatabase;
+let facilitator: TestFacilitator;
+let upstream: StubUpstream;
+let proxy: FastifyInstance;
+let proxyUrl: string;
+
+beforeAll(async () => {
+  [chain, db] = await Promise.all([startTestChain(), createTestDatabase("chutes_proxy")]);
+  facilitator = await startTestFacilitator({ databaseUrl: db.url, rpcUrls: [chain.rpcUrl], token: chain.token });
+  const facilitatorUrl = await facilitator.app.listen({ host: "127.0.0.1", port: 0 });
+  await chain.mint(v2Payer, 10_000_000n);
+  await chain.mint(v1Payer, 10_000_000n);
+  upstream = await startStubUpstream();
+  proxy = createProxy(
+    loadConfig({
+      FACILITATOR_URL: facilitatorUrl,
+      WALLET_ADDRESS: payTo,
+      CHUTES_API_KEY: API_KEY,
+      CHUTES_BASE_URL: upstream.url,
+      PRICE_PER_1K_TOKENS: "0.001",
+      NETWORK: "eip155:84532",
+      UPSTREAM_TIMEOUT_MS: "10000",
+      FACILITATOR_TIMEOUT_MS: "15000",
+    }),
+  );
+  proxyUrl = await proxy.listen({ host: "127.0.0.1", port: 0 });
+}, 60_000);
+
+afterAll(async () => {
+  await proxy?.close();
+  await upstream?.close();
+  await facilitator?.close();
+  await chain?.stop();
+  await db?.drop();
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// The stub upstream: an OpenAI-style completion, an SSE stream for stream:true, a 500 on demand.
+
+interface SeenRequest {
+  method: string;
+  url: string;
+  authorization: string | undefined;
+  body: Record<string, unknown> | undefined;
+}
+
+interface StubUpstream {
+  url: string;
+  seen: SeenRequest[];
+  close(): Promise<void>;
+}
+
+const STREAM_PIECES = ["Hello", " from", " the", " stream"];
+
+async function startStubUpstream(): Promise<StubUpstream> {
+  const seen: SeenRequest[] = [];
+  const server = http.createServer(async (req, res) => {
+    let raw = "";
+    for await (const chunk of req) raw += chunk;
+    const body = raw === "" ? undefined : (JSON.parse(raw) as Record<string, unknown>);
+    seen.push({ method: req.method ?? "", url: req.url ?? "", authorization: req.headers.authorization, body });
+    const json = (status: number, value: unknown) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(value));
+    };
+    if (req.method === "GET" && req.url === "/v1/models") {
+      return json(200, { object: "list", data: [{ id: "deepseek-ai/DeepSeek-V3-0324", object: "model", owned_by: "chutes" }] });
+    }
+    if (req.method !== "POST" || req.url !== "/v1/chat/completions" || !body) return json(404, { error: { message: "not found" } });
+    if (JSON.stringify(body.messages).includes("UPSTREAM_500")) {
+      return json(500, { error: { message: "the model is overloaded", type: "server_error" } });
+    }
+    if (body.stream === true) {
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+      for (const piece of STREAM_PIECES) {
+        const chunk = { id: "chatcmpl-stub", object: "chat.completion.chunk", model: body.model, choices: [{ index: 0, delta: { content: piece }, finish_reason: null }] };
+        res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      res.end("data: [DONE]\n\n");
+      return;
+    }
+    return json(200, {
+      id: "chatcmpl-stub",
+      object: "chat.completion",
+      model: body.model,
+      choices: [{ index: 0, message: { role: "assistant", content: "Hello from Chutes" }, finish_reason: "stop" }],
+      usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/** 4,000 characters = 1,000 prompt tokens; + max_tokens 1,000 = 2,000 tokens × $0.001/1K = $0.002 = 2,000 units. */
+const pricedBody = (extra: Record<string, unknown> = {}, text = "x".repeat(4_000)) => ({
+  model: "deepseek-ai/DeepSeek-V3-0324",
+  messages: [{ role: "user", content: text }],
+  max_tokens: 1_000,
+  ...extra,
+});
+const PRICED_AMOUNT = 2_000n;
+
+const post = (fetcher: typeof fetch, body: unknown, headers: Record<string, string> = {}) =>
+  fetcher(`${proxyUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+
+function v2Buyer(privateKey: Hex) {
+  const client = new x402Client();
+  registerExactEvmScheme(client, { signer: privateKeyToAccount(privateKey) });
+  return { client, fetchWithPayment: wrapFetchWithPayment(fetch, client) };
+}
+
+const balances = async () => ({ payTo: await chain.balanceOf(payTo), v2Payer: await chain.balanceOf(v2Payer), v1Payer: await chain.balanceOf(v1Payer) });
+
+describe("pricing and configuration", () => {
+  it("estimates tokens as chars/4 + max output tokens, rounds up to atomic units, minimum 1", () => {
+    const price = parseUsdPrice("0.001");
+    expect(quote(pricedBody(), price, 1024)).toEqual({ promptTokens: 1000, maxOutputTokens: 1000, estimatedTokens: 2000, amount: "2000" });
+    // no max_tokens → DEFAULT_MAX_TOKENS; text parts count by their text
+    expect(quote({ messages: [{ role: "user", content: [{ type: "text", text: "abcde" }] }] }, price, 1024).amount).toBe("1026");
+    // n choices may each use max_tokens
+    expect(quote({ ...pricedBody(), n: 3 }, price, 1024).amount).toBe("4000");
+    expect(quote({ messages: [{ role: "user", content: "hi" }], max_tokens: 1 }, parseUsdPrice("0.000001"), 1024).amount).toBe("1");
+    expect(quote({ messages: [{ role: "user", content: "hi" }], max_tokens: 1 }, parseUsdPrice("0"), 1024).amount).toBe("1");
+  });
+
+  it("rejects a bad environment with every problem named", () => {
+    expect(() => loadConfig({ WALLET_ADDRESS: "0x123", NETWORK: "solana", PRICE_PER_1K_TOKENS: "-1" })).toThrowError(ConfigError);
+    try {
+      loadConfig({ WALLET_ADDRESS: "0x123", NETWORK: "solana", PRICE_PER_1K_TOKENS: "-1" });
+    } catch (error) {
+      const text = (error as ConfigError).problems.join("\n");
+      for (const name of ["FACILITATOR_URL", "WALLET_ADDRESS", "CHUTES_API_KEY", "PRICE_PER_1K_TOKENS", "NETWORK"]) expect(text).toContain(name);
+    }
+    const base = loadConfig({ FACILITATOR_URL: "http://f", WALLET_ADDRESS: payTo, CHUTES_API_KEY: "k", NETWORK: "base" });
+    expect(base.network.caip2).toBe("eip155:8453");
+    expect(base.asset).toEqual({ address: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", name: "USD Coin", version: "2" });
+    expect(base.chutesBaseUrl).toBe("https://llm.chutes.ai");
+  });
+});
+
+describe("chutes proxy against the real facilitator", () => {
+  it("(a) answers 402 with PAYMENT-REQUIRED (v2) and a v1 body, priced from the request", async () => {
+    const response = await post(fetch, pricedBody());
+    expect(response.status).toBe(402);
+    const required = decodePaymentRequiredHeader(response.headers.get("PAYMENT-REQUIRED")!);
+    expect(required.x402Version).toBe(2);
+    expect(required.resource.url).toBe(`${proxyUrl}/v1/chat/completions`);
+    expect(required.accepts).toEqual([
+      { scheme: "exact", network: "eip155:84532", amount: "2000", asset: chain.token, payTo, maxTimeoutSeconds: 300, extra: { name: "USDC", version: "2" } },
+    ]);
+    const v1 = (await response.json()) as { x402Version: number; error: string; accepts: Array<Record<string, unknown>> };
+    expect(v1.x402Version).toBe(1);
+    expect(v1.error).toContain("payment_required");
+    expect(v1.accepts).toHaveLength(1);
+    expect(v1.accepts[0]).toMatchObject({ scheme: "exact", network: "base-sepolia", maxAmountRequired: "2000", asset: chain.token, payTo, extra: { name: "USDC", version: "2" } });
+
+    // no max_tokens: 1,000 prompt tokens + DEFAULT_MAX_TOKENS 1,024
+    const unbounded = await post(fetch, pricedBody({ max_tokens: undefined }));
+    expect(decodePaymentRequiredHeader(unbounded.headers.get("PAYMENT-REQUIRED")!).accepts[0]!.amount).toBe("2024");
+    expect(upstream.seen.filter((r) => r.method === "POST")).toHaveLength(0); // nothing forwarded unpaid
+  });
+
+  it("(b) an @x402/fetch buyer pays and gets the completion with a PAYMENT-RESPONSE receipt", async () => {
+    const before = await balances();
+    const response = await post(v2Buyer(keys.payer).fetchWithPayment, pricedBody());
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content).toBe("Hello from Chutes");
+    const receipt = decodePaymentResponseHeader(response.headers.get("PAYMENT-RESPONSE")!);
+    expect(receipt).toMatchObject({ success: true, network: "eip155:84532", payer: v2Payer });
+    expect(receipt.transaction).toMatch(/^0x[0-9a-f]{64}$/);
+    const after = await balances();
+    expect(after.payTo - before.payTo).toBe(PRICED_AMOUNT);
+    expect(before.v2Payer - after.v2Payer).toBe(PRICED_AMOUNT);
+    const forwarded = upstream.seen.at(-1)!;
+    expect(forwarded).toMatchObject({ method: "POST", url: "/v1/chat/completions", authorization: `Bearer ${API_KEY}` });
+    expect(forwarded.body).toEqual(pricedBody());
+  });
+
+  it("(c) stream:true settles before streaming: receipt on the headers, settlement confirmed, then SSE chunks", async () => {
+    const before = await balances();
+    const response = await post(v2Buyer(keys.payer).fetchWithPayment, pricedBody({ stream: true }));
+    // Headers are here, no body byte read yet: the payment must already be final.
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("text/event-stream");
+    const receipt = decodePaymentResponseHeader(response.headers.get("PAYMENT-RESPONSE")!);
+    expect(receipt.success).toBe(true);
+    const mined = await chain.publicClient.getTransactionReceipt({ hash: receipt.transaction as Hex });
+    expect(mined.status).toBe("success");
+    const rows = await withPgClient(db.url, (c) =>
+      c.query<{ status: string }>("SELECT status FROM settlements WHERE tx_hash = $1 OR settled_tx_hash = $1", [receipt.transaction]),
+    );
+    expect(rows.rows.map((r) => r.status)).toEqual(["confirmed"]);
+    expect((await balances()).payTo - before.payTo).toBe(PRICED_AMOUNT);
+
+    const text = await response.text();
+    const events = text.split("\n\n").filter((e) => e.startsWith("data: "));
+    expect(events.at(-1)).toBe("data: [DONE]");
+    const content = events
+      .slice(0, -1)
+      .map((e) => (JSON.parse(e.slice(6)) as { choices: Array<{ delta: { content: string } }> }).choices[0]!.delta.content)
+      .join("");
+    expect(content).toBe(STREAM_PIECES.join(""));
+    expect(upstream.seen.at(-1)!.authorization).toBe(`Bearer ${API_KEY}`);
+  });
+
+  it("(d) an upstream 500 is passed through and nothing is settled", async () => {
+    const before = await balances();
+    const calls = upstream.seen.length;
+    const response = await post(v2Buyer(keys.payer).fetchWithPayment, pricedBody({}, "UPSTREAM_500 please"));
+    expect(response.status).toBe(500);
+    expect(await response.json()).toEqual({ error: { message: "the model is overloaded", type: "server_error" } });
+    expect(response.headers.get("PAYMENT-RESPONSE")).toBeNull();
+    expect(upstream.seen.length).toBe(calls + 1); // the paid request did reach the upstream
+    expect(await balances()).toEqual(before);
+  });
+
+  it("(e) GET /v1/models passes through, free", async () => {
+    const response = await fetch(`${proxyUrl}/v1/models`);
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { data: Array<{ id: string }> }).data[0]!.id).toBe("deepseek-ai/DeepSeek-V3-0324");
+    expect(upstream.seen.at(-1)).toMatchObject({ method: "GET", url: "/v1/models", authorization: `Bearer ${API_KEY}` });
+  });
+
+  it("(f) a v1 x402-fetch buyer (viem wallet client on Anvil, base-sepolia) pays through X-PAYMENT", async () => {
+    const before = await balances();
+    const wallet = createWalletClient({ account: privateKeyToAccount(keys.stranger), chain: baseSepolia, transport: viemHttp(chain.rpcUrl) });
+    // Runtime-compatible, but viem's Base chain formatters make the client's getBlock type differ from
+    // x402 1.x's generic SignerWallet type: a type-only cast.
+    const fetchWithPayment = wrapFetchWithPaymentV1(fetch, wallet as unknown as Parameters<typeof wrapFetchWithPaymentV1>[1]);
+    // x402-fetch spreads init.headers into a new object: they must be a plain object, not a Headers.
+    const response = await fetchWithPayment(`${proxyUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(pricedBody()),
+    });
+    expect(response.status).toBe(200);
+    const receipt = decodeXPaymentResponse(response.headers.get("X-PAYMENT-RESPONSE")!);
+    expect(receipt).toMatchObject({ success: true, network: "base-sepolia", payer: v1Payer });
+    const after = await balances();
+    expect(after.payTo - before.payTo).toBe(PRICED_AMOUNT);
+    expect(before.v1Payer - after.v1Payer).toBe(PRICED_AMOUNT);
+  });
+
+  it("refuses a payment signed for another body (another price) before verifying it, and a replayed one", async () => {
+    const { client } = v2Buyer(keys.payer);
+    const unpaid = await post(fetch, pricedBody());
+    const payload = await client.createPaymentPayload(decodePaymentRequiredHeader(unpaid.headers.get("PAYMENT-REQUIRED")!));
+    const signature = encodePaymentSignatureHeader(payload);
+    const calls = upstream.seen.length;
+
+    const otherBody = await post(fetch, pricedBody({ max_tokens: 5_000 }), { "PAYMENT-SIGNATURE": signature });
+    expect(otherBody.status).toBe(402);
+    expect(decodePaymentRequiredHeader(otherBody.headers.get("PAYMENT-REQUIRED")!).error).toMatch(/^payment_requirements_mismatch/);
+    expect(upstream.seen.length).toBe(calls);
+
+    expect((await post(fetch, pricedBody(), { "PAYMENT-SIGNATURE": signature })).status).toBe(200);
+    const replay = await post(fetch, pricedBody(), { "PAYMENT-SIGNATURE": signature });
+    expect(replay.status).toBe(402);
+    expect(decodePaymentRequiredHeader(replay.headers.get("PAYMENT-REQUIRED")!).error).toMatch(/nonce_already_used/);
+    expect(upstream.seen.length).toBe(calls + 1);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Facilitator answers the real one gives only under load or failure, scripted: settlement_pending, a
+// failed settle during a stream, a facilitator that does not answer.
+
+interface ScriptedFacilitator {
+  url: string;
+  calls: Array<{ path: string; body: string }>;
+  settleAnswers: Array<Record<string, unknown> | "hang">;
+  verifyAnswer: Record<string, unknown> | "hang";
+  close(): Promise<void>;
+}
+
+async function startScriptedFacilitator(): Promise<ScriptedFacilitator> {
+  const state: Omit<ScriptedFacilitator, "url" | "close"> = { calls: [], settleAnswers: [], verifyAnswer: { isValid: true, payer: v2Payer } };
+  const server = http.createServer(async (req, res) => {
+    let body = "";
+    for await (const chunk of req) body += chunk;
+    state.calls.push({ path: req.url ?? "", body });
+    const answer = req.url === "/verify" ? state.verifyAnswer : state.settleAnswers.shift();
+    if (answer === "hang") return; // never answers: the proxy's timeout must fire
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify(answer ?? { success: false, errorReason: "unexpected_settle", transaction: "", network: "eip155:84532" }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return Object.assign(state, {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+}
+
+describe("chutes proxy against a scripted facilitator", () => {
+  let scripted: ScriptedFacilitator;
+  let scriptedProxy: FastifyInstance;
+  let scriptedUrl: string;
+  const tx = `0x${"ab".repeat(32)}`;
+
+  beforeAll(async () => {
+    scripted = await startScriptedFacilitator();
+    scriptedProxy = createProxy(
+      loadConfig({ FACILITATOR_URL: scripted.url, WALLET_ADDRESS: payTo, CHUTES_API_KEY: API_KEY, CHUTES_BASE_URL: upstream.url, FACILITATOR_TIMEOUT_MS: "300" }),
+    );
+    scriptedUrl = await scriptedProxy.listen({ host: "127.0.0.1", port: 0 });
+  });
+
+  afterAll(async () => {
+    await scriptedProxy?.close();
+    await scripted?.close();
+  });
+
+  const paidPost = (body: unknown) =>
+    v2Buyer(keys.payer).fetchWithPayment(`${scriptedUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+
+  it("retries settle once, with the identical body, on settlement_pending (like the official SDK)", async () => {
+    scripted.calls.length = 0;
+    scripted.verifyAnswer = { isValid: true, payer: v2Payer };
+    scripted.settleAnswers = [
+      { success: false, errorReason: "settlement_pending", transaction: tx, network: "eip155:84532", payer: v2Payer },
+      { success: true, transaction: tx, network: "eip155:84532", payer: v2Payer },
+    ];
+    const response = await paidPost(pricedBody());
+    expect(response.status).toBe(200);
+    expect(decodePaymentResponseHeader(response.headers.get("PAYMENT-RESPONSE")!)).toMatchObject({ success: true, transaction: tx });
+    const settles = scripted.calls.filter((c) => c.path === "/settle");
+    expect(settles).toHaveLength(2);
+    expect(settles[1]!.body).toBe(settles[0]!.body);
+    const verifyBody = JSON.parse(scripted.calls.find((c) => c.path === "/verify")!.body) as Record<string, unknown>;
+    expect(verifyBody).toMatchObject({ x402Version: 2, paymentRequirements: { amount: "2000", payTo } });
+  });
+
+  it("a failed settle on a stream answers 402 with the failed receipt, and streams nothing", async () => {
+    scripted.settleAnswers = [{ success: false, errorReason: "invalid_exact_evm_insufficient_balance", transaction: "", network: "eip155:84532" }];
+    const response = await paidPost(pricedBody({ stream: true }));
+    expect(response.status).toBe(402);
+    expect(decodePaymentResponseHeader(response.headers.get("PAYMENT-RESPONSE")!)).toMatchObject({ success: false, errorReason: "invalid_exact_evm_insufficient_balance" });
+    expect(decodePaymentRequiredHeader(response.headers.get("PAYMENT-REQUIRED")!).error).toMatch(/^invalid_exact_evm_insufficient_balance/);
+    expect(await response.text()).not.toContain("data:");
+  });
+
+  it("a refused verify is a 402 with the reason, and the upstream is not called", async () => {
+    const calls = upstream.seen.length;
+    scripted.verifyAnswer = { isValid: false, invalidReason: "invalid_exact_evm_signature", invalidMessage: "not signed by from", payer: v2Payer };
+    const response = await paidPost(pricedBody());
+    expect(response.status).toBe(402);
+    expect(decodePaymentRequiredHeader(response.headers.get("PAYMENT-REQUIRED")!).error).toBe("invalid_exact_evm_signature: not signed by from");
+    expect(upstream.seen.length).toBe(calls);
+  });
+
+  it("a facilitator that does not answer gives 502 within FACILITATOR_TIMEOUT_MS", async () => {
+    scripted.verifyAnswer = "hang";
+    const started = Date.now();
+    const response = await paidPost(pricedBody());
+    expect(response.status).toBe(502);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe("facilitator_unavailable");
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+});
