@@ -5,6 +5,7 @@ import { createChainRegistry } from "./chain/registry.js";
 import { createSignerPool } from "./chain/signers.js";
 import { systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { createMetrics } from "./metrics.js";
 import { createServices, type Services } from "./services.js";
 import { openDatabase } from "./store/db.js";
 import { runMigrations } from "./store/migrate.js";
@@ -24,9 +25,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   await runMigrations(config.databaseUrl);
   const database = openDatabase(config.databaseUrl, config.limits, (error) => log.warn({ err: error }, "idle Postgres connection lost"));
   const signers = createSignerPool(config.signerPrivateKeys, config.limits.inFlightPerSignerMax);
+  const metrics = createMetrics();
   const services = createServices({
     database,
-    chains: createChainRegistry(config.networks, config.limits),
+    metrics,
+    chains: createChainRegistry(config.networks, config.limits, metrics.rpcError),
     signers,
     clock: systemClock,
     limits: config.limits,

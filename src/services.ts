@@ -11,6 +11,34 @@ import { SettlementWatcher } from "./settlement/watcher.js";
 import type { DatabaseHandle } from "./store/db.js";
 import { IdempotencyRepository } from "./store/idempotency-repo.js";
 import { SettlementsRepository } from "./store/settlements-repo.js";
+import { createMetrics, type Metrics, type ScrapeGauges } from "./metrics.js";
+
+/** Signer balances are read at most this often, and each read is bounded: a scrape must stay fast. */
+const balanceCacheMs = 10_000;
+const scrapeReadTimeoutMs = 2_000;
+
+function scrapeCollector(deps: ServiceDeps, settlements: SettlementsRepository) {
+  let balancesReadAtMs = 0;
+  return async (gauges: ScrapeGauges) => {
+    const reads: Array<Promise<unknown>> = [
+      settlements.countUnfinishedByStatus().then((counts) => {
+        for (const status of ["claimed", "signed", "submitted"] as const) gauges.unfinishedSettlements.set({ status }, counts[status] ?? 0);
+      }),
+    ];
+    for (const [signer, count] of Object.entries(deps.signers.inFlight())) gauges.settlementsInFlight.set({ signer }, count);
+    if (Date.now() - balancesReadAtMs > balanceCacheMs) {
+      balancesReadAtMs = Date.now();
+      for (const handle of deps.chains.all()) {
+        for (const signer of deps.signers.addresses()) {
+          reads.push(
+            handle.publicClient.getBalance({ address: signer }).then((wei) => gauges.signerBalanceWei.set({ network: handle.config.network, signer }, Number(wei))),
+          );
+        }
+      }
+    }
+    await Promise.race([Promise.allSettled(reads), new Promise((resolve) => setTimeout(resolve, scrapeReadTimeoutMs).unref())]);
+  };
+}
 
 export interface ServiceDeps {
   database: DatabaseHandle;
@@ -19,6 +47,7 @@ export interface ServiceDeps {
   clock: Clock;
   limits: Limits;
   log: Logger;
+  metrics?: Metrics;
 }
 
 /** Everything the routes use, built once from explicit dependencies (tests build their own). */
@@ -29,14 +58,17 @@ export interface Services {
   idempotency: IdempotencyRepository;
   engine: SettlementEngine;
   watcher: SettlementWatcher;
+  metrics: Metrics;
   networkServed(version: X402Version, network: string): boolean;
   verify(request: PaymentRequest): Promise<VerifyResult>;
 }
 
 export function createServices(deps: ServiceDeps): Services {
   const settlements = new SettlementsRepository(deps.database.db);
-  const engine = new SettlementEngine({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, clock: deps.clock, limits: deps.limits, log: deps.log });
-  const watcher = new SettlementWatcher({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, engine, log: deps.log, limits: deps.limits });
+  const metrics = deps.metrics ?? createMetrics();
+  const engine = new SettlementEngine({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, clock: deps.clock, limits: deps.limits, log: deps.log, metrics });
+  const watcher = new SettlementWatcher({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, engine, log: deps.log, limits: deps.limits, metrics });
+  metrics.onScrape(scrapeCollector(deps, settlements));
   const networks = deps.chains.all().map((handle) => handle.config);
   const v1Names = new Set(networks.flatMap((network) => (network.v1Name ? [network.v1Name] : [])));
   const caip2Names = new Set<string>(networks.map((network) => network.network));
@@ -48,6 +80,7 @@ export function createServices(deps: ServiceDeps): Services {
     idempotency: new IdempotencyRepository(deps.database.db),
     engine,
     watcher,
+    metrics,
     networkServed: (version, network) => (version === 1 ? v1Names.has(network) : caip2Names.has(network)),
     verify: (request) =>
       verifyExactEvm(

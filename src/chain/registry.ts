@@ -1,5 +1,13 @@
-import { createPublicClient, defineChain, fallback, http, type Chain, type PublicClient } from "viem";
+import { BaseError, HttpRequestError, TimeoutError, createPublicClient, defineChain, fallback, http, type Chain, type PublicClient, type Transport } from "viem";
 import type { Limits, NetworkConfig } from "../config.js";
+
+/**
+ * How long an RPC URL that failed at the transport level (timeout, no answer, non-2xx such as 429)
+ * is passed over while another URL of the network is healthy. Without it a hung first URL costs
+ * rpcTimeoutMs × (1 + rpcRetryCount) on every call: with the defaults 10 s per call, so a verify
+ * takes 10 s and a settle (prepare, send, receipt) runs past the client's 30 s.
+ */
+export const rpcUrlCooldownMs = 30_000;
 
 export interface ChainHandle {
   config: NetworkConfig;
@@ -18,7 +26,11 @@ export interface ChainRegistry {
  * batching, so the reads of one verify (balance, authorizationState, simulation) travel in one
  * HTTP request. A 429 or timeout on one URL moves on to the next.
  */
-export function createChainRegistry(networks: NetworkConfig[], limits: Pick<Limits, "rpcTimeoutMs" | "rpcRetryCount">): ChainRegistry {
+export function createChainRegistry(
+  networks: NetworkConfig[],
+  limits: Pick<Limits, "rpcTimeoutMs" | "rpcRetryCount">,
+  onHttpError?: (network: string, url: string) => void,
+): ChainRegistry {
   const handles = new Map<number, ChainHandle>();
   for (const config of networks) {
     const chain = defineChain({
@@ -28,9 +40,17 @@ export function createChainRegistry(networks: NetworkConfig[], limits: Pick<Limi
       rpcUrls: { default: { http: config.rpcUrls } },
     });
     const transports = config.rpcUrls.map((url) =>
-      http(url, { timeout: limits.rpcTimeoutMs, retryCount: limits.rpcRetryCount, retryDelay: 50, batch: { batchSize: 64, wait: 0 } }),
+      http(url, {
+        timeout: limits.rpcTimeoutMs,
+        retryCount: limits.rpcRetryCount,
+        retryDelay: 50,
+        batch: { batchSize: 64, wait: 0 },
+        onFetchResponse: (response) => {
+          if (!response.ok) onHttpError?.(config.network, redactUrl(url));
+        },
+      }),
     );
-    const transport = transports.length === 1 ? transports[0]! : fallback(transports, { rank: false, retryCount: 0 });
+    const transport = transports.length === 1 ? transports[0]! : fallback(withCooldowns(config.rpcUrls, transports), { rank: false, retryCount: 0 });
     // pollingInterval bounds how often receipt waits ask the node; 250 ms keeps settle latency low on fast chains.
     const publicClient = createPublicClient({ chain, transport, pollingInterval: 250, cacheTime: 0 }) as PublicClient;
     handles.set(config.chainId, { config, chain, publicClient });
@@ -39,4 +59,48 @@ export function createChainRegistry(networks: NetworkConfig[], limits: Pick<Limi
     get: (chainId) => handles.get(chainId),
     all: () => [...handles.values()],
   };
+}
+
+/**
+ * Failover that remembers: a URL that just failed at the transport level is skipped (an instant
+ * failure, so fallback moves on) for rpcUrlCooldownMs while a later URL is not cooling down itself.
+ * When every URL is cooling down, each is tried again in order, so an outage is still a bounded
+ * 503 and the first URL to come back serves at once. A success ends the URL's cool-down.
+ */
+function withCooldowns(urls: readonly string[], transports: readonly Transport[]): Transport[] {
+  const coolingUntilMs = urls.map(() => 0);
+  const cooling = (index: number, nowMs: number) => coolingUntilMs[index]! > nowMs;
+  return transports.map((transport, index): Transport => (parameters) => {
+    const inner = transport(parameters);
+    const request = (async (args: Parameters<typeof inner.request>[0], options?: Parameters<typeof inner.request>[1]) => {
+      const nowMs = Date.now();
+      if (cooling(index, nowMs) && urls.some((_, later) => later > index && !cooling(later, nowMs))) {
+        throw new HttpRequestError({ url: urls[index]!, details: `skipped: failed less than ${rpcUrlCooldownMs} ms ago` });
+      }
+      try {
+        const result = await inner.request(args, options);
+        coolingUntilMs[index] = 0;
+        return result;
+      } catch (error) {
+        if (isUrlFailure(error)) coolingUntilMs[index] = Date.now() + rpcUrlCooldownMs;
+        throw error;
+      }
+    }) as typeof inner.request;
+    return { ...inner, request };
+  });
+}
+
+/** The URL did not serve (no answer in time, connection lost, HTTP error status), as opposed to a JSON-RPC error answer. */
+function isUrlFailure(error: unknown): boolean {
+  return error instanceof BaseError && Boolean(error.walk((cause) => cause instanceof TimeoutError || cause instanceof HttpRequestError));
+}
+
+/** RPC URLs often carry an API key in the path or query: keep scheme and host only for labels and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}`;
+  } catch {
+    return "invalid-url";
+  }
 }

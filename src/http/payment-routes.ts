@@ -24,12 +24,14 @@ export async function paymentRoutes(app: FastifyInstance, options: { services: S
       const normalized = normalize(request.body as Envelope, services.networkServed);
       if (!normalized.ok) {
         logOutcome(request, "verify", normalized.payer, normalized.network, normalized.rejection.reason, startedMs);
+        services.metrics.observeVerify(networkLabel(services, normalized.version, normalized.network), normalized.rejection.reason, elapsedSeconds(startedMs));
         return renderVerify(false, normalized.payer, normalized.rejection.reason, normalized.rejection.message);
       }
       const payer = normalized.request.authorization.from;
       const result = await services.verify(normalized.request);
       const reason = result.valid ? undefined : result.rejection.reason;
       logOutcome(request, "verify", payer, normalized.request.requirements.network, reason ?? "valid", startedMs);
+      services.metrics.observeVerify(normalized.request.requirements.network, reason ?? "valid", elapsedSeconds(startedMs));
       return result.valid ? renderVerify(true, payer) : renderVerify(false, payer, result.rejection.reason, result.rejection.message);
     },
   );
@@ -53,11 +55,13 @@ async function settleOnce(services: Services, request: FastifyRequest): Promise<
   const normalized = normalize(request.body as Envelope, services.networkServed);
   if (!normalized.ok) {
     logOutcome(request, "settle", normalized.payer, normalized.network, normalized.rejection.reason, startedMs);
+    services.metrics.observeSettle(networkLabel(services, normalized.version, normalized.network), normalized.rejection.reason, elapsedSeconds(startedMs));
     return renderSettle({ success: false, reason: normalized.rejection.reason, message: normalized.rejection.message, transaction: "" }, normalized.network, normalized.payer);
   }
   const payer = normalized.request.authorization.from;
   const outcome = await services.engine.settle(normalized.request);
   logOutcome(request, "settle", payer, normalized.request.requirements.network, outcome.success ? "success" : outcome.reason, startedMs, outcome.transaction);
+  services.metrics.observeSettle(normalized.request.requirements.network, outcome.success ? "success" : (outcome.reason ?? "failure"), elapsedSeconds(startedMs));
   return renderSettle(outcome, normalized.request.requirements.network, payer);
 }
 
@@ -100,6 +104,15 @@ function hashBody(body: unknown): string | undefined {
     throw error;
   }
   return createHash("sha256").update(text).digest("hex");
+}
+
+/** Metric labels never take request input as is: an unserved network is counted as "other". */
+function networkLabel(services: Services, version: 1 | 2 | undefined, network: string): string {
+  return version !== undefined && services.networkServed(version, network) ? network : "other";
+}
+
+function elapsedSeconds(startedMs: number): number {
+  return (performance.now() - startedMs) / 1000;
 }
 
 function settleError(code: string, message: string) {

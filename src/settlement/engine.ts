@@ -9,6 +9,7 @@ import { checkPayerSignature } from "../exact-evm/payer-signature.js";
 import { isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest } from "../protocol/types.js";
+import type { Metrics } from "../metrics.js";
 import type { Database } from "../store/db.js";
 import type { SettlementRow } from "../store/schema.js";
 import type { SettlementsRepository } from "../store/settlements-repo.js";
@@ -33,6 +34,7 @@ export interface SettlementEngineDeps {
   clock: Clock;
   limits: Limits;
   log: Logger;
+  metrics?: Pick<Metrics, "signerCannotPay">;
 }
 
 /** How often a duplicate request re-reads the row it waits on. */
@@ -111,7 +113,10 @@ export class SettlementEngine {
         });
       } catch (error) {
         // Nothing reached the chain: free the authorization for a later attempt, then report the fault.
-        if (error instanceof SignerCannotPayError) deps.log.error({ signer: error.signer, error: error.message }, "signer cannot pay for gas");
+        if (error instanceof SignerCannotPayError) {
+          deps.log.error({ signer: error.signer, error: error.message }, "signer cannot pay for gas");
+          deps.metrics?.signerCannotPay(error.signer);
+        }
         await deps.repo
           .transition(row.id, "failed", { errorReason: ReasonCode.serviceUnavailable, errorMessage: String((error as Error).message).slice(0, 500) })
           .catch(() => undefined);

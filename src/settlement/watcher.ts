@@ -11,6 +11,7 @@ import { chainVerdict } from "./chain-verdict.js";
 import type { Logger, SettlementEngine } from "./engine.js";
 import { feeBumpedReplacement } from "./fee-bump.js";
 import { healNonceGaps } from "./nonce-gaps.js";
+import type { Metrics } from "../metrics.js";
 
 export interface WatcherDeps {
   db: Database;
@@ -19,6 +20,7 @@ export interface WatcherDeps {
   signers: SignerPool;
   engine: SettlementEngine;
   log: Logger;
+  metrics?: Pick<Metrics, "reconcilerAction">;
   limits: Pick<Limits, "reconcileIntervalMs" | "stuckAfterMs" | "feeBumpPercent" | "feeBumpsMax" | "maxFeePerGasWei" | "nonceGapHealAfterMs">;
   /** Rows leased per pass; the rest wait for the next pass. */
   batchSize?: number;
@@ -76,8 +78,13 @@ export class SettlementWatcher {
       this.deps.log.warn({ error: String(error) }, "could not fill nonce gaps");
       return 0;
     });
-    if (filled > 0) this.deps.log.warn({ filled }, "filled tx-nonce gaps with 0-value self-transfers");
-    return finished.filter(Boolean).length;
+    if (filled > 0) {
+      this.deps.log.warn({ filled }, "filled tx-nonce gaps with 0-value self-transfers");
+      this.deps.metrics?.reconcilerAction("gap_filled", filled);
+    }
+    const finishedCount = finished.filter(Boolean).length;
+    if (finishedCount > 0) this.deps.metrics?.reconcilerAction("finalized", finishedCount);
+    return finishedCount;
   }
 
   private async finishRow(row: SettlementRow): Promise<boolean> {
@@ -85,6 +92,7 @@ export class SettlementWatcher {
     if (row.status === "claimed") {
       // Claimed but never signed: nothing reached the chain, so the authorization is free again.
       await repo.transition(row.id, "failed", { errorReason: ReasonCode.unexpectedSettleError, errorMessage: "abandoned before signing", leaseUntil: null });
+      this.deps.metrics?.reconcilerAction("released");
       return true;
     }
     const client = chains.get(row.chainId)?.publicClient;
@@ -127,6 +135,7 @@ export class SettlementWatcher {
       const resent = await broadcastRawTransaction(client, row.rawTx as Hex);
       if (resent.kind !== "rejected") {
         await repo.touchBroadcast(row.id);
+        this.deps.metrics?.reconcilerAction("resent");
         return;
       }
       // Nonce consumed: one of this row's transactions (or another) was mined; the next pass judges it.
@@ -142,6 +151,7 @@ export class SettlementWatcher {
     const persisted = await repo.recordReplacement(row, replacement);
     if (!persisted) return;
     const sent = await broadcastRawTransaction(client, replacement.rawTx);
+    this.deps.metrics?.reconcilerAction("fee_bumped");
     log.warn({ settlementId: row.id, replaced: row.txHash, txHash: replacement.txHash, feeBumps: persisted.feeBumps, sent: sent.kind }, "stuck settlement replaced with a higher fee");
   }
 }

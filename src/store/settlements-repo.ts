@@ -181,6 +181,13 @@ export class SettlementsRepository {
     return this.db.select().from(settlements).where(inArray(settlements.id, ids));
   }
 
+  async countUnfinishedByStatus(): Promise<Partial<Record<SettlementStatus, number>>> {
+    const result = await this.db.execute<{ status: SettlementStatus; count: string }>(
+      sql`select status, count(*) as count from settlements where status in ('claimed', 'signed', 'submitted') group by status`,
+    );
+    return Object.fromEntries(result.rows.map((row) => [row.status, Number(row.count)]));
+  }
+
   async releaseLease(id: string): Promise<void> {
     await this.db.update(settlements).set({ leaseUntil: null }).where(eq(settlements.id, id));
   }

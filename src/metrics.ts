@@ -1,0 +1,75 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** Reconciler actions worth alarming on: fee bumps and gap fills mean fees or nodes misbehave. */
+export type ReconcilerAction = "finalized" | "released" | "resent" | "fee_bumped" | "gap_filled";
+
+export interface Metrics {
+  registry: Registry;
+  observeVerify(network: string, outcome: string, seconds: number): void;
+  observeSettle(network: string, outcome: string, seconds: number): void;
+  reconcilerAction(action: ReconcilerAction, count?: number): void;
+  rpcError(network: string, url: string): void;
+  signerCannotPay(signer: string): void;
+  /** Gauges read on each scrape (bounded: collectors must answer quickly or give up). */
+  onScrape(collect: (gauges: ScrapeGauges) => Promise<void>): void;
+  /**
+   * Runs the scrape collectors, then renders. (prom-client evaluates metrics concurrently, so a
+   * collector hung on one gauge would race the others' snapshots.)
+   */
+  render(): Promise<string>;
+}
+
+export interface ScrapeGauges {
+  unfinishedSettlements: Gauge<"status">;
+  signerBalanceWei: Gauge<"network" | "signer">;
+  settlementsInFlight: Gauge<"signer">;
+}
+
+const latencyBucketsSeconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30];
+
+/**
+ * Prometheus metrics (prom-client), one registry per app so tests and several apps in one process
+ * do not share counters. Labels are bounded: outcomes are reason codes from one table, networks
+ * and signers come from configuration, never from request input.
+ */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "x402_process_" });
+  const verifyTotal = new Counter({ name: "x402_verify_total", help: "POST /verify answers by network and outcome (valid or the reason code)", labelNames: ["network", "outcome"], registers: [registry] });
+  const settleTotal = new Counter({ name: "x402_settle_total", help: "POST /settle answers by network and outcome (success or the reason code)", labelNames: ["network", "outcome"], registers: [registry] });
+  const verifySeconds = new Histogram({ name: "x402_verify_duration_seconds", help: "POST /verify latency", labelNames: ["network"], buckets: latencyBucketsSeconds, registers: [registry] });
+  const settleSeconds = new Histogram({ name: "x402_settle_duration_seconds", help: "POST /settle latency", labelNames: ["network"], buckets: latencyBucketsSeconds, registers: [registry] });
+  const reconciler = new Counter({ name: "x402_reconciler_actions_total", help: "What the background watcher did to unfinished settlements", labelNames: ["action"], registers: [registry] });
+  const rpcErrors = new Counter({ name: "x402_rpc_errors_total", help: "RPC requests answered with an HTTP error, per network and URL", labelNames: ["network", "url"], registers: [registry] });
+  const cannotPay = new Counter({ name: "x402_signer_cannot_pay_total", help: "Settlements refused because a signer could not pay gas or fees were above the cap", labelNames: ["signer"], registers: [registry] });
+  const collectors: Array<(gauges: ScrapeGauges) => Promise<void>> = [];
+  const gauges: ScrapeGauges = {
+    unfinishedSettlements: new Gauge({ name: "x402_settlements_unfinished", help: "Settlement rows not yet final, by status", labelNames: ["status"], registers: [registry] }),
+    signerBalanceWei: new Gauge({
+      name: "x402_signer_balance_wei",
+      help: "Native balance of each signer per network: alarm before it cannot pay for gas",
+      labelNames: ["network", "signer"],
+      registers: [registry],
+    }),
+    settlementsInFlight: new Gauge({ name: "x402_settlements_in_flight", help: "Settlements between nonce and receipt on this instance, per signer", labelNames: ["signer"], registers: [registry] }),
+  };
+  return {
+    registry,
+    observeVerify: (network, outcome, seconds) => {
+      verifyTotal.inc({ network, outcome });
+      verifySeconds.observe({ network }, seconds);
+    },
+    observeSettle: (network, outcome, seconds) => {
+      settleTotal.inc({ network, outcome });
+      settleSeconds.observe({ network }, seconds);
+    },
+    reconcilerAction: (action, count = 1) => reconciler.inc({ action }, count),
+    rpcError: (network, url) => rpcErrors.inc({ network, url }),
+    signerCannotPay: (signer) => cannotPay.inc({ signer }),
+    onScrape: (collect) => collectors.push(collect),
+    render: async () => {
+      await Promise.all(collectors.map((collect) => collect(gauges).catch(() => undefined)));
+      return registry.metrics();
+    },
+  };
+}
