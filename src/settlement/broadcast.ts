@@ -115,11 +115,17 @@ export async function broadcastRawTransaction(client: PublicClient, rawTx: Hex):
     const message = error instanceof BaseError ? (error.details ?? error.shortMessage) : String(error);
     if (/already known|known transaction|AlreadyKnown|already imported/i.test(message)) return { kind: "accepted", alreadyKnown: true };
     if (isTransportFailure(error)) return { kind: "unknown", message };
-    return {
-      kind: "rejected",
-      message,
-      nonceConsumed: /nonce too low|nonce.*already.*used|NonceTooLow/i.test(message),
-      signerUnfunded: /insufficient funds/i.test(message),
-    };
+    const nonceConsumed = /nonce too low|nonce.*already.*used|NonceTooLow/i.test(message);
+    // "Nonce too low" may mean OUR transaction took the nonce: a fallback transport resends the same
+    // bytes to the next RPC after the first one forwarded them and lost the answer. Then it is sent.
+    if (nonceConsumed) {
+      const ours = await client.getTransaction({ hash: keccak256(rawTx) }).then(
+        () => "found" as const,
+        (lookupError: unknown) => (isTransportFailure(lookupError) ? ("unknown" as const) : ("absent" as const)),
+      );
+      if (ours === "found") return { kind: "accepted", alreadyKnown: true };
+      if (ours === "unknown") return { kind: "unknown", message };
+    }
+    return { kind: "rejected", message, nonceConsumed, signerUnfunded: /insufficient funds/i.test(message) };
   }
 }

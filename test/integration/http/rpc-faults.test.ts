@@ -318,20 +318,11 @@ describe("the broadcast reached the node but its answer was lost", () => {
   }
 
   /**
-   * BUG (src/settlement/broadcast.ts + engine.ts; not fixed here, those files are being edited by
-   * someone else): the first RPC forwards our raw tx (Anvil mines it) and the answer is lost, so
-   * viem's fallback sends the same bytes to the second RPC, which answers "nonce too low".
-   * broadcastRawTransaction() classifies that as `rejected` (nonceConsumed: true) and
-   * broadcastAndConfirm() marks the row failed (error_message "nonce too low", broadcast_at NULL, so
-   * reclaimable) and answers unexpected_settle_error with transaction "" — though that very tx paid
-   * the payee. The watcher skips the row (final); the identical retry re-claims it, wipes
-   * tx_hash/raw_tx/signer, and answers invalid_exact_evm_nonce_already_used with transaction "".
-   * The payer paid, the resource server is told twice that the payment failed, and the paying tx
-   * hash is gone from Postgres. Fix: a "nonce too low" (or any refusal) of a resend of our own raw
-   * tx must lead to the receipt check (treat it as "unknown", or look the hash up first), never to
-   * a failure.
+   * The first RPC forwards our raw tx (Anvil mines it) and the answer is lost, so viem's fallback
+   * sends the same bytes to the second RPC, which answers "nonce too low". That is our own
+   * transaction: broadcastRawTransaction() looks the hash up and treats it as sent.
    */
-  it.fails("BUG: reports failure for a paid payment when the first RPC lost the broadcast answer and the second answers the resend with nonce too low", async () => {
+  it("reports a paid payment as paid when the first RPC lost the broadcast answer and the second answers the resend with nonce too low", async () => {
     rpcA.set({ mode: "forwardThenDrop", methods: ["eth_sendRawTransaction"] });
     const body = await newBody();
     const txCountBefore = await facilitatorTxCount();
