@@ -3,12 +3,14 @@ import rateLimit from "@fastify/rate-limit";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { errorAnswer, type RouteKind } from "./http/error-answers.js";
 import { infoRoutes } from "./http/info-routes.js";
+import { authPlugin } from "./http/auth.js";
+import { registerOperatorRoutes } from "./http/operator-routes.js";
 import { paymentRoutes } from "./http/payment-routes.js";
 import type { Services } from "./services.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
-    routeKind?: RouteKind;
+    routeKind?: RouteKind | "admin";
   }
 }
 
@@ -34,15 +36,19 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
 
   app.setErrorHandler((error, request, reply) => {
-    const answer = errorAnswer(error, request.routeOptions.config?.routeKind ?? "other");
+    const kind = request.routeOptions.config?.routeKind;
+    const answer = errorAnswer(error, kind === "verify" || kind === "settle" ? kind : "other");
     if (answer.isFault) request.log.error({ err: error }, "request failed");
     else request.log.info({ code: answer.body.error, message: answer.body.message }, "request refused");
     return reply.code(answer.statusCode).send(answer.body);
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: "not_found", message: `${request.method} ${request.url} does not exist` }));
 
+  await app.register(authPlugin, { services });
   await app.register(rateLimit, { global: false });
   await app.register(paymentRoutes, { services, rateLimitPerMinute: limits.rateLimitPerMinute });
   await app.register(infoRoutes, { services });
+  // Operator routes (history, dashboard, OpenAPI) register below this line.
+  await registerOperatorRoutes(app, services);
   return app;
 }

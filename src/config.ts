@@ -36,6 +36,8 @@ export interface Limits {
   gasPerSettlementMax: bigint;
   /** Cap for a settlement that also deploys the payer's ERC-6492 wallet; 0 refuses such settlements. */
   gasPerDeployingSettlementMax: bigint;
+  /** Refuse settlements while a signer holds less native currency than this (on top of one settlement's cost). */
+  signerBalanceMinWei: bigint;
   /** Never pay more than this per gas; above it settlements are refused (503) rather than overpaid. */
   maxFeePerGasWei: bigint;
   /** Settlements one signer may have between nonce and receipt, per instance; more wait for a slot. */
@@ -59,6 +61,16 @@ export interface Limits {
   duplicateWaitMs: number;
 }
 
+/** What callers may do, whoever they are (per-key limits come on top). */
+export interface Policy {
+  /** "api-keys": /verify and /settle need `Authorization: Bearer <key>`. */
+  auth: "off" | "api-keys";
+  /** Lowercase payTo addresses accepted; empty = any. */
+  allowedPayTo: string[];
+  /** Largest payment accepted, in atomic units of the asset; undefined = no cap. */
+  amountMaxAtomic: bigint | undefined;
+}
+
 export interface Config {
   databaseUrl: string;
   host: string;
@@ -67,7 +79,11 @@ export interface Config {
   signerPrivateKeys: Hex[];
   networks: NetworkConfig[];
   limits: Limits;
+  /** Default: openPolicy (no auth, no allowlists). */
+  policy?: Policy;
 }
+
+export const openPolicy: Policy = { auth: "off", allowedPayTo: [], amountMaxAtomic: undefined };
 
 export const defaultLimits: Limits = {
   bodyLimitBytes: 64 * 1024,
@@ -77,6 +93,7 @@ export const defaultLimits: Limits = {
   rpcRetryCount: 1,
   gasPerSettlementMax: 300_000n,
   gasPerDeployingSettlementMax: 1_000_000n,
+  signerBalanceMinWei: 0n,
   maxFeePerGasWei: 100_000_000_000n, // 100 gwei: Base runs at a tiny fraction of that
   inFlightPerSignerMax: 64,
   stuckAfterMs: 30_000,
@@ -141,6 +158,21 @@ export function loadConfig(env: Env = process.env): Config {
     signerPrivateKeys,
     networks,
     limits: loadLimits(env),
+    policy: loadPolicy(env),
+  };
+}
+
+export function loadPolicy(env: Env): Policy {
+  const auth = env.AUTH ?? "off";
+  if (auth !== "off" && auth !== "api-keys") throw new ConfigError(`AUTH must be "off" or "api-keys", got "${auth}"`);
+  const allowedPayTo = env.ALLOWED_PAY_TO ? splitList(env.ALLOWED_PAY_TO) : [];
+  for (const address of allowedPayTo) {
+    if (!isAddress(address, { strict: false })) throw new ConfigError(`ALLOWED_PAY_TO: "${address}" is not an address`);
+  }
+  return {
+    auth,
+    allowedPayTo: allowedPayTo.map((address) => address.toLowerCase()),
+    amountMaxAtomic: env.MAX_AMOUNT_ATOMIC ? bigintVar(env, "MAX_AMOUNT_ATOMIC", 0n) : undefined,
   };
 }
 
@@ -155,6 +187,7 @@ export function loadLimits(env: Env): Limits {
     gasPerSettlementMax: BigInt(integer(env, "GAS_PER_SETTLEMENT_MAX", Number(d.gasPerSettlementMax), 21_000, 10_000_000)),
     gasPerDeployingSettlementMax: BigInt(integer(env, "GAS_PER_DEPLOYING_SETTLEMENT_MAX", Number(d.gasPerDeployingSettlementMax), 0, 30_000_000)),
     maxFeePerGasWei: bigintVar(env, "MAX_FEE_PER_GAS_WEI", d.maxFeePerGasWei),
+    signerBalanceMinWei: env.MIN_SIGNER_BALANCE_WEI ? bigintVar(env, "MIN_SIGNER_BALANCE_WEI", 1n) : d.signerBalanceMinWei,
     inFlightPerSignerMax: integer(env, "IN_FLIGHT_PER_SIGNER_MAX", d.inFlightPerSignerMax, 1, 10_000),
     stuckAfterMs: integer(env, "STUCK_AFTER_MS", d.stuckAfterMs, 100, 3_600_000),
     feeBumpsMax: integer(env, "FEE_BUMPS_MAX", d.feeBumpsMax, 0, 20),

@@ -29,6 +29,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const services = createServices({
     database,
     metrics,
+    policy: config.policy,
     chains: createChainRegistry(config.networks, config.limits, metrics.rpcError),
     signers,
     clock: systemClock,

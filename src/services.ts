@@ -2,7 +2,8 @@ import type { Address } from "viem";
 import type { ChainRegistry } from "./chain/registry.js";
 import type { SignerPool } from "./chain/signers.js";
 import type { Clock } from "./clock.js";
-import type { Limits, NetworkConfig } from "./config.js";
+import { openPolicy, type Limits, type NetworkConfig, type Policy } from "./config.js";
+import { ApiKeysRepository } from "./store/api-keys-repo.js";
 import { verifyExactEvm, type VerifyResult } from "./exact-evm/verify.js";
 import type { X402Version } from "./protocol/types.js";
 import type { PaymentRequest } from "./protocol/types.js";
@@ -48,6 +49,8 @@ export interface ServiceDeps {
   limits: Limits;
   log: Logger;
   metrics?: Metrics;
+  /** Default: openPolicy. */
+  policy?: Policy;
 }
 
 /** Everything the routes use, built once from explicit dependencies (tests build their own). */
@@ -59,6 +62,8 @@ export interface Services {
   engine: SettlementEngine;
   watcher: SettlementWatcher;
   metrics: Metrics;
+  policy: Policy;
+  apiKeys: ApiKeysRepository;
   networkServed(version: X402Version, network: string): boolean;
   verify(request: PaymentRequest): Promise<VerifyResult>;
 }
@@ -81,6 +86,8 @@ export function createServices(deps: ServiceDeps): Services {
     engine,
     watcher,
     metrics,
+    policy: deps.policy ?? openPolicy,
+    apiKeys: new ApiKeysRepository(deps.database.db),
     networkServed: (version, network) => (version === 1 ? v1Names.has(network) : caip2Names.has(network)),
     verify: (request) =>
       verifyExactEvm(

@@ -36,7 +36,7 @@ function classify(error: unknown): { statusCode: number; code: string; message: 
   const fastifyError = error as { statusCode?: number; code?: string; message?: string; validation?: unknown };
   if (fastifyError.validation) return { statusCode: 400, code: ReasonCode.invalidPayload, message: fastifyError.message ?? "invalid request body" };
   if (typeof fastifyError.statusCode === "number" && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
-    return { statusCode: fastifyError.statusCode, code: fastifyError.statusCode === 429 ? "rate_limited" : ReasonCode.invalidPayload, message: fastifyError.message ?? "bad request" };
+    return { statusCode: fastifyError.statusCode, code: fastifyError.statusCode === 429 ? ReasonCode.rateLimited : ReasonCode.invalidPayload, message: fastifyError.message ?? "bad request" };
   }
   return { statusCode: 500, code: ReasonCode.unexpectedSettleError, message: "internal error; see the facilitator logs" };
 }

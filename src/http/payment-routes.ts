@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { FacilitatorError } from "../errors.js";
+import { checkPolicy } from "../policy.js";
 import { normalize, type Envelope } from "../protocol/normalize.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import { renderSettle, renderVerify } from "../protocol/render.js";
@@ -14,7 +16,12 @@ const idempotencyPollIntervalMs = 100;
 
 export async function paymentRoutes(app: FastifyInstance, options: { services: Services; rateLimitPerMinute: number }): Promise<void> {
   const { services } = options;
-  const rateLimit = { max: options.rateLimitPerMinute, timeWindow: 60_000 };
+  // Counted per API key when the caller has one, else per IP; each route has its own counters.
+  const rateLimit = {
+    max: (request: FastifyRequest) => request.apiKey?.rateLimitPerMinute ?? options.rateLimitPerMinute,
+    keyGenerator: (request: FastifyRequest) => (request.apiKey ? `key:${request.apiKey.id}` : `ip:${request.ip}`),
+    timeWindow: 60_000,
+  };
 
   app.post(
     "/verify",
@@ -28,6 +35,8 @@ export async function paymentRoutes(app: FastifyInstance, options: { services: S
         return renderVerify(false, normalized.payer, normalized.rejection.reason, normalized.rejection.message);
       }
       const payer = normalized.request.authorization.from;
+      const refused = checkPolicy(normalized.request, services.policy, request.apiKey);
+      if (refused) throw new FacilitatorError(refused.reason, refused.message, { httpStatus: 403 });
       const result = await services.verify(normalized.request);
       const reason = result.valid ? undefined : result.rejection.reason;
       logOutcome(request, "verify", payer, normalized.request.requirements.network, reason ?? "valid", startedMs);
@@ -59,7 +68,10 @@ async function settleOnce(services: Services, request: FastifyRequest): Promise<
     return renderSettle({ success: false, reason: normalized.rejection.reason, message: normalized.rejection.message, transaction: "" }, normalized.network, normalized.payer);
   }
   const payer = normalized.request.authorization.from;
-  const outcome = await services.engine.settle(normalized.request);
+  const refused = checkPolicy(normalized.request, services.policy, request.apiKey);
+  if (refused) throw new FacilitatorError(refused.reason, refused.message, { httpStatus: 403 });
+  await checkGasBudget(services, request);
+  const outcome = await services.engine.settle(normalized.request, { apiKeyId: request.apiKey?.id });
   logOutcome(request, "settle", payer, normalized.request.requirements.network, outcome.success ? "success" : outcome.reason, startedMs, outcome.transaction);
   services.metrics.observeSettle(normalized.request.requirements.network, outcome.success ? "success" : (outcome.reason ?? "failure"), elapsedSeconds(startedMs));
   return renderSettle(outcome, normalized.request.requirements.network, payer);
@@ -104,6 +116,16 @@ function hashBody(body: unknown): string | undefined {
     throw error;
   }
   return createHash("sha256").update(text).digest("hex");
+}
+
+/** A key with a daily gas budget may not start settlements once the facilitator spent it today. */
+async function checkGasBudget(services: Services, request: FastifyRequest): Promise<void> {
+  const budget = request.apiKey?.dailyGasBudgetWei;
+  if (!request.apiKey || budget === null || budget === undefined) return;
+  const spentWei = await services.apiKeys.gasSpentTodayWei(request.apiKey.id);
+  if (spentWei >= BigInt(budget)) {
+    throw new FacilitatorError(ReasonCode.gasBudgetExhausted, `this API key's daily gas budget (${budget} wei) is spent (${spentWei} wei today)`, { httpStatus: 429 });
+  }
 }
 
 /** Metric labels never take request input as is: an unserved network is counted as "other". */

@@ -38,6 +38,15 @@ export const ReasonCode = {
   unexpectedSettleError: "unexpected_settle_error",
   serviceUnavailable: "service_unavailable", // ours: Postgres or every RPC of the network is down
   idempotencyKeyReused: "idempotency_key_reused", // ours: same Idempotency-Key, different body
+  // Operator policy (ours): caller authentication, allowlists and caps.
+  unauthorized: "unauthorized",
+  forbidden: "forbidden",
+  payToNotAllowed: "pay_to_not_allowed",
+  networkNotAllowed: "network_not_allowed",
+  assetNotAllowed: "asset_not_allowed",
+  amountAboveLimit: "amount_above_limit",
+  gasBudgetExhausted: "gas_budget_exhausted",
+  rateLimited: "rate_limited",
 } as const;
 
 export type ReasonCode = (typeof ReasonCode)[keyof typeof ReasonCode];

@@ -27,7 +27,7 @@ export async function prepareTransaction(
   client: PublicClient,
   payment: ResolvedPayment,
   signer: LocalAccount,
-  limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax" | "maxFeePerGasWei">,
+  limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax" | "maxFeePerGasWei" | "signerBalanceMinWei">,
 ): Promise<PreparedTransaction | Rejection> {
   const call = settlementCall(payment.asset.address, payment.request.authorization, payment.request.signature, payment.payerKind ?? "eoa");
   const [state, estimate, fees, chainPendingNonce, signerBalanceWei] = await Promise.all([
@@ -71,6 +71,9 @@ export async function prepareTransaction(
   const worstCaseCostWei = gasLimit * fees.maxFeePerGas;
   if (signerBalanceWei < worstCaseCostWei) {
     throw new SignerCannotPayError(signer.address, `signer ${signer.address} holds ${signerBalanceWei} wei, less than one settlement may cost (${worstCaseCostWei} wei): fund it`);
+  }
+  if (signerBalanceWei < limits.signerBalanceMinWei) {
+    throw new SignerCannotPayError(signer.address, `signer ${signer.address} holds ${signerBalanceWei} wei, below MIN_SIGNER_BALANCE_WEI (${limits.signerBalanceMinWei}): fund it`);
   }
   return { call, gasLimit, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, chainPendingNonce };
 }

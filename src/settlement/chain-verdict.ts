@@ -13,8 +13,9 @@ import type { SettlementRow } from "../store/schema.js";
 import { authorizationUsedTxHashes, receiptPaysExpected, type ExpectedTransfer } from "./receipt.js";
 
 export type ChainVerdict =
-  | { kind: "paid"; txHash: Hex; blockNumber: bigint; gasUsed: bigint }
-  | { kind: "failed"; reason: string; message: string }
+  /** gasCostWei: what our own transaction cost the sponsor (also when a front-runner paid). */
+  | { kind: "paid"; txHash: Hex; blockNumber: bigint; gasUsed: bigint; gasCostWei: bigint }
+  | { kind: "failed"; reason: string; message: string; gasCostWei?: bigint }
   | { kind: "unknown" };
 
 /** How far back a front-runner's AuthorizationUsed log is looked for (bounded getLogs range). */
@@ -32,16 +33,17 @@ export async function chainVerdict(client: PublicClient, row: SettlementRow, wai
   const receipt = (await receiptWithin(client, row.txHash as Hex, waitMs)) ?? (await replacedReceipt(client, row));
   if (!receipt) return { kind: "unknown" };
   const expected = expectedTransferOf(row);
+  const gasCostWei = receipt.gasUsed * receipt.effectiveGasPrice;
   if (receiptPaysExpected(receipt, expected)) {
-    return { kind: "paid", txHash: receipt.transactionHash, blockNumber: receipt.blockNumber, gasUsed: receipt.gasUsed };
+    return { kind: "paid", txHash: receipt.transactionHash, blockNumber: receipt.blockNumber, gasUsed: receipt.gasUsed, gasCostWei };
   }
   const frontRunner = await findPayingTransaction(client, row, expected, receipt.blockNumber);
-  if (frontRunner) return frontRunner;
+  if (frontRunner) return { ...frontRunner, gasUsed: receipt.gasUsed, gasCostWei };
   const message =
     receipt.status === "success"
       ? "the transaction succeeded but the token logged no Transfer(from → payTo, value): nothing was paid"
       : "the settlement transaction reverted";
-  return { kind: "failed", reason: ReasonCode.transactionFailed, message };
+  return { kind: "failed", reason: ReasonCode.transactionFailed, message, gasCostWei };
 }
 
 /** After fee bumps, the earlier transaction at the same nonce may be the one that was mined. */
@@ -79,7 +81,7 @@ async function findPayingTransaction(
   row: SettlementRow,
   expected: ExpectedTransfer,
   atBlock: bigint,
-): Promise<ChainVerdict | undefined> {
+): Promise<{ kind: "paid"; txHash: Hex; blockNumber: bigint } | undefined> {
   const logs = await client.getContractEvents({
     address: expected.token,
     abi: eip3009Abi,
@@ -91,7 +93,7 @@ async function findPayingTransaction(
   for (const hash of authorizationUsedTxHashes(logs, expected.token, expected.from, row.nonce as Hex)) {
     const receipt = await client.getTransactionReceipt({ hash });
     if (receiptPaysExpected(receipt, expected)) {
-      return { kind: "paid", txHash: hash, blockNumber: receipt.blockNumber, gasUsed: 0n };
+      return { kind: "paid", txHash: hash, blockNumber: receipt.blockNumber };
     }
   }
   return undefined;

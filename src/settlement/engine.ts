@@ -48,7 +48,7 @@ const duplicatePollIntervalMs = 100;
 export class SettlementEngine {
   constructor(private readonly deps: SettlementEngineDeps) {}
 
-  async settle(request: PaymentRequest): Promise<SettleOutcome> {
+  async settle(request: PaymentRequest, options: { apiKeyId?: string } = {}): Promise<SettleOutcome> {
     const { deps } = this;
     const deadlineMs = deps.clock.nowMs() + deps.limits.settleBudgetMs;
     const resolved = resolvePayment(request, (chainId) => deps.chains.get(chainId)?.config);
@@ -77,6 +77,7 @@ export class SettlementEngine {
       x402Version: request.x402Version,
       network: request.requirements.network,
       leaseMs: deps.limits.settleBudgetMs + 10_000,
+      apiKeyId: options.apiKeyId,
     });
     if (!claimed) {
       const winner = await deps.repo.findByKey(keyOf(payment));
@@ -172,9 +173,15 @@ export class SettlementEngine {
             settledTxHash: verdict.txHash,
             blockNumber: Number(verdict.blockNumber),
             gasUsed: Number(verdict.gasUsed),
+            gasCostWei: verdict.gasCostWei.toString(),
             leaseUntil: null,
           })
-        : await this.deps.repo.transition(row.id, "failed", { errorReason: verdict.reason, errorMessage: verdict.message, leaseUntil: null });
+        : await this.deps.repo.transition(row.id, "failed", {
+            errorReason: verdict.reason,
+            errorMessage: verdict.message,
+            gasCostWei: verdict.gasCostWei?.toString() ?? null,
+            leaseUntil: null,
+          });
     if (written) this.deps.log.info({ settlementId: row.id, status: written.status, txHash: written.settledTxHash ?? written.txHash }, "settlement final");
     return written ?? (await this.deps.repo.findById(row.id))!;
   }

@@ -58,6 +58,10 @@ export const settlements = pgTable(
     /** Earlier transactions of this row at the same tx nonce (fee bumps); a receipt for any of them counts. */
     replacedTxHashes: text("replaced_tx_hashes").array().notNull().default(sql`'{}'::text[]`),
     feeBumps: integer("fee_bumps").notNull().default(0),
+    /** gasUsed × effectiveGasPrice of the transaction that paid, when it was ours: the sponsor's cost. */
+    gasCostWei: numeric("gas_cost_wei", { precision: 78, scale: 0 }),
+    /** The API key the settle request came with (null when auth is off). */
+    apiKeyId: uuid("api_key_id"),
     /** The transaction that paid (ours, or a front-runner's); set on confirmed. */
     settledTxHash: text("settled_tx_hash"),
     blockNumber: bigint("block_number", { mode: "number" }),
@@ -77,6 +81,9 @@ export const settlements = pgTable(
     index("settlements_unfinished").on(table.status, table.updatedAt).where(sql`status in ('claimed', 'signed', 'submitted')`),
     index("settlements_created_at").on(table.createdAt),
     uniqueIndex("settlements_tx_hash").on(table.txHash).where(sql`tx_hash is not null`),
+    index("settlements_api_key_created_at").on(table.apiKeyId, table.createdAt),
+    index("settlements_payer").on(table.payer, table.createdAt),
+    index("settlements_pay_to").on(table.payTo, table.createdAt),
   ],
 );
 
@@ -114,3 +121,26 @@ export const releasedNonces = pgTable(
   },
   (table) => [primaryKey({ columns: [table.chainId, table.address, table.nonce] })],
 );
+
+/**
+ * Callers' API keys. Only a SHA-256 of the key is stored (keys are 32 random bytes, so a fast hash
+ * is enough); the key itself is shown once, at creation.
+ */
+export const apiKeys = pgTable("api_keys", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  name: text("name").notNull(),
+  keyHash: text("key_hash").notNull().unique(),
+  /** First characters of the key, to recognise it in listings. */
+  keyPrefix: text("key_prefix").notNull(),
+  /** "client": /verify and /settle; "admin": also the settlement history and dashboard. */
+  role: text("role").notNull().default("client"),
+  allowedPayTo: text("allowed_pay_to").array(),
+  allowedNetworks: text("allowed_networks").array(),
+  allowedAssets: text("allowed_assets").array(),
+  rateLimitPerMinute: integer("rate_limit_per_minute"),
+  dailyGasBudgetWei: numeric("daily_gas_budget_wei", { precision: 78, scale: 0 }),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  revokedAt: timestamp("revoked_at", { withTimezone: true }),
+});
+
+export type ApiKeyRow = typeof apiKeys.$inferSelect;

@@ -21,6 +21,7 @@ export interface NewSettlement extends AuthorizationKey {
   x402Version: number;
   network: string;
   leaseMs: number;
+  apiKeyId?: string;
 }
 
 /** Lowercase everything that is part of the unique key, so "0xAbC" and "0xabc" are one payment. */
@@ -77,6 +78,7 @@ export class SettlementsRepository {
       x402Version: input.x402Version,
       network: input.network,
       status: "claimed" as const,
+      apiKeyId: input.apiKeyId ?? null,
     };
     const [row] = await this.db
       .insert(settlements)

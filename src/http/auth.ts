@@ -1,0 +1,59 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
+import { FacilitatorError } from "../errors.js";
+import { ReasonCode } from "../protocol/reason-codes.js";
+import type { Services } from "../services.js";
+import type { ApiKeyRow } from "../store/schema.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The caller's API key, when it presented a valid one. */
+    apiKey?: ApiKeyRow;
+  }
+}
+
+const bearerPattern = /^Bearer\s+([\x21-\x7e]{1,512})$/i;
+
+/**
+ * Resolves `Authorization: Bearer <key>` on every request (before rate limiting, which counts per
+ * key). With AUTH=api-keys, /verify and /settle need a valid, unrevoked key; admin routes always
+ * check a presented key. Wrapped with fastify-plugin so the hook covers every route of the app.
+ */
+export const authPlugin = fp(async (app: FastifyInstance, options: { services: Services }) => {
+  const { services } = options;
+  app.decorateRequest("apiKey", undefined);
+  app.addHook("onRequest", async (request) => {
+    const kind = request.routeOptions.config?.routeKind;
+    const paymentRoute = kind === "verify" || kind === "settle";
+    const required = paymentRoute && services.policy.auth === "api-keys";
+    const header = request.headers.authorization;
+    if (header === undefined) {
+      if (required) throw unauthorized("this facilitator needs an API key: send Authorization: Bearer <key>");
+      return;
+    }
+    if (!required && kind !== "admin") return; // auth off: a key is not needed, and not checked
+    const match = bearerPattern.exec(header);
+    const key = match ? await services.apiKeys.findActive(match[1]!) : undefined;
+    if (!key) throw unauthorized("the API key is unknown or revoked");
+    request.apiKey = key;
+  });
+});
+
+/**
+ * Settlement history and the dashboard: an admin key; with AUTH=off also any caller on the
+ * loopback interface (the sandbox and local operators), never a remote one.
+ */
+export async function requireAdmin(services: Services, request: FastifyRequest): Promise<void> {
+  if (request.apiKey?.role === "admin") return;
+  if (request.apiKey) throw new FacilitatorError(ReasonCode.forbidden, "this API key is not an admin key", { httpStatus: 403 });
+  if (services.policy.auth === "off" && isLoopback(request.ip)) return;
+  throw unauthorized("an admin API key is needed: send Authorization: Bearer <key>");
+}
+
+function unauthorized(message: string): FacilitatorError {
+  return new FacilitatorError(ReasonCode.unauthorized, message, { httpStatus: 401 });
+}
+
+function isLoopback(ip: string): boolean {
+  return ip === "127.0.0.1" || ip === "::1" || ip === "::ffff:127.0.0.1" || ip.startsWith("127.");
+}

@@ -1,0 +1,30 @@
+import type { Policy } from "./config.js";
+import { ReasonCode } from "./protocol/reason-codes.js";
+import type { PaymentRequest, Rejection } from "./protocol/types.js";
+import type { ApiKeyRow } from "./store/schema.js";
+
+/**
+ * The operator's rules for a payment, checked before any chain work: the global allowlist and
+ * amount cap, then the caller's key allowlists. A refusal is HTTP 403 with the reason.
+ */
+export function checkPolicy(request: PaymentRequest, policy: Policy, apiKey: ApiKeyRow | undefined): Rejection | undefined {
+  const payTo = request.requirements.payTo.toLowerCase();
+  const asset = request.requirements.asset.toLowerCase();
+  if (policy.allowedPayTo.length > 0 && !policy.allowedPayTo.includes(payTo)) {
+    return { reason: ReasonCode.payToNotAllowed, message: `payTo ${request.requirements.payTo} is not allowed by this facilitator` };
+  }
+  if (policy.amountMaxAtomic !== undefined && request.requirements.amountAtomic > policy.amountMaxAtomic) {
+    return { reason: ReasonCode.amountAboveLimit, message: `amount ${request.requirements.amountAtomic} is above MAX_AMOUNT_ATOMIC ${policy.amountMaxAtomic}` };
+  }
+  if (!apiKey) return undefined;
+  if (apiKey.allowedPayTo && !apiKey.allowedPayTo.includes(payTo)) {
+    return { reason: ReasonCode.payToNotAllowed, message: `this API key may not settle to payTo ${request.requirements.payTo}` };
+  }
+  if (apiKey.allowedNetworks && !apiKey.allowedNetworks.some((network) => network === request.requirements.network || network === `eip155:${request.chainId}`)) {
+    return { reason: ReasonCode.networkNotAllowed, message: `this API key may not use network ${request.requirements.network}` };
+  }
+  if (apiKey.allowedAssets && !apiKey.allowedAssets.includes(asset)) {
+    return { reason: ReasonCode.assetNotAllowed, message: `this API key may not use asset ${request.requirements.asset}` };
+  }
+  return undefined;
+}
