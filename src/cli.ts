@@ -1,6 +1,7 @@
 import path from "node:path";
 import { isSandboxEnv, loadConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
+import { keysCommand, signersCommand } from "./cli-commands.js";
 import { createLogger } from "./logger.js";
 import { closeOnSignals, startServer } from "./main.js";
 import { runMigrations } from "./store/migrate.js";
@@ -11,6 +12,10 @@ const usage = `x402-facilitator <command>
             or SIGNER_PRIVATE_KEYS set, runs the local sandbox instead.
   sandbox   run the local sandbox: embedded Postgres, Anvil, test USDC, a funded demo payer
   migrate   apply database migrations to DATABASE_URL and exit
+  keys      API keys: keys create --name NAME [--admin] [--pay-to A,B] [--networks N,M]
+            [--assets A,B] [--rate-limit PER_MINUTE] [--daily-gas-budget-wei WEI] | keys list |
+            keys revoke <id | key prefix>            (needs DATABASE_URL)
+  signers   each signer's address, nonce and balance per network (needs the serve configuration)
   help      show this text
 
 Configuration is by environment variable; see README.md.`;
@@ -36,6 +41,10 @@ async function main(argv: string[]): Promise<void> {
       log.info("migrations applied");
       return;
     }
+    case "keys":
+      return keysCommand(argv.slice(1), process.env, (line) => process.stdout.write(`${line}\n`));
+    case "signers":
+      return signersCommand(process.env, (line) => process.stdout.write(`${line}\n`));
     case "help":
     case "--help":
     case "-h":

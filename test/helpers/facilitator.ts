@@ -4,7 +4,7 @@ import { buildApp } from "../../src/app.js";
 import { createChainRegistry } from "../../src/chain/registry.js";
 import { createSignerPool } from "../../src/chain/signers.js";
 import { systemClock, type Clock } from "../../src/clock.js";
-import { defaultLimits, type Limits, type NetworkConfig } from "../../src/config.js";
+import { defaultLimits, type Limits, type NetworkConfig, type Policy } from "../../src/config.js";
 import { createServices, type Services } from "../../src/services.js";
 import { openDatabase } from "../../src/store/db.js";
 import { runMigrations } from "../../src/store/migrate.js";
@@ -19,6 +19,7 @@ export interface TestFacilitatorOptions {
   limits?: Partial<Limits>;
   clock?: Clock;
   startWatcher?: boolean;
+  policy?: Policy;
 }
 
 export interface TestFacilitator {
@@ -49,6 +50,7 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
     clock: options.clock ?? systemClock,
     limits,
     log: silentLog,
+    policy: options.policy,
   });
   const app = await buildApp({ services });
   if (options.startWatcher) services.watcher.start();
