@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastif
 import { errorAnswer, type RouteKind } from "./http/error-answers.js";
 import { infoRoutes } from "./http/info-routes.js";
 import { authPlugin } from "./http/auth.js";
+import { registerOpenApi } from "./http/openapi.js";
 import { registerOperatorRoutes } from "./http/operator-routes.js";
 import { paymentRoutes } from "./http/payment-routes.js";
 import type { Services } from "./services.js";
@@ -44,6 +45,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: "not_found", message: `${request.method} ${request.url} does not exist` }));
 
+  await registerOpenApi(app); // before any route: it collects their schemas as they are added
   await app.register(authPlugin, { services });
   await app.register(rateLimit, { global: false });
   await app.register(paymentRoutes, { services, rateLimitPerMinute: limits.rateLimitPerMinute });

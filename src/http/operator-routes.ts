@@ -1,5 +1,18 @@
 import type { FastifyInstance } from "fastify";
 import type { Services } from "../services.js";
+import { HistoryRepository } from "../store/history-repo.js";
+import { dashboardRoute } from "./dashboard-route.js";
+import { historyRoutes } from "./history-routes.js";
+import { registerOpenApiRoutes } from "./openapi.js";
 
-/** Operator-facing routes: settlement history, dashboard, OpenAPI. Each needs requireAdmin (auth.ts). */
-export async function registerOperatorRoutes(_app: FastifyInstance, _services: Services): Promise<void> {}
+/**
+ * Operator-facing routes: settlement history, dashboard, OpenAPI. History and dashboard need
+ * requireAdmin (auth.ts); the API description (/openapi.json, /docs) is public, like /supported.
+ * The OpenAPI collector itself is registered first in buildApp (registerOpenApi), before any route.
+ */
+export async function registerOperatorRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  const history = new HistoryRepository(services.deps.database.db);
+  await app.register(historyRoutes, { services, history });
+  await app.register(dashboardRoute, { services, history });
+  await registerOpenApiRoutes(app);
+}
