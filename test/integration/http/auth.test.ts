@@ -1,8 +1,9 @@
 import { HTTPFacilitatorClient } from "@x402/core/server";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
-import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
-import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
+import { describe, expect, it } from "vitest";
+import { addressOf, keys } from "../../helpers/chain.js";
+import { withPgClient } from "../../helpers/database.js";
+import { startTestFacilitator } from "../../helpers/facilitator.js";
+import { usePaymentFixture } from "../../helpers/fixture.js";
 import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 
 /** Caller authentication, allowlists, caps and rate limits, against real Postgres and Anvil. */
@@ -11,36 +12,16 @@ const payTo = addressOf(keys.payTo);
 const otherPayTo = addressOf(keys.stranger);
 const amountAtomic = 10_000n;
 
-let chain: TestChain;
-let database: TestDatabase;
-let facilitator: TestFacilitator;
-
-beforeAll(async () => {
-  chain = await startTestChain();
-  await chain.mint(payer, 100_000_000n);
-  database = await createTestDatabase("auth");
-  facilitator = await startTestFacilitator({
-    databaseUrl: database.url,
-    rpcUrls: [chain.rpcUrl],
-    token: chain.token,
-    policy: { auth: "api-keys", allowedPayTo: [], amountMaxAtomic: 1_000_000n },
-  });
-});
-
-afterAll(async () => {
-  await facilitator?.close();
-  await database?.drop();
-  await chain?.stop();
-});
+const fx = usePaymentFixture({ label: "auth", payerBalanceAtomic: 100_000_000n, facilitator: { policy: { auth: "api-keys", allowedPayTo: [], amountMaxAtomic: 1_000_000n } } });
 
 const body = async (to = payTo, value = amountAtomic) =>
   v2Body(
-    await signPayment({ payerKey: keys.payer, token: chain.token, chainId: chain.chainId, payTo: to, valueAtomic: value }),
-    v2Requirements({ token: chain.token, payTo: to, amountAtomic: value }),
+    await signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo: to, valueAtomic: value }),
+    v2Requirements({ token: fx.chain.token, payTo: to, amountAtomic: value }),
   );
 
 async function call(route: "/verify" | "/settle", payload: unknown, key?: string) {
-  const response = await facilitator.app.inject({
+  const response = await fx.facilitator.app.inject({
     method: "POST",
     url: route,
     payload: payload as object,
@@ -55,27 +36,27 @@ describe("API keys (AUTH=api-keys)", () => {
     expect(verify).toMatchObject({ status: 401, body: { isValid: false, invalidReason: "unauthorized" } });
     const settle = await call("/settle", await body());
     expect(settle).toMatchObject({ status: 401, body: { success: false, errorReason: "unauthorized", transaction: "" } });
-    expect((await facilitator.app.inject({ method: "GET", url: "/supported" })).statusCode).toBe(200);
+    expect((await fx.facilitator.app.inject({ method: "GET", url: "/supported" })).statusCode).toBe(200);
   });
 
   it("accepts a valid key, stores only its hash, and refuses it once revoked", async () => {
-    const { key, row } = await facilitator.services.apiKeys.create({ name: "proxy", role: "client" });
-    const stored = await withPgClient(database.url, async (c) => (await c.query("select key_hash from api_keys where id = $1", [row.id])).rows[0]);
+    const { key, row } = await fx.facilitator.services.apiKeys.create({ name: "proxy", role: "client" });
+    const stored = await withPgClient(fx.database.url, async (c) => (await c.query("select key_hash from api_keys where id = $1", [row.id])).rows[0]);
     expect(stored.key_hash).not.toContain(key.slice(5));
     expect(stored.key_hash).toMatch(/^[0-9a-f]{64}$/);
     const settled = await call("/settle", await body(), key);
     expect(settled.body).toMatchObject({ success: true });
-    const settlementKey = await withPgClient(database.url, async (c) => (await c.query("select api_key_id, gas_cost_wei from settlements where tx_hash = $1", [settled.body.transaction])).rows[0]);
+    const settlementKey = await withPgClient(fx.database.url, async (c) => (await c.query("select api_key_id, gas_cost_wei from settlements where tx_hash = $1", [settled.body.transaction])).rows[0]);
     expect(settlementKey.api_key_id).toBe(row.id);
     expect(BigInt(settlementKey.gas_cost_wei)).toBeGreaterThan(0n);
-    expect(await facilitator.services.apiKeys.revoke(row.keyPrefix)).toBe(1);
+    expect(await fx.facilitator.services.apiKeys.revoke(row.keyPrefix)).toBe(1);
     expect((await call("/verify", await body(), key)).status).toBe(401);
     expect((await call("/verify", await body(), "x402_not-a-real-key")).body).toMatchObject({ invalidReason: "unauthorized" });
   });
 
   it("works with the official SDK client's createAuthHeaders", async () => {
-    const { key } = await facilitator.services.apiKeys.create({ name: "sdk", role: "client" });
-    const address = await facilitator.app.listen({ host: "127.0.0.1", port: 0 });
+    const { key } = await fx.facilitator.services.apiKeys.create({ name: "sdk", role: "client" });
+    const address = await fx.facilitator.app.listen({ host: "127.0.0.1", port: 0 });
     const headers = { Authorization: `Bearer ${key}` };
     const client = new HTTPFacilitatorClient({ url: address, createAuthHeaders: async () => ({ verify: headers, settle: headers, supported: headers }) });
     const payload = await body();
@@ -88,31 +69,31 @@ describe("API keys (AUTH=api-keys)", () => {
   });
 
   it("refuses a payTo outside the key's allowlist with 403 pay_to_not_allowed", async () => {
-    const { key } = await facilitator.services.apiKeys.create({ name: "one-shop", role: "client", allowedPayTo: [payTo] });
+    const { key } = await fx.facilitator.services.apiKeys.create({ name: "one-shop", role: "client", allowedPayTo: [payTo] });
     expect((await call("/verify", await body(payTo), key)).body).toMatchObject({ isValid: true });
     const refused = await call("/settle", await body(otherPayTo), key);
     expect(refused).toMatchObject({ status: 403, body: { success: false, errorReason: "pay_to_not_allowed" } });
   });
 
   it("refuses a network outside the key's allowlist with 403 network_not_allowed", async () => {
-    const { key } = await facilitator.services.apiKeys.create({ name: "mainnet-only", role: "client", allowedNetworks: ["eip155:8453"] });
+    const { key } = await fx.facilitator.services.apiKeys.create({ name: "mainnet-only", role: "client", allowedNetworks: ["eip155:8453"] });
     expect(await call("/verify", await body(), key)).toMatchObject({ status: 403, body: { invalidReason: "network_not_allowed" } });
   });
 
   it("refuses an amount above MAX_AMOUNT_ATOMIC with 403 amount_above_limit", async () => {
-    const { key } = await facilitator.services.apiKeys.create({ name: "caps", role: "client" });
+    const { key } = await fx.facilitator.services.apiKeys.create({ name: "caps", role: "client" });
     expect(await call("/verify", await body(payTo, 1_000_001n), key)).toMatchObject({ status: 403, body: { invalidReason: "amount_above_limit" } });
   });
 
   it("stops settling for a key once its daily gas budget is spent (429 gas_budget_exhausted)", async () => {
-    const { key } = await facilitator.services.apiKeys.create({ name: "budget", role: "client", dailyGasBudgetWei: 1n });
+    const { key } = await fx.facilitator.services.apiKeys.create({ name: "budget", role: "client", dailyGasBudgetWei: 1n });
     expect((await call("/settle", await body(), key)).body).toMatchObject({ success: true }); // spends more than 1 wei
     const refused = await call("/settle", await body(), key);
     expect(refused).toMatchObject({ status: 429, body: { success: false, errorReason: "gas_budget_exhausted" } });
   });
 
   it("rate-limits per key, with Retry-After, separately for verify and settle", async () => {
-    const { key } = await facilitator.services.apiKeys.create({ name: "slow", role: "client", rateLimitPerMinute: 2 });
+    const { key } = await fx.facilitator.services.apiKeys.create({ name: "slow", role: "client", rateLimitPerMinute: 2 });
     const payload = await body();
     expect((await call("/verify", payload, key)).status).toBe(200);
     expect((await call("/verify", payload, key)).status).toBe(200);
@@ -122,14 +103,14 @@ describe("API keys (AUTH=api-keys)", () => {
     expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
     // settle has its own counter; another key has its own too.
     expect((await call("/settle", payload, key)).status).toBe(200);
-    const { key: other } = await facilitator.services.apiKeys.create({ name: "fast", role: "client" });
+    const { key: other } = await fx.facilitator.services.apiKeys.create({ name: "fast", role: "client" });
     expect((await call("/verify", await body(), other)).status).toBe(200);
   });
 });
 
 describe("with AUTH=off", () => {
   it("rate-limits per IP and needs no key", async () => {
-    const open = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [chain.rpcUrl], token: chain.token, limits: { rateLimitPerMinute: 1 } });
+    const open = await startTestFacilitator({ databaseUrl: fx.database.url, rpcUrls: [fx.chain.rpcUrl], token: fx.chain.token, limits: { rateLimitPerMinute: 1 } });
     try {
       const payload = await body();
       expect((await open.app.inject({ method: "POST", url: "/verify", payload })).statusCode).toBe(200);

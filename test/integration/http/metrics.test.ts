@@ -1,29 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
-import { createTestDatabase, type TestDatabase } from "../../helpers/database.js";
-import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
+import { describe, expect, it } from "vitest";
+import { addressOf, keys } from "../../helpers/chain.js";
+import { usePaymentFixture } from "../../helpers/fixture.js";
 import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 
 const payer = addressOf(keys.payer);
 const payTo = addressOf(keys.payTo);
 const amountAtomic = 10_000n;
 
-let chain: TestChain;
-let database: TestDatabase;
-let facilitator: TestFacilitator;
-
-beforeAll(async () => {
-  chain = await startTestChain();
-  await chain.mint(payer, 1_000_000n);
-  database = await createTestDatabase("metrics");
-  facilitator = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [chain.rpcUrl], token: chain.token });
-});
-
-afterAll(async () => {
-  await facilitator?.close();
-  await database?.drop();
-  await chain?.stop();
-});
+const fx = usePaymentFixture({ label: "metrics", payerBalanceAtomic: 1_000_000n });
 
 /** The value of one sample line in Prometheus text format, or undefined when absent. */
 function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
@@ -38,16 +22,16 @@ function sample(text: string, name: string, labels: Record<string, string>): num
 
 describe("GET /metrics", () => {
   it("counts verify and settle outcomes with latency, and exposes signer balances and unfinished rows", async () => {
-    const requirements = v2Requirements({ token: chain.token, payTo, amountAtomic });
-    const payment = await signPayment({ payerKey: keys.payer, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic });
+    const requirements = v2Requirements({ token: fx.chain.token, payTo, amountAtomic });
+    const payment = await signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic });
     const body = v2Body(payment, requirements);
-    await facilitator.app.inject({ method: "POST", url: "/verify", payload: body });
-    await facilitator.app.inject({ method: "POST", url: "/settle", payload: body });
-    await facilitator.app.inject({ method: "POST", url: "/settle", payload: body }); // duplicate
-    const foreign = v2Body(payment, v2Requirements({ token: chain.token, payTo, amountAtomic, network: "eip155:999999" }));
-    await facilitator.app.inject({ method: "POST", url: "/verify", payload: foreign });
+    await fx.facilitator.app.inject({ method: "POST", url: "/verify", payload: body });
+    await fx.facilitator.app.inject({ method: "POST", url: "/settle", payload: body });
+    await fx.facilitator.app.inject({ method: "POST", url: "/settle", payload: body }); // duplicate
+    const foreign = v2Body(payment, v2Requirements({ token: fx.chain.token, payTo, amountAtomic, network: "eip155:999999" }));
+    await fx.facilitator.app.inject({ method: "POST", url: "/verify", payload: foreign });
 
-    const response = await facilitator.app.inject({ method: "GET", url: "/metrics" });
+    const response = await fx.facilitator.app.inject({ method: "GET", url: "/metrics" });
     expect(response.statusCode).toBe(200);
     expect(response.headers["content-type"]).toMatch(/text\/plain/);
     const text = response.body;

@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { createWalletClient, http, parseAbi, parseGwei, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
-import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
-import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
+import { withPgClient } from "../../helpers/database.js";
+import { addressOf, keys } from "../../helpers/chain.js";
+import { usePaymentFixture } from "../../helpers/fixture.js";
 import { signPayment, v2Body, v2Requirements, type SignedPayment } from "../../helpers/payments.js";
 import { transferWithAuthorizationCall } from "../../../src/exact-evm/transfer-call.js";
 
@@ -16,42 +16,22 @@ const payTo = addressOf(keys.payTo);
 const amountAtomic = 10_000n;
 const settleBudgetMs = 1_500;
 
-let chain: TestChain;
-let database: TestDatabase;
-let facilitator: TestFacilitator;
-
-beforeAll(async () => {
-  chain = await startTestChain({ noMining: true });
-  await chain.mint(payer, 10_000_000n);
-  database = await createTestDatabase("pending");
-  facilitator = await startTestFacilitator({
-    databaseUrl: database.url,
-    rpcUrls: [chain.rpcUrl],
-    token: chain.token,
-    limits: { settleBudgetMs, duplicateWaitMs: settleBudgetMs },
-  });
-});
-
-afterAll(async () => {
-  await facilitator?.close();
-  await database?.drop();
-  await chain?.stop();
-});
+const fx = usePaymentFixture({ label: "pending", chain: { noMining: true }, payerBalanceAtomic: 10_000_000n, facilitator: { limits: { settleBudgetMs, duplicateWaitMs: settleBudgetMs } } });
 
 beforeEach(async () => {
-  await chain.testClient.mine({ blocks: 1 }); // nothing left over from the previous test
+  await fx.chain.testClient.mine({ blocks: 1 }); // nothing left over from the previous test
 });
 
-const sign = () => signPayment({ payerKey: keys.payer, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic });
-const requirements = () => v2Requirements({ token: chain.token, payTo, amountAtomic });
+const sign = () => signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic });
+const requirements = () => v2Requirements({ token: fx.chain.token, payTo, amountAtomic });
 
 async function settle(body: unknown) {
-  const response = await facilitator.app.inject({ method: "POST", url: "/settle", payload: body as object });
+  const response = await fx.facilitator.app.inject({ method: "POST", url: "/settle", payload: body as object });
   return { status: response.statusCode, body: response.json() };
 }
 
 async function rowFor(nonce: string) {
-  return withPgClient(database.url, async (client) => (await client.query("select * from settlements where nonce = $1", [nonce.toLowerCase()])).rows[0]);
+  return withPgClient(fx.database.url, async (client) => (await client.query("select * from settlements where nonce = $1", [nonce.toLowerCase()])).rows[0]);
 }
 
 async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
@@ -66,9 +46,9 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 5_000
 
 /** Submits the same authorization straight to the token, from a stranger, with a high tip. */
 async function frontRun(payment: SignedPayment, tipGwei = "50"): Promise<Hex> {
-  const wallet = createWalletClient({ account: privateKeyToAccount(keys.stranger), transport: http(chain.rpcUrl) });
+  const wallet = createWalletClient({ account: privateKeyToAccount(keys.stranger), transport: http(fx.chain.rpcUrl) });
   const call = transferWithAuthorizationCall(
-    chain.token,
+    fx.chain.token,
     {
       from: payment.authorization.from,
       to: payment.authorization.to,
@@ -96,11 +76,11 @@ describe("POST /settle when the receipt is slow", () => {
     // The v2 SDK retries once with the identical body; this time the block comes.
     const retry = settle(body);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    await chain.testClient.mine({ blocks: 1 });
+    await fx.chain.testClient.mine({ blocks: 1 });
     expect((await retry).body).toMatchObject({ success: true, transaction: first.body.transaction });
     // One payment, one success: a third call is a duplicate.
     expect((await settle(body)).body).toMatchObject({ success: false, errorReason: "duplicate_settlement", transaction: first.body.transaction });
-    const receipt = await chain.publicClient.getTransactionReceipt({ hash: first.body.transaction });
+    const receipt = await fx.chain.publicClient.getTransactionReceipt({ hash: first.body.transaction });
     expect(receipt.status).toBe("success");
   });
 
@@ -108,8 +88,8 @@ describe("POST /settle when the receipt is slow", () => {
     const payment = await sign();
     const first = await settle(v2Body(payment, requirements()));
     expect(first.body.errorReason).toBe("settlement_pending");
-    await chain.testClient.mine({ blocks: 1 });
-    expect(await facilitator.services.watcher.runOnce()).toBe(1);
+    await fx.chain.testClient.mine({ blocks: 1 });
+    expect(await fx.facilitator.services.watcher.runOnce()).toBe(1);
     expect(await rowFor(payment.authorization.nonce)).toMatchObject({ status: "confirmed", settled_tx_hash: first.body.transaction, success_answered: false });
     // The SDK's retry after the watcher finished still gets its one success.
     expect((await settle(v2Body(payment, requirements()))).body).toMatchObject({ success: true, transaction: first.body.transaction });
@@ -121,7 +101,7 @@ describe("POST /settle when the receipt is slow", () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     const second = settle(body);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    await chain.testClient.mine({ blocks: 1 });
+    await fx.chain.testClient.mine({ blocks: 1 });
     const [a, b] = await Promise.all([first, second]);
     expect(a.body).toMatchObject({ success: true });
     expect(b.body).toMatchObject({ success: false, errorReason: "duplicate_settlement", transaction: a.body.transaction });
@@ -131,46 +111,46 @@ describe("POST /settle when the receipt is slow", () => {
 describe("POST /settle when someone else submits the authorization first", () => {
   it("reports success with the front-runner's transaction when the payee was paid", async () => {
     const payment = await sign();
-    const payToBefore = await chain.balanceOf(payTo);
+    const payToBefore = await fx.chain.balanceOf(payTo);
     const pending = settle(v2Body(payment, requirements()));
     await waitFor(async () => (await rowFor(payment.authorization.nonce))?.status === "submitted");
     const theirs = await frontRun(payment);
-    await chain.testClient.mine({ blocks: 1 });
+    await fx.chain.testClient.mine({ blocks: 1 });
     const answer = (await pending).body;
     expect(answer).toMatchObject({ success: true, transaction: theirs });
-    expect(await chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
+    expect(await fx.chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
     const row = await rowFor(payment.authorization.nonce);
     expect(row.status).toBe("confirmed");
     expect(row.settled_tx_hash).toBe(theirs);
     expect(row.tx_hash).not.toBe(theirs);
-    const ours = await chain.publicClient.getTransactionReceipt({ hash: row.tx_hash });
+    const ours = await fx.chain.publicClient.getTransactionReceipt({ hash: row.tx_hash });
     expect(ours.status).toBe("reverted");
   });
 
   it("never reports success for a token that returns quietly on a used nonce without paying", async () => {
-    const quirk = createWalletClient({ account: privateKeyToAccount(keys.minter), transport: http(chain.rpcUrl) });
+    const quirk = createWalletClient({ account: privateKeyToAccount(keys.minter), transport: http(fx.chain.rpcUrl) });
     await quirk.writeContract({
-      address: chain.token,
+      address: fx.chain.token,
       abi: parseAbi(["function setQuirkSilentUsedNonce(bool on)"]),
       functionName: "setQuirkSilentUsedNonce",
       args: [true],
       chain: null,
     });
-    await chain.testClient.mine({ blocks: 1 });
+    await fx.chain.testClient.mine({ blocks: 1 });
     try {
       const payment = await sign();
       const pending = settle(v2Body(payment, requirements()));
       await waitFor(async () => (await rowFor(payment.authorization.nonce))?.status === "submitted");
       // The payer cancels the authorization ahead of us: with the quirk our tx "succeeds" and pays nothing.
-      const payerWallet = createWalletClient({ account: privateKeyToAccount(keys.payer), transport: http(chain.rpcUrl) });
+      const payerWallet = createWalletClient({ account: privateKeyToAccount(keys.payer), transport: http(fx.chain.rpcUrl) });
       const cancelSignature = await payerWallet.signTypedData({
-        domain: { name: "USDC", version: "2", chainId: chain.chainId, verifyingContract: chain.token },
+        domain: { name: "USDC", version: "2", chainId: fx.chain.chainId, verifyingContract: fx.chain.token },
         types: { CancelAuthorization: [{ name: "authorizer", type: "address" }, { name: "nonce", type: "bytes32" }] },
         primaryType: "CancelAuthorization",
         message: { authorizer: payer, nonce: payment.authorization.nonce },
       });
       await payerWallet.writeContract({
-        address: chain.token,
+        address: fx.chain.token,
         abi: parseAbi(["function cancelAuthorization(address authorizer, bytes32 nonce, bytes signature)"]),
         functionName: "cancelAuthorization",
         args: [payer, payment.authorization.nonce, cancelSignature],
@@ -179,23 +159,23 @@ describe("POST /settle when someone else submits the authorization first", () =>
         maxFeePerGas: parseGwei("200"),
         chain: null,
       });
-      await chain.testClient.mine({ blocks: 1 });
+      await fx.chain.testClient.mine({ blocks: 1 });
       const answer = (await pending).body;
       expect(answer.success).toBe(false);
       expect(answer.errorReason).toBe("invalid_exact_evm_transaction_failed");
       expect(answer.transaction).toMatch(/^0x[0-9a-f]{64}$/);
-      const ours = await chain.publicClient.getTransactionReceipt({ hash: answer.transaction });
+      const ours = await fx.chain.publicClient.getTransactionReceipt({ hash: answer.transaction });
       expect(ours.status).toBe("success"); // the quirk: status success, nothing moved
       expect(await rowFor(payment.authorization.nonce)).toMatchObject({ status: "failed" });
     } finally {
       await quirk.writeContract({
-        address: chain.token,
+        address: fx.chain.token,
         abi: parseAbi(["function setQuirkSilentUsedNonce(bool on)"]),
         functionName: "setQuirkSilentUsedNonce",
         args: [false],
         chain: null,
       });
-      await chain.testClient.mine({ blocks: 1 });
+      await fx.chain.testClient.mine({ blocks: 1 });
     }
   });
 });

@@ -1,10 +1,11 @@
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createWalletClient, http, parseAbi } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
-import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
+import { withPgClient } from "../../helpers/database.js";
+import { addressOf, keys } from "../../helpers/chain.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
+import { usePaymentFixture } from "../../helpers/fixture.js";
 import { signPayment, v1Body, v2Body, v2Requirements, type SignPaymentOptions } from "../../helpers/payments.js";
 
 const payer = addressOf(keys.payer);
@@ -12,26 +13,11 @@ const payTo = addressOf(keys.payTo);
 const facilitatorAddress = addressOf(keys.facilitator);
 const amountAtomic = 10_000n;
 
-let chain: TestChain;
-let database: TestDatabase;
-let facilitator: TestFacilitator;
-
-beforeAll(async () => {
-  chain = await startTestChain();
-  await chain.mint(payer, 100_000_000n);
-  database = await createTestDatabase("settle");
-  facilitator = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [chain.rpcUrl], token: chain.token });
-});
-
-afterAll(async () => {
-  await facilitator?.close();
-  await database?.drop();
-  await chain?.stop();
-});
+const fx = usePaymentFixture({ label: "settle", payerBalanceAtomic: 100_000_000n });
 
 const sign = (overrides: Partial<SignPaymentOptions> = {}) =>
-  signPayment({ payerKey: keys.payer, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic, ...overrides });
-const requirements = () => v2Requirements({ token: chain.token, payTo, amountAtomic });
+  signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic, ...overrides });
+const requirements = () => v2Requirements({ token: fx.chain.token, payTo, amountAtomic });
 
 async function settle(app: TestFacilitator["app"], body: unknown, headers: Record<string, string> = {}) {
   const response = await app.inject({ method: "POST", url: "/settle", payload: body as object, headers });
@@ -39,13 +25,13 @@ async function settle(app: TestFacilitator["app"], body: unknown, headers: Recor
 }
 
 async function rowsFor(nonce: string) {
-  return withPgClient(database.url, async (client) => (await client.query("select * from settlements where nonce = $1", [nonce.toLowerCase()])).rows);
+  return withPgClient(fx.database.url, async (client) => (await client.query("select * from settlements where nonce = $1", [nonce.toLowerCase()])).rows);
 }
 
 /** Transfers of `value` from payer to payTo in the token's logs: the on-chain truth of "paid". */
 async function transfersOnChain(nonce: string) {
-  const logs = await chain.publicClient.getContractEvents({
-    address: chain.token,
+  const logs = await fx.chain.publicClient.getContractEvents({
+    address: fx.chain.token,
     abi: parseAbi(["event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce)"]),
     eventName: "AuthorizationUsed",
     args: { authorizer: payer, nonce: nonce as `0x${string}` },
@@ -57,31 +43,31 @@ async function transfersOnChain(nonce: string) {
 describe("POST /settle", () => {
   it("settles a valid v2 payment: success, tx hash, balances moved, row confirmed", async () => {
     const payment = await sign();
-    const [payerBefore, payToBefore] = await Promise.all([chain.balanceOf(payer), chain.balanceOf(payTo)]);
-    const answer = await settle(facilitator.app, v2Body(payment, requirements()));
+    const [payerBefore, payToBefore] = await Promise.all([fx.chain.balanceOf(payer), fx.chain.balanceOf(payTo)]);
+    const answer = await settle(fx.facilitator.app, v2Body(payment, requirements()));
     expect(answer.status).toBe(200);
     expect(answer.body).toMatchObject({ success: true, payer, network: "eip155:84532" });
     expect(answer.body.transaction).toMatch(/^0x[0-9a-f]{64}$/);
-    const receipt = await chain.publicClient.getTransactionReceipt({ hash: answer.body.transaction });
+    const receipt = await fx.chain.publicClient.getTransactionReceipt({ hash: answer.body.transaction });
     expect(receipt.status).toBe("success");
     expect(receipt.from.toLowerCase()).toBe(facilitatorAddress.toLowerCase());
-    expect(await chain.balanceOf(payer)).toBe(payerBefore - amountAtomic);
-    expect(await chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
+    expect(await fx.chain.balanceOf(payer)).toBe(payerBefore - amountAtomic);
+    expect(await fx.chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
     const [row] = await rowsFor(payment.authorization.nonce);
     expect(row).toMatchObject({ status: "confirmed", tx_hash: answer.body.transaction, settled_tx_hash: answer.body.transaction, success_answered: true });
   });
 
   it("settles a valid v1 payment and answers with the v1 network name", async () => {
     const payment = await sign();
-    const answer = await settle(facilitator.app, v1Body(payment, { token: chain.token, payTo, amountAtomic }));
+    const answer = await settle(fx.facilitator.app, v1Body(payment, { token: fx.chain.token, payTo, amountAtomic }));
     expect(answer.body).toMatchObject({ success: true, payer, network: "base-sepolia" });
     expect((await rowsFor(payment.authorization.nonce))[0].status).toBe("confirmed");
   });
 
   it("answers a second settle of a settled payment with duplicate_settlement and the original hash", async () => {
     const body = v2Body(await sign(), requirements());
-    const first = await settle(facilitator.app, body);
-    const second = await settle(facilitator.app, body);
+    const first = await settle(fx.facilitator.app, body);
+    const second = await settle(fx.facilitator.app, body);
     expect(first.body.success).toBe(true);
     expect(second.body).toMatchObject({ success: false, errorReason: "duplicate_settlement", transaction: first.body.transaction, network: "eip155:84532" });
   });
@@ -89,7 +75,7 @@ describe("POST /settle", () => {
   it("settles 50 concurrent /settle calls of one payload exactly once", async () => {
     const payment = await sign();
     const body = v2Body(payment, requirements());
-    const answers = await Promise.all(Array.from({ length: 50 }, () => settle(facilitator.app, body)));
+    const answers = await Promise.all(Array.from({ length: 50 }, () => settle(fx.facilitator.app, body)));
     const successes = answers.filter((answer) => answer.body.success);
     expect(successes).toHaveLength(1);
     const hash = successes[0]!.body.transaction;
@@ -101,11 +87,11 @@ describe("POST /settle", () => {
   });
 
   it("settles 50 concurrent calls through two instances sharing one database exactly once", async () => {
-    const second = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [chain.rpcUrl], token: chain.token });
+    const second = await startTestFacilitator({ databaseUrl: fx.database.url, rpcUrls: [fx.chain.rpcUrl], token: fx.chain.token });
     try {
       const payment = await sign();
       const body = v2Body(payment, requirements());
-      const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => settle(i % 2 === 0 ? facilitator.app : second.app, body)));
+      const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => settle(i % 2 === 0 ? fx.facilitator.app : second.app, body)));
       const successes = answers.filter((answer) => answer.body.success);
       expect(successes).toHaveLength(1);
       expect(answers.filter((a) => a.body.errorReason === "duplicate_settlement")).toHaveLength(49);
@@ -118,13 +104,13 @@ describe("POST /settle", () => {
 
   it("settles 100 distinct payments concurrently from one signer key with no nonce errors", async () => {
     const payments = await Promise.all(Array.from({ length: 100 }, () => sign()));
-    const payToBefore = await chain.balanceOf(payTo);
-    const answers = await Promise.all(payments.map((payment) => settle(facilitator.app, v2Body(payment, requirements()))));
+    const payToBefore = await fx.chain.balanceOf(payTo);
+    const answers = await Promise.all(payments.map((payment) => settle(fx.facilitator.app, v2Body(payment, requirements()))));
     const failures = answers.filter((answer) => !answer.body.success);
     expect(failures.map((f) => f.body)).toEqual([]);
     expect(new Set(answers.map((a) => a.body.transaction)).size).toBe(100);
-    expect(await chain.balanceOf(payTo)).toBe(payToBefore + 100n * amountAtomic);
-    const txNonces = await withPgClient(database.url, async (client) =>
+    expect(await fx.chain.balanceOf(payTo)).toBe(payToBefore + 100n * amountAtomic);
+    const txNonces = await withPgClient(fx.database.url, async (client) =>
       (await client.query("select tx_nonce from settlements where signer = $1 order by tx_nonce", [facilitatorAddress.toLowerCase()])).rows.map((r) => Number(r.tx_nonce)),
     );
     expect(new Set(txNonces).size).toBe(txNonces.length); // no tx nonce used twice
@@ -133,16 +119,16 @@ describe("POST /settle", () => {
   it("returns the recorded answer to a retry with the same Idempotency-Key; another key gets duplicate_settlement", async () => {
     const body = v2Body(await sign(), requirements());
     const [first, retry] = await Promise.all([
-      settle(facilitator.app, body, { "idempotency-key": "order-42" }),
-      settle(facilitator.app, body, { "idempotency-key": "order-42" }),
+      settle(fx.facilitator.app, body, { "idempotency-key": "order-42" }),
+      settle(fx.facilitator.app, body, { "idempotency-key": "order-42" }),
     ]);
     expect(first.body).toMatchObject({ success: true });
     expect(retry.body).toEqual(first.body);
-    const later = await settle(facilitator.app, body, { "idempotency-key": "order-42" });
+    const later = await settle(fx.facilitator.app, body, { "idempotency-key": "order-42" });
     expect(later.body).toEqual(first.body);
-    const other = await settle(facilitator.app, body, { "idempotency-key": "order-43" });
+    const other = await settle(fx.facilitator.app, body, { "idempotency-key": "order-43" });
     expect(other.body).toMatchObject({ success: false, errorReason: "duplicate_settlement", transaction: first.body.transaction });
-    const reused = await settle(facilitator.app, v2Body(await sign(), requirements()), { "idempotency-key": "order-42" });
+    const reused = await settle(fx.facilitator.app, v2Body(await sign(), requirements()), { "idempotency-key": "order-42" });
     expect(reused.status).toBe(422);
     expect(reused.body).toMatchObject({ success: false, errorReason: "idempotency_key_reused" });
   });
@@ -150,48 +136,48 @@ describe("POST /settle", () => {
   it("refuses a payment whose payer emptied the balance after verify: no transaction, no tx nonce used", async () => {
     const poorKey = keys.stranger;
     const poor = addressOf(poorKey);
-    await chain.mint(poor, amountAtomic);
-    const payment = await signPayment({ payerKey: poorKey, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic });
+    await fx.chain.mint(poor, amountAtomic);
+    const payment = await signPayment({ payerKey: poorKey, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic });
     const body = v2Body(payment, requirements());
-    const verified = await facilitator.app.inject({ method: "POST", url: "/verify", payload: body });
+    const verified = await fx.facilitator.app.inject({ method: "POST", url: "/verify", payload: body });
     expect(verified.json()).toMatchObject({ isValid: true });
     // The payer drains the balance between verify and settle (pitfall 11).
-    const wallet = createWalletClient({ account: privateKeyToAccount(poorKey), transport: http(chain.rpcUrl) });
+    const wallet = createWalletClient({ account: privateKeyToAccount(poorKey), transport: http(fx.chain.rpcUrl) });
     const drain = await wallet.writeContract({
-      address: chain.token,
+      address: fx.chain.token,
       abi: parseAbi(["function transfer(address to, uint256 value) returns (bool)"]),
       functionName: "transfer",
       args: [addressOf(keys.minter), amountAtomic],
       chain: null,
     });
-    await chain.publicClient.waitForTransactionReceipt({ hash: drain, timeout: 10_000 });
-    const signerNonceBefore = await chain.publicClient.getTransactionCount({ address: facilitatorAddress });
-    const answer = await settle(facilitator.app, body);
+    await fx.chain.publicClient.waitForTransactionReceipt({ hash: drain, timeout: 10_000 });
+    const signerNonceBefore = await fx.chain.publicClient.getTransactionCount({ address: facilitatorAddress });
+    const answer = await settle(fx.facilitator.app, body);
     expect(answer.body).toMatchObject({ success: false, errorReason: "invalid_exact_evm_insufficient_balance", transaction: "", payer: poor });
-    expect(await chain.publicClient.getTransactionCount({ address: facilitatorAddress })).toBe(signerNonceBefore);
+    expect(await fx.chain.publicClient.getTransactionCount({ address: facilitatorAddress })).toBe(signerNonceBefore);
     const [row] = await rowsFor(payment.authorization.nonce);
     expect(row).toMatchObject({ status: "failed", tx_hash: null, broadcast_at: null });
     // The failed claim does not block the authorization: once funded again, it settles.
-    await chain.mint(poor, amountAtomic);
-    expect((await settle(facilitator.app, body)).body).toMatchObject({ success: true });
+    await fx.chain.mint(poor, amountAtomic);
+    expect((await settle(fx.facilitator.app, body)).body).toMatchObject({ success: true });
   });
 
   it("refuses an invalid payment without claiming anything", async () => {
     const payment = await sign({ signerKey: keys.stranger });
-    const answer = await settle(facilitator.app, v2Body(payment, requirements()));
+    const answer = await settle(fx.facilitator.app, v2Body(payment, requirements()));
     expect(answer.body).toMatchObject({ success: false, errorReason: "invalid_exact_evm_signature", transaction: "", network: "eip155:84532" });
     expect(await rowsFor(payment.authorization.nonce)).toHaveLength(0);
   });
 
   it("reports a nonce claimed by settle as used to /verify", async () => {
     const body = v2Body(await sign(), requirements());
-    await settle(facilitator.app, body);
-    const verified = await facilitator.app.inject({ method: "POST", url: "/verify", payload: body });
+    await settle(fx.facilitator.app, body);
+    const verified = await fx.facilitator.app.inject({ method: "POST", url: "/verify", payload: body });
     expect(verified.json()).toMatchObject({ isValid: false, invalidReason: "invalid_exact_evm_nonce_already_used" });
   });
 
   it("keeps the tx-nonce counter in step with the chain", async () => {
-    const [counter] = await facilitator.services.deps.database.db.execute<{ next_nonce: string }>(sql`select next_nonce from signer_nonces`).then((r) => r.rows);
-    expect(Number(counter!.next_nonce)).toBe(await chain.publicClient.getTransactionCount({ address: facilitatorAddress, blockTag: "pending" }));
+    const [counter] = await fx.facilitator.services.deps.database.db.execute<{ next_nonce: string }>(sql`select next_nonce from signer_nonces`).then((r) => r.rows);
+    expect(Number(counter!.next_nonce)).toBe(await fx.chain.publicClient.getTransactionCount({ address: facilitatorAddress, blockTag: "pending" }));
   });
 });

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "../../helpers/database.js";
-import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
-import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
+import { describe, expect, it } from "vitest";
+import { addressOf, keys } from "../../helpers/chain.js";
+import { usePaymentFixture } from "../../helpers/fixture.js";
 import { malleate, nowSeconds, randomNonce, signPayment, v1Body, v2Body, v2Requirements, type SignPaymentOptions } from "../../helpers/payments.js";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
 import { transferWithAuthorizationCall } from "../../../src/exact-evm/transfer-call.js";
@@ -12,30 +11,15 @@ const payer = addressOf(keys.payer);
 const payTo = addressOf(keys.payTo);
 const amountAtomic = 10_000n; // $0.01
 
-let chain: TestChain;
-let database: TestDatabase;
-let facilitator: TestFacilitator;
-
-beforeAll(async () => {
-  chain = await startTestChain();
-  await chain.mint(payer, 1_000_000n);
-  database = await createTestDatabase("verify");
-  facilitator = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [chain.rpcUrl], token: chain.token });
-});
-
-afterAll(async () => {
-  await facilitator?.close();
-  await database?.drop();
-  await chain?.stop();
-});
+const fx = usePaymentFixture({ label: "verify", payerBalanceAtomic: 1_000_000n });
 
 const sign = (overrides: Partial<SignPaymentOptions> = {}) =>
-  signPayment({ payerKey: keys.payer, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic, ...overrides });
+  signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic, ...overrides });
 const requirements = (overrides: Partial<Parameters<typeof v2Requirements>[0]> = {}) =>
-  v2Requirements({ token: chain.token, payTo, amountAtomic, ...overrides });
+  v2Requirements({ token: fx.chain.token, payTo, amountAtomic, ...overrides });
 
 async function verify(body: unknown) {
-  const response = await facilitator.app.inject({ method: "POST", url: "/verify", payload: body as object });
+  const response = await fx.facilitator.app.inject({ method: "POST", url: "/verify", payload: body as object });
   return { status: response.statusCode, body: response.json() };
 }
 
@@ -54,7 +38,7 @@ describe("POST /verify", () => {
   });
 
   it("accepts a valid v1 payment (network base-sepolia, maxAmountRequired)", async () => {
-    const answer = await verify(v1Body(await sign(), { token: chain.token, payTo, amountAtomic }));
+    const answer = await verify(v1Body(await sign(), { token: fx.chain.token, payTo, amountAtomic }));
     expect(answer).toEqual({ status: 200, body: { isValid: true, payer } });
   });
 
@@ -97,7 +81,7 @@ describe("POST /verify", () => {
   });
 
   it("rejects a v1 payload whose network differs from the requirements with invalid_exact_evm_network_mismatch", async () => {
-    const body = v1Body(await sign(), { token: chain.token, payTo, amountAtomic, payloadNetwork: "base" });
+    const body = v1Body(await sign(), { token: fx.chain.token, payTo, amountAtomic, payloadNetwork: "base" });
     await expectInvalid(body, "invalid_exact_evm_network_mismatch");
   });
 
@@ -131,15 +115,15 @@ describe("POST /verify", () => {
 
   it("rejects a payer without enough USDC with invalid_exact_evm_insufficient_balance", async () => {
     const poor = keys.stranger;
-    const payment = await signPayment({ payerKey: poor, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic });
+    const payment = await signPayment({ payerKey: poor, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic });
     const answer = await verify(v2Body(payment, requirements()));
     expect(answer.body).toMatchObject({ isValid: false, invalidReason: "invalid_exact_evm_insufficient_balance", payer: addressOf(poor) });
   });
 
   it("rejects a nonce already used on chain with invalid_exact_evm_nonce_already_used", async () => {
     const payment = await sign();
-    const wallet = createWalletClient({ account: privateKeyToAccount(keys.stranger), transport: http(chain.rpcUrl) });
-    const call = transferWithAuthorizationCall(chain.token, {
+    const wallet = createWalletClient({ account: privateKeyToAccount(keys.stranger), transport: http(fx.chain.rpcUrl) });
+    const call = transferWithAuthorizationCall(fx.chain.token, {
       from: payment.authorization.from,
       to: payment.authorization.to,
       valueAtomic: BigInt(payment.authorization.value),
@@ -148,15 +132,15 @@ describe("POST /verify", () => {
       nonce: payment.authorization.nonce,
     }, payment.signature);
     const hash = await wallet.sendTransaction({ ...call, chain: null });
-    await chain.publicClient.waitForTransactionReceipt({ hash, timeout: 10_000 });
+    await fx.chain.publicClient.waitForTransactionReceipt({ hash, timeout: 10_000 });
     await expectInvalid(v2Body(payment, requirements()), "invalid_exact_evm_nonce_already_used");
   });
 
   it("rejects a nonce claimed in Postgres with invalid_exact_evm_nonce_already_used", async () => {
     const payment = await sign();
-    await facilitator.services.settlements.claim({
-      chainId: chain.chainId,
-      asset: chain.token,
+    await fx.facilitator.services.settlements.claim({
+      chainId: fx.chain.chainId,
+      asset: fx.chain.token,
       payer,
       nonce: payment.authorization.nonce,
       payTo,
@@ -179,13 +163,13 @@ describe("POST /verify", () => {
     const answer = await verify(broken);
     expect(answer.status).toBe(400);
     expect(answer.body).toMatchObject({ isValid: false, invalidReason: "invalid_payload" });
-    const notJson = await facilitator.app.inject({ method: "POST", url: "/verify", payload: "{not json", headers: { "content-type": "application/json" } });
+    const notJson = await fx.facilitator.app.inject({ method: "POST", url: "/verify", payload: "{not json", headers: { "content-type": "application/json" } });
     expect(notJson.statusCode).toBe(400);
     expect(notJson.json()).toMatchObject({ isValid: false, invalidReason: "invalid_payload" });
   });
 
   it("keeps eip3009Abi in step with the token (authorizationState is readable)", async () => {
-    const used = await chain.publicClient.readContract({ address: chain.token, abi: eip3009Abi, functionName: "authorizationState", args: [payer, randomNonce()] });
+    const used = await fx.chain.publicClient.readContract({ address: fx.chain.token, abi: eip3009Abi, functionName: "authorizationState", args: [payer, randomNonce()] });
     expect(used).toBe(false);
   });
 });
