@@ -55,8 +55,6 @@ export interface Limits {
   rateLimitPerMinute: number;
   /** How often the background watcher looks for unfinished settlements. */
   reconcileIntervalMs: number;
-  /** A submitted settlement nobody is waiting on is picked up by the watcher after this long. */
-  reconcileAfterMs: number;
   /** How long a duplicate /settle waits for the first call's outcome. */
   duplicateWaitMs: number;
 }
@@ -104,7 +102,6 @@ export const defaultLimits: Limits = {
   dbStatementTimeoutMs: 5_000,
   rateLimitPerMinute: 6_000,
   reconcileIntervalMs: 2_000,
-  reconcileAfterMs: 30_000,
   duplicateWaitMs: 20_000,
 };
 
@@ -197,7 +194,6 @@ export function loadLimits(env: Env): Limits {
     dbStatementTimeoutMs: integer(env, "DB_STATEMENT_TIMEOUT_MS", d.dbStatementTimeoutMs, 100, 600_000),
     rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", d.rateLimitPerMinute, 1, 10_000_000),
     reconcileIntervalMs: integer(env, "RECONCILE_INTERVAL_MS", d.reconcileIntervalMs, 50, 3_600_000),
-    reconcileAfterMs: integer(env, "RECONCILE_AFTER_MS", d.reconcileAfterMs, 0, 3_600_000),
     duplicateWaitMs: integer(env, "DUPLICATE_WAIT_MS", d.duplicateWaitMs, 0, 120_000),
   };
 }
