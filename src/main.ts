@@ -52,7 +52,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       (closing ??= (async () => {
         // Stop taking requests and let in-flight ones finish (each is bounded by settleBudgetMs),
         // then stop the watcher; unfinished rows stay in Postgres for the next start to finish.
-        await app.close();
+        // A keep-alive connection that answers its last in-flight request only becomes idle after
+        // close() began, and close() would wait for it forever: keep closing idle connections.
+        const sweep = setInterval(() => app.server.closeIdleConnections?.(), 100);
+        try {
+          await app.close();
+        } finally {
+          clearInterval(sweep);
+        }
         await services.watcher.stop();
         await database.close();
       })()),

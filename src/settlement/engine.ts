@@ -18,6 +18,7 @@ import { broadcastRawTransaction, isPrepared, prepareTransaction, signSettlement
 import { chainVerdict, type ChainVerdict } from "./chain-verdict.js";
 import { duplicate, failed, outcomeOfFinalRow, pending, succeeded, type SettleOutcome } from "./outcome.js";
 import { crashPoint } from "./crash-points.js";
+import { KeyedMutex } from "./keyed-mutex.js";
 import { isFinal } from "./transitions.js";
 
 export interface Logger {
@@ -46,6 +47,8 @@ const duplicatePollIntervalMs = 100;
  * budget. Every path answers within settleBudgetMs and names the tx hash once one exists.
  */
 export class SettlementEngine {
+  private readonly signerMutex = new KeyedMutex();
+
   constructor(private readonly deps: SettlementEngineDeps) {}
 
   async settle(request: PaymentRequest, options: { apiKeyId?: string } = {}): Promise<SettleOutcome> {
@@ -104,14 +107,16 @@ export class SettlementEngine {
           const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: prepared.reason, errorMessage: prepared.message });
           return failed(prepared.reason, prepared.message, failedRow);
         }
-        signed = await allocateNonceAndPersistSigned(deps.db, {
+        // One waiter per signer per process on the Postgres row lock: the others queue here, without
+        // holding a pooled connection while they wait.
+        signed = await this.signerMutex.run(`${payment.network.chainId}:${account.address}`, () => allocateNonceAndPersistSigned(deps.db, {
           chainId: payment.network.chainId,
           signer: account.address,
           chainPendingNonce: prepared.chainPendingNonce,
           settlementId: row.id,
           gasLimit: prepared.gasLimit,
           sign: (txNonce) => signSettlementTransaction(account, payment.network.chainId, prepared, txNonce),
-        });
+        }));
       } catch (error) {
         // Nothing reached the chain: free the authorization for a later attempt, then report the fault.
         if (error instanceof SignerCannotPayError) {
@@ -138,8 +143,7 @@ export class SettlementEngine {
     crashPoint("after-broadcast");
     if (broadcast.kind === "unknown") {
       deps.log.warn({ settlementId: row.id, txHash: row.txHash, error: broadcast.message }, "broadcast outcome unknown; the watcher will rebroadcast");
-      await deps.repo.markPendingAnswered(row.id);
-      return pending(row);
+      return this.answerPending(row);
     }
     if (broadcast.kind === "rejected") {
       if (!broadcast.nonceConsumed) await releaseNonce(deps.db, { chainId: row.chainId, signer: row.signer!, txNonce: row.txNonce! });
@@ -148,28 +152,50 @@ export class SettlementEngine {
       if (broadcast.signerUnfunded) throw new DependencyUnavailableError("rpc", `signer ${row.signer} cannot pay for gas on chain ${row.chainId}`);
       return failed(ReasonCode.unexpectedSettleError, "the node refused the settlement transaction");
     }
-    const submitted = (await deps.repo.markBroadcast(row.id)) ?? row;
-    crashPoint("before-receipt");
-    return this.awaitOutcome(submitted, deadlineMs, true);
+    try {
+      const submitted = (await deps.repo.markBroadcast(row.id)) ?? row;
+      crashPoint("before-receipt");
+      return await this.awaitOutcome(submitted, deadlineMs, true);
+    } catch (error) {
+      // The transaction is out: whatever failed now (Postgres, the RPC), the caller must get its hash,
+      // never "nothing was sent" (pitfall 3). The row stays unfinished; the watcher completes it.
+      deps.log.error({ settlementId: row.id, txHash: row.txHash, err: error }, "settlement broadcast, then its bookkeeping failed");
+      return this.answerPending(row);
+    }
+  }
+
+  /** settlement_pending with the hash; recording that it went out is best effort (Postgres may be down). */
+  private async answerPending(row: SettlementRow): Promise<SettleOutcome> {
+    await this.deps.repo.markPendingAnswered(row.id).catch((error: unknown) => {
+      this.deps.log.warn({ settlementId: row.id, err: error }, "could not record the settlement_pending answer");
+    });
+    return pending(row);
   }
 
   /** Waits (bounded) for the chain's verdict on a broadcast row and answers it. */
   private async awaitOutcome(row: SettlementRow, deadlineMs: number, mayClaimSuccess: boolean): Promise<SettleOutcome> {
     const client = this.deps.chains.get(row.chainId)!.publicClient;
     const verdict = await chainVerdict(client, row, Math.max(0, deadlineMs - this.deps.clock.nowMs()));
-    if (verdict.kind === "unknown") {
-      await this.deps.repo.markPendingAnswered(row.id);
-      return pending(row);
-    }
-    const finalRow = await this.finalize(row, verdict);
+    if (verdict.kind === "unknown") return this.answerPending(row);
+    const { row: finalRow, successClaimed } = await this.finalize(row, verdict, mayClaimSuccess);
+    if (successClaimed) return succeeded(finalRow);
     return this.answerFinal(finalRow, mayClaimSuccess);
   }
 
-  /** Writes the chain's verdict; if another worker wrote first, its row is the truth. */
-  async finalize(row: SettlementRow, verdict: Exclude<ChainVerdict, { kind: "unknown" }>): Promise<SettlementRow> {
+  /**
+   * Writes the chain's verdict; if another worker wrote first, its row is the truth. With
+   * `claimSuccess`, the one success answer is taken in the same UPDATE that confirms the row, so no
+   * duplicate request can take it in between.
+   */
+  async finalize(
+    row: SettlementRow,
+    verdict: Exclude<ChainVerdict, { kind: "unknown" }>,
+    claimSuccess = false,
+  ): Promise<{ row: SettlementRow; successClaimed: boolean }> {
     const written =
       verdict.kind === "paid"
         ? await this.deps.repo.transition(row.id, "confirmed", {
+            ...(claimSuccess ? { successAnswered: true } : {}),
             settledTxHash: verdict.txHash,
             blockNumber: Number(verdict.blockNumber),
             gasUsed: Number(verdict.gasUsed),
@@ -183,7 +209,10 @@ export class SettlementEngine {
             leaseUntil: null,
           });
     if (written) this.deps.log.info({ settlementId: row.id, status: written.status, txHash: written.settledTxHash ?? written.txHash }, "settlement final");
-    return written ?? (await this.deps.repo.findById(row.id))!;
+    return {
+      row: written ?? (await this.deps.repo.findById(row.id))!,
+      successClaimed: written !== undefined && claimSuccess && written.status === "confirmed",
+    };
   }
 
   private async answerFinal(row: SettlementRow, mayClaimSuccess: boolean): Promise<SettleOutcome> {
@@ -198,9 +227,15 @@ export class SettlementEngine {
    */
   private async answerExisting(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number): Promise<SettleOutcome> {
     if (row.authorizationDigest !== payment.digest) return duplicate(row);
-    if (isFinal(row.status)) return this.answerFinal(row, row.pendingAnswered);
-    if (row.pendingAnswered && row.txHash) {
-      if (row.status === "signed") await broadcastRawTransaction(this.deps.chains.get(row.chainId)!.publicClient, row.rawTx as Hex);
+    // The identical payment may receive the one success answer if nobody has received it yet
+    // (after settlement_pending, a crash, or a lost answer); the claimer takes it atomically.
+    if (isFinal(row.status)) return this.answerFinal(row, true);
+    const unowned = row.leaseUntil === null || row.leaseUntil.getTime() <= Date.now();
+    if ((row.pendingAnswered || unowned) && row.txHash) {
+      if (row.status === "signed") {
+        const resent = await broadcastRawTransaction(this.deps.chains.get(row.chainId)!.publicClient, row.rawTx as Hex);
+        if (resent.kind === "accepted") row = (await this.deps.repo.markBroadcast(row.id)) ?? row;
+      }
       return this.awaitOutcome(row, deadlineMs, true);
     }
     const waitUntilMs = Math.min(deadlineMs, this.deps.clock.nowMs() + this.deps.limits.duplicateWaitMs);

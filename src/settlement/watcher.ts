@@ -104,7 +104,7 @@ export class SettlementWatcher {
     }
     const verdict = await chainVerdict(client, row, 0);
     if (verdict.kind !== "unknown") {
-      await engine.finalize(row, verdict);
+      await engine.finalize(row, verdict, false);
       return true;
     }
     if (row.status === "submitted") await this.unstick(row);

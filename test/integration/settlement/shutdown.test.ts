@@ -149,18 +149,12 @@ describe("graceful shutdown (SIGTERM) of a facilitator process", () => {
   });
 
   /**
-   * BUG (src/main.ts startServer close() → app.close(), with src/app.ts's Fastify options): the
-   * in-flight answer above goes out on a keep-alive connection (Fastify advertises
-   * Keep-Alive: timeout=72; undici keeps the socket). Fastify/Node close only the connections that
-   * are idle when close() starts; this one becomes idle afterwards and is never closed, so
-   * `app.close()` does not resolve, and the process only ends when closeOnSignals' 25 s grace
-   * timer fires: log "shutdown took too long; exiting", exit code 1. The same request with
-   * `Connection: close` exits 0 in ~0.5 s (third test). Every rolling deploy with a live client
-   * thus waits 25 s and reports a failed shutdown. Fix idea: after the in-flight requests finish,
-   * close the idle connections again (server.closeIdleConnections()), or answer with
-   * Connection: close while closing, or forceCloseConnections once the requests are done.
+   * Regression: the in-flight answer above goes out on a keep-alive connection (Fastify advertises
+   * Keep-Alive: timeout=72; undici keeps the socket), which only becomes idle after close() began.
+   * app.close() used to wait for it until the 25 s grace timer (exit 1); startServer's close() now
+   * keeps closing idle connections while in-flight requests finish.
    */
-  it.fails("then exits 0 within 5 s of SIGTERM although the client keeps its connection alive", async () => {
+  it("then exits 0 within 5 s of SIGTERM although the client keeps its connection alive", async () => {
     expect(keptAlive).toBeDefined();
     const exit = await keptAlive!.child.waitForExit(5_000);
     expect(exit, keptAlive!.child.output()).toEqual({ code: 0, signal: null });
@@ -168,7 +162,6 @@ describe("graceful shutdown (SIGTERM) of a facilitator process", () => {
 
   it("answers settlement_pending with the hash when no block comes within the budget, exits 0, and a new instance's watcher confirms the row", async () => {
     const child = await forNoBlock;
-    // Connection: close sidesteps the keep-alive shutdown BUG pinned above, so the exit is checked here.
     const { body, nonce, answer, submitted } = await settleUntilSubmitted(child.url, { connectionClose: true });
     const sigtermMs = Date.now();
     child.child.kill("SIGTERM");
