@@ -1,0 +1,163 @@
+/**
+ * The benchmark's chain: an Anvil node (chain 84532) with TestUSDC at the Base Sepolia USDC address
+ * and Multicall3, funded payers, and the pre-signed payments. Keys are deterministic
+ * (keccak256 of a label), so every run uses the same addresses.
+ */
+import {
+  createPublicClient,
+  createTestClient,
+  createWalletClient,
+  defineChain,
+  getAddress,
+  http,
+  keccak256,
+  parseEther,
+  slice,
+  stringToHex,
+  type Address,
+  type Chain,
+  type Hash,
+  type Hex,
+} from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { startAnvil, type AnvilInstance } from "../src/sandbox/anvil.js";
+import { installMulticall3, installTestUsdc } from "../src/sandbox/deploy.js";
+import { signPayment, v2Body, v2Requirements } from "../test/helpers/payments.js";
+
+export const CHAIN_ID = 84532;
+export const USDC_BASE_SEPOLIA: Address = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+const RPC_TIMEOUT_MS = 10_000;
+const RECEIPT_TIMEOUT_MS = 60_000;
+/** Receipts fetched per JSON-RPC batch. */
+const RPC_BATCH_SIZE = 100;
+
+/** A private key derived from a label: deterministic, and nobody else's. */
+export const keyFor = (label: string): Hex => keccak256(stringToHex(`x402-facilitator/bench/${label}`));
+/** An address nobody holds a key for, e.g. a payTo counted by balance. */
+export const addressFor = (label: string): Address => getAddress(slice(keccak256(stringToHex(`x402-facilitator/bench/address/${label}`)), 12));
+export const accountOf = (key: Hex): Address => privateKeyToAccount(key).address;
+
+export const minterKey = keyFor("minter");
+
+const erc20Abi = [
+  { type: "function", name: "balanceOf", stateMutability: "view", inputs: [{ type: "address" }], outputs: [{ type: "uint256" }] },
+] as const;
+/** TestUSDC's mint (contracts/TestUSDC.sol), callable by its minter only. */
+const mintAbi = [
+  { type: "function", name: "mint", stateMutability: "nonpayable", inputs: [{ type: "address" }, { type: "uint256" }], outputs: [{ type: "bool" }] },
+] as const;
+
+export interface BenchChain {
+  anvil: AnvilInstance;
+  rpcUrl: string;
+  viemChain: Chain;
+  publicClient: ReturnType<typeof createPublicClient>;
+  balanceOf(account: Address): Promise<bigint>;
+  transactionCount(account: Address): Promise<number>;
+  /** gasUsed of each (mined) transaction; receipts are fetched in JSON-RPC batches. */
+  gasUsed(hashes: Hash[]): Promise<bigint[]>;
+  stop(): Promise<void>;
+}
+
+export async function startBenchChain(options: { blockTimeSeconds?: number }): Promise<BenchChain> {
+  const anvil = await startAnvil({ chainId: CHAIN_ID, blockTimeSeconds: options.blockTimeSeconds, accounts: 1 });
+  try {
+    await installTestUsdc(anvil.rpcUrl, { address: USDC_BASE_SEPOLIA, name: "USDC", version: "2", minter: accountOf(minterKey) });
+    await installMulticall3(anvil.rpcUrl);
+  } catch (error) {
+    await anvil.stop();
+    throw error;
+  }
+  const chain = defineChain({
+    id: CHAIN_ID,
+    name: "bench-anvil",
+    nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+    rpcUrls: { default: { http: [anvil.rpcUrl] } },
+  });
+  const publicClient = createPublicClient({
+    chain,
+    transport: http(anvil.rpcUrl, { timeout: RPC_TIMEOUT_MS, batch: { batchSize: RPC_BATCH_SIZE } }),
+    pollingInterval: 250,
+  });
+  return {
+    anvil,
+    rpcUrl: anvil.rpcUrl,
+    viemChain: chain,
+    publicClient,
+    balanceOf: (account) => publicClient.readContract({ address: USDC_BASE_SEPOLIA, abi: erc20Abi, functionName: "balanceOf", args: [account] }),
+    transactionCount: (account) => publicClient.getTransactionCount({ address: account, blockTag: "latest" }),
+    gasUsed: async (hashes) => {
+      // Only hashes answered with success:true come here: the facilitator saw their receipt already.
+      const receipts = await Promise.all(hashes.map((hash) => publicClient.getTransactionReceipt({ hash })));
+      return receipts.map((receipt) => receipt.gasUsed);
+    },
+    stop: () => anvil.stop(),
+  };
+}
+
+/** Gives each address `ether` ETH (for gas) via anvil_setBalance. */
+export async function fundEth(rpcUrl: string, addresses: Address[], ether: string): Promise<void> {
+  const testClient = createTestClient({ mode: "anvil", transport: http(rpcUrl, { timeout: RPC_TIMEOUT_MS }) });
+  for (const address of addresses) await testClient.setBalance({ address, value: parseEther(ether) });
+}
+
+/**
+ * Mints `amountAtomic` TestUSDC to every payer. The mints are sent at once with consecutive
+ * nonces (one block or two even with --block-time), then awaited.
+ */
+export async function mintToAll(chain: BenchChain, payers: Address[], amountAtomic: bigint): Promise<void> {
+  const minter = privateKeyToAccount(minterKey);
+  await fundEth(chain.rpcUrl, [minter.address], "10");
+  const wallet = createWalletClient({ account: minter, chain: chain.viemChain, transport: http(chain.rpcUrl, { timeout: RPC_TIMEOUT_MS }) });
+  const firstNonce = await chain.publicClient.getTransactionCount({ address: minter.address, blockTag: "pending" });
+  const fees = await chain.publicClient.estimateFeesPerGas();
+  const hashes = await Promise.all(
+    payers.map((to, i) =>
+      wallet.writeContract({
+        address: USDC_BASE_SEPOLIA,
+        abi: mintAbi,
+        functionName: "mint",
+        args: [to, amountAtomic],
+        nonce: firstNonce + i,
+        gas: 150_000n,
+        maxFeePerGas: fees.maxFeePerGas * 2n,
+        maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+      }),
+    ),
+  );
+  const receipts = await Promise.all(hashes.map((hash) => chain.publicClient.waitForTransactionReceipt({ hash, timeout: RECEIPT_TIMEOUT_MS })));
+  const failed = receipts.filter((receipt) => receipt.status !== "success");
+  if (failed.length > 0) throw new Error(`${failed.length} of ${payers.length} mints reverted`);
+  for (const payer of payers.slice(0, 3)) {
+    const balance = await chain.balanceOf(payer);
+    if (balance < amountAtomic) throw new Error(`payer ${payer} holds ${balance} after minting ${amountAtomic}`);
+  }
+}
+
+export interface PaymentSetInput {
+  payerKeys: Hex[];
+  payTo: Address;
+  count: number;
+  amountAtomic: bigint;
+  /** Seconds from now the authorizations stay valid: longer than the whole run. */
+  validForSeconds: bigint;
+}
+
+/** `count` distinct signed payments (v2 request bodies, JSON), spread round-robin over the payers. */
+export async function signPayments(input: PaymentSetInput): Promise<string[]> {
+  const requirements = v2Requirements({ token: USDC_BASE_SEPOLIA, payTo: input.payTo, amountAtomic: input.amountAtomic, network: `eip155:${CHAIN_ID}` });
+  const validBeforeSeconds = BigInt(Math.floor(Date.now() / 1000)) + input.validForSeconds;
+  const bodies: string[] = [];
+  for (let i = 0; i < input.count; i += 1) {
+    const payment = await signPayment({
+      payerKey: input.payerKeys[i % input.payerKeys.length]!,
+      token: USDC_BASE_SEPOLIA,
+      chainId: CHAIN_ID,
+      payTo: input.payTo,
+      valueAtomic: input.amountAtomic,
+      validBeforeSeconds,
+    });
+    bodies.push(JSON.stringify(v2Body(payment, requirements)));
+  }
+  return bodies;
+}

@@ -1,0 +1,53 @@
+/** Messages between bench/run.ts and the load generator process (bench/load-worker.ts). */
+
+export interface VerifyJob {
+  kind: "verify";
+  url: string;
+  /** JSON request bodies, sent in turn (verify does not consume a payment, so they are reused). */
+  bodies: string[];
+  connections: number;
+  durationSeconds: number;
+  /** Per-request timeout. */
+  timeoutSeconds: number;
+}
+
+export interface VerifyRun {
+  /** Responses received (any status). */
+  requests: number;
+  durationSeconds: number;
+  requestsPerSecond: number;
+  latencyMs: { p50: number; p90: number; p99: number; mean: number; max: number };
+  /** HTTP 200 with "isValid":true. */
+  validAnswers: number;
+  /** Answered, but not HTTP 200 with isValid:true. */
+  otherAnswers: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+export interface SettleJob {
+  kind: "settle";
+  url: string;
+  /** One distinct pre-signed payment per request; all are sent at once. */
+  bodies: string[];
+  timeoutMs: number;
+}
+
+export interface SettleAnswer {
+  ms: number;
+  status: number;
+  success: boolean;
+  transaction: string;
+  /** errorReason, or "http_<status>", "timeout", "network_error: …". */
+  reason: string;
+}
+
+export interface SettleRun {
+  wallMs: number;
+  answers: SettleAnswer[];
+}
+
+export type LoadJob = VerifyJob | SettleJob;
+export type JobRequest = { id: number; job: LoadJob };
+export type JobReply = { id: number; result?: VerifyRun | SettleRun; error?: string };

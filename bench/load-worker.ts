@@ -1,0 +1,102 @@
+/**
+ * The load generator, in its own process so that its CPU is neither the facilitators' nor the
+ * orchestrator's: forked by bench/load-client.ts, takes jobs over IPC and answers each with its
+ * measurements.
+ *
+ * - verify: autocannon (fixed duration, N connections, pipelining 1), bodies rotated per request;
+ *   a response counts as valid only if it is HTTP 200 with "isValid":true.
+ * - settle: every body sent at once with fetch, each timed on its own (one payment settles once,
+ *   so a duration-based loop does not fit).
+ */
+import autocannon from "autocannon";
+import type { JobReply, JobRequest, SettleAnswer, SettleJob, SettleRun, VerifyJob, VerifyRun } from "./load-protocol.js";
+
+async function runVerify(job: VerifyJob): Promise<VerifyRun> {
+  if (job.bodies.length === 0) throw new Error("verify job without bodies");
+  let next = 0;
+  const result = await autocannon({
+    url: job.url,
+    connections: job.connections,
+    pipelining: 1,
+    duration: job.durationSeconds,
+    timeout: job.timeoutSeconds,
+    headers: { "content-type": "application/json" },
+    requests: [
+      {
+        method: "POST",
+        path: "/verify",
+        setupRequest: (request) => {
+          const body = job.bodies[next % job.bodies.length]!;
+          next += 1;
+          return { ...request, body };
+        },
+      },
+    ],
+    // Counted in result.mismatches: anything but a positive verdict.
+    verifyBody: (body: string) => body.includes('"isValid":true'),
+  } as autocannon.Options);
+  const answered = result.requests.total;
+  const mismatches = (result as unknown as { mismatches?: number }).mismatches ?? 0;
+  const non2xx = result.non2xx;
+  return {
+    requests: answered,
+    durationSeconds: result.duration,
+    requestsPerSecond: answered / result.duration,
+    latencyMs: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, mean: result.latency.average, max: result.latency.max },
+    validAnswers: Math.max(0, result["2xx"] - mismatches),
+    otherAnswers: Math.min(answered, mismatches + non2xx),
+    non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+  };
+}
+
+async function settleOne(url: string, body: string, timeoutMs: number): Promise<SettleAnswer> {
+  const started = performance.now();
+  try {
+    const response = await fetch(`${url}/settle`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await response.text();
+    const ms = performance.now() - started;
+    let parsed: { success?: unknown; transaction?: unknown; errorReason?: unknown; error?: unknown } = {};
+    try {
+      parsed = JSON.parse(text) as typeof parsed;
+    } catch {
+      // not JSON: reported by status
+    }
+    const success = response.status === 200 && parsed.success === true;
+    const reason = success
+      ? ""
+      : response.status !== 200
+        ? `http_${response.status}${typeof parsed.error === "string" ? `: ${parsed.error.slice(0, 80)}` : ""}`
+        : String(parsed.errorReason ?? "unknown").slice(0, 120);
+    return { ms, status: response.status, success, transaction: typeof parsed.transaction === "string" ? parsed.transaction : "", reason };
+  } catch (error) {
+    const ms = performance.now() - started;
+    const name = (error as Error).name;
+    const reason = name === "TimeoutError" || name === "AbortError" ? "timeout" : `network_error: ${(error as Error).message}`.slice(0, 120);
+    return { ms, status: 0, success: false, transaction: "", reason };
+  }
+}
+
+async function runSettle(job: SettleJob): Promise<SettleRun> {
+  const t0 = performance.now();
+  const answers = await Promise.all(job.bodies.map((body) => settleOne(job.url, body, job.timeoutMs)));
+  return { wallMs: performance.now() - t0, answers };
+}
+
+process.on("message", (message: JobRequest) => {
+  const { id, job } = message;
+  const work = job.kind === "verify" ? runVerify(job) : runSettle(job);
+  work.then(
+    (result) => process.send!({ id, result } satisfies JobReply),
+    (error: unknown) => process.send!({ id, error: (error as Error).stack ?? String(error) } satisfies JobReply),
+  );
+});
+// The IPC channel closing means the orchestrator is gone.
+process.on("disconnect", () => process.exit(0));
+process.send!({ id: 0 } satisfies JobReply);

@@ -1,0 +1,577 @@
+/**
+ * `npm run bench`: this facilitator side by side with the reference one (the official x402 v2 SDK,
+ * bench/reference-facilitator.ts), on the same Anvil, with the same kind of pre-signed payments,
+ * each facilitator in its own process and the load generator in a third. See bench/README.md.
+ *
+ *   npm run bench                 full run (~4 min on 2 cores), writes bench/results.json
+ *   npm run bench -- --quick      short smoke run (~1.5 min), writes bench/results.quick.json
+ *   npm run bench -- --profile    ours only, under --cpu-prof: where verify and settle spend CPU
+ *
+ * Bounds: the whole run is cut at RUN_LIMIT_MS; every start, job and stop has its own limit.
+ * Everything started is stopped at the end, on error and on SIGINT/SIGTERM.
+ */
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { loadavg, tmpdir } from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Address, Hash, Hex } from "viem";
+import { createDatabase, startEmbeddedPostgres, type EmbeddedPostgresHandle } from "../src/sandbox/postgres.js";
+import { accountOf, addressFor, fundEth, keyFor, mintToAll, signPayments, startBenchChain, type BenchChain } from "./chain.js";
+import { formatProfileSummary, summariseCpuProfile } from "./cpu-profile.js";
+import { startLoadGenerator, type LoadGenerator } from "./load-client.js";
+import type { SettleRun } from "./load-protocol.js";
+import { startOurFacilitator, startReferenceFacilitator, type ChildService } from "./processes.js";
+import { cpuMs, cpuMsSpent, peakRssMb, rssMb, treeCpuSnapshot } from "./proc-stats.js";
+import {
+  computeRatios,
+  formatResults,
+  machineInfo,
+  percentile,
+  round2,
+  type BenchResults,
+  type Facilitator,
+  type Resources,
+  type SettleResult,
+  type VerifyResult,
+} from "./report.js";
+
+// ------------------------------------------------------------------------------------ settings
+
+const argv = new Set(process.argv.slice(2));
+const quick = argv.has("--quick");
+const profileMode = argv.has("--profile");
+for (const arg of argv) if (!["--quick", "--profile"].includes(arg)) throw new Error(`unknown argument ${arg} (use --quick or --profile)`);
+
+const settings = {
+  verifyConcurrency: quick ? [1, 16] : [1, 16, 64],
+  verifyDurationSeconds: quick ? 3 : 8,
+  verifyWarmupSeconds: 2,
+  verifyPayments: 64,
+  settleBursts: quick ? [50] : [100, 500],
+  blockTimeBurst: quick ? 20 : 100,
+  warmupSettlements: 3,
+  payers: 32,
+  amountAtomic: 1_000n,
+  settleRequestTimeoutMs: 60_000,
+  profileVerifySeconds: 10,
+  profileSettleBurst: 100,
+};
+
+const RUN_LIMIT_MS = 9.5 * 60_000;
+const SERVICE_START_TIMEOUT_MS = 60_000;
+const CLEANUP_STEP_TIMEOUT_MS = 20_000;
+/** After a settle burst, how long payTo's balance may keep changing before it is read as final. */
+const ONCHAIN_SETTLE_WAIT_MS = 20_000;
+const repoRoot = path.resolve(import.meta.dirname, "..");
+const outputFile = path.join(repoRoot, "bench", quick ? "results.quick.json" : "results.json");
+
+const runStartedMs = Date.now();
+function log(message: string): void {
+  process.stderr.write(`[bench +${((Date.now() - runStartedMs) / 1000).toFixed(1).padStart(5)}s] ${message}\n`);
+}
+
+// ------------------------------------------------------------------------------------ cleanup
+
+const cleanupSteps: { name: string; run: () => Promise<void> }[] = [];
+let cleaningUp: Promise<void> | undefined;
+
+function onCleanup(name: string, run: () => Promise<void>): void {
+  cleanupSteps.push({ name, run });
+}
+
+/** Runs the registered stops in reverse order, each bounded; runs once. */
+function cleanup(): Promise<void> {
+  cleaningUp ??= (async () => {
+    while (cleanupSteps.length > 0) {
+      const step = cleanupSteps.pop()!;
+      const outcome = await Promise.race([
+        step.run().then(
+          () => "ok",
+          (error: unknown) => `failed: ${(error as Error).message}`,
+        ),
+        sleep(CLEANUP_STEP_TIMEOUT_MS, "timed out"),
+      ]);
+      if (outcome !== "ok") log(`cleanup of ${step.name} ${outcome}`);
+    }
+  })();
+  return cleaningUp;
+}
+
+function exitAfterCleanup(code: number): void {
+  const force = setTimeout(() => process.exit(code), CLEANUP_STEP_TIMEOUT_MS * 2);
+  force.unref();
+  void cleanup().finally(() => process.exit(code));
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    log(`${signal}: stopping everything`);
+    exitAfterCleanup(130);
+  });
+}
+
+// ------------------------------------------------------------------------------------ environment
+
+interface Keys {
+  payerKeys: Hex[];
+  payers: Address[];
+  oursSigner: Hex;
+  referenceSigner: Hex;
+  referenceNmSigner: Hex;
+}
+
+interface Environment {
+  phase: string;
+  chain: BenchChain;
+  ours: ChildService;
+  reference?: ChildService;
+  referenceNm?: ChildService;
+  stop(): Promise<void>;
+}
+
+interface EnvironmentOptions {
+  phase: string;
+  blockTimeSeconds?: number;
+  reference: boolean;
+  cpuProfileDir?: string;
+}
+
+/** A fresh Anvil (funded payers and signers), a fresh database, and both facilitators on them. */
+async function startEnvironment(
+  options: EnvironmentOptions,
+  context: { postgres: EmbeddedPostgresHandle; workDir: string; keys: Keys },
+): Promise<Environment> {
+  const { keys } = context;
+  const started: { stop(): Promise<void> }[] = [];
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      for (const item of started.reverse()) await item.stop();
+    })());
+  onCleanup(`environment ${options.phase}`, stop);
+
+  const chain = await startBenchChain({ blockTimeSeconds: options.blockTimeSeconds });
+  started.push(chain);
+  log(`${options.phase}: anvil ${chain.rpcUrl} (pid ${chain.anvil.pid})${options.blockTimeSeconds ? `, --block-time ${options.blockTimeSeconds}` : ", automine"}`);
+  await mintToAll(chain, keys.payers, 1_000_000_000n);
+  await fundEth(chain.rpcUrl, [keys.oursSigner, keys.referenceSigner, keys.referenceNmSigner].map(accountOf), "1000");
+  log(`${options.phase}: ${keys.payers.length} payers funded`);
+
+  const databaseName = `bench_${options.phase.replace(/[^a-z0-9]/g, "_")}`;
+  const databaseUrl = await createDatabase(context.postgres.adminUrl, databaseName, { dropIfExists: true });
+  const [ours, reference, referenceNm] = await Promise.all([
+    startOurFacilitator({
+      databaseUrl,
+      rpcUrl: chain.rpcUrl,
+      token: "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+      signerKey: keys.oursSigner,
+      configPath: path.join(context.workDir, `facilitator-${options.phase}.json`),
+      startTimeoutMs: SERVICE_START_TIMEOUT_MS,
+      cpuProfileDir: options.cpuProfileDir,
+    }),
+    options.reference
+      ? startReferenceFacilitator({ rpcUrl: chain.rpcUrl, signerKey: keys.referenceSigner, startTimeoutMs: SERVICE_START_TIMEOUT_MS })
+      : Promise.resolve(undefined),
+    options.reference
+      ? startReferenceFacilitator({ rpcUrl: chain.rpcUrl, signerKey: keys.referenceNmSigner, startTimeoutMs: SERVICE_START_TIMEOUT_MS, nonceManager: true })
+      : Promise.resolve(undefined),
+  ]);
+  for (const service of [ours, reference, referenceNm]) if (service) started.push(service);
+  log(
+    `${options.phase}: ` +
+      [ours, reference, referenceNm]
+        .filter((service) => service !== undefined)
+        .map((service) => `${service.name} ${service.url} (pid ${service.pid})`)
+        .join(", "),
+  );
+  for (const service of [ours, reference, referenceNm]) if (service) await expectSupported(service);
+  return { phase: options.phase, chain, ours, reference, referenceNm, stop };
+}
+
+async function expectSupported(service: ChildService): Promise<void> {
+  const response = await fetch(`${service.url}/supported`, { signal: AbortSignal.timeout(5_000) });
+  const body = (await response.json()) as { kinds?: { x402Version: number; network: string; scheme: string }[] };
+  const listed = body.kinds?.some((kind) => kind.x402Version === 2 && kind.network === "eip155:84532" && kind.scheme === "exact");
+  if (!listed) throw new Error(`${service.name} /supported does not list exact on eip155:84532: ${JSON.stringify(body).slice(0, 500)}`);
+}
+
+async function postJson(url: string, body: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body, signal: AbortSignal.timeout(timeoutMs) });
+  const text = await response.text();
+  try {
+    return { httpStatus: response.status, ...(JSON.parse(text) as Record<string, unknown>) };
+  } catch {
+    return { httpStatus: response.status, text: text.slice(0, 500) };
+  }
+}
+
+/** One verify and a few sequential settles: the code paths are loaded and JIT-warm, and they work. */
+async function warmUp(service: ChildService, verifyBody: string, settleBodies: string[]): Promise<void> {
+  const verdict = await postJson(`${service.url}/verify`, verifyBody, 10_000);
+  if (verdict.isValid !== true) throw new Error(`${service.name}: a valid payment did not verify: ${JSON.stringify(verdict)}\n${service.output()}`);
+  for (const body of settleBodies) {
+    const answer = await postJson(`${service.url}/settle`, body, settings.settleRequestTimeoutMs);
+    if (answer.success !== true) throw new Error(`${service.name}: a warm-up settlement failed: ${JSON.stringify(answer)}\n${service.output()}`);
+  }
+}
+
+// ------------------------------------------------------------------------------------ measurements
+
+function postmasterPid(postgres: EmbeddedPostgresHandle): Promise<number> {
+  return readFile(path.join(postgres.dataDir, "postmaster.pid"), "utf8").then((text) => Number.parseInt(text.split("\n")[0] ?? "", 10));
+}
+
+async function measureVerify(
+  load: LoadGenerator,
+  service: ChildService,
+  facilitator: Facilitator,
+  environment: Environment,
+  postgresPid: number,
+  bodies: string[],
+  concurrency: number,
+  durationSeconds: number,
+): Promise<VerifyResult> {
+  const before = { service: cpuMs(service.pid), postgres: treeCpuSnapshot(postgresPid), anvil: cpuMs(environment.chain.anvil.pid) };
+  const run = await load.verify({ url: service.url, bodies, connections: concurrency, durationSeconds, timeoutSeconds: 10 }, (durationSeconds + 30) * 1000);
+  const after = { service: cpuMs(service.pid), postgres: treeCpuSnapshot(postgresPid), anvil: cpuMs(environment.chain.anvil.pid) };
+  const perRequest = (ms: number) => round2((ms / Math.max(1, run.requests)) * 100) / 100;
+  const result: VerifyResult = {
+    facilitator,
+    concurrency,
+    durationSeconds: run.durationSeconds,
+    requests: run.requests,
+    requestsPerSecond: round2(run.requestsPerSecond),
+    latencyMs: run.latencyMs,
+    validAnswers: run.validAnswers,
+    otherAnswers: run.otherAnswers,
+    errors: run.errors,
+    timeouts: run.timeouts,
+    cpuMsPerVerify: perRequest(after.service - before.service),
+    postgresCpuMsPerVerify: perRequest(cpuMsSpent(before.postgres, after.postgres)),
+    anvilCpuMsPerVerify: perRequest(after.anvil - before.anvil),
+  };
+  log(
+    `verify ${facilitator} c=${concurrency}: ${result.requestsPerSecond} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, ` +
+      `${result.validAnswers} valid / ${result.otherAnswers} other / ${result.errors} errors, ${result.cpuMsPerVerify} CPU ms/req`,
+  );
+  return result;
+}
+
+/** Polls payTo's balance until it has not changed for `quietMs` (bounded), and returns it. */
+async function settledBalance(chain: BenchChain, payTo: Address, quietMs: number): Promise<bigint> {
+  const deadline = Date.now() + ONCHAIN_SETTLE_WAIT_MS;
+  let last = await chain.balanceOf(payTo);
+  let lastChangeMs = Date.now();
+  while (Date.now() < deadline && Date.now() - lastChangeMs < quietMs) {
+    await sleep(250);
+    const now = await chain.balanceOf(payTo);
+    if (now !== last) {
+      last = now;
+      lastChangeMs = Date.now();
+    }
+  }
+  return last;
+}
+
+function summariseSettle(run: SettleRun) {
+  const failures: Record<string, number> = {};
+  for (const answer of run.answers) if (!answer.success) failures[answer.reason] = (failures[answer.reason] ?? 0) + 1;
+  const successHashes = run.answers.filter((answer) => answer.success).map((answer) => answer.transaction as Hash);
+  const latencies = run.answers.map((answer) => answer.ms).sort((a, b) => a - b);
+  const successLatencies = run.answers.filter((answer) => answer.success).map((answer) => answer.ms).sort((a, b) => a - b);
+  return { failures, successHashes, latencies, successLatencies };
+}
+
+async function measureSettle(
+  load: LoadGenerator,
+  service: ChildService,
+  facilitator: Facilitator,
+  environment: Environment,
+  postgresPid: number,
+  signer: Address,
+  payTo: Address,
+  bodies: string[],
+  mining: SettleResult["mining"],
+): Promise<SettleResult> {
+  const { chain } = environment;
+  const [balanceBefore, txCountBefore] = await Promise.all([chain.balanceOf(payTo), chain.transactionCount(signer)]);
+  const isReference = facilitator !== "ours";
+  const sendErrorsBefore = isReference ? await referenceSendErrors(service) : {};
+  const cpuBefore = { service: cpuMs(service.pid), postgres: treeCpuSnapshot(postgresPid), anvil: cpuMs(chain.anvil.pid) };
+  const run = await load.settle({ url: service.url, bodies, timeoutMs: settings.settleRequestTimeoutMs }, settings.settleRequestTimeoutMs + 30_000);
+  const cpuAfter = { service: cpuMs(service.pid), postgres: treeCpuSnapshot(postgresPid), anvil: cpuMs(chain.anvil.pid) };
+  const { failures, successHashes, latencies, successLatencies } = summariseSettle(run);
+  const balanceAfter = await settledBalance(chain, payTo, mining === "automine" ? 1_000 : 2_500);
+  const txCountAfter = await chain.transactionCount(signer);
+  const distinct = [...new Set(successHashes)];
+  const gas = distinct.length > 0 ? await chain.gasUsed(distinct) : [];
+  const successes = successHashes.length;
+  const perSuccess = (ms: number) => round2(ms / Math.max(1, successes));
+  const latencySummary = (sorted: number[]) => ({
+    p50: Math.round(percentile(sorted, 50)),
+    p90: Math.round(percentile(sorted, 90)),
+    p99: Math.round(percentile(sorted, 99)),
+    max: Math.round(sorted.at(-1) ?? Number.NaN),
+  });
+  const result: SettleResult = {
+    facilitator,
+    mining,
+    payments: bodies.length,
+    successes,
+    successRate: round2((successes / bodies.length) * 10_000) / 10_000,
+    failures,
+    wallMs: Math.round(run.wallMs),
+    settledPerSecond: round2(successes / (run.wallMs / 1000)),
+    latencyMs: latencySummary(latencies),
+    successLatencyMs: latencySummary(successLatencies),
+    distinctTransactions: distinct.length,
+    onChainTransfers: Number((balanceAfter - balanceBefore) / settings.amountAtomic),
+    signerTransactionsMined: txCountAfter - txCountBefore,
+    avgGasUsed: gas.length > 0 ? Math.round(Number(gas.reduce((a, b) => a + b, 0n)) / gas.length) : Number.NaN,
+    cpuMsPerSettlement: perSuccess(cpuAfter.service - cpuBefore.service),
+    postgresCpuMsPerSettlement: perSuccess(cpuMsSpent(cpuBefore.postgres, cpuAfter.postgres)),
+    anvilCpuMsPerSettlement: perSuccess(cpuAfter.anvil - cpuBefore.anvil),
+  };
+  if (isReference) {
+    const after = await referenceSendErrors(service);
+    result.sendErrors = Object.fromEntries(
+      Object.entries(after)
+        .map(([message, count]) => [message, count - (sendErrorsBefore[message] ?? 0)] as const)
+        .filter(([, count]) => count > 0),
+    );
+  }
+  log(
+    `settle ${facilitator} ${bodies.length} (${mining}): ${successes} ok in ${(run.wallMs / 1000).toFixed(2)} s, successes p50 ${result.successLatencyMs.p50} ms, ` +
+      `p99 ${result.successLatencyMs.p99} ms, ${result.onChainTransfers} on chain, ${result.signerTransactionsMined} txs` +
+      (Object.keys(failures).length > 0 ? `; failures ${JSON.stringify(failures).slice(0, 300)}` : ""),
+  );
+  return result;
+}
+
+async function referenceSendErrors(service: ChildService): Promise<Record<string, number>> {
+  const response = await fetch(`${service.url}/bench/send-errors`, { signal: AbortSignal.timeout(5_000) });
+  return (await response.json()) as Record<string, number>;
+}
+
+function resourcesOf(service: ChildService, facilitator: Facilitator, phase: string): Resources {
+  return { facilitator, phase, peakRssMb: round2(peakRssMb(service.pid)), rssAtEndMb: round2(rssMb(service.pid)), cpuMsTotal: Math.round(cpuMs(service.pid)) };
+}
+
+// ------------------------------------------------------------------------------------ payments
+
+interface SettleSet {
+  payTo: Address;
+  bodies: string[];
+}
+
+/** Every payment the run will use, signed before anything is measured. */
+async function signAll(keys: Keys) {
+  const sign = async (label: string, count: number): Promise<SettleSet> => {
+    const payTo = addressFor(label);
+    return { payTo, bodies: await signPayments({ payerKeys: keys.payerKeys, payTo, count, amountAtomic: settings.amountAtomic, validForSeconds: 3_600n }) };
+  };
+  const facilitators: Facilitator[] = profileMode ? ["ours"] : ["ours", "reference", "reference-nm"];
+  const verify = await sign("verify", settings.verifyPayments);
+  const sets = new Map<string, SettleSet>();
+  for (const who of facilitators) {
+    for (const phase of ["automine", "blocktime"]) sets.set(`${who}/${phase}/warmup`, await sign(`${who}/${phase}/warmup`, settings.warmupSettlements));
+    for (const burst of settings.settleBursts) sets.set(`${who}/automine/${burst}`, await sign(`${who}/automine/${burst}`, burst));
+    sets.set(`${who}/blocktime/${settings.blockTimeBurst}`, await sign(`${who}/blocktime/${settings.blockTimeBurst}`, settings.blockTimeBurst));
+    if (profileMode && who === "ours") sets.set(`${who}/profile`, await sign(`${who}/profile`, settings.profileSettleBurst));
+  }
+  const get = (key: string): SettleSet => {
+    const set = sets.get(key);
+    if (!set) throw new Error(`no payments signed for ${key}`);
+    return set;
+  };
+  return { verify, get, count: verify.bodies.length + [...sets.values()].reduce((n, set) => n + set.bodies.length, 0) };
+}
+
+// ------------------------------------------------------------------------------------ phases
+
+interface Context {
+  postgres: EmbeddedPostgresHandle;
+  postgresPid: number;
+  workDir: string;
+  keys: Keys;
+  load: LoadGenerator;
+  payments: Awaited<ReturnType<typeof signAll>>;
+}
+
+interface Participant {
+  who: Facilitator;
+  service: ChildService;
+  signer: Address;
+}
+
+/** Ours, the reference, and the reference with a nonce manager (settle only). */
+function participants(environment: Environment, keys: Keys): Participant[] {
+  return [
+    { who: "ours" as const, service: environment.ours, signer: accountOf(keys.oursSigner) },
+    { who: "reference" as const, service: environment.reference!, signer: accountOf(keys.referenceSigner) },
+    { who: "reference-nm" as const, service: environment.referenceNm!, signer: accountOf(keys.referenceNmSigner) },
+  ];
+}
+
+async function autominePhase(context: Context, results: BenchResults): Promise<void> {
+  const environment = await startEnvironment({ phase: "automine", reference: true }, context);
+  const all = participants(environment, context.keys);
+  for (const { who, service } of all) await warmUp(service, context.payments.verify.bodies[0]!, context.payments.get(`${who}/automine/warmup`).bodies);
+  // Verify is the same code in both reference variants: only ours and the reference proper are measured.
+  const verifiers = all.filter((participant) => participant.who !== "reference-nm");
+  for (const { service } of verifiers) {
+    await context.load.verify(
+      { url: service.url, bodies: context.payments.verify.bodies, connections: 8, durationSeconds: settings.verifyWarmupSeconds, timeoutSeconds: 10 },
+      (settings.verifyWarmupSeconds + 30) * 1000,
+    );
+  }
+  log("warm-up done");
+
+  // Alternate which facilitator goes first, so neither always runs on a quieter machine.
+  for (const [index, concurrency] of settings.verifyConcurrency.entries()) {
+    const order = index % 2 === 0 ? verifiers : [...verifiers].reverse();
+    for (const { who, service } of order) {
+      results.verify.push(
+        await measureVerify(context.load, service, who, environment, context.postgresPid, context.payments.verify.bodies, concurrency, settings.verifyDurationSeconds),
+      );
+    }
+  }
+
+  for (const burst of settings.settleBursts) {
+    for (const { who, service, signer } of all) {
+      const set = context.payments.get(`${who}/automine/${burst}`);
+      results.settle.push(await measureSettle(context.load, service, who, environment, context.postgresPid, signer, set.payTo, set.bodies, "automine"));
+    }
+  }
+  for (const { who, service } of all) results.resources.push(resourcesOf(service, who, "automine"));
+  await environment.stop();
+}
+
+async function blockTimePhase(context: Context, results: BenchResults): Promise<void> {
+  const environment = await startEnvironment({ phase: "blocktime", blockTimeSeconds: 1, reference: true }, context);
+  const all = participants(environment, context.keys);
+  for (const { who, service } of all) await warmUp(service, context.payments.verify.bodies[0]!, context.payments.get(`${who}/blocktime/warmup`).bodies);
+  log("warm-up done");
+  for (const { who, service, signer } of all) {
+    const set = context.payments.get(`${who}/blocktime/${settings.blockTimeBurst}`);
+    results.settle.push(await measureSettle(context.load, service, who, environment, context.postgresPid, signer, set.payTo, set.bodies, "block-time 1 s"));
+  }
+  for (const { who, service } of all) results.resources.push(resourcesOf(service, who, "block-time 1 s"));
+  await environment.stop();
+}
+
+const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
+
+/** --profile: ours alone under --cpu-prof; one verify window and one settle window, summarised. */
+async function profilePhase(context: Context): Promise<string> {
+  const profileDir = path.join(context.workDir, "cpu-profiles");
+  await mkdir(profileDir, { recursive: true });
+  const environment = await startEnvironment({ phase: "profile", reference: false, cpuProfileDir: profileDir }, context);
+  const service = environment.ours;
+  await warmUp(service, context.payments.verify.bodies[0]!, context.payments.get("ours/automine/warmup").bodies);
+  await context.load.verify(
+    { url: service.url, bodies: context.payments.verify.bodies, connections: 8, durationSeconds: settings.verifyWarmupSeconds, timeoutSeconds: 10 },
+    (settings.verifyWarmupSeconds + 30) * 1000,
+  );
+  const verifyWindow = { fromMicros: monotonicMicros(), toMicros: 0 };
+  const run = await measureVerify(context.load, service, "ours", environment, context.postgresPid, context.payments.verify.bodies, 16, settings.profileVerifySeconds);
+  verifyWindow.toMicros = monotonicMicros();
+  const set = context.payments.get("ours/profile");
+  const settleWindow = { fromMicros: monotonicMicros(), toMicros: 0 };
+  const settle = await measureSettle(context.load, service, "ours", environment, context.postgresPid, accountOf(context.keys.oursSigner), set.payTo, set.bodies, "automine");
+  settleWindow.toMicros = monotonicMicros();
+  await environment.stop(); // SIGTERM → graceful exit → the profile is written
+  const files = (await readdir(profileDir)).filter((name) => name.endsWith(".cpuprofile"));
+  if (files.length === 0) throw new Error(`no .cpuprofile written in ${profileDir}`);
+  // Kept outside the work directory, which is deleted at the end.
+  const file = path.join(tmpdir(), `x402-bench-${files[0]!}`);
+  await copyFile(path.join(profileDir, files[0]!), file);
+  const text = [
+    `profile file: ${file}`,
+    `(under --cpu-prof, so slower than the real numbers: verify ${run.requestsPerSecond} req/s at c=16; settle ${settle.successes}/${settle.payments} in ${(settle.wallMs / 1000).toFixed(2)} s)`,
+    "",
+    `== VERIFY, c=16, ${settings.profileVerifySeconds} s ==`,
+    formatProfileSummary(summariseCpuProfile(file, verifyWindow)),
+    "",
+    `== SETTLE, ${settings.profileSettleBurst} at once, automine ==`,
+    formatProfileSummary(summariseCpuProfile(file, settleWindow)),
+  ].join("\n");
+  return text;
+}
+
+// ------------------------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  const watchdog = setTimeout(() => {
+    log(`the run passed its limit of ${RUN_LIMIT_MS / 1000} s: stopping everything`);
+    exitAfterCleanup(1);
+  }, RUN_LIMIT_MS);
+  watchdog.unref();
+
+  // Postgres runs as the `postgres` user when we are root: every parent directory must be traversable.
+  const workDir = await mkdtemp(path.join(tmpdir(), "x402-bench-"));
+  await chmod(workDir, 0o755);
+  onCleanup("work directory", () => rm(workDir, { recursive: true, force: true }));
+  log(`work directory ${workDir}`);
+
+  const postgres = await startEmbeddedPostgres({ dataDir: path.join(workDir, "postgres") });
+  onCleanup("postgres", postgres.stop);
+  const postgresPid = await postmasterPid(postgres);
+  log(`postgres on port ${postgres.port} (postmaster pid ${postgresPid})`);
+
+  const load = await startLoadGenerator();
+  onCleanup("load generator", load.stop);
+
+  const payerKeys = Array.from({ length: settings.payers }, (_, i) => keyFor(`payer/${i}`));
+  const keys: Keys = { payerKeys, payers: payerKeys.map(accountOf), oursSigner: keyFor("signer/ours"),
+    referenceSigner: keyFor("signer/reference"),
+    referenceNmSigner: keyFor("signer/reference-nm"),
+  };
+  const signStartedMs = Date.now();
+  const payments = await signAll(keys);
+  log(`${payments.count} payments pre-signed by ${settings.payers} payers in ${((Date.now() - signStartedMs) / 1000).toFixed(1)} s`);
+  const context: Context = { postgres, postgresPid, workDir, keys, load, payments };
+
+  if (profileMode) {
+    const summary = await profilePhase(context);
+    const summaryFile = path.join(tmpdir(), `x402-bench-profile-${Date.now()}.txt`);
+    await writeFile(summaryFile, `${summary}\n`);
+    process.stdout.write(`${summary}\n\n(summary also in ${summaryFile})\n`);
+    return;
+  }
+
+  const results: BenchResults = {
+    machine: machineInfo(),
+    settings: { ...settings, amountAtomic: settings.amountAtomic.toString(), quick },
+    verify: [],
+    settle: [],
+    resources: [],
+    ratios: [],
+    notes: [
+      "Each facilitator runs in its own Node process (both via `node --import tsx`); the load generator (autocannon / fetch) is a third process; Anvil and Postgres are shared.",
+      "CPU ms per verify is the facilitator process's utime+stime over the run divided by requests answered; pg/anvil columns charge the shared Postgres and Anvil the same way.",
+      "Settle: every payment in a burst is sent at the same moment, each a distinct pre-signed authorization, one signer key per facilitator. The reference uses the x402 example's signer (viem wallet client, no nonce manager); reference-nm is the same with viem's nonceManager on the account (not in the example).",
+      "Settle latencies: 'p50 ok'/'p99 ok' are over successful settlements only; 'p50 all' includes failures, which the reference answers quickly.",
+      "The machine is shared: compare ratios rather than absolute numbers, and see loadAverage in machine.",
+    ],
+    durationSeconds: 0,
+  };
+  await autominePhase(context, results);
+  await blockTimePhase(context, results);
+
+  results.machine.loadAverageAtEnd = loadavg().map(round2);
+  results.ratios = computeRatios(results.verify, results.settle, results.resources);
+  results.durationSeconds = Math.round((Date.now() - runStartedMs) / 1000);
+  await writeFile(outputFile, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`\n${formatResults(results)}\n\nwritten to ${path.relative(process.cwd(), outputFile)}\n`);
+}
+
+main().then(
+  () => exitAfterCleanup(0),
+  (error: unknown) => {
+    // After SIGINT the phase in progress fails as its processes go away: that is not news.
+    if (cleaningUp) return;
+    log(`failed: ${(error as Error).stack ?? String(error)}`);
+    exitAfterCleanup(1);
+  },
+);
