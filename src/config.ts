@@ -33,6 +33,8 @@ export interface Limits {
   /** Per RPC request (viem http transport timeout). */
   rpcTimeoutMs: number;
   rpcRetryCount: number;
+  /** Calls per JSON-RPC batch: a batch answers when its slowest call does, so keep it small. */
+  rpcBatchSize: number;
   gasPerSettlementMax: bigint;
   /** Cap for a settlement that also deploys the payer's ERC-6492 wallet; 0 refuses such settlements. */
   gasPerDeployingSettlementMax: bigint;
@@ -89,6 +91,7 @@ export const defaultLimits: Limits = {
   settleBudgetMs: 20_000,
   rpcTimeoutMs: 5_000,
   rpcRetryCount: 1,
+  rpcBatchSize: 64,
   gasPerSettlementMax: 300_000n,
   gasPerDeployingSettlementMax: 1_000_000n,
   signerBalanceMinWei: 0n,
@@ -181,6 +184,7 @@ export function loadLimits(env: Env): Limits {
     settleBudgetMs: integer(env, "SETTLE_BUDGET_MS", d.settleBudgetMs, 100, 120_000),
     rpcTimeoutMs: integer(env, "RPC_TIMEOUT_MS", d.rpcTimeoutMs, 100, 60_000),
     rpcRetryCount: integer(env, "RPC_RETRY_COUNT", d.rpcRetryCount, 0, 5),
+    rpcBatchSize: integer(env, "RPC_BATCH_SIZE", d.rpcBatchSize, 1, 1_000),
     gasPerSettlementMax: BigInt(integer(env, "GAS_PER_SETTLEMENT_MAX", Number(d.gasPerSettlementMax), 21_000, 10_000_000)),
     gasPerDeployingSettlementMax: BigInt(integer(env, "GAS_PER_DEPLOYING_SETTLEMENT_MAX", Number(d.gasPerDeployingSettlementMax), 0, 30_000_000)),
     maxFeePerGasWei: bigintVar(env, "MAX_FEE_PER_GAS_WEI", d.maxFeePerGasWei),

@@ -28,7 +28,7 @@ export interface ChainRegistry {
  */
 export function createChainRegistry(
   networks: NetworkConfig[],
-  limits: Pick<Limits, "rpcTimeoutMs" | "rpcRetryCount">,
+  limits: Pick<Limits, "rpcTimeoutMs" | "rpcRetryCount"> & Partial<Pick<Limits, "rpcBatchSize">>,
   onHttpError?: (network: string, url: string) => void,
 ): ChainRegistry {
   const handles = new Map<number, ChainHandle>();
@@ -44,7 +44,7 @@ export function createChainRegistry(
         timeout: limits.rpcTimeoutMs,
         retryCount: limits.rpcRetryCount,
         retryDelay: 50,
-        batch: { batchSize: 64, wait: 0 },
+        batch: { batchSize: limits.rpcBatchSize ?? 64, wait: 0 },
         onFetchResponse: (response) => {
           if (!response.ok) onHttpError?.(config.network, redactUrl(url));
         },
