@@ -4,7 +4,7 @@ import { buildApp } from "../../src/app.js";
 import { createChainRegistry } from "../../src/chain/registry.js";
 import { createSignerPool } from "../../src/chain/signers.js";
 import { systemClock, type Clock } from "../../src/clock.js";
-import { defaultLimits, type Limits, type NetworkConfig, type Policy } from "../../src/config.js";
+import { defaultLimits, type AssetConfig, type Limits, type NetworkConfig, type Policy } from "../../src/config.js";
 import { createServices, type Services } from "../../src/services.js";
 import { openDatabase } from "../../src/store/db.js";
 import { runMigrations } from "../../src/store/migrate.js";
@@ -20,11 +20,19 @@ export interface TestFacilitatorOptions {
   clock?: Clock;
   startWatcher?: boolean;
   policy?: Policy;
+  /** Default: TestUSDC's domain ("USDC", "2", 6 decimals) at `token`. */
+  asset?: AssetConfig;
+  /** Default: "base-sepolia" on chain 84532, else none. */
+  v1Name?: string | null;
+  /** Listen on 127.0.0.1:0 (SDK clients, browsers); otherwise tests use app.inject. */
+  listen?: boolean;
 }
 
 export interface TestFacilitator {
   app: FastifyInstance;
   services: Services;
+  /** http://127.0.0.1:<port> when listening. */
+  baseUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -37,9 +45,9 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
   const network: NetworkConfig = {
     network: `eip155:${chainId}`,
     chainId,
-    v1Name: chainId === 84532 ? "base-sepolia" : null,
+    v1Name: options.v1Name !== undefined ? options.v1Name : chainId === 84532 ? "base-sepolia" : null,
     rpcUrls: options.rpcUrls,
-    assets: [{ address: options.token, name: "USDC", version: "2", decimals: 6 }],
+    assets: [options.asset ?? { address: options.token, name: "USDC", version: "2", decimals: 6 }],
   };
   const limits: Limits = { ...defaultLimits, rpcTimeoutMs: 3_000, settleBudgetMs: 10_000, reconcileIntervalMs: 200, ...options.limits };
   const database = openDatabase(options.databaseUrl, limits);
@@ -54,9 +62,17 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
   });
   const app = await buildApp({ services });
   if (options.startWatcher) services.watcher.start();
+  let baseUrl: string | undefined;
+  if (options.listen) {
+    await app.listen({ host: "127.0.0.1", port: 0 });
+    const address = app.server.address();
+    if (address === null || typeof address === "string") throw new Error("expected a TCP address");
+    baseUrl = `http://127.0.0.1:${address.port}`;
+  }
   return {
     app,
     services,
+    baseUrl,
     close: async () => {
       await services.watcher.stop();
       await app.close();

@@ -10,7 +10,6 @@
  * A token whose balances live elsewhere (e.g. an ERC-7201 namespaced struct, like contracts/TestUSDC)
  * needs `fundFrom`; without it `fund` throws and says so.
  */
-import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import {
   createPublicClient,
@@ -30,16 +29,10 @@ import {
   type TestClient,
 } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { buildApp } from "../../src/app.js";
-import { createChainRegistry } from "../../src/chain/registry.js";
-import { createSignerPool } from "../../src/chain/signers.js";
-import { systemClock } from "../../src/clock.js";
-import { defaultLimits, type AssetConfig, type Limits, type NetworkConfig } from "../../src/config.js";
+import type { AssetConfig, Limits } from "../../src/config.js";
 import { startAnvil, type AnvilInstance } from "../../src/sandbox/anvil.js";
+import { startTestFacilitator, type TestFacilitator } from "./facilitator.js";
 import { installMulticall3, MULTICALL3_ADDRESS } from "../../src/sandbox/deploy.js";
-import { createServices, type Services } from "../../src/services.js";
-import { openDatabase } from "../../src/store/db.js";
-import { runMigrations } from "../../src/store/migrate.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 import { signPayment, v1Body, v2Body, v2Requirements, type SignPaymentOptions } from "./payments.js";
 
@@ -372,45 +365,21 @@ export interface ForkFacilitatorOptions {
   limits?: Partial<Limits>;
 }
 
-export interface ForkFacilitator {
-  app: FastifyInstance;
-  services: Services;
-  close(): Promise<void>;
-}
+export type ForkFacilitator = TestFacilitator;
 
-const silentLog = { info: () => {}, warn: () => {}, error: () => {} };
-
-/** test/helpers/facilitator.ts with the asset's real EIP-712 domain instead of a fixed "USDC". */
+/** The test facilitator with the asset's real EIP-712 domain instead of TestUSDC's "USDC". */
 export async function startForkFacilitator(options: ForkFacilitatorOptions): Promise<ForkFacilitator> {
-  await runMigrations(options.databaseUrl);
-  const network: NetworkConfig = {
-    network: `eip155:${options.chainId}`,
+  return startTestFacilitator({
+    databaseUrl: options.databaseUrl,
+    rpcUrls: options.rpcUrls,
+    token: options.asset.address,
+    asset: options.asset,
     chainId: options.chainId,
     v1Name: options.v1Name,
-    rpcUrls: options.rpcUrls,
-    assets: [options.asset],
-  };
-  // A fork answers from the upstream on first touch of an account or slot: more room than a local node.
-  const limits: Limits = { ...defaultLimits, rpcTimeoutMs: 15_000, settleBudgetMs: 20_000, reconcileIntervalMs: 200, ...options.limits };
-  const database = openDatabase(options.databaseUrl, limits);
-  const services = createServices({
-    database,
-    chains: createChainRegistry([network], limits),
-    signers: createSignerPool(options.signerKeys, limits.inFlightPerSignerMax),
-    clock: systemClock,
-    limits,
-    log: silentLog,
+    signerKeys: options.signerKeys,
+    // A fork answers from the upstream on first touch of an account or slot: more room than a local node.
+    limits: { rpcTimeoutMs: 15_000, settleBudgetMs: 20_000, ...options.limits },
   });
-  const app = await buildApp({ services });
-  return {
-    app,
-    services,
-    close: async () => {
-      await services.watcher.stop();
-      await app.close();
-      await database.close();
-    },
-  };
 }
 
 // ---------------------------------------------------------------- the shared suite
