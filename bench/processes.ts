@@ -5,9 +5,9 @@
  * Bounds: start-up waits at most startTimeoutMs; stop sends SIGTERM and SIGKILLs after
  * stopGraceMs. Every child is SIGKILLed when this process exits, whatever the reason.
  */
+import { freePort } from "../src/sandbox/free-port.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFile } from "node:fs/promises";
-import { createServer, type AddressInfo } from "node:net";
 import path from "node:path";
 import type { Address, Hex } from "viem";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -44,17 +44,6 @@ export function trackChild(child: ChildProcess): void {
   });
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * This process's environment without anything that would reconfigure a facilitator behind our
@@ -209,3 +198,5 @@ export async function startReferenceFacilitator(options: ReferenceOptions): Prom
     },
   });
 }
+
+export { freePort };

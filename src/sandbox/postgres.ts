@@ -17,11 +17,11 @@
  *   `startEmbeddedPostgres` on that dir reports it (`data_dir_in_use`, with the pid) instead of
  *   killing a server that might belong to another live process.
  */
+import { freePort } from "./free-port.js";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { constants as fsConstants } from "node:fs";
 import { access, chmod, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
-import { createServer, type AddressInfo } from "node:net";
 import path from "node:path";
 import type { ChildProcess } from "node:child_process";
 import pg from "pg";
@@ -125,7 +125,7 @@ export async function startEmbeddedPostgres(options: StartEmbeddedPostgresOption
 
   let needsInit = state === "empty";
   for (let attempt = 1; ; attempt += 1) {
-    const port = options.port ?? (await pickFreePort());
+    const port = options.port ?? (await freePort());
     const logTail = new LogTail(LOG_TAIL_LINES, onLog);
     const instance = new EmbeddedPostgres({
       databaseDir: dataDir,
@@ -300,17 +300,6 @@ function adminUrlFor(password: string, port: number): string {
   return `postgres://${ADMIN_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
 }
 
-async function pickFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Keeps the last lines of initdb/postgres output and forwards each chunk to the caller's logger. */
 class LogTail {
