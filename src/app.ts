@@ -13,6 +13,10 @@ declare module "fastify" {
   interface FastifyContextConfig {
     routeKind?: RouteKind | "admin";
   }
+  interface FastifyRequest {
+    /** Known once the body parsed: error answers carry it too (every answer names the payer). */
+    payment?: { payer: string; network: string };
+  }
 }
 
 export interface BuildAppOptions {
@@ -38,7 +42,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   app.setErrorHandler((error, request, reply) => {
     const kind = request.routeOptions.config?.routeKind;
-    const answer = errorAnswer(error, kind === "verify" || kind === "settle" ? kind : "other");
+    const answer = errorAnswer(error, kind === "verify" || kind === "settle" ? kind : "other", request.payment);
     if (answer.isFault) request.log.error({ err: error }, "request failed");
     else request.log.info({ code: answer.body.error, message: answer.body.message }, "request refused");
     return reply.code(answer.statusCode).send(answer.body);

@@ -16,13 +16,20 @@ export interface ErrorAnswer {
  * isValid/success still parse it: 4xx for the caller's mistakes, 503 for a dependency down,
  * 500 for our bugs (message not leaked).
  */
-export function errorAnswer(error: unknown, route: RouteKind): ErrorAnswer {
+export function errorAnswer(error: unknown, route: RouteKind, payment?: { payer: string; network: string }): ErrorAnswer {
   const classified = classify(error);
   const { statusCode, code, message } = classified;
   const common = { error: code, message };
-  if (route === "verify") return { statusCode, isFault: statusCode >= 500, body: { isValid: false, invalidReason: code, invalidMessage: message, ...common } };
+  const payer = payment ? { payer: payment.payer } : {};
+  if (route === "verify") {
+    return { statusCode, isFault: statusCode >= 500, body: { isValid: false, invalidReason: code, invalidMessage: message, ...payer, ...common } };
+  }
   if (route === "settle") {
-    return { statusCode, isFault: statusCode >= 500, body: { success: false, errorReason: code, errorMessage: message, transaction: "", network: "", ...common } };
+    return {
+      statusCode,
+      isFault: statusCode >= 500,
+      body: { success: false, errorReason: code, errorMessage: message, transaction: "", network: payment?.network ?? "", ...payer, ...common },
+    };
   }
   return { statusCode, isFault: statusCode >= 500, body: common };
 }

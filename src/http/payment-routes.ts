@@ -35,6 +35,7 @@ export async function paymentRoutes(app: FastifyInstance, options: { services: S
         return renderVerify(false, normalized.payer, normalized.rejection.reason, normalized.rejection.message);
       }
       const payer = normalized.request.authorization.from;
+      request.payment = { payer, network: normalized.request.requirements.network };
       const refused = checkPolicy(normalized.request, services.policy, request.apiKey);
       if (refused) throw new FacilitatorError(refused.reason, refused.message, { httpStatus: 403 });
       const result = await services.verify(normalized.request);
@@ -68,6 +69,7 @@ async function settleOnce(services: Services, request: FastifyRequest): Promise<
     return renderSettle({ success: false, reason: normalized.rejection.reason, message: normalized.rejection.message, transaction: "" }, normalized.network, normalized.payer);
   }
   const payer = normalized.request.authorization.from;
+  request.payment = { payer, network: normalized.request.requirements.network };
   const refused = checkPolicy(normalized.request, services.policy, request.apiKey);
   if (refused) throw new FacilitatorError(refused.reason, refused.message, { httpStatus: 403 });
   await checkGasBudget(services, request);

@@ -101,6 +101,7 @@ export const VerifyErrorResponseSchema = Type.Object({
   isValid: Type.Literal(false),
   invalidReason: Type.String(),
   invalidMessage: Type.String(),
+  payer: Type.Optional(Type.String()),
   error: Type.String(),
   message: Type.String(),
 });
@@ -111,6 +112,7 @@ export const SettleErrorResponseSchema = Type.Object({
   errorMessage: Type.String(),
   transaction: Type.String(),
   network: Type.String(),
+  payer: Type.Optional(Type.String()),
   error: Type.String(),
   message: Type.String(),
 });

@@ -72,7 +72,7 @@ describe("API keys (AUTH=api-keys)", () => {
     const { key } = await fx.facilitator.services.apiKeys.create({ name: "one-shop", role: "client", allowedPayTo: [payTo] });
     expect((await call("/verify", await body(payTo), key)).body).toMatchObject({ isValid: true });
     const refused = await call("/settle", await body(otherPayTo), key);
-    expect(refused).toMatchObject({ status: 403, body: { success: false, errorReason: "pay_to_not_allowed" } });
+    expect(refused).toMatchObject({ status: 403, body: { success: false, errorReason: "pay_to_not_allowed", payer, network: "eip155:84532", transaction: "" } });
   });
 
   it("refuses a network outside the key's allowlist with 403 network_not_allowed", async () => {

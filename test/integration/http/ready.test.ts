@@ -95,12 +95,12 @@ describe("GET /health and GET /ready", () => {
     const startedMs = Date.now();
     const verify = await post("/verify", body);
     expect(verify.status).toBe(503);
-    expect(verify.body).toMatchObject({ isValid: false, invalidReason: "service_unavailable", error: "service_unavailable" });
+    expect(verify.body).toMatchObject({ isValid: false, invalidReason: "service_unavailable", error: "service_unavailable", payer });
     expect(verify.body.invalidMessage).toMatch(/Postgres/i);
 
     const settle = await post("/settle", body);
     expect(settle.status).toBe(503);
-    expect(settle.body).toMatchObject({ success: false, errorReason: "service_unavailable", transaction: "", network: "" });
+    expect(settle.body).toMatchObject({ success: false, errorReason: "service_unavailable", transaction: "", network, payer });
     expect(settle.body.errorMessage).toMatch(/Postgres/i);
     // Bounded: a refused connection is not waited on for the pool's whole connection timeout.
     expect(Date.now() - startedMs).toBeLessThan(10_000);
