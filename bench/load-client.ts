@@ -2,7 +2,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import type { JobReply, SettleJob, SettleRun, VerifyJob, VerifyRun } from "./load-protocol.js";
-import { trackChild } from "./processes.js";
+import { killOnExit } from "../src/sandbox/child-reaper.js";
 
 const workerEntry = path.join(import.meta.dirname, "load-worker.ts");
 const START_TIMEOUT_MS = 30_000;
@@ -16,7 +16,7 @@ export interface LoadGenerator {
 
 export async function startLoadGenerator(): Promise<LoadGenerator> {
   const child: ChildProcess = fork(workerEntry, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  trackChild(child);
+  killOnExit(child);
   const pending = new Map<number, { resolve: (reply: JobReply) => void }>();
   let nextId = 1;
   let exitedWith: string | undefined;

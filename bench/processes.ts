@@ -5,6 +5,7 @@
  * Bounds: start-up waits at most startTimeoutMs; stop sends SIGTERM and SIGKILLs after
  * stopGraceMs. Every child is SIGKILLed when this process exits, whatever the reason.
  */
+import { killOnExit } from "../src/sandbox/child-reaper.js";
 import { freePort } from "../src/sandbox/free-port.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFile } from "node:fs/promises";
@@ -30,19 +31,6 @@ export interface ChildService {
   stop(graceMs?: number): Promise<void>;
 }
 
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-export function trackChild(child: ChildProcess): void {
-  liveChildren.add(child);
-  child.once("exit", () => liveChildren.delete(child));
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // Synchronous by necessity: SIGKILL is the only thing sure to land before this process is gone.
-  process.on("exit", () => {
-    for (const live of liveChildren) live.kill("SIGKILL");
-  });
-}
 
 
 /**
@@ -75,7 +63,7 @@ async function spawnService(options: SpawnServiceOptions): Promise<ChildService>
     // stdin stays an open pipe: the reference facilitator exits when it closes.
     stdio: ["pipe", "pipe", "pipe"],
   });
-  trackChild(child);
+  killOnExit(child);
   child.stdin!.on("error", () => {});
   const tail: string[] = [];
   const remember = (chunk: string) => {

@@ -5,6 +5,7 @@
  * its port. Every started node is also SIGKILLed on process exit, so a crashing test or sandbox
  * leaves nothing behind (a SIGKILL of this process itself cannot be covered).
  */
+import { killOnExit } from "./child-reaper.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
 import type { Hex } from "viem";
@@ -70,23 +71,6 @@ const OUTPUT_TAIL_LINES = 30;
 /** Absolute path of the Anvil binary inside node_modules. Resolved lazily: it is an optional dependency. */
 export function anvilBinaryPath(): string {
   return createRequire(import.meta.url).resolve("@foundry-rs/anvil-linux-amd64/bin/anvil");
-}
-
-// ---------------------------------------------------------------- cleanup on exit
-
-const liveProcesses = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function trackForExit(child: ChildProcess): void {
-  liveProcesses.add(child);
-  child.once("exit", () => liveProcesses.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    // "exit" handlers must be synchronous: a SIGKILL is the only thing that surely lands in time.
-    process.on("exit", () => {
-      for (const live of liveProcesses) live.kill("SIGKILL");
-    });
-  }
 }
 
 // ---------------------------------------------------------------- start
@@ -165,7 +149,7 @@ export async function startAnvil(options: StartAnvilOptions): Promise<AnvilInsta
   const silent = options.silent ?? true;
 
   const child = spawn(anvilBinaryPath(), buildArgs(options, host), { stdio: ["ignore", "pipe", "pipe"] });
-  trackForExit(child);
+  killOnExit(child);
   const tail = new OutputTail();
   let spawnError: Error | undefined;
   child.on("error", (error) => (spawnError ??= error));

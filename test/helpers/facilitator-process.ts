@@ -6,6 +6,7 @@
  * No orphans: every child is SIGKILLed when this process exits, and a child whose stdin closes
  * (this process died without running exit hooks) shuts itself down. Tests still kill in afterAll.
  */
+import { killOnExit } from "../../src/sandbox/child-reaper.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import type { Address, Hex } from "viem";
@@ -72,26 +73,13 @@ export function facilitatorEnv(input: FacilitatorEnvInput): Record<string, strin
   return env;
 }
 
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function track(child: ChildProcess): void {
-  liveChildren.add(child);
-  child.once("exit", () => liveChildren.delete(child));
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // "exit" handlers must be synchronous: SIGKILL is the only thing sure to land in time.
-  process.on("exit", () => {
-    for (const live of liveChildren) live.kill("SIGKILL");
-  });
-}
 
 export async function startFacilitatorProcess(options: FacilitatorProcessOptions): Promise<FacilitatorProcess> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
   delete env.X402_TEST_CRASH_AT;
   if (options.crashAt) env.X402_TEST_CRASH_AT = options.crashAt;
   const child = spawn(process.execPath, ["--import", "tsx", childEntry], { cwd: repoRoot, env, stdio: ["pipe", "pipe", "pipe"] });
-  track(child);
+  killOnExit(child);
 
   const tail: string[] = [];
   const remember = (line: string) => {
