@@ -1,3 +1,4 @@
+import { waitFor } from "../../helpers/wait.js";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createWalletClient, http, parseAbi, parseGwei, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -34,15 +35,6 @@ async function rowFor(nonce: string) {
   return withPgClient(fx.database.url, async (client) => (await client.query("select * from settlements where nonce = $1", [nonce.toLowerCase()])).rows[0]);
 }
 
-async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
-  const untilMs = Date.now() + timeoutMs;
-  while (Date.now() < untilMs) {
-    const value = await probe();
-    if (value !== undefined && value !== null && value !== false) return value;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error("condition not met in time");
-}
 
 /** Submits the same authorization straight to the token, from a stranger, with a high tip. */
 async function frontRun(payment: SignedPayment, tipGwei = "50"): Promise<Hex> {
@@ -113,7 +105,7 @@ describe("POST /settle when someone else submits the authorization first", () =>
     const payment = await sign();
     const payToBefore = await fx.chain.balanceOf(payTo);
     const pending = settle(v2Body(payment, requirements()));
-    await waitFor(async () => (await rowFor(payment.authorization.nonce))?.status === "submitted");
+    await waitFor("settlement submitted", async () => (await rowFor(payment.authorization.nonce))?.status === "submitted", 5_000, 25);
     const theirs = await frontRun(payment);
     await fx.chain.testClient.mine({ blocks: 1 });
     const answer = (await pending).body;
@@ -140,7 +132,7 @@ describe("POST /settle when someone else submits the authorization first", () =>
     try {
       const payment = await sign();
       const pending = settle(v2Body(payment, requirements()));
-      await waitFor(async () => (await rowFor(payment.authorization.nonce))?.status === "submitted");
+      await waitFor("settlement submitted", async () => (await rowFor(payment.authorization.nonce))?.status === "submitted", 5_000, 25);
       // The payer cancels the authorization ahead of us: with the quirk our tx "succeeds" and pays nothing.
       const payerWallet = createWalletClient({ account: privateKeyToAccount(keys.payer), transport: http(fx.chain.rpcUrl) });
       const cancelSignature = await payerWallet.signTypedData({

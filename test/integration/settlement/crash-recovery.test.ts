@@ -1,3 +1,4 @@
+import { waitFor } from "../../helpers/wait.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEventLogs, type Address, type Hex } from "viem";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
@@ -77,15 +78,6 @@ async function post(url: string, body: unknown) {
   return { status: response.status, body: (await response.json()) as Record<string, any> };
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number, intervalMs = 100): Promise<T> {
-  const untilMs = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > untilMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
 
 async function rowsFor(nonce: Hex) {
   return withPgClient(database.url, async (client) => (await client.query("select * from settlements where nonce = $1", [nonce.toLowerCase()])).rows);

@@ -1,3 +1,4 @@
+import { waitFor } from "../../helpers/wait.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Hex } from "viem";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
@@ -65,15 +66,6 @@ async function rowCount(): Promise<number> {
   return withPgClient(database.url, async (client) => (await client.query("select count(*)::int as n from settlements")).rows[0].n);
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number, intervalMs = 50): Promise<T> {
-  const untilMs = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > untilMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
 
 /**
  * Starts a /settle and resolves once its row is `submitted`, i.e. the request is waiting for the
