@@ -19,9 +19,8 @@ import { ExactEvmScheme as ExactEvmClientScheme } from "@x402/evm/exact/client";
 import { ExactEvmScheme as ExactEvmServerScheme } from "@x402/evm/exact/server";
 import { paymentMiddleware, x402ResourceServer } from "@x402/express";
 import { wrapFetchWithPayment, x402Client } from "@x402/fetch";
-import { addressOf, keys, startTestChain, type TestChain } from "../helpers/chain.js";
-import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
-import { startTestFacilitator, type TestFacilitator } from "../helpers/facilitator.js";
+import { addressOf, keys } from "../helpers/chain.js";
+import { usePaymentFixture } from "../helpers/fixture.js";
 import { authorizationsUsed, decodeBase64Json, listenLocal, recordingFetch, settlementRows, transfersInTx, type RunningServer } from "../helpers/sdk.js";
 
 const network = "eip155:84532" as const;
@@ -32,9 +31,12 @@ const amountAtomic = 10_000n;
 const settleBudgetMs = 1_500;
 const content = { report: "sunny" };
 
-let chain: TestChain;
-let database: TestDatabase;
-let facilitator: TestFacilitator;
+const fx = usePaymentFixture({
+  label: "sdk_pending",
+  chain: { noMining: true },
+  payerBalanceAtomic: 10_000_000n,
+  facilitator: { limits: { settleBudgetMs, duplicateWaitMs: settleBudgetMs } },
+});
 let seller: RunningServer;
 
 interface Exchange {
@@ -48,31 +50,22 @@ let exchanges: Exchange[] = [];
 let mineAfterRetryMs: number | undefined;
 
 beforeAll(async () => {
-  chain = await startTestChain({ noMining: true });
-  await chain.mint(payer, 10_000_000n);
-  database = await createTestDatabase("sdk_pending");
-  facilitator = await startTestFacilitator({
-    databaseUrl: database.url,
-    rpcUrls: [chain.rpcUrl],
-    token: chain.token,
-    limits: { settleBudgetMs, duplicateWaitMs: settleBudgetMs },
-  });
-  facilitator.app.addHook("preHandler", async (request: FastifyRequest) => {
+  fx.facilitator.app.addHook("preHandler", async (request: FastifyRequest) => {
     const route = request.routeOptions.url ?? request.url;
     if (route !== "/verify" && route !== "/settle") return;
     exchanges.push({ route, body: JSON.stringify(request.body) });
     const settles = exchanges.filter((exchange) => exchange.route === "/settle").length;
     if (route === "/settle" && settles === 2 && mineAfterRetryMs !== undefined) {
-      setTimeout(() => void chain.testClient.mine({ blocks: 1 }), mineAfterRetryMs);
+      setTimeout(() => void fx.chain.testClient.mine({ blocks: 1 }), mineAfterRetryMs);
     }
   });
-  facilitator.app.addHook("onSend", async (request: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
+  fx.facilitator.app.addHook("onSend", async (request: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
     const route = request.routeOptions.url ?? request.url;
     const exchange = [...exchanges].reverse().find((candidate) => candidate.route === route && candidate.answer === undefined);
     if (exchange && typeof payload === "string") exchange.answer = JSON.parse(payload) as Record<string, unknown>;
     return payload;
   });
-  const facilitatorUrl = await facilitator.app.listen({ host: "127.0.0.1", port: 0 });
+  const facilitatorUrl = await fx.facilitator.app.listen({ host: "127.0.0.1", port: 0 });
 
   const resourceServer = new x402ResourceServer(new HTTPFacilitatorClient({ url: facilitatorUrl })).register(network, new ExactEvmServerScheme());
   const app = express();
@@ -80,7 +73,7 @@ beforeAll(async () => {
     paymentMiddleware(
       {
         "GET /weather": {
-          accepts: { scheme: "exact", price: { amount: amountAtomic.toString(), asset: chain.token, extra: { name: "USDC", version: "2" } }, network, payTo },
+          accepts: { scheme: "exact", price: { amount: amountAtomic.toString(), asset: fx.chain.token, extra: { name: "USDC", version: "2" } }, network, payTo },
           description: "Weather report",
         },
       },
@@ -95,13 +88,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await seller?.close();
-  await facilitator?.close();
-  await database?.drop();
-  await chain?.stop();
 });
 
 beforeEach(async () => {
-  await chain.testClient.mine({ blocks: 1 }); // nothing left pending from a previous test
+  await fx.chain.testClient.mine({ blocks: 1 }); // nothing left pending from a previous test
   exchanges = [];
   mineAfterRetryMs = undefined;
 });
@@ -109,7 +99,7 @@ beforeEach(async () => {
 function buyer() {
   const client = new x402Client()
     .register(network, new ExactEvmClientScheme(privateKeyToAccount(keys.payer)))
-    .setSpendControls({ allowedAssets: [{ network, asset: chain.token }] });
+    .setSpendControls({ allowedAssets: [{ network, asset: fx.chain.token }] });
   const recorder = recordingFetch();
   return { fetchWithPayment: wrapFetchWithPayment(recorder.fetch, client), requests: recorder.requests };
 }
@@ -119,13 +109,13 @@ function nonceSent(requests: { headers: Headers }[]): Hex {
   return decodeBase64Json<{ payload: { authorization: { from: Address; nonce: Hex } } }>(header).payload.authorization.nonce;
 }
 
-const signerNonce = () => chain.publicClient.getTransactionCount({ address: facilitatorSigner, blockTag: "pending" });
+const signerNonce = () => fx.chain.publicClient.getTransactionCount({ address: facilitatorSigner, blockTag: "pending" });
 
 describe("@x402/core settleWithPendingRetry against this facilitator (automine off)", () => {
   it("retries once with the identical body and ends with success and the ORIGINAL tx hash; one transfer on chain", async () => {
     mineAfterRetryMs = 300;
     const { fetchWithPayment, requests } = buyer();
-    const [payerBefore, payToBefore, signerNonceBefore] = await Promise.all([chain.balanceOf(payer), chain.balanceOf(payTo), signerNonce()]);
+    const [payerBefore, payToBefore, signerNonceBefore] = await Promise.all([fx.chain.balanceOf(payer), fx.chain.balanceOf(payTo), signerNonce()]);
 
     const response = await fetchWithPayment(`${seller.url}/weather`);
 
@@ -149,18 +139,18 @@ describe("@x402/core settleWithPendingRetry against this facilitator (automine o
     // Exactly one transaction sent by the facilitator, one authorization used, one transfer.
     expect(await signerNonce()).toBe(signerNonceBefore + 1);
     const nonce = nonceSent(requests);
-    expect(await authorizationsUsed(chain, payer, nonce)).toBe(1);
-    expect((await transfersInTx(chain, originalTx, payer, payTo)).map((log) => log.args.value)).toEqual([amountAtomic]);
-    expect(await chain.balanceOf(payer)).toBe(payerBefore - amountAtomic);
-    expect(await chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
-    const rows = await settlementRows(database.url, nonce);
+    expect(await authorizationsUsed(fx.chain, payer, nonce)).toBe(1);
+    expect((await transfersInTx(fx.chain, originalTx, payer, payTo)).map((log) => log.args.value)).toEqual([amountAtomic]);
+    expect(await fx.chain.balanceOf(payer)).toBe(payerBefore - amountAtomic);
+    expect(await fx.chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
+    const rows = await settlementRows(fx.database.url, nonce);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ status: "confirmed", tx_hash: originalTx, settled_tx_hash: originalTx, pending_answered: true, success_answered: true });
   });
 
   it("gives up after its one retry when no block comes: the buyer gets 402 with settlement_pending, and is charged once the block comes", async () => {
     const { fetchWithPayment, requests } = buyer();
-    const [payerBefore, signerNonceBefore] = await Promise.all([chain.balanceOf(payer), signerNonce()]);
+    const [payerBefore, signerNonceBefore] = await Promise.all([fx.chain.balanceOf(payer), signerNonce()]);
 
     const response = await fetchWithPayment(`${seller.url}/weather`);
 
@@ -174,11 +164,11 @@ describe("@x402/core settleWithPendingRetry against this facilitator (automine o
     expect(await signerNonce()).toBe(signerNonceBefore + 1); // the retry sent nothing new
 
     // The transaction was broadcast: once mined, the watcher confirms it and the payer has paid.
-    await chain.testClient.mine({ blocks: 1 });
-    expect(await facilitator.services.watcher.runOnce()).toBe(1);
+    await fx.chain.testClient.mine({ blocks: 1 });
+    expect(await fx.facilitator.services.watcher.runOnce()).toBe(1);
     const nonce = nonceSent(requests);
-    expect(await settlementRows(database.url, nonce)).toMatchObject([{ status: "confirmed", settled_tx_hash: originalTx }]);
-    expect(await chain.balanceOf(payer)).toBe(payerBefore - amountAtomic);
-    expect(await authorizationsUsed(chain, payer, nonce)).toBe(1);
+    expect(await settlementRows(fx.database.url, nonce)).toMatchObject([{ status: "confirmed", settled_tx_hash: originalTx }]);
+    expect(await fx.chain.balanceOf(payer)).toBe(payerBefore - amountAtomic);
+    expect(await authorizationsUsed(fx.chain, payer, nonce)).toBe(1);
   });
 });

@@ -12,9 +12,8 @@ import { createPaymentHeader } from "x402/client";
 import { PaymentRequirementsSchema, SettleResponseSchema, SupportedPaymentKindsResponseSchema, VerifyResponseSchema } from "x402/types";
 import { paymentMiddleware } from "x402-express";
 import { decodeXPaymentResponse, wrapFetchWithPayment } from "x402-fetch";
-import { addressOf, keys, startTestChain, type TestChain } from "../helpers/chain.js";
-import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
-import { startTestFacilitator, type TestFacilitator } from "../helpers/facilitator.js";
+import { addressOf, keys } from "../helpers/chain.js";
+import { usePaymentFixture } from "../helpers/fixture.js";
 import {
   authorizationsUsed,
   decodeBase64Json,
@@ -33,18 +32,13 @@ const payTo = addressOf(keys.payTo);
 const content = { report: "sunny", temperatureC: 21 };
 const premiumAmountAtomic = 25_000n;
 
-let chain: TestChain;
-let database: TestDatabase;
-let facilitator: TestFacilitator;
+// Chain id 84532 = "base-sepolia" for the v1 SDK.
+const fx = usePaymentFixture({ label: "sdk_v1", payerBalanceAtomic: 10_000_000n, facilitator: { listen: true } });
 let facilitatorUrl: string;
 let seller: RunningServer;
 
 beforeAll(async () => {
-  chain = await startTestChain(); // chain id 84532 = "base-sepolia"
-  await chain.mint(payer, 10_000_000n);
-  database = await createTestDatabase("sdk_v1");
-  facilitator = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [chain.rpcUrl], token: chain.token });
-  facilitatorUrl = await facilitator.app.listen({ host: "127.0.0.1", port: 0 });
+  facilitatorUrl = fx.facilitator.baseUrl!;
 
   const app = express();
   app.use(
@@ -55,7 +49,7 @@ beforeAll(async () => {
         "GET /weather": { price: "$0.01", network, config: { description: "Weather report", mimeType: "application/json" } },
         // A token given explicitly, the v1 way for a custom asset.
         "GET /premium": {
-          price: { amount: premiumAmountAtomic.toString(), asset: { address: chain.token, decimals: 6, eip712: { name: "USDC", version: "2" } } },
+          price: { amount: premiumAmountAtomic.toString(), asset: { address: fx.chain.token, decimals: 6, eip712: { name: "USDC", version: "2" } } },
           network,
           config: { description: "Premium report" },
         },
@@ -74,9 +68,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await seller?.close();
-  await facilitator?.close();
-  await database?.drop();
-  await chain?.stop();
 });
 
 /**
@@ -85,7 +76,7 @@ afterAll(async () => {
  * the client does not type-check as x402's `SignerWallet<Chain>`.
  */
 function v1Signer(privateKey: Hex) {
-  return createWalletClient({ account: privateKeyToAccount(privateKey), chain: baseSepolia as Chain, transport: http(chain.rpcUrl) }).extend(publicActions);
+  return createWalletClient({ account: privateKeyToAccount(privateKey), chain: baseSepolia as Chain, transport: http(fx.chain.rpcUrl) }).extend(publicActions);
 }
 
 function buyer(privateKey: Hex) {
@@ -116,7 +107,7 @@ interface SettleAnswer {
 
 async function buysAndSettles(path: string, amountAtomic: bigint, expectedBody: unknown) {
   const { fetchWithPayment, requests } = buyer(keys.payer);
-  const [payerBefore, payToBefore] = await Promise.all([chain.balanceOf(payer), chain.balanceOf(payTo)]);
+  const [payerBefore, payToBefore] = await Promise.all([fx.chain.balanceOf(payer), fx.chain.balanceOf(payTo)]);
 
   const response = await fetchWithPayment(`${seller.url}${path}`);
 
@@ -136,12 +127,12 @@ async function buysAndSettles(path: string, amountAtomic: bigint, expectedBody: 
   const authorization = authorizationOf(sentXPayment(requests));
   expect(authorization).toMatchObject({ from: payer, value: amountAtomic.toString() });
 
-  expect(await chain.balanceOf(payer)).toBe(payerBefore - amountAtomic);
-  expect(await chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
-  const transfers = await transfersInTx(chain, settled.transaction as Hex, payer, payTo);
+  expect(await fx.chain.balanceOf(payer)).toBe(payerBefore - amountAtomic);
+  expect(await fx.chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
+  const transfers = await transfersInTx(fx.chain, settled.transaction as Hex, payer, payTo);
   expect(transfers.map((log) => log.args.value)).toEqual([amountAtomic]);
-  expect(await authorizationsUsed(chain, payer, authorization.nonce)).toBe(1);
-  const rows = await settlementRows(database.url, authorization.nonce);
+  expect(await authorizationsUsed(fx.chain, payer, authorization.nonce)).toBe(1);
+  const rows = await settlementRows(fx.database.url, authorization.nonce);
   expect(rows).toHaveLength(1);
   expect(rows[0]).toMatchObject({ status: "confirmed", x402_version: 1, network, settled_tx_hash: settled.transaction, success_answered: true });
   return { settled, xPayment: sentXPayment(requests), nonce: authorization.nonce };
@@ -158,8 +149,8 @@ describe("x402-express seller + x402-fetch buyer against this facilitator", () =
 
   it("refuses a replayed X-PAYMENT: 402, no content, no second transfer", async () => {
     const { settled, xPayment, nonce } = await buysAndSettles("/weather", 10_000n, content);
-    const [payerBefore, payToBefore] = await Promise.all([chain.balanceOf(payer), chain.balanceOf(payTo)]);
-    const blockBefore = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
+    const [payerBefore, payToBefore] = await Promise.all([fx.chain.balanceOf(payer), fx.chain.balanceOf(payTo)]);
+    const blockBefore = await fx.chain.publicClient.getBlockNumber({ cacheTime: 0 });
 
     const replay = await fetch(`${seller.url}/weather`, { headers: { "X-PAYMENT": xPayment } });
 
@@ -169,18 +160,18 @@ describe("x402-express seller + x402-fetch buyer against this facilitator", () =
     expect(JSON.stringify(body)).not.toContain("sunny");
     expect(replay.headers.get("X-PAYMENT-RESPONSE")).toBeNull();
 
-    expect(await chain.publicClient.getBlockNumber({ cacheTime: 0 })).toBe(blockBefore);
-    expect(await chain.balanceOf(payer)).toBe(payerBefore);
-    expect(await chain.balanceOf(payTo)).toBe(payToBefore);
-    expect(await authorizationsUsed(chain, payer, nonce)).toBe(1);
-    const rows = await settlementRows(database.url, nonce);
+    expect(await fx.chain.publicClient.getBlockNumber({ cacheTime: 0 })).toBe(blockBefore);
+    expect(await fx.chain.balanceOf(payer)).toBe(payerBefore);
+    expect(await fx.chain.balanceOf(payTo)).toBe(payToBefore);
+    expect(await authorizationsUsed(fx.chain, payer, nonce)).toBe(1);
+    const rows = await settlementRows(fx.database.url, nonce);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ status: "confirmed", settled_tx_hash: settled.transaction });
   });
 
   it("refuses a payer without funds: 402, no content, no transaction", async () => {
     const { fetchWithPayment, requests } = buyer(keys.stranger);
-    const blockBefore = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
+    const blockBefore = await fx.chain.publicClient.getBlockNumber({ cacheTime: 0 });
 
     const response = await fetchWithPayment(`${seller.url}/weather`);
 
@@ -188,8 +179,8 @@ describe("x402-express seller + x402-fetch buyer against this facilitator", () =
     const body = (await response.json()) as { error: string; payer?: string };
     expect(body).toMatchObject({ error: "invalid_exact_evm_insufficient_balance", payer: broke });
     expect(authorizationOf(sentXPayment(requests)).from).toBe(broke);
-    expect(await chain.publicClient.getBlockNumber({ cacheTime: 0 })).toBe(blockBefore);
-    expect(await settlementRowsOfPayer(database.url, broke)).toHaveLength(0);
+    expect(await fx.chain.publicClient.getBlockNumber({ cacheTime: 0 })).toBe(blockBefore);
+    expect(await settlementRowsOfPayer(fx.database.url, broke)).toHaveLength(0);
   });
 });
 

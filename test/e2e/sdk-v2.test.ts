@@ -15,9 +15,8 @@ import { ExactEvmScheme as ExactEvmClientScheme } from "@x402/evm/exact/client";
 import { ExactEvmScheme as ExactEvmServerScheme } from "@x402/evm/exact/server";
 import { paymentMiddleware, x402ResourceServer } from "@x402/express";
 import { decodePaymentResponseHeader, wrapFetchWithPayment, x402Client } from "@x402/fetch";
-import { addressOf, keys, startTestChain, type TestChain } from "../helpers/chain.js";
-import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
-import { startTestFacilitator, type TestFacilitator } from "../helpers/facilitator.js";
+import { addressOf, keys } from "../helpers/chain.js";
+import { usePaymentFixture } from "../helpers/fixture.js";
 import {
   authorizationsUsed,
   decodeBase64Json,
@@ -36,18 +35,12 @@ const payTo = addressOf(keys.payTo);
 const amountAtomic = 10_000n; // $0.01
 const content = { report: "sunny", temperatureC: 21 };
 
-let chain: TestChain;
-let database: TestDatabase;
-let facilitator: TestFacilitator;
+const fx = usePaymentFixture({ label: "sdk_v2", payerBalanceAtomic: 10_000_000n, facilitator: { listen: true } });
 let facilitatorUrl: string;
 let seller: RunningServer;
 
 beforeAll(async () => {
-  chain = await startTestChain();
-  await chain.mint(payer, 10_000_000n);
-  database = await createTestDatabase("sdk_v2");
-  facilitator = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [chain.rpcUrl], token: chain.token });
-  facilitatorUrl = await facilitator.app.listen({ host: "127.0.0.1", port: 0 });
+  facilitatorUrl = fx.facilitator.baseUrl!;
 
   // The seller, as the @x402/express README shows. The middleware fetches /supported as soon as it
   // is created (and exits the process if its network is missing), so the facilitator listens first.
@@ -59,7 +52,7 @@ beforeAll(async () => {
         "GET /weather": {
           accepts: {
             scheme: "exact",
-            price: { amount: amountAtomic.toString(), asset: chain.token, extra: { name: "USDC", version: "2" } },
+            price: { amount: amountAtomic.toString(), asset: fx.chain.token, extra: { name: "USDC", version: "2" } },
             network,
             payTo,
           },
@@ -78,16 +71,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await seller?.close();
-  await facilitator?.close();
-  await database?.drop();
-  await chain?.stop();
 });
 
 /** A buyer as the @x402/fetch README shows, plus an explicit allow-list entry for the sandbox token. */
 function buyer(privateKey: Hex) {
   const client = new x402Client()
     .register(network, new ExactEvmClientScheme(privateKeyToAccount(privateKey)))
-    .setSpendControls({ allowedAssets: [{ network, asset: chain.token }] });
+    .setSpendControls({ allowedAssets: [{ network, asset: fx.chain.token }] });
   const recorder = recordingFetch();
   return { client, fetchWithPayment: wrapFetchWithPayment(recorder.fetch, client), requests: recorder.requests };
 }
@@ -113,7 +103,7 @@ function authorizationOf(paymentSignature: string) {
 describe("@x402/express seller + @x402/fetch buyer against this facilitator", () => {
   it("pays: 200 with the content, PAYMENT-RESPONSE success with the tx hash, balances moved, row confirmed", async () => {
     const { fetchWithPayment, requests } = buyer(keys.payer);
-    const [payerBefore, payToBefore] = await Promise.all([chain.balanceOf(payer), chain.balanceOf(payTo)]);
+    const [payerBefore, payToBefore] = await Promise.all([fx.chain.balanceOf(payer), fx.chain.balanceOf(payTo)]);
 
     const response = await fetchWithPayment(`${seller.url}/weather`);
 
@@ -132,16 +122,16 @@ describe("@x402/express seller + @x402/fetch buyer against this facilitator", ()
     const authorization = authorizationOf(sentPaymentSignature(requests));
     expect(authorization).toMatchObject({ from: payer, value: amountAtomic.toString() });
 
-    const receipt = await chain.publicClient.getTransactionReceipt({ hash: settled.transaction as Hex });
+    const receipt = await fx.chain.publicClient.getTransactionReceipt({ hash: settled.transaction as Hex });
     expect(receipt.status).toBe("success");
     expect(receipt.from.toLowerCase()).toBe(addressOf(keys.facilitator).toLowerCase());
-    expect(await chain.balanceOf(payer)).toBe(payerBefore - amountAtomic);
-    expect(await chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
-    const transfers = await transfersInTx(chain, settled.transaction as Hex, payer, payTo);
+    expect(await fx.chain.balanceOf(payer)).toBe(payerBefore - amountAtomic);
+    expect(await fx.chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
+    const transfers = await transfersInTx(fx.chain, settled.transaction as Hex, payer, payTo);
     expect(transfers.map((log) => log.args.value)).toEqual([amountAtomic]);
-    expect(await authorizationsUsed(chain, payer, authorization.nonce)).toBe(1);
+    expect(await authorizationsUsed(fx.chain, payer, authorization.nonce)).toBe(1);
 
-    const rows = await settlementRows(database.url, authorization.nonce);
+    const rows = await settlementRows(fx.database.url, authorization.nonce);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
       status: "confirmed",
@@ -155,9 +145,9 @@ describe("@x402/express seller + @x402/fetch buyer against this facilitator", ()
   });
 
   it("refuses a payer without funds: 402, no content, no transaction, no settlement row", async () => {
-    expect(await chain.balanceOf(broke)).toBe(0n);
+    expect(await fx.chain.balanceOf(broke)).toBe(0n);
     const { fetchWithPayment, requests } = buyer(keys.stranger);
-    const blockBefore = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
+    const blockBefore = await fx.chain.publicClient.getBlockNumber({ cacheTime: 0 });
 
     const response = await fetchWithPayment(`${seller.url}/weather`);
 
@@ -170,8 +160,8 @@ describe("@x402/express seller + @x402/fetch buyer against this facilitator", ()
     expect(requests).toHaveLength(2); // it did sign and send a payment
     expect(authorizationOf(sentPaymentSignature(requests)).from).toBe(broke);
 
-    expect(await chain.publicClient.getBlockNumber({ cacheTime: 0 })).toBe(blockBefore);
-    expect(await settlementRowsOfPayer(database.url, broke)).toHaveLength(0);
+    expect(await fx.chain.publicClient.getBlockNumber({ cacheTime: 0 })).toBe(blockBefore);
+    expect(await settlementRowsOfPayer(fx.database.url, broke)).toHaveLength(0);
   });
 
   it("refuses a replayed PAYMENT-SIGNATURE: 402, no content, no second transfer", async () => {
@@ -181,8 +171,8 @@ describe("@x402/express seller + @x402/fetch buyer against this facilitator", ()
     const firstSettle = decodeBase64Json<SettleResponse>(first.headers.get("PAYMENT-RESPONSE"));
     const paymentSignature = sentPaymentSignature(requests);
     const { nonce } = authorizationOf(paymentSignature);
-    const [payerBefore, payToBefore] = await Promise.all([chain.balanceOf(payer), chain.balanceOf(payTo)]);
-    const blockBefore = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
+    const [payerBefore, payToBefore] = await Promise.all([fx.chain.balanceOf(payer), fx.chain.balanceOf(payTo)]);
+    const blockBefore = await fx.chain.publicClient.getBlockNumber({ cacheTime: 0 });
 
     // The same header again, with plain fetch.
     const replay = await fetch(`${seller.url}/weather`, { headers: { "PAYMENT-SIGNATURE": paymentSignature } });
@@ -193,11 +183,11 @@ describe("@x402/express seller + @x402/fetch buyer against this facilitator", ()
     const paymentRequired = decodeBase64Json<PaymentRequired>(replay.headers.get("PAYMENT-REQUIRED"));
     expect(paymentRequired.error).toBe("invalid_exact_evm_nonce_already_used");
 
-    expect(await chain.publicClient.getBlockNumber({ cacheTime: 0 })).toBe(blockBefore);
-    expect(await chain.balanceOf(payer)).toBe(payerBefore);
-    expect(await chain.balanceOf(payTo)).toBe(payToBefore);
-    expect(await authorizationsUsed(chain, payer, nonce)).toBe(1);
-    const rows = await settlementRows(database.url, nonce);
+    expect(await fx.chain.publicClient.getBlockNumber({ cacheTime: 0 })).toBe(blockBefore);
+    expect(await fx.chain.balanceOf(payer)).toBe(payerBefore);
+    expect(await fx.chain.balanceOf(payTo)).toBe(payToBefore);
+    expect(await authorizationsUsed(fx.chain, payer, nonce)).toBe(1);
+    const rows = await settlementRows(fx.database.url, nonce);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ status: "confirmed", settled_tx_hash: firstSettle.transaction });
   });
@@ -208,7 +198,7 @@ describe("HTTPFacilitatorClient (the SDK's zod schemas) against this facilitator
     scheme: "exact",
     network,
     amount: amountAtomic.toString(),
-    asset: chain.token,
+    asset: fx.chain.token,
     payTo,
     maxTimeoutSeconds: 300,
     extra: { name: "USDC", version: "2" },
