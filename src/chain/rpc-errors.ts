@@ -38,14 +38,9 @@ export function revertReason(error: unknown): string | undefined {
     return reverted.reason ?? reverted.data?.errorName ?? reverted.shortMessage;
   }
   const withData = error.walk((cause) => typeof (cause as { data?: unknown }).data === "string") as { data?: Hex } | undefined;
-  if (withData?.data && withData.data.length > 2) {
-    try {
-      const decoded = decodeErrorResult({ abi: solidityErrorAbi, data: withData.data });
-      return decoded.errorName === "Error" ? String(decoded.args[0]) : `${decoded.errorName}(${decoded.args.join(", ")})`;
-    } catch {
-      // Not Error(string) or Panic(uint256): a custom error we have no ABI for; fall through to the text.
-    }
-  }
+  // A custom error we have no ABI for falls through to the node's text.
+  const known = withData?.data && withData.data.length > 2 ? decodeKnownError(withData.data) : undefined;
+  if (known !== undefined) return known;
   const details = (error.walk((cause) => cause instanceof BaseError && typeof cause.details === "string") as BaseError | undefined)?.details;
   return (details ?? error.shortMessage).replace(/^execution reverted:?\s*/i, "");
 }
@@ -53,11 +48,16 @@ export function revertReason(error: unknown): string | undefined {
 /** The reason in revert data returned by a call (Error(string), Panic, or the selector of a custom error). */
 export function decodeRevertData(data: Hex): string {
   if (data === "0x") return "reverted without a reason";
+  return decodeKnownError(data) ?? `custom error ${data.slice(0, 10)}`;
+}
+
+/** Error(string) as its message, Panic(uint256) as `Panic(code)`; undefined for any other error. */
+function decodeKnownError(data: Hex): string | undefined {
   try {
     const decoded = decodeErrorResult({ abi: solidityErrorAbi, data });
     return decoded.errorName === "Error" ? String(decoded.args[0]) : `${decoded.errorName}(${decoded.args.join(", ")})`;
   } catch {
-    return `custom error ${data.slice(0, 10)}`;
+    return undefined;
   }
 }
 
