@@ -44,6 +44,11 @@ export interface Limits {
   maxFeePerGasWei: bigint;
   /** Settlements one signer may have between nonce and receipt, per instance; more wait for a slot. */
   inFlightPerSignerMax: number;
+  /**
+   * Settlements waiting for the same signer go out as one Multicall3 aggregate3 transaction of at
+   * most this many (each call may fail alone); 1 = one transaction per settlement.
+   */
+  settleBatchMax: number;
   /** A submitted tx with no receipt for this long is rebroadcast, then replaced with a higher fee. */
   stuckAfterMs: number;
   feeBumpsMax: number;
@@ -97,6 +102,7 @@ export const defaultLimits: Limits = {
   signerBalanceMinWei: 0n,
   maxFeePerGasWei: 100_000_000_000n, // 100 gwei: Base runs at a tiny fraction of that
   inFlightPerSignerMax: 64,
+  settleBatchMax: 1,
   stuckAfterMs: 30_000,
   feeBumpsMax: 3,
   feeBumpPercent: 25,
@@ -190,6 +196,7 @@ export function loadLimits(env: Env): Limits {
     maxFeePerGasWei: bigintVar(env, "MAX_FEE_PER_GAS_WEI", d.maxFeePerGasWei),
     signerBalanceMinWei: env.MIN_SIGNER_BALANCE_WEI ? bigintVar(env, "MIN_SIGNER_BALANCE_WEI", 1n) : d.signerBalanceMinWei,
     inFlightPerSignerMax: integer(env, "IN_FLIGHT_PER_SIGNER_MAX", d.inFlightPerSignerMax, 1, 10_000),
+    settleBatchMax: integer(env, "SETTLE_BATCH_MAX", d.settleBatchMax, 1, 256),
     stuckAfterMs: integer(env, "STUCK_AFTER_MS", d.stuckAfterMs, 100, 3_600_000),
     feeBumpsMax: integer(env, "FEE_BUMPS_MAX", d.feeBumpsMax, 0, 20),
     feeBumpPercent: integer(env, "FEE_BUMP_PERCENT", d.feeBumpPercent, 10, 500),

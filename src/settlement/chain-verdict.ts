@@ -10,7 +10,7 @@ import { isTransportFailure } from "../chain/rpc-errors.js";
 import { eip3009Abi } from "../exact-evm/abi.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { SettlementRow } from "../store/schema.js";
-import { authorizationUsedTxHashes, receiptPaysExpected, type ExpectedTransfer } from "./receipt.js";
+import { authorizationUsedTxHashes, receiptPaysAuthorization, receiptPaysExpected, type ExpectedTransfer } from "./receipt.js";
 
 export type ChainVerdict =
   /** gasCostWei: what our own transaction cost the sponsor (also when a front-runner paid). */
@@ -33,16 +33,22 @@ export async function chainVerdict(client: PublicClient, row: SettlementRow, wai
   const receipt = (await receiptWithin(client, row.txHash as Hex, waitMs)) ?? (await replacedReceipt(client, row));
   if (!receipt) return { kind: "unknown" };
   const expected = expectedTransferOf(row);
-  const gasCostWei = receipt.gasUsed * receipt.effectiveGasPrice;
-  if (receiptPaysExpected(receipt, expected)) {
-    return { kind: "paid", txHash: receipt.transactionHash, blockNumber: receipt.blockNumber, gasUsed: receipt.gasUsed, gasCostWei };
+  // A batch transaction's cost is shared evenly by the settlements it carries.
+  const share = BigInt(Math.max(1, row.txSettlements));
+  const gasUsed = receipt.gasUsed / share;
+  const gasCostWei = (receipt.gasUsed * receipt.effectiveGasPrice) / share;
+  const batched = row.txSettlements > 1;
+  if (batched ? receiptPaysAuthorization(receipt, expected, row.nonce as Hex) : receiptPaysExpected(receipt, expected)) {
+    return { kind: "paid", txHash: receipt.transactionHash, blockNumber: receipt.blockNumber, gasUsed, gasCostWei };
   }
   const frontRunner = await findPayingTransaction(client, row, expected, receipt.blockNumber);
-  if (frontRunner) return { ...frontRunner, gasUsed: receipt.gasUsed, gasCostWei };
+  if (frontRunner) return { ...frontRunner, gasUsed, gasCostWei };
   const message =
-    receipt.status === "success"
-      ? "the transaction succeeded but the token logged no Transfer(from → payTo, value): nothing was paid"
-      : "the settlement transaction reverted";
+    receipt.status !== "success"
+      ? "the settlement transaction reverted"
+      : batched
+        ? `this authorization's call failed inside the batch transaction of ${row.txSettlements} settlements (the others are unaffected): nothing was paid`
+        : "the transaction succeeded but the token logged no Transfer(from → payTo, value): nothing was paid";
   return { kind: "failed", reason: ReasonCode.transactionFailed, message, gasCostWei };
 }
 

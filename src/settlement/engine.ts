@@ -1,4 +1,4 @@
-import type { Hex } from "viem";
+import type { Hex, LocalAccount } from "viem";
 import type { ChainRegistry } from "../chain/registry.js";
 import type { SignerLease, SignerPool } from "../chain/signers.js";
 import { nowSeconds, type Clock } from "../clock.js";
@@ -14,11 +14,13 @@ import type { Database } from "../store/db.js";
 import type { SettlementRow } from "../store/schema.js";
 import type { SettlementsRepository } from "../store/settlements-repo.js";
 import { allocateNonceAndPersistSigned, releaseNonce } from "../store/tx-nonces.js";
-import { broadcastRawTransaction, isPrepared, prepareTransaction, signSettlementTransaction } from "./broadcast.js";
+import { broadcastRawTransaction, isPrepared, prepareTransaction, signSettlementTransaction, type PreparedTransaction } from "./broadcast.js";
 import { chainVerdict, type ChainVerdict } from "./chain-verdict.js";
 import { duplicate, failed, outcomeOfFinalRow, pending, succeeded, type SettleOutcome } from "./outcome.js";
 import { crashPoint } from "./crash-points.js";
 import { KeyedMutex } from "./keyed-mutex.js";
+import { GroupCommit } from "./group-commit.js";
+import { batchTransaction } from "./batch-transaction.js";
 import { isFinal } from "./transitions.js";
 
 export interface Logger {
@@ -38,6 +40,22 @@ export interface SettlementEngineDeps {
   metrics?: Pick<Metrics, "signerCannotPay">;
 }
 
+/** A claimed, simulated settlement waiting for its signer to take a tx nonce. */
+interface PendingSigning {
+  row: SettlementRow;
+  account: LocalAccount;
+  chainId: number;
+  prepared: PreparedTransaction;
+}
+
+/** What became of one row's transaction at broadcast (the row as persisted). */
+type SentSettlement =
+  | { kind: "not-ours" } // the row was no longer claimed when the signer took it: it was left out
+  | { kind: "pending"; row: SettlementRow } // signed, the node's answer is unknown: settlement_pending
+  | { kind: "submitted"; row: SettlementRow }
+  | { kind: "rejected"; row: SettlementRow; signerUnfunded: boolean }
+  | { kind: "error"; row: SettlementRow; error: unknown };
+
 /** How often a duplicate request re-reads the row it waits on. */
 const duplicatePollIntervalMs = 100;
 
@@ -48,8 +66,12 @@ const duplicatePollIntervalMs = 100;
  */
 export class SettlementEngine {
   private readonly signerMutex = new KeyedMutex();
+  /** Present when SETTLE_BATCH_MAX > 1: settlements queued for one signer share a transaction. */
+  private readonly batches: GroupCommit<PendingSigning, SentSettlement> | undefined;
 
-  constructor(private readonly deps: SettlementEngineDeps) {}
+  constructor(private readonly deps: SettlementEngineDeps) {
+    this.batches = deps.limits.settleBatchMax > 1 ? new GroupCommit(deps.limits.settleBatchMax, (_key, items) => this.sendBatch(items)) : undefined;
+  }
 
   async settle(request: PaymentRequest, options: { apiKeyId?: string } = {}): Promise<SettleOutcome> {
     const { deps } = this;
@@ -98,7 +120,7 @@ export class SettlementEngine {
     const client = deps.chains.get(payment.network.chainId)!.publicClient;
     let signerLease: SignerLease | undefined;
     try {
-      let signed: SettlementRow | undefined;
+      let sent: SentSettlement;
       try {
         signerLease = await deps.signers.acquire(deadlineMs);
         const account = signerLease.account;
@@ -107,16 +129,13 @@ export class SettlementEngine {
           const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: prepared.reason, errorMessage: prepared.message });
           return failed(prepared.reason, prepared.message, failedRow);
         }
-        // One waiter per signer per process on the Postgres row lock: the others queue here, without
-        // holding a pooled connection while they wait.
-        signed = await this.signerMutex.run(`${payment.network.chainId}:${account.address}`, () => allocateNonceAndPersistSigned(deps.db, {
-          chainId: payment.network.chainId,
-          signer: account.address,
-          chainPendingNonce: prepared.chainPendingNonce,
-          settlementId: row.id,
-          gasLimit: prepared.gasLimit,
-          sign: (txNonce) => signSettlementTransaction(account, payment.network.chainId, prepared, txNonce),
-        }));
+        const signerKey = `${payment.network.chainId}:${account.address}`;
+        const item: PendingSigning = { row, account, chainId: payment.network.chainId, prepared };
+        // A counterfactual wallet's settlement is already a Multicall3 transaction (deploy + transfer): alone.
+        sent =
+          this.batches && payment.payerKind !== "counterfactual"
+            ? await this.batches.submit(signerKey, item)
+            : await this.sendAlone(signerKey, item);
       } catch (error) {
         // Nothing reached the chain: free the authorization for a later attempt, then report the fault.
         if (error instanceof SignerCannotPayError) {
@@ -128,39 +147,113 @@ export class SettlementEngine {
           .catch(() => undefined);
         throw error;
       }
-      if (!signed) return this.answerExisting((await deps.repo.findById(row.id))!, payment, deadlineMs);
-      crashPoint("after-sign");
-      return await this.broadcastAndConfirm(signed, deadlineMs);
+      if (sent.kind === "not-ours") return this.answerExisting((await deps.repo.findById(row.id))!, payment, deadlineMs);
+      return await this.answerSent(sent, deadlineMs);
     } finally {
       signerLease?.release();
     }
   }
 
-  private async broadcastAndConfirm(row: SettlementRow, deadlineMs: number): Promise<SettleOutcome> {
+  /**
+   * One transaction per settlement: nonce, signature and row persisted under the signer's lock (one
+   * waiter per signer per process on the Postgres row lock: the others queue here, without holding
+   * a pooled connection while they wait), broadcast outside it.
+   */
+  private async sendAlone(signerKey: string, item: PendingSigning): Promise<SentSettlement> {
+    const [signed] = await this.signerMutex.run(signerKey, () => this.persistSigned([item]));
+    if (!signed) return { kind: "not-ours" };
+    crashPoint("after-sign");
+    const [sent] = await this.broadcastSigned([signed]);
+    return sent!;
+  }
+
+  /**
+   * Settlements that queued for the same signer while its previous transaction was being signed
+   * and sent: one Multicall3 transaction for all of them (batchTransaction), persisted on every
+   * row before it is broadcast once. Throws only before anything is persisted.
+   */
+  private async sendBatch(items: readonly PendingSigning[]): Promise<SentSettlement[]> {
+    const signed = await this.persistSigned(items);
+    if (signed.length > 1) this.deps.log.info({ settlements: signed.length, txHash: signed[0]!.txHash }, "settlements batched into one transaction");
+    crashPoint("after-sign");
+    const sent = signed.length > 0 ? await this.broadcastSigned(signed) : [];
+    return items.map((item) => sent.find((entry) => entry.kind !== "not-ours" && entry.row.id === item.row.id) ?? { kind: "not-ours" as const });
+  }
+
+  /** Takes one tx nonce and persists one signed transaction for the items' rows still claimed. */
+  private persistSigned(items: readonly PendingSigning[]): Promise<SettlementRow[]> {
+    const { account, chainId } = items[0]!;
+    return allocateNonceAndPersistSigned(this.deps.db, {
+      chainId,
+      signer: account.address,
+      chainPendingNonce: Math.max(...items.map((item) => item.prepared.chainPendingNonce)),
+      settlementIds: items.map((item) => item.row.id),
+      sign: async (txNonce, claimedIds) => {
+        const transaction = batchTransaction(items.filter((item) => claimedIds.includes(item.row.id)).map((item) => item.prepared));
+        const signed = await signSettlementTransaction(account, chainId, transaction, txNonce);
+        return { ...signed, gasLimit: transaction.gasLimit };
+      },
+    });
+  }
+
+  /**
+   * Broadcasts the rows' one signed transaction and records what the node said, once for all of
+   * them. Never throws: the transaction may be out, so every row must still get its answer.
+   */
+  private async broadcastSigned(rows: readonly SettlementRow[]): Promise<SentSettlement[]> {
     const { deps } = this;
-    const client = deps.chains.get(row.chainId)!.publicClient;
-    const broadcast = await broadcastRawTransaction(client, row.rawTx as Hex);
+    const first = rows[0]!;
+    const client = deps.chains.get(first.chainId)!.publicClient;
+    const broadcast = await broadcastRawTransaction(client, first.rawTx as Hex);
     crashPoint("after-broadcast");
+    const ids = rows.map((row) => row.id);
     if (broadcast.kind === "unknown") {
-      deps.log.warn({ settlementId: row.id, txHash: row.txHash, error: broadcast.message }, "broadcast outcome unknown; the watcher will rebroadcast");
-      return this.answerPending(row);
+      deps.log.warn({ settlementIds: ids, txHash: first.txHash, error: broadcast.message }, "broadcast outcome unknown; the watcher will rebroadcast");
+      return rows.map((row) => ({ kind: "pending", row }));
     }
     if (broadcast.kind === "rejected") {
-      if (!broadcast.nonceConsumed) await releaseNonce(deps.db, { chainId: row.chainId, signer: row.signer!, txNonce: row.txNonce! });
-      await deps.repo.transition(row.id, "failed", { errorReason: ReasonCode.unexpectedSettleError, errorMessage: broadcast.message.slice(0, 500) });
-      deps.log.error({ settlementId: row.id, signer: row.signer, error: broadcast.message }, "node refused the settlement transaction");
-      if (broadcast.signerUnfunded) throw new DependencyUnavailableError("rpc", `signer ${row.signer} cannot pay for gas on chain ${row.chainId}`);
-      return failed(ReasonCode.unexpectedSettleError, "the node refused the settlement transaction");
+      deps.log.error({ settlementIds: ids, signer: first.signer, error: broadcast.message }, "node refused the settlement transaction");
+      try {
+        if (!broadcast.nonceConsumed) await releaseNonce(deps.db, { chainId: first.chainId, signer: first.signer!, txNonce: first.txNonce! });
+        for (const row of rows) {
+          await deps.repo.transition(row.id, "failed", { errorReason: ReasonCode.unexpectedSettleError, errorMessage: broadcast.message.slice(0, 500) });
+        }
+      } catch (error) {
+        return rows.map((row) => ({ kind: "error", row, error }));
+      }
+      return rows.map((row) => ({ kind: "rejected", row, signerUnfunded: broadcast.signerUnfunded }));
     }
     try {
-      const submitted = (await deps.repo.markBroadcast(row.id)) ?? row;
-      crashPoint("before-receipt");
-      return await this.awaitOutcome(submitted, deadlineMs, true);
+      const submitted = await deps.repo.markBroadcastMany(ids);
+      return rows.map((row) => ({ kind: "submitted", row: submitted.find((entry) => entry.id === row.id) ?? row }));
     } catch (error) {
-      // The transaction is out: whatever failed now (Postgres, the RPC), the caller must get its hash,
-      // never "nothing was sent" (pitfall 3). The row stays unfinished; the watcher completes it.
-      deps.log.error({ settlementId: row.id, txHash: row.txHash, err: error }, "settlement broadcast, then its bookkeeping failed");
-      return this.answerPending(row);
+      // The transaction is out: whatever failed now (Postgres), the caller must get its hash, never
+      // "nothing was sent" (pitfall 3). The rows stay unfinished; the watcher completes them.
+      deps.log.error({ settlementIds: ids, txHash: first.txHash, err: error }, "settlement broadcast, then its bookkeeping failed");
+      return rows.map((row) => ({ kind: "pending", row }));
+    }
+  }
+
+  /** One row's answer once its transaction was signed and handed to the node (or not). */
+  private async answerSent(sent: Exclude<SentSettlement, { kind: "not-ours" }>, deadlineMs: number): Promise<SettleOutcome> {
+    const { row } = sent;
+    switch (sent.kind) {
+      case "pending":
+        return this.answerPending(row);
+      case "error":
+        throw sent.error;
+      case "rejected":
+        if (sent.signerUnfunded) throw new DependencyUnavailableError("rpc", `signer ${row.signer} cannot pay for gas on chain ${row.chainId}`);
+        return failed(ReasonCode.unexpectedSettleError, "the node refused the settlement transaction");
+      case "submitted":
+        try {
+          crashPoint("before-receipt");
+          return await this.awaitOutcome(row, deadlineMs, true);
+        } catch (error) {
+          // The transaction is out: the caller gets its hash (pitfall 3); the watcher completes the row.
+          this.deps.log.error({ settlementId: row.id, txHash: row.txHash, err: error }, "settlement broadcast, then its bookkeeping failed");
+          return this.answerPending(row);
+        }
     }
   }
 

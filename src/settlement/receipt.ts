@@ -24,6 +24,32 @@ export function receiptPaysExpected(receipt: Pick<TransactionReceipt, "status" |
   );
 }
 
+/**
+ * For a transaction that carries several settlements (a Multicall3 batch whose calls may fail one
+ * by one): this authorization's own AuthorizationUsed(from, nonce) log with the Transfer(from → to,
+ * value) it made right beside it — another call of the batch may move the same amount between the
+ * same two addresses, so a matching Transfer alone proves nothing about this authorization.
+ */
+export function receiptPaysAuthorization(receipt: Pick<TransactionReceipt, "status" | "logs">, expected: ExpectedTransfer, nonce: Hex): boolean {
+  if (receipt.status !== "success") return false;
+  const logs = receipt.logs as Log[];
+  const used = parseEventLogs({ abi: eip3009Abi, eventName: "AuthorizationUsed", logs, strict: true }).filter(
+    (log) => isFrom(log, expected.token) && log.args.authorizer.toLowerCase() === expected.from.toLowerCase() && log.args.nonce.toLowerCase() === nonce.toLowerCase(),
+  );
+  const transfers = parseEventLogs({ abi: eip3009Abi, eventName: "Transfer", logs, strict: true }).filter(
+    (log) =>
+      isFrom(log, expected.token) &&
+      log.args.from.toLowerCase() === expected.from.toLowerCase() &&
+      log.args.to.toLowerCase() === expected.to.toLowerCase() &&
+      log.args.value === expected.valueAtomic,
+  );
+  return used.some((usedLog) => transfers.some((transfer) => Math.abs((transfer.logIndex ?? -10) - (usedLog.logIndex ?? 10)) === 1));
+}
+
+function isFrom(log: Log, token: Address): boolean {
+  return log.address.toLowerCase() === token.toLowerCase();
+}
+
 /** The transactions that logged AuthorizationUsed(from, nonce) on the token, newest first. */
 export function authorizationUsedTxHashes(logs: ReadonlyArray<Log>, token: Address, from: Address, nonce: Hex): Hex[] {
   const used = parseEventLogs({ abi: eip3009Abi, eventName: "AuthorizationUsed", logs: logs as Log[], strict: true });

@@ -52,6 +52,8 @@ export const settlements = pgTable(
     signer: text("signer"),
     txNonce: bigint("tx_nonce", { mode: "number" }),
     gasLimit: bigint("gas_limit", { mode: "number" }),
+    /** How many settlements the transaction carries: 1, or a Multicall3 batch shared with other rows. */
+    txSettlements: integer("tx_settlements").notNull().default(1),
     broadcastAt: timestamp("broadcast_at", { withTimezone: true }),
     /** Last time the current tx was sent; a submitted tx older than stuckAfterMs gets a fee bump. */
     lastBroadcastAt: timestamp("last_broadcast_at", { withTimezone: true }),
@@ -80,7 +82,8 @@ export const settlements = pgTable(
     uniqueIndex("settlements_authorization_key").on(table.chainId, table.asset, table.payer, table.nonce),
     index("settlements_unfinished").on(table.status, table.updatedAt).where(sql`status in ('claimed', 'signed', 'submitted')`),
     index("settlements_created_at").on(table.createdAt),
-    uniqueIndex("settlements_tx_hash").on(table.txHash).where(sql`tx_hash is not null`),
+    // Not unique: the rows of one batch transaction share its hash.
+    index("settlements_tx_hash").on(table.txHash).where(sql`tx_hash is not null`),
     index("settlements_api_key_created_at").on(table.apiKeyId, table.createdAt),
     index("settlements_payer").on(table.payer, table.createdAt),
     index("settlements_pay_to").on(table.payTo, table.createdAt),

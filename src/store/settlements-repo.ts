@@ -126,12 +126,26 @@ export class SettlementsRepository {
     });
   }
 
+  /** Marks every row of one broadcast transaction submitted, in one statement. */
+  async markBroadcastMany(ids: readonly string[]): Promise<SettlementRow[]> {
+    return this.db
+      .update(settlements)
+      .set({
+        status: "submitted",
+        broadcastAt: sql`coalesce(${settlements.broadcastAt}, now())`,
+        lastBroadcastAt: sql`now()`,
+        updatedAt: sql`now()`,
+      })
+      .where(and(inArray(settlements.id, [...ids]), inArray(settlements.status, [...allowedPredecessors.submitted])))
+      .returning();
+  }
+
   /**
    * Persists a fee-bumped replacement (same tx nonce) before it is broadcast; guarded on the
    * current hash so two workers cannot both replace one transaction.
    */
   async recordReplacement(row: SettlementRow, replacement: { txHash: string; rawTx: string }): Promise<SettlementRow | undefined> {
-    const [updated] = await this.db
+    const updated = await this.db
       .update(settlements)
       .set({
         txHash: replacement.txHash,
@@ -141,9 +155,10 @@ export class SettlementsRepository {
         lastBroadcastAt: sql`now()`,
         updatedAt: sql`now()`,
       })
-      .where(and(eq(settlements.id, row.id), eq(settlements.status, "submitted"), eq(settlements.txHash, row.txHash!)))
+      // Every row of the transaction (a batch shares one) moves to the replacement together.
+      .where(and(eq(settlements.txHash, row.txHash!), inArray(settlements.status, ["signed", "submitted"])))
       .returning();
-    return updated;
+    return updated.find((entry) => entry.id === row.id) ?? updated[0];
   }
 
   async touchBroadcast(id: string): Promise<void> {

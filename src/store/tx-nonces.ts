@@ -14,20 +14,29 @@ export interface AllocateInput {
   signer: string;
   /** The node's pending nonce, read just before: the floor, in case the key was used elsewhere. */
   chainPendingNonce: number;
-  settlementId: string;
+  /** The claimed rows this one transaction settles (one, or a batch). */
+  settlementIds: readonly string[];
+  /**
+   * Signs the transaction at the allocated nonce for the rows still claimed (those are locked);
+   * runs while the signer's row is locked.
+   */
+  sign: (txNonce: number, claimedIds: readonly string[]) => Promise<SignedSettlementTransaction>;
+}
+
+export interface SignedSettlementTransaction extends SignedTransaction {
   gasLimit: bigint;
-  /** Signs the transaction at the allocated nonce; runs while the signer's row is locked. */
-  sign: (txNonce: number) => Promise<SignedTransaction>;
 }
 
 /**
- * Takes a tx nonce for a signer, signs, and persists the signed transaction on the settlement row,
+ * Takes a tx nonce for a signer, signs, and persists the signed transaction on the settlement rows,
  * all in one Postgres transaction under the signer's row lock. Instances sharing the database
- * therefore never hand out one nonce twice, and a crash leaves either nothing or a row holding
+ * therefore never hand out one nonce twice, and a crash leaves either nothing or rows holding
  * the raw transaction (which the watcher can rebroadcast) — never a nonce in use without a record.
  * A nonce released after a definite rejection is reused first, so no gap stays open.
+ * Rows that are no longer `claimed` (the watcher gave up on them) are left out of the transaction;
+ * the rows returned are exactly the ones the signed transaction settles.
  */
-export async function allocateNonceAndPersistSigned(db: Database, input: AllocateInput): Promise<SettlementRow | undefined> {
+export async function allocateNonceAndPersistSigned(db: Database, input: AllocateInput): Promise<SettlementRow[]> {
   const signer = input.signer.toLowerCase();
   return db.transaction(async (tx) => {
     await tx.insert(signerNonces).values({ chainId: input.chainId, address: signer, nextNonce: input.chainPendingNonce }).onConflictDoNothing();
@@ -37,6 +46,15 @@ export async function allocateNonceAndPersistSigned(db: Database, input: Allocat
       .where(and(eq(signerNonces.chainId, input.chainId), eq(signerNonces.address, signer)))
       .for("update");
     if (!counter) throw new Error(`signer_nonces row for ${signer} vanished under lock`);
+    // Lock the rows before signing, so the transaction holds calls only for rows we still own.
+    const claimed = await tx
+      .select({ id: settlements.id })
+      .from(settlements)
+      .where(and(inArray(settlements.id, [...input.settlementIds]), inArray(settlements.status, [...allowedPredecessors.signed])))
+      .orderBy(asc(settlements.id))
+      .for("update");
+    if (claimed.length === 0) return [];
+    const claimedIds = input.settlementIds.filter((id) => claimed.some((row) => row.id === id));
     const signerWhere = and(eq(releasedNonces.chainId, input.chainId), eq(releasedNonces.address, signer));
     // Released nonces below the chain's pending nonce were filled by someone else: drop them.
     await tx.delete(releasedNonces).where(and(signerWhere, lt(releasedNonces.nonce, input.chainPendingNonce)));
@@ -52,8 +70,8 @@ export async function allocateNonceAndPersistSigned(db: Database, input: Allocat
     } else {
       await tx.update(signerNonces).set({ nextNonce: txNonce + 1, updatedAt: sql`now()` }).where(and(eq(signerNonces.chainId, input.chainId), eq(signerNonces.address, signer)));
     }
-    const signed = await input.sign(txNonce);
-    const [row] = await tx
+    const signed = await input.sign(txNonce, claimedIds);
+    const rows = await tx
       .update(settlements)
       .set({
         status: "signed",
@@ -61,13 +79,15 @@ export async function allocateNonceAndPersistSigned(db: Database, input: Allocat
         rawTx: signed.rawTx,
         signer,
         txNonce,
-        gasLimit: Number(input.gasLimit),
+        gasLimit: Number(signed.gasLimit),
+        txSettlements: claimedIds.length,
         updatedAt: sql`now()`,
       })
-      .where(and(eq(settlements.id, input.settlementId), inArray(settlements.status, [...allowedPredecessors.signed])))
+      .where(and(inArray(settlements.id, claimedIds), inArray(settlements.status, [...allowedPredecessors.signed])))
       .returning();
-    if (!row) tx.rollback(); // the claim was taken away (should not happen while we hold the lease): give the nonce back
-    return row;
+    // The rows are locked: all of them move, or the signed transaction must not exist.
+    if (rows.length !== claimedIds.length) throw new Error(`persisted ${rows.length} of ${claimedIds.length} locked settlement rows`);
+    return claimedIds.map((id) => rows.find((row) => row.id === id)!);
   });
 }
 

@@ -1,0 +1,196 @@
+import pg from "pg";
+import { describe, expect, it } from "vitest";
+import { parseAbi, parseTransaction, type Address, type Hex } from "viem";
+import { multicall3Address } from "../../../src/exact-evm/multicall3.js";
+import { addressOf, keys } from "../../helpers/chain.js";
+import { withPgClient } from "../../helpers/database.js";
+import { usePaymentFixture, type PaymentFixture } from "../../helpers/fixture.js";
+import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { waitFor } from "../../helpers/wait.js";
+
+/**
+ * SETTLE_BATCH_MAX > 1: settlements that queue for one signer go out as one Multicall3 aggregate3
+ * transaction with per-call failure allowed. To make a batch form on purpose, the test holds the
+ * signer's nonce row lock (as a slow Postgres would): the first settlement waits on it in
+ * Postgres, the next ones queue behind it in the process, and on release they share one transaction.
+ */
+const payer = addressOf(keys.payer);
+const richPayer = addressOf(keys.stranger);
+const amountAtomic = 10_000n;
+const signerAddress = addressOf(keys.facilitator).toLowerCase();
+const authorizationUsedAbi = parseAbi(["event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce)"]);
+
+interface SettleAnswer {
+  success: boolean;
+  errorReason?: string;
+  transaction: Hex;
+  payer?: string;
+}
+
+describe("batched settlement (SETTLE_BATCH_MAX=16)", () => {
+  const f = usePaymentFixture({ label: "batched", facilitator: { limits: { settleBatchMax: 16 } } });
+
+  it("settles payments queued for one signer in one transaction: one success each, every payee paid once, less gas per settlement", async () => {
+    const payTo = addressOf(keys.payTo);
+    await f.chain.mint(richPayer, 1_000_000n);
+    // Two alone first: they create the signer's nonce row, and the second is the fair baseline
+    // (payTo already holds a balance, as it does for every batched payment after the first).
+    expect(await settle(f, await pay(f, keys.stranger, payTo))).toMatchObject({ success: true });
+    const single = await settle(f, await pay(f, keys.stranger, payTo));
+    expect(single).toMatchObject({ success: true });
+    const singleGas = (await f.chain.publicClient.getTransactionReceipt({ hash: single.transaction })).gasUsed;
+
+    const payments = await Promise.all(Array.from({ length: 9 }, () => pay(f, keys.stranger, payTo)));
+    const answers = await whileSignerLocked(f, payments.length, () => Promise.all(payments.map((body) => settle(f, body))));
+
+    expect(answers.every((answer) => answer.success)).toBe(true);
+    const hashes = [...new Set(answers.map((answer) => answer.transaction))];
+    expect(hashes).toHaveLength(2); // the one that waited on the lock alone, then everyone who queued behind it
+    const batchHash = hashes.find((hash) => answers.filter((answer) => answer.transaction === hash).length === payments.length - 1)!;
+    expect(batchHash).toBeDefined();
+    const batchTx = await f.chain.publicClient.getTransaction({ hash: batchHash });
+    expect(batchTx.to?.toLowerCase()).toBe(multicall3Address.toLowerCase());
+    expect(await f.chain.balanceOf(payTo)).toBe(amountAtomic * BigInt(payments.length + 2));
+
+    const rows = await settlementRows(f, batchHash);
+    expect(rows).toHaveLength(payments.length - 1);
+    const receipt = await f.chain.publicClient.getTransactionReceipt({ hash: batchHash });
+    const perSettlementGas = receipt.gasUsed / BigInt(rows.length);
+    for (const row of rows) {
+      expect(row).toMatchObject({ status: "confirmed", tx_settlements: rows.length, settled_tx_hash: batchHash, success_answered: true });
+      expect(BigInt(row.gas_used)).toBe(perSettlementGas); // the sponsor's cost is shared, not counted once per row
+    }
+    // A second settle of a batched payment is a duplicate with the batch's hash, and sends nothing.
+    const again = await settle(f, payments[1]!);
+    expect(again).toMatchObject({ success: false, errorReason: "duplicate_settlement" });
+    console.log(`[batch] ${rows.length} settlements in one transaction: ${perSettlementGas} gas each vs ${singleGas} alone (${((Number(perSettlementGas) / Number(singleGas)) * 100).toFixed(1)} %)`);
+    expect(perSettlementGas * 10n).toBeLessThan(singleGas * 7n);
+  });
+
+  it("lets one authorization fail inside the batch without sinking the others, and reports it with the batch's hash", async () => {
+    const payTo = addressOf(keys.facilitator2);
+    await f.chain.mint(payer, amountAtomic); // enough for exactly one of the payer's two payments
+    await f.chain.mint(richPayer, 1_000_000n);
+    const first = await pay(f, keys.stranger, payTo);
+    const payerA = await pay(f, keys.payer, payTo);
+    const payerB = await pay(f, keys.payer, payTo); // each simulates fine alone; together the balance runs out
+    const others = await Promise.all([pay(f, keys.stranger, payTo), pay(f, keys.stranger, payTo)]);
+    const queued = [payerA, payerB, ...others];
+
+    const [firstAnswer, ...answers] = await whileSignerLocked(f, queued.length + 1, async () => {
+      const firstPromise = settle(f, first);
+      await waitForRows(f, 1);
+      return Promise.all([firstPromise, ...queued.map((body) => settle(f, body))]);
+    });
+    expect(firstAnswer).toMatchObject({ success: true });
+    const batchHash = answers[0]!.transaction;
+    expect(answers.every((answer) => answer.transaction === batchHash)).toBe(true);
+    const [a, b, ...rest] = answers;
+    expect(rest.every((answer) => answer.success)).toBe(true);
+    expect([a!.success, b!.success].sort()).toEqual([false, true]);
+    const loser = a!.success ? b! : a!;
+    expect(loser).toMatchObject({ success: false, errorReason: "invalid_exact_evm_transaction_failed", transaction: batchHash, payer });
+
+    const receipt = await f.chain.publicClient.getTransactionReceipt({ hash: batchHash });
+    expect(receipt.status).toBe("success");
+    expect(await f.chain.balanceOf(payer)).toBe(0n);
+    expect(await f.chain.balanceOf(payTo)).toBe(amountAtomic * 4n); // first + one of the payer's + two others
+    const loserNonce = (loser === a ? payerA : payerB).paymentPayload.payload.authorization.nonce;
+    const loserRow = (await settlementRows(f, batchHash)).find((row) => row.nonce === loserNonce)!;
+    expect(loserRow).toMatchObject({ status: "failed", error_reason: "invalid_exact_evm_transaction_failed" });
+    expect(loserRow.error_message).toMatch(/inside the batch transaction/);
+    const used = await f.chain.publicClient.getContractEvents({ address: f.chain.token, abi: authorizationUsedAbi, eventName: "AuthorizationUsed", args: { authorizer: payer, nonce: loserNonce }, fromBlock: 0n });
+    expect(used).toHaveLength(0); // the failed call left the authorization unused
+  });
+});
+
+describe("a stuck batch transaction", () => {
+  const f = usePaymentFixture({
+    label: "batched_stuck",
+    chain: { noMining: true },
+    facilitator: { limits: { settleBatchMax: 16, settleBudgetMs: 1_000, stuckAfterMs: 100, feeBumpPercent: 100, feeBumpsMax: 3 } },
+  });
+
+  it("is replaced once for all its rows at the same nonce, and every row is confirmed with the replacement", async () => {
+    const payTo = addressOf(keys.payTo);
+    await f.chain.mint(richPayer, 1_000_000n);
+    await f.chain.testClient.mine({ blocks: 1 });
+    const warmUp = await settle(f, await pay(f, keys.stranger, payTo)); // creates the signer's nonce row; pending (no mining)
+    expect(warmUp).toMatchObject({ errorReason: "settlement_pending" });
+    await f.chain.testClient.mine({ blocks: 1 });
+    await f.facilitator.services.watcher.runOnce();
+
+    const payments = await Promise.all(Array.from({ length: 4 }, () => pay(f, keys.stranger, payTo)));
+    const answers = await whileSignerLocked(f, payments.length, () => Promise.all(payments.map((body) => settle(f, body))));
+    expect(answers.every((answer) => answer.errorReason === "settlement_pending")).toBe(true);
+    const batchHash = answers.find((answer) => answers.filter((other) => other.transaction === answer.transaction).length === 3)!.transaction;
+    const batchRows = await settlementRows(f, batchHash);
+    expect(batchRows).toHaveLength(3);
+    const original = parseTransaction(batchRows[0]!.raw_tx as Hex);
+
+    // Everything pending is mined except the batch, whose fee cap falls below the next base fee.
+    await f.chain.testClient.request({ method: "anvil_setNextBlockBaseFeePerGas" as never, params: [`0x${(original.maxFeePerGas! + 1n).toString(16)}`] as never });
+    await f.chain.testClient.mine({ blocks: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await f.facilitator.services.watcher.runOnce(); // leases all three rows at once: only one of them may replace the transaction
+
+    const bumped = await settlementRows(f, undefined, batchRows.map((row) => row.id));
+    const replacementHash = bumped[0]!.tx_hash;
+    expect(replacementHash).not.toBe(batchHash);
+    for (const row of bumped) expect(row).toMatchObject({ tx_hash: replacementHash, fee_bumps: 1, replaced_tx_hashes: [batchHash] });
+    expect(parseTransaction(bumped[0]!.raw_tx as Hex).nonce).toBe(original.nonce);
+
+    await f.chain.testClient.mine({ blocks: 1 });
+    await f.facilitator.services.watcher.runOnce();
+    const final = await settlementRows(f, undefined, batchRows.map((row) => row.id));
+    for (const row of final) expect(row).toMatchObject({ status: "confirmed", settled_tx_hash: replacementHash });
+    expect(await f.chain.balanceOf(payTo)).toBe(amountAtomic * BigInt(payments.length + 1));
+  });
+});
+
+async function pay(f: PaymentFixture, payerKey: Hex, payTo: Address) {
+  const payment = await signPayment({ payerKey, token: f.chain.token, chainId: f.chain.chainId, payTo, valueAtomic: amountAtomic });
+  return v2Body(payment, v2Requirements({ token: f.chain.token, payTo, amountAtomic }));
+}
+
+async function settle(f: PaymentFixture, body: object): Promise<SettleAnswer> {
+  return (await f.facilitator.app.inject({ method: "POST", url: "/settle", payload: body })).json();
+}
+
+/**
+ * Runs `send` while another connection holds the signer's nonce row lock; releases it once
+ * `expectedClaims` rows are claimed and have had time to be simulated and queued.
+ */
+async function whileSignerLocked<T>(f: PaymentFixture, expectedClaims: number, send: () => Promise<T>): Promise<T> {
+  const locker = new pg.Client({ connectionString: f.database.url });
+  await locker.connect();
+  try {
+    await locker.query("begin");
+    const locked = await locker.query("select * from signer_nonces where address = $1 for update", [signerAddress]);
+    expect(locked.rowCount).toBe(1);
+    const sending = send();
+    await waitForRows(f, expectedClaims);
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // simulation and gas estimate of each, on Anvil
+    await locker.query("commit");
+    return await sending;
+  } finally {
+    await locker.end();
+  }
+}
+
+/** Waits until at least `count` rows are claimed (not yet signed). */
+async function waitForRows(f: PaymentFixture, count: number): Promise<void> {
+  await waitFor(
+    `${count} claimed settlements`,
+    async () => (await withPgClient(f.database.url, async (c) => (await c.query("select count(*)::int as n from settlements where status = 'claimed'")).rows[0].n)) >= count,
+    10_000,
+  );
+}
+
+async function settlementRows(f: PaymentFixture, txHash?: Hex, ids?: string[]) {
+  return withPgClient(f.database.url, async (c) =>
+    txHash
+      ? (await c.query("select * from settlements where tx_hash = $1 order by id", [txHash])).rows
+      : (await c.query("select * from settlements where id = any($1::uuid[]) order by id", [ids])).rows,
+  );
+}

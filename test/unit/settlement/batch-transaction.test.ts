@@ -1,0 +1,37 @@
+import { describe, expect, it } from "vitest";
+import type { Address, Hex } from "viem";
+import { decodeFunctionData } from "viem";
+import { multicall3Abi, multicall3Address } from "../../../src/exact-evm/multicall3.js";
+import { batchGasPerCallOverhead, batchTransaction } from "../../../src/settlement/batch-transaction.js";
+import type { PreparedTransaction } from "../../../src/settlement/broadcast.js";
+
+const token: Address = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+
+function prepared(data: Hex, gasLimit: bigint, maxFeePerGas: bigint, chainPendingNonce: number): PreparedTransaction {
+  return { call: { to: token, data }, gasLimit, maxFeePerGas, maxPriorityFeePerGas: maxFeePerGas / 10n, chainPendingNonce };
+}
+
+describe("batchTransaction", () => {
+  it("sends one settlement as it is (a plain token call is cheaper than a batch of one)", () => {
+    const one = prepared("0xe3ee160e01", 90_000n, 1_000n, 7);
+    expect(batchTransaction([one])).toBe(one);
+  });
+
+  it("wraps several settlements in Multicall3 aggregate3, each call allowed to fail alone, in order", () => {
+    const items = [prepared("0xaa01", 90_000n, 1_000n, 7), prepared("0xbb02", 80_000n, 3_000n, 9), prepared("0xcc03", 85_000n, 2_000n, 8)];
+    const batch = batchTransaction(items);
+    expect(batch.call.to).toBe(multicall3Address);
+    const decoded = decodeFunctionData({ abi: multicall3Abi, data: batch.call.data });
+    expect(decoded.functionName).toBe("aggregate3");
+    expect(decoded.args[0]).toEqual(items.map((item) => ({ target: token, allowFailure: true, callData: item.call.data })));
+    // One base cost (21,000) instead of three, plus Multicall3's overhead per call.
+    expect(batch.gasLimit).toBe(90_000n + 80_000n + 85_000n - 2n * 21_000n + 3n * batchGasPerCallOverhead);
+    expect(batch.maxFeePerGas).toBe(3_000n);
+    expect(batch.maxPriorityFeePerGas).toBe(300n);
+    expect(batch.chainPendingNonce).toBe(9);
+  });
+
+  it("refuses an empty batch", () => {
+    expect(() => batchTransaction([])).toThrow();
+  });
+});
