@@ -1,4 +1,4 @@
-import type { Hex, LocalAccount } from "viem";
+import type { Hex, LocalAccount, PublicClient } from "viem";
 import type { ChainRegistry } from "../chain/registry.js";
 import type { SignerLease, SignerPool } from "../chain/signers.js";
 import { nowSeconds, type Clock } from "../clock.js";
@@ -20,6 +20,7 @@ import { duplicate, failed, outcomeOfFinalRow, pending, succeeded, type SettleOu
 import { crashPoint } from "./crash-points.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { GroupCommit } from "./group-commit.js";
+import { MulticallPresence } from "./multicall-presence.js";
 import { batchTransaction } from "./batch-transaction.js";
 import { isFinal } from "./transitions.js";
 
@@ -68,6 +69,8 @@ export class SettlementEngine {
   private readonly signerMutex = new KeyedMutex();
   /** Present when SETTLE_BATCH_MAX > 1: settlements queued for one signer share a transaction. */
   private readonly batches: GroupCommit<PendingSigning, SentSettlement> | undefined;
+  private readonly multicall = new MulticallPresence();
+  private readonly warnedNoMulticall = new Set<number>();
 
   constructor(private readonly deps: SettlementEngineDeps) {
     this.batches = deps.limits.settleBatchMax > 1 ? new GroupCommit(deps.limits.settleBatchMax, (_key, items) => this.sendBatch(items)) : undefined;
@@ -131,11 +134,7 @@ export class SettlementEngine {
         }
         const signerKey = `${payment.network.chainId}:${account.address}`;
         const item: PendingSigning = { row, account, chainId: payment.network.chainId, prepared };
-        // A counterfactual wallet's settlement is already a Multicall3 transaction (deploy + transfer): alone.
-        sent =
-          this.batches && payment.payerKind !== "counterfactual"
-            ? await this.batches.submit(signerKey, item)
-            : await this.sendAlone(signerKey, item);
+        sent = (await this.mayBatch(payment, client)) ? await this.batches!.submit(signerKey, item) : await this.sendAlone(signerKey, item);
       } catch (error) {
         // Nothing reached the chain: free the authorization for a later attempt, then report the fault.
         if (error instanceof SignerCannotPayError) {
@@ -152,6 +151,17 @@ export class SettlementEngine {
     } finally {
       signerLease?.release();
     }
+  }
+
+  /** Batching is on, Multicall3 exists on the chain, and the settlement is not one already. */
+  private async mayBatch(payment: ResolvedPayment, client: PublicClient): Promise<boolean> {
+    if (!this.batches || payment.payerKind === "counterfactual") return false;
+    const deployed = await this.multicall.isDeployed(payment.network.chainId, client);
+    if (!deployed && !this.warnedNoMulticall.has(payment.network.chainId)) {
+      this.warnedNoMulticall.add(payment.network.chainId);
+      this.deps.log.warn({ chainId: payment.network.chainId }, "SETTLE_BATCH_MAX is set but Multicall3 is not deployed on this chain: settling one per transaction");
+    }
+    return deployed;
   }
 
   /**

@@ -104,6 +104,22 @@ describe("batched settlement (SETTLE_BATCH_MAX=16)", () => {
   });
 });
 
+describe("batching on a chain without Multicall3", () => {
+  const f = usePaymentFixture({ label: "batched_no_multicall", facilitator: { limits: { settleBatchMax: 16 } } });
+
+  it("settles one payment per transaction instead of sending batches to an empty address", async () => {
+    const payTo = addressOf(keys.payTo);
+    await f.chain.testClient.setCode({ address: multicall3Address, bytecode: "0x" });
+    await f.chain.mint(richPayer, 1_000_000n);
+    expect(await settle(f, await pay(f, keys.stranger, payTo))).toMatchObject({ success: true });
+    const payments = await Promise.all(Array.from({ length: 3 }, () => pay(f, keys.stranger, payTo)));
+    const answers = await whileSignerLocked(f, payments.length, () => Promise.all(payments.map((body) => settle(f, body))));
+    expect(answers.every((answer) => answer.success)).toBe(true);
+    expect(new Set(answers.map((answer) => answer.transaction)).size).toBe(3);
+    expect(await f.chain.balanceOf(payTo)).toBe(amountAtomic * 4n);
+  });
+});
+
 describe("a stuck batch transaction", () => {
   const f = usePaymentFixture({
     label: "batched_stuck",
