@@ -184,7 +184,10 @@ export class SettlementEngine {
    */
   private async sendBatch(items: readonly PendingSigning[]): Promise<SentSettlement[]> {
     const signed = await this.persistSigned(items);
-    if (signed.length > 1) this.deps.log.info({ settlements: signed.length, txHash: signed[0]!.txHash }, "settlements batched into one transaction");
+    if (signed.length > 1) {
+      this.deps.log.info({ settlements: signed.length, txHash: signed[0]!.txHash }, "settlements batched into one transaction");
+      crashPoint("after-batch-sign");
+    }
     crashPoint("after-sign");
     const sent = signed.length > 0 ? await this.broadcastSigned(signed) : [];
     return items.map((item) => sent.find((entry) => entry.kind !== "not-ours" && entry.row.id === item.row.id) ?? { kind: "not-ours" as const });
