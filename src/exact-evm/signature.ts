@@ -1,4 +1,5 @@
 import { parseErc6492Signature, parseSignature, recoverAddress, size, type Address, type Hex } from "viem";
+import { LruCache } from "./lru-cache.js";
 
 /** secp256k1 group order / 2: an `s` above it is the malleated twin of a valid signature (EIP-2). */
 const secp256k1HalfOrder = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
@@ -8,6 +9,15 @@ export type SignatureKind = "ecdsa" | "smart-wallet";
 export function signatureKind(signature: Hex): SignatureKind {
   return size(signature) === 65 ? "ecdsa" : "smart-wallet";
 }
+
+/**
+ * Signers already recovered, by digest ‖ signature. Recovery is a pure function of those bytes, so a
+ * hit is always the right answer; it saves the most expensive step of verify (JS secp256k1, several
+ * ms) when the same payment is verified again or verified and then settled. Only signatures that
+ * passed every check below are stored, so a hit implies them. 10k entries of ~200 bytes of key.
+ */
+export const recoveredSignersMax = 10_000;
+const recoveredSigners = new LruCache<string, Address>(recoveredSignersMax);
 
 export type EcdsaCheck =
   | { ok: true; signer: Address }
@@ -19,6 +29,9 @@ export type EcdsaCheck =
  * malleated copy must never look like a second, different payment.
  */
 export async function checkEcdsaSignature(digest: Hex, signature: Hex): Promise<EcdsaCheck> {
+  const cacheKey = `${digest}${signature}`;
+  const known = recoveredSigners.get(cacheKey);
+  if (known !== undefined) return { ok: true, signer: known };
   let parsed: ReturnType<typeof parseSignature>;
   try {
     parsed = parseSignature(signature);
@@ -28,11 +41,14 @@ export async function checkEcdsaSignature(digest: Hex, signature: Hex): Promise<
   if (BigInt(parsed.s) > secp256k1HalfOrder) return { ok: false, message: "signature has a high s value (malleable); sign again with low s" };
   const v = Number(`0x${signature.slice(130, 132)}`);
   if (![0, 1, 27, 28].includes(v)) return { ok: false, message: `signature v byte ${v} is not 27 or 28` };
+  let signer: Address;
   try {
-    return { ok: true, signer: await recoverAddress({ hash: digest, signature }) };
+    signer = await recoverAddress({ hash: digest, signature });
   } catch (error) {
     return { ok: false, message: `signature does not recover: ${(error as Error).message.split("\n")[0]}` };
   }
+  recoveredSigners.set(cacheKey, signer);
+  return { ok: true, signer };
 }
 
 /** ERC-6492 wrapper info, when the signature carries a factory deployment for a counterfactual wallet. */

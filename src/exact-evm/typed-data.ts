@@ -1,5 +1,6 @@
-import { hashTypedData, type Address, type TypedDataDomain } from "viem";
+import { concat, domainSeparator, encodeAbiParameters, keccak256, toHex, type Address, type Hex, type TypedDataDomain } from "viem";
 import type { Authorization } from "../protocol/types.js";
+import { LruCache } from "./lru-cache.js";
 
 export const transferWithAuthorizationTypes = {
   TransferWithAuthorization: [
@@ -35,10 +36,61 @@ export function transferAuthorizationTypedData(domain: Eip712TokenDomain, author
   };
 }
 
+/** keccak256 of the EIP-712 type string; what hashStruct puts first. */
+export const transferWithAuthorizationTypeHash = keccak256(
+  toHex("TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"),
+);
+
+const structParameters = [
+  { type: "bytes32" },
+  { type: "address" },
+  { type: "address" },
+  { type: "uint256" },
+  { type: "uint256" },
+  { type: "uint256" },
+  { type: "bytes32" },
+] as const;
+
+/**
+ * Domain separators by (chainId, verifyingContract, name, version). Domains come from the
+ * configured assets, so a handful exist; the bound only guards against a surprise.
+ */
+const domainSeparatorEntriesMax = 256;
+const domainSeparators = new LruCache<string, Hex>(domainSeparatorEntriesMax);
+
+export function cachedDomainSeparator(domain: Eip712TokenDomain): Hex {
+  // JSON keeps the key unambiguous whatever characters the name or version hold.
+  const key = JSON.stringify([domain.chainId, domain.verifyingContract.toLowerCase(), domain.name, domain.version]);
+  let separator = domainSeparators.get(key);
+  if (separator === undefined) {
+    separator = domainSeparator({ domain });
+    domainSeparators.set(key, separator);
+  }
+  return separator;
+}
+
 /**
  * The EIP-712 digest the payer signed. It names the payment independently of the signature bytes,
  * so a malleated copy of a signature is recognised as the same payment.
+ *
+ * Equal to viem's hashTypedData(transferAuthorizationTypedData(domain, authorization)) (unit-tested
+ * on random inputs), built from the same viem primitives with the domain separator cached:
+ * keccak256(0x1901 ‖ domainSeparator ‖ keccak256(abi.encode(typeHash, from, to, value, validAfter,
+ * validBefore, nonce))). About 3–4× cheaper than hashTypedData, which re-derives the domain and the
+ * type encoding on every call. encodeAbiParameters still validates every field (address, uint256
+ * range, bytes32 size) and throws on a bad one, as hashTypedData does.
  */
-export function authorizationDigest(domain: Eip712TokenDomain, authorization: Authorization) {
-  return hashTypedData(transferAuthorizationTypedData(domain, authorization));
+export function authorizationDigest(domain: Eip712TokenDomain, authorization: Authorization): Hex {
+  const structHash = keccak256(
+    encodeAbiParameters(structParameters, [
+      transferWithAuthorizationTypeHash,
+      authorization.from,
+      authorization.to,
+      authorization.valueAtomic,
+      authorization.validAfterSeconds,
+      authorization.validBeforeSeconds,
+      authorization.nonce,
+    ]),
+  );
+  return keccak256(concat(["0x1901", cachedDomainSeparator(domain), structHash]));
 }
