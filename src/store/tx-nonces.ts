@@ -1,8 +1,10 @@
-import { and, asc, eq, gte, inArray, lt, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, lt, sql, TransactionRollbackError } from "drizzle-orm";
 import type { Hex } from "viem";
 import { allowedPredecessors } from "../settlement/transitions.js";
 import type { Database } from "./db.js";
 import { releasedNonces, settlements, signerNonces, type SettlementRow } from "./schema.js";
+
+type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
 
 export interface SignedTransaction {
   rawTx: Hex;
@@ -38,38 +40,14 @@ export interface SignedSettlementTransaction extends SignedTransaction {
  */
 export async function allocateNonceAndPersistSigned(db: Database, input: AllocateInput): Promise<SettlementRow[]> {
   const signer = input.signer.toLowerCase();
+  // Round trips matter here: everything between the lock and the commit serialises the signer.
   return db.transaction(async (tx) => {
-    await tx.insert(signerNonces).values({ chainId: input.chainId, address: signer, nextNonce: input.chainPendingNonce }).onConflictDoNothing();
-    const [counter] = await tx
-      .select()
-      .from(signerNonces)
-      .where(and(eq(signerNonces.chainId, input.chainId), eq(signerNonces.address, signer)))
-      .for("update");
-    if (!counter) throw new Error(`signer_nonces row for ${signer} vanished under lock`);
-    // Lock the rows before signing, so the transaction holds calls only for rows we still own.
-    const claimed = await tx
-      .select({ id: settlements.id })
-      .from(settlements)
-      .where(and(inArray(settlements.id, [...input.settlementIds]), inArray(settlements.status, [...allowedPredecessors.signed])))
-      .orderBy(asc(settlements.id))
-      .for("update");
-    if (claimed.length === 0) return [];
-    const claimedIds = input.settlementIds.filter((id) => claimed.some((row) => row.id === id));
-    const signerWhere = and(eq(releasedNonces.chainId, input.chainId), eq(releasedNonces.address, signer));
-    // Released nonces below the chain's pending nonce were filled by someone else: drop them.
-    await tx.delete(releasedNonces).where(and(signerWhere, lt(releasedNonces.nonce, input.chainPendingNonce)));
-    const [hole] = await tx
-      .select()
-      .from(releasedNonces)
-      .where(and(signerWhere, gte(releasedNonces.nonce, input.chainPendingNonce), lt(releasedNonces.nonce, counter.nextNonce)))
-      .orderBy(asc(releasedNonces.nonce))
-      .limit(1);
-    const txNonce = hole ? hole.nonce : Math.max(counter.nextNonce, input.chainPendingNonce);
-    if (hole) {
-      await tx.delete(releasedNonces).where(and(signerWhere, eq(releasedNonces.nonce, hole.nonce)));
-    } else {
-      await tx.update(signerNonces).set({ nextNonce: txNonce + 1, updatedAt: sql`now()` }).where(and(eq(signerNonces.chainId, input.chainId), eq(signerNonces.address, signer)));
-    }
+    const batch = input.settlementIds.length > 1;
+    // A batch must know before signing which rows it may still carry; one row is simply checked
+    // by the guarded UPDATE below (and the transaction rolled back if the claim was taken away).
+    const claimedIds = batch ? await lockClaimedRows(tx, input.settlementIds) : input.settlementIds;
+    if (claimedIds.length === 0) return [];
+    const txNonce = await takeTxNonce(tx, input.chainId, signer, input.chainPendingNonce);
     const signed = await input.sign(txNonce, claimedIds);
     const rows = await tx
       .update(settlements)
@@ -83,12 +61,56 @@ export async function allocateNonceAndPersistSigned(db: Database, input: Allocat
         txSettlements: claimedIds.length,
         updatedAt: sql`now()`,
       })
-      .where(and(inArray(settlements.id, claimedIds), inArray(settlements.status, [...allowedPredecessors.signed])))
+      .where(and(inArray(settlements.id, [...claimedIds]), inArray(settlements.status, [...allowedPredecessors.signed])))
       .returning();
-    // The rows are locked: all of them move, or the signed transaction must not exist.
+    if (!batch && rows.length === 0) tx.rollback(); // the claim was taken away: no transaction, the nonce goes back
+    // Locked rows: all of them move, or the signed transaction must not exist.
     if (rows.length !== claimedIds.length) throw new Error(`persisted ${rows.length} of ${claimedIds.length} locked settlement rows`);
     return claimedIds.map((id) => rows.find((row) => row.id === id)!);
+  }).catch((error: unknown) => {
+    if (error instanceof TransactionRollbackError) return [];
+    throw error;
   });
+}
+
+async function lockClaimedRows(tx: Transaction, ids: readonly string[]): Promise<string[]> {
+  const claimed = await tx
+    .select({ id: settlements.id })
+    .from(settlements)
+    .where(and(inArray(settlements.id, [...ids]), inArray(settlements.status, [...allowedPredecessors.signed])))
+    .orderBy(asc(settlements.id))
+    .for("update");
+  return ids.filter((id) => claimed.some((row) => row.id === id));
+}
+
+/**
+ * Two statements under the signer's row lock: lock (creating the counter at the chain's pending
+ * nonce the first time), then take the lowest handed-back nonce at or above the chain's pending
+ * nonce — or, with none, the counter's next one — dropping handed-back nonces the chain has passed.
+ */
+async function takeTxNonce(tx: Transaction, chainId: number, signer: string, chainPendingNonce: number): Promise<number> {
+  await tx.execute(sql`
+    insert into signer_nonces (chain_id, address, next_nonce) values (${chainId}, ${signer}, ${chainPendingNonce})
+    on conflict (chain_id, address) do update set next_nonce = signer_nonces.next_nonce
+    returning next_nonce`);
+  const taken = await tx.execute<{ nonce: string }>(sql`
+    with dropped as (
+      delete from released_nonces where chain_id = ${chainId} and address = ${signer} and nonce < ${chainPendingNonce}
+    ), hole as (
+      delete from released_nonces
+      where chain_id = ${chainId} and address = ${signer} and nonce = (
+        select min(r.nonce) from released_nonces r, signer_nonces s
+        where r.chain_id = ${chainId} and r.address = ${signer} and r.nonce >= ${chainPendingNonce}
+          and s.chain_id = r.chain_id and s.address = r.address and r.nonce < s.next_nonce)
+      returning nonce
+    ), bumped as (
+      update signer_nonces set next_nonce = greatest(next_nonce, ${chainPendingNonce}) + 1, updated_at = now()
+      where chain_id = ${chainId} and address = ${signer} and not exists (select 1 from hole)
+      returning next_nonce - 1 as nonce
+    )
+    select nonce from hole union all select nonce from bumped`);
+  if (taken.rows.length !== 1) throw new Error(`expected one tx nonce for ${signer} on chain ${chainId}, got ${taken.rows.length}`);
+  return Number(taken.rows[0]!.nonce);
 }
 
 /**

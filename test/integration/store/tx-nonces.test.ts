@@ -1,0 +1,124 @@
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { keccak256, type Hex } from "viem";
+import { defaultLimits } from "../../../src/config.js";
+import { openDatabase, type DatabaseHandle } from "../../../src/store/db.js";
+import { runMigrations } from "../../../src/store/migrate.js";
+import { SettlementsRepository } from "../../../src/store/settlements-repo.js";
+import { allocateNonceAndPersistSigned, releaseNonce } from "../../../src/store/tx-nonces.js";
+import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
+
+/** The tx-nonce allocator against real Postgres: one nonce per transaction, holes reused, never twice. */
+const chainId = 84532;
+let database: TestDatabase;
+let handles: DatabaseHandle[] = [];
+let repo: SettlementsRepository;
+
+beforeAll(async () => {
+  database = await createTestDatabase("tx_nonces");
+  await runMigrations(database.url);
+  handles = [openDatabase(database.url, defaultLimits), openDatabase(database.url, defaultLimits)];
+  repo = new SettlementsRepository(handles[0]!.db);
+});
+
+afterAll(async () => {
+  for (const handle of handles) await handle.close();
+  await database?.drop();
+});
+
+const newSigner = () => `0x${randomBytes(20).toString("hex")}`;
+
+async function claimRow(): Promise<string> {
+  const row = await repo.claim({
+    chainId,
+    asset: "0x036cbd53842c5426634e7929541ec2318f3dcf7e",
+    payer: newSigner(),
+    nonce: `0x${randomBytes(32).toString("hex")}`,
+    payTo: newSigner(),
+    valueAtomic: 1n,
+    validAfterSeconds: 0n,
+    validBeforeSeconds: 9_999_999_999n,
+    authorizationDigest: `0x${randomBytes(32).toString("hex")}`,
+    signature: "0x00",
+    x402Version: 2,
+    network: "eip155:84532",
+    leaseMs: 60_000,
+  });
+  return row!.id;
+}
+
+/** Allocates for fresh rows; the "signature" is fake bytes: this is about nonces and rows, not chains. */
+async function allocate(signer: string, chainPendingNonce: number, ids?: string[], handle = handles[0]!) {
+  const settlementIds = ids ?? [await claimRow()];
+  const signedWith: number[] = [];
+  const rows = await allocateNonceAndPersistSigned(handle.db, {
+    chainId,
+    signer,
+    chainPendingNonce,
+    settlementIds,
+    sign: async (txNonce) => {
+      signedWith.push(txNonce);
+      const rawTx: Hex = `0x${randomBytes(16).toString("hex")}`;
+      return { rawTx, txHash: keccak256(rawTx), gasLimit: 100_000n };
+    },
+  });
+  return { rows, signedWith, nonce: rows[0]?.txNonce };
+}
+
+describe("allocateNonceAndPersistSigned", () => {
+  it("starts at the chain's pending nonce and counts up, one nonce per transaction", async () => {
+    const signer = newSigner();
+    expect((await allocate(signer, 5)).nonce).toBe(5);
+    expect((await allocate(signer, 5)).nonce).toBe(6);
+    expect((await allocate(signer, 0)).nonce).toBe(7); // a stale pending nonce never goes back
+    expect((await allocate(signer, 20)).nonce).toBe(20); // the key was used elsewhere: follow the chain
+    expect((await allocate(signer, 20)).nonce).toBe(21);
+  });
+
+  it("persists one transaction on every row of a batch, with the row count", async () => {
+    const signer = newSigner();
+    const ids = [await claimRow(), await claimRow(), await claimRow()];
+    const { rows, signedWith } = await allocate(signer, 0, ids);
+    expect(signedWith).toEqual([0]);
+    expect(rows.map((row) => row.id)).toEqual(ids);
+    expect(new Set(rows.map((row) => row.txHash)).size).toBe(1);
+    for (const row of rows) expect(row).toMatchObject({ status: "signed", txNonce: 0, txSettlements: 3, signer });
+  });
+
+  it("leaves out rows that are no longer claimed, and takes no nonce when none is", async () => {
+    const signer = newSigner();
+    const [kept, gone] = [await claimRow(), await claimRow()];
+    await repo.transition(gone, "failed", { errorReason: "unexpected_settle_error" });
+    const batch = await allocate(signer, 0, [kept, gone]);
+    expect(batch.rows.map((row) => row.id)).toEqual([kept]);
+    expect(batch.rows[0]!.txSettlements).toBe(1);
+    expect(await allocate(signer, 0, [gone, gone])).toMatchObject({ rows: [], signedWith: [] }); // a batch checks before signing
+    const lone = await claimRow();
+    await repo.transition(lone, "failed", { errorReason: "unexpected_settle_error" });
+    expect((await allocate(signer, 0, [lone])).rows).toEqual([]); // one row: signed, then rolled back by the guarded UPDATE
+    expect((await allocate(signer, 0)).nonce).toBe(1); // nothing was consumed by the refused allocations
+  });
+
+  it("reuses a handed-back nonce first (lowest first), and forgets those the chain has passed", async () => {
+    const signer = newSigner();
+    for (let i = 0; i < 5; i++) await allocate(signer, 0); // 0..4 taken
+    await releaseNonce(handles[0]!.db, { chainId, signer, txNonce: 1 });
+    await releaseNonce(handles[0]!.db, { chainId, signer, txNonce: 3 });
+    await releaseNonce(handles[0]!.db, { chainId, signer, txNonce: 4 }); // the last one: simply un-taken
+    expect((await allocate(signer, 0)).nonce).toBe(1);
+    expect((await allocate(signer, 0)).nonce).toBe(3);
+    expect((await allocate(signer, 0)).nonce).toBe(4);
+    expect((await allocate(signer, 0)).nonce).toBe(5);
+    await releaseNonce(handles[0]!.db, { chainId, signer, txNonce: 2 });
+    expect((await allocate(signer, 3)).nonce).toBe(6); // the chain is past 2: someone filled it
+    const left = await withPgClient(database.url, async (c) => (await c.query("select nonce from released_nonces where address = $1", [signer])).rows);
+    expect(left).toEqual([]);
+  });
+
+  it("never hands one nonce out twice under concurrency from two pools (two instances)", async () => {
+    const signer = newSigner();
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => allocate(signer, 0, undefined, handles[i % 2]!)));
+    const nonces = results.map((result) => result.nonce!).sort((a, b) => a - b);
+    expect(nonces).toEqual(Array.from({ length: 40 }, (_, i) => i));
+  });
+});
