@@ -4,6 +4,7 @@ import { nowSeconds, type Clock } from "../clock.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest, Rejection } from "../protocol/types.js";
 import { readChainState, readTokenDomain, type ChainState } from "./chain-state.js";
+import { readVerifyChainState } from "./verify-chain-state.js";
 import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "./checks.js";
 import { checkPayerSignature } from "./payer-signature.js";
 import { isRejection, resolvePayment, type ResolvedPayment } from "./resolve.js";
@@ -28,7 +29,8 @@ export type VerifyResult =
 
 /**
  * The checks of design.md §2, cheapest first: configuration, binding, terms and window (pure),
- * then the signature (local for ECDSA), then one chain round trip and one Postgres query in parallel.
+ * then the signature (local for ECDSA), then one chain round trip (a Multicall3 eth_call, or the
+ * per-block cache of verify-chain-state.ts) and one Postgres query in parallel.
  */
 export async function verifyExactEvm(request: PaymentRequest, context: VerifyContext, options: VerifyOptions): Promise<VerifyResult> {
   const resolved = resolvePayment(request, (chainId) => context.chains.get(chainId)?.config);
@@ -41,10 +43,14 @@ export async function verifyExactEvm(request: PaymentRequest, context: VerifyCon
   if (!signature.ok) return { valid: false, rejection: signature.rejection, payment: resolved };
   const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
 
-  const [chainState, claimed] = await Promise.all([
-    readChainState(client, payment, { simulate: options.simulate, simulationAccount: context.simulationAccount }),
+  const readOptions = { simulate: options.simulate, simulationAccount: context.simulationAccount };
+  const [read, claimed] = await Promise.all([
+    options.simulate ? readVerifyChainState(client, payment, readOptions) : readChainState(client, payment, readOptions).then((state) => ({ state, cached: false })),
     context.isClaimed ? context.isClaimed(payment) : Promise.resolve(false),
   ]);
+  // Claimed here: the chain may have moved since a cached read (our own settlement, mined since), and
+  // "used on chain" outranks "being settled" in the answer. A fresh read keeps the answer as it was.
+  const chainState = claimed && read.cached ? await readChainState(client, payment, readOptions) : read.state;
   const rejection = await judgeChainState(payment, chainState, claimed, client);
   if (rejection) return { valid: false, rejection, payment };
   return { valid: true, payment, chainState };
