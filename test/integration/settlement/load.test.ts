@@ -13,23 +13,12 @@ import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
  * that share one database and the same three signer keys (tx nonces must be coordinated through
  * Postgres), on Anvil with automine. Requests go over HTTP, alternating between the instances.
  *
- * Limits: DB pool 20 per instance and 6000 req/min per IP are the defaults and do not get in the
- * way. Set explicitly, because the defaults made a third to a half of the payments fail with 503
- * on this shared 2-CPU box (clean 503s: nothing claimed or sent; see the regression test in the
- * second describe below for the one case where the tx had already been broadcast):
- * - IN_FLIGHT_PER_SIGNER_MAX 6 (default 64). Every settlement in allocateNonceAndPersistSigned
- *   holds a pooled connection while it waits for its signer's row lock, and the lock is held over
- *   ~7 round trips + signing, each slowed by the busy event loop. With 64 slots per key, up to
- *   2 × 192 settlements queued on three locks, filled both pools, and the other queries waited more
- *   than the pool's 5 s connect timeout. 16 passed alone but not next to the other files.
- * - DB_STATEMENT_TIMEOUT_MS 15 s (default 5 s): `select … for update` on signer_nonces still hit
- *   5 s while the machine was busy.
- * - SETTLE_BUDGET_MS 45 s (default 20 s). A request queued for a signer slot waits at most its
- *   budget, then gets a clean 503. The whole burst has to drain within one budget, and on this
- *   shared box throughput swung between ~35 and ~18 payments/s (about 28 s for 500).
- * Both instances in ONE process (startTestFacilitator) passed alone at ~30 payments/s, but one
- * starved event loop made the first 250 queries per instance wait > 5 s for a connection next to
- * the other test files; two processes is also what a deployment looks like.
+ * Limits: all defaults (DB pool 20 per instance, 64 in flight per signer, 5 s statement timeout,
+ * 20 s settle budget). An earlier version needed IN_FLIGHT_PER_SIGNER_MAX 6, a 15 s statement
+ * timeout and a 45 s budget on this shared 2-CPU box: every queued settlement held a pooled
+ * connection while it waited for its signer's row lock, and the lock was held over ~9 round trips.
+ * Now waiters queue in-process (one per signer on the Postgres lock) and the lock covers 2
+ * statements + signing + 1 UPDATE.
  */
 const payments = 500;
 const payer = addressOf(keys.payer);
@@ -37,7 +26,7 @@ const payTo = addressOf(keys.payTo);
 const signerKeys = [keys.facilitator, keys.facilitator2, keys.facilitator3];
 const signers = signerKeys.map(addressOf);
 const amountAtomic = 1_000n;
-const limits = { IN_FLIGHT_PER_SIGNER_MAX: 6, DB_STATEMENT_TIMEOUT_MS: 15_000, SETTLE_BUDGET_MS: 45_000, RECONCILE_INTERVAL_MS: 1_000 };
+const limits = { RECONCILE_INTERVAL_MS: 1_000 };
 
 let chain: TestChain;
 let database: TestDatabase;
@@ -129,7 +118,7 @@ describe("settlement under load", () => {
 
     const throughput = payments / (wallMs / 1000);
     console.log(
-      `[load] ${payments} payments over HTTP, 2 instance processes (1 DB, pool 20 each, ${limits.IN_FLIGHT_PER_SIGNER_MAX} in flight per signer, statement timeout ${limits.DB_STATEMENT_TIMEOUT_MS} ms), 3 signers [${perSigner.join(", ")}], Anvil automine: ` +
+      `[load] ${payments} payments over HTTP, 2 instance processes (1 DB, default limits), 3 signers [${perSigner.join(", ")}], Anvil automine: ` +
         `wall ${Math.round(wallMs)} ms, ${throughput.toFixed(1)} payments/s (signing ${signMs} ms); ${payments} confirmed, 0 duplicates, 0 failures`,
     );
     expect(wallMs).toBeLessThan(60_000);
@@ -138,11 +127,11 @@ describe("settlement under load", () => {
 
 /**
  * Regression (found by the load test above with default limits): once sendRawTransaction accepted
- * the transaction, a Postgres failure in the next step (`repo.markBroadcast`, here the pool's
+ * the transaction, a Postgres failure in the next step (`repo.markBroadcastMany`, here the pool's
  * "timeout exceeded when trying to connect") used to reach the route as 503 "nothing was recorded or
  * sent" with transaction "" — although the transaction paid the payee (pitfall 3). Now any failure
  * after a possible broadcast answers settlement_pending with the hash, and the identical retry
- * reconciles. Reproduced deterministically by making markBroadcast fail the way the pool does.
+ * reconciles. Reproduced deterministically by making markBroadcastMany fail the way the pool does.
  */
 describe("a Postgres failure right after the broadcast (seen under load)", () => {
   let bugDatabase: TestDatabase;
@@ -158,12 +147,12 @@ describe("a Postgres failure right after the broadcast (seen under load)", () =>
     await bugDatabase?.drop();
   });
 
-  /** Settles one payment while markBroadcast fails once like an exhausted pool; returns the answer and the on-chain truth. */
+  /** Settles one payment while markBroadcastMany fails once like an exhausted pool; returns the answer and the on-chain truth. */
   async function settleWithPoolTimeoutAfterBroadcast() {
     const repo = facilitator.services.settlements;
-    const original = repo.markBroadcast.bind(repo);
-    repo.markBroadcast = async () => {
-      repo.markBroadcast = original;
+    const original = repo.markBroadcastMany.bind(repo);
+    repo.markBroadcastMany = async () => {
+      repo.markBroadcastMany = original;
       throw new Error("timeout exceeded when trying to connect"); // what pg-pool throws when no connection frees up in time
     };
     await chain.mint(payer, amountAtomic);
@@ -173,7 +162,7 @@ describe("a Postgres failure right after the broadcast (seen under load)", () =>
     );
     const nonce = body.paymentPayload.payload.authorization.nonce;
     const response = await facilitator.app.inject({ method: "POST", url: "/settle", payload: body });
-    repo.markBroadcast = original;
+    repo.markBroadcastMany = original;
     const [row] = await withPgClient(bugDatabase.url, async (client) => (await client.query("select * from settlements where nonce = $1", [nonce.toLowerCase()])).rows);
     const used = await chain.publicClient.getContractEvents({ address: chain.token, abi: eip3009Abi, eventName: "AuthorizationUsed", args: { authorizer: payer, nonce }, fromBlock: 0n });
     return { body, answer: { status: response.statusCode, body: response.json() as Record<string, any> }, row, used };
