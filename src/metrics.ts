@@ -10,6 +10,8 @@ export interface Metrics {
   reconcilerAction(action: ReconcilerAction, count?: number): void;
   rpcError(network: string, url: string): void;
   signerCannotPay(signer: string): void;
+  /** Settlements carried by one settlement transaction as it is signed (1 without batching). */
+  observeSettlementTransaction(settlements: number): void;
   /** Gauges read on each scrape (bounded: collectors must answer quickly or give up). */
   onScrape(collect: (gauges: ScrapeGauges) => Promise<void>): void;
   /**
@@ -42,6 +44,12 @@ export function createMetrics(): Metrics {
   const reconciler = new Counter({ name: "x402_reconciler_actions_total", help: "What the background watcher did to unfinished settlements", labelNames: ["action"], registers: [registry] });
   const rpcErrors = new Counter({ name: "x402_rpc_errors_total", help: "RPC requests answered with an HTTP error, per network and URL", labelNames: ["network", "url"], registers: [registry] });
   const cannotPay = new Counter({ name: "x402_signer_cannot_pay_total", help: "Settlements refused because a signer could not pay gas or fees were above the cap", labelNames: ["signer"], registers: [registry] });
+  const settlementsPerTx = new Histogram({
+    name: "x402_settlements_per_transaction",
+    help: "Settlements carried by each signed settlement transaction (SETTLE_BATCH_MAX > 1 batches those queued for one signer)",
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [registry],
+  });
   const collectors: Array<(gauges: ScrapeGauges) => Promise<void>> = [];
   const gauges: ScrapeGauges = {
     unfinishedSettlements: new Gauge({ name: "x402_settlements_unfinished", help: "Settlement rows not yet final, by status", labelNames: ["status"], registers: [registry] }),
@@ -66,6 +74,7 @@ export function createMetrics(): Metrics {
     reconcilerAction: (action, count = 1) => reconciler.inc({ action }, count),
     rpcError: (network, url) => rpcErrors.inc({ network, url }),
     signerCannotPay: (signer) => cannotPay.inc({ signer }),
+    observeSettlementTransaction: (settlements) => settlementsPerTx.observe(settlements),
     onScrape: (collect) => collectors.push(collect),
     render: async () => {
       await Promise.all(collectors.map((collect) => collect(gauges).catch(() => undefined)));

@@ -38,7 +38,7 @@ export interface SettlementEngineDeps {
   clock: Clock;
   limits: Limits;
   log: Logger;
-  metrics?: Pick<Metrics, "signerCannotPay">;
+  metrics?: Pick<Metrics, "signerCannotPay" | "observeSettlementTransaction">;
 }
 
 /** A claimed, simulated settlement waiting for its signer to take a tx nonce. */
@@ -194,9 +194,9 @@ export class SettlementEngine {
   }
 
   /** Takes one tx nonce and persists one signed transaction for the items' rows still claimed. */
-  private persistSigned(items: readonly PendingSigning[]): Promise<SettlementRow[]> {
+  private async persistSigned(items: readonly PendingSigning[]): Promise<SettlementRow[]> {
     const { account, chainId } = items[0]!;
-    return allocateNonceAndPersistSigned(this.deps.db, {
+    const signed = await allocateNonceAndPersistSigned(this.deps.db, {
       chainId,
       signer: account.address,
       chainPendingNonce: Math.max(...items.map((item) => item.prepared.chainPendingNonce)),
@@ -207,6 +207,8 @@ export class SettlementEngine {
         return { ...signed, gasLimit: transaction.gasLimit };
       },
     });
+    if (signed.length > 0) this.deps.metrics?.observeSettlementTransaction(signed.length);
+    return signed;
   }
 
   /**

@@ -60,6 +60,10 @@ describe("batched settlement (SETTLE_BATCH_MAX=16)", () => {
       expect(row).toMatchObject({ status: "confirmed", tx_settlements: rows.length, settled_tx_hash: batchHash, success_answered: true });
       expect(BigInt(row.gas_used)).toBe(perSettlementGas); // the sponsor's cost is shared, not counted once per row
     }
+    // Operators see the batches: 4 transactions so far carried 1, 1, 1 and 8 settlements.
+    const metrics = await f.facilitator.services.metrics.render();
+    expect(metrics).toContain("x402_settlements_per_transaction_sum 11");
+    expect(metrics).toContain("x402_settlements_per_transaction_count 4");
     // A second settle of a batched payment is a duplicate with the batch's hash, and sends nothing.
     const again = await settle(f, payments[1]!);
     expect(again).toMatchObject({ success: false, errorReason: "duplicate_settlement" });
