@@ -58,9 +58,13 @@ const structParameters = [
 const domainSeparatorEntriesMax = 256;
 const domainSeparators = new LruCache<string, Hex>(domainSeparatorEntriesMax);
 
+/** JSON keeps the key unambiguous whatever characters the name or version hold. */
+function domainKey(domain: Eip712TokenDomain): string {
+  return JSON.stringify([domain.chainId, domain.verifyingContract.toLowerCase(), domain.name, domain.version]);
+}
+
 export function cachedDomainSeparator(domain: Eip712TokenDomain): Hex {
-  // JSON keeps the key unambiguous whatever characters the name or version hold.
-  const key = JSON.stringify([domain.chainId, domain.verifyingContract.toLowerCase(), domain.name, domain.version]);
+  const key = domainKey(domain);
   let separator = domainSeparators.get(key);
   if (separator === undefined) {
     separator = domainSeparator({ domain });
@@ -81,6 +85,24 @@ export function cachedDomainSeparator(domain: Eip712TokenDomain): Hex {
  * range, bytes32 size) and throws on a bad one, as hashTypedData does.
  */
 export function authorizationDigest(domain: Eip712TokenDomain, authorization: Authorization): Hex {
+  // After the domain's JSON (which ends in "]"), every field has a fixed alphabet: unambiguous.
+  const key = `${domainKey(domain)}${authorization.from}|${authorization.to}|${authorization.valueAtomic}|${authorization.validAfterSeconds}|${authorization.validBeforeSeconds}|${authorization.nonce}`;
+  let digest = digests.get(key);
+  if (digest === undefined) {
+    digest = computeAuthorizationDigest(domain, authorization);
+    digests.set(key, digest);
+  }
+  return digest;
+}
+
+/**
+ * Digests already computed (two keccak256 and an ABI encoding each): a payment verified again, or
+ * verified and then settled, is hashed once. Pure, so always right; bounded like the signer memo.
+ */
+export const authorizationDigestsMax = 10_000;
+const digests = new LruCache<string, Hex>(authorizationDigestsMax);
+
+function computeAuthorizationDigest(domain: Eip712TokenDomain, authorization: Authorization): Hex {
   const structHash = keccak256(
     encodeAbiParameters(structParameters, [
       transferWithAuthorizationTypeHash,
