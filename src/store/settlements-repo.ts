@@ -29,60 +29,53 @@ export function normalizeKey(key: AuthorizationKey): AuthorizationKey {
   return { chainId: key.chainId, asset: key.asset.toLowerCase(), payer: key.payer.toLowerCase(), nonce: key.nonce.toLowerCase() };
 }
 
-function keyWhere(key: AuthorizationKey) {
-  const k = normalizeKey(key);
-  return and(eq(settlements.chainId, k.chainId), eq(settlements.asset, k.asset), eq(settlements.payer, k.payer), eq(settlements.nonce, k.nonce));
-}
-
 /** A row that failed before anything reached the chain leaves the authorization unused: it may be claimed again. */
 const reclaimable = sql`${settlements.status} = 'failed' and ${settlements.broadcastAt} is null`;
 
-export class SettlementsRepository {
-  constructor(private readonly db: Database) {}
+const placeholder = sql.placeholder;
 
-  async findByKey(key: AuthorizationKey): Promise<SettlementRow | undefined> {
-    const [row] = await this.db.select().from(settlements).where(keyWhere(key)).limit(1);
-    return row;
-  }
-
-  async findById(id: string): Promise<SettlementRow | undefined> {
-    const [row] = await this.db.select().from(settlements).where(eq(settlements.id, id)).limit(1);
-    return row;
-  }
-
-  /** True when a live claim (or a broadcast) holds this authorization. */
-  async isClaimed(key: AuthorizationKey): Promise<boolean> {
-    const [row] = await this.db
+/**
+ * The statements every verify and settle runs, built once and prepared on the server: building a
+ * drizzle query costs more CPU than running it (measured: findByKey 0.9 ms CPU built per call,
+ * 0.23 ms prepared), and these run several times per payment.
+ */
+function preparedStatements(db: Database) {
+  const byKey = and(
+    eq(settlements.chainId, placeholder("chainId")),
+    eq(settlements.asset, placeholder("asset")),
+    eq(settlements.payer, placeholder("payer")),
+    eq(settlements.nonce, placeholder("nonce")),
+  );
+  const leaseUntil = sql`now() + make_interval(secs => ${placeholder("leaseSeconds")}::double precision)`;
+  const fresh = {
+    chainId: placeholder("chainId"),
+    asset: placeholder("asset"),
+    payer: placeholder("payer"),
+    nonce: placeholder("nonce"),
+    payTo: placeholder("payTo"),
+    valueAtomic: placeholder("valueAtomic"),
+    validAfterSeconds: placeholder("validAfterSeconds"),
+    validBeforeSeconds: placeholder("validBeforeSeconds"),
+    authorizationDigest: placeholder("authorizationDigest"),
+    signature: placeholder("signature"),
+    x402Version: placeholder("x402Version"),
+    network: placeholder("network"),
+    status: "claimed" as const,
+    apiKeyId: placeholder("apiKeyId"),
+  };
+  return {
+    findByKey: db.select().from(settlements).where(byKey).limit(1).prepare("settlements_find_by_key"),
+    findById: db.select().from(settlements).where(eq(settlements.id, placeholder("id"))).limit(1).prepare("settlements_find_by_id"),
+    isClaimed: db
       .select({ id: settlements.id })
       .from(settlements)
-      .where(and(keyWhere(key), sql`not (${reclaimable})`))
-      .limit(1);
-    return row !== undefined;
-  }
-
-  /**
-   * The one atomic step that decides who settles: INSERT … ON CONFLICT. Exactly one caller gets a
-   * row back — the inserter, or the re-claimer of a row that failed before broadcast.
-   */
-  async claim(input: NewSettlement): Promise<SettlementRow | undefined> {
-    const key = normalizeKey(input);
-    const leaseUntil = sql`now() + make_interval(secs => ${input.leaseMs / 1000})`;
-    const fresh = {
-      ...key,
-      payTo: input.payTo.toLowerCase(),
-      valueAtomic: input.valueAtomic.toString(),
-      validAfterSeconds: input.validAfterSeconds.toString(),
-      validBeforeSeconds: input.validBeforeSeconds.toString(),
-      authorizationDigest: input.authorizationDigest,
-      signature: input.signature,
-      x402Version: input.x402Version,
-      network: input.network,
-      status: "claimed" as const,
-      apiKeyId: input.apiKeyId ?? null,
-    };
-    const [row] = await this.db
+      .where(and(byKey, sql`not (${reclaimable})`))
+      .limit(1)
+      .prepare("settlements_is_claimed"),
+    claim: db
       .insert(settlements)
-      .values({ ...fresh, leaseUntil })
+      // drizzle's insert types want concrete values; placeholders are bound at execute().
+      .values({ ...fresh, leaseUntil } as unknown as typeof settlements.$inferInsert)
       .onConflictDoUpdate({
         target: [settlements.chainId, settlements.asset, settlements.payer, settlements.nonce],
         set: {
@@ -95,14 +88,77 @@ export class SettlementsRepository {
           signer: null,
           txNonce: null,
           gasLimit: null,
+          txSettlements: 1,
           pendingAnswered: false,
           successAnswered: false,
           attempt: sql`${settlements.attempt} + 1`,
           updatedAt: sql`now()`,
-        },
+        } as unknown as Partial<typeof settlements.$inferInsert>,
         setWhere: reclaimable,
       })
-      .returning();
+      .returning()
+      .prepare("settlements_claim"),
+    markBroadcastMany: db
+      .update(settlements)
+      .set({
+        status: "submitted",
+        broadcastAt: sql`coalesce(${settlements.broadcastAt}, now())`,
+        lastBroadcastAt: sql`now()`,
+        updatedAt: sql`now()`,
+      })
+      .where(and(sql`${settlements.id} = any(${placeholder("ids")}::uuid[])`, inArray(settlements.status, [...allowedPredecessors.submitted])))
+      .returning()
+      .prepare("settlements_mark_broadcast_many"),
+    takeSuccessAnswer: db
+      .update(settlements)
+      .set({ successAnswered: true })
+      .where(and(eq(settlements.id, placeholder("id")), eq(settlements.status, "confirmed"), eq(settlements.successAnswered, false)))
+      .returning({ id: settlements.id })
+      .prepare("settlements_take_success_answer"),
+  };
+}
+
+export class SettlementsRepository {
+  private readonly statements: ReturnType<typeof preparedStatements>;
+
+  constructor(private readonly db: Database) {
+    this.statements = preparedStatements(db);
+  }
+
+  async findByKey(key: AuthorizationKey): Promise<SettlementRow | undefined> {
+    const [row] = await this.statements.findByKey.execute({ ...normalizeKey(key) });
+    return row;
+  }
+
+  async findById(id: string): Promise<SettlementRow | undefined> {
+    const [row] = await this.statements.findById.execute({ id });
+    return row;
+  }
+
+  /** True when a live claim (or a broadcast) holds this authorization. */
+  async isClaimed(key: AuthorizationKey): Promise<boolean> {
+    const [row] = await this.statements.isClaimed.execute({ ...normalizeKey(key) });
+    return row !== undefined;
+  }
+
+  /**
+   * The one atomic step that decides who settles: INSERT … ON CONFLICT. Exactly one caller gets a
+   * row back — the inserter, or the re-claimer of a row that failed before broadcast.
+   */
+  async claim(input: NewSettlement): Promise<SettlementRow | undefined> {
+    const [row] = await this.statements.claim.execute({
+      ...normalizeKey(input),
+      payTo: input.payTo.toLowerCase(),
+      valueAtomic: input.valueAtomic.toString(),
+      validAfterSeconds: input.validAfterSeconds.toString(),
+      validBeforeSeconds: input.validBeforeSeconds.toString(),
+      authorizationDigest: input.authorizationDigest,
+      signature: input.signature,
+      x402Version: input.x402Version,
+      network: input.network,
+      apiKeyId: input.apiKeyId ?? null,
+      leaseSeconds: input.leaseMs / 1000,
+    });
     return row;
   }
 
@@ -128,16 +184,7 @@ export class SettlementsRepository {
 
   /** Marks every row of one broadcast transaction submitted, in one statement. */
   async markBroadcastMany(ids: readonly string[]): Promise<SettlementRow[]> {
-    return this.db
-      .update(settlements)
-      .set({
-        status: "submitted",
-        broadcastAt: sql`coalesce(${settlements.broadcastAt}, now())`,
-        lastBroadcastAt: sql`now()`,
-        updatedAt: sql`now()`,
-      })
-      .where(and(inArray(settlements.id, [...ids]), inArray(settlements.status, [...allowedPredecessors.submitted])))
-      .returning();
+    return this.statements.markBroadcastMany.execute({ ids: [...ids] });
   }
 
   /**
@@ -172,11 +219,7 @@ export class SettlementsRepository {
 
   /** One payment, one success: exactly one caller may answer success:true for a confirmed row. */
   async takeSuccessAnswer(id: string): Promise<boolean> {
-    const rows = await this.db
-      .update(settlements)
-      .set({ successAnswered: true })
-      .where(and(eq(settlements.id, id), eq(settlements.status, "confirmed"), eq(settlements.successAnswered, false)))
-      .returning({ id: settlements.id });
+    const rows = await this.statements.takeSuccessAnswer.execute({ id });
     return rows.length === 1;
   }
 
