@@ -302,13 +302,12 @@ export class SettlementEngine {
   ): Promise<{ row: SettlementRow; successClaimed: boolean }> {
     const written =
       verdict.kind === "paid"
-        ? await this.deps.repo.transition(row.id, "confirmed", {
-            ...(claimSuccess ? { successAnswered: true } : {}),
+        ? await this.deps.repo.confirm(row.id, {
+            claimSuccess,
             settledTxHash: verdict.txHash,
             blockNumber: Number(verdict.blockNumber),
             gasUsed: Number(verdict.gasUsed),
             gasCostWei: verdict.gasCostWei.toString(),
-            leaseUntil: null,
           })
         : await this.deps.repo.transition(row.id, "failed", {
             errorReason: verdict.reason,

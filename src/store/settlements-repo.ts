@@ -109,6 +109,21 @@ function preparedStatements(db: Database) {
       .where(and(sql`${settlements.id} = any(${placeholder("ids")}::uuid[])`, inArray(settlements.status, [...allowedPredecessors.submitted])))
       .returning()
       .prepare("settlements_mark_broadcast_many"),
+    confirm: db
+      .update(settlements)
+      .set({
+        status: "confirmed",
+        successAnswered: sql`${settlements.successAnswered} or ${placeholder("claimSuccess")}::boolean`,
+        settledTxHash: placeholder("settledTxHash"),
+        blockNumber: placeholder("blockNumber"),
+        gasUsed: placeholder("gasUsed"),
+        gasCostWei: placeholder("gasCostWei"),
+        leaseUntil: null,
+        updatedAt: sql`now()`,
+      } as unknown as Partial<typeof settlements.$inferInsert>)
+      .where(and(eq(settlements.id, placeholder("id")), inArray(settlements.status, [...allowedPredecessors.confirmed])))
+      .returning()
+      .prepare("settlements_confirm"),
     takeSuccessAnswer: db
       .update(settlements)
       .set({ successAnswered: true })
@@ -172,6 +187,18 @@ export class SettlementsRepository {
       .set({ ...fields, status: to, updatedAt: sql`now()` })
       .where(and(eq(settlements.id, id), inArray(settlements.status, [...allowedPredecessors[to]])))
       .returning();
+    return row;
+  }
+
+  /**
+   * The chain's verdict "paid" (guarded like transition()). With `claimSuccess` the one success
+   * answer is taken in the same UPDATE, so no duplicate request can take it in between.
+   */
+  async confirm(
+    id: string,
+    fields: { settledTxHash: string; blockNumber: number; gasUsed: number; gasCostWei: string; claimSuccess: boolean },
+  ): Promise<SettlementRow | undefined> {
+    const [row] = await this.statements.confirm.execute({ id, ...fields });
     return row;
   }
 
