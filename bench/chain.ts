@@ -30,6 +30,8 @@ const RPC_TIMEOUT_MS = 10_000;
 const RECEIPT_TIMEOUT_MS = 60_000;
 /** Receipts fetched per JSON-RPC batch. */
 const RPC_BATCH_SIZE = 100;
+/** signerGas reads every block of a burst; a burst of 500 on automine is ~500 blocks. */
+const SIGNER_GAS_BLOCKS_MAX = 5_000;
 
 /** A private key derived from a label: deterministic, and nobody else's. */
 export const keyFor = (label: string): Hex => keccak256(stringToHex(`x402-facilitator/bench/${label}`));
@@ -56,6 +58,12 @@ export interface BenchChain {
   transactionCount(account: Address): Promise<number>;
   /** gasUsed of each (mined) transaction; receipts are fetched in JSON-RPC batches. */
   gasUsed(hashes: Hash[]): Promise<bigint[]>;
+  blockNumber(): Promise<bigint>;
+  /**
+   * Every transaction `signer` got mined in blocks (fromBlock, toBlock], whatever it did (a batch, a
+   * single settlement, a reverted one, a nonce-gap filler), and their total gasUsed: what settling cost.
+   */
+  signerGas(signer: Address, fromBlockExclusive: bigint, toBlockInclusive: bigint): Promise<{ transactions: number; gasUsed: bigint }>;
   stop(): Promise<void>;
 }
 
@@ -90,6 +98,18 @@ export async function startBenchChain(options: { blockTimeSeconds?: number }): P
       // Only hashes answered with success:true come here: the facilitator saw their receipt already.
       const receipts = await Promise.all(hashes.map((hash) => publicClient.getTransactionReceipt({ hash })));
       return receipts.map((receipt) => receipt.gasUsed);
+    },
+    blockNumber: () => publicClient.getBlockNumber({ cacheTime: 0 }),
+    signerGas: async (signer, fromBlockExclusive, toBlockInclusive) => {
+      if (toBlockInclusive - fromBlockExclusive > BigInt(SIGNER_GAS_BLOCKS_MAX)) {
+        throw new Error(`signerGas over ${toBlockInclusive - fromBlockExclusive} blocks: more than ${SIGNER_GAS_BLOCKS_MAX}`);
+      }
+      const numbers: bigint[] = [];
+      for (let number = fromBlockExclusive + 1n; number <= toBlockInclusive; number += 1n) numbers.push(number);
+      const blocks = await Promise.all(numbers.map((blockNumber) => publicClient.getBlock({ blockNumber, includeTransactions: true })));
+      const own = blocks.flatMap((block) => block.transactions.filter((tx) => tx.from.toLowerCase() === signer.toLowerCase()).map((tx) => tx.hash));
+      const receipts = await Promise.all(own.map((hash) => publicClient.getTransactionReceipt({ hash })));
+      return { transactions: receipts.length, gasUsed: receipts.reduce((sum, receipt) => sum + receipt.gasUsed, 0n) };
     },
     stop: () => anvil.stop(),
   };

@@ -7,6 +7,11 @@ export interface VerifyJob {
   bodies: string[];
   connections: number;
   durationSeconds: number;
+  /**
+   * Cold mode: send exactly this many requests (durationSeconds is then ignored), each body at most
+   * once — every request a payment the facilitator has never seen. Must leave `connections` bodies spare.
+   */
+  requestCount?: number;
   /** Per-request timeout. */
   timeoutSeconds: number;
 }
@@ -24,6 +29,8 @@ export interface VerifyRun {
   non2xx: number;
   errors: number;
   timeouts: number;
+  /** Requests that had to reuse a body (bodies ran out); 0 in a proper cold run. */
+  bodiesReused: number;
 }
 
 export interface SettleJob {

@@ -4,7 +4,8 @@
  * measurements.
  *
  * - verify: autocannon (fixed duration, N connections, pipelining 1), bodies rotated per request;
- *   a response counts as valid only if it is HTTP 200 with "isValid":true.
+ *   or, cold, a fixed number of requests each with a body never sent before. A response counts as
+ *   valid only if it is HTTP 200 with "isValid":true.
  * - settle: every body sent at once with fetch, each timed on its own (one payment settles once,
  *   so a duration-based loop does not fit).
  */
@@ -13,12 +14,15 @@ import type { JobReply, JobRequest, SettleAnswer, SettleJob, SettleRun, VerifyJo
 
 async function runVerify(job: VerifyJob): Promise<VerifyRun> {
   if (job.bodies.length === 0) throw new Error("verify job without bodies");
+  if (job.requestCount !== undefined && job.requestCount + job.connections > job.bodies.length) {
+    throw new Error(`cold verify: ${job.requestCount} requests need ${job.requestCount + job.connections} distinct bodies, got ${job.bodies.length}`);
+  }
   let next = 0;
   const result = await autocannon({
     url: job.url,
     connections: job.connections,
     pipelining: 1,
-    duration: job.durationSeconds,
+    ...(job.requestCount === undefined ? { duration: job.durationSeconds } : { amount: job.requestCount }),
     timeout: job.timeoutSeconds,
     headers: { "content-type": "application/json" },
     requests: [
@@ -48,6 +52,7 @@ async function runVerify(job: VerifyJob): Promise<VerifyRun> {
     non2xx,
     errors: result.errors,
     timeouts: result.timeouts,
+    bodiesReused: job.requestCount === undefined ? 0 : Math.max(0, next - job.bodies.length),
   };
 }
 

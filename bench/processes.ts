@@ -40,7 +40,7 @@ export interface ChildService {
 function childEnv(own: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of Object.keys(env)) {
-    if (/^(NETWORKS|RPC_URLS_\d+|AUTH|ALLOWED_PAY_TO|MAX_AMOUNT_ATOMIC|NODE_OPTIONS)$/.test(name)) delete env[name];
+    if (/^(NETWORKS|RPC_URLS_\d+|AUTH|ALLOWED_PAY_TO|MAX_AMOUNT_ATOMIC|SETTLE_BATCH_MAX|NODE_OPTIONS)$/.test(name)) delete env[name];
   }
   return { ...env, ...own };
 }
@@ -128,6 +128,10 @@ export interface OursOptions {
   startTimeoutMs: number;
   /** Writes a V8 CPU profile into this directory when the process exits (--cpu-prof). */
   cpuProfileDir?: string;
+  /** Default "ours"; e.g. "ours-batched" for the variant started with SETTLE_BATCH_MAX. */
+  name?: string;
+  /** More environment for the process, e.g. { SETTLE_BATCH_MAX: "64" }. */
+  extraEnv?: Record<string, string>;
 }
 
 /** This repository's facilitator, exactly as production runs it: `src/cli.ts serve`. */
@@ -145,7 +149,7 @@ export async function startOurFacilitator(options: OursOptions): Promise<ChildSe
   await writeFile(options.configPath, `${JSON.stringify(config, null, 2)}\n`);
   const port = await freePort();
   return spawnService({
-    name: "ours",
+    name: options.name ?? "ours",
     args: ["src/cli.ts", "serve"],
     url: `http://127.0.0.1:${port}`,
     startTimeoutMs: options.startTimeoutMs,
@@ -158,6 +162,7 @@ export async function startOurFacilitator(options: OursOptions): Promise<ChildSe
       PORT: String(port),
       LOG_LEVEL: "warn",
       RATE_LIMIT_PER_MINUTE: "10000000",
+      ...options.extraEnv,
     },
   });
 }

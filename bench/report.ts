@@ -1,11 +1,20 @@
 /** Result shapes of the benchmark, the ratios (ours / reference) and the printed table. */
 import { cpus, loadavg, totalmem } from "node:os";
 
-/** "reference-nm": the reference with viem's nonceManager on its signer (settle only). */
-export type Facilitator = "ours" | "reference" | "reference-nm";
+/**
+ * "reference-nm": the reference with viem's nonceManager on its signer (settle only).
+ * "ours-batched": ours started with SETTLE_BATCH_MAX=64 (settle only; verify is the same code).
+ */
+export type Facilitator = "ours" | "ours-batched" | "reference" | "reference-nm";
+
+/** "rotated": a fixed set of valid payments sent in turn (repeats: caches may hit). "cold": every request a payment never sent before. */
+export type VerifyPayloads = "rotated" | "cold";
 
 export interface VerifyResult {
   facilitator: Facilitator;
+  payloads: VerifyPayloads;
+  /** Distinct payments behind the requests (rotated: the set size; cold: one per request). */
+  distinctPayments: number;
   concurrency: number;
   durationSeconds: number;
   requests: number;
@@ -20,6 +29,8 @@ export interface VerifyResult {
   /** CPU of Postgres (postmaster + backends) and of Anvil per request, during the same run. */
   postgresCpuMsPerVerify: number;
   anvilCpuMsPerVerify: number;
+  /** Cold runs only: requests that had to reuse a payment because the pre-signed ones ran out (should be 0). */
+  bodiesReused?: number;
 }
 
 export interface SettleResult {
@@ -43,7 +54,13 @@ export interface SettleResult {
   onChainTransfers: number;
   /** Transactions the facilitator's signer got mined during the burst (nonce delta). */
   signerTransactionsMined: number;
+  /** Mean gasUsed per distinct transaction among the success answers (a batch counts once). */
   avgGasUsed: number;
+  /** Every transaction the signer got mined during the burst (blocks read from the chain), and their gas. */
+  signerTransactionsInBlocks: number;
+  gasUsedTotal: number;
+  /** gasUsedTotal / onChainTransfers: what one payment that reached payTo cost in gas, batching included. */
+  gasPerSettlement: number;
   /** CPU of the facilitator process, of Postgres and of Anvil during the burst, per successful settlement. */
   cpuMsPerSettlement: number;
   postgresCpuMsPerSettlement: number;
@@ -73,9 +90,11 @@ export interface MachineInfo {
 
 export interface Ratio {
   metric: string;
-  ours: number;
-  reference: number;
-  /** ours / reference. */
+  subject: Facilitator;
+  value: number;
+  baseline: Facilitator;
+  baselineValue: number;
+  /** value / baselineValue. */
   ratio: number;
   better: "higher" | "lower";
 }
@@ -114,60 +133,90 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[index]!;
 }
 
-function ratio(metric: string, ours: number, reference: number, better: Ratio["better"]): Ratio {
-  return { metric, ours: round2(ours), reference: round2(reference), ratio: reference === 0 ? Number.NaN : round2(ours / reference), better };
+function ratio(metric: string, subject: Facilitator, value: number, baseline: Facilitator, baselineValue: number, better: Ratio["better"]): Ratio {
+  return {
+    metric,
+    subject,
+    value: round2(value),
+    baseline,
+    baselineValue: round2(baselineValue),
+    ratio: baselineValue === 0 ? Number.NaN : round2(value / baselineValue),
+    better,
+  };
 }
 
-export function computeRatios(verify: VerifyResult[], settle: SettleResult[], resources: Resources[]): Ratio[] {
+function verifyRatios(verify: VerifyResult[]): Ratio[] {
   const ratios: Ratio[] = [];
-  const pair = <T extends { facilitator: Facilitator }>(rows: T[], match: (row: T) => boolean) => ({
-    ours: rows.find((row) => row.facilitator === "ours" && match(row)),
-    reference: rows.find((row) => row.facilitator === "reference" && match(row)),
-  });
-  for (const concurrency of [...new Set(verify.map((row) => row.concurrency))]) {
-    const { ours, reference } = pair(verify, (row) => row.concurrency === concurrency);
+  const runs = [...new Set(verify.map((row) => `${row.payloads}/${row.concurrency}`))];
+  for (const run of runs) {
+    const matches = (row: VerifyResult) => `${row.payloads}/${row.concurrency}` === run;
+    const ours = verify.find((row) => row.facilitator === "ours" && matches(row));
+    const reference = verify.find((row) => row.facilitator === "reference" && matches(row));
     if (!ours || !reference) continue;
-    ratios.push(ratio(`verify c=${concurrency} req/s`, ours.requestsPerSecond, reference.requestsPerSecond, "higher"));
-    ratios.push(ratio(`verify c=${concurrency} p50 ms`, ours.latencyMs.p50, reference.latencyMs.p50, "lower"));
-    ratios.push(ratio(`verify c=${concurrency} p99 ms`, ours.latencyMs.p99, reference.latencyMs.p99, "lower"));
+    const label = `verify ${ours.payloads === "cold" ? "cold " : ""}c=${ours.concurrency}`;
+    ratios.push(ratio(`${label} req/s`, "ours", ours.requestsPerSecond, "reference", reference.requestsPerSecond, "higher"));
+    ratios.push(ratio(`${label} p50 ms`, "ours", ours.latencyMs.p50, "reference", reference.latencyMs.p50, "lower"));
+    ratios.push(ratio(`${label} p99 ms`, "ours", ours.latencyMs.p99, "reference", reference.latencyMs.p99, "lower"));
   }
   const sum = (rows: VerifyResult[], pick: (row: VerifyResult) => number) => rows.reduce((acc, row) => acc + pick(row), 0);
-  const perVerify = (who: Facilitator, pick: (row: VerifyResult) => number) => {
-    const rows = verify.filter((row) => row.facilitator === who);
+  const perVerify = (who: Facilitator, payloads: VerifyPayloads, pick: (row: VerifyResult) => number) => {
+    const rows = verify.filter((row) => row.facilitator === who && row.payloads === payloads);
     return sum(rows, (row) => pick(row) * row.requests) / Math.max(1, sum(rows, (row) => row.requests));
   };
-  if (verify.length > 0) {
-    ratios.push(ratio("CPU ms per verify (facilitator process)", perVerify("ours", (r) => r.cpuMsPerVerify), perVerify("reference", (r) => r.cpuMsPerVerify), "lower"));
+  for (const payloads of ["rotated", "cold"] as const) {
+    if (!verify.some((row) => row.payloads === payloads)) continue;
+    const label = payloads === "cold" ? ", cold" : "";
+    const own = (r: VerifyResult) => r.cpuMsPerVerify;
+    const all = (r: VerifyResult) => r.cpuMsPerVerify + r.postgresCpuMsPerVerify + r.anvilCpuMsPerVerify;
+    ratios.push(ratio(`CPU ms per verify (facilitator process${label})`, "ours", perVerify("ours", payloads, own), "reference", perVerify("reference", payloads, own), "lower"));
     ratios.push(
-      ratio(
-        "CPU ms per verify (facilitator + Postgres + Anvil)",
-        perVerify("ours", (r) => r.cpuMsPerVerify + r.postgresCpuMsPerVerify + r.anvilCpuMsPerVerify),
-        perVerify("reference", (r) => r.cpuMsPerVerify + r.postgresCpuMsPerVerify + r.anvilCpuMsPerVerify),
-        "lower",
-      ),
+      ratio(`CPU ms per verify (facilitator + Postgres + Anvil${label})`, "ours", perVerify("ours", payloads, all), "reference", perVerify("reference", payloads, all), "lower"),
     );
   }
-  for (const other of ["reference", "reference-nm"] as const) {
-    for (const row of settle.filter((r) => r.facilitator === "ours")) {
-      const reference = settle.find((r) => r.facilitator === other && r.mining === row.mining && r.payments === row.payments);
-      if (!reference) continue;
-      const label = `settle ${row.payments} ${row.mining}${other === "reference" ? "" : " vs reference-nm"}`;
-      ratios.push(ratio(`${label} success rate`, row.successRate, reference.successRate, "higher"));
-      ratios.push(ratio(`${label} settled/s`, row.settledPerSecond, reference.settledPerSecond, "higher"));
-      ratios.push(ratio(`${label} p50 ms (successes)`, row.successLatencyMs.p50, reference.successLatencyMs.p50, "lower"));
-      ratios.push(ratio(`${label} p99 ms (successes)`, row.successLatencyMs.p99, reference.successLatencyMs.p99, "lower"));
+  return ratios;
+}
+
+function settleRatios(settle: SettleResult[]): Ratio[] {
+  const ratios: Ratio[] = [];
+  const comparisons: [Facilitator, Facilitator][] = [
+    ["ours", "reference"],
+    ["ours", "reference-nm"],
+    ["ours-batched", "ours"],
+  ];
+  for (const [subject, baseline] of comparisons) {
+    for (const row of settle.filter((r) => r.facilitator === subject)) {
+      const base = settle.find((r) => r.facilitator === baseline && r.mining === row.mining && r.payments === row.payments);
+      if (!base) continue;
+      const label = `settle ${row.payments} ${row.mining}`;
+      ratios.push(ratio(`${label} success rate`, subject, row.successRate, baseline, base.successRate, "higher"));
+      ratios.push(ratio(`${label} settled/s`, subject, row.settledPerSecond, baseline, base.settledPerSecond, "higher"));
+      ratios.push(ratio(`${label} p50 ms (successes)`, subject, row.successLatencyMs.p50, baseline, base.successLatencyMs.p50, "lower"));
+      ratios.push(ratio(`${label} p99 ms (successes)`, subject, row.successLatencyMs.p99, baseline, base.successLatencyMs.p99, "lower"));
+      if (subject === "ours-batched") ratios.push(ratio(`${label} gas per settlement`, subject, row.gasPerSettlement, baseline, base.gasPerSettlement, "lower"));
     }
   }
-  const gas = (who: Facilitator) => {
-    const rows = settle.filter((row) => row.facilitator === who && row.successes > 0);
-    return rows.reduce((acc, row) => acc + row.avgGasUsed * row.successes, 0) / Math.max(1, rows.reduce((acc, row) => acc + row.successes, 0));
+  /** All the gas a facilitator's signer spent over every burst / every payment that reached payTo. */
+  const gasPerSettlement = (who: Facilitator) => {
+    const rows = settle.filter((row) => row.facilitator === who);
+    const landed = rows.reduce((acc, row) => acc + row.onChainTransfers, 0);
+    return landed === 0 ? Number.NaN : rows.reduce((acc, row) => acc + row.gasUsedTotal, 0) / landed;
   };
   // Against reference-nm: it settles as many payments as ours. The first payment to a fresh payTo costs
   // ~17k gas more (a zero balance slot written), so the reference's few successes would skew the mean.
   const gasReference: Facilitator = settle.some((row) => row.facilitator === "reference-nm" && row.successes > 0) ? "reference-nm" : "reference";
-  if (settle.length > 0) ratios.push(ratio(`gas per settlement (vs ${gasReference})`, gas("ours"), gas(gasReference), "lower"));
+  if (settle.some((row) => row.facilitator === "ours")) {
+    ratios.push(ratio("gas per settlement, all bursts", "ours", gasPerSettlement("ours"), gasReference, gasPerSettlement(gasReference), "lower"));
+    if (settle.some((row) => row.facilitator === "ours-batched")) {
+      ratios.push(ratio("gas per settlement, all bursts (batched / single)", "ours-batched", gasPerSettlement("ours-batched"), "ours", gasPerSettlement("ours"), "lower"));
+    }
+  }
+  return ratios;
+}
+
+export function computeRatios(verify: VerifyResult[], settle: SettleResult[], resources: Resources[]): Ratio[] {
+  const ratios = [...verifyRatios(verify), ...settleRatios(settle)];
   const rss = (who: Facilitator) => Math.max(...resources.filter((row) => row.facilitator === who).map((row) => row.peakRssMb));
-  if (resources.length > 0) ratios.push(ratio("peak RSS MiB", rss("ours"), rss("reference"), "lower"));
+  if (resources.some((row) => row.facilitator === "reference")) ratios.push(ratio("peak RSS MiB", "ours", rss("ours"), "reference", rss("reference"), "lower"));
   return ratios;
 }
 
@@ -185,12 +234,13 @@ export function formatResults(results: BenchResults): string {
   out.push(`x402 facilitator benchmark — ${m.date}`);
   out.push(`${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GiB, Node ${m.node}; load average at start ${m.loadAverageAtStart.join(" ")}`);
   if (results.verify.length > 0) {
-    out.push("", "VERIFY (autocannon, fixed duration, pre-signed valid payments rotated)");
+    out.push("", "VERIFY (autocannon, pre-signed valid payments; rotated = a fixed set sent in turn for a fixed time, cold = every request a payment never seen)");
     out.push(
       table(
-        ["facilitator", "conc", "req/s", "p50 ms", "p99 ms", "valid", "other", "err", "cpu ms/req", "pg ms/req", "anvil ms/req"],
+        ["facilitator", "payloads", "conc", "req/s", "p50 ms", "p99 ms", "valid", "other", "err", "cpu ms/req", "pg ms/req", "anvil ms/req"],
         results.verify.map((r) => [
           r.facilitator,
+          r.payloads === "cold" ? `cold ${r.requests}` : `rotated ${r.distinctPayments}`,
           String(r.concurrency),
           fixed(r.requestsPerSecond),
           fixed(r.latencyMs.p50),
@@ -209,7 +259,7 @@ export function formatResults(results: BenchResults): string {
     out.push("", "SETTLE (N distinct payments sent at once, one signer key; latencies in ms; CPU in ms per successful settlement)");
     out.push(
       table(
-        ["facilitator", "mining", "N", "ok", "ok %", "settled/s", "p50 ok", "p99 ok", "p50 all", "wall s", "on chain", "txs", "gas/tx", "cpu/ok", "pg/ok", "anvil/ok"],
+        ["facilitator", "mining", "N", "ok", "ok %", "settled/s", "p50 ok", "p99 ok", "p50 all", "wall s", "on chain", "txs", "gas/tx", "gas/settl", "cpu/ok", "pg/ok", "anvil/ok"],
         results.settle.map((r) => [
           r.facilitator,
           r.mining,
@@ -224,6 +274,7 @@ export function formatResults(results: BenchResults): string {
           String(r.onChainTransfers),
           String(r.signerTransactionsMined),
           fixed(r.avgGasUsed, 0),
+          fixed(r.gasPerSettlement, 0),
           fixed(r.cpuMsPerSettlement, 1),
           fixed(r.postgresCpuMsPerSettlement, 1),
           fixed(r.anvilCpuMsPerSettlement, 1),
@@ -251,11 +302,11 @@ export function formatResults(results: BenchResults): string {
     );
   }
   if (results.ratios.length > 0) {
-    out.push("", "RATIOS (ours / reference)");
+    out.push("", "RATIOS (subject / baseline)");
     out.push(
       table(
-        ["metric", "ours", "reference", "ratio", "better"],
-        results.ratios.map((r) => [r.metric, fixed(r.ours, 2), fixed(r.reference, 2), fixed(r.ratio, 2), r.better]),
+        ["metric", "subject", "value", "baseline", "value ", "ratio", "better"],
+        results.ratios.map((r) => [r.metric, r.subject, fixed(r.value, 2), r.baseline, fixed(r.baselineValue, 2), fixed(r.ratio, 2), r.better]),
       ),
     );
   }

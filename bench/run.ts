@@ -47,6 +47,11 @@ const settings = {
   verifyDurationSeconds: quick ? 3 : 8,
   verifyWarmupSeconds: 2,
   verifyPayments: 64,
+  /** Cold verify: every request a payment never sent before, at this concurrency; this many requests per facilitator. */
+  coldVerifyConcurrency: 64,
+  coldVerifyRequests: quick ? 1_000 : 4_000,
+  /** The variant "ours-batched" is ours started with this SETTLE_BATCH_MAX (settle phases only). */
+  settleBatchMax: 64,
   settleBursts: quick ? [50] : [100, 500],
   blockTimeBurst: quick ? 20 : 100,
   warmupSettlements: 3,
@@ -54,6 +59,7 @@ const settings = {
   amountAtomic: 1_000n,
   settleRequestTimeoutMs: 60_000,
   profileVerifySeconds: 10,
+  profileColdVerifyRequests: 1_500,
   profileSettleBurst: 100,
 };
 
@@ -116,6 +122,7 @@ interface Keys {
   payerKeys: Hex[];
   payers: Address[];
   oursSigner: Hex;
+  oursBatchedSigner: Hex;
   referenceSigner: Hex;
   referenceNmSigner: Hex;
 }
@@ -124,6 +131,7 @@ interface Environment {
   phase: string;
   chain: BenchChain;
   ours: ChildService;
+  oursBatched?: ChildService;
   reference?: ChildService;
   referenceNm?: ChildService;
   stop(): Promise<void>;
@@ -154,12 +162,14 @@ async function startEnvironment(
   started.push(chain);
   log(`${options.phase}: anvil ${chain.rpcUrl} (pid ${chain.anvil.pid})${options.blockTimeSeconds ? `, --block-time ${options.blockTimeSeconds}` : ", automine"}`);
   await mintToAll(chain, keys.payers, 1_000_000_000n);
-  await fundEth(chain.rpcUrl, [keys.oursSigner, keys.referenceSigner, keys.referenceNmSigner].map(accountOf), "1000");
+  await fundEth(chain.rpcUrl, [keys.oursSigner, keys.oursBatchedSigner, keys.referenceSigner, keys.referenceNmSigner].map(accountOf), "1000");
   log(`${options.phase}: ${keys.payers.length} payers funded`);
 
   const databaseName = `bench_${options.phase.replace(/[^a-z0-9]/g, "_")}`;
   const databaseUrl = await createDatabase(context.postgres.adminUrl, databaseName, { dropIfExists: true });
-  const [ours, reference, referenceNm] = await Promise.all([
+  // Its own database: each instance's watcher finishes only what its own signers sent.
+  const batchedDatabaseUrl = options.reference ? await createDatabase(context.postgres.adminUrl, `${databaseName}_batched`, { dropIfExists: true }) : undefined;
+  const [ours, oursBatched, reference, referenceNm] = await Promise.all([
     startOurFacilitator({
       databaseUrl,
       rpcUrl: chain.rpcUrl,
@@ -169,6 +179,18 @@ async function startEnvironment(
       startTimeoutMs: SERVICE_START_TIMEOUT_MS,
       cpuProfileDir: options.cpuProfileDir,
     }),
+    batchedDatabaseUrl
+      ? startOurFacilitator({
+          name: "ours-batched",
+          databaseUrl: batchedDatabaseUrl,
+          rpcUrl: chain.rpcUrl,
+          token: "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+          signerKey: keys.oursBatchedSigner,
+          configPath: path.join(context.workDir, `facilitator-${options.phase}-batched.json`),
+          startTimeoutMs: SERVICE_START_TIMEOUT_MS,
+          extraEnv: { SETTLE_BATCH_MAX: String(settings.settleBatchMax) },
+        })
+      : Promise.resolve(undefined),
     options.reference
       ? startReferenceFacilitator({ rpcUrl: chain.rpcUrl, signerKey: keys.referenceSigner, startTimeoutMs: SERVICE_START_TIMEOUT_MS })
       : Promise.resolve(undefined),
@@ -176,16 +198,16 @@ async function startEnvironment(
       ? startReferenceFacilitator({ rpcUrl: chain.rpcUrl, signerKey: keys.referenceNmSigner, startTimeoutMs: SERVICE_START_TIMEOUT_MS, nonceManager: true })
       : Promise.resolve(undefined),
   ]);
-  for (const service of [ours, reference, referenceNm]) if (service) started.push(service);
+  for (const service of [ours, oursBatched, reference, referenceNm]) if (service) started.push(service);
   log(
     `${options.phase}: ` +
-      [ours, reference, referenceNm]
+      [ours, oursBatched, reference, referenceNm]
         .filter((service) => service !== undefined)
         .map((service) => `${service.name} ${service.url} (pid ${service.pid})`)
         .join(", "),
   );
-  for (const service of [ours, reference, referenceNm]) if (service) await expectSupported(service);
-  return { phase: options.phase, chain, ours, reference, referenceNm, stop };
+  for (const service of [ours, oursBatched, reference, referenceNm]) if (service) await expectSupported(service);
+  return { phase: options.phase, chain, ours, oursBatched, reference, referenceNm, stop };
 }
 
 async function expectSupported(service: ChildService): Promise<void> {
@@ -221,6 +243,12 @@ function postmasterPid(postgres: EmbeddedPostgresHandle): Promise<number> {
   return readFile(path.join(postgres.dataDir, "postmaster.pid"), "utf8").then((text) => Number.parseInt(text.split("\n")[0] ?? "", 10));
 }
 
+/** rotated: `bodies` sent in turn for `durationSeconds`; cold: `requestCount` requests, each body at most once. */
+type VerifyLoad = { payloads: "rotated"; durationSeconds: number } | { payloads: "cold"; requestCount: number };
+
+/** A cold run is cut at this many seconds per thousand requests (ample: the reference does ~150 req/s). */
+const COLD_VERIFY_TIMEOUT_S_PER_1000 = 30;
+
 async function measureVerify(
   load: LoadGenerator,
   service: ChildService,
@@ -229,14 +257,28 @@ async function measureVerify(
   postgresPid: number,
   bodies: string[],
   concurrency: number,
-  durationSeconds: number,
+  verifyLoad: VerifyLoad,
 ): Promise<VerifyResult> {
   const before = { service: cpuMs(service.pid), postgres: treeCpuSnapshot(postgresPid), anvil: cpuMs(environment.chain.anvil.pid) };
-  const run = await load.verify({ url: service.url, bodies, connections: concurrency, durationSeconds, timeoutSeconds: 10 }, (durationSeconds + 30) * 1000);
+  const jobTimeoutMs =
+    verifyLoad.payloads === "rotated" ? (verifyLoad.durationSeconds + 30) * 1000 : (30 + (verifyLoad.requestCount / 1000) * COLD_VERIFY_TIMEOUT_S_PER_1000) * 1000;
+  const run = await load.verify(
+    {
+      url: service.url,
+      bodies,
+      connections: concurrency,
+      durationSeconds: verifyLoad.payloads === "rotated" ? verifyLoad.durationSeconds : 0,
+      requestCount: verifyLoad.payloads === "cold" ? verifyLoad.requestCount : undefined,
+      timeoutSeconds: 10,
+    },
+    jobTimeoutMs,
+  );
   const after = { service: cpuMs(service.pid), postgres: treeCpuSnapshot(postgresPid), anvil: cpuMs(environment.chain.anvil.pid) };
   const perRequest = (ms: number) => round2((ms / Math.max(1, run.requests)) * 100) / 100;
   const result: VerifyResult = {
     facilitator,
+    payloads: verifyLoad.payloads,
+    distinctPayments: verifyLoad.payloads === "rotated" ? bodies.length : run.requests,
     concurrency,
     durationSeconds: run.durationSeconds,
     requests: run.requests,
@@ -249,9 +291,10 @@ async function measureVerify(
     cpuMsPerVerify: perRequest(after.service - before.service),
     postgresCpuMsPerVerify: perRequest(cpuMsSpent(before.postgres, after.postgres)),
     anvilCpuMsPerVerify: perRequest(after.anvil - before.anvil),
+    ...(verifyLoad.payloads === "cold" ? { bodiesReused: run.bodiesReused } : {}),
   };
   log(
-    `verify ${facilitator} c=${concurrency}: ${result.requestsPerSecond} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, ` +
+    `verify ${facilitator} ${verifyLoad.payloads} c=${concurrency}: ${result.requestsPerSecond} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, ` +
       `${result.validAnswers} valid / ${result.otherAnswers} other / ${result.errors} errors, ${result.cpuMsPerVerify} CPU ms/req`,
   );
   return result;
@@ -294,17 +337,19 @@ async function measureSettle(
   mining: SettleResult["mining"],
 ): Promise<SettleResult> {
   const { chain } = environment;
-  const [balanceBefore, txCountBefore] = await Promise.all([chain.balanceOf(payTo), chain.transactionCount(signer)]);
-  const isReference = facilitator !== "ours";
+  const [balanceBefore, txCountBefore, blockBefore] = await Promise.all([chain.balanceOf(payTo), chain.transactionCount(signer), chain.blockNumber()]);
+  const isReference = facilitator === "reference" || facilitator === "reference-nm";
   const sendErrorsBefore = isReference ? await referenceSendErrors(service) : {};
   const cpuBefore = { service: cpuMs(service.pid), postgres: treeCpuSnapshot(postgresPid), anvil: cpuMs(chain.anvil.pid) };
   const run = await load.settle({ url: service.url, bodies, timeoutMs: settings.settleRequestTimeoutMs }, settings.settleRequestTimeoutMs + 30_000);
   const cpuAfter = { service: cpuMs(service.pid), postgres: treeCpuSnapshot(postgresPid), anvil: cpuMs(chain.anvil.pid) };
   const { failures, successHashes, latencies, successLatencies } = summariseSettle(run);
   const balanceAfter = await settledBalance(chain, payTo, mining === "automine" ? 1_000 : 2_500);
-  const txCountAfter = await chain.transactionCount(signer);
+  const [txCountAfter, blockAfter] = await Promise.all([chain.transactionCount(signer), chain.blockNumber()]);
   const distinct = [...new Set(successHashes)];
   const gas = distinct.length > 0 ? await chain.gasUsed(distinct) : [];
+  const signerGas = await chain.signerGas(signer, blockBefore, blockAfter);
+  const onChainTransfers = Number((balanceAfter - balanceBefore) / settings.amountAtomic);
   const successes = successHashes.length;
   const perSuccess = (ms: number) => round2(ms / Math.max(1, successes));
   const latencySummary = (sorted: number[]) => ({
@@ -325,9 +370,12 @@ async function measureSettle(
     latencyMs: latencySummary(latencies),
     successLatencyMs: latencySummary(successLatencies),
     distinctTransactions: distinct.length,
-    onChainTransfers: Number((balanceAfter - balanceBefore) / settings.amountAtomic),
+    onChainTransfers,
     signerTransactionsMined: txCountAfter - txCountBefore,
     avgGasUsed: gas.length > 0 ? Math.round(Number(gas.reduce((a, b) => a + b, 0n)) / gas.length) : Number.NaN,
+    signerTransactionsInBlocks: signerGas.transactions,
+    gasUsedTotal: Number(signerGas.gasUsed),
+    gasPerSettlement: onChainTransfers > 0 ? Math.round(Number(signerGas.gasUsed) / onChainTransfers) : Number.NaN,
     cpuMsPerSettlement: perSuccess(cpuAfter.service - cpuBefore.service),
     postgresCpuMsPerSettlement: perSuccess(cpuMsSpent(cpuBefore.postgres, cpuAfter.postgres)),
     anvilCpuMsPerSettlement: perSuccess(cpuAfter.anvil - cpuBefore.anvil),
@@ -342,7 +390,7 @@ async function measureSettle(
   }
   log(
     `settle ${facilitator} ${bodies.length} (${mining}): ${successes} ok in ${(run.wallMs / 1000).toFixed(2)} s, successes p50 ${result.successLatencyMs.p50} ms, ` +
-      `p99 ${result.successLatencyMs.p99} ms, ${result.onChainTransfers} on chain, ${result.signerTransactionsMined} txs` +
+      `p99 ${result.successLatencyMs.p99} ms, ${result.onChainTransfers} on chain, ${result.signerTransactionsMined} txs, ${result.gasPerSettlement} gas/settlement` +
       (Object.keys(failures).length > 0 ? `; failures ${JSON.stringify(failures).slice(0, 300)}` : ""),
   );
   return result;
@@ -370,8 +418,11 @@ async function signAll(keys: Keys) {
     const payTo = addressFor(label);
     return { payTo, bodies: await signPayments({ payerKeys: keys.payerKeys, payTo, count, amountAtomic: settings.amountAtomic, validForSeconds: 3_600n }) };
   };
-  const facilitators: Facilitator[] = profileMode ? ["ours"] : ["ours", "reference", "reference-nm"];
+  const facilitators: Facilitator[] = profileMode ? ["ours"] : ["ours", "ours-batched", "reference", "reference-nm"];
   const verify = await sign("verify", settings.verifyPayments);
+  // Cold verify: one set, sent once to each facilitator (each sees every payment once); `connections` spare.
+  const coldRequests = profileMode ? settings.profileColdVerifyRequests : settings.coldVerifyRequests;
+  const coldVerify = await sign("verify/cold", coldRequests + settings.coldVerifyConcurrency);
   const sets = new Map<string, SettleSet>();
   for (const who of facilitators) {
     for (const phase of ["automine", "blocktime"]) sets.set(`${who}/${phase}/warmup`, await sign(`${who}/${phase}/warmup`, settings.warmupSettlements));
@@ -384,7 +435,12 @@ async function signAll(keys: Keys) {
     if (!set) throw new Error(`no payments signed for ${key}`);
     return set;
   };
-  return { verify, get, count: verify.bodies.length + [...sets.values()].reduce((n, set) => n + set.bodies.length, 0) };
+  return {
+    verify,
+    coldVerify: { ...coldVerify, requestCount: coldRequests },
+    get,
+    count: verify.bodies.length + coldVerify.bodies.length + [...sets.values()].reduce((n, set) => n + set.bodies.length, 0),
+  };
 }
 
 // ------------------------------------------------------------------------------------ phases
@@ -404,10 +460,11 @@ interface Participant {
   signer: Address;
 }
 
-/** Ours, the reference, and the reference with a nonce manager (settle only). */
+/** Ours, ours batched (settle only), the reference, and the reference with a nonce manager (settle only). */
 function participants(environment: Environment, keys: Keys): Participant[] {
   return [
     { who: "ours" as const, service: environment.ours, signer: accountOf(keys.oursSigner) },
+    { who: "ours-batched" as const, service: environment.oursBatched!, signer: accountOf(keys.oursBatchedSigner) },
     { who: "reference" as const, service: environment.reference!, signer: accountOf(keys.referenceSigner) },
     { who: "reference-nm" as const, service: environment.referenceNm!, signer: accountOf(keys.referenceNmSigner) },
   ];
@@ -417,8 +474,8 @@ async function autominePhase(context: Context, results: BenchResults): Promise<v
   const environment = await startEnvironment({ phase: "automine", reference: true }, context);
   const all = participants(environment, context.keys);
   for (const { who, service } of all) await warmUp(service, context.payments.verify.bodies[0]!, context.payments.get(`${who}/automine/warmup`).bodies);
-  // Verify is the same code in both reference variants: only ours and the reference proper are measured.
-  const verifiers = all.filter((participant) => participant.who !== "reference-nm");
+  // Verify is the same code in both variants of each: only ours and the reference proper are measured.
+  const verifiers = all.filter((participant) => participant.who === "ours" || participant.who === "reference");
   for (const { service } of verifiers) {
     await context.load.verify(
       { url: service.url, bodies: context.payments.verify.bodies, connections: 8, durationSeconds: settings.verifyWarmupSeconds, timeoutSeconds: 10 },
@@ -432,9 +489,23 @@ async function autominePhase(context: Context, results: BenchResults): Promise<v
     const order = index % 2 === 0 ? verifiers : [...verifiers].reverse();
     for (const { who, service } of order) {
       results.verify.push(
-        await measureVerify(context.load, service, who, environment, context.postgresPid, context.payments.verify.bodies, concurrency, settings.verifyDurationSeconds),
+        await measureVerify(context.load, service, who, environment, context.postgresPid, context.payments.verify.bodies, concurrency, {
+          payloads: "rotated",
+          durationSeconds: settings.verifyDurationSeconds,
+        }),
       );
     }
+  }
+  // Cold: the same never-seen payments to each (neither has seen any of them); the order is the reverse of the last rotated run.
+  const coldOrder = settings.verifyConcurrency.length % 2 === 0 ? verifiers : [...verifiers].reverse();
+  for (const { who, service } of coldOrder) {
+    const cold = context.payments.coldVerify;
+    results.verify.push(
+      await measureVerify(context.load, service, who, environment, context.postgresPid, cold.bodies, settings.coldVerifyConcurrency, {
+        payloads: "cold",
+        requestCount: cold.requestCount,
+      }),
+    );
   }
 
   for (const burst of settings.settleBursts) {
@@ -474,8 +545,17 @@ async function profilePhase(context: Context): Promise<string> {
     (settings.verifyWarmupSeconds + 30) * 1000,
   );
   const verifyWindow = { fromMicros: monotonicMicros(), toMicros: 0 };
-  const run = await measureVerify(context.load, service, "ours", environment, context.postgresPid, context.payments.verify.bodies, 16, settings.profileVerifySeconds);
+  const run = await measureVerify(context.load, service, "ours", environment, context.postgresPid, context.payments.verify.bodies, 16, {
+    payloads: "rotated",
+    durationSeconds: settings.profileVerifySeconds,
+  });
   verifyWindow.toMicros = monotonicMicros();
+  const coldWindow = { fromMicros: monotonicMicros(), toMicros: 0 };
+  const cold = await measureVerify(context.load, service, "ours", environment, context.postgresPid, context.payments.coldVerify.bodies, settings.coldVerifyConcurrency, {
+    payloads: "cold",
+    requestCount: context.payments.coldVerify.requestCount,
+  });
+  coldWindow.toMicros = monotonicMicros();
   const set = context.payments.get("ours/profile");
   const settleWindow = { fromMicros: monotonicMicros(), toMicros: 0 };
   const settle = await measureSettle(context.load, service, "ours", environment, context.postgresPid, accountOf(context.keys.oursSigner), set.payTo, set.bodies, "automine");
@@ -488,10 +568,15 @@ async function profilePhase(context: Context): Promise<string> {
   await copyFile(path.join(profileDir, files[0]!), file);
   const text = [
     `profile file: ${file}`,
-    `(under --cpu-prof, so slower than the real numbers: verify ${run.requestsPerSecond} req/s at c=16; settle ${settle.successes}/${settle.payments} in ${(settle.wallMs / 1000).toFixed(2)} s)`,
+    `(under --cpu-prof, so slower than the real numbers: verify ${run.requestsPerSecond} req/s at c=16 (${run.cpuMsPerVerify} CPU ms/req), ` +
+      `cold ${cold.requestsPerSecond} req/s at c=${settings.coldVerifyConcurrency} (${cold.cpuMsPerVerify} CPU ms/req); ` +
+      `settle ${settle.successes}/${settle.payments} in ${(settle.wallMs / 1000).toFixed(2)} s)`,
     "",
-    `== VERIFY, c=16, ${settings.profileVerifySeconds} s ==`,
+    `== VERIFY, c=16, ${settings.profileVerifySeconds} s, ${settings.verifyPayments} payments rotated ==`,
     formatProfileSummary(summariseCpuProfile(file, verifyWindow)),
+    "",
+    `== VERIFY COLD, c=${settings.coldVerifyConcurrency}, ${context.payments.coldVerify.requestCount} payments never seen before ==`,
+    formatProfileSummary(summariseCpuProfile(file, coldWindow)),
     "",
     `== SETTLE, ${settings.profileSettleBurst} at once, automine ==`,
     formatProfileSummary(summariseCpuProfile(file, settleWindow)),
@@ -523,7 +608,11 @@ async function main(): Promise<void> {
   onCleanup("load generator", load.stop);
 
   const payerKeys = Array.from({ length: settings.payers }, (_, i) => keyFor(`payer/${i}`));
-  const keys: Keys = { payerKeys, payers: payerKeys.map(accountOf), oursSigner: keyFor("signer/ours"),
+  const keys: Keys = {
+    payerKeys,
+    payers: payerKeys.map(accountOf),
+    oursSigner: keyFor("signer/ours"),
+    oursBatchedSigner: keyFor("signer/ours-batched"),
     referenceSigner: keyFor("signer/reference"),
     referenceNmSigner: keyFor("signer/reference-nm"),
   };
@@ -550,7 +639,9 @@ async function main(): Promise<void> {
     notes: [
       "Each facilitator runs in its own Node process (both via `node --import tsx`); the load generator (autocannon / fetch) is a third process; Anvil and Postgres are shared.",
       "CPU ms per verify is the facilitator process's utime+stime over the run divided by requests answered; pg/anvil columns charge the shared Postgres and Anvil the same way.",
-      "Settle: every payment in a burst is sent at the same moment, each a distinct pre-signed authorization, one signer key per facilitator. The reference uses the x402 example's signer (viem wallet client, no nonce manager); reference-nm is the same with viem's nonceManager on the account (not in the example).",
+      "Verify 'rotated' sends a fixed set of valid payments in turn (repeats: ours answers them from its caches); 'cold' sends every request a payment never sent to that facilitator before (no cache can hit; signatures are recovered, the chain is read).",
+      "Settle: every payment in a burst is sent at the same moment, each a distinct pre-signed authorization, one signer key per facilitator. The reference uses the x402 example's signer (viem wallet client, no nonce manager); reference-nm is the same with viem's nonceManager on the account (not in the example); ours-batched is ours with SETTLE_BATCH_MAX=64 (settlements waiting for the same signer go out as one Multicall3 aggregate3 transaction).",
+      "gas/settl = gasUsed of every transaction the facilitator's signer got mined during the burst (read from the blocks) / payments that reached payTo; gas/tx = mean gasUsed of the distinct transactions behind the success answers.",
       "Settle latencies: 'p50 ok'/'p99 ok' are over successful settlements only; 'p50 all' includes failures, which the reference answers quickly.",
       "The machine is shared: compare ratios rather than absolute numbers, and see loadAverage in machine.",
     ],
