@@ -108,12 +108,14 @@ describe("POST /settle", () => {
     const answers = await Promise.all(payments.map((payment) => settle(fx.facilitator.app, v2Body(payment, requirements()))));
     const failures = answers.filter((answer) => !answer.body.success);
     expect(failures.map((f) => f.body)).toEqual([]);
-    expect(new Set(answers.map((a) => a.body.transaction)).size).toBe(100);
     expect(await fx.chain.balanceOf(payTo)).toBe(payToBefore + 100n * amountAtomic);
-    const txNonces = await withPgClient(fx.database.url, async (client) =>
-      (await client.query("select tx_nonce from settlements where signer = $1 order by tx_nonce", [facilitatorAddress.toLowerCase()])).rows.map((r) => Number(r.tx_nonce)),
+    // One tx nonce per transaction (a transaction may carry several settlements when batching is on).
+    const transactions = await withPgClient(fx.database.url, async (client) =>
+      (await client.query("select tx_hash, min(tx_nonce) as lo, max(tx_nonce) as hi, count(*)::int as n, min(tx_settlements) as carried from settlements where signer = $1 group by tx_hash", [facilitatorAddress.toLowerCase()])).rows,
     );
-    expect(new Set(txNonces).size).toBe(txNonces.length); // no tx nonce used twice
+    expect(transactions.every((tx) => tx.lo === tx.hi && tx.carried === tx.n)).toBe(true);
+    expect(new Set(transactions.map((tx) => tx.lo)).size).toBe(transactions.length); // no tx nonce used twice
+    for (const tx of transactions) expect(answers.filter((a) => a.body.transaction === tx.tx_hash).length).toBeLessThanOrEqual(tx.n);
   });
 
   it("returns the recorded answer to a retry with the same Idempotency-Key; another key gets duplicate_settlement", async () => {

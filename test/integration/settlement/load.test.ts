@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Address } from "viem";
+import { defaultLimits } from "../../../src/config.js";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
 import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
 import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
@@ -74,12 +75,19 @@ describe("settlement under load", () => {
     // Every payment: HTTP 200, success, its own transaction. No nonce error, nothing else either.
     const failures = answers.filter((answer) => answer.status !== 200 || answer.body.success !== true);
     expect(failures.slice(0, 5), `${failures.length} of ${payments} failed; instance output:\n${instances.map((i) => i.output()).join("\n")}`).toEqual([]);
-    expect(new Set(answers.map((answer) => answer.body.transaction)).size).toBe(payments);
 
-    // Every row final and confirmed, with the tx the caller was told.
+    // Every row final and confirmed, with the tx the caller was told. A transaction carries one
+    // settlement, or (SETTLE_BATCH_MAX > 1) several that queued for its signer: then every one of
+    // its rows says so, and every caller was told that hash.
     const rows = await withPgClient(database.url, async (client) =>
-      (await client.query("select nonce, status, signer, tx_nonce, tx_hash, settled_tx_hash, success_answered, attempt from settlements")).rows,
+      (await client.query("select nonce, status, signer, tx_nonce, tx_hash, tx_settlements, settled_tx_hash, success_answered, attempt from settlements")).rows,
     );
+    const rowsPerTx = new Map<string, typeof rows>();
+    for (const row of rows) rowsPerTx.set(row.tx_hash, [...(rowsPerTx.get(row.tx_hash) ?? []), row]);
+    for (const [hash, txRows] of rowsPerTx) {
+      expect(txRows.every((row) => row.tx_settlements === txRows.length && row.tx_nonce === txRows[0].tx_nonce && row.signer === txRows[0].signer), hash).toBe(true);
+      expect(answers.filter((answer) => answer.body.transaction === hash)).toHaveLength(txRows.length);
+    }
     expect(rows).toHaveLength(payments);
     expect(rows.filter((row) => row.status !== "confirmed")).toEqual([]);
     expect(rows.every((row) => row.success_answered && row.settled_tx_hash === row.tx_hash && row.attempt === 1)).toBe(true);
@@ -97,10 +105,10 @@ describe("settlement under load", () => {
     expect(nonces.filter((nonce) => usedPerNonce.get(nonce) !== 1)).toEqual([]);
     expect(used).toHaveLength(payments);
 
-    // Each signer's chain nonce moved by exactly its confirmed rows; the DB counter is in step; no gap, no reuse.
+    // Each signer's chain nonce moved by exactly its transactions; the DB counter is in step; no gap, no reuse.
     const perSigner: string[] = [];
     for (const [i, address] of signers.entries()) {
-      const ours = rows.filter((row) => row.signer === address.toLowerCase());
+      const ours = [...rowsPerTx.values()].map((txRows) => txRows[0]).filter((row) => row.signer === address.toLowerCase());
       const [latest, pending] = await Promise.all([
         chain.publicClient.getTransactionCount({ address }),
         chain.publicClient.getTransactionCount({ address, blockTag: "pending" }),
@@ -109,7 +117,7 @@ describe("settlement under load", () => {
       expect(pending, address).toBe(latest);
       const txNonces = ours.map((row) => Number(row.tx_nonce)).sort((a, b) => a - b);
       expect(txNonces).toEqual(Array.from({ length: ours.length }, (_, n) => signerNoncesBefore[i]! + n));
-      perSigner.push(`${address.slice(0, 8)}…=${ours.length}`);
+      perSigner.push(`${address.slice(0, 8)}…=${rows.filter((row) => row.signer === address.toLowerCase()).length} in ${ours.length} txs`);
     }
     const counters = await withPgClient(database.url, async (client) => (await client.query("select address, next_nonce from signer_nonces")).rows);
     for (const counter of counters) {
@@ -118,7 +126,7 @@ describe("settlement under load", () => {
 
     const throughput = payments / (wallMs / 1000);
     console.log(
-      `[load] ${payments} payments over HTTP, 2 instance processes (1 DB, default limits), 3 signers [${perSigner.join(", ")}], Anvil automine: ` +
+      `[load] ${payments} payments over HTTP, 2 instance processes (1 DB, default limits: SETTLE_BATCH_MAX ${defaultLimits.settleBatchMax}), 3 signers [${perSigner.join(", ")}], Anvil automine: ` +
         `wall ${Math.round(wallMs)} ms, ${throughput.toFixed(1)} payments/s (signing ${signMs} ms); ${payments} confirmed, 0 duplicates, 0 failures`,
     );
     expect(wallMs).toBeLessThan(60_000);
