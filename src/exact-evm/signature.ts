@@ -1,5 +1,6 @@
-import { parseErc6492Signature, parseSignature, recoverAddress, size, type Address, type Hex } from "viem";
+import { parseErc6492Signature, parseSignature, size, type Address, type Hex } from "viem";
 import { LruCache } from "./lru-cache.js";
+import { recoverSigner } from "./recover-pool.js";
 
 /** secp256k1 group order / 2: an `s` above it is the malleated twin of a valid signature (EIP-2). */
 const secp256k1HalfOrder = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
@@ -43,7 +44,7 @@ export async function checkEcdsaSignature(digest: Hex, signature: Hex): Promise<
   if (![0, 1, 27, 28].includes(v)) return { ok: false, message: `signature v byte ${v} is not 27 or 28` };
   let signer: Address;
   try {
-    signer = await recoverAddress({ hash: digest, signature });
+    signer = await recoverSigner(digest, signature);
   } catch (error) {
     return { ok: false, message: `signature does not recover: ${(error as Error).message.split("\n")[0]}` };
   }

@@ -1,0 +1,146 @@
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { recoverAddress, type Address, type Hex } from "viem";
+
+/**
+ * ECDSA signer recovery on worker threads. Recovery is JS secp256k1 (@noble/curves through viem),
+ * ~3–5 ms of CPU: the largest cost of a verify of a payment never seen before, and it blocks the
+ * event loop while it runs. On workers it uses the machine's other cores and the main thread keeps
+ * serving HTTP, Postgres and RPC answers. The work is the same viem call; only the thread differs.
+ *
+ * Bounds: at most `recoveryWorkersMax` workers, started after `recoveriesBeforeWorkers` recoveries; at most `recoveryPendingMax`
+ * recoveries waiting on them (beyond that, recovered inline); each waits at most
+ * `recoveryTimeoutMs` (then inline). A worker that dies is replaced on the next use; after
+ * `workerFailuresMax` failures the pool is off and every recovery runs inline, as before.
+ */
+export const recoveryWorkersMax = Math.max(1, Math.min(4, availableParallelism()));
+export const recoveryPendingMax = 1_024;
+export const recoveryTimeoutMs = 5_000;
+/**
+ * Workers (each a thread with its own copy of viem, ~30 MB) start only once this process has
+ * recovered this many signatures inline: a CLI command or a quiet test never pays for them, a
+ * loaded server has them within its first second.
+ */
+export const recoveriesBeforeWorkers = 32;
+const workerFailuresMax = 8;
+
+interface Pending {
+  resolve: (address: Address) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface PoolWorker {
+  worker: Worker;
+  /** False until the worker has loaded viem: until then recoveries run inline, so starting adds no latency. */
+  ready: boolean;
+  pending: Map<number, Pending>;
+}
+
+const workerUrl = new URL("./recover-worker.mjs", import.meta.url);
+const workers: (PoolWorker | undefined)[] = [];
+let nextId = 1;
+let pendingTotal = 0;
+let workerFailures = 0;
+let recoveredOnWorkers = 0;
+let recoveredInline = 0;
+
+/** For tests and diagnostics. */
+export function recoveryPoolStats() {
+  return { workersReady: workers.filter((entry) => entry?.ready).length, recoveredOnWorkers, recoveredInline, workerFailures };
+}
+
+/** The signer of `hash`: on a worker when the pool can take it, else inline. Same result, same errors. */
+export async function recoverSigner(hash: Hex, signature: Hex): Promise<Address> {
+  const poolOpen = recoveredInline >= recoveriesBeforeWorkers && workerFailures < workerFailuresMax && pendingTotal < recoveryPendingMax;
+  const target = poolOpen ? leastBusyWorker() : undefined;
+  if (!target) return recoverInline(hash, signature);
+  try {
+    const address = await recoverOn(target, hash, signature);
+    recoveredOnWorkers += 1;
+    return address;
+  } catch (error) {
+    if (error instanceof RecoveryRefused) throw new Error(error.message);
+    // The worker failed or timed out, not the signature: do it here.
+    return recoverInline(hash, signature);
+  }
+}
+
+function recoverInline(hash: Hex, signature: Hex): Promise<Address> {
+  recoveredInline += 1;
+  return recoverAddress({ hash, signature });
+}
+
+/** A recovery the worker refused (the signature's fault), as opposed to a worker failure. */
+class RecoveryRefused extends Error {}
+
+function recoverOn(target: PoolWorker, hash: Hex, signature: Hex): Promise<Address> {
+  const id = nextId++;
+  pendingTotal += 1;
+  return new Promise<Address>((resolve, reject) => {
+    const settle = () => {
+      clearTimeout(entry.timer);
+      target.pending.delete(id);
+      pendingTotal -= 1;
+    };
+    const entry: Pending = {
+      resolve: (address) => (settle(), resolve(address)),
+      reject: (error) => (settle(), reject(error)),
+      timer: setTimeout(() => entry.reject(new Error(`signer recovery took more than ${recoveryTimeoutMs} ms on a worker`)), recoveryTimeoutMs),
+    };
+    target.pending.set(id, entry);
+    target.worker.postMessage({ id, hash, signature });
+  });
+}
+
+function leastBusyWorker(): PoolWorker | undefined {
+  let best: PoolWorker | undefined;
+  for (let index = 0; index < recoveryWorkersMax; index += 1) {
+    const candidate = workers[index] ?? startWorker(index);
+    if (!candidate?.ready) continue;
+    if (candidate.pending.size === 0) return candidate;
+    if (!best || candidate.pending.size < best.pending.size) best = candidate;
+  }
+  return best;
+}
+
+function startWorker(index: number): PoolWorker | undefined {
+  let worker: Worker;
+  try {
+    // No loader hooks in the worker: it is plain JS and imports only viem.
+    worker = new Worker(workerUrl, { execArgv: [], env: {}, stdout: false, stderr: false });
+  } catch {
+    workerFailures += 1;
+    return undefined;
+  }
+  worker.unref(); // never keeps the process alive
+  const entry: PoolWorker = { worker, ready: false, pending: new Map() };
+  const fail = (error: Error) => {
+    if (workers[index] !== entry) return;
+    workers[index] = undefined;
+    workerFailures += 1;
+    for (const pending of [...entry.pending.values()]) pending.reject(error);
+    void worker.terminate().catch(() => undefined);
+  };
+  worker.on("message", (message: { id: number; address?: Address; error?: string; ready?: true }) => {
+    if (message.ready) {
+      entry.ready = true;
+      return;
+    }
+    const pending = entry.pending.get(message.id);
+    if (!pending) return;
+    if (message.address !== undefined) pending.resolve(message.address);
+    else pending.reject(new RecoveryRefused(message.error ?? "recovery failed"));
+  });
+  worker.on("error", fail);
+  worker.on("exit", (code) => fail(new Error(`signer recovery worker exited with code ${code}`)));
+  workers[index] = entry;
+  return entry;
+}
+
+/** Tests and shutdown: stop every worker (pending recoveries then run inline). The pool restarts on next use. */
+export async function stopRecoveryWorkers(): Promise<void> {
+  const running = workers.splice(0, workers.length).filter((entry) => entry !== undefined);
+  for (const entry of running) for (const pending of [...entry.pending.values()]) pending.reject(new Error("recovery workers stopped"));
+  await Promise.all(running.map((entry) => entry.worker.terminate()));
+}
