@@ -49,6 +49,8 @@ export interface Limits {
    * most this many (each call may fail alone); 1 = one transaction per settlement.
    */
   settleBatchMax: number;
+  /** Gas limit of one batch transaction at most; a longer queue goes out as several transactions. */
+  batchGasMax: bigint;
   /** A submitted tx with no receipt for this long is rebroadcast, then replaced with a higher fee. */
   stuckAfterMs: number;
   feeBumpsMax: number;
@@ -103,6 +105,7 @@ export const defaultLimits: Limits = {
   maxFeePerGasWei: 100_000_000_000n, // 100 gwei: Base runs at a tiny fraction of that
   inFlightPerSignerMax: 64,
   settleBatchMax: 1,
+  batchGasMax: 10_000_000n, // below EIP-7825's 16.7M per-transaction cap and far below Base's block gas limit
   stuckAfterMs: 30_000,
   feeBumpsMax: 3,
   feeBumpPercent: 25,
@@ -197,6 +200,7 @@ export function loadLimits(env: Env): Limits {
     signerBalanceMinWei: env.MIN_SIGNER_BALANCE_WEI ? bigintVar(env, "MIN_SIGNER_BALANCE_WEI", 1n) : d.signerBalanceMinWei,
     inFlightPerSignerMax: integer(env, "IN_FLIGHT_PER_SIGNER_MAX", d.inFlightPerSignerMax, 1, 10_000),
     settleBatchMax: integer(env, "SETTLE_BATCH_MAX", d.settleBatchMax, 1, 256),
+    batchGasMax: BigInt(integer(env, "BATCH_GAS_MAX", Number(d.batchGasMax), 100_000, 30_000_000)),
     stuckAfterMs: integer(env, "STUCK_AFTER_MS", d.stuckAfterMs, 100, 3_600_000),
     feeBumpsMax: integer(env, "FEE_BUMPS_MAX", d.feeBumpsMax, 0, 20),
     feeBumpPercent: integer(env, "FEE_BUMP_PERCENT", d.feeBumpPercent, 10, 500),

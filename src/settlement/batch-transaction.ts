@@ -31,6 +31,25 @@ export function batchTransaction(items: readonly PreparedTransaction[]): Prepare
   };
 }
 
+/**
+ * Splits settlements (in order) into groups whose batch transaction stays within `gasMax`, so a
+ * long queue never makes a transaction above a chain's per-transaction gas cap (16.7M gas after
+ * EIP-7825) or near a block's limit. A single settlement is never split further.
+ */
+export function splitByGas<T extends { prepared: PreparedTransaction }>(items: readonly T[], gasMax: bigint): T[][] {
+  const groups: T[][] = [];
+  let current: T[] = [];
+  for (const item of items) {
+    const candidate = [...current, item];
+    if (current.length > 0 && batchTransaction(candidate.map((entry) => entry.prepared)).gasLimit > gasMax) {
+      groups.push(current);
+      current = [item];
+    } else current = candidate;
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
 function max(values: readonly bigint[]): bigint {
   return values.reduce((best, value) => (value > best ? value : best));
 }

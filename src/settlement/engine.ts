@@ -21,7 +21,7 @@ import { crashPoint } from "./crash-points.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { GroupCommit } from "./group-commit.js";
 import { MulticallPresence } from "./multicall-presence.js";
-import { batchTransaction } from "./batch-transaction.js";
+import { batchTransaction, splitByGas } from "./batch-transaction.js";
 import { isFinal } from "./transitions.js";
 
 export interface Logger {
@@ -52,6 +52,7 @@ interface PendingSigning {
 /** What became of one row's transaction at broadcast (the row as persisted). */
 type SentSettlement =
   | { kind: "not-ours" } // the row was no longer claimed when the signer took it: it was left out
+  | { kind: "unsent"; error: unknown } // failed before anything was persisted: nothing reached the chain
   | { kind: "pending"; row: SettlementRow } // signed, the node's answer is unknown: settlement_pending
   | { kind: "submitted"; row: SettlementRow }
   | { kind: "rejected"; row: SettlementRow; signerUnfunded: boolean }
@@ -135,6 +136,7 @@ export class SettlementEngine {
         const signerKey = `${payment.network.chainId}:${account.address}`;
         const item: PendingSigning = { row, account, chainId: payment.network.chainId, prepared };
         sent = (await this.mayBatch(payment, client)) ? await this.batches!.submit(signerKey, item) : await this.sendAlone(signerKey, item);
+        if (sent.kind === "unsent") throw sent.error;
       } catch (error) {
         // Nothing reached the chain: free the authorization for a later attempt, then report the fault.
         if (error instanceof SignerCannotPayError) {
@@ -183,6 +185,16 @@ export class SettlementEngine {
    * row before it is broadcast once. Throws only before anything is persisted.
    */
   private async sendBatch(items: readonly PendingSigning[]): Promise<SentSettlement[]> {
+    const sent: SentSettlement[] = [];
+    // One transaction after the other. A failure before a group was persisted fails that group
+    // only: the groups already persisted (and maybe sent) must keep their answers.
+    for (const group of splitByGas(items, this.deps.limits.batchGasMax)) {
+      sent.push(...(await this.sendOneBatch(group).catch((error: unknown) => group.map(() => ({ kind: "unsent" as const, error })))));
+    }
+    return sent;
+  }
+
+  private async sendOneBatch(items: readonly PendingSigning[]): Promise<SentSettlement[]> {
     const signed = await this.persistSigned(items);
     if (signed.length > 1) {
       this.deps.log.info({ settlements: signed.length, txHash: signed[0]!.txHash }, "settlements batched into one transaction");
@@ -190,7 +202,7 @@ export class SettlementEngine {
     }
     crashPoint("after-sign");
     const sent = signed.length > 0 ? await this.broadcastSigned(signed) : [];
-    return items.map((item) => sent.find((entry) => entry.kind !== "not-ours" && entry.row.id === item.row.id) ?? { kind: "not-ours" as const });
+    return items.map((item) => sent.find((entry) => "row" in entry && entry.row.id === item.row.id) ?? { kind: "not-ours" as const });
   }
 
   /** Takes one tx nonce and persists one signed transaction for the items' rows still claimed. */
@@ -250,7 +262,7 @@ export class SettlementEngine {
   }
 
   /** One row's answer once its transaction was signed and handed to the node (or not). */
-  private async answerSent(sent: Exclude<SentSettlement, { kind: "not-ours" }>, deadlineMs: number): Promise<SettleOutcome> {
+  private async answerSent(sent: Exclude<SentSettlement, { kind: "not-ours" | "unsent" }>, deadlineMs: number): Promise<SettleOutcome> {
     const { row } = sent;
     switch (sent.kind) {
       case "pending":

@@ -124,6 +124,28 @@ describe("batching on a chain without Multicall3", () => {
   });
 });
 
+describe("a queue longer than one batch transaction may carry (BATCH_GAS_MAX)", () => {
+  // One settlement is estimated ~74k gas and padded to ~89k: two fit in 200k, three do not.
+  const f = usePaymentFixture({ label: "batched_gas_cap", facilitator: { limits: { settleBatchMax: 16, batchGasMax: 200_000n } } });
+
+  it("goes out as several batch transactions, each within the cap, in order of nonce", async () => {
+    const payTo = addressOf(keys.payTo);
+    await f.chain.mint(richPayer, 1_000_000n);
+    expect(await settle(f, await pay(f, keys.stranger, payTo))).toMatchObject({ success: true });
+    const payments = await Promise.all(Array.from({ length: 5 }, () => pay(f, keys.stranger, payTo)));
+    const answers = await whileSignerLocked(f, payments.length, () => Promise.all(payments.map((body) => settle(f, body))));
+    expect(answers.every((answer) => answer.success)).toBe(true);
+    const hashes = [...new Set(answers.map((answer) => answer.transaction))];
+    expect(hashes).toHaveLength(3); // the lone one, then 2 + 2
+    const batches = await Promise.all(hashes.map((hash) => f.chain.publicClient.getTransaction({ hash })));
+    for (const tx of batches) expect(tx.gas).toBeLessThanOrEqual(200_000n);
+    expect(batches.filter((tx) => tx.to?.toLowerCase() === multicall3Address.toLowerCase())).toHaveLength(2);
+    const nonces = batches.map((tx) => tx.nonce).sort((a, b) => a - b);
+    expect(nonces).toEqual([nonces[0], nonces[0]! + 1, nonces[0]! + 2]);
+    expect(await f.chain.balanceOf(payTo)).toBe(amountAtomic * 6n);
+  });
+});
+
 describe("a stuck batch transaction", () => {
   const f = usePaymentFixture({
     label: "batched_stuck",

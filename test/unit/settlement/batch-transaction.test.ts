@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Address, Hex } from "viem";
 import { decodeFunctionData } from "viem";
 import { multicall3Abi, multicall3Address } from "../../../src/exact-evm/multicall3.js";
-import { batchGasPerCallOverhead, batchTransaction } from "../../../src/settlement/batch-transaction.js";
+import { batchGasPerCallOverhead, batchTransaction, splitByGas } from "../../../src/settlement/batch-transaction.js";
 import type { PreparedTransaction } from "../../../src/settlement/broadcast.js";
 
 const token: Address = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
@@ -33,5 +33,21 @@ describe("batchTransaction", () => {
 
   it("refuses an empty batch", () => {
     expect(() => batchTransaction([])).toThrow();
+  });
+});
+
+describe("splitByGas", () => {
+  const item = (gasLimit: bigint) => ({ prepared: prepared("0xaa", gasLimit, 1n, 0) });
+
+  it("keeps every batch within the gas cap, in order, and never splits one settlement", () => {
+    const items = [item(90_000n), item(90_000n), item(90_000n), item(500_000n), item(90_000n)];
+    const groups = splitByGas(items, 200_000n);
+    expect(groups).toEqual([[items[0], items[1]], [items[2]], [items[3]], [items[4]]]);
+    for (const group of groups.filter((g) => g.length > 1)) expect(batchTransaction(group.map((g) => g.prepared)).gasLimit).toBeLessThanOrEqual(200_000n);
+  });
+
+  it("leaves a queue that fits as one batch", () => {
+    const items = [item(90_000n), item(90_000n), item(90_000n)];
+    expect(splitByGas(items, 10_000_000n)).toEqual([items]);
   });
 });
