@@ -1,0 +1,44 @@
+import { describe, expect, it } from "vitest";
+import { encodeAbiParameters, encodeEventTopics, type Address, type Hex, type Log } from "viem";
+import { eip3009Abi } from "../../../src/exact-evm/abi.js";
+import { receiptPaysAuthorization, receiptPaysExpected } from "../../../src/settlement/receipt.js";
+
+const token: Address = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+const payer: Address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+const payTo: Address = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
+const nonceA: Hex = `0x${"aa".repeat(32)}`;
+const nonceB: Hex = `0x${"bb".repeat(32)}`;
+
+function log(topics: Hex[], data: Hex, logIndex: number, address: Address = token): Log {
+  return { address, topics: topics as [Hex, ...Hex[]], data, logIndex, blockHash: null, blockNumber: null, transactionHash: `0x${"11".repeat(32)}`, transactionIndex: 0, removed: false };
+}
+const authorizationUsed = (nonce: Hex, logIndex: number) =>
+  log(encodeEventTopics({ abi: eip3009Abi, eventName: "AuthorizationUsed", args: { authorizer: payer, nonce } }) as Hex[], "0x", logIndex);
+const transfer = (value: bigint, logIndex: number, address: Address = token) =>
+  log(encodeEventTopics({ abi: eip3009Abi, eventName: "Transfer", args: { from: payer, to: payTo } }) as Hex[], encodeAbiParameters([{ type: "uint256" }], [value]), logIndex, address);
+
+const expected = { token, from: payer, to: payTo, valueAtomic: 1_000n };
+
+describe("receiptPaysAuthorization (a batch transaction's rows)", () => {
+  // One batch: payer paid payTo 1000 with authorization A; the call with B (same payer, payee and value) failed.
+  const batchReceipt = { status: "success" as const, logs: [authorizationUsed(nonceA, 0), transfer(1_000n, 1)] };
+
+  it("credits the authorization whose AuthorizationUsed is in the receipt", () => {
+    expect(receiptPaysAuthorization(batchReceipt, expected, nonceA)).toBe(true);
+  });
+
+  it("does not credit another authorization of the same payer, payee and value whose call failed", () => {
+    expect(receiptPaysExpected(batchReceipt, expected)).toBe(true); // the single-transaction rule would be fooled
+    expect(receiptPaysAuthorization(batchReceipt, expected, nonceB)).toBe(false);
+  });
+
+  it("needs the Transfer too, from the token, of the value", () => {
+    expect(receiptPaysAuthorization({ status: "success", logs: [authorizationUsed(nonceA, 0)] }, expected, nonceA)).toBe(false);
+    expect(receiptPaysAuthorization({ status: "success", logs: [authorizationUsed(nonceA, 0), transfer(999n, 1)] }, expected, nonceA)).toBe(false);
+    expect(receiptPaysAuthorization({ status: "success", logs: [authorizationUsed(nonceA, 0), transfer(1_000n, 1, payTo)] }, expected, nonceA)).toBe(false);
+  });
+
+  it("credits nothing in a reverted transaction", () => {
+    expect(receiptPaysAuthorization({ ...batchReceipt, status: "reverted" }, expected, nonceA)).toBe(false);
+  });
+});
