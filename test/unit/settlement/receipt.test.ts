@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { encodeAbiParameters, encodeEventTopics, type Address, type Hex, type Log } from "viem";
+import { encodeAbiParameters, encodeEventTopics, type Address, type Hex, type TransactionReceipt } from "viem";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
 import { receiptPaysAuthorization, receiptPaysExpected } from "../../../src/settlement/receipt.js";
 
@@ -9,8 +9,11 @@ const payTo: Address = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
 const nonceA: Hex = `0x${"aa".repeat(32)}`;
 const nonceB: Hex = `0x${"bb".repeat(32)}`;
 
-function log(topics: Hex[], data: Hex, logIndex: number, address: Address = token): Log {
-  return { address, topics: topics as [Hex, ...Hex[]], data, logIndex, blockHash: null, blockNumber: null, transactionHash: `0x${"11".repeat(32)}`, transactionIndex: 0, removed: false };
+type ReceiptLog = TransactionReceipt["logs"][number];
+
+function log(topics: Hex[], data: Hex, logIndex: number, address: Address = token): ReceiptLog {
+  const hash: Hex = `0x${"11".repeat(32)}`;
+  return { address, topics: topics as [Hex, ...Hex[]], data, logIndex, blockHash: hash, blockNumber: 1n, transactionHash: hash, transactionIndex: 0, removed: false };
 }
 const authorizationUsed = (nonce: Hex, logIndex: number) =>
   log(encodeEventTopics({ abi: eip3009Abi, eventName: "AuthorizationUsed", args: { authorizer: payer, nonce } }) as Hex[], "0x", logIndex);
