@@ -46,7 +46,8 @@ export interface Limits {
   inFlightPerSignerMax: number;
   /**
    * Settlements waiting for the same signer go out as one Multicall3 aggregate3 transaction of at
-   * most this many (each call may fail alone); 1 = one transaction per settlement.
+   * most this many (each call may fail alone); 1 = one transaction per settlement. On by default:
+   * it saves gas and raises throughput per key (bench/results.json).
    */
   settleBatchMax: number;
   /** Gas limit of one batch transaction at most; a longer queue goes out as several transactions. */
@@ -104,7 +105,7 @@ export const defaultLimits: Limits = {
   signerBalanceMinWei: 0n,
   maxFeePerGasWei: 100_000_000_000n, // 100 gwei: Base runs at a tiny fraction of that
   inFlightPerSignerMax: 64,
-  settleBatchMax: 1,
+  settleBatchMax: 32,
   batchGasMax: 10_000_000n, // below EIP-7825's 16.7M per-transaction cap and far below Base's block gas limit
   stuckAfterMs: 30_000,
   feeBumpsMax: 3,

@@ -118,6 +118,25 @@ describe("POST /settle", () => {
     for (const tx of transactions) expect(answers.filter((a) => a.body.transaction === tx.tx_hash).length).toBeLessThanOrEqual(tx.n);
   });
 
+  it("with SETTLE_BATCH_MAX=1, settles 100 distinct payments concurrently from one key in 100 transactions, one tx nonce each", async () => {
+    const single = await startTestFacilitator({ databaseUrl: fx.database.url, rpcUrls: [fx.chain.rpcUrl], token: fx.chain.token, signerKeys: [keys.facilitator2], limits: { settleBatchMax: 1 } });
+    try {
+      const payments = await Promise.all(Array.from({ length: 100 }, () => sign()));
+      const payToBefore = await fx.chain.balanceOf(payTo);
+      const answers = await Promise.all(payments.map((payment) => settle(single.app, v2Body(payment, requirements()))));
+      expect(answers.filter((answer) => !answer.body.success).map((f) => f.body)).toEqual([]);
+      expect(new Set(answers.map((a) => a.body.transaction)).size).toBe(100);
+      expect(await fx.chain.balanceOf(payTo)).toBe(payToBefore + 100n * amountAtomic);
+      const txNonces = await withPgClient(fx.database.url, async (client) =>
+        (await client.query("select tx_nonce from settlements where signer = $1", [addressOf(keys.facilitator2).toLowerCase()])).rows.map((r) => Number(r.tx_nonce)),
+      );
+      expect(txNonces).toHaveLength(100);
+      expect(new Set(txNonces).size).toBe(100);
+    } finally {
+      await single.close();
+    }
+  });
+
   it("returns the recorded answer to a retry with the same Idempotency-Key; another key gets duplicate_settlement", async () => {
     const body = v2Body(await sign(), requirements());
     const [first, retry] = await Promise.all([
@@ -179,7 +198,7 @@ describe("POST /settle", () => {
   });
 
   it("keeps the tx-nonce counter in step with the chain", async () => {
-    const [counter] = await fx.facilitator.services.deps.database.db.execute<{ next_nonce: string }>(sql`select next_nonce from signer_nonces`).then((r) => r.rows);
+    const [counter] = await fx.facilitator.services.deps.database.db.execute<{ next_nonce: string }>(sql`select next_nonce from signer_nonces where address = ${facilitatorAddress.toLowerCase()}`).then((r) => r.rows);
     expect(Number(counter!.next_nonce)).toBe(await fx.chain.publicClient.getTransactionCount({ address: facilitatorAddress, blockTag: "pending" }));
   });
 });
