@@ -128,7 +128,7 @@ export interface OursOptions {
   startTimeoutMs: number;
   /** Writes a V8 CPU profile into this directory when the process exits (--cpu-prof). */
   cpuProfileDir?: string;
-  /** Default "ours"; e.g. "ours-batched" for the variant started with SETTLE_BATCH_MAX. */
+  /** Default "ours"; e.g. "ours-single" for the variant started with SETTLE_BATCH_MAX. */
   name?: string;
   /** More environment for the process, e.g. { SETTLE_BATCH_MAX: "64" }. */
   extraEnv?: Record<string, string>;

@@ -50,8 +50,8 @@ const settings = {
   /** Cold verify: every request a payment never sent before, at this concurrency; this many requests per facilitator. */
   coldVerifyConcurrency: 64,
   coldVerifyRequests: quick ? 1_000 : 4_000,
-  /** The variant "ours-batched" is ours started with this SETTLE_BATCH_MAX (settle phases only). */
-  settleBatchMax: 64,
+  /** The variant "ours-single" is ours started with this SETTLE_BATCH_MAX: no batching (settle phases only). */
+  settleBatchMax: 1,
   settleBursts: quick ? [50] : [100, 500],
   blockTimeBurst: quick ? 20 : 100,
   warmupSettlements: 3,
@@ -122,7 +122,7 @@ interface Keys {
   payerKeys: Hex[];
   payers: Address[];
   oursSigner: Hex;
-  oursBatchedSigner: Hex;
+  oursSingleSigner: Hex;
   referenceSigner: Hex;
   referenceNmSigner: Hex;
 }
@@ -131,7 +131,7 @@ interface Environment {
   phase: string;
   chain: BenchChain;
   ours: ChildService;
-  oursBatched?: ChildService;
+  oursSingle?: ChildService;
   reference?: ChildService;
   referenceNm?: ChildService;
   stop(): Promise<void>;
@@ -162,14 +162,14 @@ async function startEnvironment(
   started.push(chain);
   log(`${options.phase}: anvil ${chain.rpcUrl} (pid ${chain.anvil.pid})${options.blockTimeSeconds ? `, --block-time ${options.blockTimeSeconds}` : ", automine"}`);
   await mintToAll(chain, keys.payers, 1_000_000_000n);
-  await fundEth(chain.rpcUrl, [keys.oursSigner, keys.oursBatchedSigner, keys.referenceSigner, keys.referenceNmSigner].map(accountOf), "1000");
+  await fundEth(chain.rpcUrl, [keys.oursSigner, keys.oursSingleSigner, keys.referenceSigner, keys.referenceNmSigner].map(accountOf), "1000");
   log(`${options.phase}: ${keys.payers.length} payers funded`);
 
   const databaseName = `bench_${options.phase.replace(/[^a-z0-9]/g, "_")}`;
   const databaseUrl = await createDatabase(context.postgres.adminUrl, databaseName, { dropIfExists: true });
   // Its own database: each instance's watcher finishes only what its own signers sent.
-  const batchedDatabaseUrl = options.reference ? await createDatabase(context.postgres.adminUrl, `${databaseName}_batched`, { dropIfExists: true }) : undefined;
-  const [ours, oursBatched, reference, referenceNm] = await Promise.all([
+  const singleDatabaseUrl = options.reference ? await createDatabase(context.postgres.adminUrl, `${databaseName}_single`, { dropIfExists: true }) : undefined;
+  const [ours, oursSingle, reference, referenceNm] = await Promise.all([
     startOurFacilitator({
       databaseUrl,
       rpcUrl: chain.rpcUrl,
@@ -179,14 +179,14 @@ async function startEnvironment(
       startTimeoutMs: SERVICE_START_TIMEOUT_MS,
       cpuProfileDir: options.cpuProfileDir,
     }),
-    batchedDatabaseUrl
+    singleDatabaseUrl
       ? startOurFacilitator({
-          name: "ours-batched",
-          databaseUrl: batchedDatabaseUrl,
+          name: "ours-single",
+          databaseUrl: singleDatabaseUrl,
           rpcUrl: chain.rpcUrl,
           token: "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
-          signerKey: keys.oursBatchedSigner,
-          configPath: path.join(context.workDir, `facilitator-${options.phase}-batched.json`),
+          signerKey: keys.oursSingleSigner,
+          configPath: path.join(context.workDir, `facilitator-${options.phase}-single.json`),
           startTimeoutMs: SERVICE_START_TIMEOUT_MS,
           extraEnv: { SETTLE_BATCH_MAX: String(settings.settleBatchMax) },
         })
@@ -198,16 +198,16 @@ async function startEnvironment(
       ? startReferenceFacilitator({ rpcUrl: chain.rpcUrl, signerKey: keys.referenceNmSigner, startTimeoutMs: SERVICE_START_TIMEOUT_MS, nonceManager: true })
       : Promise.resolve(undefined),
   ]);
-  for (const service of [ours, oursBatched, reference, referenceNm]) if (service) started.push(service);
+  for (const service of [ours, oursSingle, reference, referenceNm]) if (service) started.push(service);
   log(
     `${options.phase}: ` +
-      [ours, oursBatched, reference, referenceNm]
+      [ours, oursSingle, reference, referenceNm]
         .filter((service) => service !== undefined)
         .map((service) => `${service.name} ${service.url} (pid ${service.pid})`)
         .join(", "),
   );
-  for (const service of [ours, oursBatched, reference, referenceNm]) if (service) await expectSupported(service);
-  return { phase: options.phase, chain, ours, oursBatched, reference, referenceNm, stop };
+  for (const service of [ours, oursSingle, reference, referenceNm]) if (service) await expectSupported(service);
+  return { phase: options.phase, chain, ours, oursSingle, reference, referenceNm, stop };
 }
 
 async function expectSupported(service: ChildService): Promise<void> {
@@ -418,7 +418,7 @@ async function signAll(keys: Keys) {
     const payTo = addressFor(label);
     return { payTo, bodies: await signPayments({ payerKeys: keys.payerKeys, payTo, count, amountAtomic: settings.amountAtomic, validForSeconds: 3_600n }) };
   };
-  const facilitators: Facilitator[] = profileMode ? ["ours"] : ["ours", "ours-batched", "reference", "reference-nm"];
+  const facilitators: Facilitator[] = profileMode ? ["ours"] : ["ours", "ours-single", "reference", "reference-nm"];
   const verify = await sign("verify", settings.verifyPayments);
   // Cold verify: one set, sent once to each facilitator (each sees every payment once); `connections` spare.
   const coldRequests = profileMode ? settings.profileColdVerifyRequests : settings.coldVerifyRequests;
@@ -460,11 +460,11 @@ interface Participant {
   signer: Address;
 }
 
-/** Ours, ours batched (settle only), the reference, and the reference with a nonce manager (settle only). */
+/** Ours (defaults: batching on), ours single (SETTLE_BATCH_MAX=1, settle only), the reference, and the reference with a nonce manager (settle only). */
 function participants(environment: Environment, keys: Keys): Participant[] {
   return [
     { who: "ours" as const, service: environment.ours, signer: accountOf(keys.oursSigner) },
-    { who: "ours-batched" as const, service: environment.oursBatched!, signer: accountOf(keys.oursBatchedSigner) },
+    { who: "ours-single" as const, service: environment.oursSingle!, signer: accountOf(keys.oursSingleSigner) },
     { who: "reference" as const, service: environment.reference!, signer: accountOf(keys.referenceSigner) },
     { who: "reference-nm" as const, service: environment.referenceNm!, signer: accountOf(keys.referenceNmSigner) },
   ];
@@ -612,7 +612,7 @@ async function main(): Promise<void> {
     payerKeys,
     payers: payerKeys.map(accountOf),
     oursSigner: keyFor("signer/ours"),
-    oursBatchedSigner: keyFor("signer/ours-batched"),
+    oursSingleSigner: keyFor("signer/ours-single"),
     referenceSigner: keyFor("signer/reference"),
     referenceNmSigner: keyFor("signer/reference-nm"),
   };
@@ -640,7 +640,7 @@ async function main(): Promise<void> {
       "Each facilitator runs in its own Node process (both via `node --import tsx`); the load generator (autocannon / fetch) is a third process; Anvil and Postgres are shared.",
       "CPU ms per verify is the facilitator process's utime+stime over the run divided by requests answered; pg/anvil columns charge the shared Postgres and Anvil the same way.",
       "Verify 'rotated' sends a fixed set of valid payments in turn (repeats: ours answers them from its caches); 'cold' sends every request a payment never sent to that facilitator before (no cache can hit; signatures are recovered, the chain is read).",
-      "Settle: every payment in a burst is sent at the same moment, each a distinct pre-signed authorization, one signer key per facilitator. The reference uses the x402 example's signer (viem wallet client, no nonce manager); reference-nm is the same with viem's nonceManager on the account (not in the example); ours-batched is ours with SETTLE_BATCH_MAX=64 (settlements waiting for the same signer go out as one Multicall3 aggregate3 transaction).",
+      "Settle: every payment in a burst is sent at the same moment, each a distinct pre-signed authorization, one signer key per facilitator. The reference uses the x402 example's signer (viem wallet client, no nonce manager); reference-nm is the same with viem's nonceManager on the account (not in the example); ours runs its defaults, where settlements waiting for the same signer go out as one Multicall3 aggregate3 transaction (SETTLE_BATCH_MAX 32); ours-single is ours with SETTLE_BATCH_MAX=1, one transaction per settlement.",
       "gas/settl = gasUsed of every transaction the facilitator's signer got mined during the burst (read from the blocks) / payments that reached payTo; gas/tx = mean gasUsed of the distinct transactions behind the success answers.",
       "Settle latencies: 'p50 ok'/'p99 ok' are over successful settlements only; 'p50 all' includes failures, which the reference answers quickly.",
       "The machine is shared: compare ratios rather than absolute numbers, and see loadAverage in machine.",
