@@ -18,13 +18,12 @@ const intrinsicGas = 21_000n;
 export function batchTransaction(items: readonly PreparedTransaction[]): PreparedTransaction {
   if (items.length === 0) throw new Error("a batch needs at least one settlement");
   if (items.length === 1) return items[0]!;
-  const callsGas = items.reduce((sum, item) => sum + item.gasLimit - intrinsicGas, 0n);
   return {
     call: {
       to: multicall3Address,
       data: encodeAggregate3(items.map((item) => ({ target: item.call.to, allowFailure: true, callData: item.call.data }))),
     },
-    gasLimit: intrinsicGas + callsGas + batchGasPerCallOverhead * BigInt(items.length),
+    gasLimit: batchGasLimit(items),
     maxFeePerGas: max(items.map((item) => item.maxFeePerGas)),
     maxPriorityFeePerGas: max(items.map((item) => item.maxPriorityFeePerGas)),
     chainPendingNonce: Math.max(...items.map((item) => item.chainPendingNonce)),
@@ -41,13 +40,20 @@ export function splitByGas<T extends { prepared: PreparedTransaction }>(items: r
   let current: T[] = [];
   for (const item of items) {
     const candidate = [...current, item];
-    if (current.length > 0 && batchTransaction(candidate.map((entry) => entry.prepared)).gasLimit > gasMax) {
+    if (current.length > 0 && batchGasLimit(candidate.map((entry) => entry.prepared)) > gasMax) {
       groups.push(current);
       current = [item];
     } else current = candidate;
   }
   if (current.length > 0) groups.push(current);
   return groups;
+}
+
+/** The gas limit batchTransaction gives these settlements (arithmetic only: nothing is encoded). */
+function batchGasLimit(items: readonly PreparedTransaction[]): bigint {
+  if (items.length === 1) return items[0]!.gasLimit;
+  const callsGas = items.reduce((sum, item) => sum + item.gasLimit - intrinsicGas, 0n);
+  return intrinsicGas + callsGas + batchGasPerCallOverhead * BigInt(items.length);
 }
 
 function max(values: readonly bigint[]): bigint {
