@@ -4,7 +4,7 @@ import type { SignerPool } from "./chain/signers.js";
 import type { Clock } from "./clock.js";
 import { openPolicy, type Limits, type NetworkConfig, type Policy } from "./config.js";
 import { ApiKeysRepository } from "./store/api-keys-repo.js";
-import { verifyExactEvm, type VerifyResult } from "./exact-evm/verify.js";
+import { verifyExactEvm, type VerifyContext, type VerifyResult } from "./exact-evm/verify.js";
 import type { X402Version } from "./protocol/types.js";
 import type { PaymentRequest } from "./protocol/types.js";
 import { SettlementEngine, type Logger } from "./settlement/engine.js";
@@ -78,6 +78,20 @@ export function createServices(deps: ServiceDeps): Services {
   const v1Names = new Set(networks.flatMap((network) => (network.v1Name ? [network.v1Name] : [])));
   const caip2Names = new Set<string>(networks.map((network) => network.network));
   const simulationAccount: Address = deps.signers.addresses()[0]!;
+  // Built once: verify runs per request, and these closures are the same every time.
+  const verifyContext: VerifyContext = {
+    chains: deps.chains,
+    clock: deps.clock,
+    simulationAccount,
+    isClaimed: (payment) =>
+      settlements.isClaimed({
+        chainId: payment.network.chainId,
+        asset: payment.asset.address,
+        payer: payment.request.authorization.from,
+        nonce: payment.request.authorization.nonce,
+      }),
+  };
+  const verifyOptions = { simulate: true };
   return {
     deps,
     networks,
@@ -89,22 +103,6 @@ export function createServices(deps: ServiceDeps): Services {
     policy: deps.policy ?? openPolicy,
     apiKeys: new ApiKeysRepository(deps.database.db),
     networkServed: (version, network) => (version === 1 ? v1Names.has(network) : caip2Names.has(network)),
-    verify: (request) =>
-      verifyExactEvm(
-        request,
-        {
-          chains: deps.chains,
-          clock: deps.clock,
-          simulationAccount,
-          isClaimed: (payment) =>
-            settlements.isClaimed({
-              chainId: payment.network.chainId,
-              asset: payment.asset.address,
-              payer: payment.request.authorization.from,
-              nonce: payment.request.authorization.nonce,
-            }),
-        },
-        { simulate: true },
-      ),
+    verify: (request) => verifyExactEvm(request, verifyContext, verifyOptions),
   };
 }

@@ -31,6 +31,16 @@ export function settlementCall(token: Address, authorization: Authorization, sig
   };
 }
 
+// One ABI item per overload: viem would otherwise match the arguments against both on every call.
+const transferWithVrs = eip3009Abi.find((item) => item.type === "function" && item.name === "transferWithAuthorization" && item.inputs.length === 9) as Extract<
+  (typeof eip3009Abi)[number],
+  { name: "transferWithAuthorization"; inputs: { length: 9 } }
+>;
+const transferWithBytes = eip3009Abi.find((item) => item.type === "function" && item.name === "transferWithAuthorization" && item.inputs.length === 7) as Extract<
+  (typeof eip3009Abi)[number],
+  { name: "transferWithAuthorization"; inputs: { length: 7 } }
+>;
+
 /** The token call alone (no deployment). */
 export function transferWithAuthorizationCall(token: Address, authorization: Authorization, signature: Hex, payerKind: PayerKind = "eoa"): ContractCall {
   const head = [
@@ -44,9 +54,9 @@ export function transferWithAuthorizationCall(token: Address, authorization: Aut
   if (payerKind === "eoa") {
     const { r, s, yParity } = parseSignature(signature);
     // USDC's ECRecover accepts only v = 27 | 28; a 0/1 v from some wallets is normalised here.
-    const data = encodeFunctionData({ abi: eip3009Abi, functionName: "transferWithAuthorization", args: [...head, 27 + yParity, r, s] });
+    const data = encodeFunctionData({ abi: [transferWithVrs], functionName: "transferWithAuthorization", args: [...head, 27 + yParity, r, s] });
     return { to: token, data };
   }
-  const data = encodeFunctionData({ abi: eip3009Abi, functionName: "transferWithAuthorization", args: [...head, tokenSignature(signature)] });
+  const data = encodeFunctionData({ abi: [transferWithBytes], functionName: "transferWithAuthorization", args: [...head, tokenSignature(signature)] });
   return { to: token, data };
 }
