@@ -27,26 +27,37 @@ export function batchTransaction(items: readonly PreparedTransaction[]): Prepare
     maxFeePerGas: max(items.map((item) => item.maxFeePerGas)),
     maxPriorityFeePerGas: max(items.map((item) => item.maxPriorityFeePerGas)),
     chainPendingNonce: Math.max(...items.map((item) => item.chainPendingNonce)),
+    signerBalanceWei: items.reduce((low, item) => (item.signerBalanceWei < low ? item.signerBalanceWei : low), items[0]!.signerBalanceWei),
   };
 }
 
 /**
- * Splits settlements (in order) into groups whose batch transaction stays within `gasMax`, so a
+ * Splits settlements (in order) into groups whose batch transaction stays within `gasMax` — so a
  * long queue never makes a transaction above a chain's per-transaction gas cap (16.7M gas after
- * EIP-7825) or near a block's limit. A single settlement is never split further.
+ * EIP-7825) or near a block's limit — and whose worst-case cost (gas limit × fee cap) the signer's
+ * balance covers, so a nearly empty signer still pays for the settlements it can instead of
+ * having the node refuse one big transaction. A single settlement is never split further (it was
+ * checked against the balance alone when it was prepared).
  */
-export function splitByGas<T extends { prepared: PreparedTransaction }>(items: readonly T[], gasMax: bigint): T[][] {
+export function splitIntoBatches<T extends { prepared: PreparedTransaction }>(items: readonly T[], gasMax: bigint): T[][] {
   const groups: T[][] = [];
   let current: T[] = [];
   for (const item of items) {
     const candidate = [...current, item];
-    if (current.length > 0 && batchGasLimit(candidate.map((entry) => entry.prepared)) > gasMax) {
+    if (current.length > 0 && !fits(candidate.map((entry) => entry.prepared), gasMax)) {
       groups.push(current);
       current = [item];
     } else current = candidate;
   }
   if (current.length > 0) groups.push(current);
   return groups;
+}
+
+function fits(items: readonly PreparedTransaction[], gasMax: bigint): boolean {
+  const gasLimit = batchGasLimit(items);
+  const maxFeePerGas = max(items.map((item) => item.maxFeePerGas));
+  const balanceWei = items.reduce((low, item) => (item.signerBalanceWei < low ? item.signerBalanceWei : low), items[0]!.signerBalanceWei);
+  return gasLimit <= gasMax && gasLimit * maxFeePerGas <= balanceWei;
 }
 
 /** The gas limit batchTransaction gives these settlements (arithmetic only: nothing is encoded). */

@@ -15,6 +15,8 @@ export interface PreparedTransaction {
   maxFeePerGas: bigint;
   maxPriorityFeePerGas: bigint;
   chainPendingNonce: number;
+  /** The signer's native balance when this was prepared: a batch must fit in it too. */
+  signerBalanceWei: bigint;
 }
 
 /**
@@ -75,7 +77,7 @@ export async function prepareTransaction(
   if (signerBalanceWei < limits.signerBalanceMinWei) {
     throw new SignerCannotPayError(signer.address, `signer ${signer.address} holds ${signerBalanceWei} wei, below MIN_SIGNER_BALANCE_WEI (${limits.signerBalanceMinWei}): fund it`);
   }
-  return { call, gasLimit, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, chainPendingNonce };
+  return { call, gasLimit, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, chainPendingNonce, signerBalanceWei };
 }
 
 export function isPrepared(value: PreparedTransaction | Rejection): value is PreparedTransaction {

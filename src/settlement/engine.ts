@@ -21,7 +21,7 @@ import { crashPoint } from "./crash-points.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { GroupCommit } from "./group-commit.js";
 import { MulticallPresence } from "./multicall-presence.js";
-import { batchTransaction, splitByGas } from "./batch-transaction.js";
+import { batchTransaction, splitIntoBatches } from "./batch-transaction.js";
 import { isFinal } from "./transitions.js";
 
 export interface Logger {
@@ -188,7 +188,7 @@ export class SettlementEngine {
     const sent: SentSettlement[] = [];
     // One transaction after the other. A failure before a group was persisted fails that group
     // only: the groups already persisted (and maybe sent) must keep their answers.
-    for (const group of splitByGas(items, this.deps.limits.batchGasMax)) {
+    for (const group of splitIntoBatches(items, this.deps.limits.batchGasMax)) {
       sent.push(...(await this.sendOneBatch(group).catch((error: unknown) => group.map(() => ({ kind: "unsent" as const, error })))));
     }
     return sent;

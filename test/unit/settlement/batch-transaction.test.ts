@@ -2,13 +2,13 @@ import { describe, expect, it } from "vitest";
 import type { Address, Hex } from "viem";
 import { decodeFunctionData } from "viem";
 import { multicall3Abi, multicall3Address } from "../../../src/exact-evm/multicall3.js";
-import { batchGasPerCallOverhead, batchTransaction, splitByGas } from "../../../src/settlement/batch-transaction.js";
+import { batchGasPerCallOverhead, batchTransaction, splitIntoBatches } from "../../../src/settlement/batch-transaction.js";
 import type { PreparedTransaction } from "../../../src/settlement/broadcast.js";
 
 const token: Address = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
 
-function prepared(data: Hex, gasLimit: bigint, maxFeePerGas: bigint, chainPendingNonce: number): PreparedTransaction {
-  return { call: { to: token, data }, gasLimit, maxFeePerGas, maxPriorityFeePerGas: maxFeePerGas / 10n, chainPendingNonce };
+function prepared(data: Hex, gasLimit: bigint, maxFeePerGas: bigint, chainPendingNonce: number, signerBalanceWei = 10n ** 18n): PreparedTransaction {
+  return { call: { to: token, data }, gasLimit, maxFeePerGas, maxPriorityFeePerGas: maxFeePerGas / 10n, chainPendingNonce, signerBalanceWei };
 }
 
 describe("batchTransaction", () => {
@@ -36,18 +36,25 @@ describe("batchTransaction", () => {
   });
 });
 
-describe("splitByGas", () => {
+describe("splitIntoBatches", () => {
   const item = (gasLimit: bigint) => ({ prepared: prepared("0xaa", gasLimit, 1n, 0) });
 
   it("keeps every batch within the gas cap, in order, and never splits one settlement", () => {
     const items = [item(90_000n), item(90_000n), item(90_000n), item(500_000n), item(90_000n)];
-    const groups = splitByGas(items, 200_000n);
+    const groups = splitIntoBatches(items, 200_000n);
     expect(groups).toEqual([[items[0], items[1]], [items[2]], [items[3]], [items[4]]]);
     for (const group of groups.filter((g) => g.length > 1)) expect(batchTransaction(group.map((g) => g.prepared)).gasLimit).toBeLessThanOrEqual(200_000n);
   });
 
+  it("keeps every batch's worst-case cost within the signer's balance (the lowest any item saw)", () => {
+    // 1 wei/gas: a batch of two costs 21,000 + 2 × 69,000 + 2 × 6,000 = 171,000 wei, of three 246,000.
+    const poor = (balanceWei: bigint) => ({ prepared: prepared("0xaa", 90_000n, 1n, 0, balanceWei) });
+    const items = [poor(200_000n), poor(10n ** 18n), poor(10n ** 18n), poor(10n ** 18n)];
+    expect(splitIntoBatches(items, 10_000_000n)).toEqual([[items[0], items[1]], [items[2], items[3]]]);
+  });
+
   it("leaves a queue that fits as one batch", () => {
     const items = [item(90_000n), item(90_000n), item(90_000n)];
-    expect(splitByGas(items, 10_000_000n)).toEqual([items]);
+    expect(splitIntoBatches(items, 10_000_000n)).toEqual([items]);
   });
 });
