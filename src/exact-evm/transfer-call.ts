@@ -4,6 +4,7 @@ import { eip3009Abi } from "./abi.js";
 import { encodeAggregate3, multicall3Address } from "./multicall3.js";
 import type { PayerKind } from "./payer-signature.js";
 import { erc6492Deployment, tokenSignature } from "./signature.js";
+import { authorizationFields } from "./typed-data.js";
 
 export interface ContractCall {
   to: Address;
@@ -43,14 +44,7 @@ const transferWithBytes = eip3009Abi.find((item) => item.type === "function" && 
 
 /** The token call alone (no deployment). */
 export function transferWithAuthorizationCall(token: Address, authorization: Authorization, signature: Hex, payerKind: PayerKind = "eoa"): ContractCall {
-  const head = [
-    authorization.from,
-    authorization.to,
-    authorization.valueAtomic,
-    authorization.validAfterSeconds,
-    authorization.validBeforeSeconds,
-    authorization.nonce,
-  ] as const;
+  const head = authorizationFields(authorization);
   if (payerKind === "eoa") {
     const { r, s, yParity } = parseSignature(signature);
     // USDC's ECRecover accepts only v = 27 | 28; a 0/1 v from some wallets is normalised here.

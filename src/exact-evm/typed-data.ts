@@ -102,17 +102,19 @@ export function authorizationDigest(domain: Eip712TokenDomain, authorization: Au
 export const authorizationDigestsMax = 10_000;
 const digests = new LruCache<string, Hex>(authorizationDigestsMax);
 
+/** The authorization's fields in the order of the EIP-712 struct and of transferWithAuthorization's arguments. */
+export function authorizationFields(authorization: Authorization) {
+  return [
+    authorization.from,
+    authorization.to,
+    authorization.valueAtomic,
+    authorization.validAfterSeconds,
+    authorization.validBeforeSeconds,
+    authorization.nonce,
+  ] as const;
+}
+
 function computeAuthorizationDigest(domain: Eip712TokenDomain, authorization: Authorization): Hex {
-  const structHash = keccak256(
-    encodeAbiParameters(structParameters, [
-      transferWithAuthorizationTypeHash,
-      authorization.from,
-      authorization.to,
-      authorization.valueAtomic,
-      authorization.validAfterSeconds,
-      authorization.validBeforeSeconds,
-      authorization.nonce,
-    ]),
-  );
+  const structHash = keccak256(encodeAbiParameters(structParameters, [transferWithAuthorizationTypeHash, ...authorizationFields(authorization)]));
   return keccak256(concat(["0x1901", cachedDomainSeparator(domain), structHash]));
 }
