@@ -28,6 +28,7 @@ export function batchTransaction(items: readonly PreparedTransaction[]): Prepare
     maxPriorityFeePerGas: max(items.map((item) => item.maxPriorityFeePerGas)),
     chainPendingNonce: Math.max(...items.map((item) => item.chainPendingNonce)),
     signerBalanceWei: items.reduce((low, item) => (item.signerBalanceWei < low ? item.signerBalanceWei : low), items[0]!.signerBalanceWei),
+    payerHasCode: items.some((item) => item.payerHasCode),
   };
 }
 

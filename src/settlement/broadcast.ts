@@ -17,6 +17,11 @@ export interface PreparedTransaction {
   chainPendingNonce: number;
   /** The signer's native balance when this was prepared: a batch must fit in it too. */
   signerBalanceWei: bigint;
+  /**
+   * The payer's address has code (a smart wallet, or an EIP-7702 delegated key): its signature
+   * check runs code we do not control, which could burn a whole batch's gas, so it goes alone.
+   */
+  payerHasCode: boolean;
 }
 
 /**
@@ -32,7 +37,7 @@ export async function prepareTransaction(
   limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax" | "maxFeePerGasWei" | "signerBalanceMinWei">,
 ): Promise<PreparedTransaction | Rejection> {
   const call = settlementCall(payment.asset.address, payment.request.authorization, payment.request.signature, payment.payerKind ?? "eoa");
-  const [state, estimate, fees, chainPendingNonce, signerBalanceWei] = await Promise.all([
+  const [state, estimate, fees, chainPendingNonce, signerBalanceWei, payerCode] = await Promise.all([
     readChainState(client, payment, { simulate: false, simulationAccount: signer.address }),
     client.estimateGas({ account: signer.address, ...call }).then(
       (gas) => ({ ok: true as const, gas }),
@@ -49,6 +54,9 @@ export async function prepareTransaction(
     }),
     client.getBalance({ address: signer.address }).catch((error: unknown) => {
       throw rethrowIfUnavailable(error, "reading the signer balance");
+    }),
+    client.getCode({ address: payment.request.authorization.from }).catch((error: unknown) => {
+      throw rethrowIfUnavailable(error, "reading the payer's code");
     }),
   ]);
   const { authorization } = payment.request;
@@ -77,7 +85,8 @@ export async function prepareTransaction(
   if (signerBalanceWei < limits.signerBalanceMinWei) {
     throw new SignerCannotPayError(signer.address, `signer ${signer.address} holds ${signerBalanceWei} wei, below MIN_SIGNER_BALANCE_WEI (${limits.signerBalanceMinWei}): fund it`);
   }
-  return { call, gasLimit, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, chainPendingNonce, signerBalanceWei };
+  const payerHasCode = payerCode !== undefined && payerCode !== "0x";
+  return { call, gasLimit, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, chainPendingNonce, signerBalanceWei, payerHasCode };
 }
 
 export function isPrepared(value: PreparedTransaction | Rejection): value is PreparedTransaction {

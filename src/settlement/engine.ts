@@ -13,7 +13,7 @@ import type { Metrics } from "../metrics.js";
 import type { Database } from "../store/db.js";
 import type { SettlementRow } from "../store/schema.js";
 import type { SettlementsRepository } from "../store/settlements-repo.js";
-import { allocateNonceAndPersistSigned, releaseNonce } from "../store/tx-nonces.js";
+import { allocateNonceAndPersistSigned, refuseSignedTransaction } from "../store/tx-nonces.js";
 import { broadcastRawTransaction, isPrepared, prepareTransaction, signSettlementTransaction, type PreparedTransaction } from "./broadcast.js";
 import { chainVerdict, type ChainVerdict } from "./chain-verdict.js";
 import { duplicate, failed, outcomeOfFinalRow, pending, succeeded, type SettleOutcome } from "./outcome.js";
@@ -47,6 +47,8 @@ interface PendingSigning {
   account: LocalAccount;
   chainId: number;
   prepared: PreparedTransaction;
+  /** The request's settle budget ends here: past it, it leaves the queue unsigned. */
+  deadlineMs: number;
 }
 
 /** What became of one row's transaction at broadcast (the row as persisted). */
@@ -55,8 +57,7 @@ type SentSettlement =
   | { kind: "unsent"; error: unknown } // failed before anything was persisted: nothing reached the chain
   | { kind: "pending"; row: SettlementRow } // signed, the node's answer is unknown: settlement_pending
   | { kind: "submitted"; row: SettlementRow }
-  | { kind: "rejected"; row: SettlementRow; signerUnfunded: boolean }
-  | { kind: "error"; row: SettlementRow; error: unknown };
+  | { kind: "rejected"; row: SettlementRow; signerUnfunded: boolean };
 
 /** How often a duplicate request re-reads the row it waits on. */
 const duplicatePollIntervalMs = 100;
@@ -134,8 +135,8 @@ export class SettlementEngine {
           return failed(prepared.reason, prepared.message, failedRow);
         }
         const signerKey = `${payment.network.chainId}:${account.address}`;
-        const item: PendingSigning = { row, account, chainId: payment.network.chainId, prepared };
-        sent = (await this.mayBatch(payment, client)) ? await this.batches!.submit(signerKey, item) : await this.sendAlone(signerKey, item);
+        const item: PendingSigning = { row, account, chainId: payment.network.chainId, prepared, deadlineMs };
+        sent = (await this.mayBatch(payment, prepared, client)) ? await this.batches!.submit(signerKey, item) : await this.sendAlone(signerKey, item);
         if (sent.kind === "unsent") throw sent.error;
       } catch (error) {
         // Nothing reached the chain: free the authorization for a later attempt, then report the fault.
@@ -143,8 +144,10 @@ export class SettlementEngine {
           deps.log.error({ signer: error.signer, error: error.message }, "signer cannot pay for gas");
           deps.metrics?.signerCannotPay(error.signer);
         }
+        // Only while still `claimed`: if the signing transaction committed and only its answer was
+        // lost, the row is `signed` and the watcher broadcasts it (never failed, never a nonce gap).
         await deps.repo
-          .transition(row.id, "failed", { errorReason: ReasonCode.serviceUnavailable, errorMessage: String((error as Error).message).slice(0, 500) })
+          .failClaim(row.id, { errorReason: ReasonCode.serviceUnavailable, errorMessage: String((error as Error).message).slice(0, 500) })
           .catch(() => undefined);
         throw error;
       }
@@ -155,9 +158,13 @@ export class SettlementEngine {
     }
   }
 
-  /** Batching is on, Multicall3 exists on the chain, and the settlement is not one already. */
-  private async mayBatch(payment: ResolvedPayment, client: PublicClient): Promise<boolean> {
-    if (!this.batches || payment.payerKind === "counterfactual") return false;
+  /**
+   * Batching is on, Multicall3 exists on the chain, and the payer is a plain key: a smart wallet's
+   * (or an EIP-7702 key's) signature check is code we do not control, which could burn the gas of
+   * every other settlement in the batch; a counterfactual one is a Multicall3 transaction already.
+   */
+  private async mayBatch(payment: ResolvedPayment, prepared: PreparedTransaction, client: PublicClient): Promise<boolean> {
+    if (!this.batches || payment.payerKind !== "eoa" || prepared.payerHasCode) return false;
     const deployed = await this.multicall.isDeployed(payment.network.chainId, client);
     if (!deployed && !this.warnedNoMulticall.has(payment.network.chainId)) {
       this.warnedNoMulticall.add(payment.network.chainId);
@@ -185,13 +192,22 @@ export class SettlementEngine {
    * row before it is broadcast once. Throws only before anything is persisted.
    */
   private async sendBatch(items: readonly PendingSigning[]): Promise<SentSettlement[]> {
+    // A request whose budget ran out while it queued leaves unsigned (its caller gets a 503 and the
+    // authorization stays free), so queueing behind slow broadcasts never outlasts the budget.
+    const nowMs = this.deps.clock.nowMs();
+    const expired = items.filter((item) => item.deadlineMs <= nowMs);
+    const live = items.filter((item) => item.deadlineMs > nowMs);
+    const budgetSpent = new DependencyUnavailableError("rpc", "the settle budget ran out while waiting for the signer; retry shortly");
     const sent: SentSettlement[] = [];
     // One transaction after the other. A failure before a group was persisted fails that group
     // only: the groups already persisted (and maybe sent) must keep their answers.
-    for (const group of splitIntoBatches(items, this.deps.limits.batchGasMax)) {
+    for (const group of splitIntoBatches(live, this.deps.limits.batchGasMax)) {
       sent.push(...(await this.sendOneBatch(group).catch((error: unknown) => group.map(() => ({ kind: "unsent" as const, error })))));
     }
-    return sent;
+    const answers = new Map<PendingSigning, SentSettlement>();
+    live.forEach((item, index) => answers.set(item, sent[index]!));
+    for (const item of expired) answers.set(item, { kind: "unsent", error: budgetSpent });
+    return items.map((item) => answers.get(item)!);
   }
 
   private async sendOneBatch(items: readonly PendingSigning[]): Promise<SentSettlement[]> {
@@ -241,12 +257,21 @@ export class SettlementEngine {
     if (broadcast.kind === "rejected") {
       deps.log.error({ settlementIds: ids, signer: first.signer, error: broadcast.message }, "node refused the settlement transaction");
       try {
-        if (!broadcast.nonceConsumed) await releaseNonce(deps.db, { chainId: first.chainId, signer: first.signer!, txNonce: first.txNonce! });
-        for (const row of rows) {
-          await deps.repo.transition(row.id, "failed", { errorReason: ReasonCode.unexpectedSettleError, errorMessage: broadcast.message.slice(0, 500) });
-        }
+        await refuseSignedTransaction(deps.db, {
+          chainId: first.chainId,
+          signer: first.signer!,
+          txNonce: first.txNonce!,
+          txHash: first.txHash!,
+          releaseNonce: !broadcast.nonceConsumed,
+          errorReason: ReasonCode.unexpectedSettleError,
+          errorMessage: broadcast.message.slice(0, 500),
+        });
       } catch (error) {
-        return rows.map((row) => ({ kind: "error", row, error }));
+        // Nothing recorded: the rows stay `signed` with their bytes and the nonce stays taken, as
+        // after a crash. The transaction exists, so the answer is settlement_pending with its hash;
+        // the watcher sends it again and records the node's refusal.
+        deps.log.error({ settlementIds: ids, txHash: first.txHash, err: error }, "could not record the node's refusal");
+        return rows.map((row) => ({ kind: "pending", row }));
       }
       return rows.map((row) => ({ kind: "rejected", row, signerUnfunded: broadcast.signerUnfunded }));
     }
@@ -267,8 +292,6 @@ export class SettlementEngine {
     switch (sent.kind) {
       case "pending":
         return this.answerPending(row);
-      case "error":
-        throw sent.error;
       case "rejected":
         if (sent.signerUnfunded) throw new DependencyUnavailableError("rpc", `signer ${row.signer} cannot pay for gas on chain ${row.chainId}`);
         return failed(ReasonCode.unexpectedSettleError, "the node refused the settlement transaction");

@@ -89,6 +89,15 @@ function preparedStatements(db: Database) {
           txNonce: null,
           gasLimit: null,
           txSettlements: 1,
+          // Everything an earlier attempt may have left: a re-claimed row starts clean.
+          broadcastAt: null,
+          lastBroadcastAt: null,
+          replacedTxHashes: sql`'{}'::text[]`,
+          feeBumps: 0,
+          gasCostWei: null,
+          settledTxHash: null,
+          blockNumber: null,
+          gasUsed: null,
           pendingAnswered: false,
           successAnswered: false,
           attempt: sql`${settlements.attempt} + 1`,
@@ -199,6 +208,20 @@ export class SettlementsRepository {
     fields: { settledTxHash: string; blockNumber: number; gasUsed: number; gasCostWei: string; claimSuccess: boolean },
   ): Promise<SettlementRow | undefined> {
     const [row] = await this.statements.confirm.execute({ id, ...fields });
+    return row;
+  }
+
+  /**
+   * Fails a row only while it is still `claimed` (nothing signed for it). A worker that gave up on a
+   * claim — the watcher after the lease, or a request after a fault — must not overwrite a row that
+   * the signer locked and signed meanwhile: that transaction may pay.
+   */
+  async failClaim(id: string, fields: { errorReason: string; errorMessage: string }): Promise<SettlementRow | undefined> {
+    const [row] = await this.db
+      .update(settlements)
+      .set({ ...fields, status: "failed", leaseUntil: null, updatedAt: sql`now()` })
+      .where(and(eq(settlements.id, id), eq(settlements.status, "claimed")))
+      .returning();
     return row;
   }
 

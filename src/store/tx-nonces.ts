@@ -131,18 +131,19 @@ export async function takeStaleReleasedNonces(
       .where(and(eq(signerNonces.chainId, input.chainId), eq(signerNonces.address, signer)))
       .for("update");
     if (!counter) return [];
-    const taken = await tx
-      .delete(releasedNonces)
-      .where(
-        and(
-          eq(releasedNonces.chainId, input.chainId),
-          eq(releasedNonces.address, signer),
-          lt(releasedNonces.createdAt, sql`now() - make_interval(secs => ${input.olderThanMs / 1000})`),
-          lt(releasedNonces.nonce, counter.nextNonce),
-        ),
-      )
-      .returning({ nonce: releasedNonces.nonce });
-    return taken.map((row) => row.nonce).sort((a, b) => a - b).slice(0, input.limit);
+    // The lowest `limit` stale holes only: the rest stay handed back for the next pass (deleting
+    // them all and filling only some would lose the others for good).
+    const taken = await tx.execute<{ nonce: string }>(sql`
+      delete from released_nonces
+      where chain_id = ${input.chainId} and address = ${signer} and nonce in (
+        select nonce from released_nonces
+        where chain_id = ${input.chainId} and address = ${signer}
+          and created_at < now() - make_interval(secs => ${input.olderThanMs / 1000})
+          and nonce < ${counter.nextNonce}
+        order by nonce
+        limit ${input.limit})
+      returning nonce`);
+    return taken.rows.map((row) => Number(row.nonce)).sort((a, b) => a - b);
   });
 }
 
@@ -157,15 +158,39 @@ export async function returnReleasedNonce(db: Database, input: { chainId: number
  * settlement fills the hole instead of queuing behind it forever.
  */
 export async function releaseNonce(db: Database, input: { chainId: number; signer: string; txNonce: number }): Promise<void> {
-  const signer = input.signer.toLowerCase();
-  await db.transaction(async (tx) => {
-    const where = and(eq(signerNonces.chainId, input.chainId), eq(signerNonces.address, signer));
-    const [counter] = await tx.select().from(signerNonces).where(where).for("update");
-    if (!counter) return;
-    if (counter.nextNonce === input.txNonce + 1) {
-      await tx.update(signerNonces).set({ nextNonce: input.txNonce, updatedAt: sql`now()` }).where(where);
-    } else {
-      await tx.insert(releasedNonces).values({ chainId: input.chainId, address: signer, nonce: input.txNonce }).onConflictDoNothing();
-    }
+  await db.transaction((tx) => releaseNonceIn(tx, input));
+}
+
+/**
+ * The node refused a signed transaction: every row still holding it fails and (unless the nonce was
+ * consumed by something else) its nonce goes back — in ONE Postgres transaction, and only by the
+ * first worker to get there: never a nonce handed back while a row still holds the signed bytes (a
+ * rebroadcast would then pay a row marked failed), never rows failed with the nonce lost, never a
+ * nonce handed back twice. Returns how many rows it failed.
+ */
+export async function refuseSignedTransaction(
+  db: Database,
+  input: { chainId: number; signer: string; txNonce: number; txHash: string; releaseNonce: boolean; errorReason: string; errorMessage: string },
+): Promise<number> {
+  return db.transaction(async (tx) => {
+    const failed = await tx
+      .update(settlements)
+      .set({ status: "failed", errorReason: input.errorReason, errorMessage: input.errorMessage, leaseUntil: null, updatedAt: sql`now()` })
+      .where(and(eq(settlements.txHash, input.txHash), eq(settlements.status, "signed")))
+      .returning({ id: settlements.id });
+    if (failed.length > 0 && input.releaseNonce) await releaseNonceIn(tx, input);
+    return failed.length;
   });
+}
+
+async function releaseNonceIn(tx: Transaction, input: { chainId: number; signer: string; txNonce: number }): Promise<void> {
+  const signer = input.signer.toLowerCase();
+  const where = and(eq(signerNonces.chainId, input.chainId), eq(signerNonces.address, signer));
+  const [counter] = await tx.select().from(signerNonces).where(where).for("update");
+  if (!counter) return;
+  if (counter.nextNonce === input.txNonce + 1) {
+    await tx.update(signerNonces).set({ nextNonce: input.txNonce, updatedAt: sql`now()` }).where(where);
+  } else {
+    await tx.insert(releasedNonces).values({ chainId: input.chainId, address: signer, nonce: input.txNonce }).onConflictDoNothing();
+  }
 }

@@ -146,11 +146,40 @@ describe("a queue longer than one batch transaction may carry (BATCH_GAS_MAX)", 
   });
 });
 
+describe("a settlement whose budget runs out while it queues for the signer", () => {
+  const f = usePaymentFixture({ label: "batched_budget", facilitator: { limits: { settleBatchMax: 16, settleBudgetMs: 1_000 } } });
+
+  it("leaves the queue unsigned with a 503, the authorization still free; the retry settles it once", async () => {
+    const payTo = addressOf(keys.payTo);
+    await f.chain.mint(richPayer, 1_000_000n);
+    expect(await settle(f, await pay(f, keys.stranger, payTo))).toMatchObject({ success: true });
+    const payments = await Promise.all(Array.from({ length: 3 }, () => pay(f, keys.stranger, payTo)));
+    // The lock is held past the 1 s budget: the first waits on it inside the flush, the others expire in the queue.
+    const responses = await whileSignerLocked(f, payments.length, () =>
+      Promise.all(payments.map((body) => f.facilitator.app.inject({ method: "POST", url: "/settle", payload: body }))),
+    );
+    const refused = responses.filter((response) => response.statusCode === 503);
+    expect(refused).toHaveLength(2);
+    for (const response of refused) expect(response.json()).toMatchObject({ success: false, errorReason: "service_unavailable", transaction: "" });
+    const rows = await withPgClient(f.database.url, async (c) => (await c.query("select status, tx_hash, broadcast_at from settlements where status = 'failed'")).rows);
+    expect(rows).toEqual([
+      { status: "failed", tx_hash: null, broadcast_at: null },
+      { status: "failed", tx_hash: null, broadcast_at: null },
+    ]);
+    // Nothing was signed for them: the same payments settle now, once each.
+    const retried = await Promise.all(payments.map((body) => settle(f, body)));
+    expect(retried.filter((answer) => answer.success)).toHaveLength(2);
+    expect(retried.filter((answer) => answer.errorReason === "duplicate_settlement")).toHaveLength(1);
+    expect(await f.chain.balanceOf(payTo)).toBe(amountAtomic * 4n);
+  });
+});
+
 describe("a stuck batch transaction", () => {
   const f = usePaymentFixture({
     label: "batched_stuck",
     chain: { noMining: true },
-    facilitator: { limits: { settleBatchMax: 16, settleBudgetMs: 1_000, stuckAfterMs: 100, feeBumpPercent: 100, feeBumpsMax: 3 } },
+    // The budget is above the time the test holds the signer lock: queued settlements must not run out of it.
+    facilitator: { limits: { settleBatchMax: 16, settleBudgetMs: 4_000, stuckAfterMs: 100, feeBumpPercent: 100, feeBumpsMax: 3 } },
   });
 
   it("is replaced once for all its rows at the same nonce, and every row is confirmed with the replacement", async () => {

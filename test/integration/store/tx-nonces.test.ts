@@ -5,7 +5,7 @@ import { defaultLimits } from "../../../src/config.js";
 import { openDatabase, type DatabaseHandle } from "../../../src/store/db.js";
 import { runMigrations } from "../../../src/store/migrate.js";
 import { SettlementsRepository } from "../../../src/store/settlements-repo.js";
-import { allocateNonceAndPersistSigned, releaseNonce } from "../../../src/store/tx-nonces.js";
+import { allocateNonceAndPersistSigned, refuseSignedTransaction, releaseNonce, takeStaleReleasedNonces } from "../../../src/store/tx-nonces.js";
 import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
 
 /** The tx-nonce allocator against real Postgres: one nonce per transaction, holes reused, never twice. */
@@ -120,5 +120,68 @@ describe("allocateNonceAndPersistSigned", () => {
     const results = await Promise.all(Array.from({ length: 40 }, (_, i) => allocate(signer, 0, undefined, handles[i % 2]!)));
     const nonces = results.map((result) => result.nonce!).sort((a, b) => a - b);
     expect(nonces).toEqual(Array.from({ length: 40 }, (_, i) => i));
+  });
+});
+
+describe("when a settlement transaction cannot go out", () => {
+  it("fails every row still holding a refused transaction and hands its nonce back once, in one step", async () => {
+    const signer = newSigner();
+    await allocate(signer, 0); // nonce 0
+    const ids = [await claimRow(), await claimRow()];
+    const { rows } = await allocate(signer, 0, ids); // nonce 1, a batch of two
+    const refusal = { chainId, signer, txNonce: 1, txHash: rows[0]!.txHash!, releaseNonce: true, errorReason: "unexpected_settle_error", errorMessage: "refused" };
+    expect(await refuseSignedTransaction(handles[0]!.db, refusal)).toBe(2);
+    expect(await refuseSignedTransaction(handles[0]!.db, refusal)).toBe(0); // a second worker: nothing left to do
+    for (const id of ids) expect(await repo.findById(id)).toMatchObject({ status: "failed", broadcastAt: null });
+    expect((await allocate(signer, 0)).nonce).toBe(1); // handed back exactly once
+    expect((await allocate(signer, 0)).nonce).toBe(2);
+  });
+
+  it("never fails a row that was signed meanwhile when a worker gives up on its claim", async () => {
+    const id = await claimRow();
+    await allocate(newSigner(), 0, [id]);
+    expect(await repo.failClaim(id, { errorReason: "unexpected_settle_error", errorMessage: "abandoned before signing" })).toBeUndefined();
+    expect(await repo.findById(id)).toMatchObject({ status: "signed" });
+    const claimed = await claimRow();
+    expect(await repo.failClaim(claimed, { errorReason: "unexpected_settle_error", errorMessage: "abandoned before signing" })).toMatchObject({ status: "failed" });
+  });
+
+  it("takes only the lowest stale handed-back nonces it will fill, leaving the rest handed back", async () => {
+    const signer = newSigner();
+    for (let i = 0; i < 25; i++) await allocate(signer, 0);
+    for (let nonce = 0; nonce < 20; nonce++) await releaseNonce(handles[0]!.db, { chainId, signer, txNonce: nonce });
+    expect(await takeStaleReleasedNonces(handles[0]!.db, { chainId, signer, olderThanMs: 0, limit: 16 })).toEqual(Array.from({ length: 16 }, (_, i) => i));
+    expect(await takeStaleReleasedNonces(handles[0]!.db, { chainId, signer, olderThanMs: 0, limit: 16 })).toEqual([16, 17, 18, 19]);
+  });
+});
+
+describe("re-claiming a settlement that failed before broadcast", () => {
+  it("starts from a clean row: nothing of the earlier attempt is left", async () => {
+    const key = { chainId, asset: "0x036cbd53842c5426634e7929541ec2318f3dcf7e", payer: newSigner(), nonce: `0x${randomBytes(32).toString("hex")}` };
+    const claim = () =>
+      repo.claim({ ...key, payTo: newSigner(), valueAtomic: 1n, validAfterSeconds: 0n, validBeforeSeconds: 9_999_999_999n, authorizationDigest: "0x01", signature: "0x00", x402Version: 2, network: "eip155:84532", leaseMs: 60_000 });
+    const first = (await claim())!;
+    await allocate(newSigner(), 0, [first.id]);
+    await withPgClient(database.url, (c) =>
+      c.query("update settlements set status = 'failed', replaced_tx_hashes = '{0xold}', fee_bumps = 3, gas_cost_wei = 5, gas_used = 7, settled_tx_hash = '0xold', block_number = 9, last_broadcast_at = now() where id = $1", [first.id]),
+    );
+    const again = (await claim())!;
+    expect(again).toMatchObject({
+      id: first.id,
+      status: "claimed",
+      attempt: 2,
+      txHash: null,
+      rawTx: null,
+      txNonce: null,
+      txSettlements: 1,
+      replacedTxHashes: [],
+      feeBumps: 0,
+      gasCostWei: null,
+      gasUsed: null,
+      settledTxHash: null,
+      blockNumber: null,
+      lastBroadcastAt: null,
+      broadcastAt: null,
+    });
   });
 });

@@ -8,7 +8,7 @@ import type { PreparedTransaction } from "../../../src/settlement/broadcast.js";
 const token: Address = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
 
 function prepared(data: Hex, gasLimit: bigint, maxFeePerGas: bigint, chainPendingNonce: number, signerBalanceWei = 10n ** 18n): PreparedTransaction {
-  return { call: { to: token, data }, gasLimit, maxFeePerGas, maxPriorityFeePerGas: maxFeePerGas / 10n, chainPendingNonce, signerBalanceWei };
+  return { call: { to: token, data }, gasLimit, maxFeePerGas, maxPriorityFeePerGas: maxFeePerGas / 10n, chainPendingNonce, signerBalanceWei, payerHasCode: false };
 }
 
 describe("batchTransaction", () => {
