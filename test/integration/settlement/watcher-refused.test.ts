@@ -1,10 +1,10 @@
-import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { keccak256, type Hex } from "viem";
 import { allocateNonceAndPersistSigned } from "../../../src/store/tx-nonces.js";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { withPgClient } from "../../helpers/database.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
+import { newClaim } from "../../helpers/settlement-rows.js";
 
 /**
  * A row left 'signed' (persisted, never accepted by a node — e.g. the refusal could not be
@@ -18,21 +18,7 @@ describe("the watcher and a signed transaction the node refuses", () => {
   it("fails the row, frees the authorization and hands the nonce back", async () => {
     const repo = f.facilitator.services.settlements;
     const signer = addressOf(keys.facilitator);
-    const row = (await repo.claim({
-      chainId: f.chain.chainId,
-      asset: f.chain.token,
-      payer: addressOf(keys.payer),
-      nonce: `0x${randomBytes(32).toString("hex")}`,
-      payTo: addressOf(keys.payTo),
-      valueAtomic: 1n,
-      validAfterSeconds: 0n,
-      validBeforeSeconds: 9_999_999_999n,
-      authorizationDigest: `0x${randomBytes(32).toString("hex")}`,
-      signature: "0x00",
-      x402Version: 2,
-      network: "eip155:84532",
-      leaseMs: 0,
-    }))!;
+    const row = (await repo.claim(newClaim({ chainId: f.chain.chainId, asset: f.chain.token, payer: addressOf(keys.payer), payTo: addressOf(keys.payTo), leaseMs: 0 })))!;
     const garbage: Hex = "0x02c0ffee"; // not a transaction: every node refuses it
     const [signed] = await allocateNonceAndPersistSigned(f.facilitator.services.deps.database.db, {
       chainId: f.chain.chainId,

@@ -7,6 +7,7 @@ import { runMigrations } from "../../../src/store/migrate.js";
 import { SettlementsRepository } from "../../../src/store/settlements-repo.js";
 import { allocateNonceAndPersistSigned, refuseSignedTransaction, releaseNonce, takeStaleReleasedNonces } from "../../../src/store/tx-nonces.js";
 import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
+import { newClaim, randomAddress } from "../../helpers/settlement-rows.js";
 
 /** The tx-nonce allocator against real Postgres: one nonce per transaction, holes reused, never twice. */
 const chainId = 84532;
@@ -26,25 +27,10 @@ afterAll(async () => {
   await database?.drop();
 });
 
-const newSigner = () => `0x${randomBytes(20).toString("hex")}`;
+const newSigner = randomAddress;
 
 async function claimRow(): Promise<string> {
-  const row = await repo.claim({
-    chainId,
-    asset: "0x036cbd53842c5426634e7929541ec2318f3dcf7e",
-    payer: newSigner(),
-    nonce: `0x${randomBytes(32).toString("hex")}`,
-    payTo: newSigner(),
-    valueAtomic: 1n,
-    validAfterSeconds: 0n,
-    validBeforeSeconds: 9_999_999_999n,
-    authorizationDigest: `0x${randomBytes(32).toString("hex")}`,
-    signature: "0x00",
-    x402Version: 2,
-    network: "eip155:84532",
-    leaseMs: 60_000,
-  });
-  return row!.id;
+  return (await repo.claim(newClaim({ chainId })))!.id;
 }
 
 /** Allocates for fresh rows; the "signature" is fake bytes: this is about nonces and rows, not chains. */
@@ -157,9 +143,8 @@ describe("when a settlement transaction cannot go out", () => {
 
 describe("re-claiming a settlement that failed before broadcast", () => {
   it("starts from a clean row: nothing of the earlier attempt is left", async () => {
-    const key = { chainId, asset: "0x036cbd53842c5426634e7929541ec2318f3dcf7e", payer: newSigner(), nonce: `0x${randomBytes(32).toString("hex")}` };
-    const claim = () =>
-      repo.claim({ ...key, payTo: newSigner(), valueAtomic: 1n, validAfterSeconds: 0n, validBeforeSeconds: 9_999_999_999n, authorizationDigest: "0x01", signature: "0x00", x402Version: 2, network: "eip155:84532", leaseMs: 60_000 });
+    const authorization = newClaim({ chainId });
+    const claim = () => repo.claim(authorization);
     const first = (await claim())!;
     await allocate(newSigner(), 0, [first.id]);
     await withPgClient(database.url, (c) =>
