@@ -35,6 +35,8 @@ interface PoolWorker {
   /** False until the worker has loaded viem: until then recoveries run inline, so starting adds no latency. */
   ready: boolean;
   pending: Map<number, Pending>;
+  /** Takes the worker out of the pool (its pending recoveries then run inline) and stops it. */
+  fail(error: Error): void;
 }
 
 const workerUrl = new URL("./recover-worker.mjs", import.meta.url);
@@ -86,7 +88,12 @@ function recoverOn(target: PoolWorker, hash: Hex, signature: Hex): Promise<Addre
     const entry: Pending = {
       resolve: (address) => (settle(), resolve(address)),
       reject: (error) => (settle(), reject(error)),
-      timer: setTimeout(() => entry.reject(new Error(`signer recovery took more than ${recoveryTimeoutMs} ms on a worker`)), recoveryTimeoutMs),
+      // A worker that takes this long is stuck or starved: out of the pool, or every later recovery would wait for it too.
+      timer: setTimeout(() => {
+        const error = new Error(`signer recovery took more than ${recoveryTimeoutMs} ms on a worker`);
+        entry.reject(error);
+        target.fail(error);
+      }, recoveryTimeoutMs),
     };
     target.pending.set(id, entry);
     target.worker.postMessage({ id, hash, signature });
@@ -114,7 +121,7 @@ function startWorker(index: number): PoolWorker | undefined {
     return undefined;
   }
   worker.unref(); // never keeps the process alive
-  const entry: PoolWorker = { worker, ready: false, pending: new Map() };
+  const entry: PoolWorker = { worker, ready: false, pending: new Map(), fail: (error) => fail(error) };
   const fail = (error: Error) => {
     if (workers[index] !== entry) return;
     workers[index] = undefined;

@@ -160,10 +160,14 @@ async function cachedRead(reads: VerifyReads, key: string): Promise<ChainState |
   }
   let headAgeMs = reads.head ? monotonicMs() - reads.head.observedAtMs : Number.POSITIVE_INFINITY;
   if (headAgeMs > headAgeMsMax) {
-    // Too old to trust: wait for a new observation. If it fails, the miss path reads (and reports) for real.
+    // Too old to trust: wait for a new observation. An RPC outage is a 503 right here (the miss path
+    // would only wait out the same timeouts again); any other failure lets the miss path read for real.
     const refreshed = await reads.refreshHead().then(
       () => true,
-      () => false,
+      (error: unknown) => {
+        rethrowIfUnavailable(error, "reading the head block");
+        return false;
+      },
     );
     if (!refreshed) return undefined;
     headAgeMs = monotonicMs() - reads.head!.observedAtMs;

@@ -186,6 +186,19 @@ describe("every RPC of the network down", () => {
     expect(rpcB.total()).toBeGreaterThan(0);
   });
 
+  it("/verify of a payment it verified before (its chain reads cached) also answers 503 within the RPC bound", async () => {
+    everyRpc("pass");
+    const body = await newBody();
+    expect((await post("/verify", body, "all RPCs pass")).body).toMatchObject({ isValid: true });
+    await new Promise((resolve) => setTimeout(resolve, 600)); // past the cache's 500 ms head-age bound: the head must be read again
+    everyRpc("blackhole");
+    const verify = await post("/verify", body, "every RPC blackhole, repeated payment");
+    expect(verify.status).toBe(503);
+    expect(verify.body).toMatchObject({ isValid: false, invalidReason: "service_unavailable" });
+    // One bound, not two: the failed head read answers at once instead of handing over to a fresh read that waits again.
+    expect(verify.elapsedMs).toBeLessThan(rpcTimeoutMs * rpcTriesMax + slackMs);
+  });
+
   it("/settle answers 503, leaves no live claim and sends nothing; the same /settle succeeds once the RPCs are back", async () => {
     const body = await newBody();
     const nonce = nonceOf(body);
