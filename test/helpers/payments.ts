@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Address, Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { transferWithAuthorizationTypes } from "../../src/exact-evm/typed-data.js";
+import type { Authorization } from "../../src/protocol/types.js";
 
 export interface SignPaymentOptions {
   payerKey: Hex;
@@ -21,6 +22,12 @@ export interface SignPaymentOptions {
 export interface SignedPayment {
   authorization: { from: Address; to: Address; value: string; validAfter: string; validBefore: string; nonce: Hex };
   signature: Hex;
+}
+
+/** The signed authorization as the service holds it after parsing (numbers as bigints). */
+export function authorizationOf(payment: SignedPayment): Authorization {
+  const { from, to, value, validAfter, validBefore, nonce } = payment.authorization;
+  return { from, to, valueAtomic: BigInt(value), validAfterSeconds: BigInt(validAfter), validBeforeSeconds: BigInt(validBefore), nonce };
 }
 
 export const randomNonce = (): Hex => `0x${randomBytes(32).toString("hex")}`;

@@ -5,7 +5,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { withPgClient } from "../../helpers/database.js";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
-import { signPayment, v2Body, v2Requirements, type SignedPayment } from "../../helpers/payments.js";
+import { authorizationOf, signPayment, v2Body, v2Requirements, type SignedPayment } from "../../helpers/payments.js";
 import { transferWithAuthorizationCall } from "../../../src/exact-evm/transfer-call.js";
 
 /**
@@ -41,14 +41,7 @@ async function frontRun(payment: SignedPayment, tipGwei = "50"): Promise<Hex> {
   const wallet = createWalletClient({ account: privateKeyToAccount(keys.stranger), transport: http(fx.chain.rpcUrl) });
   const call = transferWithAuthorizationCall(
     fx.chain.token,
-    {
-      from: payment.authorization.from,
-      to: payment.authorization.to,
-      valueAtomic: BigInt(payment.authorization.value),
-      validAfterSeconds: BigInt(payment.authorization.validAfter),
-      validBeforeSeconds: BigInt(payment.authorization.validBefore),
-      nonce: payment.authorization.nonce,
-    },
+    authorizationOf(payment),
     payment.signature,
   );
   return wallet.sendTransaction({ ...call, gas: 200_000n, maxPriorityFeePerGas: parseGwei(tipGwei), maxFeePerGas: parseGwei("200"), chain: null });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
-import { malleate, nowSeconds, randomNonce, signPayment, v1Body, v2Body, v2Requirements, type SignPaymentOptions } from "../../helpers/payments.js";
+import { authorizationOf, malleate, nowSeconds, randomNonce, signPayment, v1Body, v2Body, v2Requirements, type SignPaymentOptions } from "../../helpers/payments.js";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
 import { transferWithAuthorizationCall } from "../../../src/exact-evm/transfer-call.js";
 import { createWalletClient, http } from "viem";
@@ -123,14 +123,7 @@ describe("POST /verify", () => {
   it("rejects a nonce already used on chain with invalid_exact_evm_nonce_already_used", async () => {
     const payment = await sign();
     const wallet = createWalletClient({ account: privateKeyToAccount(keys.stranger), transport: http(fx.chain.rpcUrl) });
-    const call = transferWithAuthorizationCall(fx.chain.token, {
-      from: payment.authorization.from,
-      to: payment.authorization.to,
-      valueAtomic: BigInt(payment.authorization.value),
-      validAfterSeconds: BigInt(payment.authorization.validAfter),
-      validBeforeSeconds: BigInt(payment.authorization.validBefore),
-      nonce: payment.authorization.nonce,
-    }, payment.signature);
+    const call = transferWithAuthorizationCall(fx.chain.token, authorizationOf(payment), payment.signature);
     const hash = await wallet.sendTransaction({ ...call, chain: null });
     await fx.chain.publicClient.waitForTransactionReceipt({ hash, timeout: 10_000 });
     await expectInvalid(v2Body(payment, requirements()), "invalid_exact_evm_nonce_already_used");
@@ -145,8 +138,8 @@ describe("POST /verify", () => {
       nonce: payment.authorization.nonce,
       payTo,
       valueAtomic: amountAtomic,
-      validAfterSeconds: BigInt(payment.authorization.validAfter),
-      validBeforeSeconds: BigInt(payment.authorization.validBefore),
+      validAfterSeconds: authorizationOf(payment).validAfterSeconds,
+      validBeforeSeconds: authorizationOf(payment).validBeforeSeconds,
       authorizationDigest: "0x00",
       signature: payment.signature,
       x402Version: 2,
