@@ -511,8 +511,13 @@ function databaseUrl(adminUrl: string, databaseName: string): string {
   return url.toString();
 }
 
-async function withAdminClient<T>(adminUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: ADMIN_CONNECT_TIMEOUT_MS });
+function withAdminClient<T>(adminUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  return withPgClient(adminUrl, fn, ADMIN_CONNECT_TIMEOUT_MS);
+}
+
+/** One connection for `fn`, always closed after; a connect waits at most `connectTimeoutMs` (0 = pg's default, none). */
+export async function withPgClient<T>(url: string, fn: (client: pg.Client) => Promise<T>, connectTimeoutMs = 0): Promise<T> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs });
   // A server going away emits 'error' on the client as well as rejecting the query; without a
   // listener that event would crash the process. The rejected query carries the error to the caller.
   client.on("error", () => {});

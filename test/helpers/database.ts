@@ -3,9 +3,8 @@
  * Migrations are the caller's job (src/store/migrate.ts), so tests can also start from a blank DB.
  */
 import { randomBytes } from "node:crypto";
-import pg from "pg";
 import { inject } from "vitest";
-import { createDatabase, dropDatabase } from "../../src/sandbox/postgres.js";
+import { createDatabase, dropDatabase, withPgClient } from "../../src/sandbox/postgres.js";
 
 export interface TestDatabase {
   url: string;
@@ -37,15 +36,5 @@ function sanitizeLabel(label: string): string {
   return cleaned === "" ? "db" : cleaned;
 }
 
-/** Connects, runs `fn`, and always closes the connection. */
-export async function withPgClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  // A terminated connection (e.g. drop() WITH (FORCE)) also emits 'error'; the failing query reports it.
-  client.on("error", () => {});
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
+/** Connects, runs `fn`, and always closes the connection (a terminated connection's 'error' is the failing query's). */
+export { withPgClient };
