@@ -33,28 +33,23 @@ export function receiptPaysExpected(receipt: Pick<TransactionReceipt, "status" |
  * without moving anything — our TestUSDC quirk — only does so when the payee was paid before.)
  */
 export function receiptPaysAuthorization(receipt: Pick<TransactionReceipt, "status" | "logs">, expected: ExpectedTransfer, nonce: Hex): boolean {
-  if (!receiptPaysExpected(receipt, expected)) return false;
-  const logs = receipt.logs as Log[];
-  return parseEventLogs({ abi: eip3009Abi, eventName: "AuthorizationUsed", logs, strict: true }).some(
-    (log) => isFrom(log, expected.token) && log.args.authorizer.toLowerCase() === expected.from.toLowerCase() && log.args.nonce.toLowerCase() === nonce.toLowerCase(),
-  );
-}
-
-function isFrom(log: Log, token: Address): boolean {
-  return log.address.toLowerCase() === token.toLowerCase();
+  return receiptPaysExpected(receipt, expected) && authorizationUsedLogs(receipt.logs, expected.token, expected.from, nonce).length > 0;
 }
 
 /** The transactions that logged AuthorizationUsed(from, nonce) on the token, newest first. */
 export function authorizationUsedTxHashes(logs: ReadonlyArray<Log>, token: Address, from: Address, nonce: Hex): Hex[] {
-  const used = parseEventLogs({ abi: eip3009Abi, eventName: "AuthorizationUsed", logs: logs as Log[], strict: true });
-  return used
-    .filter(
-      (log) =>
-        log.address.toLowerCase() === token.toLowerCase() &&
-        log.args.authorizer.toLowerCase() === from.toLowerCase() &&
-        log.args.nonce.toLowerCase() === nonce.toLowerCase(),
-    )
+  return authorizationUsedLogs(logs, token, from, nonce)
     .map((log) => log.transactionHash)
     .filter((hash): hash is Hex => hash !== null)
     .reverse();
+}
+
+/** The token's AuthorizationUsed(from, nonce) logs among `logs`. */
+function authorizationUsedLogs(logs: ReadonlyArray<Log>, token: Address, from: Address, nonce: Hex) {
+  return parseEventLogs({ abi: eip3009Abi, eventName: "AuthorizationUsed", logs: logs as Log[], strict: true }).filter(
+    (log) =>
+      log.address.toLowerCase() === token.toLowerCase() &&
+      log.args.authorizer.toLowerCase() === from.toLowerCase() &&
+      log.args.nonce.toLowerCase() === nonce.toLowerCase(),
+  );
 }
