@@ -27,7 +27,7 @@ export function batchTransaction(items: readonly PreparedTransaction[]): Prepare
     maxFeePerGas: max(items.map((item) => item.maxFeePerGas)),
     maxPriorityFeePerGas: max(items.map((item) => item.maxPriorityFeePerGas)),
     chainPendingNonce: Math.max(...items.map((item) => item.chainPendingNonce)),
-    signerBalanceWei: items.reduce((low, item) => (item.signerBalanceWei < low ? item.signerBalanceWei : low), items[0]!.signerBalanceWei),
+    signerBalanceWei: lowestSignerBalanceWei(items),
     payerHasCode: items.some((item) => item.payerHasCode),
   };
 }
@@ -57,8 +57,7 @@ export function splitIntoBatches<T extends { prepared: PreparedTransaction }>(it
 function fits(items: readonly PreparedTransaction[], gasMax: bigint): boolean {
   const gasLimit = batchGasLimit(items);
   const maxFeePerGas = max(items.map((item) => item.maxFeePerGas));
-  const balanceWei = items.reduce((low, item) => (item.signerBalanceWei < low ? item.signerBalanceWei : low), items[0]!.signerBalanceWei);
-  return gasLimit <= gasMax && gasLimit * maxFeePerGas <= balanceWei;
+  return gasLimit <= gasMax && gasLimit * maxFeePerGas <= lowestSignerBalanceWei(items);
 }
 
 /** The gas limit batchTransaction gives these settlements (arithmetic only: nothing is encoded). */
@@ -66,6 +65,11 @@ function batchGasLimit(items: readonly PreparedTransaction[]): bigint {
   if (items.length === 1) return items[0]!.gasLimit;
   const callsGas = items.reduce((sum, item) => sum + item.gasLimit - intrinsicGas, 0n);
   return intrinsicGas + callsGas + batchGasPerCallOverhead * BigInt(items.length);
+}
+
+/** The lowest signer balance any of the settlements saw: the most recent reading is at most that. */
+function lowestSignerBalanceWei(items: readonly PreparedTransaction[]): bigint {
+  return items.reduce((low, item) => (item.signerBalanceWei < low ? item.signerBalanceWei : low), items[0]!.signerBalanceWei);
 }
 
 function max(values: readonly bigint[]): bigint {
