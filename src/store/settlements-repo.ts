@@ -226,10 +226,8 @@ export class SettlementsRepository {
   }
 
   async markBroadcast(id: string): Promise<SettlementRow | undefined> {
-    return this.transition(id, "submitted", {
-      broadcastAt: sql`coalesce(${settlements.broadcastAt}, now())` as unknown as Date,
-      lastBroadcastAt: sql`now()` as unknown as Date,
-    });
+    const [row] = await this.markBroadcastMany([id]);
+    return row;
   }
 
   /** Marks every row of one broadcast transaction submitted, in one statement. */
