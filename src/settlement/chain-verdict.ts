@@ -10,12 +10,17 @@ import { isTransportFailure } from "../chain/rpc-errors.js";
 import { eip3009Abi } from "../exact-evm/abi.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { SettlementRow } from "../store/schema.js";
-import { authorizationUsedTxHashes, receiptPaysAuthorization, receiptPaysExpected, type ExpectedTransfer } from "./receipt.js";
+import { authorizationUsedTxHashes, paymentLogOf, type ExpectedTransfer } from "./receipt.js";
 
 export type ChainVerdict =
   /** gasCostWei: what our own transaction cost the sponsor (also when a front-runner paid). */
   | { kind: "paid"; txHash: Hex; blockNumber: bigint; gasUsed: bigint; gasCostWei: bigint }
-  | { kind: "failed"; reason: string; message: string; gasCostWei?: bigint }
+  /**
+   * authorizationUnused: the chain (read after the receipt) says nobody used this authorization —
+   * our call failed on its own (a batch neighbour burnt the gas, the payer's code misbehaved, the
+   * balance moved): the payment may be settled again, so the row must stay reclaimable.
+   */
+  | { kind: "failed"; reason: string; message: string; gasCostWei?: bigint; authorizationUnused: boolean }
   | { kind: "unknown" };
 
 /** How far back a front-runner's AuthorizationUsed log is looked for (bounded getLogs range). */
@@ -38,18 +43,33 @@ export async function chainVerdict(client: PublicClient, row: SettlementRow, wai
   const gasUsed = receipt.gasUsed / share;
   const gasCostWei = (receipt.gasUsed * receipt.effectiveGasPrice) / share;
   const batched = row.txSettlements > 1;
-  if (batched ? receiptPaysAuthorization(receipt, expected, row.nonce as Hex) : receiptPaysExpected(receipt, expected)) {
+  if (paymentLogOf(receipt, expected, row.nonce as Hex)) {
     return { kind: "paid", txHash: receipt.transactionHash, blockNumber: receipt.blockNumber, gasUsed, gasCostWei };
   }
   const frontRunner = await findPayingTransaction(client, row, expected, receipt.blockNumber);
   if (frontRunner) return { ...frontRunner, gasUsed, gasCostWei };
+  // Not paid. Whether the authorization is still unused decides if the payment may be tried again;
+  // without an answer the verdict waits (an honest payment must not end failed while unused).
+  const used = await authorizationUsedOnChain(client, expected, row.nonce as Hex);
+  if (used === undefined) return { kind: "unknown" };
   const message =
     receipt.status !== "success"
       ? "the settlement transaction reverted"
       : batched
         ? `this authorization's call failed inside the batch transaction of ${row.txSettlements} settlements (the others are unaffected): nothing was paid`
         : "the transaction succeeded but the token logged no Transfer(from → payTo, value): nothing was paid";
-  return { kind: "failed", reason: ReasonCode.transactionFailed, message, gasCostWei };
+  const why = used ? `${message}; the authorization's nonce is used on chain without paying payTo, so it cannot be settled again` : message;
+  return { kind: "failed", reason: ReasonCode.transactionFailed, message: why, gasCostWei, authorizationUnused: !used };
+}
+
+/** authorizationState(from, nonce) at the latest block; undefined when the RPC cannot say. */
+async function authorizationUsedOnChain(client: PublicClient, expected: ExpectedTransfer, nonce: Hex): Promise<boolean | undefined> {
+  try {
+    return await client.readContract({ address: expected.token, abi: eip3009Abi, functionName: "authorizationState", args: [expected.from, nonce] });
+  } catch (error) {
+    if (isTransportFailure(error)) return undefined;
+    throw error;
+  }
 }
 
 /** After fee bumps, the earlier transaction at the same nonce may be the one that was mined. */
@@ -97,10 +117,10 @@ async function findPayingTransaction(
     toBlock: atBlock,
   });
   for (const hash of authorizationUsedTxHashes(logs, expected.token, expected.from, row.nonce as Hex)) {
+    // Only the Transfer paired with *this* authorization's AuthorizationUsed pays it: a front-runner
+    // that used the nonce for another payee, next to some other payment's Transfer, paid nothing here.
     const receipt = await client.getTransactionReceipt({ hash });
-    if (receiptPaysExpected(receipt, expected)) {
-      return { kind: "paid", txHash: hash, blockNumber: receipt.blockNumber };
-    }
+    if (paymentLogOf(receipt, expected, row.nonce as Hex)) return { kind: "paid", txHash: hash, blockNumber: receipt.blockNumber };
   }
   return undefined;
 }

@@ -8,32 +8,47 @@ export interface ExpectedTransfer {
   valueAtomic: bigint;
 }
 
-/**
- * A receipt proves payment only if the token logged Transfer(from → to, value). `status: success`
- * alone is not proof: some EIP-3009 tokens return quietly on a used nonce and move nothing.
- */
-export function receiptPaysExpected(receipt: Pick<TransactionReceipt, "status" | "logs">, expected: ExpectedTransfer): boolean {
-  if (receipt.status !== "success") return false;
-  const transfers = parseEventLogs({ abi: eip3009Abi, eventName: "Transfer", logs: receipt.logs as Log[], strict: true });
-  return transfers.some(
-    (log) =>
-      log.address.toLowerCase() === expected.token.toLowerCase() &&
-      log.args.from.toLowerCase() === expected.from.toLowerCase() &&
-      log.args.to.toLowerCase() === expected.to.toLowerCase() &&
-      log.args.value === expected.valueAtomic,
-  );
+/** Where in its transaction the Transfer that paid one settlement sits. */
+export interface PaymentLog {
+  transactionHash: Hex;
+  /** The Transfer's logIndex in the block: one Transfer log is credited to one settlement at most. */
+  transferLogIndex: number;
 }
 
+type ReceiptLogs = Pick<TransactionReceipt, "status" | "logs">;
+
 /**
- * For a transaction that carries several settlements (a Multicall3 batch whose calls may fail one
- * by one): this authorization's own AuthorizationUsed(from, nonce) log, plus a Transfer(from → to,
- * value). A Transfer alone proves nothing here, since another call of the batch may move the same
- * amount between the same two addresses; a call that failed left no logs at all, so its
- * AuthorizationUsed is missing. (A token that logs AuthorizationUsed for an already used nonce
- * without moving anything — our TestUSDC quirk — only does so when the payee was paid before.)
+ * A receipt pays a settlement only through the Transfer emitted by the same call that used its
+ * authorization. FiatToken (and every EIP-3009 token we serve) emits AuthorizationUsed(from,
+ * nonce) and then, as its very next log, Transfer(from → to, value), both from the token. So the
+ * pair is found by log order: this authorization's AuthorizationUsed, immediately followed by a
+ * Transfer from the same token with the expected parties and value.
+ *
+ * Why so strict: `status: success` proves nothing (some tokens return quietly on a used nonce),
+ * and "any Transfer(from → to, value) in the transaction" lets a front-runner that consumes nonce
+ * n1 with a different authorization, next to another payment's Transfer, credit two settlements
+ * with one Transfer (pitfall 16). A pair ties each Transfer to exactly one (from, nonce), and a
+ * (token, from, nonce) is used once on chain, so no Transfer can be credited twice.
  */
-export function receiptPaysAuthorization(receipt: Pick<TransactionReceipt, "status" | "logs">, expected: ExpectedTransfer, nonce: Hex): boolean {
-  return receiptPaysExpected(receipt, expected) && authorizationUsedLogs(receipt.logs, expected.token, expected.from, nonce).length > 0;
+export function paymentLogOf(receipt: ReceiptLogs, expected: ExpectedTransfer, nonce: Hex): PaymentLog | undefined {
+  if (receipt.status !== "success") return undefined;
+  const logs = [...(receipt.logs as Log[])].sort((a, b) => (a.logIndex ?? 0) - (b.logIndex ?? 0));
+  for (const used of authorizationUsedLogs(logs, expected.token, expected.from, nonce)) {
+    const next = logs.find((log) => log.logIndex === (used.logIndex ?? -2) + 1);
+    if (!next || !sameAddress(next.address, expected.token)) continue;
+    const [transfer] = parseEventLogs({ abi: eip3009Abi, eventName: "Transfer", logs: [next], strict: true });
+    if (!transfer) continue;
+    const { from, to, value } = transfer.args;
+    if (sameAddress(from, expected.from) && sameAddress(to, expected.to) && value === expected.valueAtomic && transfer.transactionHash) {
+      return { transactionHash: transfer.transactionHash, transferLogIndex: transfer.logIndex! };
+    }
+  }
+  return undefined;
+}
+
+/** True when the receipt carries this authorization's own, paired payment (see paymentLogOf). */
+export function receiptPaysAuthorization(receipt: ReceiptLogs, expected: ExpectedTransfer, nonce: Hex): boolean {
+  return paymentLogOf(receipt, expected, nonce) !== undefined;
 }
 
 /** The transactions that logged AuthorizationUsed(from, nonce) on the token, newest first. */
@@ -47,9 +62,10 @@ export function authorizationUsedTxHashes(logs: ReadonlyArray<Log>, token: Addre
 /** The token's AuthorizationUsed(from, nonce) logs among `logs`. */
 function authorizationUsedLogs(logs: ReadonlyArray<Log>, token: Address, from: Address, nonce: Hex) {
   return parseEventLogs({ abi: eip3009Abi, eventName: "AuthorizationUsed", logs: logs as Log[], strict: true }).filter(
-    (log) =>
-      log.address.toLowerCase() === token.toLowerCase() &&
-      log.args.authorizer.toLowerCase() === from.toLowerCase() &&
-      log.args.nonce.toLowerCase() === nonce.toLowerCase(),
+    (log) => sameAddress(log.address, token) && sameAddress(log.args.authorizer, from) && log.args.nonce.toLowerCase() === nonce.toLowerCase(),
   );
+}
+
+function sameAddress(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
 }

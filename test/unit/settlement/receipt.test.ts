@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { encodeAbiParameters, encodeEventTopics, type Address, type Hex, type TransactionReceipt } from "viem";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
-import { receiptPaysAuthorization, receiptPaysExpected } from "../../../src/settlement/receipt.js";
+import { paymentLogOf, receiptPaysAuthorization } from "../../../src/settlement/receipt.js";
 
 const token: Address = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
 const payer: Address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
@@ -22,7 +22,7 @@ const transfer = (value: bigint, logIndex: number, address: Address = token) =>
 
 const expected = { token, from: payer, to: payTo, valueAtomic: 1_000n };
 
-describe("receiptPaysAuthorization (a batch transaction's rows)", () => {
+describe("receiptPaysAuthorization: the Transfer paired with this authorization's AuthorizationUsed", () => {
   // One batch: payer paid payTo 1000 with authorization A; the call with B (same payer, payee and value) failed.
   const batchReceipt = { status: "success" as const, logs: [authorizationUsed(nonceA, 0), transfer(1_000n, 1)] };
 
@@ -31,7 +31,6 @@ describe("receiptPaysAuthorization (a batch transaction's rows)", () => {
   });
 
   it("does not credit another authorization of the same payer, payee and value whose call failed", () => {
-    expect(receiptPaysExpected(batchReceipt, expected)).toBe(true); // the single-transaction rule would be fooled
     expect(receiptPaysAuthorization(batchReceipt, expected, nonceB)).toBe(false);
   });
 
@@ -39,6 +38,22 @@ describe("receiptPaysAuthorization (a batch transaction's rows)", () => {
     expect(receiptPaysAuthorization({ status: "success", logs: [authorizationUsed(nonceA, 0)] }, expected, nonceA)).toBe(false);
     expect(receiptPaysAuthorization({ status: "success", logs: [authorizationUsed(nonceA, 0), transfer(999n, 1)] }, expected, nonceA)).toBe(false);
     expect(receiptPaysAuthorization({ status: "success", logs: [authorizationUsed(nonceA, 0), transfer(1_000n, 1, payTo)] }, expected, nonceA)).toBe(false);
+  });
+
+  it("pairs by log order: a Transfer that follows another authorization's AuthorizationUsed pays only that one (decoy credit)", () => {
+    // A front-runner's [A2: payer→payer with nonce A, Y: payer→payTo with nonce B] in one transaction.
+    const toSelf = log(encodeEventTopics({ abi: eip3009Abi, eventName: "Transfer", args: { from: payer, to: payer } }) as Hex[], encodeAbiParameters([{ type: "uint256" }], [1_000n]), 1);
+    const decoy = { status: "success" as const, logs: [authorizationUsed(nonceA, 0), toSelf, authorizationUsed(nonceB, 2), transfer(1_000n, 3)] };
+    expect(receiptPaysAuthorization(decoy, expected, nonceA)).toBe(false);
+    expect(paymentLogOf(decoy, expected, nonceB)).toMatchObject({ transferLogIndex: 3 });
+    // Logs may come in any order in a receipt object: pairing goes by logIndex, not array position.
+    expect(paymentLogOf({ ...decoy, logs: [...decoy.logs].reverse() }, expected, nonceB)).toMatchObject({ transferLogIndex: 3 });
+    expect(receiptPaysAuthorization({ ...decoy, logs: [...decoy.logs].reverse() }, expected, nonceA)).toBe(false);
+  });
+
+  it("needs the Transfer to be the very next log, from the token", () => {
+    const between = log(encodeEventTopics({ abi: eip3009Abi, eventName: "Transfer", args: { from: payer, to: payTo } }) as Hex[], encodeAbiParameters([{ type: "uint256" }], [1_000n]), 1, payTo);
+    expect(receiptPaysAuthorization({ status: "success", logs: [authorizationUsed(nonceA, 0), between, transfer(1_000n, 2)] }, expected, nonceA)).toBe(false);
   });
 
   it("credits nothing in a reverted transaction", () => {
