@@ -44,12 +44,18 @@ export function solcVersion(): string {
   return pkg.version;
 }
 
-/** Source unit names of our own contracts ("contracts/X.sol"), sorted for a stable order. */
+/** Subfolders of contracts/ that hold sources too: test-only contracts (attackers) live in test/. */
+const sourceSubdirs = ["", "test"];
+
+/** Source unit names of our own contracts ("contracts/X.sol", "contracts/test/Y.sol"), sorted for a stable order. */
 export function ownSourceUnits(): string[] {
-  return readdirSync(contractsDir)
-    .filter((file) => file.endsWith(".sol"))
-    .sort()
-    .map((file) => `contracts/${file}`);
+  return sourceSubdirs
+    .flatMap((subdir) =>
+      readdirSync(path.join(contractsDir, subdir))
+        .filter((file) => file.endsWith(".sol"))
+        .map((file) => (subdir ? `contracts/${subdir}/${file}` : `contracts/${file}`)),
+    )
+    .sort();
 }
 
 /** Maps a solc source unit name to a file: "contracts/..." in the repo, packages in node_modules. */

@@ -38,6 +38,14 @@ export interface Limits {
   gasPerSettlementMax: bigint;
   /** Cap for a settlement that also deploys the payer's ERC-6492 wallet; 0 refuses such settlements. */
   gasPerDeployingSettlementMax: bigint;
+  /**
+   * ERC-6492 factories (lowercase) whose deployments the facilitator runs and pays for; empty (the
+   * default) refuses every counterfactual wallet with eip6492_factory_not_allowed. A factory call is
+   * code the payer chooses: with any factory allowed, anyone could make us pay for arbitrary work.
+   */
+  erc6492AllowedFactories: readonly string[];
+  /** Smallest payment accepted, in atomic units (≥ 1): a 0-value payment costs us gas and pays nobody. */
+  amountMinAtomic: bigint;
   /** Refuse settlements while a signer holds less native currency than this (on top of one settlement's cost). */
   signerBalanceMinWei: bigint;
   /** Never pay more than this per gas; above it settlements are refused (503) rather than overpaid. */
@@ -102,6 +110,8 @@ export const defaultLimits: Limits = {
   rpcBatchSize: 64,
   gasPerSettlementMax: 300_000n,
   gasPerDeployingSettlementMax: 1_000_000n,
+  erc6492AllowedFactories: [],
+  amountMinAtomic: 1n,
   signerBalanceMinWei: 0n,
   maxFeePerGasWei: 100_000_000_000n, // 100 gwei: Base runs at a tiny fraction of that
   inFlightPerSignerMax: 64,
@@ -197,6 +207,8 @@ export function loadLimits(env: Env): Limits {
     rpcBatchSize: integer(env, "RPC_BATCH_SIZE", d.rpcBatchSize, 1, 1_000),
     gasPerSettlementMax: BigInt(integer(env, "GAS_PER_SETTLEMENT_MAX", Number(d.gasPerSettlementMax), 21_000, 10_000_000)),
     gasPerDeployingSettlementMax: BigInt(integer(env, "GAS_PER_DEPLOYING_SETTLEMENT_MAX", Number(d.gasPerDeployingSettlementMax), 0, 30_000_000)),
+    erc6492AllowedFactories: env.ERC6492_ALLOWED_FACTORIES ? addressList(env, "ERC6492_ALLOWED_FACTORIES") : d.erc6492AllowedFactories,
+    amountMinAtomic: bigintVar(env, "MIN_AMOUNT_ATOMIC", d.amountMinAtomic),
     maxFeePerGasWei: bigintVar(env, "MAX_FEE_PER_GAS_WEI", d.maxFeePerGasWei),
     signerBalanceMinWei: env.MIN_SIGNER_BALANCE_WEI ? bigintVar(env, "MIN_SIGNER_BALANCE_WEI", 1n) : d.signerBalanceMinWei,
     inFlightPerSignerMax: integer(env, "IN_FLIGHT_PER_SIGNER_MAX", d.inFlightPerSignerMax, 1, 10_000),
@@ -321,6 +333,16 @@ function bigintVar(env: Env, name: string, fallback: bigint): bigint {
   if (raw === undefined || raw === "") return fallback;
   if (!/^[1-9][0-9]{0,30}$/.test(raw)) throw new ConfigError(`${name} must be a positive integer, got "${raw}"`);
   return BigInt(raw);
+}
+
+/** A comma-separated list of addresses, lowercased; any entry that is not an address names the variable. */
+function addressList(env: Env, name: string): string[] {
+  const entries = splitList(env[name] ?? "");
+  if (entries.length > 256) throw new ConfigError(`${name}: at most 256 addresses`);
+  for (const entry of entries) {
+    if (!isAddress(entry, { strict: false })) throw new ConfigError(`${name}: "${entry}" is not an address`);
+  }
+  return entries.map((entry) => entry.toLowerCase());
 }
 
 function splitList(value: string): string[] {

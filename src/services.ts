@@ -83,6 +83,7 @@ export function createServices(deps: ServiceDeps): Services {
     chains: deps.chains,
     clock: deps.clock,
     simulationAccount,
+    limits: deps.limits,
     isClaimed: (payment) =>
       settlements.isClaimed({
         chainId: payment.network.chainId,

@@ -5,6 +5,14 @@ import type { ResolvedPayment } from "./resolve.js";
 import { decodeAggregate3, encodeAggregate3, multicall3Address } from "./multicall3.js";
 import { erc6492Deployment } from "./signature.js";
 import { settlementCall, transferWithAuthorizationCall } from "./transfer-call.js";
+import { settlementGasMax, type PaymentLimits } from "./payment-limits.js";
+
+export interface ChainReadOptions {
+  simulate: boolean;
+  simulationAccount: Address;
+  /** Every simulation gets the settlement's gas cap: the payer's code must not run to the node's cap. */
+  limits: Pick<PaymentLimits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax">;
+}
 
 export type SimulationResult = { ok: true } | { ok: false; revertText: string };
 
@@ -20,11 +28,7 @@ export interface ChainState {
  * calls into one JSON-RPC request. The simulation runs from the facilitator's own address, as
  * the settlement would.
  */
-export async function readChainState(
-  client: PublicClient,
-  payment: ResolvedPayment,
-  options: { simulate: boolean; simulationAccount: Address },
-): Promise<ChainState> {
+export async function readChainState(client: PublicClient, payment: ResolvedPayment, options: ChainReadOptions): Promise<ChainState> {
   const { authorization, signature } = payment.request;
   const token = payment.asset.address;
   const [balanceAtomic, authorizationUsed, simulation] = await Promise.all([
@@ -37,18 +41,18 @@ export async function readChainState(
         rethrowIfUnavailable(error, "reading authorizationState");
         return undefined;
       }),
-    options.simulate ? simulateTransfer(client, payment, options.simulationAccount) : Promise.resolve(undefined),
+    options.simulate ? simulateTransfer(client, payment, options.simulationAccount, settlementGasMax(payment.payerKind, options.limits)) : Promise.resolve(undefined),
   ]);
   return { balanceAtomic, authorizationUsed, simulation };
 }
 
-export async function simulateTransfer(client: PublicClient, payment: ResolvedPayment, account: Address): Promise<SimulationResult> {
+export async function simulateTransfer(client: PublicClient, payment: ResolvedPayment, account: Address, gasMax: bigint): Promise<SimulationResult> {
   const { authorization, signature } = payment.request;
   const payerKind = payment.payerKind ?? "eoa";
-  if (payerKind === "counterfactual") return simulateDeployAndTransfer(client, payment, account);
+  if (payerKind === "counterfactual") return simulateDeployAndTransfer(client, payment, account, gasMax);
   const call = settlementCall(payment.asset.address, authorization, signature, payerKind);
   try {
-    await client.call({ ...call, account });
+    await client.call({ ...call, account, gas: gasMax });
     return { ok: true };
   } catch (error) {
     rethrowIfUnavailable(error, "simulating transferWithAuthorization");
@@ -60,7 +64,7 @@ export async function simulateTransfer(client: PublicClient, payment: ResolvedPa
  * A counterfactual wallet: deploy and transfer in one eth_call through Multicall3, with the
  * transfer allowed to fail so its own revert reason comes back for the diagnosis.
  */
-async function simulateDeployAndTransfer(client: PublicClient, payment: ResolvedPayment, account: Address): Promise<SimulationResult> {
+async function simulateDeployAndTransfer(client: PublicClient, payment: ResolvedPayment, account: Address, gasMax: bigint): Promise<SimulationResult> {
   const deployment = erc6492Deployment(payment.request.signature)!;
   const transfer = transferWithAuthorizationCall(payment.asset.address, payment.request.authorization, payment.request.signature, "counterfactual");
   const data = encodeAggregate3([
@@ -68,7 +72,7 @@ async function simulateDeployAndTransfer(client: PublicClient, payment: Resolved
     { target: transfer.to, allowFailure: true, callData: transfer.data },
   ]);
   try {
-    const result = await client.call({ account, to: multicall3Address, data });
+    const result = await client.call({ account, to: multicall3Address, data, gas: gasMax });
     const [, transferResult] = decodeAggregate3(result.data ?? "0x");
     if (transferResult?.success) return { ok: true };
     return { ok: false, revertText: transferResult ? decodeRevertData(transferResult.returnData) : "no result from Multicall3" };

@@ -2,9 +2,10 @@ import type { PublicClient } from "viem";
 import { rethrowIfUnavailable } from "../chain/rpc-errors.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Rejection } from "../protocol/types.js";
+import type { PaymentLimits } from "./payment-limits.js";
 import type { ResolvedPayment } from "./resolve.js";
-import { checkEcdsaSignature, erc6492Deployment, signatureKind } from "./signature.js";
-import { transferAuthorizationTypedData } from "./typed-data.js";
+import { checkEcdsaSignature, erc6492Deployment, signatureKind, tokenSignature } from "./signature.js";
+import { erc1271Accepts, probeCounterfactualWallet } from "./smart-wallet.js";
 
 /**
  * Who signed, which decides how the payment is settled:
@@ -19,9 +20,10 @@ export type SignatureVerdict = { ok: true; payerKind: PayerKind } | { ok: false;
 
 /**
  * The payer signed this authorization. A 65-byte signature is checked locally (no I/O on the
- * common path); smart wallets (ERC-1271, ERC-6492) are asked on chain through viem.
+ * common path); smart wallets are asked on chain, always with a gas limit: ERC-1271 through one
+ * bounded eth_call, ERC-6492 only through an allowlisted factory, simulated by a bounded probe.
  */
-export async function checkPayerSignature(client: PublicClient, payment: ResolvedPayment): Promise<SignatureVerdict> {
+export async function checkPayerSignature(client: PublicClient, payment: ResolvedPayment, limits: PaymentLimits): Promise<SignatureVerdict> {
   const { request, digest } = payment;
   const from = request.authorization.from;
   if (signatureKind(request.signature) === "ecdsa") {
@@ -29,34 +31,62 @@ export async function checkPayerSignature(client: PublicClient, payment: Resolve
     if (!ecdsa.ok) return reject(ReasonCode.invalidSignature, ecdsa.message);
     if (ecdsa.signer === from) return { ok: true, payerKind: "eoa" };
     // A contract wallet may accept its owner's 65-byte signature through ERC-1271.
-    if ((await hasCode(client, payment)) && (await onChainSignatureValid(client, payment))) return { ok: true, payerKind: "contract" };
+    if ((await hasCode(client, payment)) && (await erc1271Accepts(client, from, digest, request.signature, limits.gasPerSettlementMax))) {
+      return { ok: true, payerKind: "contract" };
+    }
     return reject(ReasonCode.invalidSignature, `signature was made by ${ecdsa.signer}, not by authorization.from ${from}`);
   }
-  const deployed = await hasCode(client, payment);
-  const deployment = erc6492Deployment(request.signature);
-  if (!deployed && !deployment) {
-    return reject(ReasonCode.undeployedSmartWallet, `${from} has no code and the signature carries no ERC-6492 deployment`);
+  if (await hasCode(client, payment)) {
+    if (await erc1271Accepts(client, from, digest, tokenSignature(request.signature), limits.gasPerSettlementMax)) return { ok: true, payerKind: "contract" };
+    return reject(ReasonCode.invalidSignature, `smart wallet ${from} does not accept this signature (ERC-1271)`);
   }
-  if (await onChainSignatureValid(client, payment)) return { ok: true, payerKind: deployed ? "contract" : "counterfactual" };
-  return reject(ReasonCode.invalidSignature, `smart wallet ${from} does not accept this signature (ERC-1271/ERC-6492)`);
+  const deployment = erc6492Deployment(request.signature);
+  if (!deployment) return reject(ReasonCode.undeployedSmartWallet, `${from} has no code and the signature carries no ERC-6492 deployment`);
+  return checkCounterfactual(client, payment, deployment, limits);
+}
+
+/**
+ * An undeployed wallet: its factory call is code the payer chose, run and paid for by us, so only
+ * the operator's allowlisted factories are run at all (the 2026 reference does the same; none by
+ * default), and only if, simulated with its own gas cap, it leaves code at `from` that accepts the
+ * signature.
+ */
+async function checkCounterfactual(
+  client: PublicClient,
+  payment: ResolvedPayment,
+  deployment: NonNullable<ReturnType<typeof erc6492Deployment>>,
+  limits: PaymentLimits,
+): Promise<SignatureVerdict> {
+  const from = payment.request.authorization.from;
+  if (!limits.erc6492AllowedFactories.includes(deployment.factory.toLowerCase())) {
+    return reject(ReasonCode.eip6492FactoryNotAllowed, `ERC-6492 factory ${deployment.factory} is not allowed by this facilitator (ERC6492_ALLOWED_FACTORIES)`);
+  }
+  if (limits.gasPerDeployingSettlementMax === 0n) {
+    return reject(ReasonCode.eip6492FactoryNotAllowed, "this facilitator does not deploy smart wallets (GAS_PER_DEPLOYING_SETTLEMENT_MAX=0)");
+  }
+  const probe = await probeCounterfactualWallet(
+    client,
+    { factory: deployment.factory, factoryData: deployment.factoryData, wallet: from, digest: payment.digest, innerSignature: deployment.innerSignature },
+    limits.gasPerDeployingSettlementMax,
+  );
+  switch (probe.kind) {
+    case "valid":
+      return { ok: true, payerKind: "counterfactual" };
+    case "signature-rejected":
+      return reject(ReasonCode.invalidSignature, `the wallet deployed at ${from} does not accept this signature (ERC-1271)`);
+    case "deployment-reverted":
+      // A factory call that spent (nearly) all it was given ran out of gas: the operator's cap, not a bug of the wallet.
+      if (probe.deployGasUsed >= limits.gasPerDeployingSettlementMax - limits.gasPerDeployingSettlementMax / 32n) {
+        return reject(ReasonCode.gasCapExceeded, `the ERC-6492 deployment needs more than the cap of ${limits.gasPerDeployingSettlementMax} gas`);
+      }
+      return reject(ReasonCode.smartWalletDeploymentFailed, "the ERC-6492 factory call reverted");
+    case "no-code-after-deployment":
+      return reject(ReasonCode.smartWalletDeploymentFailed, `the ERC-6492 factory call left no code at ${from}`);
+  }
 }
 
 function reject(reason: Rejection["reason"], message: string): SignatureVerdict {
   return { ok: false, rejection: { reason, message } };
-}
-
-async function onChainSignatureValid(client: PublicClient, payment: ResolvedPayment): Promise<boolean> {
-  try {
-    // viem: ERC-1271 for deployed wallets, ERC-6492 (deployless validator) for counterfactual ones.
-    return await client.verifyTypedData({
-      address: payment.request.authorization.from,
-      signature: payment.request.signature,
-      ...transferAuthorizationTypedData(payment.domain, payment.request.authorization),
-    });
-  } catch (error) {
-    rethrowIfUnavailable(error, "verifying a smart-wallet signature");
-    return false;
-  }
 }
 
 async function hasCode(client: PublicClient, payment: ResolvedPayment): Promise<boolean> {

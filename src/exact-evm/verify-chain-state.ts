@@ -1,9 +1,10 @@
-import { decodeFunctionResult, encodeFunctionData, parseAbi, type Address, type Hex, type PublicClient } from "viem";
+import { decodeFunctionResult, encodeFunctionData, parseAbi, toHex, type Address, type Hex, type PublicClient } from "viem";
 import { rethrowIfUnavailable } from "../chain/rpc-errors.js";
 import { eip3009Abi } from "./abi.js";
 import { readChainState, type ChainState } from "./chain-state.js";
 import { LruCache } from "./lru-cache.js";
 import { decodeAggregate3, encodeAggregate3, multicall3Address } from "./multicall3.js";
+import type { PaymentLimits } from "./payment-limits.js";
 import type { ResolvedPayment } from "./resolve.js";
 import { transferWithAuthorizationCall } from "./transfer-call.js";
 
@@ -48,10 +49,14 @@ export const multicallRetryAfterMs = 60_000;
 
 const multicall3ReadAbi = parseAbi(["function getBlockNumber() view returns (uint256 blockNumber)"]);
 const getBlockNumberCallData = encodeFunctionData({ abi: multicall3ReadAbi, functionName: "getBlockNumber" });
+/** Gas for the head probe alone, and what the three reads beside the simulation may take (generously). */
+const headProbeGas = 100_000n;
+const multicallReadsGas = 100_000n;
 const headProbeCallData = encodeAggregate3([{ target: multicall3Address, allowFailure: false, callData: getBlockNumberCallData }]);
 
 export interface VerifyChainStateOptions {
   simulationAccount: Address;
+  limits: Pick<PaymentLimits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax">;
 }
 
 export interface VerifyChainState {
@@ -132,7 +137,7 @@ function readsFor(client: PublicClient): VerifyReads {
 export async function readVerifyChainState(client: PublicClient, payment: ResolvedPayment, options: VerifyChainStateOptions): Promise<VerifyChainState> {
   const reads = readsFor(client);
   if (payment.payerKind !== "eoa" || monotonicMs() < reads.multicallUnavailableUntilMs) {
-    return { state: await readChainState(client, payment, { simulate: true, simulationAccount: options.simulationAccount }), cached: false };
+    return { state: await readChainState(client, payment, { simulate: true, simulationAccount: options.simulationAccount, limits: options.limits }), cached: false };
   }
   const key = `${options.simulationAccount}${payment.asset.address}${payment.digest}${payment.request.signature}`;
   const hit = await cachedRead(reads, key);
@@ -140,11 +145,11 @@ export async function readVerifyChainState(client: PublicClient, payment: Resolv
 
   let read = reads.inFlight.get(key);
   if (!read) {
-    read = readThroughMulticall(reads, payment, options.simulationAccount).finally(() => reads.inFlight.delete(key));
+    read = readThroughMulticall(reads, payment, options.simulationAccount, options.limits.gasPerSettlementMax + multicallReadsGas).finally(() => reads.inFlight.delete(key));
     reads.inFlight.set(key, read);
   }
   const fresh = await read;
-  if (!fresh) return { state: await readChainState(client, payment, { simulate: true, simulationAccount: options.simulationAccount }), cached: false };
+  if (!fresh) return { state: await readChainState(client, payment, { simulate: true, simulationAccount: options.simulationAccount, limits: options.limits }), cached: false };
   // Cached only when it is of the block now taken as the head (not a lagging node's older block).
   if (reads.head?.blockNumber === fresh.blockNumber) reads.entries.set(key, { blockNumber: fresh.blockNumber, readAtMs: fresh.sentAtMs, state: fresh.state });
   return { state: fresh.state, cached: false };
@@ -184,11 +189,7 @@ async function cachedRead(reads: VerifyReads, key: string): Promise<ChainState |
  * reverted simulation, whose exact revert text the plain simulation reports), or Multicall3 is not
  * there. A transport failure is a 503, as with the plain reads.
  */
-async function readThroughMulticall(
-  reads: VerifyReads,
-  payment: ResolvedPayment,
-  account: Address,
-): Promise<MulticallRead | undefined> {
+async function readThroughMulticall(reads: VerifyReads, payment: ResolvedPayment, account: Address, gasMax: bigint): Promise<MulticallRead | undefined> {
   const { authorization, signature } = payment.request;
   const token = payment.asset.address;
   const transfer = transferWithAuthorizationCall(token, authorization, signature, "eoa");
@@ -205,7 +206,7 @@ async function readThroughMulticall(
   const sentAtMs = monotonicMs();
   let raw: Hex;
   try {
-    raw = await ethCall(reads.client, multicall3Address, data, account);
+    raw = await ethCall(reads.client, multicall3Address, data, account, gasMax);
   } catch (error) {
     rethrowIfUnavailable(error, "reading the payer's balance, authorizationState and simulating (Multicall3)");
     return undefined;
@@ -236,8 +237,9 @@ async function readThroughMulticall(
 }
 
 /** eth_call straight through the transport (batching, failover, timeouts), without viem's call() wrapper work. */
-async function ethCall(client: PublicClient, to: Address, data: Hex, from: Address | undefined): Promise<Hex> {
-  const request = from === undefined ? { to, data } : { from, to, data };
+async function ethCall(client: PublicClient, to: Address, data: Hex, from: Address | undefined, gasMax: bigint = headProbeGas): Promise<Hex> {
+  // Always an explicit gas limit: the simulation runs the payer's code when its address has any.
+  const request = { ...(from === undefined ? {} : { from }), to, data, gas: toHex(gasMax) };
   return (await client.request({ method: "eth_call", params: [request, "latest"] })) as Hex;
 }
 

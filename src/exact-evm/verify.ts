@@ -9,12 +9,14 @@ import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "./ch
 import { checkPayerSignature } from "./payer-signature.js";
 import { isRejection, resolvePayment, type ResolvedPayment } from "./resolve.js";
 import { reasonForRevert } from "./revert-reasons.js";
+import type { PaymentLimits } from "./payment-limits.js";
 
 export interface VerifyContext {
   chains: ChainRegistry;
   clock: Clock;
   /** The facilitator address the simulation runs from (the settlement's sender). */
   simulationAccount: Address;
+  limits: PaymentLimits;
   /** True when Postgres already holds a live claim on this authorization. */
   isClaimed?: (payment: ResolvedPayment) => Promise<boolean>;
 }
@@ -35,15 +37,15 @@ export type VerifyResult =
 export async function verifyExactEvm(request: PaymentRequest, context: VerifyContext, options: VerifyOptions): Promise<VerifyResult> {
   const resolved = resolvePayment(request, (chainId) => context.chains.get(chainId)?.config);
   if (isRejection(resolved)) return { valid: false, rejection: resolved };
-  const pure = checkBinding(request) ?? checkAuthorizationTerms(request) ?? checkValidityWindow(request, nowSeconds(context.clock));
+  const pure = checkBinding(request) ?? checkAuthorizationTerms(request, context.limits.amountMinAtomic) ?? checkValidityWindow(request, nowSeconds(context.clock));
   if (pure) return { valid: false, rejection: pure, payment: resolved };
 
   const client = context.chains.get(resolved.network.chainId)!.publicClient;
-  const signature = await checkPayerSignature(client, resolved);
+  const signature = await checkPayerSignature(client, resolved, context.limits);
   if (!signature.ok) return { valid: false, rejection: signature.rejection, payment: resolved };
   const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
 
-  const readOptions = { simulate: options.simulate, simulationAccount: context.simulationAccount };
+  const readOptions = { simulate: options.simulate, simulationAccount: context.simulationAccount, limits: context.limits };
   const [read, claimed] = await Promise.all([
     options.simulate ? readVerifyChainState(client, payment, readOptions) : readChainState(client, payment, readOptions).then((state) => ({ state, cached: false })),
     context.isClaimed ? context.isClaimed(payment) : Promise.resolve(false),

@@ -28,6 +28,9 @@ export const ReasonCode = {
   tokenVersionMismatch: "invalid_exact_evm_token_version_mismatch",
   insufficientBalance: "invalid_exact_evm_insufficient_balance",
   simulationFailed: "invalid_exact_evm_transaction_simulation_failed",
+  // ERC-6492 counterfactual wallets (@x402/evm 2.27).
+  eip6492FactoryNotAllowed: "eip6492_factory_not_allowed",
+  smartWalletDeploymentFailed: "smart_wallet_deployment_failed",
   // exact-evm settle.
   transactionFailed: "invalid_exact_evm_transaction_failed",
   duplicateSettlement: "duplicate_settlement", // TS-legacy enum
@@ -45,6 +48,7 @@ export const ReasonCode = {
   networkNotAllowed: "network_not_allowed",
   assetNotAllowed: "asset_not_allowed",
   amountAboveLimit: "amount_above_limit",
+  amountBelowMinimum: "amount_below_minimum", // ours: value 0 or below MIN_AMOUNT_ATOMIC
   gasBudgetExhausted: "gas_budget_exhausted",
   rateLimited: "rate_limited",
 } as const;

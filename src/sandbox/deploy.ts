@@ -16,6 +16,7 @@ import {
   type Transport,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { batchSettlerAddress, batchSettlerArtifact } from "../contracts/batch-settler.js";
 import { multicall3Artifact, testUsdcArtifact } from "./artifacts.js";
 
 export const MULTICALL3_ADDRESS: Address = "0xcA11bde05977b3631167028862bE2a173976CA11";
@@ -95,6 +96,15 @@ export async function installTestUsdc(
 export async function installMulticall3(rpcUrl: string): Promise<void> {
   const { testClient } = await anvilClients(rpcUrl);
   await testClient.setCode({ address: MULTICALL3_ADDRESS, bytecode: multicall3Artifact.deployedBytecode });
+}
+
+/**
+ * BatchSettler at its deterministic address, the code a CREATE2 deployment through the proxy would
+ * leave there (it has no constructor and no immutables, so the runtime code is the whole contract).
+ */
+export async function installBatchSettler(rpcUrl: string): Promise<void> {
+  const { testClient } = await anvilClients(rpcUrl);
+  await testClient.setCode({ address: batchSettlerAddress, bytecode: batchSettlerArtifact.deployedBytecode });
 }
 
 /** Mints as the token's minter and waits until the mint is mined; returns the transaction hash. */

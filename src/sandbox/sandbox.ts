@@ -6,7 +6,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { builtinNetworks, loadLimits, type Config } from "../config.js";
 import { startServer, type RunningServer } from "../main.js";
 import { anvilDevPrivateKeys, startAnvil, type AnvilInstance } from "./anvil.js";
-import { installMulticall3, installTestUsdc, mintTestUsdc } from "./deploy.js";
+import { installBatchSettler, installMulticall3, installTestUsdc, mintTestUsdc } from "./deploy.js";
 import { createDatabase, startEmbeddedPostgres, type EmbeddedPostgresHandle } from "./postgres.js";
 
 /** The sandbox plays Base Sepolia, so v1 SDKs ("base-sepolia") and v2 SDKs (eip155:84532) both work. */
@@ -60,6 +60,7 @@ export async function startSandbox(env: Env, log: Logger): Promise<RunningSandbo
     const payTo = privateKeyToAccount(payToKey!).address;
     await installTestUsdc(anvil.rpcUrl, { ...sandboxUsdc, symbol: "USDC", minter: privateKeyToAccount(minterKey!).address });
     await installMulticall3(anvil.rpcUrl);
+    await installBatchSettler(anvil.rpcUrl);
     await mintTestUsdc(anvil.rpcUrl, { token: sandboxUsdc.address, minterPrivateKey: minterKey!, to: payer.address, amountAtomic: payerStartingBalanceAtomic });
 
     const config: Config = {

@@ -1,18 +1,23 @@
-import { encodeAggregate3, multicall3Address } from "../exact-evm/multicall3.js";
+import { batchSettlerAddress, encodeBatchSettle } from "../contracts/batch-settler.js";
 import type { PreparedTransaction } from "./broadcast.js";
 
-/** Multicall3's own cost per call (ABI decoding, CALL to a warm target, result copying), generously. */
-export const batchGasPerCallOverhead = 6_000n;
+/**
+ * BatchSettler's own cost per call, generously: ABI decoding, the calldata copy, a CALL to a warm
+ * target, a CallFailed log when it fails, and the 10k it keeps in hand before each call.
+ */
+export const batchGasPerCallOverhead = 16_000n;
 /** The transaction's base cost, paid once per batch instead of once per settlement. */
 const intrinsicGas = 21_000n;
 
 /**
- * Several prepared settlements of one signer as one transaction: Multicall3 `aggregate3` with
- * `allowFailure: true` on every call, so one authorization that fails on chain (spent balance,
- * nonce used meanwhile) cannot sink the others; each row reads its own outcome from the logs.
- * Each call was simulated and estimated alone just before; the gas limit is the sum of those
- * (already padded) limits without their repeated base cost, plus Multicall3's overhead — state
- * warmed by earlier calls only makes later ones cheaper. Fees: the highest of the estimates.
+ * Several prepared settlements of one signer as one transaction through BatchSettler: each call
+ * gets its own gas limit (its padded estimate without the base cost) and may fail alone, so one
+ * authorization that fails on chain (spent balance, nonce used meanwhile, a payer's code that burns
+ * gas: an EOA may delegate itself with EIP-7702 after we looked) spends at most its own limit and
+ * cannot sink the others; each row reads its own outcome from the logs. Each call was simulated and
+ * estimated alone just before; the gas limit is the sum of the calls' limits, the 1/64 EIP-150
+ * keeps back from each, and BatchSettler's overhead — state warmed by earlier calls only makes
+ * later ones cheaper. Fees: the highest of the estimates.
  * One item is returned unchanged (a plain token call costs less than a batch of one).
  */
 export function batchTransaction(items: readonly PreparedTransaction[]): PreparedTransaction {
@@ -20,8 +25,8 @@ export function batchTransaction(items: readonly PreparedTransaction[]): Prepare
   if (items.length === 1) return items[0]!;
   return {
     call: {
-      to: multicall3Address,
-      data: encodeAggregate3(items.map((item) => ({ target: item.call.to, allowFailure: true, callData: item.call.data }))),
+      to: batchSettlerAddress,
+      data: encodeBatchSettle(items.map((item) => ({ target: item.call.to, gasLimit: callGasLimit(item), callData: item.call.data }))),
     },
     gasLimit: batchGasLimit(items),
     maxFeePerGas: max(items.map((item) => item.maxFeePerGas)),
@@ -60,11 +65,16 @@ function fits(items: readonly PreparedTransaction[], gasMax: bigint): boolean {
   return gasLimit <= gasMax && gasLimit * maxFeePerGas <= lowestSignerBalanceWei(items);
 }
 
+/** One settlement's gas inside a batch: its own transaction's limit without the base cost. */
+function callGasLimit(item: PreparedTransaction): bigint {
+  return item.gasLimit - intrinsicGas;
+}
+
 /** The gas limit batchTransaction gives these settlements (arithmetic only: nothing is encoded). */
 function batchGasLimit(items: readonly PreparedTransaction[]): bigint {
   if (items.length === 1) return items[0]!.gasLimit;
-  const callsGas = items.reduce((sum, item) => sum + item.gasLimit - intrinsicGas, 0n);
-  return intrinsicGas + callsGas + batchGasPerCallOverhead * BigInt(items.length);
+  const callsGas = items.reduce((sum, item) => sum + callGasLimit(item) + callGasLimit(item) / 63n + batchGasPerCallOverhead, 0n);
+  return intrinsicGas + callsGas;
 }
 
 /** The lowest signer balance any of the settlements saw: the most recent reading is at most that. */

@@ -2,12 +2,16 @@ import { BaseError, keccak256, type Hex, type LocalAccount, type PublicClient } 
 import { isTransportFailure, revertReason, rethrowIfUnavailable } from "../chain/rpc-errors.js";
 import type { Limits } from "../config.js";
 import { readChainState } from "../exact-evm/chain-state.js";
+import { settlementGasMax } from "../exact-evm/payment-limits.js";
 import type { ResolvedPayment } from "../exact-evm/resolve.js";
 import { reasonForRevert } from "../exact-evm/revert-reasons.js";
 import { settlementCall, type ContractCall } from "../exact-evm/transfer-call.js";
 import { SignerCannotPayError } from "../errors.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Rejection } from "../protocol/types.js";
+
+/** How nodes word an estimate that did not fit in the gas it was given (geth, Anvil, reth, Erigon). */
+const outOfGasPattern = /out of gas|gas required exceeds|exceeds (the )?(gas )?allowance|intrinsic gas too low|OutOfGas/i;
 
 export interface PreparedTransaction {
   call: ContractCall;
@@ -37,9 +41,13 @@ export async function prepareTransaction(
   limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax" | "maxFeePerGasWei" | "signerBalanceMinWei">,
 ): Promise<PreparedTransaction | Rejection> {
   const call = settlementCall(payment.asset.address, payment.request.authorization, payment.request.signature, payment.payerKind ?? "eoa");
+  // Deploying a counterfactual wallet costs several times a transfer: it has its own, explicit cap.
+  const gasCap = settlementGasMax(payment.payerKind, limits);
   const [state, estimate, fees, chainPendingNonce, signerBalanceWei, payerCode] = await Promise.all([
-    readChainState(client, payment, { simulate: false, simulationAccount: signer.address }),
-    client.estimateGas({ account: signer.address, ...call }).then(
+    readChainState(client, payment, { simulate: false, simulationAccount: signer.address, limits }),
+    // The estimate is also the simulation; bounded by the cap, so a payer's code cannot make the
+    // node search up to its own gas cap (an estimate above the cap fails like a revert would).
+    client.estimateGas({ account: signer.address, ...call, gas: gasCap }).then(
       (gas) => ({ ok: true as const, gas }),
       (error: unknown) => {
         rethrowIfUnavailable(error, "estimating settlement gas");
@@ -65,10 +73,11 @@ export async function prepareTransaction(
     return { reason: ReasonCode.insufficientBalance, message: `payer balance ${state.balanceAtomic} is below the authorized value ${authorization.valueAtomic}` };
   }
   if (!estimate.ok) {
+    if (outOfGasPattern.test(estimate.revertText)) {
+      return { reason: ReasonCode.gasCapExceeded, message: `settlement needs more than the cap of ${gasCap} gas (${estimate.revertText})` };
+    }
     return { reason: reasonForRevert(estimate.revertText, ReasonCode.simulationFailed), message: `simulation reverted: ${estimate.revertText}` };
   }
-  // Deploying a counterfactual wallet costs several times a transfer: it has its own, explicit cap.
-  const gasCap = payment.payerKind === "counterfactual" ? limits.gasPerDeployingSettlementMax : limits.gasPerSettlementMax;
   if (estimate.gas > gasCap) {
     return { reason: ReasonCode.gasCapExceeded, message: `settlement needs ${estimate.gas} gas, above the cap of ${gasCap}` };
   }

@@ -20,7 +20,8 @@ import { duplicate, failed, outcomeOfFinalRow, pending, succeeded, type SettleOu
 import { crashPoint } from "./crash-points.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { GroupCommit } from "./group-commit.js";
-import { MulticallPresence } from "./multicall-presence.js";
+import { ContractPresence } from "./contract-presence.js";
+import { batchSettlerAddress } from "../contracts/batch-settler.js";
 import { batchTransaction, splitIntoBatches } from "./batch-transaction.js";
 import { isFinal } from "./transitions.js";
 
@@ -71,8 +72,8 @@ export class SettlementEngine {
   private readonly signerMutex = new KeyedMutex();
   /** Present when SETTLE_BATCH_MAX > 1: settlements queued for one signer share a transaction. */
   private readonly batches: GroupCommit<PendingSigning, SentSettlement> | undefined;
-  private readonly multicall = new MulticallPresence();
-  private readonly warnedNoMulticall = new Set<number>();
+  private readonly batchSettler = new ContractPresence(batchSettlerAddress);
+  private readonly warnedNoBatchSettler = new Set<number>();
 
   constructor(private readonly deps: SettlementEngineDeps) {
     this.batches = deps.limits.settleBatchMax > 1 ? new GroupCommit(deps.limits.settleBatchMax, (_key, items) => this.sendBatch(items)) : undefined;
@@ -84,9 +85,9 @@ export class SettlementEngine {
     const resolved = resolvePayment(request, (chainId) => deps.chains.get(chainId)?.config);
     if (isRejection(resolved)) return failed(resolved.reason, resolved.message);
     const client = deps.chains.get(resolved.network.chainId)!.publicClient;
-    const bindingRejection = checkBinding(request) ?? checkAuthorizationTerms(request);
+    const bindingRejection = checkBinding(request) ?? checkAuthorizationTerms(request, deps.limits.amountMinAtomic);
     if (bindingRejection) return failed(bindingRejection.reason, bindingRejection.message);
-    const signature = await checkPayerSignature(client, resolved);
+    const signature = await checkPayerSignature(client, resolved, deps.limits);
     if (!signature.ok) return failed(signature.rejection.reason, signature.rejection.message);
     const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
 
@@ -159,16 +160,20 @@ export class SettlementEngine {
   }
 
   /**
-   * Batching is on, Multicall3 exists on the chain, and the payer is a plain key: a smart wallet's
-   * (or an EIP-7702 key's) signature check is code we do not control, which could burn the gas of
-   * every other settlement in the batch; a counterfactual one is a Multicall3 transaction already.
+   * Batching is on, BatchSettler exists on the chain, and the payer is a plain key: a smart wallet's
+   * (or an EIP-7702 key's) signature check is code we do not control; a counterfactual one is a
+   * Multicall3 transaction already. (A key that delegates itself after this check is bounded by
+   * BatchSettler's per-call gas limit.)
    */
   private async mayBatch(payment: ResolvedPayment, prepared: PreparedTransaction, client: PublicClient): Promise<boolean> {
     if (!this.batches || payment.payerKind !== "eoa" || prepared.payerHasCode) return false;
-    const deployed = await this.multicall.isDeployed(payment.network.chainId, client);
-    if (!deployed && !this.warnedNoMulticall.has(payment.network.chainId)) {
-      this.warnedNoMulticall.add(payment.network.chainId);
-      this.deps.log.warn({ chainId: payment.network.chainId }, "SETTLE_BATCH_MAX is set but Multicall3 is not deployed on this chain: settling one per transaction");
+    const deployed = await this.batchSettler.isDeployed(payment.network.chainId, client);
+    if (!deployed && !this.warnedNoBatchSettler.has(payment.network.chainId)) {
+      this.warnedNoBatchSettler.add(payment.network.chainId);
+      this.deps.log.warn(
+        { chainId: payment.network.chainId, batchSettler: batchSettlerAddress },
+        "SETTLE_BATCH_MAX is set but BatchSettler is not deployed on this chain (run `x402-facilitator batch-settler deploy`): settling one per transaction",
+      );
     }
     return deployed;
   }

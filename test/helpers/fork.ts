@@ -32,7 +32,8 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import type { AssetConfig, Limits } from "../../src/config.js";
 import { startAnvil, type AnvilInstance } from "../../src/sandbox/anvil.js";
 import { startTestFacilitator, type TestFacilitator } from "./facilitator.js";
-import { installMulticall3, MULTICALL3_ADDRESS } from "../../src/sandbox/deploy.js";
+import { batchSettlerAddress } from "../../src/contracts/batch-settler.js";
+import { installBatchSettler, installMulticall3, MULTICALL3_ADDRESS } from "../../src/sandbox/deploy.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 import { signPayment, v1Body, v2Body, v2Requirements, type SignPaymentOptions } from "./payments.js";
 
@@ -290,6 +291,8 @@ export async function startForkChain(options: StartForkChainOptions): Promise<Fo
       await installMulticall3(anvil.rpcUrl);
       multicall3Installed = true;
     }
+    // Batches go through BatchSettler; a chain where nobody deployed it yet gets it on the fork.
+    if (!(await publicClient.getCode({ address: batchSettlerAddress }))) await installBatchSettler(anvil.rpcUrl);
 
     // A fork keeps the fork block's time; payments are signed with wall-clock windows.
     let timeSynced = false;

@@ -34,10 +34,11 @@ let factory: Address;
 beforeAll(async () => {
   chain = await startTestChain();
   database = await createTestDatabase("wallets");
-  facilitator = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [chain.rpcUrl], token: chain.token });
   const deployer = createWalletClient({ account: privateKeyToAccount(keys.facilitator3), transport: http(chain.rpcUrl) });
   const hash = await deployer.deployContract({ abi: smartWalletFactoryArtifact.abi, bytecode: smartWalletFactoryArtifact.bytecode, chain: null });
   factory = (await chain.publicClient.waitForTransactionReceipt({ hash, timeout: 10_000 })).contractAddress!;
+  // The operator allows this one factory (ERC6492_ALLOWED_FACTORIES); others are refused.
+  facilitator = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [chain.rpcUrl], token: chain.token, limits: { erc6492AllowedFactories: [factory.toLowerCase()] } });
 });
 
 afterAll(async () => {
@@ -116,7 +117,7 @@ describe("smart-wallet payers", () => {
       databaseUrl: database.url,
       rpcUrls: [chain.rpcUrl],
       token: chain.token,
-      limits: { gasPerDeployingSettlementMax: 100_000n },
+      limits: { gasPerDeployingSettlementMax: 100_000n, erc6492AllowedFactories: [factory.toLowerCase()] },
     });
     try {
       const salt = keccak256(toHex("over-the-cap"));

@@ -2,7 +2,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Hex } from "viem";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
-import { multicall3Address } from "../../../src/exact-evm/multicall3.js";
+import { batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
 import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
 import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
 import { facilitatorEnv, startFacilitatorProcess, type FacilitatorProcess } from "../../helpers/facilitator-process.js";
@@ -96,7 +96,7 @@ describe("crash after a batch was persisted, before it was broadcast", () => {
       return batchRows.every((batchRow) => current.find((row) => row.id === batchRow.id)?.status === "confirmed");
     }, 40_000, 200);
     const receipt = await chain.publicClient.getTransactionReceipt({ hash: batchHash });
-    expect(receipt.to?.toLowerCase()).toBe(multicall3Address.toLowerCase());
+    expect(receipt.to?.toLowerCase()).toBe(batchSettlerAddress.toLowerCase());
     for (const row of (await rows()).filter((row) => row.tx_hash === batchHash)) expect(row.settled_tx_hash).toBe(batchHash);
     expect(await chain.balanceOf(payTo)).toBe(amountAtomic * BigInt(queuedPayments + 1));
 

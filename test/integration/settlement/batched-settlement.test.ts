@@ -1,7 +1,7 @@
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { parseAbi, parseTransaction, type Address, type Hex } from "viem";
-import { multicall3Address } from "../../../src/exact-evm/multicall3.js";
+import { batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { withPgClient } from "../../helpers/database.js";
 import { usePaymentFixture, type PaymentFixture } from "../../helpers/fixture.js";
@@ -49,7 +49,7 @@ describe("batched settlement (SETTLE_BATCH_MAX=16)", () => {
     const batchHash = hashes.find((hash) => answers.filter((answer) => answer.transaction === hash).length === payments.length - 1)!;
     expect(batchHash).toBeDefined();
     const batchTx = await f.chain.publicClient.getTransaction({ hash: batchHash });
-    expect(batchTx.to?.toLowerCase()).toBe(multicall3Address.toLowerCase());
+    expect(batchTx.to?.toLowerCase()).toBe(batchSettlerAddress.toLowerCase());
     expect(await f.chain.balanceOf(payTo)).toBe(amountAtomic * BigInt(payments.length + 2));
 
     const rows = await settlementRows(f, batchHash);
@@ -108,12 +108,12 @@ describe("batched settlement (SETTLE_BATCH_MAX=16)", () => {
   });
 });
 
-describe("batching on a chain without Multicall3", () => {
+describe("batching on a chain without BatchSettler", () => {
   const f = usePaymentFixture({ label: "batched_no_multicall", facilitator: { limits: { settleBatchMax: 16 } } });
 
   it("settles one payment per transaction instead of sending batches to an empty address", async () => {
     const payTo = addressOf(keys.payTo);
-    await f.chain.testClient.setCode({ address: multicall3Address, bytecode: "0x" });
+    await f.chain.testClient.setCode({ address: batchSettlerAddress, bytecode: "0x" });
     await f.chain.mint(richPayer, 1_000_000n);
     expect(await settle(f, await pay(f, keys.stranger, payTo))).toMatchObject({ success: true });
     const payments = await Promise.all(Array.from({ length: 3 }, () => pay(f, keys.stranger, payTo)));
@@ -139,7 +139,7 @@ describe("a queue longer than one batch transaction may carry (BATCH_GAS_MAX)", 
     expect(hashes).toHaveLength(3); // the lone one, then 2 + 2
     const batches = await Promise.all(hashes.map((hash) => f.chain.publicClient.getTransaction({ hash })));
     for (const tx of batches) expect(tx.gas).toBeLessThanOrEqual(200_000n);
-    expect(batches.filter((tx) => tx.to?.toLowerCase() === multicall3Address.toLowerCase())).toHaveLength(2);
+    expect(batches.filter((tx) => tx.to?.toLowerCase() === batchSettlerAddress.toLowerCase())).toHaveLength(2);
     const nonces = batches.map((tx) => tx.nonce).sort((a, b) => a - b);
     expect(nonces).toEqual([nonces[0], nonces[0]! + 1, nonces[0]! + 2]);
     expect(await f.chain.balanceOf(payTo)).toBe(amountAtomic * 6n);

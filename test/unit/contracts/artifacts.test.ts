@@ -14,7 +14,7 @@ import {
   testUsdcArtifact,
 } from "../../../src/sandbox/artifacts.js";
 
-const EXPECTED_CONTRACTS = ["Multicall3", "SmartWallet", "SmartWalletFactory", "TestUSDC"];
+const EXPECTED_CONTRACTS = ["BatchSettler", "Erc6492Probe", "Multicall3", "SmartWallet", "SmartWalletFactory", "TestUSDC", "JunkFactory", "HollowFactory", "GasBurnerWallet", "GasBurnerDelegate"];
 
 describe("contract artifacts", () => {
   it("exist for every contract the sandbox uses", () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Address, Hex } from "viem";
 import { decodeFunctionData } from "viem";
-import { multicall3Abi, multicall3Address } from "../../../src/exact-evm/multicall3.js";
+import { batchSettlerAbi, batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
 import { batchGasPerCallOverhead, batchTransaction, splitIntoBatches } from "../../../src/settlement/batch-transaction.js";
 import type { PreparedTransaction } from "../../../src/settlement/broadcast.js";
 
@@ -17,15 +17,17 @@ describe("batchTransaction", () => {
     expect(batchTransaction([one])).toBe(one);
   });
 
-  it("wraps several settlements in Multicall3 aggregate3, each call allowed to fail alone, in order", () => {
+  it("wraps several settlements in BatchSettler, each call with its own gas limit and allowed to fail alone, in order", () => {
     const items = [prepared("0xaa01", 90_000n, 1_000n, 7), prepared("0xbb02", 80_000n, 3_000n, 9), prepared("0xcc03", 85_000n, 2_000n, 8)];
     const batch = batchTransaction(items);
-    expect(batch.call.to).toBe(multicall3Address);
-    const decoded = decodeFunctionData({ abi: multicall3Abi, data: batch.call.data });
-    expect(decoded.functionName).toBe("aggregate3");
-    expect(decoded.args[0]).toEqual(items.map((item) => ({ target: token, allowFailure: true, callData: item.call.data })));
-    // One base cost (21,000) instead of three, plus Multicall3's overhead per call.
-    expect(batch.gasLimit).toBe(90_000n + 80_000n + 85_000n - 2n * 21_000n + 3n * batchGasPerCallOverhead);
+    expect(batch.call.to).toBe(batchSettlerAddress);
+    const decoded = decodeFunctionData({ abi: batchSettlerAbi, data: batch.call.data });
+    expect(decoded.functionName).toBe("settle");
+    // Each call may spend what it would have spent alone, without the base cost: no more.
+    expect(decoded.args[0]).toEqual(items.map((item) => ({ target: token, gasLimit: item.gasLimit - 21_000n, callData: item.call.data })));
+    // One base cost (21,000) instead of three; per call, the 1/64 EIP-150 keeps back and BatchSettler's overhead.
+    const callGas = [69_000n, 59_000n, 64_000n];
+    expect(batch.gasLimit).toBe(21_000n + callGas.reduce((sum, gas) => sum + gas + gas / 63n + batchGasPerCallOverhead, 0n));
     expect(batch.maxFeePerGas).toBe(3_000n);
     expect(batch.maxPriorityFeePerGas).toBe(300n);
     expect(batch.chainPendingNonce).toBe(9);
@@ -47,7 +49,7 @@ describe("splitIntoBatches", () => {
   });
 
   it("keeps every batch's worst-case cost within the signer's balance (the lowest any item saw)", () => {
-    // 1 wei/gas: a batch of two costs 21,000 + 2 × 69,000 + 2 × 6,000 = 171,000 wei, of three 246,000.
+    // 1 wei/gas: a batch of two costs 21,000 + 2 × (69,000 + 1,095 + 16,000) = 193,190 wei, of three 279,285.
     const poor = (balanceWei: bigint) => ({ prepared: prepared("0xaa", 90_000n, 1n, 0, balanceWei) });
     const items = [poor(200_000n), poor(10n ** 18n), poor(10n ** 18n), poor(10n ** 18n)];
     expect(splitIntoBatches(items, 10_000_000n)).toEqual([[items[0], items[1]], [items[2], items[3]]]);

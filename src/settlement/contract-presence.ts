@@ -1,21 +1,22 @@
-import type { PublicClient } from "viem";
-import { multicall3Address } from "../exact-evm/multicall3.js";
+import type { Address, PublicClient } from "viem";
 
-/** A chain without Multicall3 is asked again after this long (it may be deployed later). */
+/** A chain without the contract is asked again after this long (it may be deployed later). */
 const absentRecheckMs = 5 * 60_000;
 
 /**
- * Whether Multicall3 has code at its canonical address on a chain, asked once per chain. Batching
- * depends on it: an aggregate3 call to an empty address "succeeds" and pays nobody, so without it
+ * Whether a contract has code at its address on a chain, asked once per chain. Batching depends
+ * on BatchSettler: a call to an empty address "succeeds" and pays nobody, so without it
  * settlements go out one per transaction. An RPC fault counts as "not known": send alone this time.
  */
-export class MulticallPresence {
+export class ContractPresence {
   private readonly known = new Map<number, { present: boolean; checkedAtMs: number }>();
+
+  constructor(private readonly address: Address) {}
 
   async isDeployed(chainId: number, client: PublicClient): Promise<boolean> {
     const cached = this.known.get(chainId);
     if (cached && (cached.present || Date.now() - cached.checkedAtMs < absentRecheckMs)) return cached.present;
-    const code = await client.getCode({ address: multicall3Address }).catch(() => undefined);
+    const code = await client.getCode({ address: this.address }).catch(() => undefined);
     if (code === undefined) return false;
     const present = code !== "0x";
     this.known.set(chainId, { present, checkedAtMs: Date.now() });
