@@ -4,6 +4,7 @@ import { createChainRegistry } from "./chain/registry.js";
 import { createSignerPool } from "./chain/signers.js";
 import { loadConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
+import { redactedMessage } from "./redact.js";
 import { ApiKeysRepository, type ApiKeyRole } from "./store/api-keys-repo.js";
 import { openDatabase } from "./store/db.js";
 import { runMigrations } from "./store/migrate.js";
@@ -100,7 +101,7 @@ export async function signersCommand(env: NodeJS.ProcessEnv, write: Write): Prom
         handle.publicClient.getBalance({ address }),
       ]).then(
         ([latest, pending, balance]) => `nonce ${latest} (pending ${pending})  balance ${formatEther(balance)}`,
-        (error: unknown) => `unreachable: ${String((error as Error).message).split("\n")[0]}`,
+        (error: unknown) => `unreachable: ${redactedMessage(error, 1_000).split("\n")[0]}`,
       );
       write(`${handle.config.network}  ${address}  ${line}`);
     }

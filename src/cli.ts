@@ -4,6 +4,7 @@ import { ConfigError } from "./errors.js";
 import { keysCommand, signersCommand } from "./cli-commands.js";
 import { createLogger } from "./logger.js";
 import { closeOnSignals, startServer } from "./main.js";
+import { redactedMessage, redactUrls } from "./redact.js";
 import { runMigrations } from "./store/migrate.js";
 
 const usage = `x402-facilitator <command>
@@ -63,11 +64,13 @@ async function runSandbox(log: ReturnType<typeof createLogger>): Promise<void> {
   process.stdout.write(`${sandboxBanner(sandbox.info, path.resolve(process.env.DATA_DIR ?? ".data"))}\n`);
 }
 
+// stderr is kept by process managers like a log: an RPC or Postgres URL in a start-up error (and
+// its key or password) is redacted here as in the logs.
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof ConfigError) {
-    process.stderr.write(`x402-facilitator: configuration error: ${error.message}\n`);
+    process.stderr.write(`x402-facilitator: configuration error: ${redactUrls(error.message)}\n`);
     process.exit(2);
   }
-  process.stderr.write(`x402-facilitator: ${(error as Error).stack ?? String(error)}\n`);
+  process.stderr.write(`x402-facilitator: ${redactUrls(error instanceof Error && error.stack ? error.stack : redactedMessage(error))}\n`);
   process.exit(1);
 });

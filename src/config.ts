@@ -5,6 +5,7 @@ import { getAddress, isAddress, isHex, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { ConfigError } from "./errors.js";
 import { caip2, chainIdFromAnyNetwork, type Caip2Network, v1NetworkChainIds } from "./protocol/networks.js";
+import { redactedMessage, redactUrl } from "./redact.js";
 
 export interface AssetConfig {
   address: Address;
@@ -242,7 +243,7 @@ function resolveNetworks(env: Env, file: ConfigFile | undefined): NetworkConfig[
     const network = known.get(chainId);
     if (!network) throw new ConfigError(`network eip155:${chainId} has no configuration: add it to FACILITATOR_CONFIG`);
     const rpcOverride = env[`RPC_URLS_${chainId}`];
-    if (rpcOverride) network.rpcUrls = splitList(rpcOverride).map((url) => rpcUrl(url, `RPC_URLS_${chainId}`));
+    if (rpcOverride) network.rpcUrls = splitList(rpcOverride).map((url, index) => rpcUrl(url, `RPC_URLS_${chainId}`, index));
     if (network.assets.length === 0) throw new ConfigError(`network ${network.network} has no assets`);
     served.push(network);
   }
@@ -266,7 +267,7 @@ function mergeFileNetwork(known: Map<number, NetworkConfig>, entry: ConfigFile["
     network: caip2(chainId),
     chainId,
     v1Name,
-    rpcUrls: entry.rpcUrls?.map((url) => rpcUrl(url, "FACILITATOR_CONFIG")) ?? base?.rpcUrls ?? [],
+    rpcUrls: entry.rpcUrls?.map((url, index) => rpcUrl(url, `FACILITATOR_CONFIG ${caip2(chainId)} rpcUrls`, index)) ?? base?.rpcUrls ?? [],
     assets: assets ?? base?.assets ?? [],
   };
 }
@@ -276,7 +277,9 @@ function readConfigFile(path: string): ConfigFile {
   try {
     parsed = JSON.parse(readFileSync(path, "utf8"));
   } catch (error) {
-    throw new ConfigError(`FACILITATOR_CONFIG: cannot read ${path}: ${(error as Error).message}`);
+    // V8 quotes a piece of the text in a JSON error ("SECRET…" is not valid JSON): never print it.
+    const reason = error instanceof SyntaxError ? "it is not valid JSON" : redactedMessage(error);
+    throw new ConfigError(`FACILITATOR_CONFIG: cannot read ${path}: ${reason}`);
   }
   if (!configFileValidator.Check(parsed)) {
     const first = configFileValidator.Errors(parsed)[0];
@@ -302,12 +305,20 @@ function networkChainId(name: string, source: string): number {
   return chainId;
 }
 
-function rpcUrl(url: string, source: string): string {
+/**
+ * An RPC URL often holds an API key (in its path, query or userinfo), and a configuration error is
+ * printed and logged: name a bad URL by its place in the list and scheme://host only.
+ */
+function rpcUrl(url: string, source: string, index: number): string {
+  let parsed: URL | undefined;
   try {
-    const parsed = new URL(url);
-    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error("not http(s)");
+    parsed = new URL(url);
   } catch {
-    throw new ConfigError(`${source}: "${url}" is not an http(s) URL`);
+    throw new ConfigError(`${source}: URL #${index + 1} is not an http(s) URL: it does not parse (its text is not shown: it may hold an API key)`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    const shown = parsed.host === "" ? `scheme ${parsed.protocol}` : redactUrl(url);
+    throw new ConfigError(`${source}: URL #${index + 1} (${shown}) is not an http(s) URL`);
   }
   return url;
 }

@@ -1,5 +1,6 @@
 import { BaseError, HttpRequestError, TimeoutError, createPublicClient, defineChain, fallback, http, type Chain, type PublicClient, type Transport } from "viem";
 import type { Limits, NetworkConfig } from "../config.js";
+import { redactUrl } from "../redact.js";
 
 /**
  * How long an RPC URL that failed at the transport level (timeout, no answer, non-2xx such as 429)
@@ -46,6 +47,7 @@ export function createChainRegistry(
         retryDelay: 50,
         batch: { batchSize: limits.rpcBatchSize ?? 64, wait: 0 },
         onFetchResponse: (response) => {
+          // Labels are scheme://host only: RPC URLs often carry an API key in the path or query.
           if (!response.ok) onHttpError?.(config.network, redactUrl(url));
         },
       }),
@@ -75,7 +77,8 @@ function withCooldowns(urls: readonly string[], transports: readonly Transport[]
     const request = (async (args: Parameters<typeof inner.request>[0], options?: Parameters<typeof inner.request>[1]) => {
       const nowMs = Date.now();
       if (cooling(index, nowMs) && urls.some((_, later) => later > index && !cooling(later, nowMs))) {
-        throw new HttpRequestError({ url: urls[index]!, details: `skipped: failed less than ${rpcUrlCooldownMs} ms ago` });
+        // Our own error, so it need not carry the URL's key at all (viem's own errors are redacted where they are written).
+        throw new HttpRequestError({ url: redactUrl(urls[index]!), details: `skipped: failed less than ${rpcUrlCooldownMs} ms ago` });
       }
       try {
         const result = await inner.request(args, options);
@@ -93,14 +96,4 @@ function withCooldowns(urls: readonly string[], transports: readonly Transport[]
 /** The URL did not serve (no answer in time, connection lost, HTTP error status), as opposed to a JSON-RPC error answer. */
 function isUrlFailure(error: unknown): boolean {
   return error instanceof BaseError && Boolean(error.walk((cause) => cause instanceof TimeoutError || cause instanceof HttpRequestError));
-}
-
-/** RPC URLs often carry an API key in the path or query: keep scheme and host only for labels and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}`;
-  } catch {
-    return "invalid-url";
-  }
 }

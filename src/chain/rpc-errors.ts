@@ -10,6 +10,7 @@ import {
   type Hex,
 } from "viem";
 import { DependencyUnavailableError } from "../errors.js";
+import { redactUrls } from "../redact.js";
 
 /** JSON-RPC codes that mean "the node is overloaded or limiting us", not "your call is wrong". */
 const overloadRpcCodes = new Set([-32005, -32603, 429]);
@@ -30,8 +31,17 @@ export function isTransportFailure(error: unknown): boolean {
   );
 }
 
-/** The revert reason of a failed eth_call / estimate, as the contract said it, when it said one. */
+/**
+ * The revert reason of a failed eth_call / estimate, as the contract said it, when it said one.
+ * Redacted: when there is no reason, the text is the node's or viem's, which can quote the RPC URL
+ * (and its API key), and callers put it in answers, rows and logs.
+ */
 export function revertReason(error: unknown): string | undefined {
+  const reason = rawRevertReason(error);
+  return reason === undefined ? undefined : redactUrls(reason);
+}
+
+function rawRevertReason(error: unknown): string | undefined {
   if (!(error instanceof BaseError)) return error instanceof Error ? error.message : undefined;
   const reverted = error.walk((cause) => cause instanceof ContractFunctionRevertedError);
   if (reverted instanceof ContractFunctionRevertedError) {

@@ -1,8 +1,12 @@
 import { DependencyUnavailableError, FacilitatorError } from "../errors.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
+import { redactUrls } from "../redact.js";
 import { isDatabaseUnavailable } from "../store/db.js";
 
 export type RouteKind = "verify" | "settle" | "other";
+
+/** An error answer's message is for people; a longer one is a bug's text we need not send. */
+const wireMessageMaxChars = 500;
 
 export interface ErrorAnswer {
   statusCode: number;
@@ -18,7 +22,9 @@ export interface ErrorAnswer {
  */
 export function errorAnswer(error: unknown, route: RouteKind, payment?: { payer: string; network: string }): ErrorAnswer {
   const classified = classify(error);
-  const { statusCode, code, message } = classified;
+  const { statusCode, code } = classified;
+  // A message may quote an RPC URL (and its API key) from a viem error: never send one.
+  const message = redactUrls(classified.message, wireMessageMaxChars * 4).slice(0, wireMessageMaxChars);
   const common = { error: code, message };
   const payer = payment ? { payer: payment.payer } : {};
   if (route === "verify") {

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { FastifyInstance } from "fastify";
 import type { Services } from "../services.js";
+import { redactedMessage } from "../redact.js";
 
 /** How long /ready waits for each dependency before calling it down. */
 const readinessProbeTimeoutMs = 2_000;
@@ -61,7 +62,8 @@ async function probe(check: () => Promise<void>): Promise<string> {
     ]);
     return "ok";
   } catch (error) {
-    return `down: ${String((error as Error).message).split("\n")[0]!.slice(0, 200)}`;
+    // The first line of an RPC error may quote the RPC URL and its API key: /ready is public.
+    return `down: ${redactedMessage(error, 1_000).split("\n")[0]!.slice(0, 200)}`;
   } finally {
     clearTimeout(timer);
   }

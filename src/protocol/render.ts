@@ -1,15 +1,24 @@
+import { redactUrls } from "../redact.js";
 import type { SettleOutcome } from "../settlement/outcome.js";
 import type { SettleAnswer, VerifyAnswer } from "./types.js";
 
 /** The message that goes on the wire is bounded: revert texts and RPC errors can be long. */
 const wireMessageMaxChars = 500;
 
+/**
+ * Messages come from revert texts and RPC errors, which can quote an RPC URL and its API key:
+ * every answer's message is redacted here, whichever check or settlement step made it.
+ */
+function wireMessage(message: string): string {
+  return redactUrls(message, wireMessageMaxChars * 4).slice(0, wireMessageMaxChars);
+}
+
 export function renderVerify(valid: boolean, payer: string | undefined, reason?: string, message?: string): VerifyAnswer {
   if (valid) return payer === undefined ? { isValid: true } : { isValid: true, payer };
   return {
     isValid: false,
     invalidReason: reason,
-    ...(message === undefined ? {} : { invalidMessage: message.slice(0, wireMessageMaxChars) }),
+    ...(message === undefined ? {} : { invalidMessage: wireMessage(message) }),
     ...(payer === undefined ? {} : { payer }),
   };
 }
@@ -23,7 +32,7 @@ export function renderSettle(outcome: SettleOutcome, network: string, payer: str
   return {
     success: outcome.success,
     ...(outcome.success || outcome.reason === undefined ? {} : { errorReason: outcome.reason }),
-    ...(outcome.success || outcome.message === undefined ? {} : { errorMessage: outcome.message.slice(0, wireMessageMaxChars) }),
+    ...(outcome.success || outcome.message === undefined ? {} : { errorMessage: wireMessage(outcome.message) }),
     ...(payer === undefined ? {} : { payer }),
     transaction: outcome.transaction,
     network,

@@ -2,6 +2,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Hex } from "viem";
 import { allowedPredecessors } from "../settlement/transitions.js";
 import type { Database } from "./db.js";
+import { storedErrorMessage } from "./error-message.js";
 import { settlements, type SettlementRow, type SettlementStatus } from "./schema.js";
 
 export interface AuthorizationKey {
@@ -22,6 +23,11 @@ export interface NewSettlement extends AuthorizationKey {
   network: string;
   leaseMs: number;
   apiKeyId?: string;
+}
+
+/** The errorMessage of an update, redacted and bounded; nothing when the update sets none. */
+function redactedMessageOf(fields: { errorMessage?: string | null }): { errorMessage?: string | null } {
+  return typeof fields.errorMessage === "string" ? { errorMessage: storedErrorMessage(fields.errorMessage) } : {};
 }
 
 /** Lowercase everything that is part of the unique key, so "0xAbC" and "0xabc" are one payment. */
@@ -193,7 +199,7 @@ export class SettlementsRepository {
   async transition(id: string, to: SettlementStatus, fields: Partial<typeof settlements.$inferInsert> = {}): Promise<SettlementRow | undefined> {
     const [row] = await this.db
       .update(settlements)
-      .set({ ...fields, status: to, updatedAt: sql`now()` })
+      .set({ ...fields, ...redactedMessageOf(fields), status: to, updatedAt: sql`now()` })
       .where(and(eq(settlements.id, id), inArray(settlements.status, [...allowedPredecessors[to]])))
       .returning();
     return row;
@@ -219,7 +225,7 @@ export class SettlementsRepository {
   async failClaim(id: string, fields: { errorReason: string; errorMessage: string }): Promise<SettlementRow | undefined> {
     const [row] = await this.db
       .update(settlements)
-      .set({ ...fields, status: "failed", leaseUntil: null, updatedAt: sql`now()` })
+      .set({ ...fields, errorMessage: storedErrorMessage(fields.errorMessage), status: "failed", leaseUntil: null, updatedAt: sql`now()` })
       .where(and(eq(settlements.id, id), eq(settlements.status, "claimed")))
       .returning();
     return row;

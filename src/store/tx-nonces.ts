@@ -2,6 +2,7 @@ import { and, asc, eq, inArray, lt, sql, TransactionRollbackError } from "drizzl
 import type { Hex } from "viem";
 import { allowedPredecessors } from "../settlement/transitions.js";
 import type { Database } from "./db.js";
+import { storedErrorMessage } from "./error-message.js";
 import { releasedNonces, settlements, signerNonces, type SettlementRow } from "./schema.js";
 
 type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
@@ -175,7 +176,7 @@ export async function refuseSignedTransaction(
   return db.transaction(async (tx) => {
     const failed = await tx
       .update(settlements)
-      .set({ status: "failed", errorReason: input.errorReason, errorMessage: input.errorMessage, leaseUntil: null, updatedAt: sql`now()` })
+      .set({ status: "failed", errorReason: input.errorReason, errorMessage: storedErrorMessage(input.errorMessage), leaseUntil: null, updatedAt: sql`now()` })
       .where(and(eq(settlements.txHash, input.txHash), eq(settlements.status, "signed")))
       .returning({ id: settlements.id });
     if (failed.length > 0 && input.releaseNonce) await releaseNonceIn(tx, input);

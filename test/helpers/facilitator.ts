@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
 import type { Address, Hex } from "viem";
 import { buildApp } from "../../src/app.js";
 import { createChainRegistry } from "../../src/chain/registry.js";
@@ -26,6 +27,8 @@ export interface TestFacilitatorOptions {
   v1Name?: string | null;
   /** Listen on 127.0.0.1:0 (SDK clients, browsers); otherwise tests use app.inject. */
   listen?: boolean;
+  /** A real pino logger for the services and the app, as main.ts wires it. Default: silent. */
+  log?: Logger;
 }
 
 export interface TestFacilitator {
@@ -57,10 +60,10 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
     signers: createSignerPool(options.signerKeys ?? [keys.facilitator], limits.inFlightPerSignerMax),
     clock: options.clock ?? systemClock,
     limits,
-    log: silentLog,
+    log: options.log ?? silentLog,
     policy: options.policy,
   });
-  const app = await buildApp({ services });
+  const app = await buildApp({ services, logger: options.log });
   if (options.startWatcher) services.watcher.start();
   let baseUrl: string | undefined;
   if (options.listen) {

@@ -60,6 +60,38 @@ describe("loadConfig", () => {
     expect(() => loadConfig(env)).toThrow(message);
   });
 
+  describe("never prints an RPC URL's secret in a configuration error", () => {
+    const secret = "SECRETKEY123";
+    const messageOf = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        return (error as Error).message;
+      }
+      throw new Error("expected a ConfigError");
+    };
+
+    it.each([
+      ["a URL of another scheme", `ftp://rpc.example.com/v2/${secret}`],
+      ["a URL without its scheme", `base-mainnet.g.alchemy.com/v2/${secret}`],
+      ["a URL with userinfo", `htps://user:${secret}@rpc.example.com`],
+    ])("names %s by its place and scheme://host only", (_name, url) => {
+      const message = messageOf({ ...base, NETWORKS: "base", RPC_URLS_8453: `https://ok.example, ${url}` });
+      expect(message).toMatch(/RPC_URLS_8453: URL #2 .*is not an http\(s\) URL/);
+      expect(message).not.toContain(secret);
+    });
+
+    it("in FACILITATOR_CONFIG's rpcUrls, or in a file that is not valid JSON", () => {
+      const badUrl = writeConfig({ networks: [{ network: "eip155:8453", rpcUrls: [`wss://rpc.example.com/${secret}`] }] });
+      expect(messageOf({ ...base, FACILITATOR_CONFIG: badUrl })).not.toContain(secret);
+      const badJson = writeConfig(`${secret}`);
+      const message = messageOf({ ...base, FACILITATOR_CONFIG: badJson });
+      expect(message).toMatch(/not valid JSON/);
+      expect(message).not.toContain(secret);
+    });
+  });
+
   it("rejects a malformed FACILITATOR_CONFIG naming the field", () => {
     expect(() => loadConfig({ ...base, FACILITATOR_CONFIG: writeConfig({ networks: [{ network: 1 }] }) })).toThrow(/\/networks\/0\/network/);
     expect(() => loadConfig({ ...base, FACILITATOR_CONFIG: writeConfig("{") })).toThrow(/cannot read/);

@@ -1,0 +1,13 @@
+import { redactUrls } from "../redact.js";
+
+/** error_message is read back into answers and by operators: long enough for a revert text, no longer. */
+export const storedErrorMessageMaxChars = 1_000;
+
+/**
+ * The form every write of settlements.error_message takes. The text is often a viem or node error,
+ * which can quote an RPC URL and its API key; redacting at the one place rows are written covers
+ * every caller, present and future.
+ */
+export function storedErrorMessage(message: string): string {
+  return redactUrls(message, storedErrorMessageMaxChars * 4).slice(0, storedErrorMessageMaxChars);
+}

@@ -1,0 +1,82 @@
+/**
+ * A settlement row's error_message is served back (a failed row's answer, the operator's tools),
+ * so it never stores an RPC URL's secret, whichever write path fails the row. Real Postgres.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { keccak256, type Hex } from "viem";
+import { defaultLimits } from "../../../src/config.js";
+import { openDatabase, type DatabaseHandle } from "../../../src/store/db.js";
+import { runMigrations } from "../../../src/store/migrate.js";
+import { SettlementsRepository } from "../../../src/store/settlements-repo.js";
+import { allocateNonceAndPersistSigned, refuseSignedTransaction } from "../../../src/store/tx-nonces.js";
+import { createTestDatabase, type TestDatabase } from "../../helpers/database.js";
+import { newClaim, randomAddress } from "../../helpers/settlement-rows.js";
+
+const secret = "SECRETKEY123";
+const message = `RPC failed: HTTP request failed.\n\nURL: https://base-mainnet.g.alchemy.com/v2/${secret}?apikey=${secret}`;
+const redacted = "RPC failed: HTTP request failed.\n\nURL: https://base-mainnet.g.alchemy.com/…";
+
+let database: TestDatabase;
+let handle: DatabaseHandle;
+let repo: SettlementsRepository;
+
+beforeAll(async () => {
+  database = await createTestDatabase("error_message_redaction");
+  await runMigrations(database.url);
+  handle = openDatabase(database.url, defaultLimits);
+  repo = new SettlementsRepository(handle.db);
+});
+
+afterAll(async () => {
+  await handle?.close();
+  await database?.drop();
+});
+
+const claimRow = async () => (await repo.claim(newClaim()))!.id;
+
+describe("error_message", () => {
+  it("is stored redacted by failClaim()", async () => {
+    const id = await claimRow();
+    await repo.failClaim(id, { errorReason: "service_unavailable", errorMessage: message });
+    expect((await repo.findById(id))!.errorMessage).toBe(redacted);
+  });
+
+  it("is stored redacted by transition() to failed", async () => {
+    const id = await claimRow();
+    await repo.transition(id, "failed", { errorReason: "invalid_exact_evm_transaction_simulation_failed", errorMessage: message });
+    expect((await repo.findById(id))!.errorMessage).toBe(redacted);
+  });
+
+  it("is stored redacted by refuseSignedTransaction()", async () => {
+    const id = await claimRow();
+    const signer = randomAddress();
+    const [signed] = await allocateNonceAndPersistSigned(handle.db, {
+      chainId: 84532,
+      signer,
+      chainPendingNonce: 0,
+      settlementIds: [id],
+      sign: async () => {
+        const rawTx: Hex = `0x${randomBytes(16).toString("hex")}`;
+        return { rawTx, txHash: keccak256(rawTx), gasLimit: 100_000n };
+      },
+    });
+    const failed = await refuseSignedTransaction(handle.db, {
+      chainId: 84532,
+      signer,
+      txNonce: signed!.txNonce!,
+      txHash: signed!.txHash!,
+      releaseNonce: true,
+      errorReason: "invalid_exact_evm_transaction_failed",
+      errorMessage: message,
+    });
+    expect(failed).toBe(1);
+    expect((await repo.findById(id))!.errorMessage).toBe(redacted);
+  });
+
+  it("is bounded", async () => {
+    const id = await claimRow();
+    await repo.failClaim(id, { errorReason: "service_unavailable", errorMessage: "x".repeat(100_000) });
+    expect((await repo.findById(id))!.errorMessage!.length).toBeLessThanOrEqual(1_000);
+  });
+});
