@@ -7,6 +7,7 @@ import type { ResolvedPayment } from "../exact-evm/resolve.js";
 import { reasonForRevert } from "../exact-evm/revert-reasons.js";
 import { settlementCall, type ContractCall } from "../exact-evm/transfer-call.js";
 import { SignerCannotPayError } from "../errors.js";
+import { redactUrls } from "../redact.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Rejection } from "../protocol/types.js";
 
@@ -135,7 +136,9 @@ export async function broadcastRawTransaction(client: PublicClient, rawTx: Hex):
     await client.sendRawTransaction({ serializedTransaction: rawTx });
     return { kind: "accepted", alreadyKnown: false };
   } catch (error) {
-    const message = error instanceof BaseError ? (error.details ?? error.shortMessage) : String(error);
+    // The node's text may quote the RPC URL (an API key in its path): redacted at the source, since
+    // it goes on to logs, the row's error_message and the answer.
+    const message = redactUrls(error instanceof BaseError ? (error.details ?? error.shortMessage) : String(error));
     if (/already known|known transaction|AlreadyKnown|already imported/i.test(message)) return { kind: "accepted", alreadyKnown: true };
     if (isTransportFailure(error)) return { kind: "unknown", message };
     const nonceConsumed = /nonce too low|nonce.*already.*used|NonceTooLow/i.test(message);

@@ -4,6 +4,7 @@ import type { SignerLease, SignerPool } from "../chain/signers.js";
 import { nowSeconds, type Clock } from "../clock.js";
 import type { Limits } from "../config.js";
 import { DependencyUnavailableError, SignerCannotPayError } from "../errors.js";
+import { redactedMessage } from "../redact.js";
 import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "../exact-evm/checks.js";
 import { checkPayerSignature } from "../exact-evm/payer-signature.js";
 import { isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
@@ -148,7 +149,7 @@ export class SettlementEngine {
         // Only while still `claimed`: if the signing transaction committed and only its answer was
         // lost, the row is `signed` and the watcher broadcasts it (never failed, never a nonce gap).
         await deps.repo
-          .failClaim(row.id, { errorReason: ReasonCode.serviceUnavailable, errorMessage: String((error as Error).message).slice(0, 500) })
+          .failClaim(row.id, { errorReason: ReasonCode.serviceUnavailable, errorMessage: redactedMessage(error, 500) })
           .catch(() => undefined);
         throw error;
       }

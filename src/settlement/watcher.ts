@@ -47,7 +47,7 @@ export class SettlementWatcher {
     const tick = () => {
       if (this.stopped) return;
       this.running = this.runOnce()
-        .catch((error: unknown) => this.deps.log.warn({ error: String(error) }, "watcher pass failed"))
+        .catch((error: unknown) => this.deps.log.warn({ err: error }, "watcher pass failed"))
         .finally(() => {
           if (!this.stopped) this.timer = setTimeout(tick, this.deps.limits.reconcileIntervalMs);
         });
@@ -67,7 +67,7 @@ export class SettlementWatcher {
     const finished = await Promise.all(
       rows.map(async (row) => {
         const done = await this.finishRow(row).catch((error: unknown) => {
-          this.deps.log.warn({ settlementId: row.id, error: String(error) }, "watcher could not finish row");
+          this.deps.log.warn({ settlementId: row.id, err: error }, "watcher could not finish row");
           return false;
         });
         // Not final yet: hand the row back so the next pass (here or on another instance) looks again.
@@ -76,7 +76,7 @@ export class SettlementWatcher {
       }),
     );
     const filled = await healNonceGaps(this.deps).catch((error: unknown) => {
-      this.deps.log.warn({ error: String(error) }, "could not fill nonce gaps");
+      this.deps.log.warn({ err: error }, "could not fill nonce gaps");
       return 0;
     });
     if (filled > 0) {
