@@ -34,6 +34,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     requestTimeout: limits.requestTimeoutMs,
     connectionTimeout: limits.requestTimeoutMs,
     return503OnClosing: true,
+    // Off unless TRUST_PROXY names the proxies: only then is X-Forwarded-For the caller's address.
+    trustProxy: services.policy.trustProxy ?? false,
     genReqId: (request) => {
       const given = request.headers["x-request-id"];
       return typeof given === "string" && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();

@@ -5,6 +5,7 @@ import { createSignerPool } from "./chain/signers.js";
 import { loadConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
 import { redactedMessage } from "./redact.js";
+import { caip2, chainIdFromAnyNetwork } from "./protocol/networks.js";
 import { ApiKeysRepository, type ApiKeyRole } from "./store/api-keys-repo.js";
 import { openDatabase } from "./store/db.js";
 import { runMigrations } from "./store/migrate.js";
@@ -66,6 +67,15 @@ async function createKey(repo: ApiKeysRepository, args: string[], write: Write):
         throw new ConfigError(`--${flag}: "${address}" is not an address`);
       }
     });
+  // Stored as CAIP-2 whichever way the operator names them: the policy compares chains, not spellings.
+  const networks = (value: string | undefined) => {
+    const names = list(value)?.map((network) => {
+      const chainId = chainIdFromAnyNetwork(network);
+      if (chainId === undefined) throw new ConfigError(`--networks: "${network}" is neither an x402 v1 network name nor eip155:<chainId>`);
+      return caip2(chainId);
+    });
+    return names && [...new Set(names)]; // "base,eip155:8453" is one chain
+  };
   const positive = (value: string | undefined, flag: string) => {
     if (value === undefined) return undefined;
     if (!/^[1-9][0-9]{0,30}$/.test(value)) throw new ConfigError(`--${flag} must be a positive integer`);
@@ -78,7 +88,7 @@ async function createKey(repo: ApiKeysRepository, args: string[], write: Write):
     name: values.name,
     role,
     allowedPayTo: addresses(values["pay-to"], "pay-to"),
-    allowedNetworks: list(values.networks),
+    allowedNetworks: networks(values.networks),
     allowedAssets: addresses(values.assets, "assets"),
     rateLimitPerMinute: rateLimit === undefined ? undefined : Number(rateLimit),
     dailyGasBudgetWei: budget === undefined ? undefined : BigInt(budget),

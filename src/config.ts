@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { Type, type Static } from "typebox";
 import { Compile } from "typebox/compile";
 import { getAddress, isAddress, isHex, type Address, type Hex } from "viem";
@@ -86,7 +87,17 @@ export interface Policy {
   allowedPayTo: string[];
   /** Largest payment accepted, in atomic units of the asset; undefined = no cap. */
   amountMaxAtomic: bigint | undefined;
+  /** Which peers may tell us the caller's address (X-Forwarded-For); undefined = off. */
+  trustProxy?: TrustProxy;
 }
+
+/**
+ * Fastify's trustProxy, limited to the safe forms: false (the socket's peer is the caller) or the
+ * proxies' addresses (IPs, CIDR ranges, or proxy-addr's loopback / linklocal / uniquelocal). Never
+ * `true` (believes X-Forwarded-For from anyone) and never a hop count: Fastify 5.12 ignores one
+ * (it cannot tell a proxy from a client that reached the port directly and sent the header itself).
+ */
+export type TrustProxy = false | string[];
 
 export interface Config {
   databaseUrl: string;
@@ -194,7 +205,37 @@ export function loadPolicy(env: Env): Policy {
     auth,
     allowedPayTo: allowedPayTo.map((address) => address.toLowerCase()),
     amountMaxAtomic: env.MAX_AMOUNT_ATOMIC ? bigintVar(env, "MAX_AMOUNT_ATOMIC", 0n) : undefined,
+    trustProxy: parseTrustProxy(env.TRUST_PROXY?.trim() ?? ""),
   };
+}
+
+const trustProxyNames = new Set(["loopback", "linklocal", "uniquelocal"]);
+const trustEveryone = "would believe X-Forwarded-For from every peer, so any client could choose its address (and its rate-limit bucket)";
+
+function parseTrustProxy(raw: string): TrustProxy {
+  if (raw === "" || raw === "off" || raw === "0") return false; // zero hops trusted = off
+  if (/^(true|on|yes|all|\*)$/i.test(raw)) {
+    throw new ConfigError(`TRUST_PROXY="${raw}" ${trustEveryone}: name the proxies' addresses, e.g. loopback (a proxy on this host) or 10.0.0.0/8`);
+  }
+  if (/^-?[0-9]+(\.[0-9]+)?$/.test(raw)) {
+    throw new ConfigError(
+      `TRUST_PROXY="${raw}": a hop count trusts whoever connects, including a client that reaches the port directly (Fastify 5.12 ignores hop counts for that reason); name the proxies' addresses instead, e.g. loopback or 10.0.0.0/8`,
+    );
+  }
+  return splitList(raw).map((entry) => trustedProxy(entry, raw));
+}
+
+/** One entry of the TRUST_PROXY list: an IP, a CIDR range (not /0: that is every peer), or a proxy-addr name. */
+function trustedProxy(entry: string, raw: string): string {
+  if (trustProxyNames.has(entry) || isIP(entry) !== 0) return entry;
+  const cidr = /^([^/]+)\/([0-9]{1,3})$/.exec(entry);
+  const family = cidr ? isIP(cidr[1]!) : 0;
+  const prefix = cidr ? Number(cidr[2]) : NaN;
+  if (family === 0 || prefix > (family === 4 ? 32 : 128)) {
+    throw new ConfigError(`TRUST_PROXY: "${entry}" is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal`);
+  }
+  if (prefix === 0) throw new ConfigError(`TRUST_PROXY: "${entry}" (in "${raw}") ${trustEveryone}; name the proxies' range`);
+  return entry;
 }
 
 export function loadLimits(env: Env): Limits {

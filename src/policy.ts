@@ -1,4 +1,5 @@
 import type { Policy } from "./config.js";
+import { chainIdFromAnyNetwork } from "./protocol/networks.js";
 import { ReasonCode } from "./protocol/reason-codes.js";
 import type { PaymentRequest, Rejection } from "./protocol/types.js";
 import type { ApiKeyRow } from "./store/schema.js";
@@ -20,11 +21,19 @@ export function checkPolicy(request: PaymentRequest, policy: Policy, apiKey: Api
   if (apiKey.allowedPayTo && !apiKey.allowedPayTo.includes(payTo)) {
     return { reason: ReasonCode.payToNotAllowed, message: `this API key may not settle to payTo ${request.requirements.payTo}` };
   }
-  if (apiKey.allowedNetworks && !apiKey.allowedNetworks.some((network) => network === request.requirements.network || network === `eip155:${request.chainId}`)) {
+  if (apiKey.allowedNetworks && !allowsChain(apiKey.allowedNetworks, request.chainId)) {
     return { reason: ReasonCode.networkNotAllowed, message: `this API key may not use network ${request.requirements.network}` };
   }
   if (apiKey.allowedAssets && !apiKey.allowedAssets.includes(asset)) {
     return { reason: ReasonCode.assetNotAllowed, message: `this API key may not use asset ${request.requirements.asset}` };
   }
   return undefined;
+}
+
+/**
+ * Networks are compared by chain id: `keys create` stores CAIP-2, but rows written before it did
+ * hold the operator's spelling ("base-sepolia"), and a v1 payment names the chain the v1 way.
+ */
+function allowsChain(allowedNetworks: string[], chainId: number | undefined): boolean {
+  return chainId !== undefined && allowedNetworks.some((network) => chainIdFromAnyNetwork(network) === chainId);
 }

@@ -4,6 +4,7 @@ import { FacilitatorError } from "../errors.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Services } from "../services.js";
 import type { ApiKeyRow } from "../store/schema.js";
+import { isLocalCaller } from "./local-caller.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -40,20 +41,16 @@ export const authPlugin = fp(async (app: FastifyInstance, options: { services: S
 });
 
 /**
- * Settlement history and the dashboard: an admin key; with AUTH=off also any caller on the
- * loopback interface (the sandbox and local operators), never a remote one.
+ * Settlement history and the dashboard: an admin key; with AUTH=off also a caller on the loopback
+ * interface that was not forwarded by a proxy (the sandbox and local operators), never a remote one.
  */
 export async function requireAdmin(services: Services, request: FastifyRequest): Promise<void> {
   if (request.apiKey?.role === "admin") return;
   if (request.apiKey) throw new FacilitatorError(ReasonCode.forbidden, "this API key is not an admin key", { httpStatus: 403 });
-  if (services.policy.auth === "off" && isLoopback(request.ip)) return;
+  if (services.policy.auth === "off" && isLocalCaller(request)) return;
   throw unauthorized("an admin API key is needed: send Authorization: Bearer <key>");
 }
 
 function unauthorized(message: string): FacilitatorError {
   return new FacilitatorError(ReasonCode.unauthorized, message, { httpStatus: 401 });
-}
-
-function isLoopback(ip: string): boolean {
-  return ip === "127.0.0.1" || ip === "::1" || ip === "::ffff:127.0.0.1" || ip.startsWith("127.");
 }

@@ -21,7 +21,7 @@ export interface ErrorAnswer {
  * 500 for our bugs (message not leaked).
  */
 export function errorAnswer(error: unknown, route: RouteKind, payment?: { payer: string; network: string }): ErrorAnswer {
-  const classified = classify(error);
+  const classified = classify(error, route);
   const { statusCode, code } = classified;
   // A message may quote an RPC URL (and its API key) from a viem error: never send one.
   const message = redactUrls(classified.message, wireMessageMaxChars * 4).slice(0, wireMessageMaxChars);
@@ -40,7 +40,14 @@ export function errorAnswer(error: unknown, route: RouteKind, payment?: { payer:
   return { statusCode, isFault: statusCode >= 500, body: common };
 }
 
-function classify(error: unknown): { statusCode: number; code: string; message: string } {
+/** Our own bugs carry the fault code of the route they broke: a verify never reports a settle error. */
+const faultCodes: Record<RouteKind, ReasonCode> = {
+  verify: ReasonCode.unexpectedVerifyError,
+  settle: ReasonCode.unexpectedSettleError,
+  other: ReasonCode.internalError,
+};
+
+function classify(error: unknown, route: RouteKind): { statusCode: number; code: string; message: string } {
   if (error instanceof FacilitatorError) return { statusCode: error.httpStatus, code: error.code, message: error.message };
   if (isDatabaseUnavailable(error)) {
     const unavailable = new DependencyUnavailableError("postgres", "Postgres is unavailable; nothing was recorded or sent", { cause: error });
@@ -51,5 +58,5 @@ function classify(error: unknown): { statusCode: number; code: string; message: 
   if (typeof fastifyError.statusCode === "number" && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
     return { statusCode: fastifyError.statusCode, code: fastifyError.statusCode === 429 ? ReasonCode.rateLimited : ReasonCode.invalidPayload, message: fastifyError.message ?? "bad request" };
   }
-  return { statusCode: 500, code: ReasonCode.unexpectedSettleError, message: "internal error; see the facilitator logs" };
+  return { statusCode: 500, code: faultCodes[route], message: "internal error; see the facilitator logs" };
 }

@@ -4,9 +4,10 @@ import { FacilitatorError } from "../errors.js";
 import { addressPattern } from "../protocol/schemas.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Services } from "../services.js";
-import { exactTimestampPattern, type HistoryPosition, type HistoryRepository, type HistoryRow } from "../store/history-repo.js";
+import type { HistoryRepository, HistoryRow } from "../store/history-repo.js";
 import { settlementStatus, type SettlementStatus } from "../store/schema.js";
 import { requireAdmin } from "./auth.js";
+import { decodeCursor, encodeCursor } from "./history-cursor.js";
 
 export const historyLimitDefault = 50;
 export const historyLimitMax = 200;
@@ -101,26 +102,6 @@ export function toItem(row: HistoryRow): SettlementItem {
     gasUsed: row.gasUsed,
     gasCostWei: row.gasCostWei,
   };
-}
-
-/** Opaque to callers: base64url of [created_at with microseconds, id]. */
-export function encodeCursor(position: HistoryPosition): string {
-  return Buffer.from(JSON.stringify([position.createdAt, position.id]), "utf8").toString("base64url");
-}
-
-export function decodeCursor(cursor: string): HistoryPosition {
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-  } catch {
-    decoded = undefined;
-  }
-  const uuid = new RegExp(uuidPattern);
-  if (Array.isArray(decoded) && decoded.length === 2 && typeof decoded[0] === "string" && typeof decoded[1] === "string") {
-    const [createdAt, id] = decoded as [string, string];
-    if (exactTimestampPattern.test(createdAt) && !Number.isNaN(Date.parse(createdAt)) && uuid.test(id)) return { createdAt, id };
-  }
-  throw new FacilitatorError(ReasonCode.invalidPayload, "cursor is not one this facilitator issued: pass nextCursor from a previous page unchanged", { httpStatus: 400 });
 }
 
 /** Settlement history for operators: admin key, or loopback with AUTH=off (auth.ts requireAdmin). */

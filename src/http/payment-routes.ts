@@ -6,9 +6,9 @@ import { normalize, type Envelope } from "../protocol/normalize.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import { renderSettle, renderVerify } from "../protocol/render.js";
 import { RequestEnvelopeSchema, SettleErrorResponseSchema, SettleResponseSchema, VerifyErrorResponseSchema, VerifyResponseSchema } from "../protocol/schemas.js";
-import type { SettleAnswer } from "../protocol/types.js";
+import type { PaymentRequest, SettleAnswer } from "../protocol/types.js";
 import type { Services } from "../services.js";
-import { errorAnswer } from "./error-answers.js";
+import { anonymousIdempotencyScope, type IdempotencyKeyId } from "../store/idempotency-repo.js";
 
 /** Idempotency keys are opaque to us; bound them like every other input. */
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
@@ -51,56 +51,74 @@ export async function paymentRoutes(app: FastifyInstance, options: { services: S
     { schema: { body: RequestEnvelopeSchema, response: { 200: SettleResponseSchema, "4xx": SettleErrorResponseSchema, "5xx": SettleErrorResponseSchema } }, config: { rateLimit, routeKind: "settle" } },
     async (request, reply) => {
       const key = request.headers["idempotency-key"];
-      if (key === undefined) return settleOnce(services, request);
-      if (typeof key !== "string" || !idempotencyKeyPattern.test(key)) {
+      if (key !== undefined && (typeof key !== "string" || !idempotencyKeyPattern.test(key))) {
         return reply.code(400).send(settleError(ReasonCode.invalidPayload, "Idempotency-Key must be 1-255 printable ASCII characters"));
       }
-      return settleIdempotently(services, request, reply, key);
+      const startedMs = performance.now();
+      // Who may settle this, first: a recorded answer is only for a caller the policy lets through now.
+      const admitted = await admitSettle(services, request, startedMs);
+      if (!admitted.ok) return admitted.answer;
+      if (key === undefined) return settleOnce(services, request, admitted.payment, startedMs);
+      const id: IdempotencyKeyId = { scope: request.apiKey?.id ?? anonymousIdempotencyScope, route: "settle", key };
+      return settleIdempotently(services, request, reply, id, admitted.payment, startedMs);
     },
   );
 }
 
-async function settleOnce(services: Services, request: FastifyRequest): Promise<SettleAnswer> {
-  const startedMs = performance.now();
+type Admission = { ok: true; payment: PaymentRequest } | { ok: false; answer: SettleAnswer };
+
+/**
+ * Everything that decides whether this caller may settle this payment, before any record or chain
+ * work: the body's shape (a rejection is answered, not recorded: it is the same on every retry),
+ * the operator's and the key's policy (403) and the key's gas budget (429).
+ */
+async function admitSettle(services: Services, request: FastifyRequest, startedMs: number): Promise<Admission> {
   const normalized = normalize(request.body as Envelope, services.networkServed);
   if (!normalized.ok) {
     logOutcome(request, "settle", normalized.payer, normalized.network, normalized.rejection.reason, startedMs);
     services.metrics.observeSettle(networkLabel(services, normalized.version, normalized.network), normalized.rejection.reason, elapsedSeconds(startedMs));
-    return renderSettle({ success: false, reason: normalized.rejection.reason, message: normalized.rejection.message, transaction: "" }, normalized.network, normalized.payer);
+    const answer = renderSettle({ success: false, reason: normalized.rejection.reason, message: normalized.rejection.message, transaction: "" }, normalized.network, normalized.payer);
+    return { ok: false, answer };
   }
-  const payer = normalized.request.authorization.from;
-  request.payment = { payer, network: normalized.request.requirements.network };
+  request.payment = { payer: normalized.request.authorization.from, network: normalized.request.requirements.network };
   const refused = checkPolicy(normalized.request, services.policy, request.apiKey);
   if (refused) throw new FacilitatorError(refused.reason, refused.message, { httpStatus: 403 });
   await checkGasBudget(services, request);
-  const outcome = await services.engine.settle(normalized.request, { apiKeyId: request.apiKey?.id });
-  logOutcome(request, "settle", payer, normalized.request.requirements.network, outcome.success ? "success" : outcome.reason, startedMs, outcome.transaction);
-  services.metrics.observeSettle(normalized.request.requirements.network, outcome.success ? "success" : (outcome.reason ?? "failure"), elapsedSeconds(startedMs));
-  return renderSettle(outcome, normalized.request.requirements.network, payer);
+  return { ok: true, payment: normalized.request };
+}
+
+async function settleOnce(services: Services, request: FastifyRequest, payment: PaymentRequest, startedMs: number): Promise<SettleAnswer> {
+  const payer = payment.authorization.from;
+  const outcome = await services.engine.settle(payment, { apiKeyId: request.apiKey?.id });
+  logOutcome(request, "settle", payer, payment.requirements.network, outcome.success ? "success" : outcome.reason, startedMs, outcome.transaction);
+  services.metrics.observeSettle(payment.requirements.network, outcome.success ? "success" : (outcome.reason ?? "failure"), elapsedSeconds(startedMs));
+  return renderSettle(outcome, payment.requirements.network, payer);
 }
 
 /**
  * Same key + same body → the recorded answer (atomic through Postgres); same key + another body →
- * 422. A recorded settlement_pending is not final, so it is settled again (which reconciles).
+ * 422; still running after the wait → 409 (the payment-identifier extension's request binding).
+ * Keys live in the caller's scope (`id.scope`). A recorded settlement_pending is not final, so it
+ * is settled again (which reconciles).
  */
-async function settleIdempotently(services: Services, request: FastifyRequest, reply: FastifyReply, key: string) {
+async function settleIdempotently(services: Services, request: FastifyRequest, reply: FastifyReply, id: IdempotencyKeyId, payment: PaymentRequest, startedMs: number) {
   const requestHash = hashBody(request.body);
   if (requestHash === undefined) return reply.code(400).send(settleError(ReasonCode.invalidPayload, "request body is nested too deeply"));
-  let state = await services.idempotency.begin(key, requestHash);
+  let state = await services.idempotency.begin(id, requestHash);
   const waitUntilMs = Date.now() + services.deps.limits.settleBudgetMs + 5_000;
   while (state.kind === "in-progress" && Date.now() < waitUntilMs) {
     await new Promise((resolve) => setTimeout(resolve, idempotencyPollIntervalMs));
-    state = await services.idempotency.lookup(key, requestHash);
+    state = await services.idempotency.lookup(id, requestHash);
   }
   if (state.kind === "mismatch") return reply.code(422).send(settleError(ReasonCode.idempotencyKeyReused, "this Idempotency-Key was used with a different request body"));
   if (state.kind === "in-progress") return reply.code(409).send(settleError(ReasonCode.idempotencyKeyReused, "a request with this Idempotency-Key is still running; retry later"));
   if (state.kind === "recorded" && (state.response as SettleAnswer).errorReason !== ReasonCode.settlementPending) return state.response;
   try {
-    const answer = await settleOnce(services, request);
-    await services.idempotency.record(key, answer, undefined);
+    const answer = await settleOnce(services, request, payment, startedMs);
+    await services.idempotency.record(id, answer, undefined);
     return answer;
   } catch (error) {
-    if (state.kind === "new") await services.idempotency.forget(key).catch(() => undefined);
+    if (state.kind === "new") await services.idempotency.forget(id).catch(() => undefined);
     throw error;
   }
 }

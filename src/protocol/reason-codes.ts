@@ -39,6 +39,7 @@ export const ReasonCode = {
   // Faults.
   unexpectedVerifyError: "unexpected_verify_error",
   unexpectedSettleError: "unexpected_settle_error",
+  internalError: "internal_error", // ours: a bug on a route that is neither verify nor settle
   serviceUnavailable: "service_unavailable", // ours: Postgres or every RPC of the network is down
   idempotencyKeyReused: "idempotency_key_reused", // ours: same Idempotency-Key, different body
   // Operator policy (ours): caller authentication, allowlists and caps.

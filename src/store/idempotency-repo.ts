@@ -1,4 +1,4 @@
-import { eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { Database } from "./db.js";
 import { idempotencyKeys } from "./schema.js";
 
@@ -8,6 +8,20 @@ export type IdempotencyBegin =
   | { kind: "in-progress" }
   | { kind: "mismatch" };
 
+/** The scope of callers without an API key (AUTH=off): they are one tenant, as they are for the policy. */
+export const anonymousIdempotencyScope = "";
+
+/**
+ * Where one Idempotency-Key lives: the caller (its API key id, or anonymousIdempotencyScope) and
+ * the route. Two tenants using the same key string never meet: neither gets the other's recorded
+ * answer, nor can take a key before the other uses it.
+ */
+export interface IdempotencyKeyId {
+  scope: string;
+  route: "settle";
+  key: string;
+}
+
 /**
  * Stripe semantics for `Idempotency-Key`: the first request with a key runs, later ones with the
  * same key and body get its recorded answer; the same key with another body is refused. The
@@ -16,28 +30,36 @@ export type IdempotencyBegin =
 export class IdempotencyRepository {
   constructor(private readonly db: Database) {}
 
-  async begin(key: string, requestHash: string): Promise<IdempotencyBegin> {
-    const inserted = await this.db.insert(idempotencyKeys).values({ key, requestHash }).onConflictDoNothing().returning({ key: idempotencyKeys.key });
+  async begin(id: IdempotencyKeyId, requestHash: string): Promise<IdempotencyBegin> {
+    const inserted = await this.db
+      .insert(idempotencyKeys)
+      .values({ ...id, requestHash })
+      .onConflictDoNothing()
+      .returning({ key: idempotencyKeys.key });
     if (inserted.length === 1) return { kind: "new" };
-    return this.lookup(key, requestHash);
+    return this.lookup(id, requestHash);
   }
 
-  async lookup(key: string, requestHash: string): Promise<IdempotencyBegin> {
-    const [row] = await this.db.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, key)).limit(1);
+  async lookup(id: IdempotencyKeyId, requestHash: string): Promise<IdempotencyBegin> {
+    const [row] = await this.db.select().from(idempotencyKeys).where(matches(id)).limit(1);
     if (!row) return { kind: "in-progress" }; // forgotten between our insert attempt and now: treat as running
     if (row.requestHash !== requestHash) return { kind: "mismatch" };
     return row.response === null ? { kind: "in-progress" } : { kind: "recorded", response: row.response };
   }
 
-  async record(key: string, response: unknown, settlementId: string | undefined): Promise<void> {
+  async record(id: IdempotencyKeyId, response: unknown, settlementId: string | undefined): Promise<void> {
     await this.db
       .update(idempotencyKeys)
       .set({ response: sql`${JSON.stringify(response)}::jsonb`, settlementId: settlementId ?? null })
-      .where(eq(idempotencyKeys.key, key));
+      .where(matches(id));
   }
 
   /** A request that ended in a 5xx leaves no record, so its retry runs again (Stripe does the same). */
-  async forget(key: string): Promise<void> {
-    await this.db.delete(idempotencyKeys).where(eq(idempotencyKeys.key, key));
+  async forget(id: IdempotencyKeyId): Promise<void> {
+    await this.db.delete(idempotencyKeys).where(matches(id));
   }
+}
+
+function matches(id: IdempotencyKeyId) {
+  return and(eq(idempotencyKeys.scope, id.scope), eq(idempotencyKeys.route, id.route), eq(idempotencyKeys.key, id.key));
 }

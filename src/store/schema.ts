@@ -92,14 +92,25 @@ export const settlements = pgTable(
 
 export type SettlementRow = typeof settlements.$inferSelect;
 
-/** Stripe-style idempotency: one key, one request body, one recorded answer. */
-export const idempotencyKeys = pgTable("idempotency_keys", {
-  key: text("key").primaryKey(),
-  requestHash: text("request_hash").notNull(),
-  settlementId: uuid("settlement_id"),
-  response: jsonb("response"),
-  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
-});
+/**
+ * Stripe-style idempotency: one key, one request body, one recorded answer, per caller and route.
+ * `scope` is the caller's API key id ('' for callers without one, AUTH=off): tenants never see or
+ * take each other's keys. The defaults put rows recorded before scopes existed in the AUTH=off
+ * scope of /settle, the only route that took keys then.
+ */
+export const idempotencyKeys = pgTable(
+  "idempotency_keys",
+  {
+    scope: text("scope").notNull().default(""),
+    route: text("route").notNull().default("settle"),
+    key: text("key").notNull(),
+    requestHash: text("request_hash").notNull(),
+    settlementId: uuid("settlement_id"),
+    response: jsonb("response"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [primaryKey({ columns: [table.scope, table.route, table.key] })],
+);
 
 /** Next transaction nonce per signer and chain; the row lock serialises allocation across instances. */
 export const signerNonces = pgTable(

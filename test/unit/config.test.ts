@@ -104,3 +104,39 @@ describe("loadConfig", () => {
     expect(isSandboxEnv({ DATABASE_URL: "postgres://x" })).toBe(false);
   });
 });
+
+describe("TRUST_PROXY", () => {
+  const trustProxy = (value: string | undefined) => loadConfig({ ...base, NETWORKS: "base", TRUST_PROXY: value }).policy?.trustProxy;
+
+  it("is off unless set: forwarded headers are not believed", () => {
+    expect(trustProxy(undefined)).toBe(false);
+    expect(trustProxy("")).toBe(false);
+    expect(trustProxy("off")).toBe(false);
+    expect(trustProxy("0")).toBe(false); // zero hops trusted
+  });
+
+  it("takes a comma-separated list of proxy addresses, CIDR ranges and proxy-addr's names", () => {
+    expect(trustProxy("127.0.0.1")).toEqual(["127.0.0.1"]);
+    expect(trustProxy(" 10.0.0.0/8, ::1 ,fd00::/8,loopback ")).toEqual(["10.0.0.0/8", "::1", "fd00::/8", "loopback"]);
+  });
+
+  it.each([
+    ["true", /TRUST_PROXY.*every/],
+    ["*", /TRUST_PROXY.*every/],
+    ["0.0.0.0/0", /TRUST_PROXY.*every/],
+    ["::/0", /TRUST_PROXY.*every/],
+    // A hop count cannot tell the proxy from a client that reached the port itself (Fastify 5.12 ignores it).
+    ["1", /TRUST_PROXY="1": a hop count.*name the proxies' addresses/],
+    ["2", /TRUST_PROXY="2": a hop count/],
+    ["-1", /TRUST_PROXY/],
+    ["1.5", /TRUST_PROXY/],
+    ["nginx", /TRUST_PROXY: "nginx"/],
+    ["10.0.0.0/33", /TRUST_PROXY: "10.0.0.0\/33"/],
+    ["10.0.0.1/8x", /TRUST_PROXY/],
+    ["fd00::/129", /TRUST_PROXY/],
+    ["256.0.0.1", /TRUST_PROXY: "256.0.0.1"/],
+  ])("refuses %s with a ConfigError naming TRUST_PROXY", (value, message) => {
+    expect(() => trustProxy(value)).toThrow(ConfigError);
+    expect(() => trustProxy(value)).toThrow(message);
+  });
+});

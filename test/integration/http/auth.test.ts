@@ -4,7 +4,8 @@ import { addressOf, keys } from "../../helpers/chain.js";
 import { withPgClient } from "../../helpers/database.js";
 import { startTestFacilitator } from "../../helpers/facilitator.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
-import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { signPayment, v1Body, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { keysCommand } from "../../../src/cli-commands.js";
 
 /** Caller authentication, allowlists, caps and rate limits, against real Postgres and Anvil. */
 const payer = addressOf(keys.payer);
@@ -13,6 +14,9 @@ const otherPayTo = addressOf(keys.stranger);
 const amountAtomic = 10_000n;
 
 const fx = usePaymentFixture({ label: "auth", payerBalanceAtomic: 100_000_000n, facilitator: { policy: { auth: "api-keys", allowedPayTo: [], amountMaxAtomic: 1_000_000n } } });
+
+const v1 = async () =>
+  v1Body(await signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic }), { token: fx.chain.token, payTo, amountAtomic });
 
 const body = async (to = payTo, value = amountAtomic) =>
   v2Body(
@@ -78,6 +82,27 @@ describe("API keys (AUTH=api-keys)", () => {
   it("refuses a network outside the key's allowlist with 403 network_not_allowed", async () => {
     const { key } = await fx.facilitator.services.apiKeys.create({ name: "mainnet-only", role: "client", allowedNetworks: ["eip155:8453"] });
     expect(await call("/verify", await body(), key)).toMatchObject({ status: 403, body: { invalidReason: "network_not_allowed" } });
+  });
+
+  it("lets a key allowed a network by its v1 name use it in v2, and a CAIP-2 key use it in v1", async () => {
+    // Rows stored before names were normalised at creation hold whatever the operator typed.
+    const { key: byV1Name } = await fx.facilitator.services.apiKeys.create({ name: "v1-named", role: "client", allowedNetworks: ["base-sepolia"] });
+    expect(await call("/verify", await body(), byV1Name)).toMatchObject({ status: 200, body: { isValid: true } });
+    expect(await call("/verify", await v1(), byV1Name)).toMatchObject({ status: 200, body: { isValid: true } });
+    const { key: byCaip2 } = await fx.facilitator.services.apiKeys.create({ name: "caip2-named", role: "client", allowedNetworks: ["eip155:84532"] });
+    expect(await call("/verify", await v1(), byCaip2)).toMatchObject({ status: 200, body: { isValid: true } });
+    const { key: mainnetByName } = await fx.facilitator.services.apiKeys.create({ name: "base-only", role: "client", allowedNetworks: ["base"] });
+    expect(await call("/verify", await v1(), mainnetByName)).toMatchObject({ status: 403, body: { invalidReason: "network_not_allowed" } });
+  });
+
+  it("stores --networks of `keys create` as CAIP-2, and refuses a name that is no network", async () => {
+    const lines: string[] = [];
+    await keysCommand(["create", "--name", "cli-networks", "--networks", "base-sepolia, eip155:8453"], { DATABASE_URL: fx.database.url }, (line) => lines.push(line));
+    const key = lines.find((line) => line.startsWith("key: "))!.slice("key: ".length);
+    const row = await fx.facilitator.services.apiKeys.findActive(key);
+    expect(row?.allowedNetworks).toEqual(["eip155:84532", "eip155:8453"]);
+    expect(await call("/verify", await body(), key)).toMatchObject({ status: 200, body: { isValid: true } });
+    await expect(keysCommand(["create", "--name", "typo", "--networks", "base-sepolai"], { DATABASE_URL: fx.database.url }, () => {})).rejects.toThrow(/--networks: "base-sepolai"/);
   });
 
   it("refuses an amount above MAX_AMOUNT_ATOMIC with 403 amount_above_limit", async () => {

@@ -181,6 +181,7 @@ describe("GET /settlements", () => {
   });
 
   it("answers 400 with a reason code, never 500, for every malformed parameter", async () => {
+    const crafted = (createdAt: string, id = "00000000-0000-4000-8000-000000000000") => Buffer.from(JSON.stringify([createdAt, id])).toString("base64url");
     const notFromUs = Buffer.from(JSON.stringify(["yesterday", "x"])).toString("base64url");
     const cases: Array<[string, RegExp]> = [
       ["?limit=0", /limit/],
@@ -200,6 +201,14 @@ describe("GET /settlements", () => {
       [`?cursor=${"a".repeat(300)}`, /cursor/],
       [`?cursor=${notFromUs}`, /cursor/],
       ["?cursor=bm90LWpzb24", /cursor/], // "not-json"
+      // Shaped like ours, but not a position Postgres can read: each was a 500 with the SQL in the log.
+      [`?cursor=${crafted("2025-02-30T00:00:00.000000Z")}`, /cursor/],
+      [`?cursor=${crafted("2025-01-31T24:00:00.000000Z")}`, /cursor/],
+      [`?cursor=${crafted("2025-13-01T00:00:00.000000Z")}`, /cursor/],
+      [`?cursor=${crafted("0000-01-01T00:00:00.000000Z")}`, /cursor/],
+      [`?cursor=${crafted("2025-01-31T12:00:60.000000Z")}`, /cursor/],
+      [`?cursor=${crafted("2025-01-31T12:00:00.000000Z", "0000000g-0000-4000-8000-000000000000")}`, /cursor/],
+      [`?cursor=${Buffer.from(JSON.stringify(["2025-01-31T12:00:00.000000Z", "00000000-0000-4000-8000-000000000000", "x"])).toString("base64url")}`, /cursor/],
       [`?pay_to=${payToA}`, /unknown query parameter "pay_to"/],
     ];
     for (const [query, message] of cases) {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { addressOf, keys } from "../../helpers/chain.js";
+import { withPgClient } from "../../helpers/database.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import { authorizationOf, malleate, nowSeconds, randomNonce, signPayment, v1Body, v2Body, v2Requirements, type SignPaymentOptions } from "../../helpers/payments.js";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
@@ -159,6 +160,20 @@ describe("POST /verify", () => {
     const notJson = await fx.facilitator.app.inject({ method: "POST", url: "/verify", payload: "{not json", headers: { "content-type": "application/json" } });
     expect(notJson.statusCode).toBe(400);
     expect(notJson.json()).toMatchObject({ isValid: false, invalidReason: "invalid_payload" });
+  });
+
+  it("answers a fault of ours on /verify with 500 unexpected_verify_error, not the settle code", async () => {
+    // A real fault, not a stub: the replay check's table is missing, so its query fails with a
+    // Postgres error that is neither the caller's mistake nor "database unavailable".
+    await withPgClient(fx.database.url, (client) => client.query("alter table settlements rename to settlements_hidden"));
+    try {
+      const answer = await verify(v2Body(await sign(), requirements()));
+      expect(answer.status).toBe(500);
+      expect(answer.body).toMatchObject({ isValid: false, invalidReason: "unexpected_verify_error", error: "unexpected_verify_error", payer });
+      expect(answer.body.invalidMessage).not.toMatch(/settlements/); // the SQL stays in the log
+    } finally {
+      await withPgClient(fx.database.url, (client) => client.query("alter table settlements_hidden rename to settlements"));
+    }
   });
 
   it("keeps eip3009Abi in step with the token (authorizationState is readable)", async () => {

@@ -1,35 +1,42 @@
-/**
- * Error answers never carry an RPC URL: a 503 says which dependency is down, not its address
- * (the key is in the path or query). See src/redact.ts.
- */
 import { describe, expect, it } from "vitest";
-import { HttpRequestError } from "viem";
-import { DependencyUnavailableError, FacilitatorError } from "../../../src/errors.js";
+import { FacilitatorError } from "../../../src/errors.js";
 import { errorAnswer } from "../../../src/http/error-answers.js";
+import { ReasonCode } from "../../../src/protocol/reason-codes.js";
 
-const secret = "SECRETKEY123";
-const url = `https://base-mainnet.g.alchemy.com/v2/${secret}?apikey=${secret}`;
+/** errorAnswer: every thrown error becomes an answer in the route's shape, with the route's fault code. */
+const payment = { payer: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", network: "eip155:84532" };
 
 describe("errorAnswer", () => {
-  it.each(["verify", "settle", "other"] as const)("answers a 503 on /%s without the RPC URL in its message", (route) => {
-    const error = new DependencyUnavailableError("rpc", `RPC unavailable at ${url}`, { cause: new HttpRequestError({ url }) });
-    const answer = errorAnswer(error, route, { payer: "0x1", network: "eip155:8453" });
-    expect(answer.statusCode).toBe(503);
-    expect(JSON.stringify(answer.body)).not.toContain(secret);
-    expect(answer.body.message).toBe("RPC unavailable at https://base-mainnet.g.alchemy.com/…");
+  it("answers a bug on /verify with 500 unexpected_verify_error in the verify shape", () => {
+    const answer = errorAnswer(new TypeError("cannot read properties of undefined"), "verify", payment);
+    expect(answer).toEqual({
+      statusCode: 500,
+      isFault: true,
+      body: {
+        isValid: false,
+        invalidReason: ReasonCode.unexpectedVerifyError,
+        invalidMessage: "internal error; see the facilitator logs",
+        payer: payment.payer,
+        error: "unexpected_verify_error",
+        message: "internal error; see the facilitator logs",
+      },
+    });
   });
 
-  it("redacts any FacilitatorError's message and a framework 4xx message", () => {
-    const refused = errorAnswer(new FacilitatorError("invalid_payload", `bad ${url}`, { httpStatus: 400 }), "settle");
-    expect(JSON.stringify(refused.body)).not.toContain(secret);
-    const fastify = errorAnswer(Object.assign(new Error(`body of ${url} too large`), { statusCode: 413 }), "other");
-    expect(fastify.statusCode).toBe(413);
-    expect(JSON.stringify(fastify.body)).not.toContain(secret);
-  });
-
-  it("answers an unexpected viem error with a 500 that shows nothing of it", () => {
-    const answer = errorAnswer(new HttpRequestError({ url }), "verify");
+  it("answers a bug on /settle with 500 unexpected_settle_error, transaction and network included", () => {
+    const answer = errorAnswer(new Error("boom"), "settle", payment);
     expect(answer.statusCode).toBe(500);
-    expect(JSON.stringify(answer.body)).not.toContain(secret);
+    expect(answer.body).toMatchObject({ success: false, errorReason: "unexpected_settle_error", transaction: "", network: "eip155:84532", payer: payment.payer });
+  });
+
+  it("answers a bug on any other route with 500 internal_error: it is neither a verify nor a settle", () => {
+    const answer = errorAnswer(new Error("boom"), "other");
+    expect(answer).toMatchObject({ statusCode: 500, isFault: true, body: { error: "internal_error" } });
+  });
+
+  it("keeps a FacilitatorError's own code and status on every route", () => {
+    const refused = new FacilitatorError(ReasonCode.networkNotAllowed, "not this network", { httpStatus: 403 });
+    expect(errorAnswer(refused, "verify", payment)).toMatchObject({ statusCode: 403, isFault: false, body: { invalidReason: "network_not_allowed" } });
+    expect(errorAnswer(refused, "settle", payment)).toMatchObject({ statusCode: 403, isFault: false, body: { errorReason: "network_not_allowed" } });
   });
 });
