@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { drizzle } from "drizzle-orm/node-postgres";
@@ -120,9 +120,9 @@ describe("Idempotency-Key with AUTH=off", () => {
 describe("migration 0004 (idempotency scope)", () => {
   it("keeps the rows recorded before it, in the AUTH=off scope of /settle", async () => {
     const database = await createTestDatabase("idempotency_migration");
+    // Migrate to 0003 only: a copy of migrations/ whose journal stops there.
+    const before = mkdtempSync(path.join(os.tmpdir(), "x402-migrations-"));
     try {
-      // Migrate to 0003 only: a copy of migrations/ whose journal stops there.
-      const before = mkdtempSync(path.join(os.tmpdir(), "x402-migrations-"));
       cpSync(migrationsFolder, before, { recursive: true });
       const journalPath = path.join(before, "meta", "_journal.json");
       const journal = JSON.parse(readFileSync(journalPath, "utf8")) as { entries: Array<{ tag: string }> };
@@ -151,6 +151,7 @@ describe("migration 0004 (idempotency scope)", () => {
         await client.query(`insert into idempotency_keys (scope, route, key, request_hash) values ('00000000-0000-4000-8000-000000000000', 'settle', 'old-order', 'h2')`);
       });
     } finally {
+      rmSync(before, { recursive: true, force: true });
       await database.drop();
     }
   });
