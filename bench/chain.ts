@@ -21,7 +21,7 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { startAnvil, type AnvilInstance } from "../src/sandbox/anvil.js";
-import { installMulticall3, installTestUsdc } from "../src/sandbox/deploy.js";
+import { installBatchSettler, installMulticall3, installTestUsdc } from "../src/sandbox/deploy.js";
 import { signPayment, v2Body, v2Requirements } from "../test/helpers/payments.js";
 
 export const CHAIN_ID = 84532;
@@ -72,6 +72,7 @@ export async function startBenchChain(options: { blockTimeSeconds?: number }): P
   try {
     await installTestUsdc(anvil.rpcUrl, { address: USDC_BASE_SEPOLIA, name: "USDC", version: "2", minter: accountOf(minterKey) });
     await installMulticall3(anvil.rpcUrl);
+    await installBatchSettler(anvil.rpcUrl);
   } catch (error) {
     await anvil.stop();
     throw error;

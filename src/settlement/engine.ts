@@ -13,7 +13,7 @@ import type { PaymentRequest } from "../protocol/types.js";
 import type { Metrics } from "../metrics.js";
 import type { Database } from "../store/db.js";
 import type { SettlementRow } from "../store/schema.js";
-import type { SettlementsRepository } from "../store/settlements-repo.js";
+import { isReclaimable, type NewSettlement, type SettlementsRepository } from "../store/settlements-repo.js";
 import { allocateNonceAndPersistSigned, refuseSignedTransaction } from "../store/tx-nonces.js";
 import { broadcastRawTransaction, isPrepared, prepareTransaction, signSettlementTransaction, type PreparedTransaction } from "./broadcast.js";
 import { chainVerdict, type ChainVerdict } from "./chain-verdict.js";
@@ -61,6 +61,13 @@ type SentSettlement =
   | { kind: "submitted"; row: SettlementRow }
   | { kind: "rejected"; row: SettlementRow; signerUnfunded: boolean };
 
+/** How a request takes its claim to the chain (see runClaimed). */
+interface Attempt {
+  alone: boolean;
+  resettle: boolean;
+}
+const firstAttempt: Attempt = { alone: false, resettle: true };
+
 /** How often a duplicate request re-reads the row it waits on. */
 const duplicatePollIntervalMs = 100;
 
@@ -98,19 +105,7 @@ export class SettlementEngine {
     const windowRejection = checkValidityWindow(request, nowSeconds(deps.clock));
     if (windowRejection) return failed(windowRejection.reason, windowRejection.message);
 
-    const claimed = await deps.repo.claim({
-      ...keyOf(payment),
-      payTo: request.requirements.payTo,
-      valueAtomic: request.authorization.valueAtomic,
-      validAfterSeconds: request.authorization.validAfterSeconds,
-      validBeforeSeconds: request.authorization.validBeforeSeconds,
-      authorizationDigest: payment.digest,
-      signature: request.signature,
-      x402Version: request.x402Version,
-      network: request.requirements.network,
-      leaseMs: deps.limits.settleBudgetMs + 10_000,
-      apiKeyId: options.apiKeyId,
-    });
+    const claimed = await deps.repo.claim(this.claimOf(payment, options.apiKeyId));
     if (!claimed) {
       const winner = await deps.repo.findByKey(keyOf(payment));
       if (!winner) throw new Error("claim lost to a row that cannot be read back");
@@ -121,8 +116,29 @@ export class SettlementEngine {
     return this.runClaimed(claimed, payment, deadlineMs);
   }
 
-  /** We hold the claim: take it to the chain. */
-  private async runClaimed(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number): Promise<SettleOutcome> {
+  private claimOf(payment: ResolvedPayment, apiKeyId: string | undefined): NewSettlement {
+    const { request } = payment;
+    return {
+      ...keyOf(payment),
+      payTo: request.requirements.payTo,
+      valueAtomic: request.authorization.valueAtomic,
+      validAfterSeconds: request.authorization.validAfterSeconds,
+      validBeforeSeconds: request.authorization.validBeforeSeconds,
+      authorizationDigest: payment.digest,
+      signature: request.signature,
+      x402Version: request.x402Version,
+      network: request.requirements.network,
+      leaseMs: this.deps.limits.settleBudgetMs + 10_000,
+      apiKeyId,
+    };
+  }
+
+  /**
+   * We hold the claim: take it to the chain. `attempt.alone`: never in a batch (a re-settlement
+   * after a failed call, see resettleAlone); `attempt.resettle`: whether a failed call whose
+   * authorization is still unused may be settled again within this request (once at most).
+   */
+  private async runClaimed(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number, attempt: Attempt = firstAttempt): Promise<SettleOutcome> {
     const { deps } = this;
     const client = deps.chains.get(payment.network.chainId)!.publicClient;
     let signerLease: SignerLease | undefined;
@@ -138,7 +154,8 @@ export class SettlementEngine {
         }
         const signerKey = `${payment.network.chainId}:${account.address}`;
         const item: PendingSigning = { row, account, chainId: payment.network.chainId, prepared, deadlineMs };
-        sent = (await this.mayBatch(payment, prepared, client)) ? await this.batches!.submit(signerKey, item) : await this.sendAlone(signerKey, item);
+        const batch = !attempt.alone && (await this.mayBatch(payment, prepared, client));
+        sent = batch ? await this.batches!.submit(signerKey, item) : await this.sendAlone(signerKey, item);
         if (sent.kind === "unsent") throw sent.error;
       } catch (error) {
         // Nothing reached the chain: free the authorization for a later attempt, then report the fault.
@@ -154,7 +171,7 @@ export class SettlementEngine {
         throw error;
       }
       if (sent.kind === "not-ours") return this.answerExisting((await deps.repo.findById(row.id))!, payment, deadlineMs);
-      return await this.answerSent(sent, deadlineMs);
+      return await this.answerSent(sent, deadlineMs, attempt.resettle ? payment : undefined);
     } finally {
       signerLease?.release();
     }
@@ -293,7 +310,7 @@ export class SettlementEngine {
   }
 
   /** One row's answer once its transaction was signed and handed to the node (or not). */
-  private async answerSent(sent: Exclude<SentSettlement, { kind: "not-ours" | "unsent" }>, deadlineMs: number): Promise<SettleOutcome> {
+  private async answerSent(sent: Exclude<SentSettlement, { kind: "not-ours" | "unsent" }>, deadlineMs: number, resettle: ResolvedPayment | undefined): Promise<SettleOutcome> {
     const { row } = sent;
     switch (sent.kind) {
       case "pending":
@@ -304,7 +321,7 @@ export class SettlementEngine {
       case "submitted":
         try {
           crashPoint("before-receipt");
-          return await this.awaitOutcome(row, deadlineMs, true);
+          return await this.awaitOutcome(row, deadlineMs, true, resettle);
         } catch (error) {
           // The transaction is out: the caller gets its hash (pitfall 3); the watcher completes the row.
           this.deps.log.error({ settlementId: row.id, txHash: row.txHash, err: error }, "settlement broadcast, then its bookkeeping failed");
@@ -321,14 +338,32 @@ export class SettlementEngine {
     return pending(row);
   }
 
-  /** Waits (bounded) for the chain's verdict on a broadcast row and answers it. */
-  private async awaitOutcome(row: SettlementRow, deadlineMs: number, mayClaimSuccess: boolean): Promise<SettleOutcome> {
+  /**
+   * Waits (bounded) for the chain's verdict on a broadcast row and answers it. With `resettle`, a
+   * call that failed while its authorization stayed unused (a batch neighbour or the payer's own
+   * code burnt its gas, the contract skipped it) is settled again, alone, within this budget.
+   */
+  private async awaitOutcome(row: SettlementRow, deadlineMs: number, mayClaimSuccess: boolean, resettle?: ResolvedPayment): Promise<SettleOutcome> {
     const client = this.deps.chains.get(row.chainId)!.publicClient;
     const verdict = await chainVerdict(client, row, Math.max(0, deadlineMs - this.deps.clock.nowMs()));
     if (verdict.kind === "unknown") return this.answerPending(row);
     const { row: finalRow, successClaimed } = await this.finalize(row, verdict, mayClaimSuccess);
     if (successClaimed) return succeeded(finalRow);
+    if (resettle && isReclaimable(finalRow) && this.deps.clock.nowMs() < deadlineMs) return this.resettleAlone(finalRow, resettle, deadlineMs);
     return this.answerFinal(finalRow, mayClaimSuccess);
+  }
+
+  /**
+   * The row failed on chain and its authorization is unused: claim it again (atomically, as any
+   * re-claim) and settle it in a transaction of its own. Once per request: a payer whose code makes
+   * every attempt fail costs us one more transaction at most, within the gas cap, and its own
+   * prepare (simulation, estimate) refuses most such attempts before anything is sent.
+   */
+  private async resettleAlone(failedRow: SettlementRow, payment: ResolvedPayment, deadlineMs: number): Promise<SettleOutcome> {
+    const reclaimed = await this.deps.repo.claim(this.claimOf(payment, failedRow.apiKeyId ?? undefined));
+    if (!reclaimed) return this.answerExisting((await this.deps.repo.findById(failedRow.id))!, payment, deadlineMs);
+    this.deps.log.warn({ settlementId: failedRow.id, failedTxHash: failedRow.txHash, reason: failedRow.errorReason }, "settlement failed on chain with its authorization unused: settling it again, alone");
+    return this.runClaimed(reclaimed, payment, deadlineMs, { alone: true, resettle: false });
   }
 
   /**
@@ -354,6 +389,7 @@ export class SettlementEngine {
             errorReason: verdict.reason,
             errorMessage: verdict.message,
             gasCostWei: verdict.gasCostWei?.toString() ?? null,
+            authorizationUnused: verdict.authorizationUnused,
             leaseUntil: null,
           });
     if (written) this.deps.log.info({ settlementId: row.id, status: written.status, txHash: written.settledTxHash ?? written.txHash }, "settlement final");
@@ -410,10 +446,6 @@ function keyOf(payment: ResolvedPayment) {
     payer: payment.request.authorization.from,
     nonce: payment.request.authorization.nonce,
   };
-}
-
-function isReclaimable(row: SettlementRow): boolean {
-  return row.status === "failed" && row.broadcastAt === null;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -62,6 +62,12 @@ export const settlements = pgTable(
     feeBumps: integer("fee_bumps").notNull().default(0),
     /** gasUsed × effectiveGasPrice of the transaction that paid, when it was ours: the sponsor's cost. */
     gasCostWei: numeric("gas_cost_wei", { precision: 78, scale: 0 }),
+    /**
+     * Failed, and the chain said afterwards that nobody used this authorization (our call failed
+     * on its own: a batch's gas, the payer's code, a moved balance): the payment may be settled
+     * again, so such a row is reclaimable like one that failed before any broadcast.
+     */
+    authorizationUnused: boolean("authorization_unused").notNull().default(false),
     /** The API key the settle request came with (null when auth is off). */
     apiKeyId: uuid("api_key_id"),
     /** The transaction that paid (ours, or a front-runner's); set on confirmed. */

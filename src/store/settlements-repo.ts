@@ -35,8 +35,16 @@ export function normalizeKey(key: AuthorizationKey): AuthorizationKey {
   return { chainId: key.chainId, asset: key.asset.toLowerCase(), payer: key.payer.toLowerCase(), nonce: key.nonce.toLowerCase() };
 }
 
-/** A row that failed before anything reached the chain leaves the authorization unused: it may be claimed again. */
-const reclaimable = sql`${settlements.status} = 'failed' and ${settlements.broadcastAt} is null`;
+/**
+ * A failed row whose authorization is unused may be claimed again: it failed before anything
+ * reached the chain, or the chain said after its receipt that the authorization was not used.
+ * The same rule in TypeScript: isReclaimable().
+ */
+const reclaimable = sql`${settlements.status} = 'failed' and (${settlements.broadcastAt} is null or ${settlements.authorizationUnused})`;
+
+export function isReclaimable(row: Pick<SettlementRow, "status" | "broadcastAt" | "authorizationUnused">): boolean {
+  return row.status === "failed" && (row.broadcastAt === null || row.authorizationUnused);
+}
 
 const placeholder = sql.placeholder;
 
@@ -101,6 +109,7 @@ function preparedStatements(db: Database) {
           replacedTxHashes: sql`'{}'::text[]`,
           feeBumps: 0,
           gasCostWei: null,
+          authorizationUnused: false,
           settledTxHash: null,
           blockNumber: null,
           gasUsed: null,

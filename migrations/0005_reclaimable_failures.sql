@@ -1,0 +1,1 @@
+ALTER TABLE "settlements" ADD COLUMN "authorization_unused" boolean DEFAULT false NOT NULL;

@@ -1,0 +1,79 @@
+import pg from "pg";
+import type { Address, Hex } from "viem";
+import { addressOf, keys } from "./chain.js";
+import { withPgClient } from "./database.js";
+import type { PaymentFixture } from "./fixture.js";
+import { signPayment, v2Body, v2Requirements } from "./payments.js";
+import { waitFor } from "./wait.js";
+
+/**
+ * Making a batch form on purpose: hold the signer's nonce row lock (as a slow Postgres would); the
+ * first settlement waits on it in Postgres, the next ones queue behind it in the process, and on
+ * release they share one transaction.
+ */
+export interface SettleAnswer {
+  success: boolean;
+  errorReason?: string;
+  errorMessage?: string;
+  transaction: Hex;
+  payer?: string;
+}
+
+export async function pay(f: PaymentFixture, payerKey: Hex, payTo: Address, amountAtomic: bigint) {
+  const payment = await signPayment({ payerKey, token: f.chain.token, chainId: f.chain.chainId, payTo, valueAtomic: amountAtomic });
+  return v2Body(payment, v2Requirements({ token: f.chain.token, payTo, amountAtomic }));
+}
+
+export async function settle(f: PaymentFixture, body: object): Promise<SettleAnswer> {
+  return (await f.facilitator.app.inject({ method: "POST", url: "/settle", payload: body })).json();
+}
+
+/**
+ * Runs `send` while another connection holds the signer's nonce row lock; calls `whileHeld` (if
+ * any) and releases the lock once `expectedClaims` rows are claimed and have had time to be
+ * simulated and queued.
+ */
+export async function whileSignerLocked<T>(
+  f: PaymentFixture,
+  expectedClaims: number,
+  send: () => Promise<T>,
+  options: { signerKey?: Hex; whileHeld?: () => Promise<void> } = {},
+): Promise<T> {
+  const signer = addressOf(options.signerKey ?? keys.facilitator).toLowerCase();
+  const locker = new pg.Client({ connectionString: f.database.url });
+  await locker.connect();
+  try {
+    await locker.query("begin");
+    const locked = await locker.query("select * from signer_nonces where address = $1 for update", [signer]);
+    if (locked.rowCount !== 1) throw new Error(`signer ${signer} has no nonce row yet: settle one payment first`);
+    const sending = send();
+    await waitForClaims(f, expectedClaims);
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // simulation and gas estimate of each, on Anvil
+    await options.whileHeld?.();
+    await locker.query("commit");
+    return await sending;
+  } finally {
+    await locker.end();
+  }
+}
+
+/** Waits until at least `count` rows are claimed (not yet signed). */
+export async function waitForClaims(f: PaymentFixture, count: number): Promise<void> {
+  await waitFor(
+    `${count} claimed settlements`,
+    async () => (await withPgClient(f.database.url, async (c) => (await c.query("select count(*)::int as n from settlements where status = 'claimed'")).rows[0].n)) >= count,
+    10_000,
+  );
+}
+
+export async function settlementRows(f: PaymentFixture, txHash?: Hex, ids?: string[]) {
+  return withPgClient(f.database.url, async (c) =>
+    txHash
+      ? (await c.query("select * from settlements where tx_hash = $1 order by id", [txHash])).rows
+      : (await c.query("select * from settlements where id = any($1::uuid[]) order by id", [ids])).rows,
+  );
+}
+
+export async function settlementRowByNonce(f: PaymentFixture, nonce: string) {
+  return withPgClient(f.database.url, async (c) => (await c.query("select * from settlements where nonce = $1", [nonce.toLowerCase()])).rows[0]);
+}

@@ -1,0 +1,116 @@
+import { describe, expect, it } from "vitest";
+import { createWalletClient, http, type Address, type Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { loadArtifact } from "../../../src/contracts/artifacts.js";
+import { batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
+import { anvilDevPrivateKeys } from "../../../src/sandbox/anvil.js";
+import { installBatchSettler } from "../../../src/sandbox/deploy.js";
+import { pay, settle, settlementRowByNonce, waitForClaims, whileSignerLocked } from "../../helpers/batching.js";
+import { addressOf, keys } from "../../helpers/chain.js";
+import { usePaymentFixture } from "../../helpers/fixture.js";
+
+/**
+ * Pitfall 18, batch griefing. A payer is batchable because its address had no code when its
+ * settlement was prepared; it then delegates itself (EIP-7702) to a contract whose isValidSignature
+ * burns every unit of gas it gets, so USDC's signature check runs that code inside our batch.
+ * With Multicall3's aggregate3 (all gas forwarded to every call) that starved the whole batch and
+ * the honest rows ended failed although their authorizations were unused. BatchSettler gives each
+ * call its own gas limit; a row whose call failed with its authorization unused is settled again.
+ */
+const amountAtomic = 10_000n;
+const attackerKey = anvilDevPrivateKeys[6]!;
+const attacker = addressOf(attackerKey);
+const honestPayerKey = keys.stranger;
+const payTo = addressOf(keys.payTo);
+
+const f = usePaymentFixture({ label: "batch_griefing", facilitator: { limits: { settleBatchMax: 16 } } });
+
+async function deploy(name: string): Promise<Address> {
+  const artifact = loadArtifact(name);
+  const deployer = createWalletClient({ account: privateKeyToAccount(keys.facilitator3), transport: http(f.chain.rpcUrl) });
+  const hash = await deployer.deployContract({ abi: artifact.abi, bytecode: artifact.bytecode, chain: null });
+  return (await f.chain.publicClient.waitForTransactionReceipt({ hash, timeout: 10_000 })).contractAddress!;
+}
+
+/** The attacker points its EOA's code at `delegate` (an EIP-7702 set-code transaction it pays itself). */
+async function delegateAttacker(delegate: Address): Promise<void> {
+  const wallet = createWalletClient({ account: privateKeyToAccount(attackerKey), transport: http(f.chain.rpcUrl) });
+  const authorization = await wallet.signAuthorization({ contractAddress: delegate, executor: "self", chainId: f.chain.chainId });
+  // Sent to a plain address: a call to itself would run the burner.
+  const hash = await wallet.sendTransaction({ authorizationList: [authorization], to: addressOf(keys.minter), data: "0x", gas: 100_000n, chain: null });
+  await f.chain.publicClient.waitForTransactionReceipt({ hash, timeout: 10_000 });
+}
+
+async function signerTxCount(): Promise<number> {
+  return f.chain.publicClient.getTransactionCount({ address: addressOf(keys.facilitator) });
+}
+
+/**
+ * A lead settlement takes the signer's lock and goes alone; `queued` wait behind it and share the
+ * next transaction. `beforeRelease` runs once all are prepared and queued. Answers: lead first.
+ */
+async function behindOneAlone(queued: object[], beforeRelease: () => Promise<unknown>) {
+  const lead = await pay(f, honestPayerKey, payTo, amountAtomic);
+  return whileSignerLocked(
+    f,
+    queued.length + 1,
+    async () => {
+      const leadAnswer = settle(f, lead);
+      await waitForClaims(f, 1);
+      return Promise.all([leadAnswer, ...queued.map((body) => settle(f, body))]);
+    },
+    { whileHeld: async () => void (await beforeRelease()) },
+  );
+}
+
+describe("one payer cannot sink a batch", () => {
+  it("bounds an EIP-7702 gas burner to its own call: every honest payment in the batch is paid, the attacker's is refused", async () => {
+    await f.chain.mint(addressOf(honestPayerKey), 1_000_000n);
+    await f.chain.mint(attacker, 1_000_000n);
+    expect(await settle(f, await pay(f, honestPayerKey, payTo, amountAtomic))).toMatchObject({ success: true }); // the signer's nonce row
+    const burner = await deploy("GasBurnerDelegate");
+    const attack = await pay(f, attackerKey, payTo, amountAtomic);
+    const honest = await Promise.all(Array.from({ length: 3 }, () => pay(f, honestPayerKey, payTo, amountAtomic)));
+    const payToBefore = await f.chain.balanceOf(payTo);
+    const txCountBefore = await signerTxCount();
+
+    // Everything is prepared (the attacker's address has no code yet); then it delegates.
+    const [, attackAnswer, ...honestAnswers] = await behindOneAlone([attack, ...honest], () => delegateAttacker(burner));
+
+    expect(honestAnswers.every((answer) => answer.success)).toBe(true);
+    const batchHash = honestAnswers[0]!.transaction;
+    expect(honestAnswers.every((answer) => answer.transaction === batchHash)).toBe(true);
+    expect(attackAnswer).toMatchObject({ success: false, payer: attacker });
+    expect((await f.chain.balanceOf(payTo)) - payToBefore).toBe(amountAtomic * 4n); // the lead and the three honest ones
+    // The lead's transaction and the batch: the attacker's re-settlement alone was refused at its simulation.
+    expect(await signerTxCount()).toBe(txCountBefore + 2);
+
+    // What the attacker made us spend: at most its own call's gas limit, inside the batch.
+    const batch = await f.chain.publicClient.getTransaction({ hash: batchHash });
+    const receipt = await f.chain.publicClient.getTransactionReceipt({ hash: batchHash });
+    expect(batch.to?.toLowerCase()).toBe(batchSettlerAddress.toLowerCase());
+    const attackerRow = await settlementRowByNonce(f, attack.paymentPayload.payload.authorization.nonce);
+    expect(attackerRow).toMatchObject({ status: "failed", broadcast_at: null });
+    console.log(`[attack] EIP-7702 burner in a batch of 4: batch used ${receipt.gasUsed} gas of its ${batch.gas} limit; attacker row ${attackerRow.error_reason}`);
+    expect(receipt.gasUsed).toBeLessThanOrEqual(batch.gas);
+  });
+
+  it.each([
+    ["succeeds without running any call (no code at BatchSettler)", "0x"],
+    ["reverts as a whole", "0x60006000fd"], // PUSH1 0 PUSH1 0 REVERT
+] as const)("settles again, alone, every row of a batch transaction that %s, while their authorizations stayed unused", async (_what, code) => {
+    const honest = await Promise.all(Array.from({ length: 3 }, () => pay(f, honestPayerKey, payTo, amountAtomic)));
+    const payToBefore = (await f.chain.balanceOf(payTo)) + amountAtomic; // the lead's payment counted in
+    // BatchSettler's code is swapped after the presence check: nobody is paid by the batch.
+    const [, ...answers] = await behindOneAlone(honest, () => f.chain.testClient.setCode({ address: batchSettlerAddress, bytecode: code }));
+    await installBatchSettler(f.chain.rpcUrl);
+
+    expect(answers.every((answer) => answer.success)).toBe(true);
+    expect(new Set(answers.map((answer) => answer.transaction)).size).toBe(3); // each in its own transaction
+    expect((await f.chain.balanceOf(payTo)) - payToBefore).toBe(amountAtomic * 3n);
+    for (const body of honest) {
+      const row = await settlementRowByNonce(f, body.paymentPayload.payload.authorization.nonce);
+      expect(row).toMatchObject({ status: "confirmed", tx_settlements: 1, attempt: 2 });
+    }
+  });
+});
