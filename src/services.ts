@@ -10,6 +10,7 @@ import type { PaymentRequest } from "./protocol/types.js";
 import { SettlementEngine, type Logger } from "./settlement/engine.js";
 import { SettlementWatcher } from "./settlement/watcher.js";
 import type { DatabaseHandle } from "./store/db.js";
+import { GasBudgetRepository } from "./store/gas-budget-repo.js";
 import { IdempotencyRepository } from "./store/idempotency-repo.js";
 import { SettlementsRepository } from "./store/settlements-repo.js";
 import { createMetrics, type Metrics, type ScrapeGauges } from "./metrics.js";
@@ -59,6 +60,7 @@ export interface Services {
   networks: NetworkConfig[];
   settlements: SettlementsRepository;
   idempotency: IdempotencyRepository;
+  gasBudget: GasBudgetRepository;
   engine: SettlementEngine;
   watcher: SettlementWatcher;
   metrics: Metrics;
@@ -71,7 +73,8 @@ export interface Services {
 export function createServices(deps: ServiceDeps): Services {
   const settlements = new SettlementsRepository(deps.database.db);
   const metrics = deps.metrics ?? createMetrics();
-  const engine = new SettlementEngine({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, clock: deps.clock, limits: deps.limits, log: deps.log, metrics });
+  const gasBudget = new GasBudgetRepository(deps.database.db);
+  const engine = new SettlementEngine({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, clock: deps.clock, limits: deps.limits, log: deps.log, metrics, gasBudget });
   const watcher = new SettlementWatcher({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, engine, log: deps.log, limits: deps.limits, metrics });
   metrics.onScrape(scrapeCollector(deps, settlements));
   const networks = deps.chains.all().map((handle) => handle.config);
@@ -98,6 +101,7 @@ export function createServices(deps: ServiceDeps): Services {
     networks,
     settlements,
     idempotency: new IdempotencyRepository(deps.database.db),
+    gasBudget,
     engine,
     watcher,
     metrics,

@@ -70,7 +70,8 @@ type Admission = { ok: true; payment: PaymentRequest } | { ok: false; answer: Se
 /**
  * Everything that decides whether this caller may settle this payment, before any record or chain
  * work: the body's shape (a rejection is answered, not recorded: it is the same on every retry),
- * the operator's and the key's policy (403) and the key's gas budget (429).
+ * the operator's and the key's policy (403). The key's gas budget is reserved later, by the engine,
+ * only when a transaction is about to be signed: a recorded answer or a duplicate spends nothing.
  */
 async function admitSettle(services: Services, request: FastifyRequest, startedMs: number): Promise<Admission> {
   const normalized = normalize(request.body as Envelope, services.networkServed);
@@ -83,13 +84,14 @@ async function admitSettle(services: Services, request: FastifyRequest, startedM
   request.payment = { payer: normalized.request.authorization.from, network: normalized.request.requirements.network };
   const refused = checkPolicy(normalized.request, services.policy, request.apiKey);
   if (refused) throw new FacilitatorError(refused.reason, refused.message, { httpStatus: 403 });
-  await checkGasBudget(services, request);
   return { ok: true, payment: normalized.request };
 }
 
 async function settleOnce(services: Services, request: FastifyRequest, payment: PaymentRequest, startedMs: number): Promise<SettleAnswer> {
   const payer = payment.authorization.from;
-  const outcome = await services.engine.settle(payment, { apiKeyId: request.apiKey?.id });
+  // A key's daily gas budget is reserved by the engine before anything is signed (429 when full).
+  const budget = request.apiKey?.dailyGasBudgetWei;
+  const outcome = await services.engine.settle(payment, { apiKeyId: request.apiKey?.id, dailyGasBudgetWei: budget === null || budget === undefined ? undefined : BigInt(budget) });
   logOutcome(request, "settle", payer, payment.requirements.network, outcome.success ? "success" : outcome.reason, startedMs, outcome.transaction);
   services.metrics.observeSettle(payment.requirements.network, outcome.success ? "success" : (outcome.reason ?? "failure"), elapsedSeconds(startedMs));
   return renderSettle(outcome, payment.requirements.network, payer);
@@ -138,15 +140,6 @@ function hashBody(body: unknown): string | undefined {
   return createHash("sha256").update(text).digest("hex");
 }
 
-/** A key with a daily gas budget may not start settlements once the facilitator spent it today. */
-async function checkGasBudget(services: Services, request: FastifyRequest): Promise<void> {
-  const budget = request.apiKey?.dailyGasBudgetWei;
-  if (!request.apiKey || budget === null || budget === undefined) return;
-  const spentWei = await services.apiKeys.gasSpentTodayWei(request.apiKey.id);
-  if (spentWei >= BigInt(budget)) {
-    throw new FacilitatorError(ReasonCode.gasBudgetExhausted, `this API key's daily gas budget (${budget} wei) is spent (${spentWei} wei today)`, { httpStatus: 429 });
-  }
-}
 
 /** Metric labels never take request input as is: an unserved network is counted as "other". */
 function networkLabel(services: Services, version: 1 | 2 | undefined, network: string): string {

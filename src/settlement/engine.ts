@@ -3,7 +3,7 @@ import type { ChainRegistry } from "../chain/registry.js";
 import type { SignerLease, SignerPool } from "../chain/signers.js";
 import { nowSeconds, type Clock } from "../clock.js";
 import type { Limits } from "../config.js";
-import { DependencyUnavailableError, SignerCannotPayError } from "../errors.js";
+import { DependencyUnavailableError, FacilitatorError, SignerCannotPayError } from "../errors.js";
 import { redactedMessage } from "../redact.js";
 import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "../exact-evm/checks.js";
 import { checkPayerSignature } from "../exact-evm/payer-signature.js";
@@ -12,6 +12,7 @@ import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest } from "../protocol/types.js";
 import type { Metrics } from "../metrics.js";
 import type { Database } from "../store/db.js";
+import type { GasBudgetRepository } from "../store/gas-budget-repo.js";
 import type { SettlementRow } from "../store/schema.js";
 import { isReclaimable, type NewSettlement, type SettlementsRepository } from "../store/settlements-repo.js";
 import { allocateNonceAndPersistSigned, refuseSignedTransaction } from "../store/tx-nonces.js";
@@ -41,6 +42,14 @@ export interface SettlementEngineDeps {
   limits: Limits;
   log: Logger;
   metrics?: Pick<Metrics, "signerCannotPay" | "observeSettlementTransaction">;
+  /** Daily gas budgets of API keys: reserved before signing, settled with the real cost. */
+  gasBudget: GasBudgetRepository;
+}
+
+/** Who asks: the caller's API key and its daily gas budget, when it has them. */
+export interface SettleCaller {
+  apiKeyId?: string;
+  dailyGasBudgetWei?: bigint;
 }
 
 /** A claimed, simulated settlement waiting for its signer to take a tx nonce. */
@@ -65,8 +74,20 @@ type SentSettlement =
 interface Attempt {
   alone: boolean;
   resettle: boolean;
+  caller: SettleCaller;
 }
-const firstAttempt: Attempt = { alone: false, resettle: true };
+const firstAttempt = { alone: false, resettle: true } as const;
+
+/** What a request needs to settle its payment again after a failed call (see resettleAlone). */
+interface Resettle {
+  payment: ResolvedPayment;
+  caller: SettleCaller;
+}
+
+/** Why a claim was released without anything sent: the budget's own code, else "unavailable". */
+function reasonOfUnsent(error: unknown): string {
+  return error instanceof FacilitatorError && error.code === ReasonCode.gasBudgetExhausted ? ReasonCode.gasBudgetExhausted : ReasonCode.serviceUnavailable;
+}
 
 /** How often a duplicate request re-reads the row it waits on. */
 const duplicatePollIntervalMs = 100;
@@ -87,7 +108,7 @@ export class SettlementEngine {
     this.batches = deps.limits.settleBatchMax > 1 ? new GroupCommit(deps.limits.settleBatchMax, (_key, items) => this.sendBatch(items)) : undefined;
   }
 
-  async settle(request: PaymentRequest, options: { apiKeyId?: string } = {}): Promise<SettleOutcome> {
+  async settle(request: PaymentRequest, caller: SettleCaller = {}): Promise<SettleOutcome> {
     const { deps } = this;
     const deadlineMs = deps.clock.nowMs() + deps.limits.settleBudgetMs;
     const resolved = resolvePayment(request, (chainId) => deps.chains.get(chainId)?.config);
@@ -105,7 +126,7 @@ export class SettlementEngine {
     const windowRejection = checkValidityWindow(request, nowSeconds(deps.clock));
     if (windowRejection) return failed(windowRejection.reason, windowRejection.message);
 
-    const claimed = await deps.repo.claim(this.claimOf(payment, options.apiKeyId));
+    const claimed = await deps.repo.claim(this.claimOf(payment, caller.apiKeyId));
     if (!claimed) {
       const winner = await deps.repo.findByKey(keyOf(payment));
       if (!winner) throw new Error("claim lost to a row that cannot be read back");
@@ -113,7 +134,31 @@ export class SettlementEngine {
     }
     deps.log.info({ settlementId: claimed.id, payer: claimed.payer, chainId: claimed.chainId }, "settlement claimed");
     crashPoint("after-claim");
-    return this.runClaimed(claimed, payment, deadlineMs);
+    return this.runClaimed(claimed, payment, deadlineMs, { ...firstAttempt, caller });
+  }
+
+  /**
+   * A caller with a daily gas budget reserves this attempt's worst case (gas limit × fee cap)
+   * before anything is signed; without room left the claim is released and the answer is 429.
+   */
+  private async reserveGas(row: SettlementRow, prepared: PreparedTransaction, caller: SettleCaller): Promise<void> {
+    if (!caller.apiKeyId || caller.dailyGasBudgetWei === undefined) return;
+    const worstCaseWei = prepared.gasLimit * prepared.maxFeePerGas;
+    const reserved = await this.deps.gasBudget.reserve({ settlementId: row.id, attempt: row.attempt, apiKeyId: caller.apiKeyId, dailyBudgetWei: caller.dailyGasBudgetWei, worstCaseWei });
+    if (!reserved) {
+      throw new FacilitatorError(ReasonCode.gasBudgetExhausted, `this API key's daily gas budget (${caller.dailyGasBudgetWei} wei) has no room for a settlement that may cost ${worstCaseWei} wei`, {
+        httpStatus: 429,
+      });
+    }
+  }
+
+  /** An attempt is over: its reservation (if any) becomes what it really cost. Idempotent. */
+  async releaseGas(row: Pick<SettlementRow, "id" | "attempt" | "apiKeyId">, spentWei: bigint): Promise<void> {
+    if (!row.apiKeyId) return;
+    await this.deps.gasBudget.settle(row.id, row.attempt, spentWei).catch((error: unknown) => {
+      // The reservation stays held (counted at its worst case) until the day ends: never an overspend.
+      this.deps.log.warn({ settlementId: row.id, err: error }, "could not settle a gas reservation");
+    });
   }
 
   private claimOf(payment: ResolvedPayment, apiKeyId: string | undefined): NewSettlement {
@@ -138,7 +183,7 @@ export class SettlementEngine {
    * after a failed call, see resettleAlone); `attempt.resettle`: whether a failed call whose
    * authorization is still unused may be settled again within this request (once at most).
    */
-  private async runClaimed(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number, attempt: Attempt = firstAttempt): Promise<SettleOutcome> {
+  private async runClaimed(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number, attempt: Attempt): Promise<SettleOutcome> {
     const { deps } = this;
     const client = deps.chains.get(payment.network.chainId)!.publicClient;
     let signerLease: SignerLease | undefined;
@@ -152,6 +197,7 @@ export class SettlementEngine {
           const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: prepared.reason, errorMessage: prepared.message });
           return failed(prepared.reason, prepared.message, failedRow);
         }
+        await this.reserveGas(row, prepared, attempt.caller);
         const signerKey = `${payment.network.chainId}:${account.address}`;
         const item: PendingSigning = { row, account, chainId: payment.network.chainId, prepared, deadlineMs };
         const batch = !attempt.alone && (await this.mayBatch(payment, prepared, client));
@@ -165,13 +211,14 @@ export class SettlementEngine {
         }
         // Only while still `claimed`: if the signing transaction committed and only its answer was
         // lost, the row is `signed` and the watcher broadcasts it (never failed, never a nonce gap).
-        await deps.repo
-          .failClaim(row.id, { errorReason: ReasonCode.serviceUnavailable, errorMessage: redactedMessage(error, 500) })
-          .catch(() => undefined);
+        const released = await deps.repo
+          .failClaim(row.id, { errorReason: reasonOfUnsent(error), errorMessage: redactedMessage(error, 500) })
+          .catch((writeError: unknown) => deps.log.warn({ settlementId: row.id, err: writeError }, "could not release a claim after a fault"));
+        if (released) await this.releaseGas(released, 0n);
         throw error;
       }
       if (sent.kind === "not-ours") return this.answerExisting((await deps.repo.findById(row.id))!, payment, deadlineMs);
-      return await this.answerSent(sent, deadlineMs, attempt.resettle ? payment : undefined);
+      return await this.answerSent(sent, deadlineMs, attempt.resettle ? { payment, caller: attempt.caller } : undefined);
     } finally {
       signerLease?.release();
     }
@@ -296,6 +343,8 @@ export class SettlementEngine {
         deps.log.error({ settlementIds: ids, txHash: first.txHash, err: error }, "could not record the node's refusal");
         return rows.map((row) => ({ kind: "pending", row }));
       }
+      // Refused: nothing was sent, so nothing was spent.
+      for (const row of rows) await this.releaseGas(row, 0n);
       return rows.map((row) => ({ kind: "rejected", row, signerUnfunded: broadcast.signerUnfunded }));
     }
     try {
@@ -310,7 +359,7 @@ export class SettlementEngine {
   }
 
   /** One row's answer once its transaction was signed and handed to the node (or not). */
-  private async answerSent(sent: Exclude<SentSettlement, { kind: "not-ours" | "unsent" }>, deadlineMs: number, resettle: ResolvedPayment | undefined): Promise<SettleOutcome> {
+  private async answerSent(sent: Exclude<SentSettlement, { kind: "not-ours" | "unsent" }>, deadlineMs: number, resettle: Resettle | undefined): Promise<SettleOutcome> {
     const { row } = sent;
     switch (sent.kind) {
       case "pending":
@@ -343,7 +392,7 @@ export class SettlementEngine {
    * call that failed while its authorization stayed unused (a batch neighbour or the payer's own
    * code burnt its gas, the contract skipped it) is settled again, alone, within this budget.
    */
-  private async awaitOutcome(row: SettlementRow, deadlineMs: number, mayClaimSuccess: boolean, resettle?: ResolvedPayment): Promise<SettleOutcome> {
+  private async awaitOutcome(row: SettlementRow, deadlineMs: number, mayClaimSuccess: boolean, resettle?: Resettle): Promise<SettleOutcome> {
     const client = this.deps.chains.get(row.chainId)!.publicClient;
     const verdict = await chainVerdict(client, row, Math.max(0, deadlineMs - this.deps.clock.nowMs()));
     if (verdict.kind === "unknown") return this.answerPending(row);
@@ -359,11 +408,11 @@ export class SettlementEngine {
    * every attempt fail costs us one more transaction at most, within the gas cap, and its own
    * prepare (simulation, estimate) refuses most such attempts before anything is sent.
    */
-  private async resettleAlone(failedRow: SettlementRow, payment: ResolvedPayment, deadlineMs: number): Promise<SettleOutcome> {
+  private async resettleAlone(failedRow: SettlementRow, { payment, caller }: Resettle, deadlineMs: number): Promise<SettleOutcome> {
     const reclaimed = await this.deps.repo.claim(this.claimOf(payment, failedRow.apiKeyId ?? undefined));
     if (!reclaimed) return this.answerExisting((await this.deps.repo.findById(failedRow.id))!, payment, deadlineMs);
     this.deps.log.warn({ settlementId: failedRow.id, failedTxHash: failedRow.txHash, reason: failedRow.errorReason }, "settlement failed on chain with its authorization unused: settling it again, alone");
-    return this.runClaimed(reclaimed, payment, deadlineMs, { alone: true, resettle: false });
+    return this.runClaimed(reclaimed, payment, deadlineMs, { alone: true, resettle: false, caller });
   }
 
   /**
@@ -392,7 +441,10 @@ export class SettlementEngine {
             authorizationUnused: verdict.authorizationUnused,
             leaseUntil: null,
           });
-    if (written) this.deps.log.info({ settlementId: row.id, status: written.status, txHash: written.settledTxHash ?? written.txHash }, "settlement final");
+    if (written) {
+      this.deps.log.info({ settlementId: row.id, status: written.status, txHash: written.settledTxHash ?? written.txHash }, "settlement final");
+      await this.releaseGas(written, verdict.gasCostWei ?? 0n);
+    }
     return {
       row: written ?? (await this.deps.repo.findById(row.id))!,
       successClaimed: written !== undefined && claimSuccess && written.status === "confirmed",

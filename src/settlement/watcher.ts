@@ -94,6 +94,7 @@ export class SettlementWatcher {
       // Claimed but never signed: nothing reached the chain, so the authorization is free again.
       const released = await repo.failClaim(row.id, { errorReason: ReasonCode.unexpectedSettleError, errorMessage: "abandoned before signing" });
       if (!released) return false; // signed meanwhile by the request that held it: the next pass follows that
+      await engine.releaseGas(released, 0n);
       this.deps.metrics?.reconcilerAction("released");
       return true;
     }
@@ -123,6 +124,8 @@ export class SettlementWatcher {
         errorReason: ReasonCode.unexpectedSettleError,
         errorMessage: refused.message.slice(0, 500),
       });
+      // Nothing was sent: the reservations of every row of this transaction are released.
+      for (const failed of await repo.findByTxHash(row.txHash!)) await engine.releaseGas(failed, 0n);
       this.deps.log.warn({ settlementId: row.id, txHash: row.txHash, error: refused.message }, "node refuses a signed settlement transaction: failed, nonce handed back");
       return true;
     }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
-import { and, desc, eq, gte, isNull, or, sql } from "drizzle-orm";
+import { and, desc, eq, isNull, or, sql } from "drizzle-orm";
 import type { Database } from "./db.js";
-import { apiKeys, settlements, type ApiKeyRow } from "./schema.js";
+import { apiKeys, type ApiKeyRow } from "./schema.js";
 
 export type ApiKeyRole = "client" | "admin";
 
@@ -70,14 +70,5 @@ export class ApiKeysRepository {
       .where(and(match, isNull(apiKeys.revokedAt)))
       .returning({ id: apiKeys.id });
     return rows.length;
-  }
-
-  /** Gas the facilitator paid today (UTC) for settlements requested with this key. */
-  async gasSpentTodayWei(apiKeyId: string): Promise<bigint> {
-    const [row] = await this.db
-      .select({ total: sql<string | null>`sum(${settlements.gasCostWei})` })
-      .from(settlements)
-      .where(and(eq(settlements.apiKeyId, apiKeyId), gte(settlements.createdAt, sql`date_trunc('day', now() at time zone 'utc') at time zone 'utc'`)));
-    return BigInt(row?.total ?? "0");
   }
 }

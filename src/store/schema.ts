@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import {
   bigint,
   boolean,
+  date,
   index,
   integer,
   jsonb,
@@ -164,3 +165,35 @@ export const apiKeys = pgTable("api_keys", {
 });
 
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
+
+/**
+ * A key's gas for one UTC day: what settlements reserved before they were signed (their worst case,
+ * gas limit × fee cap) and have not settled yet, and what they really cost. A reservation is taken
+ * only while reserved + spent + it stays within the key's daily budget, in one statement, so
+ * concurrent settles cannot overspend it.
+ */
+export const gasBudgetDays = pgTable(
+  "gas_budget_days",
+  {
+    apiKeyId: uuid("api_key_id").notNull(),
+    day: date("day").notNull(),
+    reservedWei: numeric("reserved_wei", { precision: 78, scale: 0 }).notNull().default("0"),
+    spentWei: numeric("spent_wei", { precision: 78, scale: 0 }).notNull().default("0"),
+  },
+  (table) => [primaryKey({ columns: [table.apiKeyId, table.day] })],
+);
+
+/** One settlement attempt's reservation; `settled` once its real cost replaced it (exactly once). */
+export const gasReservations = pgTable(
+  "gas_reservations",
+  {
+    settlementId: uuid("settlement_id").notNull(),
+    attempt: integer("attempt").notNull(),
+    apiKeyId: uuid("api_key_id").notNull(),
+    day: date("day").notNull(),
+    reservedWei: numeric("reserved_wei", { precision: 78, scale: 0 }).notNull(),
+    settled: boolean("settled").notNull().default(false),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [primaryKey({ columns: [table.settlementId, table.attempt] })],
+);

@@ -169,6 +169,11 @@ export class SettlementsRepository {
     return row;
   }
 
+  /** The rows one transaction carries (a batch: several; bounded by SETTLE_BATCH_MAX). */
+  async findByTxHash(txHash: string): Promise<SettlementRow[]> {
+    return this.db.select().from(settlements).where(eq(settlements.txHash, txHash)).limit(1_000);
+  }
+
   async findById(id: string): Promise<SettlementRow | undefined> {
     const [row] = await this.statements.findById.execute({ id });
     return row;

@@ -110,11 +110,13 @@ describe("API keys (AUTH=api-keys)", () => {
     expect(await call("/verify", await body(payTo, 1_000_001n), key)).toMatchObject({ status: 403, body: { invalidReason: "amount_above_limit" } });
   });
 
-  it("stops settling for a key once its daily gas budget is spent (429 gas_budget_exhausted)", async () => {
+  it("refuses a settlement whose worst-case gas does not fit in the key's daily budget (429 gas_budget_exhausted), leaving the authorization free", async () => {
     const { key } = await fx.facilitator.services.apiKeys.create({ name: "budget", role: "client", dailyGasBudgetWei: 1n });
-    expect((await call("/settle", await body(), key)).body).toMatchObject({ success: true }); // spends more than 1 wei
-    const refused = await call("/settle", await body(), key);
+    const payment = await body();
+    const refused = await call("/settle", payment, key);
     expect(refused).toMatchObject({ status: 429, body: { success: false, errorReason: "gas_budget_exhausted" } });
+    const { key: unlimited } = await fx.facilitator.services.apiKeys.create({ name: "no-budget", role: "client" });
+    expect((await call("/settle", payment, unlimited)).body).toMatchObject({ success: true });
   });
 
   it("rate-limits per key, with Retry-After, separately for verify and settle", async () => {

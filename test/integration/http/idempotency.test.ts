@@ -88,11 +88,17 @@ describe("Idempotency-Key across API keys", () => {
     expect(refused).toMatchObject({ status: 403, body: { success: false, errorReason: "pay_to_not_allowed", transaction: "" } });
   });
 
-  it("checks the key's daily gas budget before answering from the record", async () => {
-    const a = await tenant("budgeted", { dailyGasBudgetWei: 1n });
+  it("answers a replay from the record without reserving the key's gas budget again", async () => {
+    const a = await tenant("budgeted", { dailyGasBudgetWei: 10n ** 18n });
+    const keyId = (await fx.facilitator.services.apiKeys.list()).find((row) => row.name === "budgeted")!.id;
     const payment = await body();
-    expect((await settle(payment, "order-5", a)).body).toMatchObject({ success: true }); // spends more than 1 wei
-    expect(await settle(payment, "order-5", a)).toMatchObject({ status: 429, body: { errorReason: "gas_budget_exhausted" } });
+    const first = await settle(payment, "order-5", a);
+    expect(first.body).toMatchObject({ success: true });
+    const spent = await fx.facilitator.services.gasBudget.todayWei(keyId);
+    expect(spent.spentWei).toBeGreaterThan(0n);
+    expect(spent.reservedWei).toBe(0n);
+    expect(await settle(payment, "order-5", a)).toMatchObject({ status: 200, body: first.body });
+    expect(await fx.facilitator.services.gasBudget.todayWei(keyId)).toEqual(spent);
   });
 });
 
