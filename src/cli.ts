@@ -1,6 +1,7 @@
 import path from "node:path";
 import { isSandboxEnv, loadConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
+import { batchSettlerCommand } from "./cli-batch-settler.js";
 import { keysCommand, signersCommand } from "./cli-commands.js";
 import { createLogger } from "./logger.js";
 import { closeOnSignals, startServer } from "./main.js";
@@ -17,6 +18,9 @@ const usage = `x402-facilitator <command>
             [--assets A,B] [--rate-limit PER_MINUTE] [--daily-gas-budget-wei WEI] | keys list |
             keys revoke <id | key prefix>            (needs DATABASE_URL)
   signers   each signer's address, nonce and balance per network (needs the serve configuration)
+  batch-settler status|deploy [--network N]
+            whether BatchSettler (needed for batched settlement) is on each network; deploy puts it
+            there from the first signer key, one transaction (needs the serve configuration)
   help      show this text
 
 Configuration is by environment variable; see README.md.`;
@@ -46,6 +50,8 @@ async function main(argv: string[]): Promise<void> {
       return keysCommand(argv.slice(1), process.env, (line) => process.stdout.write(`${line}\n`));
     case "signers":
       return signersCommand(process.env, (line) => process.stdout.write(`${line}\n`));
+    case "batch-settler":
+      return batchSettlerCommand(argv.slice(1), process.env, (line) => process.stdout.write(`${line}\n`));
     case "help":
     case "--help":
     case "-h":
