@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { createWalletClient, http, type Address, type Hex } from "viem";
+import { createWalletClient, decodeFunctionData, http, type Address } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { loadArtifact } from "../../../src/contracts/artifacts.js";
-import { batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
+import { batchSettlerAbi, batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
 import { anvilDevPrivateKeys } from "../../../src/sandbox/anvil.js";
 import { installBatchSettler } from "../../../src/sandbox/deploy.js";
 import { pay, settle, settlementRowByNonce, waitForClaims, whileSignerLocked } from "../../helpers/batching.js";
@@ -91,7 +91,11 @@ describe("one payer cannot sink a batch", () => {
     expect(batch.to?.toLowerCase()).toBe(batchSettlerAddress.toLowerCase());
     const attackerRow = await settlementRowByNonce(f, attack.paymentPayload.payload.authorization.nonce);
     expect(attackerRow).toMatchObject({ status: "failed", broadcast_at: null });
-    console.log(`[attack] EIP-7702 burner in a batch of 4: batch used ${receipt.gasUsed} gas of its ${batch.gas} limit; attacker row ${attackerRow.error_reason}`);
+    const calls = decodeFunctionData({ abi: batchSettlerAbi, data: batch.input }).args[0];
+    const attackerCall = calls.find((call) => call.callData.toLowerCase().includes(attacker.slice(2).toLowerCase()))!;
+    expect(attackerCall).toBeDefined();
+    expect(attackerCall.gasLimit).toBeLessThanOrEqual(300_000n); // GAS_PER_SETTLEMENT_MAX
+    console.log(`[attack] EIP-7702 burner in a batch of 4: batch used ${receipt.gasUsed} gas of its ${batch.gas} limit; the burner's call was capped at ${attackerCall.gasLimit} gas; attacker row ${attackerRow.error_reason}`);
     expect(receipt.gasUsed).toBeLessThanOrEqual(batch.gas);
   });
 
