@@ -16,8 +16,11 @@
  * A fault may be limited to requests carrying given JSON-RPC methods; a batch (array) is one HTTP
  * request with one answer, so it is faulted whole when any of its calls matches.
  *
- * Everything is bounded: body size, upstream wait, delay, open sockets; stop() ends every held
- * request and timer.
+ * It also keeps the params of the last `recentParamsMax` calls of each method (`lastParams`), so a
+ * test can check what the facilitator asked the node (e.g. that every eth_call carried a gas limit).
+ *
+ * Everything is bounded: body size, upstream wait, delay, open sockets, recorded params; stop() ends
+ * every held request and timer.
  */
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -57,6 +60,12 @@ export interface FaultyRpcProxy {
   faulted(method: string): number;
   /** Total calls received, all methods. */
   total(): number;
+  /**
+   * The params of the last calls of `method` received (at most `recentParamsMax`, oldest first),
+   * as sent: e.g. `[{ from, to, data, gas }, "latest"]` for an eth_call.
+   */
+  lastParams(method: string): unknown[][];
+  /** Clears the counts and the recorded params. */
   resetCounts(): void;
   /** Resolves when a call of `method` has been received (at most `timeoutMs`). */
   waitFor(method: string, timeoutMs?: number): Promise<void>;
@@ -75,10 +84,14 @@ const delayMsMax = 30_000;
 const socketsMax = 256;
 const upstreamTimeoutMsDefault = 10_000;
 const waitForTimeoutMsDefault = 5_000;
+/** Params kept per method, and methods kept at all (a hostile or buggy client cannot grow them). */
+export const recentParamsMax = 256;
+const recordedMethodsMax = 64;
 
 interface JsonRpcCall {
   id?: unknown;
   method?: unknown;
+  params?: unknown;
 }
 
 export async function startFaultyRpcProxy(options: FaultyRpcProxyOptions): Promise<FaultyRpcProxy> {
@@ -91,7 +104,22 @@ export async function startFaultyRpcProxy(options: FaultyRpcProxyOptions): Promi
   const waiters: Array<{ method: string; resolve: () => void; reject: (error: Error) => void }> = [];
   let current: FaultRule = normalizeRule(options.initial ?? "pass");
   let counts: ProxyCounts = emptyCounts();
+  let recentParams = new Map<string, unknown[][]>();
   let stopped = false;
+
+  const record = (calls: JsonRpcCall[]) => {
+    for (const call of calls) {
+      if (typeof call.method !== "string") continue;
+      let list = recentParams.get(call.method);
+      if (!list) {
+        if (recentParams.size >= recordedMethodsMax) continue;
+        list = [];
+        recentParams.set(call.method, list);
+      }
+      list.push(Array.isArray(call.params) ? structuredClone(call.params) : []);
+      if (list.length > recentParamsMax) list.shift();
+    }
+  };
 
   const bump = (table: Record<string, number>, methods: string[]) => {
     for (const method of methods) table[method] = (table[method] ?? 0) + 1;
@@ -140,6 +168,7 @@ export async function startFaultyRpcProxy(options: FaultyRpcProxyOptions): Promi
       const parsed = parseCalls(body);
       const methods = parsed.calls.map((call) => (typeof call.method === "string" ? call.method : "<invalid>"));
       bump(counts.received, methods);
+      record(parsed.calls);
       for (const waiter of [...waiters]) {
         if (methods.includes(waiter.method)) {
           waiters.splice(waiters.indexOf(waiter), 1);
@@ -221,8 +250,10 @@ export async function startFaultyRpcProxy(options: FaultyRpcProxyOptions): Promi
     forwarded: (method) => counts.forwarded[method] ?? 0,
     faulted: (method) => counts.faulted[method] ?? 0,
     total: () => Object.values(counts.received).reduce((sum, n) => sum + n, 0),
+    lastParams: (method) => structuredClone(recentParams.get(method) ?? []),
     resetCounts: () => {
       counts = emptyCounts();
+      recentParams = new Map();
     },
     waitFor: (method, timeoutMs = waitForTimeoutMsDefault) =>
       new Promise<void>((resolve, reject) => {
