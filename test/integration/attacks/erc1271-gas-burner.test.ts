@@ -21,7 +21,8 @@ import { nowSeconds, randomNonce, signPayment, v2Body, v2Requirements, type Sign
  * payment carries an explicit gas limit, the settlement cap (GAS_PER_SETTLEMENT_MAX). The
  * facilitator talks to Anvil through a recording proxy, so the test sees the limits actually sent
  * on the wire. The same for an EIP-7702 key delegated to a burner, whose code the token runs in
- * every simulation and in /settle's gas estimate — which is NOT bounded yet (the it.fails below).
+ * every simulation and in /settle's gas estimate (sent as a raw eth_estimateGas with `gas`: viem's
+ * estimateGas() drops that parameter).
  */
 const payTo = addressOf(keys.payTo);
 const signer = addressOf(keys.facilitator);
@@ -212,10 +213,9 @@ describe("an EIP-7702 key whose delegate burns gas in the token's signature chec
     );
   });
 
-  // BUG (issue 11.5 not done for estimates): src/settlement/broadcast.ts passes `gas: gasCap` to
-  // viem's client.estimateGas, but viem (2.57, actions/public/estimateGas.ts) takes `gas` out of the
-  // arguments and never puts it in the eth_estimateGas request: the node searches up to its own cap.
-  it.fails("bounds /settle's gas estimate by the settlement cap", async () => {
+  // viem (2.57, actions/public/estimateGas.ts) takes `gas` out of estimateGas()'s arguments and never
+  // puts it in the eth_estimateGas request, so broadcast.ts sends the request itself.
+  it("bounds /settle's gas estimate by the settlement cap", async () => {
     const { calls } = await attack();
     const estimates = calls.filter(({ method }) => method === "eth_estimateGas");
     expect(estimates.length).toBeGreaterThan(0);
