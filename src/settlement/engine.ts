@@ -122,7 +122,7 @@ export class SettlementEngine {
 
     // A validly signed payment we already hold is answered from its row, whatever the clock says now.
     const existing = await deps.repo.findByKey(keyOf(payment));
-    if (existing && !isReclaimable(existing)) return this.answerExisting(existing, payment, deadlineMs);
+    if (existing && !isReclaimable(existing)) return this.answerExisting(existing, payment, deadlineMs, caller);
     const windowRejection = checkValidityWindow(request, nowSeconds(deps.clock));
     if (windowRejection) return failed(windowRejection.reason, windowRejection.message);
 
@@ -130,7 +130,7 @@ export class SettlementEngine {
     if (!claimed) {
       const winner = await deps.repo.findByKey(keyOf(payment));
       if (!winner) throw new Error("claim lost to a row that cannot be read back");
-      return this.answerExisting(winner, payment, deadlineMs);
+      return this.answerExisting(winner, payment, deadlineMs, caller);
     }
     deps.log.info({ settlementId: claimed.id, payer: claimed.payer, chainId: claimed.chainId }, "settlement claimed");
     crashPoint("after-claim");
@@ -217,7 +217,7 @@ export class SettlementEngine {
         if (released) await this.releaseGas(released, 0n);
         throw error;
       }
-      if (sent.kind === "not-ours") return this.answerExisting((await deps.repo.findById(row.id))!, payment, deadlineMs);
+      if (sent.kind === "not-ours") return this.answerExisting((await deps.repo.findById(row.id))!, payment, deadlineMs, attempt.caller);
       return await this.answerSent(sent, deadlineMs, attempt.resettle ? { payment, caller: attempt.caller } : undefined);
     } finally {
       signerLease?.release();
@@ -410,7 +410,7 @@ export class SettlementEngine {
    */
   private async resettleAlone(failedRow: SettlementRow, { payment, caller }: Resettle, deadlineMs: number): Promise<SettleOutcome> {
     const reclaimed = await this.deps.repo.claim(this.claimOf(payment, failedRow.apiKeyId ?? undefined));
-    if (!reclaimed) return this.answerExisting((await this.deps.repo.findById(failedRow.id))!, payment, deadlineMs);
+    if (!reclaimed) return this.answerExisting((await this.deps.repo.findById(failedRow.id))!, payment, deadlineMs, caller);
     this.deps.log.warn({ settlementId: failedRow.id, failedTxHash: failedRow.txHash, reason: failedRow.errorReason }, "settlement failed on chain with its authorization unused: settling it again, alone");
     return this.runClaimed(reclaimed, payment, deadlineMs, { alone: true, resettle: false, caller });
   }
@@ -461,7 +461,7 @@ export class SettlementEngine {
    * settlement_pending answer reconciles with the broadcast transaction (the v2 SDK retries once
    * and expects its real outcome); anything else is a duplicate and never sends a transaction.
    */
-  private async answerExisting(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number): Promise<SettleOutcome> {
+  private async answerExisting(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number, caller: SettleCaller): Promise<SettleOutcome> {
     if (row.authorizationDigest !== payment.digest) return duplicate(row);
     // The identical payment may receive the one success answer if nobody has received it yet
     // (after settlement_pending, a crash, or a lost answer); the claimer takes it atomically.
@@ -472,7 +472,9 @@ export class SettlementEngine {
         const resent = await broadcastRawTransaction(this.deps.chains.get(row.chainId)!.publicClient, row.rawTx as Hex);
         if (resent.kind === "accepted") row = (await this.deps.repo.markBroadcast(row.id)) ?? row;
       }
-      return this.awaitOutcome(row, deadlineMs, true);
+      // Reconciling is this request's attempt: a call that failed with the authorization unused is
+      // settled again here too, as in the request that sent it.
+      return this.awaitOutcome(row, deadlineMs, true, { payment, caller });
     }
     const waitUntilMs = Math.min(deadlineMs, this.deps.clock.nowMs() + this.deps.limits.duplicateWaitMs);
     const settled = await this.waitForRow(row.id, (r) => isFinal(r.status) || r.pendingAnswered, waitUntilMs);

@@ -69,6 +69,43 @@ describe("POST /settle when the receipt is slow", () => {
     expect(receipt.status).toBe("success");
   });
 
+  it("settles again, alone, on the identical retry when the pending transaction reverted with the authorization unused", async () => {
+    const payment = await sign();
+    const body = v2Body(payment, requirements());
+    const first = await settle(body);
+    expect(first.body.errorReason).toBe("settlement_pending");
+    // Before it is mined the payer moves its whole balance away (higher tip): our call reverts and
+    // the authorization stays unused — an honest payment that must not end failed.
+    const payerWallet = createWalletClient({ account: privateKeyToAccount(keys.payer), transport: http(fx.chain.rpcUrl) });
+    const balance = await fx.chain.balanceOf(payer);
+    await payerWallet.writeContract({
+      address: fx.chain.token,
+      abi: parseAbi(["function transfer(address to, uint256 value) returns (bool)"]),
+      functionName: "transfer",
+      args: [addressOf(keys.stranger), balance],
+      gas: 100_000n,
+      maxPriorityFeePerGas: parseGwei("50"),
+      maxFeePerGas: parseGwei("200"),
+      chain: null,
+    });
+    await fx.chain.testClient.mine({ blocks: 1 });
+    expect((await fx.chain.publicClient.getTransactionReceipt({ hash: first.body.transaction })).status).toBe("reverted");
+    await fx.chain.mint(payer, balance); // funded again
+
+    const payToBefore = await fx.chain.balanceOf(payTo);
+    const retry = settle(body);
+    await waitFor("the re-settlement in the pool", async () => {
+      const row = await rowFor(payment.authorization.nonce);
+      return row?.status === "submitted" && row.tx_hash !== first.body.transaction;
+    }, 5_000, 25);
+    await fx.chain.testClient.mine({ blocks: 1 });
+    const answer = (await retry).body;
+    expect(answer).toMatchObject({ success: true });
+    expect(answer.transaction).not.toBe(first.body.transaction);
+    expect(await fx.chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
+    expect(await rowFor(payment.authorization.nonce)).toMatchObject({ status: "confirmed", attempt: 2, settled_tx_hash: answer.transaction });
+  });
+
   it("lets the watcher confirm a pending settlement nobody asks about again", async () => {
     const payment = await sign();
     const first = await settle(v2Body(payment, requirements()));
