@@ -30,6 +30,9 @@ const requireFromRepo = createRequire(path.join(repoRoot, "package.json"));
 export const compilerSettings = {
   optimizer: { enabled: true, runs: 200 },
   evmVersion: "cancun",
+  // No metadata hash in the bytecode: BatchSettler's CREATE2 address is a hash of its creation
+  // code, and the metadata would move it with every edit of a comment or a file path.
+  metadata: { bytecodeHash: "none", appendCBOR: false },
   outputSelection: {
     "*": {
       "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"],

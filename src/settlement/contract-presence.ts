@@ -16,7 +16,11 @@ export class ContractPresence {
   async isDeployed(chainId: number, client: PublicClient): Promise<boolean> {
     const cached = this.known.get(chainId);
     if (cached && (cached.present || Date.now() - cached.checkedAtMs < absentRecheckMs)) return cached.present;
-    const code = await client.getCode({ address: this.address }).catch(() => undefined);
+    // viem answers `undefined` for an address without code: only a thrown error means "not known".
+    const code = await client.getCode({ address: this.address }).then(
+      (found) => found ?? "0x",
+      () => undefined,
+    );
     if (code === undefined) return false;
     const present = code !== "0x";
     this.known.set(chainId, { present, checkedAtMs: Date.now() });

@@ -20,6 +20,7 @@ import { broadcastRawTransaction, isPrepared, prepareTransaction, signSettlement
 import { chainVerdict, type ChainVerdict } from "./chain-verdict.js";
 import { duplicate, failed, outcomeOfFinalRow, pending, succeeded, type SettleOutcome } from "./outcome.js";
 import { crashPoint } from "./crash-points.js";
+import { bumpedFeeCapPerGas } from "./fee-bump.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { GroupCommit } from "./group-commit.js";
 import { ContractPresence } from "./contract-presence.js";
@@ -70,22 +71,17 @@ type SentSettlement =
   | { kind: "submitted"; row: SettlementRow }
   | { kind: "rejected"; row: SettlementRow; signerUnfunded: boolean };
 
-/** How a request takes its claim to the chain (see runClaimed). */
-interface Attempt {
-  alone: boolean;
-  resettle: boolean;
-  caller: SettleCaller;
-}
-const firstAttempt = { alone: false, resettle: true } as const;
+/**
+ * How one attempt ended: with the caller's answer, or failed on chain with the authorization still
+ * unused and budget left (the payment may be sent again, see settleClaimed).
+ */
+type AttemptEnd = { kind: "answered"; outcome: SettleOutcome } | { kind: "payable-again"; row: SettlementRow };
 
-/** What a request needs to settle its payment again after a failed call (see resettleAlone). */
-interface Resettle {
-  payment: ResolvedPayment;
-  caller: SettleCaller;
-}
+const answered = (outcome: SettleOutcome): AttemptEnd => ({ kind: "answered", outcome });
+
 
 /** Why a claim was released without anything sent: the budget's own code, else "unavailable". */
-function reasonOfUnsent(error: unknown): string {
+function reasonOfUnsent(error: unknown): ReasonCode {
   return error instanceof FacilitatorError && error.code === ReasonCode.gasBudgetExhausted ? ReasonCode.gasBudgetExhausted : ReasonCode.serviceUnavailable;
 }
 
@@ -134,16 +130,37 @@ export class SettlementEngine {
     }
     deps.log.info({ settlementId: claimed.id, payer: claimed.payer, chainId: claimed.chainId }, "settlement claimed");
     crashPoint("after-claim");
-    return this.runClaimed(claimed, payment, deadlineMs, { ...firstAttempt, caller });
+    return this.settleClaimed(claimed, payment, deadlineMs, caller);
   }
 
   /**
-   * A caller with a daily gas budget reserves this attempt's worst case (gas limit × fee cap)
-   * before anything is signed; without room left the claim is released and the answer is 429.
+   * We hold the claim. At most two attempts: the first may join a batch; if its call failed on chain
+   * while the authorization stayed unused (a batch neighbour, the payer's own code, a balance moved
+   * in between), the payment is claimed again and sent alone, once — within the same budget, after
+   * the first attempt's signer slot is handed back.
+   */
+  private async settleClaimed(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number, caller: SettleCaller): Promise<SettleOutcome> {
+    const first = await this.attempt(row, payment, deadlineMs, caller, { batchable: true });
+    return first.kind === "answered" ? first.outcome : this.settleAgainAlone(first.row, payment, deadlineMs, caller);
+  }
+
+  /** The second and last attempt (see settleClaimed): re-claim atomically, then one transaction of its own. */
+  private async settleAgainAlone(failedRow: SettlementRow, payment: ResolvedPayment, deadlineMs: number, caller: SettleCaller): Promise<SettleOutcome> {
+    const reclaimed = await this.deps.repo.claim(this.claimOf(payment, failedRow.apiKeyId ?? undefined));
+    if (!reclaimed) return this.answerExisting((await this.deps.repo.findById(failedRow.id))!, payment, deadlineMs, caller, { mayRetry: false });
+    this.deps.log.warn({ settlementId: failedRow.id, failedTxHash: failedRow.txHash, reason: failedRow.errorReason }, "settlement failed on chain with its authorization unused: settling it again, alone");
+    const second = await this.attempt(reclaimed, payment, deadlineMs, caller, { batchable: false });
+    return second.kind === "answered" ? second.outcome : this.answerFinal(second.row);
+  }
+
+  /**
+   * A caller with a daily gas budget reserves this attempt's worst case before anything is signed:
+   * its gas limit at the highest fee cap its fee bumps may reach. Without room left the claim is
+   * released and the answer is 429.
    */
   private async reserveGas(row: SettlementRow, prepared: PreparedTransaction, caller: SettleCaller): Promise<void> {
     if (!caller.apiKeyId || caller.dailyGasBudgetWei === undefined) return;
-    const worstCaseWei = prepared.gasLimit * prepared.maxFeePerGas;
+    const worstCaseWei = prepared.gasLimit * bumpedFeeCapPerGas(prepared.maxFeePerGas, this.deps.limits);
     const reserved = await this.deps.gasBudget.reserve({ settlementId: row.id, attempt: row.attempt, apiKeyId: caller.apiKeyId, dailyBudgetWei: caller.dailyGasBudgetWei, worstCaseWei });
     if (!reserved) {
       throw new FacilitatorError(ReasonCode.gasBudgetExhausted, `this API key's daily gas budget (${caller.dailyGasBudgetWei} wei) has no room for a settlement that may cost ${worstCaseWei} wei`, {
@@ -152,9 +169,11 @@ export class SettlementEngine {
     }
   }
 
-  /** An attempt is over: its reservation (if any) becomes what it really cost. Idempotent. */
-  async releaseGas(row: Pick<SettlementRow, "id" | "attempt" | "apiKeyId">, spentWei: bigint): Promise<void> {
-    if (!row.apiKeyId) return;
+  /**
+   * An attempt is over: its reservation, if it took one, becomes what it really cost. Idempotent,
+   * and keyed by (settlement, attempt) alone: the reserving caller's key may differ from the row's.
+   */
+  async releaseGas(row: Pick<SettlementRow, "id" | "attempt">, spentWei: bigint): Promise<void> {
     await this.deps.gasBudget.settle(row.id, row.attempt, spentWei).catch((error: unknown) => {
       // The reservation stays held (counted at its worst case) until the day ends: never an overspend.
       this.deps.log.warn({ settlementId: row.id, err: error }, "could not settle a gas reservation");
@@ -179,11 +198,10 @@ export class SettlementEngine {
   }
 
   /**
-   * We hold the claim: take it to the chain. `attempt.alone`: never in a batch (a re-settlement
-   * after a failed call, see resettleAlone); `attempt.resettle`: whether a failed call whose
-   * authorization is still unused may be settled again within this request (once at most).
+   * One attempt with the claim we hold: prepare, reserve, sign, send, and wait for the verdict,
+   * holding one signer slot throughout. `batchable: false` keeps it out of any batch.
    */
-  private async runClaimed(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number, attempt: Attempt): Promise<SettleOutcome> {
+  private async attempt(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number, caller: SettleCaller, options: { batchable: boolean }): Promise<AttemptEnd> {
     const { deps } = this;
     const client = deps.chains.get(payment.network.chainId)!.publicClient;
     let signerLease: SignerLease | undefined;
@@ -195,12 +213,12 @@ export class SettlementEngine {
         const prepared = await prepareTransaction(client, payment, account, deps.limits);
         if (!isPrepared(prepared)) {
           const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: prepared.reason, errorMessage: prepared.message });
-          return failed(prepared.reason, prepared.message, failedRow);
+          return answered(failed(prepared.reason, prepared.message, failedRow));
         }
-        await this.reserveGas(row, prepared, attempt.caller);
+        await this.reserveGas(row, prepared, caller);
         const signerKey = `${payment.network.chainId}:${account.address}`;
         const item: PendingSigning = { row, account, chainId: payment.network.chainId, prepared, deadlineMs };
-        const batch = !attempt.alone && (await this.mayBatch(payment, prepared, client));
+        const batch = options.batchable && (await this.mayBatch(payment, prepared, client));
         sent = batch ? await this.batches!.submit(signerKey, item) : await this.sendAlone(signerKey, item);
         if (sent.kind === "unsent") throw sent.error;
       } catch (error) {
@@ -217,8 +235,8 @@ export class SettlementEngine {
         if (released) await this.releaseGas(released, 0n);
         throw error;
       }
-      if (sent.kind === "not-ours") return this.answerExisting((await deps.repo.findById(row.id))!, payment, deadlineMs, attempt.caller);
-      return await this.answerSent(sent, deadlineMs, attempt.resettle ? { payment, caller: attempt.caller } : undefined);
+      if (sent.kind === "not-ours") return answered(await this.answerExisting((await deps.repo.findById(row.id))!, payment, deadlineMs, caller, { mayRetry: false }));
+      return await this.answerSent(sent, deadlineMs);
     } finally {
       signerLease?.release();
     }
@@ -359,22 +377,22 @@ export class SettlementEngine {
   }
 
   /** One row's answer once its transaction was signed and handed to the node (or not). */
-  private async answerSent(sent: Exclude<SentSettlement, { kind: "not-ours" | "unsent" }>, deadlineMs: number, resettle: Resettle | undefined): Promise<SettleOutcome> {
+  private async answerSent(sent: Exclude<SentSettlement, { kind: "not-ours" | "unsent" }>, deadlineMs: number): Promise<AttemptEnd> {
     const { row } = sent;
     switch (sent.kind) {
       case "pending":
-        return this.answerPending(row);
+        return answered(await this.answerPending(row));
       case "rejected":
         if (sent.signerUnfunded) throw new DependencyUnavailableError("rpc", `signer ${row.signer} cannot pay for gas on chain ${row.chainId}`);
-        return failed(ReasonCode.unexpectedSettleError, "the node refused the settlement transaction");
+        return answered(failed(ReasonCode.unexpectedSettleError, "the node refused the settlement transaction"));
       case "submitted":
         try {
           crashPoint("before-receipt");
-          return await this.awaitOutcome(row, deadlineMs, true, resettle);
+          return await this.awaitOutcome(row, deadlineMs);
         } catch (error) {
           // The transaction is out: the caller gets its hash (pitfall 3); the watcher completes the row.
           this.deps.log.error({ settlementId: row.id, txHash: row.txHash, err: error }, "settlement broadcast, then its bookkeeping failed");
-          return this.answerPending(row);
+          return answered(await this.answerPending(row));
         }
     }
   }
@@ -388,31 +406,17 @@ export class SettlementEngine {
   }
 
   /**
-   * Waits (bounded) for the chain's verdict on a broadcast row and answers it. With `resettle`, a
-   * call that failed while its authorization stayed unused (a batch neighbour or the payer's own
-   * code burnt its gas, the contract skipped it) is settled again, alone, within this budget.
+   * Waits (bounded) for the chain's verdict on a broadcast row and answers it — unless the call
+   * failed while the authorization stayed unused and budget is left: then the payment may go again.
    */
-  private async awaitOutcome(row: SettlementRow, deadlineMs: number, mayClaimSuccess: boolean, resettle?: Resettle): Promise<SettleOutcome> {
+  private async awaitOutcome(row: SettlementRow, deadlineMs: number): Promise<AttemptEnd> {
     const client = this.deps.chains.get(row.chainId)!.publicClient;
     const verdict = await chainVerdict(client, row, Math.max(0, deadlineMs - this.deps.clock.nowMs()));
-    if (verdict.kind === "unknown") return this.answerPending(row);
-    const { row: finalRow, successClaimed } = await this.finalize(row, verdict, mayClaimSuccess);
-    if (successClaimed) return succeeded(finalRow);
-    if (resettle && isReclaimable(finalRow) && this.deps.clock.nowMs() < deadlineMs) return this.resettleAlone(finalRow, resettle, deadlineMs);
-    return this.answerFinal(finalRow, mayClaimSuccess);
-  }
-
-  /**
-   * The row failed on chain and its authorization is unused: claim it again (atomically, as any
-   * re-claim) and settle it in a transaction of its own. Once per request: a payer whose code makes
-   * every attempt fail costs us one more transaction at most, within the gas cap, and its own
-   * prepare (simulation, estimate) refuses most such attempts before anything is sent.
-   */
-  private async resettleAlone(failedRow: SettlementRow, { payment, caller }: Resettle, deadlineMs: number): Promise<SettleOutcome> {
-    const reclaimed = await this.deps.repo.claim(this.claimOf(payment, failedRow.apiKeyId ?? undefined));
-    if (!reclaimed) return this.answerExisting((await this.deps.repo.findById(failedRow.id))!, payment, deadlineMs, caller);
-    this.deps.log.warn({ settlementId: failedRow.id, failedTxHash: failedRow.txHash, reason: failedRow.errorReason }, "settlement failed on chain with its authorization unused: settling it again, alone");
-    return this.runClaimed(reclaimed, payment, deadlineMs, { alone: true, resettle: false, caller });
+    if (verdict.kind === "unknown") return answered(await this.answerPending(row));
+    const { row: finalRow, successClaimed } = await this.finalize(row, verdict, true);
+    if (successClaimed) return answered(succeeded(finalRow));
+    if (isReclaimable(finalRow) && this.deps.clock.nowMs() < deadlineMs) return { kind: "payable-again", row: finalRow };
+    return answered(await this.answerFinal(finalRow));
   }
 
   /**
@@ -451,8 +455,8 @@ export class SettlementEngine {
     };
   }
 
-  private async answerFinal(row: SettlementRow, mayClaimSuccess: boolean): Promise<SettleOutcome> {
-    if (row.status === "confirmed" && mayClaimSuccess && (await this.deps.repo.takeSuccessAnswer(row.id))) return succeeded(row);
+  private async answerFinal(row: SettlementRow): Promise<SettleOutcome> {
+    if (row.status === "confirmed" && (await this.deps.repo.takeSuccessAnswer(row.id))) return succeeded(row);
     return outcomeOfFinalRow(row);
   }
 
@@ -461,20 +465,28 @@ export class SettlementEngine {
    * settlement_pending answer reconciles with the broadcast transaction (the v2 SDK retries once
    * and expects its real outcome); anything else is a duplicate and never sends a transaction.
    */
-  private async answerExisting(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number, caller: SettleCaller): Promise<SettleOutcome> {
+  private async answerExisting(
+    row: SettlementRow,
+    payment: ResolvedPayment,
+    deadlineMs: number,
+    caller: SettleCaller,
+    options: { mayRetry: boolean } = { mayRetry: true },
+  ): Promise<SettleOutcome> {
     if (row.authorizationDigest !== payment.digest) return duplicate(row);
     // The identical payment may receive the one success answer if nobody has received it yet
     // (after settlement_pending, a crash, or a lost answer); the claimer takes it atomically.
-    if (isFinal(row.status)) return this.answerFinal(row, true);
+    if (isFinal(row.status)) return this.answerFinal(row);
     const unowned = row.leaseUntil === null || row.leaseUntil.getTime() <= Date.now();
     if ((row.pendingAnswered || unowned) && row.txHash) {
       if (row.status === "signed") {
         const resent = await broadcastRawTransaction(this.deps.chains.get(row.chainId)!.publicClient, row.rawTx as Hex);
         if (resent.kind === "accepted") row = (await this.deps.repo.markBroadcast(row.id)) ?? row;
       }
-      // Reconciling is this request's attempt: a call that failed with the authorization unused is
-      // settled again here too, as in the request that sent it.
-      return this.awaitOutcome(row, deadlineMs, true, { payment, caller });
+      // Reconciling is this request's first attempt: a call that failed with the authorization
+      // unused is settled again, alone, as in the request that sent it.
+      const reconciled = await this.awaitOutcome(row, deadlineMs);
+      if (reconciled.kind === "answered") return reconciled.outcome;
+      return options.mayRetry ? this.settleAgainAlone(reconciled.row, payment, deadlineMs, caller) : this.answerFinal(reconciled.row);
     }
     const waitUntilMs = Math.min(deadlineMs, this.deps.clock.nowMs() + this.deps.limits.duplicateWaitMs);
     const settled = await this.waitForRow(row.id, (r) => isFinal(r.status) || r.pendingAnswered, waitUntilMs);

@@ -1,0 +1,14 @@
+import { describe, expect, it } from "vitest";
+import { batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
+
+/**
+ * BatchSettler's address is CREATE2(deployment proxy, salt 0, creation code): any change to the
+ * contract or the compiler settings moves it, and every chain where operators deployed the old one
+ * silently loses batching until they deploy again. Change it on purpose only, and say so in the
+ * release notes (`x402-facilitator batch-settler deploy` on each chain).
+ */
+describe("BatchSettler", () => {
+  it("keeps its deterministic address", () => {
+    expect(batchSettlerAddress).toBe("0xb508D4a9DC7502Cb737d9C2D2354eA1Eff5123b0");
+  });
+});
