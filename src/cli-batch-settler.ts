@@ -4,7 +4,7 @@ import { createChainRegistry, type ChainHandle } from "./chain/registry.js";
 import { loadConfig } from "./config.js";
 import { batchSettlerAddress, batchSettlerDeployment, deterministicDeployerAddress } from "./contracts/batch-settler.js";
 import { ConfigError } from "./errors.js";
-import { chainIdFromAnyNetwork } from "./protocol/networks.js";
+import { chainIdOfNetworkArg } from "./protocol/networks.js";
 
 type Write = (line: string) => void;
 
@@ -62,8 +62,5 @@ async function hasCode(client: PublicClient): Promise<boolean> {
 function networkFilter(args: string[]): number | undefined {
   const index = args.indexOf("--network");
   if (index === -1) return undefined;
-  const name = args[index + 1];
-  const chainId = name === undefined ? undefined : chainIdFromAnyNetwork(name);
-  if (chainId === undefined) throw new ConfigError(`--network: "${name ?? ""}" is neither an x402 v1 network name nor eip155:<chainId>`);
-  return chainId;
+  return chainIdOfNetworkArg(args[index + 1] ?? "", "--network");
 }

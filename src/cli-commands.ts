@@ -5,7 +5,7 @@ import { createSignerPool } from "./chain/signers.js";
 import { loadConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
 import { redactedMessage } from "./redact.js";
-import { caip2, chainIdFromAnyNetwork } from "./protocol/networks.js";
+import { caip2, chainIdOfNetworkArg } from "./protocol/networks.js";
 import { ApiKeysRepository, type ApiKeyRole } from "./store/api-keys-repo.js";
 import { openDatabase } from "./store/db.js";
 import { runMigrations } from "./store/migrate.js";
@@ -69,11 +69,7 @@ async function createKey(repo: ApiKeysRepository, args: string[], write: Write):
     });
   // Stored as CAIP-2 whichever way the operator names them: the policy compares chains, not spellings.
   const networks = (value: string | undefined) => {
-    const names = list(value)?.map((network) => {
-      const chainId = chainIdFromAnyNetwork(network);
-      if (chainId === undefined) throw new ConfigError(`--networks: "${network}" is neither an x402 v1 network name nor eip155:<chainId>`);
-      return caip2(chainId);
-    });
+    const names = list(value)?.map((network) => caip2(chainIdOfNetworkArg(network, "--networks")));
     return names && [...new Set(names)]; // "base,eip155:8453" is one chain
   };
   const positive = (value: string | undefined, flag: string) => {

@@ -5,7 +5,7 @@ import { Compile } from "typebox/compile";
 import { getAddress, isAddress, isHex, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { ConfigError } from "./errors.js";
-import { caip2, chainIdFromAnyNetwork, type Caip2Network, v1NetworkChainIds } from "./protocol/networks.js";
+import { caip2, chainIdOfNetworkArg, type Caip2Network, v1NetworkChainIds } from "./protocol/networks.js";
 import { redactedMessage, redactUrl } from "./redact.js";
 
 export interface AssetConfig {
@@ -48,6 +48,11 @@ export interface Limits {
   erc6492AllowedFactories: readonly string[];
   /** Smallest payment accepted, in atomic units (≥ 1): a 0-value payment costs us gas and pays nobody. */
   amountMinAtomic: bigint;
+  /**
+   * A payer whose address has code and whose settlement failed on chain although its simulation
+   * passed (its code can tell a simulation apart) is refused for this long; 0 turns it off.
+   */
+  payerCodeCooldownMs: number;
   /** Refuse settlements while a signer holds less native currency than this (on top of one settlement's cost). */
   signerBalanceMinWei: bigint;
   /** Never pay more than this per gas; above it settlements are refused (503) rather than overpaid. */
@@ -55,7 +60,7 @@ export interface Limits {
   /** Settlements one signer may have between nonce and receipt, per instance; more wait for a slot. */
   inFlightPerSignerMax: number;
   /**
-   * Settlements waiting for the same signer go out as one Multicall3 aggregate3 transaction of at
+   * Settlements waiting for the same signer go out as one BatchSettler transaction of at
    * most this many (each call may fail alone); 1 = one transaction per settlement. On by default:
    * it saves gas and raises throughput per key (bench/results.json).
    */
@@ -124,6 +129,7 @@ export const defaultLimits: Limits = {
   gasPerDeployingSettlementMax: 1_000_000n,
   erc6492AllowedFactories: [],
   amountMinAtomic: 1n,
+  payerCodeCooldownMs: 3_600_000,
   signerBalanceMinWei: 0n,
   maxFeePerGasWei: 100_000_000_000n, // 100 gwei: Base runs at a tiny fraction of that
   inFlightPerSignerMax: 64,
@@ -251,6 +257,7 @@ export function loadLimits(env: Env): Limits {
     gasPerDeployingSettlementMax: BigInt(integer(env, "GAS_PER_DEPLOYING_SETTLEMENT_MAX", Number(d.gasPerDeployingSettlementMax), 0, 30_000_000)),
     erc6492AllowedFactories: env.ERC6492_ALLOWED_FACTORIES ? addressList(env, "ERC6492_ALLOWED_FACTORIES") : d.erc6492AllowedFactories,
     amountMinAtomic: bigintVar(env, "MIN_AMOUNT_ATOMIC", d.amountMinAtomic),
+    payerCodeCooldownMs: integer(env, "PAYER_CODE_COOLDOWN_MS", d.payerCodeCooldownMs, 0, 30 * 24 * 3_600_000),
     maxFeePerGasWei: bigintVar(env, "MAX_FEE_PER_GAS_WEI", d.maxFeePerGasWei),
     signerBalanceMinWei: env.MIN_SIGNER_BALANCE_WEI ? bigintVar(env, "MIN_SIGNER_BALANCE_WEI", 1n) : d.signerBalanceMinWei,
     inFlightPerSignerMax: integer(env, "IN_FLIGHT_PER_SIGNER_MAX", d.inFlightPerSignerMax, 1, 10_000),
@@ -340,11 +347,7 @@ function parseSignerKeys(value: string): Hex[] {
   });
 }
 
-function networkChainId(name: string, source: string): number {
-  const chainId = chainIdFromAnyNetwork(name.trim());
-  if (chainId === undefined) throw new ConfigError(`${source}: "${name}" is neither an x402 v1 network name nor eip155:<chainId>`);
-  return chainId;
-}
+const networkChainId = chainIdOfNetworkArg;
 
 /**
  * An RPC URL often holds an API key (in its path, query or userinfo), and a configuration error is

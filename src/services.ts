@@ -11,6 +11,7 @@ import { SettlementEngine, type Logger } from "./settlement/engine.js";
 import { SettlementWatcher } from "./settlement/watcher.js";
 import type { DatabaseHandle } from "./store/db.js";
 import { GasBudgetRepository } from "./store/gas-budget-repo.js";
+import { PayerFailuresRepository } from "./store/payer-failures-repo.js";
 import { IdempotencyRepository } from "./store/idempotency-repo.js";
 import { SettlementsRepository } from "./store/settlements-repo.js";
 import { createMetrics, type Metrics, type ScrapeGauges } from "./metrics.js";
@@ -74,7 +75,8 @@ export function createServices(deps: ServiceDeps): Services {
   const settlements = new SettlementsRepository(deps.database.db);
   const metrics = deps.metrics ?? createMetrics();
   const gasBudget = new GasBudgetRepository(deps.database.db);
-  const engine = new SettlementEngine({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, clock: deps.clock, limits: deps.limits, log: deps.log, metrics, gasBudget });
+  const payerFailures = new PayerFailuresRepository(deps.database.db);
+  const engine = new SettlementEngine({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, clock: deps.clock, limits: deps.limits, log: deps.log, metrics, gasBudget, payerFailures });
   const watcher = new SettlementWatcher({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, engine, log: deps.log, limits: deps.limits, metrics });
   metrics.onScrape(scrapeCollector(deps, settlements));
   const networks = deps.chains.all().map((handle) => handle.config);

@@ -72,3 +72,46 @@ contract GasBurnerDelegate {
         return bytes4(uint32(x));
     }
 }
+
+/// @notice An EIP-7702 delegate that tells a simulation from a real transaction by its gas price:
+///         it accepts every signature while GASPRICE is 0 (an eth_call or estimate without fees)
+///         and burns all gas otherwise, so a facilitator that simulates without fees pays for a
+///         failing transaction on every settle.
+contract SimulationAwareDelegate {
+    function isValidSignature(bytes32, bytes calldata) external view returns (bytes4) {
+        if (tx.gasprice == 0) return 0x1626ba7e;
+        uint256 x;
+        while (gasleft() > 1_000) {
+            x = uint256(keccak256(abi.encode(x)));
+        }
+        return bytes4(uint32(x));
+    }
+}
+
+/// @notice An EIP-7702 delegate with a switch: it accepts signatures until armed, then burns all
+///         gas. Armed between our simulation and our transaction, it makes a settlement fail on
+///         chain although everything before looked fine; disarmed, its next payment simulates fine.
+contract SwitchableDelegate {
+    bytes32 private constant ARMED_SLOT = keccak256("x402.test.SwitchableDelegate.armed");
+
+    function arm(bool armed) external {
+        bytes32 slot = ARMED_SLOT;
+        assembly {
+            sstore(slot, armed)
+        }
+    }
+
+    function isValidSignature(bytes32, bytes calldata) external view returns (bytes4) {
+        bytes32 slot = ARMED_SLOT;
+        bool armed;
+        assembly {
+            armed := sload(slot)
+        }
+        if (!armed) return 0x1626ba7e;
+        uint256 x;
+        while (gasleft() > 1_000) {
+            x = uint256(keccak256(abi.encode(x)));
+        }
+        return bytes4(uint32(x));
+    }
+}

@@ -29,7 +29,7 @@ export interface ChainState {
  * the settlement would.
  */
 export async function readChainState(client: PublicClient, payment: ResolvedPayment, options: ChainReadOptions): Promise<ChainState> {
-  const { authorization, signature } = payment.request;
+  const { authorization } = payment.request;
   const token = payment.asset.address;
   const [balanceAtomic, authorizationUsed, simulation] = await Promise.all([
     client.readContract({ address: token, abi: eip3009Abi, functionName: "balanceOf", args: [authorization.from] }).catch((error: unknown) => {

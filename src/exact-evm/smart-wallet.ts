@@ -5,6 +5,8 @@ import { loadArtifact } from "../contracts/artifacts.js";
 const erc1271Abi = parseAbi(["function isValidSignature(bytes32 hash, bytes signature) view returns (bytes4)"]);
 const erc1271MagicValue = "0x1626ba7e";
 const erc6492ProbeArtifact = loadArtifact("Erc6492Probe");
+/** The probe's own work beside the two calls it bounds: creation, ABI decoding, the answer (generously). */
+const probeOwnGas = 200_000n;
 
 /**
  * ERC-1271: the deployed wallet at `wallet` accepts `signature` for `digest`. One eth_call with an
@@ -46,7 +48,7 @@ export async function probeCounterfactualWallet(
   let returned: Hex | undefined;
   try {
     // Deployment gas + check gas + the probe's own work: the call as a whole is bounded too.
-    ({ data: returned } = await client.call({ data, gas: 2n * gasMax + 200_000n }));
+    ({ data: returned } = await client.call({ data, gas: 2n * gasMax + probeOwnGas }));
   } catch (error) {
     rethrowIfUnavailable(error, "simulating a smart-wallet deployment (ERC-6492)");
     return { kind: "deployment-reverted", deployGasUsed: gasMax };

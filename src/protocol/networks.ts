@@ -1,3 +1,5 @@
+import { ConfigError } from "../errors.js";
+
 /**
  * Network names: x402 v1 uses fixed names ("base"), v2 uses CAIP-2 ("eip155:8453").
  * The v1 table mirrors @x402/evm's EVM_NETWORK_CHAIN_ID_MAP so v1 SDK names resolve.
@@ -45,4 +47,14 @@ export function chainIdFromAnyNetwork(network: string): number | undefined {
 
 export function caip2(chainId: number): Caip2Network {
   return `eip155:${chainId}`;
+}
+
+/**
+ * A network named on a command line or in configuration (`base`, `base-sepolia`, `eip155:8453`) as
+ * its chain id, or a ConfigError naming `source` (a flag or variable).
+ */
+export function chainIdOfNetworkArg(name: string, source: string): number {
+  const chainId = chainIdFromAnyNetwork(name.trim());
+  if (chainId === undefined) throw new ConfigError(`${source}: "${name}" is neither an x402 v1 network name nor eip155:<chainId>`);
+  return chainId;
 }

@@ -36,6 +36,7 @@ export const ReasonCode = {
   duplicateSettlement: "duplicate_settlement", // TS-legacy enum
   settlementPending: "settlement_pending", // @x402/core settleWithPendingRetry
   gasCapExceeded: "gas_cap_exceeded", // ours: the estimate is above gasPerSettlementMax
+  payerCooldown: "payer_cooldown", // ours: this payer's code made a settlement fail on chain recently
   // Faults.
   unexpectedVerifyError: "unexpected_verify_error",
   unexpectedSettleError: "unexpected_settle_error",

@@ -24,7 +24,9 @@ export interface PreparedTransaction {
   signerBalanceWei: bigint;
   /**
    * The payer's address has code (a smart wallet, or an EIP-7702 delegated key): its signature
-   * check runs code we do not control, which could burn a whole batch's gas, so it goes alone.
+   * check runs code we do not control, so it settles alone (and may be cooled down, see
+   * payerCodeCooldownMs); in a batch its call could only burn its own gas limit, but it would
+   * share the transaction's cost with the other rows.
    */
   payerHasCode: boolean;
 }
@@ -44,20 +46,22 @@ export async function prepareTransaction(
   const call = settlementCall(payment.asset.address, payment.request.authorization, payment.request.signature, payment.payerKind ?? "eoa");
   // Deploying a counterfactual wallet costs several times a transfer: it has its own, explicit cap.
   const gasCap = settlementGasMax(payment.payerKind, limits);
-  const [state, estimate, fees, chainPendingNonce, signerBalanceWei, payerCode] = await Promise.all([
+  // Fees first: the estimate runs with the fees the transaction will carry, so code at the payer's
+  // address sees the same GASPRICE and BASEFEE as on chain (with 0 it could tell a simulation apart).
+  const fees = await client.estimateFeesPerGas().catch((error: unknown) => {
+    throw rethrowIfUnavailable(error, "reading fees");
+  });
+  const [state, estimate, chainPendingNonce, signerBalanceWei, payerCode] = await Promise.all([
     readChainState(client, payment, { simulate: false, simulationAccount: signer.address, limits }),
     // The estimate is also the simulation; bounded by the cap, so a payer's code cannot make the
     // node search up to its own gas cap (an estimate above the cap fails like a revert would).
-    estimateGasWithin(client, { from: signer.address, ...call }, gasCap).then(
+    estimateGasWithin(client, { from: signer.address, ...call, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas }, gasCap).then(
       (gas) => ({ ok: true as const, gas }),
       (error: unknown) => {
         rethrowIfUnavailable(error, "estimating settlement gas");
         return { ok: false as const, revertText: revertReason(error) ?? "reverted" };
       },
     ),
-    client.estimateFeesPerGas().catch((error: unknown) => {
-      throw rethrowIfUnavailable(error, "reading fees");
-    }),
     client.getTransactionCount({ address: signer.address, blockTag: "pending" }).catch((error: unknown) => {
       throw rethrowIfUnavailable(error, "reading the signer nonce");
     }),
@@ -74,6 +78,11 @@ export async function prepareTransaction(
     return { reason: ReasonCode.insufficientBalance, message: `payer balance ${state.balanceAtomic} is below the authorized value ${authorization.valueAtomic}` };
   }
   if (!estimate.ok) {
+    // The estimate runs with our fees, so a signer that cannot pay for the cap fails it too (nodes
+    // say "insufficient funds" or "gas required exceeds allowance: 0"): that is ours to fix, not the payer's.
+    if (/insufficient funds/i.test(estimate.revertText) || signerBalanceWei < gasCap * fees.maxFeePerGas) {
+      throw new SignerCannotPayError(signer.address, `signer ${signer.address} holds ${signerBalanceWei} wei, too little to simulate ${gasCap} gas at ${fees.maxFeePerGas} wei/gas: fund it`);
+    }
     if (outOfGasPattern.test(estimate.revertText)) {
       return { reason: ReasonCode.gasCapExceeded, message: `settlement needs more than the cap of ${gasCap} gas (${estimate.revertText})` };
     }
@@ -104,8 +113,20 @@ export async function prepareTransaction(
  * parameter from the request (2.57), and then the node searches up to its own cap (30M on Anvil) —
  * measured 29.5M gas of node work per /settle from a payer whose code burns gas, against 0.3M.
  */
-async function estimateGasWithin(client: PublicClient, call: { from: Address; to: Address; data: Hex }, gasMax: bigint): Promise<bigint> {
-  const estimate = await client.request({ method: "eth_estimateGas", params: [{ ...call, gas: toHex(gasMax) }] });
+async function estimateGasWithin(
+  client: PublicClient,
+  call: { from: Address; to: Address; data: Hex; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint },
+  gasMax: bigint,
+): Promise<bigint> {
+  const request = {
+    from: call.from,
+    to: call.to,
+    data: call.data,
+    gas: toHex(gasMax),
+    maxFeePerGas: toHex(call.maxFeePerGas),
+    maxPriorityFeePerGas: toHex(call.maxPriorityFeePerGas),
+  };
+  const estimate = await client.request({ method: "eth_estimateGas", params: [request] });
   return hexToBigInt(estimate);
 }
 

@@ -9,10 +9,11 @@ import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "../e
 import { checkPayerSignature } from "../exact-evm/payer-signature.js";
 import { isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
-import type { PaymentRequest } from "../protocol/types.js";
+import type { PaymentRequest, Rejection } from "../protocol/types.js";
 import type { Metrics } from "../metrics.js";
 import type { Database } from "../store/db.js";
 import type { GasBudgetRepository } from "../store/gas-budget-repo.js";
+import type { PayerFailuresRepository } from "../store/payer-failures-repo.js";
 import type { SettlementRow } from "../store/schema.js";
 import { isReclaimable, type NewSettlement, type SettlementsRepository } from "../store/settlements-repo.js";
 import { allocateNonceAndPersistSigned, refuseSignedTransaction } from "../store/tx-nonces.js";
@@ -45,6 +46,8 @@ export interface SettlementEngineDeps {
   metrics?: Pick<Metrics, "signerCannotPay" | "observeSettlementTransaction">;
   /** Daily gas budgets of API keys: reserved before signing, settled with the real cost. */
   gasBudget: GasBudgetRepository;
+  /** Payers whose settlements failed on chain although simulated fine (see payerCodeCooldownMs). */
+  payerFailures: PayerFailuresRepository;
 }
 
 /** Who asks: the caller's API key and its daily gas budget, when it has them. */
@@ -170,6 +173,23 @@ export class SettlementEngine {
   }
 
   /**
+   * A payer with code at its address (smart wallet, EIP-7702 delegate) can pass every simulation
+   * and still fail on chain at our expense — its code sees a different block, or flips a switch in
+   * between. Once one of its settlements failed on chain that way, it is refused for
+   * PAYER_CODE_COOLDOWN_MS (nothing is sent). Plain keys are not: they cannot fool a simulation
+   * without paying for a transaction of their own.
+   */
+  private async payerCoolingDown(payment: ResolvedPayment, prepared: PreparedTransaction): Promise<Rejection | undefined> {
+    const cooldownMs = this.deps.limits.payerCodeCooldownMs;
+    if (cooldownMs === 0 || (!prepared.payerHasCode && payment.payerKind === "eoa")) return undefined;
+    if (!(await this.deps.payerFailures.failedWithin(payment.network.chainId, payment.request.authorization.from, cooldownMs))) return undefined;
+    return {
+      reason: ReasonCode.payerCooldown,
+      message: `a settlement from ${payment.request.authorization.from} failed on chain recently although its simulation passed: its settlements are refused for ${cooldownMs / 1000} s`,
+    };
+  }
+
+  /**
    * An attempt is over: its reservation, if it took one, becomes what it really cost. Idempotent,
    * and keyed by (settlement, attempt) alone: the reserving caller's key may differ from the row's.
    */
@@ -177,6 +197,12 @@ export class SettlementEngine {
     await this.deps.gasBudget.settle(row.id, row.attempt, spentWei).catch((error: unknown) => {
       // The reservation stays held (counted at its worst case) until the day ends: never an overspend.
       this.deps.log.warn({ settlementId: row.id, err: error }, "could not settle a gas reservation");
+    });
+  }
+
+  private async recordPayerFailure(row: SettlementRow): Promise<void> {
+    await this.deps.payerFailures.record(row.chainId, row.payer).catch((error: unknown) => {
+      this.deps.log.warn({ settlementId: row.id, payer: row.payer, err: error }, "could not record a payer's on-chain failure");
     });
   }
 
@@ -212,8 +238,13 @@ export class SettlementEngine {
         const account = signerLease.account;
         const prepared = await prepareTransaction(client, payment, account, deps.limits);
         if (!isPrepared(prepared)) {
-          const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: prepared.reason, errorMessage: prepared.message });
+          const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: prepared.reason, errorMessage: prepared.message }, { attempt: row.attempt });
           return answered(failed(prepared.reason, prepared.message, failedRow));
+        }
+        const cooling = await this.payerCoolingDown(payment, prepared);
+        if (cooling) {
+          const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: cooling.reason, errorMessage: cooling.message }, { attempt: row.attempt });
+          return answered(failed(cooling.reason, cooling.message, failedRow));
         }
         await this.reserveGas(row, prepared, caller);
         const signerKey = `${payment.network.chainId}:${account.address}`;
@@ -230,7 +261,7 @@ export class SettlementEngine {
         // Only while still `claimed`: if the signing transaction committed and only its answer was
         // lost, the row is `signed` and the watcher broadcasts it (never failed, never a nonce gap).
         const released = await deps.repo
-          .failClaim(row.id, { errorReason: reasonOfUnsent(error), errorMessage: redactedMessage(error, 500) })
+          .failClaim(row.id, { errorReason: reasonOfUnsent(error), errorMessage: redactedMessage(error, 500) }, { attempt: row.attempt })
           .catch((writeError: unknown) => deps.log.warn({ settlementId: row.id, err: writeError }, "could not release a claim after a fault"));
         if (released) await this.releaseGas(released, 0n);
         throw error;
@@ -276,7 +307,7 @@ export class SettlementEngine {
 
   /**
    * Settlements that queued for the same signer while its previous transaction was being signed
-   * and sent: one Multicall3 transaction for all of them (batchTransaction), persisted on every
+   * and sent: one BatchSettler transaction for all of them (batchTransaction), persisted on every
    * row before it is broadcast once. Throws only before anything is persisted.
    */
   private async sendBatch(items: readonly PendingSigning[]): Promise<SentSettlement[]> {
@@ -415,6 +446,8 @@ export class SettlementEngine {
     if (verdict.kind === "unknown") return answered(await this.answerPending(row));
     const { row: finalRow, successClaimed } = await this.finalize(row, verdict, true);
     if (successClaimed) return answered(succeeded(finalRow));
+    // Our copy was stale: the row was claimed again meanwhile and its next attempt is running.
+    if (!isFinal(finalRow.status)) return answered(duplicate(finalRow));
     if (isReclaimable(finalRow) && this.deps.clock.nowMs() < deadlineMs) return { kind: "payable-again", row: finalRow };
     return answered(await this.answerFinal(finalRow));
   }
@@ -432,6 +465,7 @@ export class SettlementEngine {
     const written =
       verdict.kind === "paid"
         ? await this.deps.repo.confirm(row.id, {
+            attempt: row.attempt,
             claimSuccess,
             settledTxHash: verdict.txHash,
             blockNumber: Number(verdict.blockNumber),
@@ -444,10 +478,11 @@ export class SettlementEngine {
             gasCostWei: verdict.gasCostWei?.toString() ?? null,
             authorizationUnused: verdict.authorizationUnused,
             leaseUntil: null,
-          });
+          }, { attempt: row.attempt });
     if (written) {
       this.deps.log.info({ settlementId: row.id, status: written.status, txHash: written.settledTxHash ?? written.txHash }, "settlement final");
       await this.releaseGas(written, verdict.gasCostWei ?? 0n);
+      if (verdict.kind === "failed" && verdict.authorizationUnused) await this.recordPayerFailure(written);
     }
     return {
       row: written ?? (await this.deps.repo.findById(row.id))!,

@@ -6,7 +6,7 @@ import type { SettlementStatus } from "../store/schema.js";
  * two workers racing on one row cannot both move it, and a confirmed row never changes.
  */
 export const allowedPredecessors: Readonly<Record<SettlementStatus, readonly SettlementStatus[]>> = {
-  claimed: ["failed"], // re-claim: only a row that failed before anything was broadcast (checked in SQL)
+  claimed: ["failed"], // re-claim: only a failed row whose authorization is unused (isReclaimable, checked in SQL)
   signed: ["claimed"],
   submitted: ["signed"],
   confirmed: ["claimed", "signed", "submitted"],

@@ -92,7 +92,7 @@ export class SettlementWatcher {
     const { repo, chains, engine } = this.deps;
     if (row.status === "claimed") {
       // Claimed but never signed: nothing reached the chain, so the authorization is free again.
-      const released = await repo.failClaim(row.id, { errorReason: ReasonCode.unexpectedSettleError, errorMessage: "abandoned before signing" });
+      const released = await repo.failClaim(row.id, { errorReason: ReasonCode.unexpectedSettleError, errorMessage: "abandoned before signing" }, { attempt: row.attempt });
       if (!released) return false; // signed meanwhile by the request that held it: the next pass follows that
       await engine.releaseGas(released, 0n);
       this.deps.metrics?.reconcilerAction("released");

@@ -55,7 +55,6 @@ export interface StatusCounts {
 
 /** UTC, microseconds, parseable back by Postgres exactly: 2025-01-31T12:34:56.123456Z. */
 const exactCreatedAt = sql<string>`to_char(${settlements.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
-export const exactTimestampPattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
 const historyColumns = {
   id: settlements.id,

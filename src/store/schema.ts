@@ -53,7 +53,7 @@ export const settlements = pgTable(
     signer: text("signer"),
     txNonce: bigint("tx_nonce", { mode: "number" }),
     gasLimit: bigint("gas_limit", { mode: "number" }),
-    /** How many settlements the transaction carries: 1, or a Multicall3 batch shared with other rows. */
+    /** How many settlements the transaction carries: 1, or a BatchSettler batch shared with other rows. */
     txSettlements: integer("tx_settlements").notNull().default(1),
     broadcastAt: timestamp("broadcast_at", { withTimezone: true }),
     /** Last time the current tx was sent; a submitted tx older than stuckAfterMs gets a fee bump. */
@@ -196,4 +196,21 @@ export const gasReservations = pgTable(
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (table) => [primaryKey({ columns: [table.settlementId, table.attempt] })],
+);
+
+/**
+ * The last time a payer's settlement failed on chain with its authorization unused: our call ran
+ * and paid nobody although the simulation passed. A payer whose address has code (a smart wallet,
+ * an EIP-7702 delegate) can make that happen at will, at our expense; such payers are refused for a
+ * while after it (PAYER_CODE_COOLDOWN_MS).
+ */
+export const payerChainFailures = pgTable(
+  "payer_chain_failures",
+  {
+    chainId: integer("chain_id").notNull(),
+    payer: text("payer").notNull(), // lowercase 0x address
+    lastFailedAt: timestamp("last_failed_at", { withTimezone: true }).notNull().defaultNow(),
+    failures: integer("failures").notNull().default(1),
+  },
+  (table) => [primaryKey({ columns: [table.chainId, table.payer] })],
 );

@@ -48,6 +48,15 @@ export function isReclaimable(row: Pick<SettlementRow, "status" | "broadcastAt" 
 
 const placeholder = sql.placeholder;
 
+/** Which attempt of a row a write is meant for (settlements.attempt grows with every re-claim). */
+export interface AttemptGuard {
+  attempt?: number;
+}
+
+function attemptIs(guard: AttemptGuard) {
+  return guard.attempt === undefined ? undefined : eq(settlements.attempt, guard.attempt);
+}
+
 /**
  * The statements every verify and settle runs, built once and prepared on the server: building a
  * drizzle query costs more CPU than running it (measured: findByKey 0.9 ms CPU built per call,
@@ -145,7 +154,7 @@ function preparedStatements(db: Database) {
         leaseUntil: null,
         updatedAt: sql`now()`,
       } as unknown as Partial<typeof settlements.$inferInsert>)
-      .where(and(eq(settlements.id, placeholder("id")), inArray(settlements.status, [...allowedPredecessors.confirmed])))
+      .where(and(eq(settlements.id, placeholder("id")), eq(settlements.attempt, placeholder("attempt")), inArray(settlements.status, [...allowedPredecessors.confirmed])))
       .returning()
       .prepare("settlements_confirm"),
     takeSuccessAnswer: db
@@ -207,14 +216,16 @@ export class SettlementsRepository {
   }
 
   /**
-   * Moves a row to `to` only from an allowed predecessor; returns the updated row, or undefined
-   * when another worker moved it first (the caller then re-reads and follows that outcome).
+   * Moves a row to `to` only from an allowed predecessor, and — with `guard.attempt` — only while it
+   * is still that attempt (a worker holding an older copy must not overwrite a re-claimed row's next
+   * attempt); returns the updated row, or undefined when another worker moved it first (the caller
+   * then re-reads and follows that outcome).
    */
-  async transition(id: string, to: SettlementStatus, fields: Partial<typeof settlements.$inferInsert> = {}): Promise<SettlementRow | undefined> {
+  async transition(id: string, to: SettlementStatus, fields: Partial<typeof settlements.$inferInsert> = {}, guard: AttemptGuard = {}): Promise<SettlementRow | undefined> {
     const [row] = await this.db
       .update(settlements)
       .set({ ...fields, ...redactedMessageOf(fields), status: to, updatedAt: sql`now()` })
-      .where(and(eq(settlements.id, id), inArray(settlements.status, [...allowedPredecessors[to]])))
+      .where(and(eq(settlements.id, id), inArray(settlements.status, [...allowedPredecessors[to]]), attemptIs(guard)))
       .returning();
     return row;
   }
@@ -225,7 +236,7 @@ export class SettlementsRepository {
    */
   async confirm(
     id: string,
-    fields: { settledTxHash: string; blockNumber: number; gasUsed: number; gasCostWei: string; claimSuccess: boolean },
+    fields: { attempt: number; settledTxHash: string; blockNumber: number; gasUsed: number; gasCostWei: string; claimSuccess: boolean },
   ): Promise<SettlementRow | undefined> {
     const [row] = await this.statements.confirm.execute({ id, ...fields });
     return row;
@@ -236,11 +247,11 @@ export class SettlementsRepository {
    * claim — the watcher after the lease, or a request after a fault — must not overwrite a row that
    * the signer locked and signed meanwhile: that transaction may pay.
    */
-  async failClaim(id: string, fields: { errorReason: string; errorMessage: string }): Promise<SettlementRow | undefined> {
+  async failClaim(id: string, fields: { errorReason: string; errorMessage: string }, guard: AttemptGuard = {}): Promise<SettlementRow | undefined> {
     const [row] = await this.db
       .update(settlements)
       .set({ ...fields, errorMessage: storedErrorMessage(fields.errorMessage), status: "failed", leaseUntil: null, updatedAt: sql`now()` })
-      .where(and(eq(settlements.id, id), eq(settlements.status, "claimed")))
+      .where(and(eq(settlements.id, id), eq(settlements.status, "claimed"), attemptIs(guard)))
       .returning();
     return row;
   }

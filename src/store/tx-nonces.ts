@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, lt, sql, TransactionRollbackError } from "drizzle-orm";
+import { and, asc, eq, inArray, sql, TransactionRollbackError } from "drizzle-orm";
 import type { Hex } from "viem";
 import { allowedPredecessors } from "../settlement/transitions.js";
 import type { Database } from "./db.js";

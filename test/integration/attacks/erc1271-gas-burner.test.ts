@@ -1,17 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createWalletClient, encodeFunctionData, getAddress, hashTypedData, http, keccak256, parseAbi, toFunctionSelector, toHex, type Address, type Hex } from "viem";
-import { privateKeyToAccount, sign } from "viem/accounts";
-import { loadArtifact } from "../../../src/contracts/artifacts.js";
+import {  encodeFunctionData, keccak256, parseAbi, toFunctionSelector, toHex, type Address, type Hex } from "viem";
 import { anvilDevPrivateKeys } from "../../../src/sandbox/anvil.js";
 import { multicall3Address } from "../../../src/exact-evm/multicall3.js";
 import { defaultLimits } from "../../../src/config.js";
-import { transferWithAuthorizationTypes } from "../../../src/exact-evm/typed-data.js";
+import { deployContract, delegateEoa, walletPayment } from "../../helpers/attackers.js";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { withPgClient } from "../../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { startFaultyRpcProxy, recentParamsMax, type FaultyRpcProxy } from "../../helpers/faulty-rpc-proxy.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
-import { nowSeconds, randomNonce, signPayment, v2Body, v2Requirements, type SignedPayment } from "../../helpers/payments.js";
+import {  signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 
 /**
  * Issue 11.5, unbounded simulation. A deployed ERC-1271 payer whose isValidSignature burns every
@@ -35,10 +33,7 @@ let facilitator: TestFacilitator;
 let burner: Address;
 
 beforeAll(async () => {
-  const artifact = loadArtifact("GasBurnerWallet");
-  const deployer = createWalletClient({ account: privateKeyToAccount(keys.facilitator3), transport: http(f.chain.rpcUrl) });
-  const hash = await deployer.deployContract({ abi: artifact.abi, bytecode: artifact.bytecode, chain: null });
-  burner = getAddress((await f.chain.publicClient.waitForTransactionReceipt({ hash, timeout: 10_000 })).contractAddress!);
+  burner = await deployContract(f.chain, "GasBurnerWallet");
   await f.chain.mint(burner, 1_000_000n); // a funded payer: the balance is not what refuses it
   proxy = await startFaultyRpcProxy({ upstreamUrl: f.chain.rpcUrl });
   facilitator = await startTestFacilitator({ databaseUrl: f.database.url, rpcUrls: [proxy.url], token: f.chain.token });
@@ -48,19 +43,6 @@ afterAll(async () => {
   await facilitator?.close();
   await proxy?.stop();
 });
-
-/** Someone signs the digest for the burner (it does not matter who: the wallet's code decides). */
-async function burnerPayment(): Promise<SignedPayment> {
-  const message = { from: burner, to: payTo, value: amountAtomic, validAfter: nowSeconds() - 600n, validBefore: nowSeconds() + 300n, nonce: randomNonce() };
-  const digest = hashTypedData({
-    domain: { name: "USDC", version: "2", chainId: f.chain.chainId, verifyingContract: f.chain.token },
-    types: transferWithAuthorizationTypes,
-    primaryType: "TransferWithAuthorization",
-    message,
-  });
-  const signature = await sign({ hash: digest, privateKey: keys.stranger, to: "hex" });
-  return { signature, authorization: { ...message, value: `${message.value}`, validAfter: `${message.validAfter}`, validBefore: `${message.validBefore}` } };
-}
 
 type CallObject = { to?: string; data?: string; gas?: string };
 
@@ -76,7 +58,7 @@ function sentCalls(): { method: string; call: CallObject }[] {
 
 describe("a gas-burning ERC-1271 wallet cannot make the node run to its own cap", () => {
   it("control: the wallet really burns whatever it is given", async () => {
-    const payment = await burnerPayment();
+    const payment = await walletPayment(f.chain, { wallet: burner, payTo, valueAtomic: amountAtomic }); // who signs does not matter: the wallet's code decides
     const block = await f.chain.publicClient.getBlock();
     const data = encodeFunctionData({
       abi: parseAbi(["function isValidSignature(bytes32, bytes) view returns (bytes4)"]),
@@ -97,7 +79,7 @@ describe("a gas-burning ERC-1271 wallet cannot make the node run to its own cap"
     ["a 65-byte signature (not the wallet's key: ERC-1271 decides)", (signature: Hex) => signature],
     ["a long signature (smart-wallet format)", (signature: Hex) => `${signature}${"ab".repeat(64)}` as Hex],
   ] as const)("refuses a payment with %s, no 5xx, nothing broadcast, every eth_call bounded by the settlement cap", async (_what, shape) => {
-    const payment = await burnerPayment();
+    const payment = await walletPayment(f.chain, { wallet: burner, payTo, valueAtomic: amountAtomic }); // who signs does not matter: the wallet's code decides
     const body = v2Body({ ...payment, signature: shape(payment.signature) }, v2Requirements({ token: f.chain.token, payTo, amountAtomic }));
     const txCountBefore = await f.chain.publicClient.getTransactionCount({ address: signer });
     proxy.resetCounts();
@@ -152,14 +134,7 @@ describe("an EIP-7702 key whose delegate burns gas in the token's signature chec
 
   beforeAll(async () => {
     await f.chain.mint(attacker, 1_000_000n);
-    const artifact = loadArtifact("GasBurnerDelegate");
-    const deployer = createWalletClient({ account: privateKeyToAccount(keys.facilitator3), transport: http(f.chain.rpcUrl) });
-    const deployed = await deployer.deployContract({ abi: artifact.abi, bytecode: artifact.bytecode, chain: null });
-    const delegate = (await f.chain.publicClient.waitForTransactionReceipt({ hash: deployed, timeout: 10_000 })).contractAddress!;
-    const wallet = createWalletClient({ account: privateKeyToAccount(attackerKey), transport: http(f.chain.rpcUrl) });
-    const authorization = await wallet.signAuthorization({ contractAddress: delegate, executor: "self", chainId: f.chain.chainId });
-    const delegated = await wallet.sendTransaction({ authorizationList: [authorization], to: addressOf(keys.minter), data: "0x", gas: 100_000n, chain: null });
-    await f.chain.publicClient.waitForTransactionReceipt({ hash: delegated, timeout: 10_000 });
+    await delegateEoa(f.chain, attackerKey, await deployContract(f.chain, "GasBurnerDelegate"));
     expect(await f.chain.publicClient.getCode({ address: attacker })).toMatch(/^0xef0100/i);
   });
 
@@ -193,8 +168,7 @@ describe("an EIP-7702 key whose delegate burns gas in the token's signature chec
       const allowed = call.to?.toLowerCase() === multicall3Address.toLowerCase() ? cap + 100_000n : cap;
       expect(BigInt(call.gas!), `${method} to ${call.to} (${selector}) with gas ${call.gas}`).toBeLessThanOrEqual(allowed);
     }
-    // The simulations themselves were among them, bounded; /settle got as far as its gas estimate
-    // (whose bound is the known bug pinned below).
+    // The simulations themselves were among them, bounded; /settle got as far as its gas estimate.
     expect(calls.some(({ method, call }) => method === "eth_call" && call.data?.startsWith(transferWithAuthorizationSelector) && call.gas !== undefined)).toBe(true);
     expect(calls.filter(({ method }) => method === "eth_estimateGas").map(({ call }) => call.data?.slice(0, 10))).toEqual([transferWithAuthorizationSelector]);
 

@@ -3,7 +3,6 @@ import {
   createWalletClient,
   decodeFunctionData,
   encodeFunctionData,
-  hashTypedData,
   http,
   keccak256,
   serializeErc6492Signature,
@@ -11,15 +10,15 @@ import {
   type Address,
   type Hex,
 } from "viem";
-import { privateKeyToAccount, sign } from "viem/accounts";
+import { privateKeyToAccount } from "viem/accounts";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
 import { multicall3Address } from "../../../src/exact-evm/multicall3.js";
-import { transferWithAuthorizationTypes } from "../../../src/exact-evm/typed-data.js";
 import { smartWalletFactoryArtifact } from "../../../src/sandbox/artifacts.js";
+import { walletPayment } from "../../helpers/attackers.js";
 import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
-import { nowSeconds, randomNonce, v2Body, v2Requirements, type SignedPayment } from "../../helpers/payments.js";
+import {  v2Body, v2Requirements } from "../../helpers/payments.js";
 
 /** Smart-wallet payers: a deployed ERC-1271 wallet, and a counterfactual one (ERC-6492). */
 const payTo = addressOf(keys.payTo);
@@ -51,23 +50,6 @@ const predict = (salt: Hex) =>
   chain.publicClient.readContract({ address: factory, abi: smartWalletFactoryArtifact.abi, functionName: "predict", args: [owner.address, salt] }) as Promise<Address>;
 const deployCalldata = (salt: Hex) => encodeFunctionData({ abi: smartWalletFactoryArtifact.abi, functionName: "deploy", args: [owner.address, salt] });
 
-/** The wallet's owner signs the EIP-712 digest; the wallet's isValidSignature accepts that (ERC-1271). */
-async function walletPayment(wallet: Address, signerKey: Hex = keys.stranger): Promise<SignedPayment & { digest: Hex }> {
-  const message = { from: wallet, to: payTo, value: amountAtomic, validAfter: nowSeconds() - 600n, validBefore: nowSeconds() + 300n, nonce: randomNonce() };
-  const digest = hashTypedData({
-    domain: { name: "USDC", version: "2", chainId: chain.chainId, verifyingContract: chain.token },
-    types: transferWithAuthorizationTypes,
-    primaryType: "TransferWithAuthorization",
-    message,
-  });
-  const signature = await sign({ hash: digest, privateKey: signerKey, to: "hex" });
-  return {
-    digest,
-    signature,
-    authorization: { ...message, value: `${message.value}`, validAfter: `${message.validAfter}`, validBefore: `${message.validBefore}` },
-  };
-}
-
 async function post(route: "/verify" | "/settle", body: unknown) {
   return (await facilitator.app.inject({ method: "POST", url: route, payload: body as object })).json();
 }
@@ -81,7 +63,7 @@ describe("smart-wallet payers", () => {
     await chain.publicClient.waitForTransactionReceipt({ hash, timeout: 10_000 });
     await chain.mint(wallet, amountAtomic);
 
-    const payment = await walletPayment(wallet);
+    const payment = await walletPayment(chain, { wallet, payTo, valueAtomic: amountAtomic }); // the owner (keys.stranger) signs
     const body = v2Body(payment, v2Requirements({ token: chain.token, payTo, amountAtomic }));
     expect(await post("/verify", body)).toEqual({ isValid: true, payer: wallet });
     const settled = await post("/settle", body);
@@ -99,7 +81,7 @@ describe("smart-wallet payers", () => {
     await chain.mint(wallet, amountAtomic);
     expect(await chain.publicClient.getCode({ address: wallet })).toBeUndefined();
 
-    const payment = await walletPayment(wallet);
+    const payment = await walletPayment(chain, { wallet, payTo, valueAtomic: amountAtomic }); // the owner (keys.stranger) signs
     const wrapped = serializeErc6492Signature({ address: factory, data: deployCalldata(salt), signature: payment.signature });
     const body = v2Body({ ...payment, signature: wrapped }, v2Requirements({ token: chain.token, payTo, amountAtomic }));
     expect(await post("/verify", body)).toEqual({ isValid: true, payer: wallet });
@@ -123,7 +105,7 @@ describe("smart-wallet payers", () => {
       const salt = keccak256(toHex("over-the-cap"));
       const wallet = await predict(salt);
       await chain.mint(wallet, amountAtomic);
-      const payment = await walletPayment(wallet);
+      const payment = await walletPayment(chain, { wallet, payTo, valueAtomic: amountAtomic }); // the owner (keys.stranger) signs
       const wrapped = serializeErc6492Signature({ address: factory, data: deployCalldata(salt), signature: payment.signature });
       const signerNonceBefore = await chain.publicClient.getTransactionCount({ address: addressOf(keys.facilitator) });
       const answer = (await capped.app.inject({
@@ -143,7 +125,7 @@ describe("smart-wallet payers", () => {
     const salt = keccak256(toHex("not-the-owner"));
     const wallet = await predict(salt);
     await chain.mint(wallet, amountAtomic);
-    const payment = await walletPayment(wallet, keys.payer);
+    const payment = await walletPayment(chain, { wallet, payTo, valueAtomic: amountAtomic, signerKey: keys.payer });
     const wrapped = serializeErc6492Signature({ address: factory, data: deployCalldata(salt), signature: payment.signature });
     const answer = await post("/verify", v2Body({ ...payment, signature: wrapped }, v2Requirements({ token: chain.token, payTo, amountAtomic })));
     expect(answer).toMatchObject({ isValid: false, invalidReason: "invalid_exact_evm_signature", payer: wallet });
@@ -153,7 +135,7 @@ describe("smart-wallet payers", () => {
 
   it("rejects a long signature from an address with no code and no ERC-6492 deployment", async () => {
     const wallet = await predict(keccak256(toHex("never-deployed")));
-    const payment = await walletPayment(wallet);
+    const payment = await walletPayment(chain, { wallet, payTo, valueAtomic: amountAtomic }); // the owner (keys.stranger) signs
     const longSignature = `${payment.signature}${"00".repeat(32)}` as Hex;
     const answer = await post("/verify", v2Body({ ...payment, signature: longSignature }, v2Requirements({ token: chain.token, payTo, amountAtomic })));
     expect(answer).toMatchObject({ isValid: false, invalidReason: "invalid_exact_evm_payload_undeployed_smart_wallet", payer: wallet });
