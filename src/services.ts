@@ -15,6 +15,7 @@ import { PayerFailuresRepository } from "./store/payer-failures-repo.js";
 import { IdempotencyRepository } from "./store/idempotency-repo.js";
 import { SettlementsRepository } from "./store/settlements-repo.js";
 import { createMetrics, type Metrics, type ScrapeGauges } from "./metrics.js";
+import { unfinishedStatuses } from "./store/settlement-states.js";
 
 /** Signer balances are read at most this often, and each read is bounded: a scrape must stay fast. */
 const balanceCacheMs = 10_000;
@@ -25,7 +26,7 @@ function scrapeCollector(deps: ServiceDeps, settlements: SettlementsRepository) 
   return async (gauges: ScrapeGauges) => {
     const reads: Array<Promise<unknown>> = [
       settlements.countUnfinishedByStatus().then((counts) => {
-        for (const status of ["claimed", "signed", "submitted"] as const) gauges.unfinishedSettlements.set({ status }, counts[status] ?? 0);
+        for (const status of unfinishedStatuses) gauges.unfinishedSettlements.set({ status }, counts[status] ?? 0);
       }),
     ];
     for (const [signer, count] of Object.entries(deps.signers.inFlight())) gauges.settlementsInFlight.set({ signer }, count);

@@ -4,6 +4,7 @@ import type { Services } from "../services.js";
 import type { HistoryRepository, HistoryRow } from "../store/history-repo.js";
 import { renderDashboard, type DashboardSigner } from "./dashboard-html.js";
 import { requireAdmin } from "./auth.js";
+import { unfinishedStatuses } from "../store/settlement-states.js";
 
 const recentLimit = 50;
 const successWindowHours = 24;
@@ -42,7 +43,7 @@ export async function dashboardRoute(app: FastifyInstance, options: { services: 
         windowHours: successWindowHours,
         confirmed: counts.recent.confirmed ?? 0,
         failed: counts.recent.failed ?? 0,
-        unfinished: (["claimed", "signed", "submitted"] as const).map((status) => ({ status, count: counts.unfinished[status] ?? 0 })),
+        unfinished: unfinishedStatuses.map((status) => ({ status, count: counts.unfinished[status] ?? 0 })),
         signers,
         recentLimit,
         recent: page.rows.map((row) => ({

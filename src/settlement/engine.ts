@@ -15,9 +15,10 @@ import type { Database } from "../store/db.js";
 import type { GasBudgetRepository } from "../store/gas-budget-repo.js";
 import type { PayerFailuresRepository } from "../store/payer-failures-repo.js";
 import type { SettlementRow } from "../store/schema.js";
-import { isReclaimable, type NewSettlement, type SettlementsRepository } from "../store/settlements-repo.js";
+import type { NewSettlement, SettlementsRepository } from "../store/settlements-repo.js";
+import { isFinal, isReclaimable } from "../store/settlement-states.js";
 import { allocateNonceAndPersistSigned, refuseSignedTransaction } from "../store/tx-nonces.js";
-import { broadcastRawTransaction, isPrepared, prepareTransaction, signSettlementTransaction, type PreparedTransaction } from "./broadcast.js";
+import { broadcastRawTransaction, isPrepared, prepareTransaction, signSettlementTransaction, type BroadcastResult, type PreparedTransaction } from "./broadcast.js";
 import { chainVerdict, type ChainVerdict } from "./chain-verdict.js";
 import { duplicate, failed, outcomeOfFinalRow, pending, succeeded, type SettleOutcome } from "./outcome.js";
 import { crashPoint } from "./crash-points.js";
@@ -27,7 +28,6 @@ import { GroupCommit } from "./group-commit.js";
 import { ContractPresence } from "./contract-presence.js";
 import { batchSettlerAddress } from "../contracts/batch-settler.js";
 import { batchTransaction, splitIntoBatches } from "./batch-transaction.js";
-import { isFinal } from "./transitions.js";
 
 export interface Logger {
   info(object: object, message?: string): void;
@@ -73,6 +73,12 @@ type SentSettlement =
   | { kind: "pending"; row: SettlementRow } // signed, the node's answer is unknown: settlement_pending
   | { kind: "submitted"; row: SettlementRow }
   | { kind: "rejected"; row: SettlementRow; signerUnfunded: boolean };
+
+/** What one advance() step found: a written verdict, no receipt yet, or the node's refusal. */
+export type Advanced =
+  | { kind: "final"; row: SettlementRow; successClaimed: boolean }
+  | { kind: "unknown"; row: SettlementRow }
+  | { kind: "refused"; row: SettlementRow };
 
 /**
  * How one attempt ended: with the caller's answer, or failed on chain with the authorization still
@@ -374,17 +380,8 @@ export class SettlementEngine {
       return rows.map((row) => ({ kind: "pending", row }));
     }
     if (broadcast.kind === "rejected") {
-      deps.log.error({ settlementIds: ids, signer: first.signer, error: broadcast.message }, "node refused the settlement transaction");
       try {
-        await refuseSignedTransaction(deps.db, {
-          chainId: first.chainId,
-          signer: first.signer!,
-          txNonce: first.txNonce!,
-          txHash: first.txHash!,
-          releaseNonce: !broadcast.nonceConsumed,
-          errorReason: ReasonCode.unexpectedSettleError,
-          errorMessage: broadcast.message.slice(0, 500),
-        });
+        await this.recordRefusal(first, broadcast);
       } catch (error) {
         // Nothing recorded: the rows stay `signed` with their bytes and the nonce stays taken, as
         // after a crash. The transaction exists, so the answer is settlement_pending with its hash;
@@ -392,8 +389,6 @@ export class SettlementEngine {
         deps.log.error({ settlementIds: ids, txHash: first.txHash, err: error }, "could not record the node's refusal");
         return rows.map((row) => ({ kind: "pending", row }));
       }
-      // Refused: nothing was sent, so nothing was spent.
-      for (const row of rows) await this.releaseGas(row, 0n);
       return rows.map((row) => ({ kind: "rejected", row, signerUnfunded: broadcast.signerUnfunded }));
     }
     try {
@@ -441,15 +436,55 @@ export class SettlementEngine {
    * failed while the authorization stayed unused and budget is left: then the payment may go again.
    */
   private async awaitOutcome(row: SettlementRow, deadlineMs: number): Promise<AttemptEnd> {
-    const client = this.deps.chains.get(row.chainId)!.publicClient;
-    const verdict = await chainVerdict(client, row, Math.max(0, deadlineMs - this.deps.clock.nowMs()));
-    if (verdict.kind === "unknown") return answered(await this.answerPending(row));
-    const { row: finalRow, successClaimed } = await this.finalize(row, verdict, true);
+    const step = await this.advance(row, { waitMs: Math.max(0, deadlineMs - this.deps.clock.nowMs()), claimSuccess: true });
+    if (step.kind === "unknown") return answered(await this.answerPending(step.row));
+    if (step.kind === "refused") return answered(failed(ReasonCode.unexpectedSettleError, "the node refused the settlement transaction"));
+    const { row: finalRow, successClaimed } = step;
     if (successClaimed) return answered(succeeded(finalRow));
     // Our copy was stale: the row was claimed again meanwhile and its next attempt is running.
     if (!isFinal(finalRow.status)) return answered(duplicate(finalRow));
     if (isReclaimable(finalRow) && this.deps.clock.nowMs() < deadlineMs) return { kind: "payable-again", row: finalRow };
     return answered(await this.answerFinal(finalRow));
+  }
+
+  /**
+   * One step of an unfinished row that has a transaction, the same for a request and the watcher:
+   * send the stored bytes again if they may never have reached a node (`signed`; harmless if they
+   * did), ask the chain for the verdict — waiting at most `waitMs` — and write it; or, when no
+   * receipt exists and the node refuses the bytes, record the refusal (the rows fail, their
+   * authorizations free, the nonce handed back).
+   */
+  async advance(row: SettlementRow, options: { waitMs: number; claimSuccess: boolean }): Promise<Advanced> {
+    const client = this.deps.chains.get(row.chainId)!.publicClient;
+    let refused: Extract<BroadcastResult, { kind: "rejected" }> | undefined;
+    if (row.status === "signed") {
+      const resent = await broadcastRawTransaction(client, row.rawTx as Hex);
+      if (resent.kind === "accepted") row = (await this.deps.repo.markBroadcast(row.id)) ?? row;
+      if (resent.kind === "rejected") refused = resent;
+    }
+    const verdict = await chainVerdict(client, row, refused ? 0 : options.waitMs);
+    if (verdict.kind !== "unknown") return { kind: "final", ...(await this.finalize(row, verdict, options.claimSuccess)) };
+    if (!refused) return { kind: "unknown", row };
+    await this.recordRefusal(row, refused);
+    return { kind: "refused", row };
+  }
+
+  /**
+   * The node refused a signed transaction: every row it carries fails (nothing was sent, so their
+   * authorizations are free and nothing was spent) and its nonce goes back unless it was consumed.
+   */
+  private async recordRefusal(row: SettlementRow, refused: Extract<BroadcastResult, { kind: "rejected" }>): Promise<void> {
+    this.deps.log.error({ settlementId: row.id, signer: row.signer, txHash: row.txHash, error: refused.message }, "node refused the settlement transaction: failed, nonce handed back");
+    await refuseSignedTransaction(this.deps.db, {
+      chainId: row.chainId,
+      signer: row.signer!,
+      txNonce: row.txNonce!,
+      txHash: row.txHash!,
+      releaseNonce: !refused.nonceConsumed,
+      errorReason: ReasonCode.unexpectedSettleError,
+      errorMessage: refused.message,
+    });
+    for (const failedRow of await this.deps.repo.findByTxHash(row.txHash!)) await this.releaseGas(failedRow, 0n);
   }
 
   /**
@@ -513,10 +548,6 @@ export class SettlementEngine {
     if (isFinal(row.status)) return this.answerFinal(row);
     const unowned = row.leaseUntil === null || row.leaseUntil.getTime() <= Date.now();
     if ((row.pendingAnswered || unowned) && row.txHash) {
-      if (row.status === "signed") {
-        const resent = await broadcastRawTransaction(this.deps.chains.get(row.chainId)!.publicClient, row.rawTx as Hex);
-        if (resent.kind === "accepted") row = (await this.deps.repo.markBroadcast(row.id)) ?? row;
-      }
       // Reconciling is this request's first attempt: a call that failed with the authorization
       // unused is settled again, alone, as in the request that sent it.
       const reconciled = await this.awaitOutcome(row, deadlineMs);

@@ -6,9 +6,7 @@ import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Database } from "../store/db.js";
 import type { SettlementRow } from "../store/schema.js";
 import type { SettlementsRepository } from "../store/settlements-repo.js";
-import { broadcastRawTransaction, type BroadcastResult } from "./broadcast.js";
-import { refuseSignedTransaction } from "../store/tx-nonces.js";
-import { chainVerdict } from "./chain-verdict.js";
+import { broadcastRawTransaction } from "./broadcast.js";
 import type { Logger, SettlementEngine } from "./engine.js";
 import { feeBumpedReplacement } from "./fee-bump.js";
 import { healNonceGaps } from "./nonce-gaps.js";
@@ -98,38 +96,10 @@ export class SettlementWatcher {
       this.deps.metrics?.reconcilerAction("released");
       return true;
     }
-    const client = chains.get(row.chainId)?.publicClient;
-    if (!client || !row.txHash || !row.rawTx) return false;
-    let refused: Extract<BroadcastResult, { kind: "rejected" }> | undefined;
-    if (row.status === "signed") {
-      // Persisted before broadcast (a crash, or no answer from the node): the same bytes again are harmless.
-      const broadcast = await broadcastRawTransaction(client, row.rawTx as Hex);
-      if (broadcast.kind === "accepted") row = (await repo.markBroadcast(row.id)) ?? row;
-      if (broadcast.kind === "rejected") refused = broadcast;
-    }
-    const verdict = await chainVerdict(client, row, 0);
-    if (verdict.kind !== "unknown") {
-      await engine.finalize(row, verdict, false);
-      return true;
-    }
-    if (refused) {
-      // Never sent, no receipt, and the node refuses the bytes: the rows of this transaction fail
-      // (the authorizations are unused, so they may be settled again) and its nonce goes back.
-      await refuseSignedTransaction(this.deps.db, {
-        chainId: row.chainId,
-        signer: row.signer!,
-        txNonce: row.txNonce!,
-        txHash: row.txHash!,
-        releaseNonce: !refused.nonceConsumed,
-        errorReason: ReasonCode.unexpectedSettleError,
-        errorMessage: refused.message.slice(0, 500),
-      });
-      // Nothing was sent: the reservations of every row of this transaction are released.
-      for (const failed of await repo.findByTxHash(row.txHash!)) await engine.releaseGas(failed, 0n);
-      this.deps.log.warn({ settlementId: row.id, txHash: row.txHash, error: refused.message }, "node refuses a signed settlement transaction: failed, nonce handed back");
-      return true;
-    }
-    if (row.status === "submitted") await this.unstick(row);
+    if (!chains.get(row.chainId) || !row.txHash || !row.rawTx) return false;
+    const step = await engine.advance(row, { waitMs: 0, claimSuccess: false });
+    if (step.kind !== "unknown") return true;
+    if (step.row.status === "submitted") await this.unstick(step.row);
     return false;
   }
 

@@ -1,6 +1,7 @@
 import { and, desc, eq, gte, sql, type SQL } from "drizzle-orm";
 import type { Database } from "./db.js";
 import { settlements, type SettlementStatus } from "./schema.js";
+import { statusIn, unfinishedStatuses } from "./settlement-states.js";
 
 /** Read-only queries for the operator: settlement history (keyset pages) and dashboard figures. */
 
@@ -117,7 +118,7 @@ export class HistoryRepository {
         sql`select status, count(*) as count from settlements where created_at >= now() - make_interval(hours => ${windowHours}) group by status`,
       ),
       this.db.execute<{ status: SettlementStatus; count: string }>(
-        sql`select status, count(*) as count from settlements where status in ('claimed', 'signed', 'submitted') group by status`,
+        sql`select status, count(*) as count from settlements where ${statusIn(settlements.status, unfinishedStatuses)} group by status`,
       ),
     ]);
     const tally = (rows: Array<{ status: SettlementStatus; count: string }>) => Object.fromEntries(rows.map((row) => [row.status, Number(row.count)]));

@@ -16,14 +16,11 @@ import {
   uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
+import { settlementStatuses, unfinishedStatuses, type SettlementStatus } from "./settlement-states.js";
 
-/**
- * claimed ──► signed ──► submitted ──► confirmed
- *    └──────────┴────────────┴───────► failed
- * Transitions are enforced in settlement/transitions.ts; a confirmed row never changes.
- */
-export const settlementStatus = pgEnum("settlement_status", ["claimed", "signed", "submitted", "confirmed", "failed"]);
-export type SettlementStatus = (typeof settlementStatus.enumValues)[number];
+/** The statuses and their transitions: store/settlement-states.ts. */
+export const settlementStatus = pgEnum("settlement_status", settlementStatuses);
+export type { SettlementStatus };
 
 export const settlements = pgTable(
   "settlements",
@@ -87,7 +84,7 @@ export const settlements = pgTable(
   },
   (table) => [
     uniqueIndex("settlements_authorization_key").on(table.chainId, table.asset, table.payer, table.nonce),
-    index("settlements_unfinished").on(table.status, table.updatedAt).where(sql`status in ('claimed', 'signed', 'submitted')`),
+    index("settlements_unfinished").on(table.status, table.updatedAt).where(sql.raw(`status in (${unfinishedStatuses.map((status) => `'${status}'`).join(", ")})`)),
     index("settlements_created_at").on(table.createdAt),
     // Not unique: the rows of one batch transaction share its hash.
     index("settlements_tx_hash").on(table.txHash).where(sql`tx_hash is not null`),

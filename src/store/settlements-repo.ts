@@ -1,6 +1,6 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Hex } from "viem";
-import { allowedPredecessors } from "../settlement/transitions.js";
+import { allowedPredecessors, reclaimableWhere, statusIn, transactionStatuses, unfinishedStatuses } from "./settlement-states.js";
 import type { Database } from "./db.js";
 import { storedErrorMessage } from "./error-message.js";
 import { settlements, type SettlementRow, type SettlementStatus } from "./schema.js";
@@ -35,16 +35,8 @@ export function normalizeKey(key: AuthorizationKey): AuthorizationKey {
   return { chainId: key.chainId, asset: key.asset.toLowerCase(), payer: key.payer.toLowerCase(), nonce: key.nonce.toLowerCase() };
 }
 
-/**
- * A failed row whose authorization is unused may be claimed again: it failed before anything
- * reached the chain, or the chain said after its receipt that the authorization was not used.
- * The same rule in TypeScript: isReclaimable().
- */
-const reclaimable = sql`${settlements.status} = 'failed' and (${settlements.broadcastAt} is null or ${settlements.authorizationUnused})`;
-
-export function isReclaimable(row: Pick<SettlementRow, "status" | "broadcastAt" | "authorizationUnused">): boolean {
-  return row.status === "failed" && (row.broadcastAt === null || row.authorizationUnused);
-}
+/** The reclaim rule (settlement-states.ts) on this table. */
+const reclaimable = reclaimableWhere(settlements);
 
 const placeholder = sql.placeholder;
 
@@ -282,7 +274,7 @@ export class SettlementsRepository {
         updatedAt: sql`now()`,
       })
       // Every row of the transaction (a batch shares one) moves to the replacement together.
-      .where(and(eq(settlements.txHash, row.txHash!), inArray(settlements.status, ["signed", "submitted"])))
+      .where(and(eq(settlements.txHash, row.txHash!), inArray(settlements.status, [...transactionStatuses])))
       .returning();
     return updated.find((entry) => entry.id === row.id) ?? updated[0];
   }
@@ -308,7 +300,7 @@ export class SettlementsRepository {
       update settlements set lease_until = now() + make_interval(secs => ${leaseMs / 1000})
       where id in (
         select id from settlements
-        where status in ('claimed', 'signed', 'submitted')
+        where ${statusIn(settlements.status, unfinishedStatuses)}
           and (lease_until is null or lease_until < now())
           and updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
         order by updated_at
@@ -322,7 +314,7 @@ export class SettlementsRepository {
 
   async countUnfinishedByStatus(): Promise<Partial<Record<SettlementStatus, number>>> {
     const result = await this.db.execute<{ status: SettlementStatus; count: string }>(
-      sql`select status, count(*) as count from settlements where status in ('claimed', 'signed', 'submitted') group by status`,
+      sql`select status, count(*) as count from settlements where ${statusIn(settlements.status, unfinishedStatuses)} group by status`,
     );
     return Object.fromEntries(result.rows.map((row) => [row.status, Number(row.count)]));
   }

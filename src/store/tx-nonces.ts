@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, sql, TransactionRollbackError } from "drizzle-orm";
 import type { Hex } from "viem";
-import { allowedPredecessors } from "../settlement/transitions.js";
+import { allowedPredecessors } from "./settlement-states.js";
 import type { Database } from "./db.js";
 import { storedErrorMessage } from "./error-message.js";
 import { releasedNonces, settlements, signerNonces, type SettlementRow } from "./schema.js";
