@@ -14,15 +14,16 @@ import { signPayment, v2Body, v2Requirements, type SignedPayment } from "../../h
  * then a fresh process (no crash point) on the same database: its watcher must finish every row,
  * consistently with the chain, without ever sending a second transaction for an authorization.
  *
- * Rows claimed by a dead process keep their lease (settleBudgetMs + 10 s): with a 1 s budget the
- * watcher may take them 11 s after the claim. So the four crashes happen at once, each in its own
+ * Rows claimed by a dead process keep their lease (settleBudgetMs + 10 s): with a 3 s budget the
+ * watcher may take them 13 s after the claim. (The budget must cover a settle's prepare on a loaded
+ * 2-core machine, or the doomed process answers 503 before it reaches its crash point.) So the four crashes happen at once, each in its own
  * process with its own signer key (its tx nonces stay its own), on one chain and one database,
  * and one recovering process (holding all four keys, like a redeploy) finishes them all.
  */
 const payer = addressOf(keys.payer);
 const payTo = addressOf(keys.payTo);
 const amountAtomic = 10_000n;
-const settleBudgetMs = 1_000;
+const settleBudgetMs = 3_000;
 const leaseMs = settleBudgetMs + 10_000;
 
 interface Scenario {
