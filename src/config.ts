@@ -47,14 +47,14 @@ export interface Limits {
    */
   erc6492AllowedFactories: readonly string[];
   /** Smallest payment accepted, in atomic units (≥ 1): a 0-value payment costs us gas and pays nobody. */
-  amountMinAtomic: bigint;
+  minAmountAtomic: bigint;
   /**
    * A payer whose address has code and whose settlement failed on chain although its simulation
    * passed (its code can tell a simulation apart) is refused for this long; 0 turns it off.
    */
   payerCodeCooldownMs: number;
   /** Refuse settlements while a signer holds less native currency than this (on top of one settlement's cost). */
-  signerBalanceMinWei: bigint;
+  minSignerBalanceWei: bigint;
   /** Never pay more than this per gas; above it settlements are refused (503) rather than overpaid. */
   maxFeePerGasWei: bigint;
   /** Settlements one signer may have between nonce and receipt, per instance; more wait for a slot. */
@@ -128,9 +128,9 @@ export const defaultLimits: Limits = {
   gasPerSettlementMax: 300_000n,
   gasPerDeployingSettlementMax: 1_000_000n,
   erc6492AllowedFactories: [],
-  amountMinAtomic: 1n,
+  minAmountAtomic: 1n,
   payerCodeCooldownMs: 3_600_000,
-  signerBalanceMinWei: 0n,
+  minSignerBalanceWei: 0n,
   maxFeePerGasWei: 100_000_000_000n, // 100 gwei: Base runs at a tiny fraction of that
   inFlightPerSignerMax: 64,
   settleBatchMax: 32,
@@ -256,10 +256,10 @@ export function loadLimits(env: Env): Limits {
     gasPerSettlementMax: BigInt(integer(env, "GAS_PER_SETTLEMENT_MAX", Number(d.gasPerSettlementMax), 21_000, 10_000_000)),
     gasPerDeployingSettlementMax: BigInt(integer(env, "GAS_PER_DEPLOYING_SETTLEMENT_MAX", Number(d.gasPerDeployingSettlementMax), 0, 30_000_000)),
     erc6492AllowedFactories: env.ERC6492_ALLOWED_FACTORIES ? addressList(env, "ERC6492_ALLOWED_FACTORIES") : d.erc6492AllowedFactories,
-    amountMinAtomic: bigintVar(env, "MIN_AMOUNT_ATOMIC", d.amountMinAtomic),
+    minAmountAtomic: bigintVar(env, "MIN_AMOUNT_ATOMIC", d.minAmountAtomic),
     payerCodeCooldownMs: integer(env, "PAYER_CODE_COOLDOWN_MS", d.payerCodeCooldownMs, 0, 30 * 24 * 3_600_000),
     maxFeePerGasWei: bigintVar(env, "MAX_FEE_PER_GAS_WEI", d.maxFeePerGasWei),
-    signerBalanceMinWei: env.MIN_SIGNER_BALANCE_WEI ? bigintVar(env, "MIN_SIGNER_BALANCE_WEI", 1n) : d.signerBalanceMinWei,
+    minSignerBalanceWei: env.MIN_SIGNER_BALANCE_WEI ? bigintVar(env, "MIN_SIGNER_BALANCE_WEI", 1n) : d.minSignerBalanceWei,
     inFlightPerSignerMax: integer(env, "IN_FLIGHT_PER_SIGNER_MAX", d.inFlightPerSignerMax, 1, 10_000),
     settleBatchMax: integer(env, "SETTLE_BATCH_MAX", d.settleBatchMax, 1, 256),
     batchGasMax: BigInt(integer(env, "BATCH_GAS_MAX", Number(d.batchGasMax), 100_000, 30_000_000)),
