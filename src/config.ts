@@ -5,8 +5,11 @@ import { Compile } from "typebox/compile";
 import { getAddress, isAddress, isHex, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { ConfigError } from "./errors.js";
+import { bigintLimitMax, integerInRange, integerVar, loadLimits, splitList, type Limits } from "./limits.js";
 import { caip2, chainIdOfNetworkArg, type Caip2Network, v1NetworkChainIds } from "./protocol/networks.js";
 import { redactedMessage, redactUrl } from "./redact.js";
+
+export { defaultLimits, limitSpecs, loadLimits, type Limits } from "./limits.js";
 
 export interface AssetConfig {
   address: Address;
@@ -25,63 +28,6 @@ export interface NetworkConfig {
   /** Tried in order; more than one = failover. */
   rpcUrls: string[];
   assets: AssetConfig[];
-}
-
-export interface Limits {
-  bodyLimitBytes: number;
-  requestTimeoutMs: number;
-  /** Longest /settle waits for a receipt before answering settlement_pending (below clients' 30 s). */
-  settleBudgetMs: number;
-  /** Per RPC request (viem http transport timeout). */
-  rpcTimeoutMs: number;
-  rpcRetryCount: number;
-  /** Calls per JSON-RPC batch: a batch answers when its slowest call does, so keep it small. */
-  rpcBatchSize: number;
-  gasPerSettlementMax: bigint;
-  /** Cap for a settlement that also deploys the payer's ERC-6492 wallet; 0 refuses such settlements. */
-  gasPerDeployingSettlementMax: bigint;
-  /**
-   * ERC-6492 factories (lowercase) whose deployments the facilitator runs and pays for; empty (the
-   * default) refuses every counterfactual wallet with eip6492_factory_not_allowed. A factory call is
-   * code the payer chooses: with any factory allowed, anyone could make us pay for arbitrary work.
-   */
-  erc6492AllowedFactories: readonly string[];
-  /** Smallest payment accepted, in atomic units (≥ 1): a 0-value payment costs us gas and pays nobody. */
-  amountMinAtomic: bigint;
-  /**
-   * A payer whose address has code and whose settlement failed on chain although its simulation
-   * passed (its code can tell a simulation apart) is refused for this long; 0 turns it off.
-   */
-  payerCodeCooldownMs: number;
-  /** Refuse settlements while a signer holds less native currency than this (on top of one settlement's cost). */
-  signerBalanceMinWei: bigint;
-  /** Never pay more than this per gas; above it settlements are refused (503) rather than overpaid. */
-  maxFeePerGasWei: bigint;
-  /** Settlements one signer may have between nonce and receipt, per instance; more wait for a slot. */
-  inFlightPerSignerMax: number;
-  /**
-   * Settlements waiting for the same signer go out as one BatchSettler transaction of at
-   * most this many (each call may fail alone); 1 = one transaction per settlement. On by default:
-   * it saves gas and raises throughput per key (bench/results.json).
-   */
-  settleBatchMax: number;
-  /** Gas limit of one batch transaction at most; a longer queue goes out as several transactions. */
-  batchGasMax: bigint;
-  /** A submitted tx with no receipt for this long is rebroadcast, then replaced with a higher fee. */
-  stuckAfterMs: number;
-  feeBumpsMax: number;
-  /** Each replacement raises both fee caps by this much (nodes require at least 10 %). */
-  feeBumpPercent: number;
-  /** A nonce handed back and not reused for this long is filled with a 0-value self-transfer. */
-  nonceGapHealAfterMs: number;
-  dbPoolMax: number;
-  dbStatementTimeoutMs: number;
-  /** Requests per minute per IP on /verify and /settle. */
-  rateLimitPerMinute: number;
-  /** How often the background watcher looks for unfinished settlements. */
-  reconcileIntervalMs: number;
-  /** How long a duplicate /settle waits for the first call's outcome. */
-  duplicateWaitMs: number;
 }
 
 /** What callers may do, whoever they are (per-key limits come on top). */
@@ -117,34 +63,6 @@ export interface Config {
 }
 
 export const openPolicy: Policy = { auth: "off", allowedPayTo: [], amountMaxAtomic: undefined };
-
-export const defaultLimits: Limits = {
-  bodyLimitBytes: 64 * 1024,
-  requestTimeoutMs: 30_000,
-  settleBudgetMs: 20_000,
-  rpcTimeoutMs: 5_000,
-  rpcRetryCount: 1,
-  rpcBatchSize: 64,
-  gasPerSettlementMax: 300_000n,
-  gasPerDeployingSettlementMax: 1_000_000n,
-  erc6492AllowedFactories: [],
-  amountMinAtomic: 1n,
-  payerCodeCooldownMs: 3_600_000,
-  signerBalanceMinWei: 0n,
-  maxFeePerGasWei: 100_000_000_000n, // 100 gwei: Base runs at a tiny fraction of that
-  inFlightPerSignerMax: 64,
-  settleBatchMax: 32,
-  batchGasMax: 10_000_000n, // below EIP-7825's 16.7M per-transaction cap and far below Base's block gas limit
-  stuckAfterMs: 30_000,
-  feeBumpsMax: 3,
-  feeBumpPercent: 25,
-  nonceGapHealAfterMs: 5_000,
-  dbPoolMax: 20,
-  dbStatementTimeoutMs: 5_000,
-  rateLimitPerMinute: 6_000,
-  reconcileIntervalMs: 2_000,
-  duplicateWaitMs: 20_000,
-};
 
 /** USDC on the networks we know; the FACILITATOR_CONFIG file may add or override. */
 export const builtinNetworks: readonly NetworkConfig[] = [
@@ -191,7 +109,7 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     databaseUrl,
     host: env.HOST ?? "127.0.0.1",
-    port: integer(env, "PORT", 4020, 0, 65535),
+    port: integerVar(env, "PORT", 4020, 0, 65535),
     logLevel: env.LOG_LEVEL ?? "info",
     signerPrivateKeys,
     networks,
@@ -210,7 +128,7 @@ export function loadPolicy(env: Env): Policy {
   return {
     auth,
     allowedPayTo: allowedPayTo.map((address) => address.toLowerCase()),
-    amountMaxAtomic: env.MAX_AMOUNT_ATOMIC ? bigintVar(env, "MAX_AMOUNT_ATOMIC", 0n) : undefined,
+    amountMaxAtomic: env.MAX_AMOUNT_ATOMIC?.trim() ? integerInRange("MAX_AMOUNT_ATOMIC", env.MAX_AMOUNT_ATOMIC, 1n, bigintLimitMax) : undefined,
     trustProxy: parseTrustProxy(env.TRUST_PROXY?.trim() ?? ""),
   };
 }
@@ -242,37 +160,6 @@ function trustedProxy(entry: string, raw: string): string {
   }
   if (prefix === 0) throw new ConfigError(`TRUST_PROXY: "${entry}" (in "${raw}") ${trustEveryone}; name the proxies' range`);
   return entry;
-}
-
-export function loadLimits(env: Env): Limits {
-  const d = defaultLimits;
-  return {
-    bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", d.bodyLimitBytes, 1024, 10 * 1024 * 1024),
-    requestTimeoutMs: integer(env, "REQUEST_TIMEOUT_MS", d.requestTimeoutMs, 1000, 600_000),
-    settleBudgetMs: integer(env, "SETTLE_BUDGET_MS", d.settleBudgetMs, 100, 120_000),
-    rpcTimeoutMs: integer(env, "RPC_TIMEOUT_MS", d.rpcTimeoutMs, 100, 60_000),
-    rpcRetryCount: integer(env, "RPC_RETRY_COUNT", d.rpcRetryCount, 0, 5),
-    rpcBatchSize: integer(env, "RPC_BATCH_SIZE", d.rpcBatchSize, 1, 1_000),
-    gasPerSettlementMax: BigInt(integer(env, "GAS_PER_SETTLEMENT_MAX", Number(d.gasPerSettlementMax), 21_000, 10_000_000)),
-    gasPerDeployingSettlementMax: BigInt(integer(env, "GAS_PER_DEPLOYING_SETTLEMENT_MAX", Number(d.gasPerDeployingSettlementMax), 0, 30_000_000)),
-    erc6492AllowedFactories: env.ERC6492_ALLOWED_FACTORIES ? addressList(env, "ERC6492_ALLOWED_FACTORIES") : d.erc6492AllowedFactories,
-    amountMinAtomic: bigintVar(env, "MIN_AMOUNT_ATOMIC", d.amountMinAtomic),
-    payerCodeCooldownMs: integer(env, "PAYER_CODE_COOLDOWN_MS", d.payerCodeCooldownMs, 0, 30 * 24 * 3_600_000),
-    maxFeePerGasWei: bigintVar(env, "MAX_FEE_PER_GAS_WEI", d.maxFeePerGasWei),
-    signerBalanceMinWei: env.MIN_SIGNER_BALANCE_WEI ? bigintVar(env, "MIN_SIGNER_BALANCE_WEI", 1n) : d.signerBalanceMinWei,
-    inFlightPerSignerMax: integer(env, "IN_FLIGHT_PER_SIGNER_MAX", d.inFlightPerSignerMax, 1, 10_000),
-    settleBatchMax: integer(env, "SETTLE_BATCH_MAX", d.settleBatchMax, 1, 256),
-    batchGasMax: BigInt(integer(env, "BATCH_GAS_MAX", Number(d.batchGasMax), 100_000, 30_000_000)),
-    stuckAfterMs: integer(env, "STUCK_AFTER_MS", d.stuckAfterMs, 100, 3_600_000),
-    feeBumpsMax: integer(env, "FEE_BUMPS_MAX", d.feeBumpsMax, 0, 20),
-    feeBumpPercent: integer(env, "FEE_BUMP_PERCENT", d.feeBumpPercent, 10, 500),
-    nonceGapHealAfterMs: integer(env, "NONCE_GAP_HEAL_AFTER_MS", d.nonceGapHealAfterMs, 0, 3_600_000),
-    dbPoolMax: integer(env, "DB_POOL_MAX", d.dbPoolMax, 1, 500),
-    dbStatementTimeoutMs: integer(env, "DB_STATEMENT_TIMEOUT_MS", d.dbStatementTimeoutMs, 100, 600_000),
-    rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", d.rateLimitPerMinute, 1, 10_000_000),
-    reconcileIntervalMs: integer(env, "RECONCILE_INTERVAL_MS", d.reconcileIntervalMs, 50, 3_600_000),
-    duplicateWaitMs: integer(env, "DUPLICATE_WAIT_MS", d.duplicateWaitMs, 0, 120_000),
-  };
 }
 
 function resolveNetworks(env: Env, file: ConfigFile | undefined): NetworkConfig[] {
@@ -371,37 +258,6 @@ function required(env: Env, name: string): string {
   const value = env[name];
   if (value === undefined || value.trim() === "") throw new ConfigError(`${name} is required`);
   return value.trim();
-}
-
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
-  }
-  return value;
-}
-
-function bigintVar(env: Env, name: string, fallback: bigint): bigint {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  if (!/^[1-9][0-9]{0,30}$/.test(raw)) throw new ConfigError(`${name} must be a positive integer, got "${raw}"`);
-  return BigInt(raw);
-}
-
-/** A comma-separated list of addresses, lowercased; any entry that is not an address names the variable. */
-function addressList(env: Env, name: string): string[] {
-  const entries = splitList(env[name] ?? "");
-  if (entries.length > 256) throw new ConfigError(`${name}: at most 256 addresses`);
-  for (const entry of entries) {
-    if (!isAddress(entry, { strict: false })) throw new ConfigError(`${name}: "${entry}" is not an address`);
-  }
-  return entries.map((entry) => entry.toLowerCase());
-}
-
-function splitList(value: string): string[] {
-  return value.split(",").map((item) => item.trim()).filter((item) => item.length > 0);
 }
 
 /** True when nothing says where to run: `npm start` then runs the local sandbox. */

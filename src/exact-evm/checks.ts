@@ -30,9 +30,9 @@ export function checkBinding(request: PaymentRequest): Rejection | undefined {
 
 /**
  * The signed authorization pays exactly what is asked, to whom it is asked, and at least
- * `amountMinAtomic`: a 0-value payment would have us pay gas for a transfer that pays nobody.
+ * `minAmountAtomic`: a 0-value payment would have us pay gas for a transfer that pays nobody.
  */
-export function checkAuthorizationTerms(request: PaymentRequest, amountMinAtomic: bigint): Rejection | undefined {
+export function checkAuthorizationTerms(request: PaymentRequest, minAmountAtomic: bigint): Rejection | undefined {
   const { authorization, requirements } = request;
   if (authorization.to !== requirements.payTo) {
     return { reason: ReasonCode.recipientMismatch, message: `authorization.to ${authorization.to} is not payTo ${requirements.payTo}` };
@@ -43,8 +43,8 @@ export function checkAuthorizationTerms(request: PaymentRequest, amountMinAtomic
       message: `authorization.value ${authorization.valueAtomic} is not the required amount ${requirements.amountAtomic}`,
     };
   }
-  if (authorization.valueAtomic < amountMinAtomic) {
-    return { reason: ReasonCode.amountBelowMinimum, message: `amount ${authorization.valueAtomic} is below this facilitator's minimum of ${amountMinAtomic}` };
+  if (authorization.valueAtomic < minAmountAtomic) {
+    return { reason: ReasonCode.amountBelowMinimum, message: `amount ${authorization.valueAtomic} is below this facilitator's minimum of ${minAmountAtomic}` };
   }
   return undefined;
 }

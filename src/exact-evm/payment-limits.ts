@@ -2,7 +2,7 @@ import type { Limits } from "../config.js";
 import type { PayerKind } from "./payer-signature.js";
 
 /** The operator's limits every check of a payment needs, at verify and at settle alike. */
-export type PaymentLimits = Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax" | "erc6492AllowedFactories" | "amountMinAtomic">;
+export type PaymentLimits = Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax" | "erc6492AllowedFactories" | "minAmountAtomic">;
 
 /**
  * The most gas one settlement of this payer may take, which is also the gas every eth_call and

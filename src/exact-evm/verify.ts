@@ -37,7 +37,7 @@ export type VerifyResult =
 export async function verifyExactEvm(request: PaymentRequest, context: VerifyContext, options: VerifyOptions): Promise<VerifyResult> {
   const resolved = resolvePayment(request, (chainId) => context.chains.get(chainId)?.config);
   if (isRejection(resolved)) return { valid: false, rejection: resolved };
-  const pure = checkBinding(request) ?? checkAuthorizationTerms(request, context.limits.amountMinAtomic) ?? checkValidityWindow(request, nowSeconds(context.clock));
+  const pure = checkBinding(request) ?? checkAuthorizationTerms(request, context.limits.minAmountAtomic) ?? checkValidityWindow(request, nowSeconds(context.clock));
   if (pure) return { valid: false, rejection: pure, payment: resolved };
 
   const client = context.chains.get(resolved.network.chainId)!.publicClient;

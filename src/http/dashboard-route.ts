@@ -76,7 +76,7 @@ function amountFormatter(services: Services): (row: HistoryRow) => string {
 
 async function readSigners(services: Services): Promise<DashboardSigner[]> {
   const inFlight = services.deps.signers.inFlight();
-  const minWei = services.deps.limits.signerBalanceMinWei;
+  const minWei = services.deps.limits.minSignerBalanceWei;
   const reads = services.deps.chains.all().flatMap((handle) =>
     services.deps.signers.addresses().map(async (signer): Promise<DashboardSigner> => {
       const base = { network: handle.config.network, signer, inFlight: inFlight[signer] ?? 0 };

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { Address, Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { builtinNetworks, loadLimits, type Config } from "../config.js";
+import { integerVar } from "../limits.js";
 import { startServer, type RunningServer } from "../main.js";
 import { anvilDevPrivateKeys, startAnvil, type AnvilInstance } from "./anvil.js";
 import { installBatchSettler, installMulticall3, installTestUsdc, mintTestUsdc } from "./deploy.js";
@@ -66,7 +67,7 @@ export async function startSandbox(env: Env, log: Logger): Promise<RunningSandbo
     const config: Config = {
       databaseUrl,
       host: env.HOST ?? "127.0.0.1",
-      port: env.PORT ? Number(env.PORT) : 4020,
+      port: integerVar(env, "PORT", 4020, 0, 65535),
       logLevel: env.LOG_LEVEL ?? "info",
       signerPrivateKeys: [signerKey!],
       networks: [{ ...sandboxNetwork, rpcUrls: [anvil.rpcUrl] }],
@@ -95,7 +96,7 @@ export async function startSandbox(env: Env, log: Logger): Promise<RunningSandbo
 
 /** Anvil on SANDBOX_RPC_PORT (default 8545) so wallets find it; any free port if that one is taken. */
 async function startSandboxAnvil(env: Env): Promise<AnvilInstance> {
-  const port = Number(env.SANDBOX_RPC_PORT ?? 8545);
+  const port = integerVar(env, "SANDBOX_RPC_PORT", 8545, 1, 65535);
   try {
     return await startAnvil({ chainId: sandboxNetwork.chainId, port });
   } catch {

@@ -41,7 +41,7 @@ export async function prepareTransaction(
   client: PublicClient,
   payment: ResolvedPayment,
   signer: LocalAccount,
-  limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax" | "maxFeePerGasWei" | "signerBalanceMinWei">,
+  limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax" | "maxFeePerGasWei" | "minSignerBalanceWei">,
 ): Promise<PreparedTransaction | Rejection> {
   const call = settlementCall(payment.asset.address, payment.request.authorization, payment.request.signature, payment.payerKind ?? "eoa");
   // Deploying a counterfactual wallet costs several times a transfer: it has its own, explicit cap.
@@ -101,8 +101,8 @@ export async function prepareTransaction(
   if (signerBalanceWei < worstCaseCostWei) {
     throw new SignerCannotPayError(signer.address, `signer ${signer.address} holds ${signerBalanceWei} wei, less than one settlement may cost (${worstCaseCostWei} wei): fund it`);
   }
-  if (signerBalanceWei < limits.signerBalanceMinWei) {
-    throw new SignerCannotPayError(signer.address, `signer ${signer.address} holds ${signerBalanceWei} wei, below MIN_SIGNER_BALANCE_WEI (${limits.signerBalanceMinWei}): fund it`);
+  if (signerBalanceWei < limits.minSignerBalanceWei) {
+    throw new SignerCannotPayError(signer.address, `signer ${signer.address} holds ${signerBalanceWei} wei, below MIN_SIGNER_BALANCE_WEI (${limits.minSignerBalanceWei}): fund it`);
   }
   const payerHasCode = payerCode !== undefined && payerCode !== "0x";
   return { call, gasLimit, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, chainPendingNonce, signerBalanceWei, payerHasCode };

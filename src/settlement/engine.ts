@@ -119,7 +119,7 @@ export class SettlementEngine {
     const resolved = resolvePayment(request, (chainId) => deps.chains.get(chainId)?.config);
     if (isRejection(resolved)) return failed(resolved.reason, resolved.message);
     const client = deps.chains.get(resolved.network.chainId)!.publicClient;
-    const bindingRejection = checkBinding(request) ?? checkAuthorizationTerms(request, deps.limits.amountMinAtomic);
+    const bindingRejection = checkBinding(request) ?? checkAuthorizationTerms(request, deps.limits.minAmountAtomic);
     if (bindingRejection) return failed(bindingRejection.reason, bindingRejection.message);
     const signature = await checkPayerSignature(client, resolved, deps.limits);
     if (!signature.ok) return failed(signature.rejection.reason, signature.rejection.message);

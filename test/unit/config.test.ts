@@ -1,9 +1,11 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { isSandboxEnv, loadConfig } from "../../src/config.js";
+import { limitsTable, readmePath, readmeTable } from "../../scripts/config-table.js";
+import { defaultLimits, isSandboxEnv, limitSpecs, loadConfig } from "../../src/config.js";
 import { ConfigError } from "../../src/errors.js";
+import { limitNames, type LimitSpec } from "../../src/limits.js";
 
 const signer = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const base = { DATABASE_URL: "postgres://x@127.0.0.1/db", SIGNER_PRIVATE_KEYS: signer };
@@ -138,5 +140,69 @@ describe("TRUST_PROXY", () => {
   ])("refuses %s with a ConfigError naming TRUST_PROXY", (value, message) => {
     expect(() => trustProxy(value)).toThrow(ConfigError);
     expect(() => trustProxy(value)).toThrow(message);
+  });
+});
+
+describe("limits, declared once in src/limits.ts", () => {
+  const withEnv = (env: Record<string, string>) => loadConfig({ ...base, NETWORKS: "base", ...env }).limits;
+
+  it("are the defaults when no variable is set, and the defaults are within their ranges", () => {
+    expect(withEnv({})).toEqual(defaultLimits);
+    for (const name of limitNames) {
+      const spec: LimitSpec = limitSpecs[name];
+      if (spec.unit === "addresses") continue;
+      expect(spec.min <= spec.default && spec.default <= spec.max, `${spec.env} default ${spec.default}`).toBe(true);
+    }
+  });
+
+  it("keep the variable names and defaults operators depend on", () => {
+    expect(Object.fromEntries(limitNames.map((name) => [limitSpecs[name].env, defaultLimits[name]]))).toEqual({
+      BODY_LIMIT_BYTES: 65_536, REQUEST_TIMEOUT_MS: 30_000, SETTLE_BUDGET_MS: 20_000, DUPLICATE_WAIT_MS: 20_000,
+      RPC_TIMEOUT_MS: 5_000, RPC_RETRY_COUNT: 1, RPC_BATCH_SIZE: 64, GAS_PER_SETTLEMENT_MAX: 300_000n,
+      GAS_PER_DEPLOYING_SETTLEMENT_MAX: 1_000_000n, ERC6492_ALLOWED_FACTORIES: [], MIN_AMOUNT_ATOMIC: 1n,
+      PAYER_CODE_COOLDOWN_MS: 3_600_000, MAX_FEE_PER_GAS_WEI: 100_000_000_000n, MIN_SIGNER_BALANCE_WEI: 0n,
+      IN_FLIGHT_PER_SIGNER_MAX: 64, SETTLE_BATCH_MAX: 32, BATCH_GAS_MAX: 10_000_000n, STUCK_AFTER_MS: 30_000,
+      FEE_BUMPS_MAX: 3, FEE_BUMP_PERCENT: 25, NONCE_GAP_HEAL_AFTER_MS: 5_000, DB_POOL_MAX: 20,
+      DB_STATEMENT_TIMEOUT_MS: 5_000, RATE_LIMIT_PER_MINUTE: 6_000, RECONCILE_INTERVAL_MS: 2_000,
+    });
+  });
+
+  it("are named for their variable, unit last (MIN_SIGNER_BALANCE_WEI ↔ minSignerBalanceWei)", () => {
+    for (const name of limitNames) {
+      const spec: LimitSpec = limitSpecs[name];
+      expect(name.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()).toBe(spec.env);
+      if (spec.unit !== "count") expect(name.toLowerCase()).toContain(spec.unit === "addresses" ? "factories" : spec.unit);
+    }
+  });
+
+  describe.each(limitNames.filter((name) => limitSpecs[name].unit !== "addresses"))("%s", (name) => {
+    const spec = limitSpecs[name] as Exclude<LimitSpec, { unit: "addresses" }>;
+
+    it("parses its default, its minimum and its maximum as written", () => {
+      for (const value of [spec.default, spec.min, spec.max]) expect(withEnv({ [spec.env]: String(value) })[name]).toBe(value);
+    });
+
+    it.each([
+      ["below its minimum", () => String(BigInt(spec.min) - 1n)],
+      ["above its maximum", () => String(BigInt(spec.max) + 1n)],
+      ["not an integer", () => "1.5"],
+      ["in hex", () => "0x10"],
+      ["not a number", () => "soon"],
+    ])("refuses a value %s with a ConfigError naming the variable", (_case, value) => {
+      const raw = value();
+      expect(() => withEnv({ [spec.env]: raw })).toThrow(ConfigError);
+      expect(() => withEnv({ [spec.env]: raw })).toThrow(`${spec.env} must be an integer from ${spec.min} to ${spec.max}, got "${raw}"`);
+    });
+  });
+
+  it("ERC6492_ALLOWED_FACTORIES takes a lowercased address list and names the variable for a bad entry", () => {
+    const factory = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+    expect(withEnv({ ERC6492_ALLOWED_FACTORIES: ` ${factory}, ` }).erc6492AllowedFactories).toEqual([factory.toLowerCase()]);
+    expect(() => withEnv({ ERC6492_ALLOWED_FACTORIES: `${factory},0x12` })).toThrow('ERC6492_ALLOWED_FACTORIES: "0x12" is not an address');
+    expect(() => withEnv({ ERC6492_ALLOWED_FACTORIES: Array(257).fill(factory).join(",") })).toThrow("ERC6492_ALLOWED_FACTORIES: at most 256 addresses");
+  });
+
+  it("README.md's limits table is the one scripts/config-table.ts generates (npm run config:table)", () => {
+    expect(readmeTable(readFileSync(readmePath, "utf8"))?.join("\n")).toBe(limitsTable().join("\n"));
   });
 });

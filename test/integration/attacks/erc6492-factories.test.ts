@@ -127,7 +127,7 @@ describe("ERC-6492 factory calldata is code we would run and pay for", () => {
   });
 
   it("refuses the 0-value pump by the allowlist alone, even with no minimum amount", async () => {
-    await withFacilitator({ amountMinAtomic: 0n }, async (lax) => {
+    await withFacilitator({ minAmountAtomic: 0n }, async (lax) => {
       const zero = await pumpPayment({ valueAtomic: 0n });
       const txCountBefore = await signerTxCount();
       expect(await post(lax, "/verify", zero.body)).toMatchObject({ isValid: false, invalidReason: "eip6492_factory_not_allowed" });

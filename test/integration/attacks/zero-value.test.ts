@@ -68,7 +68,7 @@ describe("a payment below the minimum amount is refused before it costs gas", ()
 
   it("control: with the minimum lifted to 0 (the old behaviour) the same 0-value payment is broadcast at our expense", async () => {
     // Not a configuration the env allows (MIN_AMOUNT_ATOMIC ≥ 1): it shows the minimum is what stops the attack.
-    const lax = await startTestFacilitator({ databaseUrl: f.database.url, rpcUrls: [f.chain.rpcUrl], token: f.chain.token, limits: { amountMinAtomic: 0n } });
+    const lax = await startTestFacilitator({ databaseUrl: f.database.url, rpcUrls: [f.chain.rpcUrl], token: f.chain.token, limits: { minAmountAtomic: 0n } });
     try {
       const { body } = await payment(0n);
       const txCountBefore = await signerTxCount();
@@ -83,7 +83,7 @@ describe("a payment below the minimum amount is refused before it costs gas", ()
   });
 
   it("with MIN_AMOUNT_ATOMIC = 1000 refuses 999 and settles 1000", async () => {
-    const strict = await startTestFacilitator({ databaseUrl: f.database.url, rpcUrls: [f.chain.rpcUrl], token: f.chain.token, limits: { amountMinAtomic: 1_000n } });
+    const strict = await startTestFacilitator({ databaseUrl: f.database.url, rpcUrls: [f.chain.rpcUrl], token: f.chain.token, limits: { minAmountAtomic: 1_000n } });
     try {
       const below = await payment(999n);
       const txCountBefore = await signerTxCount();

@@ -1,0 +1,179 @@
+import { isAddress } from "viem";
+import { ConfigError } from "./errors.js";
+
+/**
+ * Every limit, declared once: its environment variable, unit, default, accepted range and what it
+ * bounds. The `Limits` type, `defaultLimits`, the environment parsing (`loadLimits`) and the README's
+ * limits table (`scripts/config-table.ts`, checked by test/unit/config.test.ts) are derived from it.
+ * A field is its variable in camelCase (MIN_SIGNER_BALANCE_WEI ↔ minSignerBalanceWei), checked by
+ * the compiler below; the unit is last in both.
+ */
+
+/** Units whose values fit a JS number (all well below 2^53). */
+type NumberUnit = "ms" | "bytes" | "count" | "percent";
+/** Units of chain quantities: bigint, as viem takes them. */
+type BigintUnit = "wei" | "gas" | "atomic";
+
+export type LimitSpec =
+  | { env: string; unit: NumberUnit; default: number; min: number; max: number; doc: string }
+  | { env: string; unit: BigintUnit; default: bigint; min: bigint; max: bigint; doc: string }
+  | { env: string; unit: "addresses"; default: readonly string[]; itemsMax: number; doc: string };
+
+/** Wide enough for any amount or fee an operator means (the former 31-digit bound), small enough to catch a typo. */
+export const bigintLimitMax = 10n ** 30n;
+const hourMs = 3_600_000;
+
+export const limitSpecs = {
+  bodyLimitBytes: { env: "BODY_LIMIT_BYTES", unit: "bytes", default: 64 * 1024, min: 1024, max: 10 * 1024 * 1024, doc: "Largest HTTP request body accepted." },
+  requestTimeoutMs: { env: "REQUEST_TIMEOUT_MS", unit: "ms", default: 30_000, min: 1000, max: 600_000, doc: "Longest an HTTP request (and an idle connection) may take." },
+  settleBudgetMs: {
+    env: "SETTLE_BUDGET_MS", unit: "ms", default: 20_000, min: 100, max: 120_000,
+    doc: "Longest `/settle` waits for a receipt before answering `settlement_pending` (clients time out at 30 s).",
+  },
+  duplicateWaitMs: { env: "DUPLICATE_WAIT_MS", unit: "ms", default: 20_000, min: 0, max: 120_000, doc: "Longest a duplicate `/settle` waits for the first call's outcome." },
+  rpcTimeoutMs: { env: "RPC_TIMEOUT_MS", unit: "ms", default: 5_000, min: 100, max: 60_000, doc: "Per RPC request, per URL (viem's http transport timeout)." },
+  rpcRetryCount: { env: "RPC_RETRY_COUNT", unit: "count", default: 1, min: 0, max: 5, doc: "Retries of a failed RPC request, per URL." },
+  // A batch answers when its slowest call does, so keep it small.
+  rpcBatchSize: { env: "RPC_BATCH_SIZE", unit: "count", default: 64, min: 1, max: 1_000, doc: "Calls per JSON-RPC batch (concurrent reads share one HTTP request)." },
+  gasPerSettlementMax: {
+    env: "GAS_PER_SETTLEMENT_MAX", unit: "gas", default: 300_000n, min: 21_000n, max: 10_000_000n,
+    doc: "Gas cap: a settlement estimated above it is refused (`gas_cap_exceeded`).",
+  },
+  gasPerDeployingSettlementMax: {
+    env: "GAS_PER_DEPLOYING_SETTLEMENT_MAX", unit: "gas", default: 1_000_000n, min: 0n, max: 30_000_000n,
+    doc: "Gas cap for a settlement that also deploys the payer's ERC-6492 smart wallet (in the same transaction as the payment); `0` refuses them.",
+  },
+  // Stored lowercase. A factory call is code the payer chooses: with any factory allowed, anyone could make us pay for arbitrary work.
+  erc6492AllowedFactories: {
+    env: "ERC6492_ALLOWED_FACTORIES", unit: "addresses", default: [], itemsMax: 256,
+    doc: "Comma-separated ERC-6492 factory addresses whose wallet deployments the facilitator runs and pays for. Empty: every undeployed smart wallet is refused (`eip6492_factory_not_allowed`) — a factory call is code the payer chooses.",
+  },
+  // ≥ 1: a 0-value payment costs us gas and pays nobody.
+  minAmountAtomic: {
+    env: "MIN_AMOUNT_ATOMIC", unit: "atomic", default: 1n, min: 1n, max: bigintLimitMax,
+    doc: "Smallest payment accepted, in the asset's atomic units; below it (and a 0-value payment always) → `amount_below_minimum` at verify and settle, before any chain work.",
+  },
+  // A payer's code can tell a simulation apart from the real call: one that passed simulation and failed on chain is cooled down.
+  payerCodeCooldownMs: {
+    env: "PAYER_CODE_COOLDOWN_MS", unit: "ms", default: hourMs, min: 0, max: 30 * 24 * hourMs,
+    doc: "A payer whose address has code (smart wallet, EIP-7702 delegate) and whose settlement failed on chain although its simulation passed is refused (`payer_cooldown`) for this long; `0` turns it off.",
+  },
+  // 100 gwei: Base runs at a tiny fraction of that.
+  maxFeePerGasWei: {
+    env: "MAX_FEE_PER_GAS_WEI", unit: "wei", default: 100_000_000_000n, min: 1n, max: bigintLimitMax,
+    doc: "Never pay more per gas; above it settlements are refused (503) instead of overpaid.",
+  },
+  minSignerBalanceWei: {
+    env: "MIN_SIGNER_BALANCE_WEI", unit: "wei", default: 0n, min: 0n, max: bigintLimitMax,
+    doc: "Refuse settlements (503) while a signer holds less native currency than this (on top of one settlement's cost); `0` turns it off.",
+  },
+  inFlightPerSignerMax: {
+    env: "IN_FLIGHT_PER_SIGNER_MAX", unit: "count", default: 64, min: 1, max: 10_000,
+    doc: "Settlements one key may have between nonce and receipt, per instance; more wait (bounded) for a slot.",
+  },
+  // On by default: it saves gas and raises throughput per key (bench/results.json).
+  settleBatchMax: {
+    env: "SETTLE_BATCH_MAX", unit: "count", default: 32, min: 1, max: 256,
+    doc: "Up to this many settlements waiting for the same key go out as one BatchSettler transaction (see *Batched settlement*); `1` turns batching off.",
+  },
+  // Below EIP-7825's 16.7M per-transaction cap and far below Base's block gas limit.
+  batchGasMax: {
+    env: "BATCH_GAS_MAX", unit: "gas", default: 10_000_000n, min: 100_000n, max: 30_000_000n,
+    doc: "Gas limit of one batch transaction at most (below EIP-7825's 16.7M per-transaction cap); a longer queue goes out as several transactions.",
+  },
+  stuckAfterMs: {
+    env: "STUCK_AFTER_MS", unit: "ms", default: 30_000, min: 100, max: hourMs,
+    doc: "A broadcast tx with no receipt after this long is resent or, if underpriced, replaced at the same nonce with higher fees.",
+  },
+  feeBumpsMax: { env: "FEE_BUMPS_MAX", unit: "count", default: 3, min: 0, max: 20, doc: "Replacements of one stuck tx at most." },
+  // Nodes require at least 10 %.
+  feeBumpPercent: { env: "FEE_BUMP_PERCENT", unit: "percent", default: 25, min: 10, max: 500, doc: "Each replacement raises both fee caps by this much." },
+  nonceGapHealAfterMs: {
+    env: "NONCE_GAP_HEAL_AFTER_MS", unit: "ms", default: 5_000, min: 0, max: hourMs,
+    doc: "A tx nonce handed back after a refused send and not reused within this is filled with a 0-value self-transfer.",
+  },
+  dbPoolMax: { env: "DB_POOL_MAX", unit: "count", default: 20, min: 1, max: 500, doc: "Postgres connections per instance at most." },
+  dbStatementTimeoutMs: { env: "DB_STATEMENT_TIMEOUT_MS", unit: "ms", default: 5_000, min: 100, max: 600_000, doc: "Postgres per-statement timeout." },
+  rateLimitPerMinute: {
+    env: "RATE_LIMIT_PER_MINUTE", unit: "count", default: 6_000, min: 1, max: 10_000_000,
+    doc: "Requests per client IP, on `/verify` and on `/settle` (behind a proxy, set `TRUST_PROXY` or every client shares the proxy's bucket).",
+  },
+  reconcileIntervalMs: {
+    env: "RECONCILE_INTERVAL_MS", unit: "ms", default: 2_000, min: 50, max: hourMs,
+    doc: "How often the watcher finishes settlements nobody waits on any more.",
+  },
+} as const satisfies Record<string, LimitSpec>;
+
+type LimitName = keyof typeof limitSpecs;
+type ValueOf<S> = S extends { unit: NumberUnit } ? number : S extends { unit: BigintUnit } ? bigint : readonly string[];
+
+export type Limits = { [K in LimitName]: ValueOf<(typeof limitSpecs)[K]> };
+
+/** "minSignerBalanceWei" → "MIN_SIGNER_BALANCE_WEI" (digits stay with the word before them). */
+type EnvNameOf<S extends string> = S extends `${infer Head}${infer Rest}`
+  ? `${Head extends Lowercase<Head> ? Uppercase<Head> : `_${Head}`}${EnvNameOf<Rest>}`
+  : "";
+/** Compile-time check that each field is its variable's name: a mismatch fails `tsc` here. */
+const fieldsAreTheirVariables: { [K in LimitName]: { env: EnvNameOf<K> } } = limitSpecs;
+void fieldsAreTheirVariables;
+
+export const limitNames = Object.keys(limitSpecs) as LimitName[];
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** A Limits built field by field from each field's spec. */
+function eachLimit(valueOf: (spec: LimitSpec) => Limits[LimitName]): Limits {
+  return Object.fromEntries(limitNames.map((name) => [name, valueOf(limitSpecs[name])])) as unknown as Limits;
+}
+
+export const defaultLimits: Limits = Object.freeze(eachLimit((spec) => spec.default));
+
+/** The limits from the environment; an unset or empty variable takes its default. Throws ConfigError naming the variable. */
+export function loadLimits(env: Env): Limits {
+  return eachLimit((spec) => parseLimit(spec, env[spec.env]));
+}
+
+function parseLimit(spec: LimitSpec, raw: string | undefined): Limits[LimitName] {
+  if (raw === undefined || raw.trim() === "") return spec.default;
+  switch (spec.unit) {
+    case "addresses":
+      return addressList(spec.env, raw, spec.itemsMax);
+    case "wei":
+    case "gas":
+    case "atomic":
+      return integerInRange(spec.env, raw, spec.min, spec.max);
+    default:
+      return Number(integerInRange(spec.env, raw, BigInt(spec.min), BigInt(spec.max)));
+  }
+}
+
+/** A decimal integer from min to max (compared as bigint: no precision lost on the way). */
+export function integerInRange(name: string, raw: string, min: bigint, max: bigint): bigint {
+  const text = raw.trim();
+  const value = /^[0-9]{1,40}$/.test(text) ? BigInt(text) : undefined;
+  if (value === undefined || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+/** An integer variable outside the limits table (PORT): unset or empty takes the fallback. */
+export function integerVar(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  return Number(integerInRange(name, raw, BigInt(min), BigInt(max)));
+}
+
+/** A comma-separated list of addresses, lowercased; any entry that is not an address names the variable. */
+function addressList(name: string, raw: string, itemsMax: number): string[] {
+  const entries = splitList(raw);
+  if (entries.length > itemsMax) throw new ConfigError(`${name}: at most ${itemsMax} addresses`);
+  for (const entry of entries) {
+    if (!isAddress(entry, { strict: false })) throw new ConfigError(`${name}: "${entry}" is not an address`);
+  }
+  return entries.map((entry) => entry.toLowerCase());
+}
+
+export function splitList(value: string): string[] {
+  return value.split(",").map((item) => item.trim()).filter((item) => item.length > 0);
+}
