@@ -34,7 +34,7 @@ export interface PreparedTransaction {
 /**
  * Everything settle asks the chain before it takes a tx nonce, in one batched round trip:
  * payer state, a gas estimate (which is also the simulation: a reverting payload never gets a
- * nonce, so it can burn neither a nonce nor gas — pitfalls 2 and 7), fees, and the signer's
+ * nonce, so it can burn neither a nonce nor gas — ARCHITECTURE.md pitfalls 2 and 7), fees, and the signer's
  * pending nonce.
  */
 export async function prepareTransaction(

@@ -89,7 +89,7 @@ async function receiptWithin(client: PublicClient, hash: Hex, waitMs: number): P
       throw error;
     });
     if (immediate || waitMs <= 0) return immediate;
-    // viem has no default timeout here: always pass one (pitfall 4).
+    // viem has no default timeout here: always pass one (ARCHITECTURE.md pitfall 4).
     return await client.waitForTransactionReceipt({ hash, timeout: waitMs, pollingInterval: 100, retryCount: 0 });
   } catch (error) {
     if (error instanceof TransactionReceiptNotFoundError || error instanceof WaitForTransactionReceiptTimeoutError) return undefined;
@@ -100,7 +100,7 @@ async function receiptWithin(client: PublicClient, hash: Hex, waitMs: number): P
 
 /**
  * Our transaction did not pay. If the authorization was used by another transaction that did pay
- * payTo the value, the payee has its money: report that transaction (pitfall 10, front-running).
+ * payTo the value, the payee has its money: report that transaction (ARCHITECTURE.md pitfall 10, front-running).
  */
 async function findPayingTransaction(
   client: PublicClient,

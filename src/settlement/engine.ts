@@ -98,7 +98,7 @@ function reasonOfUnsent(error: unknown): ReasonCode {
 const duplicatePollIntervalMs = 100;
 
 /**
- * /settle, exactly once (design.md §3): claim in Postgres → prepare (simulate, estimate) → take a
+ * /settle, exactly once (ARCHITECTURE.md §3): claim in Postgres → prepare (simulate, estimate) → take a
  * tx nonce, sign and persist → broadcast → wait for a receipt that proves payment, within the
  * budget. Every path answers within settleBudgetMs and names the tx hash once one exists.
  */
@@ -396,7 +396,7 @@ export class SettlementEngine {
       return rows.map((row) => ({ kind: "submitted", row: submitted.find((entry) => entry.id === row.id) ?? row }));
     } catch (error) {
       // The transaction is out: whatever failed now (Postgres), the caller must get its hash, never
-      // "nothing was sent" (pitfall 3). The rows stay unfinished; the watcher completes them.
+      // "nothing was sent" (ARCHITECTURE.md pitfall 3). The rows stay unfinished; the watcher completes them.
       deps.log.error({ settlementIds: ids, txHash: first.txHash, err: error }, "settlement broadcast, then its bookkeeping failed");
       return rows.map((row) => ({ kind: "pending", row }));
     }
@@ -416,7 +416,7 @@ export class SettlementEngine {
           crashPoint("before-receipt");
           return await this.awaitOutcome(row, deadlineMs);
         } catch (error) {
-          // The transaction is out: the caller gets its hash (pitfall 3); the watcher completes the row.
+          // The transaction is out: the caller gets its hash (ARCHITECTURE.md pitfall 3); the watcher completes the row.
           this.deps.log.error({ settlementId: row.id, txHash: row.txHash, err: error }, "settlement broadcast, then its bookkeeping failed");
           return answered(await this.answerPending(row));
         }

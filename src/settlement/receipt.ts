@@ -27,7 +27,7 @@ type ReceiptLogs = Pick<TransactionReceipt, "status" | "logs">;
  * Why so strict: `status: success` proves nothing (some tokens return quietly on a used nonce),
  * and "any Transfer(from → to, value) in the transaction" lets a front-runner that consumes nonce
  * n1 with a different authorization, next to another payment's Transfer, credit two settlements
- * with one Transfer (pitfall 16). A pair ties each Transfer to exactly one (from, nonce), and a
+ * with one Transfer (ARCHITECTURE.md pitfall 16). A pair ties each Transfer to exactly one (from, nonce), and a
  * (token, from, nonce) is used once on chain, so no Transfer can be credited twice.
  */
 export function paymentLogOf(receipt: ReceiptLogs, expected: ExpectedTransfer, nonce: Hex): PaymentLog | undefined {

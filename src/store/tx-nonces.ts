@@ -117,7 +117,7 @@ async function takeTxNonce(tx: Transaction, chainId: number, signer: string, cha
 /**
  * Takes (deletes) handed-back nonces that nobody reused for `olderThanMs`, so the caller can fill
  * them with a 0-value self-transfer: otherwise every later transaction of that signer waits
- * behind the hole forever (pitfall 2). Taken under the signer's row lock, like allocation, so a
+ * behind the hole forever (ARCHITECTURE.md pitfall 2). Taken under the signer's row lock, like allocation, so a
  * hole is either reused by a settlement or filled here, never both.
  */
 export async function takeStaleReleasedNonces(
