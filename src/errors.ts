@@ -64,6 +64,17 @@ export class SignerCannotPayError extends FacilitatorError {
   }
 }
 
+/**
+ * Every signer key already has its maximum of settlements in flight and none freed up within the
+ * request's budget: load, not an outage (503, nothing claimed stays claimed, retry shortly).
+ */
+export class SignersBusyError extends FacilitatorError {
+  override name = "SignersBusyError";
+  constructor(message: string) {
+    super("service_unavailable", message, { httpStatus: 503 });
+  }
+}
+
 /** The configuration is unusable; thrown at start so the process fails fast with the reason. */
 export class ConfigError extends Error {
   override name = "ConfigError";

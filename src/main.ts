@@ -24,7 +24,7 @@ export interface RunningServer {
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   await runMigrations(config.databaseUrl);
   const database = openDatabase(config.databaseUrl, config.limits, (error) => log.warn({ err: error }, "idle Postgres connection lost"));
-  const signers = createSignerPool(config.signerPrivateKeys, config.limits.inFlightPerSignerMax);
+  const signers = createSignerPool(config.signerPrivateKeys, config.limits.inFlightPerSignerMax, systemClock);
   const metrics = createMetrics();
   const services = createServices({
     database,

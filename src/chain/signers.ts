@@ -1,6 +1,7 @@
 import type { Address, Hex, LocalAccount } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { DependencyUnavailableError } from "../errors.js";
+import { systemClock, type Clock } from "../clock.js";
+import { SignersBusyError } from "../errors.js";
 
 export interface SignerLease {
   account: LocalAccount;
@@ -25,7 +26,7 @@ export interface SignerPool {
  * receipt here, so a burst queues in memory (bounded in time) instead of piling up in the mempool.
  * Tx-nonce safety across instances comes from Postgres, not from here.
  */
-export function createSignerPool(privateKeys: readonly Hex[], inFlightPerSignerMax = 64): SignerPool {
+export function createSignerPool(privateKeys: readonly Hex[], inFlightPerSignerMax = 64, clock: Clock = systemClock): SignerPool {
   if (privateKeys.length === 0) throw new Error("at least one signer key is required");
   const accounts = privateKeys.map((key) => privateKeyToAccount(key));
   const load = new Map<Address, number>(accounts.map((account) => [account.address, 0]));
@@ -60,8 +61,9 @@ export function createSignerPool(privateKeys: readonly Hex[], inFlightPerSignerM
       for (;;) {
         const account = leastLoaded();
         if (account) return lease(account);
-        const waitMs = untilMs - Date.now();
-        if (waitMs <= 0) throw new DependencyUnavailableError("rpc", `all ${accounts.length} signer(s) have ${inFlightPerSignerMax} settlements in flight; retry shortly`);
+        // `untilMs` is on the engine's clock: compare on the same one.
+        const waitMs = untilMs - clock.nowMs();
+        if (waitMs <= 0) throw new SignersBusyError(`all ${accounts.length} signer(s) have ${inFlightPerSignerMax} settlements in flight; retry shortly`);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
             const index = waiters.indexOf(wake);

@@ -107,8 +107,9 @@ async function settleIdempotently(services: Services, request: FastifyRequest, r
   const requestHash = hashBody(request.body);
   if (requestHash === undefined) return reply.code(400).send(settleError(ReasonCode.invalidPayload, "request body is nested too deeply"));
   let state = await services.idempotency.begin(id, requestHash);
-  const waitUntilMs = Date.now() + services.deps.limits.settleBudgetMs + 5_000;
-  while (state.kind === "in-progress" && Date.now() < waitUntilMs) {
+  const clock = services.deps.clock;
+  const waitUntilMs = clock.nowMs() + services.deps.limits.settleBudgetMs + 5_000;
+  while (state.kind === "in-progress" && clock.nowMs() < waitUntilMs) {
     await new Promise((resolve) => setTimeout(resolve, idempotencyPollIntervalMs));
     state = await services.idempotency.lookup(id, requestHash);
   }

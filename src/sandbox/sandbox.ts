@@ -94,9 +94,9 @@ export async function startSandbox(env: Env, log: Logger): Promise<RunningSandbo
   }
 }
 
-/** Anvil on SANDBOX_RPC_PORT (default 8545) so wallets find it; any free port if that one is taken. */
+/** Anvil on SANDBOX_RPC_PORT (default 8545) so wallets find it; 0, or that one taken: any free port. */
 async function startSandboxAnvil(env: Env): Promise<AnvilInstance> {
-  const port = integerVar(env, "SANDBOX_RPC_PORT", 8545, 1, 65535);
+  const port = integerVar(env, "SANDBOX_RPC_PORT", 8545, 0, 65535);
   try {
     return await startAnvil({ chainId: sandboxNetwork.chainId, port });
   } catch {

@@ -3,7 +3,7 @@ import type { ChainRegistry } from "../chain/registry.js";
 import type { SignerLease, SignerPool } from "../chain/signers.js";
 import { nowSeconds, type Clock } from "../clock.js";
 import type { Limits } from "../config.js";
-import { DependencyUnavailableError, FacilitatorError, SignerCannotPayError } from "../errors.js";
+import { FacilitatorError, SignerCannotPayError, SignersBusyError } from "../errors.js";
 import { redactedMessage } from "../redact.js";
 import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "../exact-evm/checks.js";
 import { checkPayerSignature } from "../exact-evm/payer-signature.js";
@@ -322,7 +322,7 @@ export class SettlementEngine {
     const nowMs = this.deps.clock.nowMs();
     const expired = items.filter((item) => item.deadlineMs <= nowMs);
     const live = items.filter((item) => item.deadlineMs > nowMs);
-    const budgetSpent = new DependencyUnavailableError("rpc", "the settle budget ran out while waiting for the signer; retry shortly");
+    const budgetSpent = new SignersBusyError("the settle budget ran out while waiting for the signer; retry shortly");
     const sent: SentSettlement[] = [];
     // One transaction after the other. A failure before a group was persisted fails that group
     // only: the groups already persisted (and maybe sent) must keep their answers.
@@ -409,7 +409,7 @@ export class SettlementEngine {
       case "pending":
         return answered(await this.answerPending(row));
       case "rejected":
-        if (sent.signerUnfunded) throw new DependencyUnavailableError("rpc", `signer ${row.signer} cannot pay for gas on chain ${row.chainId}`);
+        if (sent.signerUnfunded) throw new SignerCannotPayError(row.signer!, `signer ${row.signer} cannot pay for gas on chain ${row.chainId}: fund it`);
         return answered(failed(ReasonCode.unexpectedSettleError, "the node refused the settlement transaction"));
       case "submitted":
         try {

@@ -57,7 +57,7 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
   const services = createServices({
     database,
     chains: createChainRegistry([network], limits),
-    signers: createSignerPool(options.signerKeys ?? [keys.facilitator], limits.inFlightPerSignerMax),
+    signers: createSignerPool(options.signerKeys ?? [keys.facilitator], limits.inFlightPerSignerMax, options.clock ?? systemClock),
     clock: options.clock ?? systemClock,
     limits,
     log: options.log ?? silentLog,
