@@ -5,6 +5,7 @@ import { withPgClient } from "./database.js";
 import type { PaymentFixture } from "./fixture.js";
 import { signPayment, v2Body, v2Requirements } from "./payments.js";
 import { waitFor } from "./wait.js";
+import { postJson } from "./http.js";
 
 /**
  * Making a batch form on purpose: hold the signer's nonce row lock (as a slow Postgres would); the
@@ -25,7 +26,7 @@ export async function pay(f: PaymentFixture, payerKey: Hex, payTo: Address, amou
 }
 
 export async function settle(f: PaymentFixture, body: object): Promise<SettleAnswer> {
-  return (await f.facilitator.app.inject({ method: "POST", url: "/settle", payload: body })).json();
+  return (await postJson<SettleAnswer>(f.facilitator.app, "/settle", body)).body;
 }
 
 /**

@@ -36,6 +36,7 @@ import { batchSettlerAddress } from "../../src/contracts/batch-settler.js";
 import { installBatchSettler, installMulticall3, MULTICALL3_ADDRESS } from "../../src/sandbox/deploy.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 import { signPayment, v1Body, v2Body, v2Requirements, type SignPaymentOptions } from "./payments.js";
+import { postJson } from "./http.js";
 
 export const erc20Abi = parseAbi([
   "function balanceOf(address account) view returns (uint256)",
@@ -458,9 +459,9 @@ export function defineForkPaymentTests(target: ForkTarget, start: () => Promise<
   const requirements = (overrides: { name?: string } = {}) =>
     v2Requirements({ token: target.usdc.address, payTo, amountAtomic, network, name: overrides.name ?? target.usdc.name, version: target.usdc.version });
   const post = async (url: "/verify" | "/settle", body: unknown) => {
-    const response = await facilitator!.app.inject({ method: "POST", url, payload: body as object });
-    expect(response.statusCode).toBe(200);
-    return response.json();
+    const answer = await postJson(facilitator!.app, url, body);
+    expect(answer.status).toBe(200);
+    return answer.body;
   };
   const transfersOf = async (hash: Hex, from: Address) => {
     const receipt = await chain.publicClient.getTransactionReceipt({ hash });

@@ -8,6 +8,7 @@ import { withPgClient } from "../../helpers/database.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import { authorizationOf, randomNonce, signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 import { waitFor } from "../../helpers/wait.js";
+import { postJson } from "../../helpers/http.js";
 
 /**
  * Pitfall 16, decoy credit. Payer P signs X and Y (P → Q, same value, nonces n1, n2), and A2
@@ -21,10 +22,7 @@ const amountAtomic = 10_000n;
 
 const fx = usePaymentFixture({ label: "decoy", chain: { noMining: true }, payerBalanceAtomic: 1_000_000n, facilitator: { limits: { settleBudgetMs: 20_000 } } });
 
-async function settle(body: unknown) {
-  const response = await fx.facilitator.app.inject({ method: "POST", url: "/settle", payload: body as object });
-  return response.json() as { success: boolean; errorReason?: string; transaction: Hex };
-}
+const settle = async (body: unknown) => (await postJson<{ success: boolean; errorReason?: string; transaction: Hex }>(fx.facilitator.app, "/settle", body)).body;
 
 async function statusOf(nonce: Hex): Promise<string | undefined> {
   return withPgClient(fx.database.url, async (client) => (await client.query("select status from settlements where nonce = $1", [nonce.toLowerCase()])).rows[0]?.status);

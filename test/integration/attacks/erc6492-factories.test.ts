@@ -19,6 +19,7 @@ import { withPgClient } from "../../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import {  randomNonce, signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { postJson } from "../../helpers/http.js";
 
 /**
  * Pitfall 17 / issue 11.2, the ERC-6492 gas pump. An ERC-6492 signature carries a "factory" and
@@ -61,9 +62,9 @@ async function withFacilitator<T>(limits: Parameters<typeof startTestFacilitator
 type Answer = { isValid?: boolean; invalidReason?: string; success?: boolean; errorReason?: string; transaction?: Hex; payer?: string };
 
 async function post(facilitator: TestFacilitator, route: "/verify" | "/settle", body: object): Promise<Answer> {
-  const response = await facilitator.app.inject({ method: "POST", url: route, payload: body });
-  expect(response.statusCode).toBe(200); // a refusal, never a 5xx
-  return response.json();
+  const answer = await postJson<Answer>(facilitator.app, route, body);
+  expect(answer.status).toBe(200); // a refusal, never a 5xx
+  return answer.body;
 }
 
 const predict = (salt: Hex) =>

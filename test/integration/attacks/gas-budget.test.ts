@@ -3,6 +3,7 @@ import { addressOf, keys } from "../../helpers/chain.js";
 import { withPgClient } from "../../helpers/database.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { postJson } from "../../helpers/http.js";
 
 /**
  * A key's daily gas budget under concurrent settles. It was checked against what settlements had
@@ -25,10 +26,7 @@ const payment = async () =>
     v2Requirements({ token: fx.chain.token, payTo, amountAtomic }),
   );
 
-async function settle(body: object, apiKey: string) {
-  const response = await fx.facilitator.app.inject({ method: "POST", url: "/settle", payload: body, headers: { authorization: `Bearer ${apiKey}` } });
-  return { status: response.statusCode, body: response.json() };
-}
+const settle = (body: object, apiKey: string) => postJson(fx.facilitator.app, "/settle", body, { authorization: `Bearer ${apiKey}` });
 
 async function keyWithBudget(name: string, dailyGasBudgetWei: bigint) {
   const { key, row } = await fx.facilitator.services.apiKeys.create({ name, role: "client", dailyGasBudgetWei });

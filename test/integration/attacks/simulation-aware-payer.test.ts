@@ -7,6 +7,7 @@ import { withPgClient } from "../../helpers/database.js";
 import { usePaymentFixture, type PaymentFixture } from "../../helpers/fixture.js";
 import { waitFor } from "../../helpers/wait.js";
 import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { postJson } from "../../helpers/http.js";
 
 /**
  * A payer whose code tells a simulation from a real transaction (found by the security review).
@@ -91,7 +92,4 @@ async function broadcastRows(f: PaymentFixture): Promise<number> {
   return withPgClient(f.database.url, async (c) => (await c.query("select count(*)::int as n from settlements where broadcast_at is not null")).rows[0].n);
 }
 
-async function settle(f: PaymentFixture, body: object) {
-  const response = await f.facilitator.app.inject({ method: "POST", url: "/settle", payload: body });
-  return { status: response.statusCode, body: response.json() };
-}
+const settle = (f: PaymentFixture, body: object) => postJson(f.facilitator.app, "/settle", body);

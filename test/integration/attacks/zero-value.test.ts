@@ -5,6 +5,7 @@ import { withPgClient } from "../../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import { signPayment, v1Body, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { postJson } from "../../helpers/http.js";
 
 /**
  * Issue 11.4, zero-value payments. A payer with nothing to lose signs `value = 0` (the resource asks
@@ -21,8 +22,8 @@ const f = usePaymentFixture({ label: "zero_value", payerBalanceAtomic: 1_000_000
 type Answer = { isValid?: boolean; invalidReason?: string; success?: boolean; errorReason?: string; transaction?: Hex; payer?: string };
 
 async function post(facilitator: TestFacilitator, route: "/verify" | "/settle", body: object): Promise<{ status: number; answer: Answer }> {
-  const response = await facilitator.app.inject({ method: "POST", url: route, payload: body });
-  return { status: response.statusCode, answer: response.json() };
+  const { status, body: answer } = await postJson<Answer>(facilitator.app, route, body);
+  return { status, answer };
 }
 
 async function payment(valueAtomic: bigint) {

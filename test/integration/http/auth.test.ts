@@ -6,6 +6,7 @@ import { startTestFacilitator } from "../../helpers/facilitator.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import { signPayment, v1Body, v2Body, v2Requirements } from "../../helpers/payments.js";
 import { keysCommand } from "../../../src/cli-commands.js";
+import { postJson } from "../../helpers/http.js";
 
 /** Caller authentication, allowlists, caps and rate limits, against real Postgres and Anvil. */
 const payer = addressOf(keys.payer);
@@ -24,15 +25,7 @@ const body = async (to = payTo, value = amountAtomic) =>
     v2Requirements({ token: fx.chain.token, payTo: to, amountAtomic: value }),
   );
 
-async function call(route: "/verify" | "/settle", payload: unknown, key?: string) {
-  const response = await fx.facilitator.app.inject({
-    method: "POST",
-    url: route,
-    payload: payload as object,
-    headers: key ? { authorization: `Bearer ${key}` } : {},
-  });
-  return { status: response.statusCode, body: response.json(), headers: response.headers };
-}
+const call = (route: "/verify" | "/settle", payload: unknown, key?: string) => postJson(fx.facilitator.app, route, payload, key ? { authorization: `Bearer ${key}` } : {});
 
 describe("API keys (AUTH=api-keys)", () => {
   it("answers 401 without a key, in the route's shape", async () => {

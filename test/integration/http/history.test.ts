@@ -5,6 +5,7 @@ import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/c
 import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
 import { startOperatorFacilitator, type OperatorFacilitator } from "../../helpers/operator.js";
 import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { postJson } from "../../helpers/http.js";
 
 /**
  * GET /settlements, /settlements/:id, /openapi.json and /docs against real payments: real Anvil,
@@ -49,8 +50,7 @@ const settled: Settled[] = [];
 
 async function settle(payerKey: Hex, payTo: Address, valueAtomic: bigint): Promise<Settled> {
   const payment = await signPayment({ payerKey, token: chain.token, chainId: chain.chainId, payTo, valueAtomic });
-  const response = await facilitator.app.inject({ method: "POST", url: "/settle", payload: v2Body(payment, v2Requirements({ token: chain.token, payTo, amountAtomic: valueAtomic })) });
-  const body = response.json() as { success: boolean; transaction: string };
+  const { body } = await postJson<{ success: boolean; transaction: string }>(facilitator.app, "/settle", v2Body(payment, v2Requirements({ token: chain.token, payTo, amountAtomic: valueAtomic })));
   const entry = { payer: addressOf(payerKey), payTo, valueAtomic, nonce: payment.authorization.nonce, success: body.success, transaction: body.transaction };
   settled.push(entry);
   return entry;

@@ -12,6 +12,7 @@ import { createTestDatabase, withPgClient } from "../../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { postJson } from "../../helpers/http.js";
 
 /**
  * Idempotency-Key on /settle with several tenants (AUTH=api-keys), against real Postgres and
@@ -36,8 +37,7 @@ const body = async (to = payTo) =>
 async function settle(payload: unknown, idempotencyKey: string, apiKey?: string, app: TestFacilitator["app"] = fx.facilitator.app) {
   const headers: Record<string, string> = { "idempotency-key": idempotencyKey };
   if (apiKey) headers.authorization = `Bearer ${apiKey}`;
-  const response = await app.inject({ method: "POST", url: "/settle", payload: payload as object, headers });
-  return { status: response.statusCode, body: response.json() };
+  return postJson(app, "/settle", payload, headers);
 }
 
 const tenant = async (name: string, extra: Partial<NewApiKey> = {}) =>

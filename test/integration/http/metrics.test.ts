@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
+import { postJson } from "../../helpers/http.js";
 import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 
-const payer = addressOf(keys.payer);
 const payTo = addressOf(keys.payTo);
 const amountAtomic = 10_000n;
 
@@ -20,16 +20,23 @@ function sample(text: string, name: string, labels: Record<string, string>): num
   return undefined;
 }
 
+/** The value of an unlabelled sample line (`name value`), or undefined when absent. */
+function unlabelled(text: string, name: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
 describe("GET /metrics", () => {
   it("counts verify and settle outcomes with latency, and exposes signer balances and unfinished rows", async () => {
     const requirements = v2Requirements({ token: fx.chain.token, payTo, amountAtomic });
     const payment = await signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic });
     const body = v2Body(payment, requirements);
-    await fx.facilitator.app.inject({ method: "POST", url: "/verify", payload: body });
-    await fx.facilitator.app.inject({ method: "POST", url: "/settle", payload: body });
-    await fx.facilitator.app.inject({ method: "POST", url: "/settle", payload: body }); // duplicate
+    const post = (route: string, payload: unknown) => postJson(fx.facilitator.app, route, payload);
+    expect((await post("/verify", body)).body).toMatchObject({ isValid: true });
+    expect((await post("/settle", body)).body).toMatchObject({ success: true });
+    expect((await post("/settle", body)).body).toMatchObject({ errorReason: "duplicate_settlement" });
     const foreign = v2Body(payment, v2Requirements({ token: fx.chain.token, payTo, amountAtomic, network: "eip155:999999" }));
-    await fx.facilitator.app.inject({ method: "POST", url: "/verify", payload: foreign });
+    expect((await post("/verify", foreign)).body).toMatchObject({ invalidReason: "invalid_network" });
 
     const response = await fx.facilitator.app.inject({ method: "GET", url: "/metrics" });
     expect(response.statusCode).toBe(200);
@@ -42,9 +49,18 @@ describe("GET /metrics", () => {
     expect(sample(text, "x402_verify_total", { network: "other", outcome: "invalid_network" })).toBe(1);
     expect(text).not.toContain("eip155:999999");
     expect(sample(text, "x402_settle_duration_seconds_count", { network: "eip155:84532" })).toBe(2);
+    // The +Inf bucket holds every observation (both /settle answers); one /verify was of this
+    // network, the foreign one is counted under "other".
+    expect(sample(text, "x402_settle_duration_seconds_bucket", { network: "eip155:84532", le: "+Inf" })).toBe(2);
+    expect(sample(text, "x402_verify_duration_seconds_count", { network: "eip155:84532" })).toBe(1);
     const balance = sample(text, "x402_signer_balance_wei", { network: "eip155:84532", signer: addressOf(keys.facilitator) });
     expect(balance).toBeGreaterThan(0);
     expect(sample(text, "x402_settlements_unfinished", { status: "submitted" })).toBe(0);
-    expect(text).toContain("x402_process_");
+    // Process metrics (prom-client's defaults under the prefix, hence "process_process_"): present, typed, with live values.
+    expect(text).toMatch(/^# TYPE x402_process_process_cpu_seconds_total counter$/m);
+    expect(unlabelled(text, "x402_process_process_cpu_seconds_total")).toBeGreaterThan(0);
+    expect(unlabelled(text, "x402_process_process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024);
+    expect(unlabelled(text, "x402_process_process_start_time_seconds")).toBeLessThanOrEqual(Date.now() / 1000);
+    expect(unlabelled(text, "x402_process_process_start_time_seconds")).toBeGreaterThan(Date.now() / 1000 - 24 * 3600);
   });
 });

@@ -16,6 +16,8 @@ import { eip3009Abi } from "../../../src/exact-evm/abi.js";
 import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
 import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
 import { startFaultyRpcProxy, type FaultMode, type FaultRule, type FaultyRpcProxy } from "../../helpers/faulty-rpc-proxy.js";
+import { postJson } from "../../helpers/http.js";
+import { within } from "../../helpers/wait.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 
@@ -30,8 +32,14 @@ const rpcRetryCount = 0;
 const settleBudgetMs = 3_000;
 /** Tries per RPC call before it fails for good: every URL, each (1 + retries) times. */
 const rpcTriesMax = 2 * (1 + rpcRetryCount);
-/** Scheduling, Postgres and the local work around the RPC waits. */
-const slackMs = 1_000;
+/**
+ * No test asserts elapsed milliseconds (a loaded machine stretches them): what proves a bound is the
+ * outcome (settlement_pending can only come from the budget running out, success (not pending) from a
+ * receipt within it) and the RPC calls counted at the proxies (a bound is `tries × timeout`, so
+ * counting tries checks it). `within()` only turns a hang into a clear failure, at 10× the bound.
+ */
+const hangFactor = 10;
+const rpcBoundMs = rpcTimeoutMs * rpcTriesMax;
 
 let chain: TestChain;
 let database: TestDatabase;
@@ -97,11 +105,11 @@ const newBody = async () =>
   );
 const nonceOf = (body: Awaited<ReturnType<typeof newBody>>) => body.paymentPayload.payload.authorization.nonce;
 
-async function post(url: "/verify" | "/settle", body: unknown, label?: string) {
+/** POSTs, failing clearly on a hang (`boundMs` × hangFactor); the elapsed time is only reported. */
+async function post(url: "/verify" | "/settle", body: unknown, label?: string, boundMs = url === "/settle" ? settleBudgetMs : rpcBoundMs) {
   const startedMs = Date.now();
-  const response = await facilitator!.app.inject({ method: "POST", url, payload: body as object });
+  const answer = await within(`${label ?? "POST"} ${url}`, postJson(facilitator!.app, url, body), boundMs * hangFactor);
   const elapsedMs = Date.now() - startedMs;
-  const answer = { status: response.statusCode, body: response.json() as Record<string, any>, elapsedMs };
   if (label) measured.push(`${label}: ${url} → ${answer.status} ${answer.body.errorReason ?? answer.body.invalidReason ?? (answer.body.success ?? answer.body.isValid)} in ${elapsedMs} ms`);
   return answer;
 }
@@ -141,8 +149,7 @@ describe("failover: the first RPC misbehaves, the second serves", () => {
     const settle = await post("/settle", body, `first RPC ${mode}`);
     expect(settle.status).toBe(200);
     expect(settle.body).toMatchObject({ success: true, payer, network });
-    expect(settle.body.transaction).toMatch(/^0x[0-9a-f]{64}$/);
-    expect(settle.elapsedMs).toBeLessThan(settleBudgetMs + slackMs);
+    expect(settle.body.transaction).toMatch(/^0x[0-9a-f]{64}$/); // success, not settlement_pending: within the budget
 
     // The first RPC was asked (and refused) every time; the second served everything, once.
     expect(rpcA.total()).toBeGreaterThan(0);
@@ -160,9 +167,11 @@ describe("failover: the first RPC misbehaves, the second serves", () => {
     const verify = await post("/verify", body, "first RPC blackhole, rpcRetryCount 1");
     expect(verify.body).toEqual({ isValid: true, payer });
     const settle = await post("/settle", body, "first RPC blackhole, rpcRetryCount 1");
-    expect(settle.body).toMatchObject({ success: true, payer, network });
-    expect(settle.elapsedMs).toBeLessThan(settleBudgetMs);
+    expect(settle.body).toMatchObject({ success: true, payer, network }); // not settlement_pending: within the budget
     expect(rpcB.forwarded("eth_sendRawTransaction")).toBe(1);
+    // Once, not on every call: the hung URL met at most its 1 + rpcRetryCount tries, all the rest went to the second.
+    expect(rpcA.total(), JSON.stringify(rpcA.counts())).toBeLessThanOrEqual(1 + 1);
+    expect(rpcB.total()).toBeGreaterThan(rpcA.total());
   });
 
   it("waits for a slow first RPC that answers within the timeout instead of failing over", async () => {
@@ -181,9 +190,10 @@ describe("every RPC of the network down", () => {
     expect(verify.status).toBe(503);
     expect(verify.body).toMatchObject({ isValid: false, invalidReason: "service_unavailable", error: "service_unavailable" });
     expect(verify.body.invalidMessage).toMatch(/RPC unavailable/);
-    expect(verify.elapsedMs).toBeLessThan(rpcTimeoutMs * rpcTriesMax + slackMs);
+    // Within the RPC bound: one call's tries (every URL, 1 + rpcRetryCount each), then the 503.
     expect(rpcA.total()).toBeGreaterThan(0);
     expect(rpcB.total()).toBeGreaterThan(0);
+    expect(rpcA.total() + rpcB.total(), JSON.stringify([rpcA.counts(), rpcB.counts()])).toBeLessThanOrEqual(rpcTriesMax);
   });
 
   it("/verify of a payment it verified before (its chain reads cached) also answers 503 within the RPC bound", async () => {
@@ -192,11 +202,15 @@ describe("every RPC of the network down", () => {
     expect((await post("/verify", body, "all RPCs pass")).body).toMatchObject({ isValid: true });
     await new Promise((resolve) => setTimeout(resolve, 600)); // past the cache's 500 ms head-age bound: the head must be read again
     everyRpc("blackhole");
+    rpcA.resetCounts();
+    rpcB.resetCounts();
     const verify = await post("/verify", body, "every RPC blackhole, repeated payment");
     expect(verify.status).toBe(503);
     expect(verify.body).toMatchObject({ isValid: false, invalidReason: "service_unavailable" });
-    // One bound, not two: the failed head read answers at once instead of handing over to a fresh read that waits again.
-    expect(verify.elapsedMs).toBeLessThan(rpcTimeoutMs * rpcTriesMax + slackMs);
+    // One bound, not two: the failed head read answers at once instead of handing over to a fresh
+    // read that waits again — so the tries are one call's (at most rpcTriesMax), not two calls'.
+    expect(rpcA.total() + rpcB.total(), JSON.stringify([rpcA.counts(), rpcB.counts()])).toBeLessThanOrEqual(rpcTriesMax);
+    expect(rpcA.total() + rpcB.total()).toBeGreaterThan(0);
   });
 
   it("/settle answers 503, leaves no live claim and sends nothing; the same /settle succeeds once the RPCs are back", async () => {
@@ -205,10 +219,9 @@ describe("every RPC of the network down", () => {
     const txCountBefore = await facilitatorTxCount();
     everyRpc("blackhole");
 
-    const refused = await post("/settle", body, "every RPC blackhole");
+    const refused = await post("/settle", body, "every RPC blackhole", rpcBoundMs);
     expect(refused.status).toBe(503);
     expect(refused.body).toMatchObject({ success: false, errorReason: "service_unavailable", transaction: "" });
-    expect(refused.elapsedMs).toBeLessThan(rpcTimeoutMs * rpcTriesMax + slackMs);
 
     // The claim was given back: failed before any broadcast, so a later attempt may take it again.
     const rows = await rowsFor(nonce);
@@ -274,7 +287,6 @@ describe("the RPC dies after the broadcast", () => {
     const first = await post("/settle", body, "receipts dropped on every RPC");
     expect(first.body).toMatchObject({ success: false, errorReason: "settlement_pending", payer, network });
     expect(first.body.transaction).toMatch(/^0x[0-9a-f]{64}$/);
-    expect(first.elapsedMs).toBeLessThan(settleBudgetMs + slackMs);
     expect(rpcA.faulted("eth_getTransactionReceipt") + rpcB.faulted("eth_getTransactionReceipt")).toBeGreaterThan(0);
     expect(await rowsFor(nonceOf(body))).toMatchObject([{ status: "submitted", pending_answered: true, tx_hash: first.body.transaction }]);
     await expectFinishedAfterPending(body, first.body.transaction);
@@ -287,7 +299,6 @@ describe("the RPC dies after the broadcast", () => {
     const first = await post("/settle", body, "every RPC blackhole after the broadcast");
     expect(first.body).toMatchObject({ success: false, errorReason: "settlement_pending", payer, network });
     expect(first.body.transaction).toMatch(/^0x[0-9a-f]{64}$/);
-    expect(first.elapsedMs).toBeLessThan(settleBudgetMs + slackMs);
     expect(rpcA.forwarded("eth_sendRawTransaction")).toBe(1);
     expect(await facilitatorTxCount()).toBe(txCountBefore + 1);
     await expectFinishedAfterPending(body, first.body.transaction);
@@ -303,7 +314,6 @@ describe("the broadcast reached the node but its answer was lost", () => {
     expect(first.status).toBe(200);
     expect(first.body.transaction).toMatch(/^0x[0-9a-f]{64}$/);
     if (first.body.success !== true) expect(first.body).toMatchObject({ success: false, errorReason: "settlement_pending" });
-    expect(first.elapsedMs).toBeLessThan(settleBudgetMs + slackMs);
     expect(rpcA.forwarded("eth_sendRawTransaction")).toBe(1);
 
     everyRpc("pass");

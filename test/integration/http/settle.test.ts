@@ -7,6 +7,7 @@ import { addressOf, keys } from "../../helpers/chain.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import { signPayment, v1Body, v2Body, v2Requirements, type SignPaymentOptions } from "../../helpers/payments.js";
+import { postJson } from "../../helpers/http.js";
 
 const payer = addressOf(keys.payer);
 const payTo = addressOf(keys.payTo);
@@ -19,10 +20,7 @@ const sign = (overrides: Partial<SignPaymentOptions> = {}) =>
   signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic, ...overrides });
 const requirements = () => v2Requirements({ token: fx.chain.token, payTo, amountAtomic });
 
-async function settle(app: TestFacilitator["app"], body: unknown, headers: Record<string, string> = {}) {
-  const response = await app.inject({ method: "POST", url: "/settle", payload: body as object, headers });
-  return { status: response.statusCode, body: response.json() };
-}
+const settle = (app: TestFacilitator["app"], body: unknown, headers: Record<string, string> = {}) => postJson(app, "/settle", body, headers);
 
 async function rowsFor(nonce: string) {
   return withPgClient(fx.database.url, async (client) => (await client.query("select * from settlements where nonce = $1", [nonce.toLowerCase()])).rows);

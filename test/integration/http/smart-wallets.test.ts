@@ -19,6 +19,7 @@ import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/c
 import { createTestDatabase, type TestDatabase } from "../../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import {  v2Body, v2Requirements } from "../../helpers/payments.js";
+import { postJson } from "../../helpers/http.js";
 
 /** Smart-wallet payers: a deployed ERC-1271 wallet, and a counterfactual one (ERC-6492). */
 const payTo = addressOf(keys.payTo);
@@ -50,9 +51,7 @@ const predict = (salt: Hex) =>
   chain.publicClient.readContract({ address: factory, abi: smartWalletFactoryArtifact.abi, functionName: "predict", args: [owner.address, salt] }) as Promise<Address>;
 const deployCalldata = (salt: Hex) => encodeFunctionData({ abi: smartWalletFactoryArtifact.abi, functionName: "deploy", args: [owner.address, salt] });
 
-async function post(route: "/verify" | "/settle", body: unknown) {
-  return (await facilitator.app.inject({ method: "POST", url: route, payload: body as object })).json();
-}
+const post = async (route: "/verify" | "/settle", body: unknown) => (await postJson(facilitator.app, route, body)).body;
 
 describe("smart-wallet payers", () => {
   it("verifies and settles from a deployed ERC-1271 wallet through the bytes overload", async () => {

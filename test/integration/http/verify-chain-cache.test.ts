@@ -2,10 +2,16 @@
  * Verify's chain reads (src/exact-evm/verify-chain-state.ts): one Multicall3 eth_call per verify,
  * and a per-block cache that must never outlive its block by more than headAgeMsMax. Real Anvil,
  * real Postgres; the RPC goes through a pass-through proxy only to count the calls.
+ *
+ * The cache ages entries and head observations by performance.now() (a module-level monotonic
+ * clock, not the injectable business Clock). The test fakes only that clock, before the facilitator
+ * starts: time stands still unless a test moves it with `advance()`, so whether a verify is a hit,
+ * a hit that first confirms the head, or a miss depends on the steps taken, never on how fast a
+ * loaded machine runs them. Timers, sockets and Date stay real.
  */
 import { createWalletClient, http, parseAbi, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { headAgeMsMax } from "../../../src/exact-evm/verify-chain-state.js";
 import { anvilDevPrivateKeys } from "../../../src/sandbox/anvil.js";
 import { MULTICALL3_ADDRESS, installMulticall3 } from "../../../src/sandbox/deploy.js";
@@ -13,6 +19,7 @@ import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/c
 import { createTestDatabase, type TestDatabase } from "../../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { startFaultyRpcProxy, type FaultyRpcProxy } from "../../helpers/faulty-rpc-proxy.js";
+import { postJson } from "../../helpers/http.js";
 import { randomNonce, signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 
 const payTo = addressOf(keys.payTo);
@@ -30,10 +37,12 @@ beforeAll(async () => {
   await chain.mint(addressOf(keys.payer), 1_000_000n);
   proxy = await startFaultyRpcProxy({ upstreamUrl: chain.rpcUrl });
   database = await createTestDatabase("verify_chain_cache");
+  vi.useFakeTimers({ toFake: ["performance"] });
   facilitator = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [proxy.url], token: chain.token });
 });
 
 afterAll(async () => {
+  vi.useRealTimers();
   await facilitator?.close();
   await proxy?.stop();
   await database?.drop();
@@ -42,7 +51,8 @@ afterAll(async () => {
 
 beforeEach(() => proxy.resetCounts());
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Moves the cache's clock (performance.now) forward; nothing else. */
+const advance = (ms: number) => vi.advanceTimersByTime(ms);
 
 async function body(payerKey: Hex = keys.payer) {
   const payment = await signPayment({ payerKey, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic, nonce: randomNonce() });
@@ -64,9 +74,9 @@ async function drain(payerKey: Hex) {
 }
 
 async function post(url: "/verify" | "/settle", payload: unknown) {
-  const response = await facilitator.app.inject({ method: "POST", url, payload: payload as object });
-  expect(response.statusCode).toBe(200);
-  return response.json() as Record<string, unknown>;
+  const answer = await postJson(facilitator.app, url, payload);
+  expect(answer.status).toBe(200);
+  return answer.body;
 }
 
 describe("verify's chain reads", () => {
@@ -83,7 +93,7 @@ describe("verify's chain reads", () => {
     expect(proxy.total()).toBe(1); // served from the cache, nothing asked
 
     // Once the head observation is older than the bound, a hit first confirms the head (one cheap call).
-    await sleep(headAgeMsMax + 100);
+    advance(headAgeMsMax + 1);
     expect(await post("/verify", payment)).toMatchObject({ isValid: true });
     expect(proxy.received("eth_call")).toBe(2);
     expect(await post("/verify", payment)).toMatchObject({ isValid: true });
@@ -99,8 +109,10 @@ describe("verify's chain reads", () => {
 
     await drain(drainablePayerKey);
 
-    // Within headAgeMsMax a hit may still be served (the stated staleness); past it, never.
-    await sleep(headAgeMsMax + 100);
+    // Within headAgeMsMax a hit is still served (the stated staleness) ...
+    expect(await post("/verify", payment)).toEqual({ isValid: true, payer: payer.address });
+    // ... past it, never.
+    advance(headAgeMsMax + 1);
     expect(await post("/verify", payment)).toEqual({
       isValid: false,
       invalidReason: "invalid_exact_evm_insufficient_balance",

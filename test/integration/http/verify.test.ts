@@ -7,6 +7,7 @@ import { eip3009Abi } from "../../../src/exact-evm/abi.js";
 import { transferWithAuthorizationCall } from "../../../src/exact-evm/transfer-call.js";
 import { createWalletClient, http } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { postJson } from "../../helpers/http.js";
 
 const payer = addressOf(keys.payer);
 const payTo = addressOf(keys.payTo);
@@ -19,10 +20,7 @@ const sign = (overrides: Partial<SignPaymentOptions> = {}) =>
 const requirements = (overrides: Partial<Parameters<typeof v2Requirements>[0]> = {}) =>
   v2Requirements({ token: fx.chain.token, payTo, amountAtomic, ...overrides });
 
-async function verify(body: unknown) {
-  const response = await fx.facilitator.app.inject({ method: "POST", url: "/verify", payload: body as object });
-  return { status: response.statusCode, body: response.json() };
-}
+const verify = (body: unknown) => postJson(fx.facilitator.app, "/verify", body);
 
 async function expectInvalid(body: unknown, reason: string) {
   const answer = await verify(body);

@@ -129,7 +129,9 @@ describe("settlement under load", () => {
       `[load] ${payments} payments over HTTP, 2 instance processes (1 DB, default limits: SETTLE_BATCH_MAX ${defaultLimits.settleBatchMax}), 3 signers [${perSigner.join(", ")}], Anvil automine: ` +
         `wall ${Math.round(wallMs)} ms, ${throughput.toFixed(1)} payments/s (signing ${signMs} ms); ${payments} confirmed, 0 duplicates, 0 failures`,
     );
-    expect(wallMs).toBeLessThan(60_000);
+    // No wall-clock assertion: on a loaded machine it measures the machine. What this test proves is
+    // the outcome above (every payment confirmed, exactly once, nonces in step); the wall time and
+    // throughput are reported, and the test's own timeout still bounds a hang.
   }, 90_000);
 });
 

@@ -5,6 +5,7 @@ import { eip3009Abi } from "../../../src/exact-evm/abi.js";
 import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
 import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
 import { startTestFacilitator } from "../../helpers/facilitator.js";
+import { postJson } from "../../helpers/http.js";
 import { facilitatorEnv, startFacilitatorProcess, type FacilitatorProcess } from "../../helpers/facilitator-process.js";
 import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 
@@ -18,7 +19,13 @@ const payer = addressOf(keys.payer);
 const payTo = addressOf(keys.payTo);
 const amountAtomic = 10_000n;
 const settleBudgetMs = 3_000;
-const exitBoundMs = 10_000;
+/**
+ * src/main.ts closeOnSignals: past this grace the process exits 1 whatever is still open. So exit
+ * code 0 is the proof of a clean close (the outcome these tests assert, not a duration); the tests
+ * only wait long enough for the grace timer to have fired if close() were stuck.
+ */
+const shutdownGraceMs = 25_000;
+const exitWaitMs = shutdownGraceMs + 10_000;
 
 let chain: TestChain;
 let database: TestDatabase;
@@ -37,6 +44,7 @@ beforeAll(async () => {
     rpcUrl: chain.rpcUrl,
     token: chain.token,
     signerKeys: [keys.facilitator],
+    logLevel: "info", // the test waits for the "shutting down" line
     limits: { SETTLE_BUDGET_MS: settleBudgetMs, DUPLICATE_WAIT_MS: settleBudgetMs, RECONCILE_INTERVAL_MS: 200, RPC_TIMEOUT_MS: 3_000 },
   });
   const start = () =>
@@ -93,22 +101,32 @@ async function settleUntilSubmitted(url: string, options: { connectionClose?: bo
   return { body, nonce, answer, submitted };
 }
 
-/** A request sent while shutting down is refused (connection refused or 503) and claims nothing. */
+/**
+ * A request sent while shutting down is refused — the connection refused or reset, or a 503 — and
+ * claims nothing. Only a network error counts as a refusal: a timeout (the server accepted and hung)
+ * or any other status fails here.
+ */
 async function newRequestRefused(url: string): Promise<string> {
   const body = v2Body(
     await signPayment({ payerKey: keys.payer, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic }),
     v2Requirements({ token: chain.token, payTo, amountAtomic }),
   );
-  try {
-    const response = await fetch(`${url}/settle`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(5_000) });
-    await response.text();
-    expect(response.status).toBe(503);
-    return "503";
-  } catch (error) {
-    return String((error as Error).cause ?? error).slice(0, 60);
-  } finally {
-    expect(await rowFor(body.paymentPayload.payload.authorization.nonce)).toBeUndefined();
+  let refused: string;
+  const sent = await fetch(`${url}/settle`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(5_000) }).then(
+    async (response) => ({ status: response.status, text: await response.text() }),
+    (error: Error) => error,
+  );
+  if (sent instanceof Error) {
+    const cause = (sent.cause ?? {}) as { code?: string };
+    expect(sent.name, `a refusal, not a hang: ${String(sent)}`).not.toBe("TimeoutError");
+    expect(["ECONNREFUSED", "ECONNRESET", "UND_ERR_SOCKET"], `fetch failed with ${String(sent.cause ?? sent)}`).toContain(cause.code);
+    refused = cause.code!;
+  } else {
+    expect(sent.status, sent.text).toBe(503);
+    refused = "503";
   }
+  expect(await rowFor(body.paymentPayload.payload.authorization.nonce)).toBeUndefined();
+  return refused;
 }
 
 async function authorizationUsed(nonce: Hex) {
@@ -117,15 +135,16 @@ async function authorizationUsed(nonce: Hex) {
 
 describe("graceful shutdown (SIGTERM) of a facilitator process", () => {
   /** The process of the first test; the second checks how it exits. */
-  let keptAlive: { child: FacilitatorProcess; sigtermMs: number } | undefined;
+  let keptAlive: FacilitatorProcess | undefined;
 
   it("answers the /settle waiting for its receipt when the block comes after SIGTERM; refuses new requests; the row is confirmed", async () => {
     const child = await forMinedBlock;
     const rowsBefore = await rowCount();
     const { nonce, answer, submitted } = await settleUntilSubmitted(child.url);
-    const sigtermMs = Date.now();
     child.child.kill("SIGTERM");
-    keptAlive = { child, sigtermMs };
+    keptAlive = child;
+    // Order, not time: the process has begun closing (it logs before close()) before the new request.
+    await waitFor("the process logs its shutdown", async () => child.output().includes("shutting down"), 10_000);
     await new Promise((resolve) => setTimeout(resolve, 300));
     const refused = await newRequestRefused(child.url);
     await chain.testClient.mine({ blocks: 1 });
@@ -137,19 +156,20 @@ describe("graceful shutdown (SIGTERM) of a facilitator process", () => {
     const used = await authorizationUsed(nonce);
     expect(used.map((log) => log.transactionHash)).toEqual([submitted.tx_hash]);
     expect(await rowCount()).toBe(rowsBefore + 1); // the request refused during shutdown claimed nothing
-    console.log(`[shutdown] block mined 300 ms after SIGTERM: in-flight /settle answered success after ${answered.atMs} ms; a new request during shutdown: ${refused}`);
+    console.log(`[shutdown] block mined after SIGTERM and the refused request: in-flight /settle answered success after ${answered.atMs} ms; a new request during shutdown: ${refused}`);
   });
 
   /**
    * Regression: the in-flight answer above goes out on a keep-alive connection (Fastify advertises
    * Keep-Alive: timeout=72; undici keeps the socket), which only becomes idle after close() began.
    * app.close() used to wait for it until the 25 s grace timer (exit 1); startServer's close() now
-   * keeps closing idle connections while in-flight requests finish.
+   * keeps closing idle connections while in-flight requests finish. The regression shows as exit
+   * code 1 from the grace timer, so the code is asserted, not how long the exit took.
    */
-  it("then exits 0 within 5 s of SIGTERM although the client keeps its connection alive", async () => {
+  it("then exits 0, not through the grace timer, although the client keeps its connection alive", async () => {
     expect(keptAlive).toBeDefined();
-    const exit = await keptAlive!.child.waitForExit(5_000);
-    expect(exit, keptAlive!.child.output()).toEqual({ code: 0, signal: null });
+    const exit = await keptAlive!.waitForExit(exitWaitMs);
+    expect(exit, keptAlive!.output()).toEqual({ code: 0, signal: null });
   });
 
   it("answers settlement_pending with the hash when no block comes within the budget, exits 0, and a new instance's watcher confirms the row", async () => {
@@ -158,14 +178,15 @@ describe("graceful shutdown (SIGTERM) of a facilitator process", () => {
     const sigtermMs = Date.now();
     child.child.kill("SIGTERM");
 
+    // No block is mined before the answer: settlement_pending with the hash can only come from the
+    // budget running out (a receipt would make it success), and exit 0 only from a clean close.
     const answered = await answer;
     expect(answered.status).toBe(200);
     expect(answered.body).toMatchObject({ success: false, errorReason: "settlement_pending", transaction: submitted.tx_hash });
-    expect(answered.atMs).toBeLessThan(settleBudgetMs + 2_000);
-    const exit = await child.waitForExit(exitBoundMs);
-    const exitedAfterMs = Date.now() - sigtermMs;
+    expect(await chain.publicClient.getTransaction({ hash: submitted.tx_hash })).toMatchObject({ blockNumber: null });
+    const exit = await child.waitForExit(exitWaitMs);
+    const exitedAfterMs = Date.now() - sigtermMs; // reported, not asserted
     expect(exit, child.output()).toEqual({ code: 0, signal: null });
-    expect(exitedAfterMs).toBeLessThan(settleBudgetMs + 3_000);
     expect(await rowFor(nonce)).toMatchObject({ status: "submitted", pending_answered: true, tx_hash: submitted.tx_hash });
 
     // The transaction is still in Anvil's pool; the block comes after the process is gone.
@@ -179,10 +200,10 @@ describe("graceful shutdown (SIGTERM) of a facilitator process", () => {
       expect(final).toMatchObject({ status: "confirmed", tx_hash: submitted.tx_hash, settled_tx_hash: submitted.tx_hash, success_answered: false });
       expect((await authorizationUsed(nonce)).map((log) => log.transactionHash)).toEqual([submitted.tx_hash]);
       // The SDK's retry after settlement_pending gets the one success; a third call is a duplicate.
-      const retry = await next.app.inject({ method: "POST", url: "/settle", payload: body });
-      expect(retry.json()).toMatchObject({ success: true, transaction: submitted.tx_hash });
-      const third = await next.app.inject({ method: "POST", url: "/settle", payload: body });
-      expect(third.json()).toMatchObject({ success: false, errorReason: "duplicate_settlement", transaction: submitted.tx_hash });
+      const retry = await postJson(next.app, "/settle", body);
+      expect(retry.body).toMatchObject({ success: true, transaction: submitted.tx_hash });
+      const third = await postJson(next.app, "/settle", body);
+      expect(third.body).toMatchObject({ success: false, errorReason: "duplicate_settlement", transaction: submitted.tx_hash });
     } finally {
       await next.close();
     }

@@ -4,6 +4,7 @@ import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/c
 import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { postJson } from "../../helpers/http.js";
 
 /** Signer pool limits and gas refusals, on a real chain (automine). */
 const payer = addressOf(keys.payer);
@@ -39,10 +40,7 @@ async function withFacilitator<T>(options: Partial<Parameters<typeof startTestFa
   }
 }
 
-const settle = async (f: TestFacilitator, payload: unknown) => {
-  const response = await f.app.inject({ method: "POST", url: "/settle", payload: payload as object });
-  return { status: response.statusCode, body: response.json() };
-};
+const settle = (f: TestFacilitator, payload: unknown) => postJson(f.app, "/settle", payload);
 
 describe("signer pool and gas", () => {
   it("queues settlements beyond the in-flight cap instead of failing them", async () => {
