@@ -71,6 +71,11 @@ export const limitSpecs = {
     env: "IN_FLIGHT_PER_SIGNER_MAX", unit: "count", default: 64, min: 1, max: 10_000,
     doc: "Settlements one key may have between nonce and receipt, per instance; more wait (bounded) for a slot.",
   },
+  // One EIP-7702 delegation can make every in-flight settlement of its payer fail at once: this bounds the multiple.
+  inFlightPerPayerMax: {
+    env: "IN_FLIGHT_PER_PAYER_MAX", unit: "count", default: 32, min: 1, max: 10_000,
+    doc: "Unfinished settlements one payer may have on a chain (all instances); more are refused with 429 `payer_busy` until some finish.",
+  },
   // On by default: it saves gas and raises throughput per key (bench/results.json).
   settleBatchMax: {
     env: "SETTLE_BATCH_MAX", unit: "count", default: 32, min: 1, max: 256,

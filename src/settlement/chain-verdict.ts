@@ -20,7 +20,7 @@ export type ChainVerdict =
    * our call failed on its own (a batch neighbour burnt the gas, the payer's code misbehaved, the
    * balance moved): the payment may be settled again, so the row must stay reclaimable.
    */
-  | { kind: "failed"; reason: string; message: string; gasCostWei?: bigint; authorizationUnused: boolean }
+  | { kind: "failed"; reason: string; message: string; gasCostWei?: bigint; authorizationUnused: boolean; payerHadCode: boolean }
   | { kind: "unknown" };
 
 /** How far back a front-runner's AuthorizationUsed log is looked for (bounded getLogs range). */
@@ -50,8 +50,9 @@ export async function chainVerdict(client: PublicClient, row: SettlementRow, wai
   if (frontRunner) return { ...frontRunner, gasUsed, gasCostWei };
   // Not paid. Whether the authorization is still unused decides if the payment may be tried again;
   // without an answer the verdict waits (an honest payment must not end failed while unused).
-  const used = await authorizationUsedOnChain(client, expected, row.nonce as Hex);
-  if (used === undefined) return { kind: "unknown" };
+  // And whether the payer's address had code when it failed: only then can its own code be why.
+  const [used, payerHadCode] = await Promise.all([authorizationUsedOnChain(client, expected, row.nonce as Hex), hasCode(client, expected.from)]);
+  if (used === undefined || payerHadCode === undefined) return { kind: "unknown" };
   const message =
     receipt.status !== "success"
       ? "the settlement transaction reverted"
@@ -59,7 +60,17 @@ export async function chainVerdict(client: PublicClient, row: SettlementRow, wai
         ? `this authorization's call failed inside the batch transaction of ${row.txSettlements} settlements (the others are unaffected): nothing was paid`
         : "the transaction succeeded but the token logged no Transfer(from → payTo, value): nothing was paid";
   const why = used ? `${message}; the authorization's nonce is used on chain without paying payTo, so it cannot be settled again` : message;
-  return { kind: "failed", reason: ReasonCode.transactionFailed, message: why, gasCostWei, authorizationUnused: !used };
+  return { kind: "failed", reason: ReasonCode.transactionFailed, message: why, gasCostWei, authorizationUnused: !used, payerHadCode };
+}
+
+async function hasCode(client: PublicClient, address: Address): Promise<boolean | undefined> {
+  try {
+    const code = await client.getCode({ address });
+    return code !== undefined && code !== "0x";
+  } catch (error) {
+    if (isTransportFailure(error)) return undefined;
+    throw error;
+  }
 }
 
 /** authorizationState(from, nonce) at the latest block; undefined when the RPC cannot say. */

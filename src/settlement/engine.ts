@@ -131,6 +131,7 @@ export class SettlementEngine {
     const windowRejection = checkValidityWindow(request, nowSeconds(deps.clock));
     if (windowRejection) return failed(windowRejection.reason, windowRejection.message);
 
+    await this.refuseIfPayerBusy(payment);
     const claimed = await deps.repo.claim(this.claimOf(payment, caller.apiKeyId));
     if (!claimed) {
       const winner = await deps.repo.findByKey(keyOf(payment));
@@ -179,15 +180,29 @@ export class SettlementEngine {
   }
 
   /**
+   * A payer may have at most IN_FLIGHT_PER_PAYER_MAX unfinished settlements on a chain: one EIP-7702
+   * delegation set after they were simulated makes all of them fail on chain at once, at our
+   * expense. Counted before the claim (a burst may overshoot by its own concurrency, no more).
+   */
+  private async refuseIfPayerBusy(payment: ResolvedPayment): Promise<void> {
+    const max = this.deps.limits.inFlightPerPayerMax;
+    const key = keyOf(payment);
+    if ((await this.deps.repo.unfinishedForPayer(key, max)) < max) return;
+    throw new FacilitatorError(ReasonCode.payerBusy, `payer ${key.payer} has ${max} settlements unfinished on this chain (IN_FLIGHT_PER_PAYER_MAX); retry when some are final`, { httpStatus: 429 });
+  }
+
+  /**
    * A payer with code at its address (smart wallet, EIP-7702 delegate) can pass every simulation
    * and still fail on chain at our expense — its code sees a different block, or flips a switch in
    * between. Once one of its settlements failed on chain that way, it is refused for
    * PAYER_CODE_COOLDOWN_MS (nothing is sent). Plain keys are not: they cannot fool a simulation
    * without paying for a transaction of their own.
    */
-  private async payerCoolingDown(payment: ResolvedPayment, prepared: PreparedTransaction): Promise<Rejection | undefined> {
+  private async payerCoolingDown(payment: ResolvedPayment): Promise<Rejection | undefined> {
+    // Every payer is asked, with code now or not: an EIP-7702 key can drop its code between rounds.
+    // Only failures while it had code were recorded (see finalize), so plain keys are never cooled down.
     const cooldownMs = this.deps.limits.payerCodeCooldownMs;
-    if (cooldownMs === 0 || (!prepared.payerHasCode && payment.payerKind === "eoa")) return undefined;
+    if (cooldownMs === 0) return undefined;
     if (!(await this.deps.payerFailures.failedWithin(payment.network.chainId, payment.request.authorization.from, cooldownMs))) return undefined;
     return {
       reason: ReasonCode.payerCooldown,
@@ -247,7 +262,7 @@ export class SettlementEngine {
           const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: prepared.reason, errorMessage: prepared.message }, { attempt: row.attempt });
           return answered(failed(prepared.reason, prepared.message, failedRow));
         }
-        const cooling = await this.payerCoolingDown(payment, prepared);
+        const cooling = await this.payerCoolingDown(payment);
         if (cooling) {
           const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: cooling.reason, errorMessage: cooling.message }, { attempt: row.attempt });
           return answered(failed(cooling.reason, cooling.message, failedRow));
@@ -465,7 +480,9 @@ export class SettlementEngine {
     const verdict = await chainVerdict(client, row, refused ? 0 : options.waitMs);
     if (verdict.kind !== "unknown") return { kind: "final", ...(await this.finalize(row, verdict, options.claimSuccess)) };
     if (!refused) return { kind: "unknown", row };
-    await this.recordRefusal(row, refused);
+    // Another worker may have sent the same bytes meanwhile (the row is submitted, not refused):
+    // only a refusal that failed this row counts.
+    if (!(await this.recordRefusal(row, refused))) return { kind: "unknown", row: (await this.deps.repo.findById(row.id)) ?? row };
     return { kind: "refused", row };
   }
 
@@ -473,9 +490,9 @@ export class SettlementEngine {
    * The node refused a signed transaction: every row it carries fails (nothing was sent, so their
    * authorizations are free and nothing was spent) and its nonce goes back unless it was consumed.
    */
-  private async recordRefusal(row: SettlementRow, refused: Extract<BroadcastResult, { kind: "rejected" }>): Promise<void> {
+  private async recordRefusal(row: SettlementRow, refused: Extract<BroadcastResult, { kind: "rejected" }>): Promise<boolean> {
     this.deps.log.error({ settlementId: row.id, signer: row.signer, txHash: row.txHash, error: refused.message }, "node refused the settlement transaction: failed, nonce handed back");
-    await refuseSignedTransaction(this.deps.db, {
+    const failedRows = await refuseSignedTransaction(this.deps.db, {
       chainId: row.chainId,
       signer: row.signer!,
       txNonce: row.txNonce!,
@@ -484,7 +501,9 @@ export class SettlementEngine {
       errorReason: ReasonCode.unexpectedSettleError,
       errorMessage: refused.message,
     });
-    for (const failedRow of await this.deps.repo.findByTxHash(row.txHash!)) await this.releaseGas(failedRow, 0n);
+    // Exactly the attempts this refusal ended: nothing of theirs was sent, so nothing was spent.
+    for (const failedRow of failedRows) await this.releaseGas(failedRow, 0n);
+    return failedRows.some((failedRow) => failedRow.id === row.id);
   }
 
   /**
@@ -517,7 +536,7 @@ export class SettlementEngine {
     if (written) {
       this.deps.log.info({ settlementId: row.id, status: written.status, txHash: written.settledTxHash ?? written.txHash }, "settlement final");
       await this.releaseGas(written, verdict.gasCostWei ?? 0n);
-      if (verdict.kind === "failed" && verdict.authorizationUnused) await this.recordPayerFailure(written);
+      if (verdict.kind === "failed" && verdict.authorizationUnused && verdict.payerHadCode) await this.recordPayerFailure(written);
     }
     return {
       row: written ?? (await this.deps.repo.findById(row.id))!,

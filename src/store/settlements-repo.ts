@@ -180,6 +180,17 @@ export class SettlementsRepository {
     return row;
   }
 
+  /** How many of this payer's settlements on (chain, asset) are unfinished, counted up to `upTo`. */
+  async unfinishedForPayer(key: Omit<AuthorizationKey, "nonce">, upTo: number): Promise<number> {
+    const result = await this.db.execute<{ n: number }>(sql`
+      select count(*)::int as n from (
+        select 1 from settlements
+        where chain_id = ${key.chainId} and asset = ${key.asset.toLowerCase()} and payer = ${key.payer.toLowerCase()}
+          and ${statusIn(settlements.status, unfinishedStatuses)}
+        limit ${upTo}) as unfinished`);
+    return result.rows[0]?.n ?? 0;
+  }
+
   /** True when a live claim (or a broadcast) holds this authorization. */
   async isClaimed(key: AuthorizationKey): Promise<boolean> {
     const [row] = await this.statements.isClaimed.execute({ ...normalizeKey(key) });

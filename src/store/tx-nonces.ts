@@ -167,20 +167,21 @@ export async function releaseNonce(db: Database, input: { chainId: number; signe
  * consumed by something else) its nonce goes back — in ONE Postgres transaction, and only by the
  * first worker to get there: never a nonce handed back while a row still holds the signed bytes (a
  * rebroadcast would then pay a row marked failed), never rows failed with the nonce lost, never a
- * nonce handed back twice. Returns how many rows it failed.
+ * nonce handed back twice. Returns the rows (id, attempt) it failed: none when another worker got there
+ * first, or the transaction was accepted meanwhile.
  */
 export async function refuseSignedTransaction(
   db: Database,
   input: { chainId: number; signer: string; txNonce: number; txHash: string; releaseNonce: boolean; errorReason: string; errorMessage: string },
-): Promise<number> {
+): Promise<Array<{ id: string; attempt: number }>> {
   return db.transaction(async (tx) => {
     const failed = await tx
       .update(settlements)
       .set({ status: "failed", errorReason: input.errorReason, errorMessage: storedErrorMessage(input.errorMessage), leaseUntil: null, updatedAt: sql`now()` })
       .where(and(eq(settlements.txHash, input.txHash), eq(settlements.status, "signed")))
-      .returning({ id: settlements.id });
+      .returning({ id: settlements.id, attempt: settlements.attempt });
     if (failed.length > 0 && input.releaseNonce) await releaseNonceIn(tx, input);
-    return failed.length;
+    return failed;
   });
 }
 

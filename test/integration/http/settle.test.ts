@@ -14,7 +14,8 @@ const payTo = addressOf(keys.payTo);
 const facilitatorAddress = addressOf(keys.facilitator);
 const amountAtomic = 10_000n;
 
-const fx = usePaymentFixture({ label: "settle", payerBalanceAtomic: 100_000_000n });
+// 100 payments of one payer at once: the per-payer cap is tested in test/integration/attacks/payer-busy.test.ts.
+const fx = usePaymentFixture({ label: "settle", payerBalanceAtomic: 100_000_000n, facilitator: { limits: { inFlightPerPayerMax: 1_000 } } });
 
 const sign = (overrides: Partial<SignPaymentOptions> = {}) =>
   signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic, ...overrides });
@@ -117,7 +118,7 @@ describe("POST /settle", () => {
   });
 
   it("with SETTLE_BATCH_MAX=1, settles 100 distinct payments concurrently from one key in 100 transactions, one tx nonce each", async () => {
-    const single = await startTestFacilitator({ databaseUrl: fx.database.url, rpcUrls: [fx.chain.rpcUrl], token: fx.chain.token, signerKeys: [keys.facilitator2], limits: { settleBatchMax: 1 } });
+    const single = await startTestFacilitator({ databaseUrl: fx.database.url, rpcUrls: [fx.chain.rpcUrl], token: fx.chain.token, signerKeys: [keys.facilitator2], limits: { settleBatchMax: 1, inFlightPerPayerMax: 1_000 } });
     try {
       const payments = await Promise.all(Array.from({ length: 100 }, () => sign()));
       const payToBefore = await fx.chain.balanceOf(payTo);

@@ -27,7 +27,8 @@ const payTo = addressOf(keys.payTo);
 const signerKeys = [keys.facilitator, keys.facilitator2, keys.facilitator3];
 const signers = signerKeys.map(addressOf);
 const amountAtomic = 1_000n;
-const limits = { RECONCILE_INTERVAL_MS: 1_000 };
+// One payer pays all 500 at once: the per-payer cap (IN_FLIGHT_PER_PAYER_MAX) is not what this measures.
+const limits = { RECONCILE_INTERVAL_MS: 1_000, IN_FLIGHT_PER_PAYER_MAX: 1_000 };
 
 let chain: TestChain;
 let database: TestDatabase;

@@ -70,7 +70,7 @@ describe("error_message", () => {
       errorReason: "invalid_exact_evm_transaction_failed",
       errorMessage: message,
     });
-    expect(failed).toBe(1);
+    expect(failed).toHaveLength(1);
     expect((await repo.findById(id))!.errorMessage).toBe(redacted);
   });
 
