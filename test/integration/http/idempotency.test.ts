@@ -102,6 +102,20 @@ describe("Idempotency-Key across API keys", () => {
   });
 });
 
+describe("Idempotency-Key and the recorded answer", () => {
+  it("records an answer that quotes a lone surrogate or NUL from the body (jsonb refuses both) instead of answering 500", async () => {
+    const key = await tenant("odd-text");
+    for (const [index, version] of ["\ud800", "a\u0000b"].entries()) {
+      const payment = await body();
+      const odd = { ...payment, paymentRequirements: { ...payment.paymentRequirements, extra: { name: "USDC", version } } };
+      const first = await settle(odd, `odd-${index}`, key);
+      expect(first).toMatchObject({ status: 200, body: { success: false, errorReason: "invalid_exact_evm_token_version_mismatch" } });
+      const replay = await settle(odd, `odd-${index}`, key); // recorded, and replayed (the odd character as U+FFFD)
+      expect(replay).toMatchObject({ status: 200, body: { success: false, errorReason: "invalid_exact_evm_token_version_mismatch", errorMessage: expect.stringContaining("\ufffd") } });
+    }
+  });
+});
+
 describe("Idempotency-Key with AUTH=off", () => {
   it("checks the operator's policy before answering from the record", async () => {
     const open = await startTestFacilitator({ databaseUrl: fx.database.url, rpcUrls: [fx.chain.rpcUrl], token: fx.chain.token });
