@@ -3,7 +3,10 @@
  * Migrations are the caller's job (src/store/migrate.ts), so tests can also start from a blank DB.
  */
 import { randomBytes } from "node:crypto";
-import { inject } from "vitest";
+import { afterAll, beforeAll, inject } from "vitest";
+import { defaultLimits } from "../../src/config.js";
+import { openDatabase, type DatabaseHandle } from "../../src/store/db.js";
+import { runMigrations } from "../../src/store/migrate.js";
 import { createDatabase, dropDatabase, withPgClient } from "../../src/sandbox/postgres.js";
 
 export interface TestDatabase {
@@ -38,3 +41,21 @@ function sanitizeLabel(label: string): string {
 
 /** Connects, runs `fn`, and always closes the connection (a terminated connection's 'error' is the failing query's). */
 export { withPgClient };
+
+/**
+ * Store-level tests: a fresh, migrated database and an open handle on it for the test file (or the
+ * describe block it is called in); closed and dropped after. Fields are filled in beforeAll.
+ */
+export function useMigratedDatabase(label: string): { database: TestDatabase; handle: DatabaseHandle } {
+  const fixture = {} as { database: TestDatabase; handle: DatabaseHandle };
+  beforeAll(async () => {
+    fixture.database = await createTestDatabase(label);
+    await runMigrations(fixture.database.url);
+    fixture.handle = openDatabase(fixture.database.url, defaultLimits);
+  });
+  afterAll(async () => {
+    await fixture.handle?.close();
+    await fixture.database?.drop();
+  });
+  return fixture;
+}

@@ -1,9 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultLimits } from "../../../src/config.js";
-import { openDatabase, type DatabaseHandle } from "../../../src/store/db.js";
-import { runMigrations } from "../../../src/store/migrate.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import { SettlementsRepository } from "../../../src/store/settlements-repo.js";
-import { createTestDatabase, type TestDatabase } from "../../helpers/database.js";
+import { useMigratedDatabase } from "../../helpers/database.js";
 import { newClaim } from "../../helpers/settlement-rows.js";
 
 /**
@@ -12,20 +9,12 @@ import { newClaim } from "../../helpers/settlement-rows.js";
  * overwrite the row after it was claimed again: found by the security review, where a stale
  * "failed" turned a re-claimed row's paying attempt into failed.
  */
-let database: TestDatabase;
-let handle: DatabaseHandle;
+
+const store = useMigratedDatabase("attempt_guard");
 let repo: SettlementsRepository;
 
-beforeAll(async () => {
-  database = await createTestDatabase("attempt_guard");
-  await runMigrations(database.url);
-  handle = openDatabase(database.url, defaultLimits);
-  repo = new SettlementsRepository(handle.db);
-});
-
-afterAll(async () => {
-  await handle?.close();
-  await database?.drop();
+beforeAll(() => {
+  repo = new SettlementsRepository(store.handle.db);
 });
 
 describe("a verdict for an earlier attempt", () => {

@@ -3,34 +3,22 @@
  * so it never stores an RPC URL's secret, whichever write path fails the row. Real Postgres.
  */
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { keccak256, type Hex } from "viem";
-import { defaultLimits } from "../../../src/config.js";
-import { openDatabase, type DatabaseHandle } from "../../../src/store/db.js";
-import { runMigrations } from "../../../src/store/migrate.js";
 import { SettlementsRepository } from "../../../src/store/settlements-repo.js";
 import { allocateNonceAndPersistSigned, refuseSignedTransaction } from "../../../src/store/tx-nonces.js";
-import { createTestDatabase, type TestDatabase } from "../../helpers/database.js";
+import { useMigratedDatabase } from "../../helpers/database.js";
 import { newClaim, randomAddress } from "../../helpers/settlement-rows.js";
 
 const secret = "SECRETKEY123";
 const message = `RPC failed: HTTP request failed.\n\nURL: https://base-mainnet.g.alchemy.com/v2/${secret}?apikey=${secret}`;
 const redacted = "RPC failed: HTTP request failed.\n\nURL: https://base-mainnet.g.alchemy.com/…";
 
-let database: TestDatabase;
-let handle: DatabaseHandle;
+const store = useMigratedDatabase("error_message_redaction");
 let repo: SettlementsRepository;
 
-beforeAll(async () => {
-  database = await createTestDatabase("error_message_redaction");
-  await runMigrations(database.url);
-  handle = openDatabase(database.url, defaultLimits);
-  repo = new SettlementsRepository(handle.db);
-});
-
-afterAll(async () => {
-  await handle?.close();
-  await database?.drop();
+beforeAll(() => {
+  repo = new SettlementsRepository(store.handle.db);
 });
 
 const claimRow = async () => (await repo.claim(newClaim()))!.id;
@@ -51,7 +39,7 @@ describe("error_message", () => {
   it("is stored redacted by refuseSignedTransaction()", async () => {
     const id = await claimRow();
     const signer = randomAddress();
-    const [signed] = await allocateNonceAndPersistSigned(handle.db, {
+    const [signed] = await allocateNonceAndPersistSigned(store.handle.db, {
       chainId: 84532,
       signer,
       chainPendingNonce: 0,
@@ -61,7 +49,7 @@ describe("error_message", () => {
         return { rawTx, txHash: keccak256(rawTx), gasLimit: 100_000n };
       },
     });
-    const failed = await refuseSignedTransaction(handle.db, {
+    const failed = await refuseSignedTransaction(store.handle.db, {
       chainId: 84532,
       signer,
       txNonce: signed!.txNonce!,

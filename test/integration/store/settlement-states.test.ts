@@ -1,37 +1,23 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
-import { defaultLimits } from "../../../src/config.js";
-import { openDatabase, type DatabaseHandle } from "../../../src/store/db.js";
-import { runMigrations } from "../../../src/store/migrate.js";
 import { settlements } from "../../../src/store/schema.js";
 import { isReclaimable, reclaimableWhere, settlementStatuses } from "../../../src/store/settlement-states.js";
 import { SettlementsRepository } from "../../../src/store/settlements-repo.js";
-import { createTestDatabase, type TestDatabase } from "../../helpers/database.js";
+import { useMigratedDatabase } from "../../helpers/database.js";
 import { newClaim } from "../../helpers/settlement-rows.js";
 
 /** The reclaim rule is written once for TypeScript and once for SQL: both must say the same of every row. */
-let database: TestDatabase;
-let handle: DatabaseHandle;
 
-beforeAll(async () => {
-  database = await createTestDatabase("settlement_states");
-  await runMigrations(database.url);
-  handle = openDatabase(database.url, defaultLimits);
-});
-
-afterAll(async () => {
-  await handle?.close();
-  await database?.drop();
-});
+const store = useMigratedDatabase("settlement_states");
 
 describe("the reclaim rule", () => {
   it("agrees in TypeScript (isReclaimable) and SQL (reclaimableWhere) for every status, broadcast and authorization state", async () => {
-    const repo = new SettlementsRepository(handle.db);
+    const repo = new SettlementsRepository(store.handle.db);
     const cases = settlementStatuses.flatMap((status) => [null, new Date()].flatMap((broadcastAt) => [false, true].map((authorizationUnused) => ({ status, broadcastAt, authorizationUnused }))));
     for (const fields of cases) {
       const row = (await repo.claim(newClaim()))!;
-      await handle.db.update(settlements).set(fields).where(eq(settlements.id, row.id));
-      const [read] = await handle.db.select({ row: settlements, reclaimable: reclaimableWhere(settlements) }).from(settlements).where(eq(settlements.id, row.id));
+      await store.handle.db.update(settlements).set(fields).where(eq(settlements.id, row.id));
+      const [read] = await store.handle.db.select({ row: settlements, reclaimable: reclaimableWhere(settlements) }).from(settlements).where(eq(settlements.id, row.id));
       expect({ ...fields, sql: read!.reclaimable }).toEqual({ ...fields, sql: isReclaimable(read!.row) });
     }
     expect(cases).toHaveLength(20);
