@@ -56,7 +56,7 @@ export const limitSpecs = {
   // A payer's code can tell a simulation apart from the real call: one that passed simulation and failed on chain is cooled down.
   payerCodeCooldownMs: {
     env: "PAYER_CODE_COOLDOWN_MS", unit: "ms", default: hourMs, min: 0, max: 30 * 24 * hourMs,
-    doc: "A payer whose address has code (smart wallet, EIP-7702 delegate) and whose settlement failed on chain although its simulation passed is refused (`payer_cooldown`) for this long; `0` turns it off.",
+    doc: "A payer whose settlement failed on chain although its simulation passed, while its address had code (smart wallet, EIP-7702 delegate), is refused (`payer_cooldown`) for this long, with code or without; `0` turns it off.",
   },
   // 100 gwei: Base runs at a tiny fraction of that.
   maxFeePerGasWei: {
