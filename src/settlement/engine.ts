@@ -440,7 +440,7 @@ export class SettlementEngine {
 
   /** settlement_pending with the hash; recording that it went out is best effort (Postgres may be down). */
   private async answerPending(row: SettlementRow): Promise<SettleOutcome> {
-    await this.deps.repo.markPendingAnswered(row.id).catch((error: unknown) => {
+    await this.deps.repo.markPendingAnswered(row).catch((error: unknown) => {
       this.deps.log.warn({ settlementId: row.id, err: error }, "could not record the settlement_pending answer");
     });
     return pending(row);
@@ -474,7 +474,7 @@ export class SettlementEngine {
     let refused: Extract<BroadcastResult, { kind: "rejected" }> | undefined;
     if (row.status === "signed") {
       const resent = await broadcastRawTransaction(client, row.rawTx as Hex);
-      if (resent.kind === "accepted") row = (await this.deps.repo.markBroadcast(row.id)) ?? row;
+      if (resent.kind === "accepted") row = (await this.deps.repo.markBroadcast(row)) ?? row;
       if (resent.kind === "rejected") refused = resent;
     }
     const verdict = await chainVerdict(client, row, refused ? 0 : options.waitMs);

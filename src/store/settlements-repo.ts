@@ -259,9 +259,25 @@ export class SettlementsRepository {
     return row;
   }
 
-  async markBroadcast(id: string): Promise<SettlementRow | undefined> {
-    const [row] = await this.markBroadcastMany([id]);
-    return row;
+  /**
+   * One row's stored bytes were sent again and accepted: it is submitted — only while it still is
+   * that attempt holding that transaction (a worker with an older copy must not move a re-claimed
+   * row, or one whose transaction was replaced meanwhile).
+   */
+  async markBroadcast(row: Pick<SettlementRow, "id" | "attempt" | "txHash">): Promise<SettlementRow | undefined> {
+    const [updated] = await this.db
+      .update(settlements)
+      .set({ status: "submitted", broadcastAt: sql`coalesce(${settlements.broadcastAt}, now())`, lastBroadcastAt: sql`now()`, updatedAt: sql`now()` })
+      .where(
+        and(
+          eq(settlements.id, row.id),
+          eq(settlements.attempt, row.attempt),
+          eq(settlements.txHash, row.txHash ?? ""),
+          inArray(settlements.status, [...allowedPredecessors.submitted]),
+        ),
+      )
+      .returning();
+    return updated;
   }
 
   /** Marks every row of one broadcast transaction submitted, in one statement. */
@@ -294,9 +310,12 @@ export class SettlementsRepository {
     await this.db.update(settlements).set({ lastBroadcastAt: sql`now()` }).where(eq(settlements.id, id));
   }
 
-  /** Records that settlement_pending went out, and hands the row to the watcher. */
-  async markPendingAnswered(id: string): Promise<void> {
-    await this.db.update(settlements).set({ pendingAnswered: true, leaseUntil: sql`now()` }).where(eq(settlements.id, id));
+  /** Records that settlement_pending went out for this attempt, and hands the row to the watcher. */
+  async markPendingAnswered(row: Pick<SettlementRow, "id" | "attempt">): Promise<void> {
+    await this.db
+      .update(settlements)
+      .set({ pendingAnswered: true, leaseUntil: sql`now()` })
+      .where(and(eq(settlements.id, row.id), eq(settlements.attempt, row.attempt)));
   }
 
   /** One payment, one success: exactly one caller may answer success:true for a confirmed row. */

@@ -26,11 +26,13 @@ describe("a verdict for an earlier attempt", () => {
     const second = (await repo.claim(claim))!; // reclaimable: failed with the authorization unused
     expect(second).toMatchObject({ id: first.id, status: "claimed", attempt: 2, authorizationUnused: false });
 
-    // The stale writer's "failed" and "confirmed" for attempt 1 both miss.
+    // The stale writer's "failed", "confirmed", "pending answered" and "broadcast" for attempt 1 all miss.
     expect(await repo.failClaim(first.id, { errorReason: "unexpected_settle_error", errorMessage: "stale" }, { attempt: 1 })).toBeUndefined();
     expect(await repo.transition(first.id, "failed", { errorReason: "invalid_exact_evm_transaction_failed" }, { attempt: 1 })).toBeUndefined();
     expect(await repo.confirm(first.id, { attempt: 1, settledTxHash: "0x01", blockNumber: 1, gasUsed: 1, gasCostWei: "1", claimSuccess: true })).toBeUndefined();
-    expect(await repo.findById(first.id)).toMatchObject({ status: "claimed", attempt: 2 });
+    await repo.markPendingAnswered({ id: first.id, attempt: 1 }); // a stale settlement_pending answer
+    expect(await repo.markBroadcast({ id: first.id, attempt: 1, txHash: "0x01" })).toBeUndefined(); // a stale rebroadcast
+    expect(await repo.findById(first.id)).toMatchObject({ status: "claimed", attempt: 2, pendingAnswered: false, leaseUntil: expect.any(Date) });
 
     // The current attempt's writes go through.
     expect(await repo.transition(first.id, "failed", { errorReason: "unexpected_settle_error" }, { attempt: 2 })).toMatchObject({ status: "failed", attempt: 2 });
