@@ -1,5 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { Database } from "./db.js";
+import { postgresSafeJson } from "./postgres-text.js";
 import { idempotencyKeys } from "./schema.js";
 
 export type IdempotencyBegin =
@@ -50,7 +51,7 @@ export class IdempotencyRepository {
   async record(id: IdempotencyKeyId, response: unknown, settlementId: string | undefined): Promise<void> {
     await this.db
       .update(idempotencyKeys)
-      .set({ response: sql`${jsonbText(response)}::jsonb`, settlementId: settlementId ?? null })
+      .set({ response: sql`${postgresSafeJson(response)}::jsonb`, settlementId: settlementId ?? null })
       .where(matches(id));
   }
 
@@ -63,15 +64,3 @@ export class IdempotencyRepository {
 function matches(id: IdempotencyKeyId) {
   return and(eq(idempotencyKeys.scope, id.scope), eq(idempotencyKeys.route, id.route), eq(idempotencyKeys.key, id.key));
 }
-
-/**
- * JSON that Postgres' jsonb accepts: it refuses a lone UTF-16 surrogate and \u0000 in strings,
- * which an answer can echo from a caller's body (a message quoting its `extra.version`, say); the
- * recorded answer then carries U+FFFD in their place instead of failing the request with a 500.
- */
-function jsonbText(value: unknown): string {
-  return JSON.stringify(value, (_key, field: unknown) => (typeof field === "string" ? field.replace(jsonbUnsafe, "\ufffd") : field));
-}
-
-/** A high surrogate not followed by a low one, a low one not preceded by a high one, or NUL. */
-const jsonbUnsafe = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\u0000/g;

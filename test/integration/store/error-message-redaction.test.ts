@@ -36,6 +36,12 @@ describe("error_message", () => {
     expect((await repo.findById(id))!.errorMessage).toBe(redacted);
   });
 
+  it("is stored when the text carries a NUL or a lone surrogate (a payer's contract chooses its revert reason)", async () => {
+    const id = await claimRow();
+    await repo.transition(id, "failed", { errorReason: "invalid_exact_evm_transaction_simulation_failed", errorMessage: "simulation reverted: a\u0000b\ud800c" });
+    expect((await repo.findById(id))!.errorMessage).toBe("simulation reverted: a\ufffdb\ufffdc");
+  });
+
   it("is stored redacted by refuseSignedTransaction()", async () => {
     const id = await claimRow();
     const signer = randomAddress();
