@@ -1,5 +1,6 @@
-import { createWalletClient, custom, formatEther, type Hex, type PublicClient } from "viem";
+import { createWalletClient, custom, formatEther, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { hasCode } from "./chain/code.js";
 import { createChainRegistry, type ChainHandle } from "./chain/registry.js";
 import { loadConfig } from "./config.js";
 import { batchSettlerAddress, batchSettlerDeployment, deterministicDeployerAddress } from "./contracts/batch-settler.js";
@@ -28,7 +29,7 @@ export async function batchSettlerCommand(args: string[], env: NodeJS.ProcessEnv
   if (handles.length === 0) throw new ConfigError(`--network: eip155:${wanted} is not among the configured NETWORKS`);
   const signerKey = config.signerPrivateKeys[0]!;
   for (const handle of handles) {
-    const deployed = await hasCode(handle.publicClient);
+    const deployed = await hasCode(handle.publicClient, batchSettlerAddress);
     if (deployed || action === "status") {
       write(`${handle.config.network}  BatchSettler ${batchSettlerAddress}  ${deployed ? "deployed" : "absent: batches are off here (run batch-settler deploy)"}`);
       continue;
@@ -40,7 +41,7 @@ export async function batchSettlerCommand(args: string[], env: NodeJS.ProcessEnv
 
 async function deploy(handle: ChainHandle, signerKey: Hex, write: Write): Promise<void> {
   const client = handle.publicClient;
-  if ((await client.getCode({ address: deterministicDeployerAddress })) === undefined) {
+  if (!(await hasCode(client, deterministicDeployerAddress))) {
     throw new ConfigError(`${handle.config.network} has no deterministic-deployment proxy at ${deterministicDeployerAddress}: BatchSettler cannot get its address there`);
   }
   const account = privateKeyToAccount(signerKey);
@@ -49,14 +50,9 @@ async function deploy(handle: ChainHandle, signerKey: Hex, write: Write): Promis
   write(`${handle.config.network}  deploying BatchSettler from ${account.address} (balance ${formatEther(balance)})`);
   const hash = await wallet.sendTransaction({ ...batchSettlerDeployment(), gas: deploymentGasLimit });
   const receipt = await client.waitForTransactionReceipt({ hash, timeout: deploymentReceiptTimeoutMs, pollingInterval: 500 });
-  if (receipt.status !== "success" || !(await hasCode(client))) {
+  if (receipt.status !== "success" || !(await hasCode(client, batchSettlerAddress))) {
     throw new Error(`BatchSettler deployment ${hash} on ${handle.config.network} did not leave code at ${batchSettlerAddress}`);
   }
-}
-
-async function hasCode(client: PublicClient): Promise<boolean> {
-  const code = await client.getCode({ address: batchSettlerAddress });
-  return code !== undefined && code !== "0x";
 }
 
 function networkFilter(args: string[]): number | undefined {

@@ -1,4 +1,5 @@
 import type { PublicClient } from "viem";
+import { hasCode } from "../chain/code.js";
 import { rethrowIfUnavailable } from "../chain/rpc-errors.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Rejection } from "../protocol/types.js";
@@ -31,12 +32,12 @@ export async function checkPayerSignature(client: PublicClient, payment: Resolve
     if (!ecdsa.ok) return reject(ReasonCode.invalidSignature, ecdsa.message);
     if (ecdsa.signer === from) return { ok: true, payerKind: "eoa" };
     // A contract wallet may accept its owner's 65-byte signature through ERC-1271.
-    if ((await hasCode(client, payment)) && (await erc1271Accepts(client, from, digest, request.signature, limits.gasPerSettlementMax))) {
+    if ((await payerHasCode(client, payment)) && (await erc1271Accepts(client, from, digest, request.signature, limits.gasPerSettlementMax))) {
       return { ok: true, payerKind: "contract" };
     }
     return reject(ReasonCode.invalidSignature, `signature was made by ${ecdsa.signer}, not by authorization.from ${from}`);
   }
-  if (await hasCode(client, payment)) {
+  if (await payerHasCode(client, payment)) {
     if (await erc1271Accepts(client, from, digest, tokenSignature(request.signature), limits.gasPerSettlementMax)) return { ok: true, payerKind: "contract" };
     return reject(ReasonCode.invalidSignature, `smart wallet ${from} does not accept this signature (ERC-1271)`);
   }
@@ -89,11 +90,8 @@ function reject(reason: Rejection["reason"], message: string): SignatureVerdict 
   return { ok: false, rejection: { reason, message } };
 }
 
-async function hasCode(client: PublicClient, payment: ResolvedPayment): Promise<boolean> {
-  try {
-    const code = await client.getCode({ address: payment.request.authorization.from });
-    return code !== undefined && code !== "0x";
-  } catch (error) {
+async function payerHasCode(client: PublicClient, payment: ResolvedPayment): Promise<boolean> {
+  return hasCode(client, payment.request.authorization.from).catch((error: unknown) => {
     throw rethrowIfUnavailable(error, "reading the payer's code");
-  }
+  });
 }

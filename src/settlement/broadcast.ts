@@ -1,4 +1,5 @@
 import { BaseError, hexToBigInt, keccak256, toHex, type Address, type Hex, type LocalAccount, type PublicClient } from "viem";
+import { hasCode } from "../chain/code.js";
 import { isTransportFailure, revertReason, rethrowIfUnavailable } from "../chain/rpc-errors.js";
 import type { Limits } from "../config.js";
 import { readChainState } from "../exact-evm/chain-state.js";
@@ -51,7 +52,7 @@ export async function prepareTransaction(
   const fees = await client.estimateFeesPerGas().catch((error: unknown) => {
     throw rethrowIfUnavailable(error, "reading fees");
   });
-  const [state, estimate, chainPendingNonce, signerBalanceWei, payerCode] = await Promise.all([
+  const [state, estimate, chainPendingNonce, signerBalanceWei, payerHasCode] = await Promise.all([
     readChainState(client, payment, { simulate: false, simulationAccount: signer.address, limits }),
     // The estimate is also the simulation; bounded by the cap, so a payer's code cannot make the
     // node search up to its own gas cap (an estimate above the cap fails like a revert would).
@@ -68,7 +69,7 @@ export async function prepareTransaction(
     client.getBalance({ address: signer.address }).catch((error: unknown) => {
       throw rethrowIfUnavailable(error, "reading the signer balance");
     }),
-    client.getCode({ address: payment.request.authorization.from }).catch((error: unknown) => {
+    hasCode(client, payment.request.authorization.from).catch((error: unknown) => {
       throw rethrowIfUnavailable(error, "reading the payer's code");
     }),
   ]);
@@ -104,7 +105,6 @@ export async function prepareTransaction(
   if (signerBalanceWei < limits.minSignerBalanceWei) {
     throw new SignerCannotPayError(signer.address, `signer ${signer.address} holds ${signerBalanceWei} wei, below MIN_SIGNER_BALANCE_WEI (${limits.minSignerBalanceWei}): fund it`);
   }
-  const payerHasCode = payerCode !== undefined && payerCode !== "0x";
   return { call, gasLimit, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, chainPendingNonce, signerBalanceWei, payerHasCode };
 }
 

@@ -7,6 +7,7 @@ import {
   type TransactionReceipt,
 } from "viem";
 import { isTransportFailure } from "../chain/rpc-errors.js";
+import { hasCode } from "../chain/code.js";
 import { eip3009Abi } from "../exact-evm/abi.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { SettlementRow } from "../store/schema.js";
@@ -51,7 +52,10 @@ export async function chainVerdict(client: PublicClient, row: SettlementRow, wai
   // Not paid. Whether the authorization is still unused decides if the payment may be tried again;
   // without an answer the verdict waits (an honest payment must not end failed while unused).
   // And whether the payer's address had code when it failed: only then can its own code be why.
-  const [used, payerHadCode] = await Promise.all([authorizationUsedOnChain(client, expected, row.nonce as Hex), hasCode(client, expected.from)]);
+  const [used, payerHadCode] = await Promise.all([
+    unknownOnTransportFailure(client.readContract({ address: expected.token, abi: eip3009Abi, functionName: "authorizationState", args: [expected.from, row.nonce as Hex] })),
+    unknownOnTransportFailure(hasCode(client, expected.from)),
+  ]);
   if (used === undefined || payerHadCode === undefined) return { kind: "unknown" };
   const message =
     receipt.status !== "success"
@@ -63,20 +67,10 @@ export async function chainVerdict(client: PublicClient, row: SettlementRow, wai
   return { kind: "failed", reason: ReasonCode.transactionFailed, message: why, gasCostWei, authorizationUnused: !used, payerHadCode };
 }
 
-async function hasCode(client: PublicClient, address: Address): Promise<boolean | undefined> {
+/** The read's answer, or undefined when the RPC could not be asked (the verdict then waits). */
+async function unknownOnTransportFailure<T>(read: Promise<T>): Promise<T | undefined> {
   try {
-    const code = await client.getCode({ address });
-    return code !== undefined && code !== "0x";
-  } catch (error) {
-    if (isTransportFailure(error)) return undefined;
-    throw error;
-  }
-}
-
-/** authorizationState(from, nonce) at the latest block; undefined when the RPC cannot say. */
-async function authorizationUsedOnChain(client: PublicClient, expected: ExpectedTransfer, nonce: Hex): Promise<boolean | undefined> {
-  try {
-    return await client.readContract({ address: expected.token, abi: eip3009Abi, functionName: "authorizationState", args: [expected.from, nonce] });
+    return await read;
   } catch (error) {
     if (isTransportFailure(error)) return undefined;
     throw error;

@@ -1,4 +1,5 @@
 import type { Address, PublicClient } from "viem";
+import { hasCode } from "../chain/code.js";
 
 /** A chain without the contract is asked again after this long (it may be deployed later). */
 const absentRecheckMs = 5 * 60_000;
@@ -16,13 +17,9 @@ export class ContractPresence {
   async isDeployed(chainId: number, client: PublicClient): Promise<boolean> {
     const cached = this.known.get(chainId);
     if (cached && (cached.present || Date.now() - cached.checkedAtMs < absentRecheckMs)) return cached.present;
-    // viem answers `undefined` for an address without code: only a thrown error means "not known".
-    const code = await client.getCode({ address: this.address }).then(
-      (found) => found ?? "0x",
-      () => undefined,
-    );
-    if (code === undefined) return false;
-    const present = code !== "0x";
+    // Only a failed read means "not known" (not remembered); no code is an answer.
+    const present = await hasCode(client, this.address).catch(() => undefined);
+    if (present === undefined) return false;
     this.known.set(chainId, { present, checkedAtMs: Date.now() });
     return present;
   }

@@ -88,7 +88,6 @@ type AttemptEnd = { kind: "answered"; outcome: SettleOutcome } | { kind: "payabl
 
 const answered = (outcome: SettleOutcome): AttemptEnd => ({ kind: "answered", outcome });
 
-
 /** Why a claim was released without anything sent: the budget's own code, else "unavailable". */
 function reasonOfUnsent(error: unknown): ReasonCode {
   return error instanceof FacilitatorError && error.code === ReasonCode.gasBudgetExhausted ? ReasonCode.gasBudgetExhausted : ReasonCode.serviceUnavailable;
@@ -194,13 +193,11 @@ export class SettlementEngine {
   /**
    * A payer with code at its address (smart wallet, EIP-7702 delegate) can pass every simulation
    * and still fail on chain at our expense — its code sees a different block, or flips a switch in
-   * between. Once one of its settlements failed on chain that way, it is refused for
-   * PAYER_CODE_COOLDOWN_MS (nothing is sent). Plain keys are not: they cannot fool a simulation
-   * without paying for a transaction of their own.
+   * between. Once one of its settlements failed on chain while it had code (recorded in finalize),
+   * the payer is refused for PAYER_CODE_COOLDOWN_MS, nothing sent — whether it has code now or not:
+   * an EIP-7702 key can drop its code between rounds. Keys that never had code are never recorded.
    */
   private async payerCoolingDown(payment: ResolvedPayment): Promise<Rejection | undefined> {
-    // Every payer is asked, with code now or not: an EIP-7702 key can drop its code between rounds.
-    // Only failures while it had code were recorded (see finalize), so plain keys are never cooled down.
     const cooldownMs = this.deps.limits.payerCodeCooldownMs;
     if (cooldownMs === 0) return undefined;
     if (!(await this.deps.payerFailures.failedWithin(payment.network.chainId, payment.request.authorization.from, cooldownMs))) return undefined;
