@@ -61,6 +61,14 @@ export function redactUrls(text: string, maxChars: number = redactTextMaxChars):
   return `${text.slice(0, maxChars).replace(urlPattern, redactMatch)}… [${dropped} more characters not shown]`;
 }
 
+/**
+ * The form of a message that is sent or stored: redacted, then cut to `maxChars`. It is scanned
+ * up to four times that, so a URL the cut falls inside is redacted whole, never half shown.
+ */
+export function redactedExcerpt(text: string, maxChars: number): string {
+  return redactUrls(text, maxChars * 4).slice(0, maxChars);
+}
+
 /** One URL as scheme://host[:port], nothing else: the form of metric labels. */
 export function redactUrl(url: string): string {
   try {

@@ -1,12 +1,9 @@
 import { DependencyUnavailableError, FacilitatorError } from "../errors.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
-import { redactUrls } from "../redact.js";
+import { wireMessage } from "../protocol/render.js";
 import { isDatabaseUnavailable } from "../store/db.js";
 
 export type RouteKind = "verify" | "settle" | "other";
-
-/** An error answer's message is for people; a longer one is a bug's text we need not send. */
-const wireMessageMaxChars = 500;
 
 export interface ErrorAnswer {
   statusCode: number;
@@ -24,7 +21,7 @@ export function errorAnswer(error: unknown, route: RouteKind, payment?: { payer:
   const classified = classify(error, route);
   const { statusCode, code } = classified;
   // A message may quote an RPC URL (and its API key) from a viem error: never send one.
-  const message = redactUrls(classified.message, wireMessageMaxChars * 4).slice(0, wireMessageMaxChars);
+  const message = wireMessage(classified.message);
   const common = { error: code, message };
   const payer = payment ? { payer: payment.payer } : {};
   if (route === "verify") {

@@ -1,4 +1,4 @@
-import { redactUrls } from "../redact.js";
+import { redactedExcerpt } from "../redact.js";
 import type { SettleOutcome } from "../settlement/outcome.js";
 import type { SettleAnswer, VerifyAnswer } from "./types.js";
 
@@ -7,10 +7,10 @@ const wireMessageMaxChars = 500;
 
 /**
  * Messages come from revert texts and RPC errors, which can quote an RPC URL and its API key:
- * every answer's message is redacted here, whichever check or settlement step made it.
+ * every answer's message — rendered here or by the error handler — is redacted and bounded here.
  */
-function wireMessage(message: string): string {
-  return redactUrls(message, wireMessageMaxChars * 4).slice(0, wireMessageMaxChars);
+export function wireMessage(message: string): string {
+  return redactedExcerpt(message, wireMessageMaxChars);
 }
 
 export function renderVerify(valid: boolean, payer: string | undefined, reason?: string, message?: string): VerifyAnswer {

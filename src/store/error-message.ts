@@ -1,4 +1,4 @@
-import { redactUrls } from "../redact.js";
+import { redactedExcerpt } from "../redact.js";
 import { postgresSafeText } from "./postgres-text.js";
 
 /** error_message is read back into answers and by operators: long enough for a revert text, no longer. */
@@ -10,5 +10,5 @@ export const storedErrorMessageMaxChars = 1_000;
  * every caller, present and future. A payer's contract chooses its revert text, NUL included.
  */
 export function storedErrorMessage(message: string): string {
-  return postgresSafeText(redactUrls(message, storedErrorMessageMaxChars * 4).slice(0, storedErrorMessageMaxChars));
+  return postgresSafeText(redactedExcerpt(message, storedErrorMessageMaxChars));
 }
