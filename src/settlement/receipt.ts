@@ -46,11 +46,6 @@ export function paymentLogOf(receipt: ReceiptLogs, expected: ExpectedTransfer, n
   return undefined;
 }
 
-/** True when the receipt carries this authorization's own, paired payment (see paymentLogOf). */
-export function receiptPaysAuthorization(receipt: ReceiptLogs, expected: ExpectedTransfer, nonce: Hex): boolean {
-  return paymentLogOf(receipt, expected, nonce) !== undefined;
-}
-
 /** The transactions that logged AuthorizationUsed(from, nonce) on the token, newest first. */
 export function authorizationUsedTxHashes(logs: ReadonlyArray<Log>, token: Address, from: Address, nonce: Hex): Hex[] {
   return authorizationUsedLogs(logs, token, from, nonce)

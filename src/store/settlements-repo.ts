@@ -170,22 +170,18 @@ export class SettlementsRepository {
     return row;
   }
 
-  /** The rows one transaction carries (a batch: several; bounded by SETTLE_BATCH_MAX). */
-  async findByTxHash(txHash: string): Promise<SettlementRow[]> {
-    return this.db.select().from(settlements).where(eq(settlements.txHash, txHash)).limit(1_000);
-  }
-
   async findById(id: string): Promise<SettlementRow | undefined> {
     const [row] = await this.statements.findById.execute({ id });
     return row;
   }
 
   /** How many of this payer's settlements on (chain, asset) are unfinished, counted up to `upTo`. */
-  async unfinishedForPayer(key: Omit<AuthorizationKey, "nonce">, upTo: number): Promise<number> {
+  async unfinishedForPayer(key: AuthorizationKey, upTo: number): Promise<number> {
+    const { chainId, asset, payer } = normalizeKey(key);
     const result = await this.db.execute<{ n: number }>(sql`
       select count(*)::int as n from (
         select 1 from settlements
-        where chain_id = ${key.chainId} and asset = ${key.asset.toLowerCase()} and payer = ${key.payer.toLowerCase()}
+        where chain_id = ${chainId} and asset = ${asset} and payer = ${payer}
           and ${statusIn(settlements.status, unfinishedStatuses)}
         limit ${upTo}) as unfinished`);
     return result.rows[0]?.n ?? 0;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { encodeAbiParameters, encodeEventTopics, type Address, type Hex, type TransactionReceipt } from "viem";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
-import { paymentLogOf, receiptPaysAuthorization } from "../../../src/settlement/receipt.js";
+import { paymentLogOf } from "../../../src/settlement/receipt.js";
 
 const token: Address = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
 const payer: Address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
@@ -21,6 +21,7 @@ const transfer = (value: bigint, logIndex: number, address: Address = token) =>
   log(encodeEventTopics({ abi: eip3009Abi, eventName: "Transfer", args: { from: payer, to: payTo } }) as Hex[], encodeAbiParameters([{ type: "uint256" }], [value]), logIndex, address);
 
 const expected = { token, from: payer, to: payTo, valueAtomic: 1_000n };
+const receiptPaysAuthorization = (...args: Parameters<typeof paymentLogOf>) => paymentLogOf(...args) !== undefined;
 
 describe("receiptPaysAuthorization: the Transfer paired with this authorization's AuthorizationUsed", () => {
   // One batch: payer paid payTo 1000 with authorization A; the call with B (same payer, payee and value) failed.
