@@ -3,7 +3,7 @@ import type { Address, Hex } from "viem";
 import { addressOf, keys } from "./chain.js";
 import { withPgClient } from "./database.js";
 import type { PaymentFixture } from "./fixture.js";
-import { signPayment, v2Body, v2Requirements } from "./payments.js";
+import { paymentBody } from "./payments.js";
 import { waitFor } from "./wait.js";
 import { postJson } from "./http.js";
 
@@ -20,9 +20,8 @@ export interface SettleAnswer {
   payer?: string;
 }
 
-export async function pay(f: PaymentFixture, payerKey: Hex, payTo: Address, amountAtomic: bigint) {
-  const payment = await signPayment({ payerKey, token: f.chain.token, chainId: f.chain.chainId, payTo, valueAtomic: amountAtomic });
-  return v2Body(payment, v2Requirements({ token: f.chain.token, payTo, amountAtomic }));
+export function pay(f: PaymentFixture, payerKey: Hex, payTo: Address, amountAtomic: bigint) {
+  return paymentBody(f.chain, { payerKey, payTo, amountAtomic });
 }
 
 export async function settle(f: PaymentFixture, body: object): Promise<SettleAnswer> {

@@ -123,3 +123,9 @@ export function malleate(signature: Hex): Hex {
   const flippedV = (v === 27 ? 28 : v === 28 ? 27 : v ^ 1).toString(16).padStart(2, "0");
   return `0x${r}${highS}${flippedV}`;
 }
+
+/** A fresh, signed payment as a v2 /verify or /settle body: `payerKey` pays `payTo` exactly `amountAtomic`. */
+export async function paymentBody(chain: { token: Address; chainId: number }, options: { payerKey: Hex; payTo: Address; amountAtomic: bigint }) {
+  const payment = await signPayment({ payerKey: options.payerKey, token: chain.token, chainId: chain.chainId, payTo: options.payTo, valueAtomic: options.amountAtomic });
+  return v2Body(payment, v2Requirements({ token: chain.token, payTo: options.payTo, amountAtomic: options.amountAtomic }));
+}

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { withPgClient } from "../../helpers/database.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
-import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { paymentBody } from "../../helpers/payments.js";
 import { postJson } from "../../helpers/http.js";
 
 /**
@@ -21,10 +21,7 @@ const fx = usePaymentFixture({
 });
 
 const payment = async () =>
-  v2Body(
-    await signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic }),
-    v2Requirements({ token: fx.chain.token, payTo, amountAtomic }),
-  );
+  paymentBody(fx.chain, { payerKey: keys.payer, payTo, amountAtomic });
 
 const settle = (body: object, apiKey: string) => postJson(fx.facilitator.app, "/settle", body, { authorization: `Bearer ${apiKey}` });
 

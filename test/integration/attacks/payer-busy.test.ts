@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import { postJson } from "../../helpers/http.js";
-import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { paymentBody } from "../../helpers/payments.js";
 import { waitFor } from "../../helpers/wait.js";
 import { withPgClient } from "../../helpers/database.js";
 
@@ -17,10 +17,7 @@ const amountAtomic = 1_000n;
 const f = usePaymentFixture({ label: "payer_busy", chain: { noMining: true }, payerBalanceAtomic: 1_000_000n, facilitator: { limits: { inFlightPerPayerMax: 2 } } });
 
 const payment = async () =>
-  v2Body(
-    await signPayment({ payerKey: keys.payer, token: f.chain.token, chainId: f.chain.chainId, payTo, valueAtomic: amountAtomic }),
-    v2Requirements({ token: f.chain.token, payTo, amountAtomic }),
-  );
+  paymentBody(f.chain, { payerKey: keys.payer, payTo, amountAtomic });
 
 describe("a payer's unfinished settlements", () => {
   it("are at most IN_FLIGHT_PER_PAYER_MAX: the next one is refused with 429 payer_busy until some are final", async () => {

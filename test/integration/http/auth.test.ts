@@ -4,7 +4,7 @@ import { addressOf, keys } from "../../helpers/chain.js";
 import { withPgClient } from "../../helpers/database.js";
 import { startTestFacilitator } from "../../helpers/facilitator.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
-import { signPayment, v1Body, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { paymentBody, signPayment, v1Body } from "../../helpers/payments.js";
 import { keysCommand } from "../../../src/cli-commands.js";
 import { postJson } from "../../helpers/http.js";
 
@@ -20,10 +20,7 @@ const v1 = async () =>
   v1Body(await signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic }), { token: fx.chain.token, payTo, amountAtomic });
 
 const body = async (to = payTo, value = amountAtomic) =>
-  v2Body(
-    await signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo: to, valueAtomic: value }),
-    v2Requirements({ token: fx.chain.token, payTo: to, amountAtomic: value }),
-  );
+  paymentBody(fx.chain, { payerKey: keys.payer, payTo: to, amountAtomic: value });
 
 const call = (route: "/verify" | "/settle", payload: unknown, key?: string) => postJson(fx.facilitator.app, route, payload, key ? { authorization: `Bearer ${key}` } : {});
 

@@ -11,7 +11,7 @@ import { addressOf, keys } from "../../helpers/chain.js";
 import { createTestDatabase, withPgClient } from "../../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
-import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { paymentBody } from "../../helpers/payments.js";
 import { postJson } from "../../helpers/http.js";
 
 /**
@@ -29,10 +29,7 @@ const fx = usePaymentFixture({
 });
 
 const body = async (to = payTo) =>
-  v2Body(
-    await signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo: to, valueAtomic: amountAtomic }),
-    v2Requirements({ token: fx.chain.token, payTo: to, amountAtomic }),
-  );
+  paymentBody(fx.chain, { payerKey: keys.payer, payTo: to, amountAtomic });
 
 async function settle(payload: unknown, idempotencyKey: string, apiKey?: string, app: TestFacilitator["app"] = fx.facilitator.app) {
   const headers: Record<string, string> = { "idempotency-key": idempotencyKey };

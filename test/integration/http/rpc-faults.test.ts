@@ -19,7 +19,7 @@ import { startFaultyRpcProxy, type FaultMode, type FaultRule, type FaultyRpcProx
 import { postJson } from "../../helpers/http.js";
 import { within } from "../../helpers/wait.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
-import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { paymentBody } from "../../helpers/payments.js";
 
 const payer = addressOf(keys.payer);
 const payTo = addressOf(keys.payTo);
@@ -99,10 +99,7 @@ const everyRpc = (rule: FaultMode | FaultRule) => {
 };
 
 const newBody = async () =>
-  v2Body(
-    await signPayment({ payerKey: keys.payer, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic }),
-    v2Requirements({ token: chain.token, payTo, amountAtomic }),
-  );
+  paymentBody(chain, { payerKey: keys.payer, payTo, amountAtomic });
 const nonceOf = (body: Awaited<ReturnType<typeof newBody>>) => body.paymentPayload.payload.authorization.nonce;
 
 /** POSTs, failing clearly on a hang (`boundMs` × hangFactor); the elapsed time is only reported. */

@@ -18,7 +18,7 @@ import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/c
 import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
 import { startFaultyRpcProxy, type FaultMode, type FaultRule, type FaultyRpcProxy } from "../../helpers/faulty-rpc-proxy.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
-import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { paymentBody } from "../../helpers/payments.js";
 
 const secret = "SECRETKEY123";
 const payer = addressOf(keys.payer);
@@ -70,10 +70,7 @@ afterAll(async () => {
 });
 
 const newBody = async () =>
-  v2Body(
-    await signPayment({ payerKey: keys.payer, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic }),
-    v2Requirements({ token: chain.token, payTo, amountAtomic }),
-  );
+  paymentBody(chain, { payerKey: keys.payer, payTo, amountAtomic });
 
 /** Where the secret sits in a long text, for a readable failure. */
 const around = (text: string) => text.slice(Math.max(0, text.indexOf(secret) - 200), text.indexOf(secret) + 100);

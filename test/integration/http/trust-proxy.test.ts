@@ -3,7 +3,7 @@ import type { Policy } from "../../../src/config.js";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
-import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { paymentBody } from "../../helpers/payments.js";
 
 /**
  * A reverse proxy on the same host connects from 127.0.0.1: without care, every client behind it
@@ -41,10 +41,7 @@ const adminStatus = async (facilitator: TestFacilitator, url: string, remoteAddr
   (await facilitator.app.inject({ method: "GET", url, remoteAddress, headers })).statusCode;
 
 const verifyBody = async () =>
-  v2Body(
-    await signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic }),
-    v2Requirements({ token: fx.chain.token, payTo, amountAtomic }),
-  );
+  paymentBody(fx.chain, { payerKey: keys.payer, payTo, amountAtomic });
 
 describe("admin routes behind a reverse proxy (AUTH=off)", () => {
   it("without TRUST_PROXY: a loopback caller is admin only when nothing says it was proxied", async () => {

@@ -6,7 +6,7 @@ import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/c
 import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { facilitatorEnv, startFacilitatorProcess, type FacilitatorProcess } from "../../helpers/facilitator-process.js";
-import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { paymentBody, signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 
 /**
  * 500 distinct payments settled at once through two facilitator instances — two real processes
@@ -167,10 +167,7 @@ describe("a Postgres failure right after the broadcast (seen under load)", () =>
       throw new Error("timeout exceeded when trying to connect"); // what pg-pool throws when no connection frees up in time
     };
     await chain.mint(payer, amountAtomic);
-    const body = v2Body(
-      await signPayment({ payerKey: keys.payer, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic }),
-      v2Requirements({ token: chain.token, payTo, amountAtomic }),
-    );
+    const body = await paymentBody(chain, { payerKey: keys.payer, payTo, amountAtomic });
     const nonce = body.paymentPayload.payload.authorization.nonce;
     const response = await facilitator.app.inject({ method: "POST", url: "/settle", payload: body });
     repo.markBroadcastMany = original;

@@ -7,7 +7,7 @@ import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpe
 import { startTestFacilitator } from "../../helpers/facilitator.js";
 import { postJson } from "../../helpers/http.js";
 import { facilitatorEnv, startFacilitatorProcess, type FacilitatorProcess } from "../../helpers/facilitator-process.js";
-import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { paymentBody } from "../../helpers/payments.js";
 
 /**
  * Graceful shutdown of a real facilitator process (SIGTERM → src/main.ts closeOnSignals): a
@@ -81,10 +81,7 @@ async function rowCount(): Promise<number> {
  * the client (undici fetch, like every x402 SDK) keeps the connection alive.
  */
 async function settleUntilSubmitted(url: string, options: { connectionClose?: boolean } = {}) {
-  const body = v2Body(
-    await signPayment({ payerKey: keys.payer, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic }),
-    v2Requirements({ token: chain.token, payTo, amountAtomic }),
-  );
+  const body = await paymentBody(chain, { payerKey: keys.payer, payTo, amountAtomic });
   const nonce = body.paymentPayload.payload.authorization.nonce;
   const startedMs = Date.now();
   const headers: Record<string, string> = { "content-type": "application/json", ...(options.connectionClose ? { connection: "close" } : {}) };
@@ -107,10 +104,7 @@ async function settleUntilSubmitted(url: string, options: { connectionClose?: bo
  * or any other status fails here.
  */
 async function newRequestRefused(url: string): Promise<string> {
-  const body = v2Body(
-    await signPayment({ payerKey: keys.payer, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic }),
-    v2Requirements({ token: chain.token, payTo, amountAtomic }),
-  );
+  const body = await paymentBody(chain, { payerKey: keys.payer, payTo, amountAtomic });
   let refused: string;
   const sent = await fetch(`${url}/settle`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(5_000) }).then(
     async (response) => ({ status: response.status, text: await response.text() }),

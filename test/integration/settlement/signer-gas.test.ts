@@ -3,7 +3,7 @@ import { parseEther } from "viem";
 import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
 import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
-import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { paymentBody } from "../../helpers/payments.js";
 import { postJson } from "../../helpers/http.js";
 
 /** Signer pool limits and gas refusals, on a real chain (automine). */
@@ -26,10 +26,7 @@ afterAll(async () => {
 });
 
 const body = async () =>
-  v2Body(
-    await signPayment({ payerKey: keys.payer, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic }),
-    v2Requirements({ token: chain.token, payTo, amountAtomic }),
-  );
+  paymentBody(chain, { payerKey: keys.payer, payTo, amountAtomic });
 
 async function withFacilitator<T>(options: Partial<Parameters<typeof startTestFacilitator>[0]>, run: (f: TestFacilitator) => Promise<T>): Promise<T> {
   const facilitator = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [chain.rpcUrl], token: chain.token, ...options });
