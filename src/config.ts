@@ -5,7 +5,7 @@ import { Compile } from "typebox/compile";
 import { getAddress, isAddress, isHex, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { ConfigError } from "./errors.js";
-import { bigintLimitMax, integerInRange, integerVar, loadLimits, splitList, type Limits } from "./limits.js";
+import { addressList, bigintLimitMax, integerInRange, integerVar, loadLimits, splitList, type Limits } from "./limits.js";
 import { caip2, chainIdOfNetworkArg, type Caip2Network, v1NetworkChainIds } from "./protocol/networks.js";
 import { redactedMessage, redactUrl } from "./redact.js";
 
@@ -118,16 +118,15 @@ export function loadConfig(env: Env = process.env): Config {
   };
 }
 
+/** Payees one facilitator may be limited to: far more than any operator lists, and still a bound. */
+const allowedPayToMax = 10_000;
+
 export function loadPolicy(env: Env): Policy {
   const auth = env.AUTH ?? "off";
   if (auth !== "off" && auth !== "api-keys") throw new ConfigError(`AUTH must be "off" or "api-keys", got "${auth}"`);
-  const allowedPayTo = env.ALLOWED_PAY_TO ? splitList(env.ALLOWED_PAY_TO) : [];
-  for (const address of allowedPayTo) {
-    if (!isAddress(address, { strict: false })) throw new ConfigError(`ALLOWED_PAY_TO: "${address}" is not an address`);
-  }
   return {
     auth,
-    allowedPayTo: allowedPayTo.map((address) => address.toLowerCase()),
+    allowedPayTo: env.ALLOWED_PAY_TO ? addressList("ALLOWED_PAY_TO", env.ALLOWED_PAY_TO, allowedPayToMax) : [],
     amountMaxAtomic: env.MAX_AMOUNT_ATOMIC?.trim() ? integerInRange("MAX_AMOUNT_ATOMIC", env.MAX_AMOUNT_ATOMIC, 1n, bigintLimitMax) : undefined,
     trustProxy: parseTrustProxy(env.TRUST_PROXY?.trim() ?? ""),
   };

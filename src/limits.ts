@@ -170,7 +170,7 @@ export function integerVar(env: Env, name: string, fallback: number, min: number
 }
 
 /** A comma-separated list of addresses, lowercased; any entry that is not an address names the variable. */
-function addressList(name: string, raw: string, itemsMax: number): string[] {
+export function addressList(name: string, raw: string, itemsMax: number): string[] {
   const entries = splitList(raw);
   if (entries.length > itemsMax) throw new ConfigError(`${name}: at most ${itemsMax} addresses`);
   for (const entry of entries) {
