@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { limitsTable, readmePath, readmeTable } from "../../scripts/config-table.js";
-import { defaultLimits, isSandboxEnv, limitSpecs, loadConfig } from "../../src/config.js";
+import { defaultLimits, isSandboxEnv, limitSpecs, loadConfig, loadPolicy } from "../../src/config.js";
 import { ConfigError } from "../../src/errors.js";
 import { limitNames, type LimitSpec } from "../../src/limits.js";
 
@@ -204,5 +204,16 @@ describe("limits, declared once in src/limits.ts", () => {
 
   it("README.md's limits table is the one scripts/config-table.ts generates (npm run config:table)", () => {
     expect(readmeTable(readFileSync(readmePath, "utf8"))?.join("\n")).toBe(limitsTable().join("\n"));
+  });
+});
+
+describe("ALLOWED_PAY_TO", () => {
+  it("is lowercased, and an entry that is no address names the variable", () => {
+    expect(loadPolicy({ ALLOWED_PAY_TO: "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC, 0x70997970C51812dc3A010C7d01b50e0d17dc79C8" }).allowedPayTo).toEqual([
+      "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc",
+      "0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
+    ]);
+    expect(loadPolicy({}).allowedPayTo).toEqual([]);
+    expect(() => loadPolicy({ ALLOWED_PAY_TO: "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC,nope" })).toThrow('ALLOWED_PAY_TO: "nope" is not an address');
   });
 });
