@@ -134,7 +134,7 @@ export interface OursOptions {
   extraEnv?: Record<string, string>;
 }
 
-/** This repository's facilitator, exactly as production runs it: `src/cli.ts serve`. */
+/** This repository's facilitator, exactly as production runs it: `src/cli/index.ts serve`. */
 export async function startOurFacilitator(options: OursOptions): Promise<ChildService> {
   const config = {
     networks: [
@@ -150,7 +150,7 @@ export async function startOurFacilitator(options: OursOptions): Promise<ChildSe
   const port = await freePort();
   return spawnService({
     name: options.name ?? "ours",
-    args: ["src/cli.ts", "serve"],
+    args: ["src/cli/index.ts", "serve"],
     url: `http://127.0.0.1:${port}`,
     startTimeoutMs: options.startTimeoutMs,
     nodeFlags: options.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`] : [],

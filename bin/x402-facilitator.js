@@ -2,4 +2,4 @@
 // Runs the TypeScript CLI through tsx so the package works without a build step.
 import { register } from "tsx/esm/api";
 register();
-await import("../src/cli.ts");
+await import("../src/cli/index.ts");

@@ -24,7 +24,7 @@ export interface BuildAppOptions {
   logger?: FastifyServerOptions["loggerInstance"] | boolean;
 }
 
-/** Builds the HTTP app without listening: main.ts listens, tests inject or listen on 127.0.0.1:0. */
+/** Builds the HTTP app without listening: server-process.ts listens, tests inject or listen on 127.0.0.1:0. */
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { services } = options;
   const limits = services.deps.limits;

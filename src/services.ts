@@ -9,7 +9,8 @@ import type { X402Version } from "./protocol/types.js";
 import type { PaymentRequest } from "./protocol/types.js";
 import { SettlementEngine, type Logger } from "./settlement/engine.js";
 import { SettlementWatcher } from "./settlement/watcher.js";
-import type { DatabaseHandle } from "./store/db.js";
+import { pingDatabase, type DatabaseHandle } from "./store/db.js";
+import { HistoryRepository } from "./store/history-repo.js";
 import { GasBudgetRepository } from "./store/gas-budget-repo.js";
 import { PayerFailuresRepository } from "./store/payer-failures-repo.js";
 import { IdempotencyRepository } from "./store/idempotency-repo.js";
@@ -68,6 +69,10 @@ export interface Services {
   metrics: Metrics;
   policy: Policy;
   apiKeys: ApiKeysRepository;
+  /** Read side of settlements for the operator routes (history, dashboard). */
+  history: HistoryRepository;
+  /** Resolves when Postgres answers a query. */
+  pingDatabase(): Promise<void>;
   networkServed(version: X402Version, network: string): boolean;
   verify(request: PaymentRequest): Promise<VerifyResult>;
 }
@@ -110,6 +115,8 @@ export function createServices(deps: ServiceDeps): Services {
     metrics,
     policy: deps.policy ?? openPolicy,
     apiKeys: new ApiKeysRepository(deps.database.db),
+    history: new HistoryRepository(deps.database.db),
+    pingDatabase: () => pingDatabase(deps.database.db),
     networkServed: (version, network) => (version === 1 ? v1Names.has(network) : caip2Names.has(network)),
     verify: (request) => verifyExactEvm(request, verifyContext, verifyOptions),
   };

@@ -1,5 +1,5 @@
 import { parseErc6492Signature, parseSignature, size, type Address, type Hex } from "viem";
-import { LruCache } from "./lru-cache.js";
+import { LruCache } from "../util/lru-cache.js";
 import { recoverSigner } from "./recover-pool.js";
 
 /** secp256k1 group order / 2: an `s` above it is the malleated twin of a valid signature (EIP-2). */

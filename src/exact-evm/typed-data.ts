@@ -1,6 +1,6 @@
 import { concat, domainSeparator, encodeAbiParameters, keccak256, toHex, type Address, type Hex, type TypedDataDomain } from "viem";
 import type { Authorization } from "../protocol/types.js";
-import { LruCache } from "./lru-cache.js";
+import { LruCache } from "../util/lru-cache.js";
 
 export const transferWithAuthorizationTypes = {
   TransferWithAuthorization: [

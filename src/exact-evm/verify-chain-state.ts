@@ -2,7 +2,7 @@ import { decodeFunctionResult, encodeFunctionData, parseAbi, toHex, type Address
 import { rethrowIfUnavailable } from "../chain/rpc-errors.js";
 import { eip3009Abi } from "./abi.js";
 import { readChainState, type ChainState } from "./chain-state.js";
-import { LruCache } from "./lru-cache.js";
+import { LruCache } from "../util/lru-cache.js";
 import { decodeAggregate3, encodeAggregate3, multicall3Address } from "./multicall3.js";
 import type { PaymentLimits } from "./payment-limits.js";
 import type { ResolvedPayment } from "./resolve.js";

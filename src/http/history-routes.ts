@@ -5,7 +5,7 @@ import { addressPattern } from "../protocol/schemas.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Services } from "../services.js";
 import type { HistoryRepository, HistoryRow } from "../store/history-repo.js";
-import { settlementStatus, type SettlementStatus } from "../store/schema.js";
+import { settlementStatuses, type SettlementStatus } from "../store/settlement-states.js";
 import { requireAdmin } from "./auth.js";
 import { decodeCursor, encodeCursor } from "./history-cursor.js";
 
@@ -14,7 +14,7 @@ export const historyLimitMax = 200;
 
 const uuidPattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
-const Status = Type.Unsafe<SettlementStatus>({ type: "string", enum: [...settlementStatus.enumValues] });
+const Status = Type.Unsafe<SettlementStatus>({ type: "string", enum: [...settlementStatuses] });
 
 /**
  * Unknown parameters are refused (additionalProperties: not {}), not silently dropped: a typo such
@@ -63,7 +63,7 @@ export const SettlementPageSchema = Type.Object({
 const parameterHints: Record<string, string> = {
   payer: "an 0x address (40 hex digits)",
   payTo: "an 0x address (40 hex digits)",
-  status: `one of ${settlementStatus.enumValues.join(", ")}`,
+  status: `one of ${settlementStatuses.join(", ")}`,
   since: "an ISO 8601 date-time with a time zone, e.g. 2025-01-31T00:00:00Z",
   limit: `an integer from 1 to ${historyLimitMax}`,
   cursor: "the nextCursor of a previous page, unchanged",

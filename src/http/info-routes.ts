@@ -1,4 +1,3 @@
-import { sql } from "drizzle-orm";
 import type { FastifyInstance } from "fastify";
 import type { Services } from "../services.js";
 import { redactedMessage } from "../redact.js";
@@ -23,9 +22,7 @@ export async function infoRoutes(app: FastifyInstance, options: { services: Serv
   /** Postgres and every network's RPC answer: this instance can take payments. */
   app.get("/ready", async (_request, reply) => {
     const [postgres, ...networks] = await Promise.all([
-      probe(async () => {
-        await services.deps.database.db.execute(sql`select 1`);
-      }),
+      probe(() => services.pingDatabase()),
       ...services.deps.chains.all().map(async (handle) => ({
         network: handle.config.network,
         status: await probe(async () => {

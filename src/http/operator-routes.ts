@@ -1,6 +1,5 @@
 import type { FastifyInstance } from "fastify";
 import type { Services } from "../services.js";
-import { HistoryRepository } from "../store/history-repo.js";
 import { dashboardRoute } from "./dashboard-route.js";
 import { historyRoutes } from "./history-routes.js";
 import { registerOpenApiRoutes } from "./openapi.js";
@@ -11,7 +10,7 @@ import { registerOpenApiRoutes } from "./openapi.js";
  * The OpenAPI collector itself is registered first in buildApp (registerOpenApi), before any route.
  */
 export async function registerOperatorRoutes(app: FastifyInstance, services: Services): Promise<void> {
-  const history = new HistoryRepository(services.deps.database.db);
+  const history = services.history;
   await app.register(historyRoutes, { services, history });
   await app.register(dashboardRoute, { services, history });
   await registerOpenApiRoutes(app);

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { FacilitatorError } from "../errors.js";
-import { checkPolicy } from "../policy.js";
+import { checkPolicy } from "./policy.js";
 import { normalize, type Envelope } from "../protocol/normalize.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import { renderSettle, renderVerify } from "../protocol/render.js";

@@ -5,10 +5,11 @@ import type { Address, Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { builtinNetworks, loadLimits, type Config } from "../config.js";
 import { integerVar } from "../limits.js";
-import { startServer, type RunningServer } from "../main.js";
+import { startServer, type RunningServer } from "../server-process.js";
 import { anvilDevPrivateKeys, startAnvil, type AnvilInstance } from "./anvil.js";
 import { installBatchSettler, installMulticall3, installTestUsdc, mintTestUsdc } from "./deploy.js";
-import { createDatabase, startEmbeddedPostgres, type EmbeddedPostgresHandle } from "./postgres.js";
+import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "./postgres.js";
+import { createDatabase } from "../store/database-admin.js";
 
 /** The sandbox plays Base Sepolia, so v1 SDKs ("base-sepolia") and v2 SDKs (eip155:84532) both work. */
 const sandboxNetwork = builtinNetworks.find((network) => network.chainId === 84532)!;

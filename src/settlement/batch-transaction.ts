@@ -1,5 +1,5 @@
 import { batchSettlerAddress, encodeBatchSettle } from "../contracts/batch-settler.js";
-import type { PreparedTransaction } from "./broadcast.js";
+import type { PreparedTransaction } from "./prepare-sign-send.js";
 
 /**
  * BatchSettler's own cost per call, generously: ABI decoding, the calldata copy, a CALL to a warm

@@ -4,7 +4,7 @@ import type { SignerPool } from "../chain/signers.js";
 import type { Limits } from "../config.js";
 import type { Database } from "../store/db.js";
 import { returnReleasedNonce, takeStaleReleasedNonces } from "../store/tx-nonces.js";
-import { broadcastRawTransaction } from "./broadcast.js";
+import { broadcastRawTransaction } from "./prepare-sign-send.js";
 
 /** Holes filled per signer and pass: bounded, the next pass takes the rest. */
 const gapsPerPassMax = 16;

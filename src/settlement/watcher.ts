@@ -6,7 +6,7 @@ import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Database } from "../store/db.js";
 import type { SettlementRow } from "../store/schema.js";
 import type { SettlementsRepository } from "../store/settlements-repo.js";
-import { broadcastRawTransaction } from "./broadcast.js";
+import { broadcastRawTransaction } from "./prepare-sign-send.js";
 import type { Logger, SettlementEngine } from "./engine.js";
 import { feeBumpedReplacement } from "./fee-bump.js";
 import { healNonceGaps } from "./nonce-gaps.js";

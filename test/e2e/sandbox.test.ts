@@ -22,7 +22,7 @@ beforeAll(async () => {
   await chmod(dataDir, 0o755);
   const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, PORT: "0", SANDBOX_RPC_PORT: "0", LOG_LEVEL: "warn" };
   for (const name of ["DATABASE_URL", "NETWORKS", "FACILITATOR_CONFIG", "SIGNER_PRIVATE_KEYS"]) delete env[name];
-  child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts"], { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+  child = spawn(process.execPath, ["--import", "tsx", "src/cli/index.ts"], { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
   child.stdout!.on("data", (chunk) => (output += chunk));
   child.stderr!.on("data", (chunk) => (output += chunk));
   info = await waitForSandboxJson(path.join(dataDir, "sandbox.json"), 45_000);

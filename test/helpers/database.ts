@@ -7,7 +7,7 @@ import { afterAll, beforeAll, inject } from "vitest";
 import { defaultLimits } from "../../src/config.js";
 import { openDatabase, type DatabaseHandle } from "../../src/store/db.js";
 import { runMigrations } from "../../src/store/migrate.js";
-import { createDatabase, dropDatabase, withPgClient } from "../../src/sandbox/postgres.js";
+import { createDatabase, dropDatabase, withPgClient } from "../../src/store/database-admin.js";
 
 export interface TestDatabase {
   url: string;

@@ -1,7 +1,7 @@
 /**
  * Entry point of a facilitator run as a CHILD process by test/helpers/facilitator-process.ts:
  * `node --import tsx test/helpers/facilitator-child.ts`. It builds a Config from the environment
- * and runs src/main.ts `startServer` exactly as production does (migrations, watcher, listen,
+ * and runs src/server-process.ts `startServer` exactly as production does (migrations, watcher, listen,
  * SIGTERM → graceful close → exit 0), so crash and shutdown tests exercise the real process.
  *
  * Environment:
@@ -16,7 +16,7 @@
 import { getAddress, type Hex } from "viem";
 import { loadLimits, type Config } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
-import { closeOnSignals, startServer } from "../../src/main.js";
+import { closeOnSignals, startServer } from "../../src/server-process.js";
 
 /** Also spelled in facilitator-process.ts (importing this file would start a server). */
 const readyEvent = "facilitator-ready";

@@ -1,5 +1,5 @@
 /**
- * A real facilitator in a CHILD process (test/helpers/facilitator-child.ts → src/main.ts
+ * A real facilitator in a CHILD process (test/helpers/facilitator-child.ts → src/server-process.ts
  * startServer), for tests that need a process to die: SIGKILL at a crash point
  * (X402_TEST_CRASH_AT), or SIGTERM for a graceful shutdown.
  *

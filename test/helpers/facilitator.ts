@@ -27,7 +27,7 @@ export interface TestFacilitatorOptions {
   v1Name?: string | null;
   /** Listen on 127.0.0.1:0 (SDK clients, browsers); otherwise tests use app.inject. */
   listen?: boolean;
-  /** A real pino logger for the services and the app, as main.ts wires it. Default: silent. */
+  /** A real pino logger for the services and the app, as server-process.ts wires it. Default: silent. */
   log?: Logger;
 }
 
@@ -41,7 +41,7 @@ export interface TestFacilitator {
 
 const silentLog = { info: () => {}, warn: () => {}, error: () => {} };
 
-/** A real facilitator (real Postgres, real chain) built the way main.ts builds it, without listening. */
+/** A real facilitator (real Postgres, real chain) built the way server-process.ts builds it, without listening. */
 export async function startTestFacilitator(options: TestFacilitatorOptions): Promise<TestFacilitator> {
   await runMigrations(options.databaseUrl);
   const chainId = options.chainId ?? 84532;

@@ -188,7 +188,7 @@ describe("an EIP-7702 key whose delegate burns gas in the token's signature chec
   });
 
   // viem (2.57, actions/public/estimateGas.ts) takes `gas` out of estimateGas()'s arguments and never
-  // puts it in the eth_estimateGas request, so broadcast.ts sends the request itself.
+  // puts it in the eth_estimateGas request, so prepare-sign-send.ts sends the request itself.
   it("bounds /settle's gas estimate by the settlement cap", async () => {
     const { calls } = await attack();
     const estimates = calls.filter(({ method }) => method === "eth_estimateGas");

@@ -5,7 +5,7 @@ import { withPgClient } from "../../helpers/database.js";
 import { startTestFacilitator } from "../../helpers/facilitator.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import { paymentBody, signPayment, v1Body } from "../../helpers/payments.js";
-import { keysCommand } from "../../../src/cli-commands.js";
+import { keysCommand } from "../../../src/cli/key-commands.js";
 import { postJson } from "../../helpers/http.js";
 
 /** Caller authentication, allowlists, caps and rate limits, against real Postgres and Anvil. */

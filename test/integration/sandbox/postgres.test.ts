@@ -7,14 +7,8 @@ import path from "node:path";
 import pg from "pg";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import {
-  createDatabase,
-  dropDatabase,
-  EmbeddedPostgresError,
-  InvalidDatabaseNameError,
-  startEmbeddedPostgres,
-  type EmbeddedPostgresHandle,
-} from "../../../src/sandbox/postgres.js";
+import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedPostgresHandle } from "../../../src/sandbox/postgres.js";
+import { createDatabase, dropDatabase, InvalidDatabaseNameError } from "../../../src/store/database-admin.js";
 import { withPgClient } from "../../helpers/database.js";
 
 const runsAsRoot = process.getuid?.() === 0;

@@ -10,7 +10,7 @@ import { facilitatorEnv, startFacilitatorProcess, type FacilitatorProcess } from
 import { paymentBody } from "../../helpers/payments.js";
 
 /**
- * Graceful shutdown of a real facilitator process (SIGTERM → src/main.ts closeOnSignals): a
+ * Graceful shutdown of a real facilitator process (SIGTERM → src/server-process.ts closeOnSignals): a
  * /settle waiting for its receipt still gets its answer, the process exits 0, nothing new is
  * started, and the row ends consistent with the chain. Anvil with automine off, so the test
  * decides when the block comes.
@@ -20,7 +20,7 @@ const payTo = addressOf(keys.payTo);
 const amountAtomic = 10_000n;
 const settleBudgetMs = 3_000;
 /**
- * src/main.ts closeOnSignals: past this grace the process exits 1 whatever is still open. So exit
+ * src/server-process.ts closeOnSignals: past this grace the process exits 1 whatever is still open. So exit
  * code 0 is the proof of a clean close (the outcome these tests assert, not a duration); the tests
  * only wait long enough for the grace timer to have fired if close() were stuck.
  */

@@ -3,7 +3,7 @@ import type { Address, Hex } from "viem";
 import { decodeFunctionData } from "viem";
 import { batchSettlerAbi, batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
 import { batchGasPerCallOverhead, batchTransaction, splitIntoBatches } from "../../../src/settlement/batch-transaction.js";
-import type { PreparedTransaction } from "../../../src/settlement/broadcast.js";
+import type { PreparedTransaction } from "../../../src/settlement/prepare-sign-send.js";
 
 const token: Address = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
 

@@ -1,11 +1,11 @@
 import { createWalletClient, custom, formatEther, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { hasCode } from "./chain/code.js";
-import { createChainRegistry, type ChainHandle } from "./chain/registry.js";
-import { loadConfig } from "./config.js";
-import { batchSettlerAddress, batchSettlerDeployment, deterministicDeployerAddress } from "./contracts/batch-settler.js";
-import { ConfigError } from "./errors.js";
-import { chainIdOfNetworkArg } from "./protocol/networks.js";
+import { hasCode } from "../chain/code.js";
+import { createChainRegistry, type ChainHandle } from "../chain/registry.js";
+import { loadConfig } from "../config.js";
+import { batchSettlerAddress, batchSettlerDeployment, deterministicDeployerAddress } from "../contracts/batch-settler.js";
+import { ConfigError } from "../errors.js";
+import { chainIdOfNetworkArg } from "../protocol/networks.js";
 
 type Write = (line: string) => void;
 

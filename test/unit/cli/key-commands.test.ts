@@ -1,7 +1,7 @@
 /** `signers` prints a line per network and signer; an unreachable RPC is named without its key. */
 import { describe, expect, it } from "vitest";
-import { signersCommand } from "../../src/cli-commands.js";
-import { freePort } from "../../src/sandbox/free-port.js";
+import { signersCommand } from "../../../src/cli/key-commands.js";
+import { freePort } from "../../../src/sandbox/free-port.js";
 
 const secret = "SECRETKEY123";
 const signer = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";

@@ -1,8 +1,8 @@
-import type { Policy } from "./config.js";
-import { chainIdFromAnyNetwork } from "./protocol/networks.js";
-import { ReasonCode } from "./protocol/reason-codes.js";
-import type { PaymentRequest, Rejection } from "./protocol/types.js";
-import type { ApiKeyRow } from "./store/schema.js";
+import type { Policy } from "../config.js";
+import { chainIdFromAnyNetwork } from "../protocol/networks.js";
+import { ReasonCode } from "../protocol/reason-codes.js";
+import type { PaymentRequest, Rejection } from "../protocol/types.js";
+import type { ApiKeyRow } from "../store/schema.js";
 
 /**
  * The operator's rules for a payment, checked before any chain work: the global allowlist and

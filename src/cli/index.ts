@@ -1,12 +1,12 @@
 import path from "node:path";
-import { isSandboxEnv, loadConfig } from "./config.js";
-import { ConfigError } from "./errors.js";
-import { batchSettlerCommand } from "./cli-batch-settler.js";
-import { keysCommand, signersCommand } from "./cli-commands.js";
-import { createLogger } from "./logger.js";
-import { closeOnSignals, startServer } from "./main.js";
-import { redactedMessage, redactUrls } from "./redact.js";
-import { runMigrations } from "./store/migrate.js";
+import { isSandboxEnv, loadConfig } from "../config.js";
+import { ConfigError } from "../errors.js";
+import { batchSettlerCommand } from "./batch-settler-command.js";
+import { keysCommand, signersCommand } from "./key-commands.js";
+import { createLogger } from "../logger.js";
+import { closeOnSignals, startServer } from "../server-process.js";
+import { redactedMessage, redactUrls } from "../redact.js";
+import { runMigrations } from "../store/migrate.js";
 
 const usage = `x402-facilitator <command>
 
@@ -64,7 +64,7 @@ async function main(argv: string[]): Promise<void> {
 
 async function runSandbox(log: ReturnType<typeof createLogger>): Promise<void> {
   // Imported lazily: production `serve` never loads the sandbox (embedded Postgres, Anvil).
-  const { sandboxBanner, startSandbox } = await import("./sandbox/sandbox.js");
+  const { sandboxBanner, startSandbox } = await import("../sandbox/sandbox.js");
   const sandbox = await startSandbox(process.env, log);
   closeOnSignals(log, sandbox.close);
   process.stdout.write(`${sandboxBanner(sandbox.info, path.resolve(process.env.DATA_DIR ?? ".data"))}\n`);

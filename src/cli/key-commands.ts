@@ -1,14 +1,14 @@
 import { parseArgs } from "node:util";
 import { formatEther, getAddress } from "viem";
-import { createChainRegistry } from "./chain/registry.js";
-import { createSignerPool } from "./chain/signers.js";
-import { loadConfig } from "./config.js";
-import { ConfigError } from "./errors.js";
-import { redactedMessage } from "./redact.js";
-import { caip2, chainIdOfNetworkArg } from "./protocol/networks.js";
-import { ApiKeysRepository, type ApiKeyRole } from "./store/api-keys-repo.js";
-import { openDatabase } from "./store/db.js";
-import { runMigrations } from "./store/migrate.js";
+import { createChainRegistry } from "../chain/registry.js";
+import { createSignerPool } from "../chain/signers.js";
+import { loadConfig } from "../config.js";
+import { ConfigError } from "../errors.js";
+import { redactedMessage } from "../redact.js";
+import { caip2, chainIdOfNetworkArg } from "../protocol/networks.js";
+import { ApiKeysRepository, type ApiKeyRole } from "../store/api-keys-repo.js";
+import { openDatabase } from "../store/db.js";
+import { runMigrations } from "../store/migrate.js";
 
 type Write = (line: string) => void;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { GroupCommit } from "../../../src/settlement/group-commit.js";
+import { GroupCommit } from "../../../src/util/group-commit.js";
 
 /** A flush that stays open until the test releases it, recording the groups it was given. */
 function gatedFlush() {

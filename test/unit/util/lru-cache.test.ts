@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LruCache } from "../../../src/exact-evm/lru-cache.js";
+import { LruCache } from "../../../src/util/lru-cache.js";
 
 describe("LruCache", () => {
   it("never holds more than maxEntries, dropping the least recently used first", () => {
