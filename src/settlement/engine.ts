@@ -23,7 +23,6 @@ import { chainVerdict, type ChainVerdict } from "./chain-verdict.js";
 import { duplicate, failed, outcomeOfFinalRow, pending, succeeded, type SettleOutcome } from "./outcome.js";
 import { crashPoint } from "./crash-points.js";
 import { bumpedFeeCapPerGas } from "./fee-bump.js";
-import { KeyedMutex } from "../util/keyed-mutex.js";
 import { GroupCommit } from "../util/group-commit.js";
 import { ContractPresence } from "./contract-presence.js";
 import { batchSettlerAddress } from "../contracts/batch-settler.js";
@@ -64,6 +63,8 @@ interface PendingSigning {
   prepared: PreparedTransaction;
   /** The request's settle budget ends here: past it, it leaves the queue unsigned. */
   deadlineMs: number;
+  /** Sent in a transaction of its own, never in a batch (see mayBatch, settleAgainAlone). */
+  alone: boolean;
 }
 
 /** What became of one row's transaction at broadcast (the row as persisted). */
@@ -102,14 +103,17 @@ const duplicatePollIntervalMs = 100;
  * budget. Every path answers within settleBudgetMs and names the tx hash once one exists.
  */
 export class SettlementEngine {
-  private readonly signerMutex = new KeyedMutex();
-  /** Present when SETTLE_BATCH_MAX > 1: settlements queued for one signer share a transaction. */
-  private readonly batches: GroupCommit<PendingSigning, SentSettlement> | undefined;
+  /**
+   * The one sending path. Per signer, one group of queued settlements is signed and sent at a time;
+   * the settlements that queue meanwhile form the next group (up to SETTLE_BATCH_MAX, so with the
+   * default of 1 every settlement is its own transaction). A lone settlement is a group of one.
+   */
+  private readonly sender: GroupCommit<PendingSigning, SentSettlement>;
   private readonly batchSettler = new ContractPresence(batchSettlerAddress);
   private readonly warnedNoBatchSettler = new Set<number>();
 
   constructor(private readonly deps: SettlementEngineDeps) {
-    this.batches = deps.limits.settleBatchMax > 1 ? new GroupCommit(deps.limits.settleBatchMax, (_key, items) => this.sendBatch(items)) : undefined;
+    this.sender = new GroupCommit(deps.limits.settleBatchMax, (_key, items) => this.sendQueued(items));
   }
 
   async settle(request: PaymentRequest, caller: SettleCaller = {}): Promise<SettleOutcome> {
@@ -266,9 +270,8 @@ export class SettlementEngine {
         }
         await this.reserveGas(row, prepared, caller);
         const signerKey = `${payment.network.chainId}:${account.address}`;
-        const item: PendingSigning = { row, account, chainId: payment.network.chainId, prepared, deadlineMs };
-        const batch = options.batchable && (await this.mayBatch(payment, prepared, client));
-        sent = batch ? await this.batches!.submit(signerKey, item) : await this.sendAlone(signerKey, item);
+        const alone = !(options.batchable && (await this.mayBatch(payment, prepared, client)));
+        sent = await this.sender.submit(signerKey, { row, account, chainId: payment.network.chainId, prepared, deadlineMs, alone });
         if (sent.kind === "unsent") throw sent.error;
       } catch (error) {
         // Nothing reached the chain: free the authorization for a later attempt, then report the fault.
@@ -298,7 +301,7 @@ export class SettlementEngine {
    * BatchSettler's per-call gas limit.)
    */
   private async mayBatch(payment: ResolvedPayment, prepared: PreparedTransaction, client: PublicClient): Promise<boolean> {
-    if (!this.batches || payment.payerKind !== "eoa" || prepared.payerHasCode) return false;
+    if (this.deps.limits.settleBatchMax <= 1 || payment.payerKind !== "eoa" || prepared.payerHasCode) return false;
     const deployed = await this.batchSettler.isDeployed(payment.network.chainId, client);
     if (!deployed && !this.warnedNoBatchSettler.has(payment.network.chainId)) {
       this.warnedNoBatchSettler.add(payment.network.chainId);
@@ -311,43 +314,34 @@ export class SettlementEngine {
   }
 
   /**
-   * One transaction per settlement: nonce, signature and row persisted under the signer's lock (one
-   * waiter per signer per process on the Postgres row lock: the others queue here, without holding
-   * a pooled connection while they wait), broadcast outside it.
-   */
-  private async sendAlone(signerKey: string, item: PendingSigning): Promise<SentSettlement> {
-    const [signed] = await this.signerMutex.run(signerKey, () => this.persistSigned([item]));
-    if (!signed) return { kind: "not-ours" };
-    crashPoint("after-sign");
-    const [sent] = await this.broadcastSigned([signed]);
-    return sent!;
-  }
-
-  /**
    * Settlements that queued for the same signer while its previous transaction was being signed
-   * and sent: one BatchSettler transaction for all of them (batchTransaction), persisted on every
-   * row before it is broadcast once. Throws only before anything is persisted.
+   * and sent (or just one): the batchable ones share BatchSettler transactions (batchTransaction,
+   * split to stay within BATCH_GAS_MAX), each other one gets a transaction of its own. Nonce,
+   * signature and rows are persisted before each transaction is broadcast; the queue waits here,
+   * without holding a pooled connection. Never throws: every item gets its answer.
    */
-  private async sendBatch(items: readonly PendingSigning[]): Promise<SentSettlement[]> {
+  private async sendQueued(items: readonly PendingSigning[]): Promise<SentSettlement[]> {
     // A request whose budget ran out while it queued leaves unsigned (its caller gets a 503 and the
     // authorization stays free), so queueing behind slow broadcasts never outlasts the budget.
     const nowMs = this.deps.clock.nowMs();
     const expired = items.filter((item) => item.deadlineMs <= nowMs);
     const live = items.filter((item) => item.deadlineMs > nowMs);
     const budgetSpent = new SignersBusyError("the settle budget ran out while waiting for the signer; retry shortly");
-    const sent: SentSettlement[] = [];
+    const answers = new Map<PendingSigning, SentSettlement>();
+    for (const item of expired) answers.set(item, { kind: "unsent", error: budgetSpent });
+    const batchable = live.filter((item) => !item.alone);
+    const groups = [...splitIntoBatches(batchable, this.deps.limits.batchGasMax), ...live.filter((item) => item.alone).map((item) => [item])];
     // One transaction after the other. A failure before a group was persisted fails that group
     // only: the groups already persisted (and maybe sent) must keep their answers.
-    for (const group of splitIntoBatches(live, this.deps.limits.batchGasMax)) {
-      sent.push(...(await this.sendOneBatch(group).catch((error: unknown) => group.map(() => ({ kind: "unsent" as const, error })))));
+    for (const group of groups) {
+      const sent = await this.sendGroup(group).catch((error: unknown) => group.map(() => ({ kind: "unsent" as const, error })));
+      group.forEach((item, index) => answers.set(item, sent[index]!));
     }
-    const answers = new Map<PendingSigning, SentSettlement>();
-    live.forEach((item, index) => answers.set(item, sent[index]!));
-    for (const item of expired) answers.set(item, { kind: "unsent", error: budgetSpent });
     return items.map((item) => answers.get(item)!);
   }
 
-  private async sendOneBatch(items: readonly PendingSigning[]): Promise<SentSettlement[]> {
+  /** One transaction for the group (a plain token call when it holds one settlement). */
+  private async sendGroup(items: readonly PendingSigning[]): Promise<SentSettlement[]> {
     const signed = await this.persistSigned(items);
     if (signed.length > 1) {
       this.deps.log.info({ settlements: signed.length, txHash: signed[0]!.txHash }, "settlements batched into one transaction");

@@ -1,10 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { decodeFunctionData, parseEventLogs } from "viem";
+import { createWalletClient, decodeFunctionData, http, keccak256, parseEventLogs, toHex, type Address } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 import { batchSettlerAbi, batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
 import { anvilDevPrivateKeys } from "../../../src/sandbox/anvil.js";
 import { installBatchSettler } from "../../../src/sandbox/deploy.js";
 import { pay, settle, settlementRowByNonce, waitForClaims, whileSignerLocked } from "../../helpers/batching.js";
-import { deployContract, delegateEoa } from "../../helpers/attackers.js";
+import { deployContract, delegateEoa, walletPayment } from "../../helpers/attackers.js";
+import { v2Body, v2Requirements } from "../../helpers/payments.js";
+import { smartWalletFactoryArtifact } from "../../../src/sandbox/artifacts.js";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 
@@ -103,5 +106,30 @@ describe("one payer cannot sink a batch", () => {
       const row = await settlementRowByNonce(f, body.paymentPayload.payload.authorization.nonce);
       expect(row).toMatchObject({ status: "confirmed", tx_settlements: 1, attempt: 2 });
     }
+  });
+  it("sends a smart-wallet payer's settlement in a transaction of its own while the EOAs queued with it share one", async () => {
+    // The wallet's signature check is code we do not control: it never joins a batch.
+    const factory = await deployContract(f.chain, "SmartWalletFactory");
+    const salt = keccak256(toHex("queued-wallet"));
+    const owner = addressOf(keys.stranger);
+    const wallet = (await f.chain.publicClient.readContract({ address: factory, abi: smartWalletFactoryArtifact.abi, functionName: "predict", args: [owner, salt] })) as Address;
+    const deployer = createWalletClient({ account: privateKeyToAccount(keys.facilitator3), transport: http(f.chain.rpcUrl) });
+    const deployHash = await deployer.writeContract({ address: factory, abi: smartWalletFactoryArtifact.abi, functionName: "deploy", args: [owner, salt], chain: null });
+    await f.chain.publicClient.waitForTransactionReceipt({ hash: deployHash, timeout: 10_000 });
+    await f.chain.mint(wallet, amountAtomic);
+    await f.chain.mint(addressOf(honestPayerKey), 1_000_000n);
+    const walletBody = v2Body(await walletPayment(f.chain, { wallet, payTo, valueAtomic: amountAtomic }), v2Requirements({ token: f.chain.token, payTo, amountAtomic }));
+    const honest = await Promise.all(Array.from({ length: 2 }, () => pay(f, honestPayerKey, payTo, amountAtomic)));
+
+    const [lead, walletAnswer, ...honestAnswers] = await behindOneAlone([walletBody, ...honest], async () => undefined);
+
+    expect([lead, walletAnswer, ...honestAnswers].every((answer) => answer?.success)).toBe(true);
+    expect(honestAnswers[0]!.transaction).toBe(honestAnswers[1]!.transaction);
+    expect(new Set([lead!.transaction, walletAnswer!.transaction, honestAnswers[0]!.transaction]).size).toBe(3);
+    const walletTx = await f.chain.publicClient.getTransaction({ hash: walletAnswer!.transaction });
+    const batchTx = await f.chain.publicClient.getTransaction({ hash: honestAnswers[0]!.transaction });
+    expect(walletTx.to?.toLowerCase()).toBe(f.chain.token.toLowerCase()); // a plain token call, alone
+    expect(batchTx.to?.toLowerCase()).toBe(batchSettlerAddress.toLowerCase());
+    expect(await f.chain.balanceOf(wallet)).toBe(0n);
   });
 });
