@@ -28,6 +28,10 @@ export interface NetworkConfig {
   /** Tried in order; more than one = failover. */
   rpcUrls: string[];
   assets: AssetConfig[];
+  /** The setting the RPC URLs came from, for start-up errors (default `RPC_URLS_<chainId>`). */
+  rpcUrlsFrom?: string;
+  /** The setting the assets came from, for start-up errors (default `FACILITATOR_CONFIG`). */
+  assetsFrom?: string;
 }
 
 /** What callers may do, whoever they are (per-key limits come on top). */
@@ -72,6 +76,7 @@ export const builtinNetworks: readonly NetworkConfig[] = [
     v1Name: "base",
     rpcUrls: ["https://mainnet.base.org"],
     assets: [{ address: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", name: "USD Coin", version: "2", decimals: 6 }],
+    assetsFrom: "built-in",
   },
   {
     network: "eip155:84532",
@@ -79,6 +84,7 @@ export const builtinNetworks: readonly NetworkConfig[] = [
     v1Name: "base-sepolia",
     rpcUrls: ["https://sepolia.base.org"],
     assets: [{ address: "0x036CbD53842c5426634e7929541eC2318f3dCF7e", name: "USDC", version: "2", decimals: 6 }],
+    assetsFrom: "built-in",
   },
 ];
 
@@ -177,7 +183,10 @@ function resolveNetworks(env: Env, file: ConfigFile | undefined): NetworkConfig[
     const network = known.get(chainId);
     if (!network) throw new ConfigError(`network eip155:${chainId} has no configuration: add it to FACILITATOR_CONFIG`);
     const rpcOverride = env[`RPC_URLS_${chainId}`];
-    if (rpcOverride) network.rpcUrls = splitList(rpcOverride).map((url, index) => rpcUrl(url, `RPC_URLS_${chainId}`, index));
+    if (rpcOverride) {
+      network.rpcUrls = splitList(rpcOverride).map((url, index) => rpcUrl(url, `RPC_URLS_${chainId}`, index));
+      network.rpcUrlsFrom = `RPC_URLS_${chainId}`;
+    }
     if (network.assets.length === 0) throw new ConfigError(`network ${network.network} has no assets`);
     served.push(network);
   }
@@ -203,6 +212,8 @@ function mergeFileNetwork(known: Map<number, NetworkConfig>, entry: ConfigFile["
     v1Name,
     rpcUrls: entry.rpcUrls?.map((url, index) => rpcUrl(url, `FACILITATOR_CONFIG ${caip2(chainId)} rpcUrls`, index)) ?? base?.rpcUrls ?? [],
     assets: assets ?? base?.assets ?? [],
+    rpcUrlsFrom: entry.rpcUrls ? `FACILITATOR_CONFIG ${caip2(chainId)} rpcUrls` : base?.rpcUrlsFrom,
+    assetsFrom: assets ? "FACILITATOR_CONFIG" : base?.assetsFrom,
   };
 }
 

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { buildApp } from "./app.js";
 import { createChainRegistry } from "./chain/registry.js";
 import { createSignerPool } from "./chain/signers.js";
+import { checkAtStart } from "./chain/startup-checks.js";
 import { systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { createMetrics } from "./metrics.js";
@@ -22,6 +23,9 @@ export interface RunningServer {
 
 /** Migrates, builds the app and its services from config, starts the watcher and listens. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  // Before anything else: a wrong chain or token domain must stop the start, with one line.
+  const selfCheck = await checkAtStart(config.networks, config.limits.rpcTimeoutMs);
+  for (const warning of selfCheck.warnings) log.warn({ check: "start-up" }, warning);
   await runMigrations(config.databaseUrl);
   const database = openDatabase(config.databaseUrl, config.limits, (error) => log.warn({ err: error }, "idle Postgres connection lost"));
   const signers = createSignerPool(config.signerPrivateKeys, config.limits.inFlightPerSignerMax, systemClock);
@@ -35,6 +39,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     clock: systemClock,
     limits: config.limits,
     log,
+    rpcUrlChecks: selfCheck.rpcUrls,
   });
   const app = await buildApp({ services, logger: log });
   services.watcher.start();

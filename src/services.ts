@@ -1,5 +1,6 @@
 import type { Address } from "viem";
 import type { ChainRegistry } from "./chain/registry.js";
+import type { RpcUrlChecks } from "./chain/startup-checks.js";
 import type { SignerPool } from "./chain/signers.js";
 import type { Clock } from "./clock.js";
 import { openPolicy, type Limits, type NetworkConfig, type Policy } from "./config.js";
@@ -55,6 +56,8 @@ export interface ServiceDeps {
   metrics?: Metrics;
   /** Default: openPolicy. */
   policy?: Policy;
+  /** RPC URLs not yet known to serve their chain (start-up self-check); /ready lists them. */
+  rpcUrlChecks?: RpcUrlChecks;
 }
 
 /** Everything the routes use, built once from explicit dependencies (tests build their own). */

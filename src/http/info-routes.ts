@@ -30,11 +30,17 @@ export async function infoRoutes(app: FastifyInstance, options: { services: Serv
         }),
       })),
     ]);
-    const ready = postgres === "ok" && networks.every((entry) => entry.status === "ok");
+    // RPC URLs not known to serve their chain: an unreachable one is listed (failover covers it), one
+    // that answers another chain makes this instance unready (it could read another chain's receipts).
+    const rpcUrlChecks = services.deps.rpcUrlChecks;
+    const rpcUrlProblems = rpcUrlChecks ? await rpcUrlChecks.problems() : [];
+    const wrongChain = (rpcUrlChecks?.wrongChains().length ?? 0) > 0;
+    const ready = postgres === "ok" && !wrongChain && networks.every((entry) => entry.status === "ok");
     return reply.code(ready ? 200 : 503).send({
       status: ready ? "ready" : "unavailable",
       postgres,
       networks: Object.fromEntries(networks.map((entry) => [entry.network, entry.status])),
+      ...(rpcUrlProblems.length > 0 ? { rpcUrls: rpcUrlProblems } : {}),
     });
   });
 }

@@ -34,7 +34,7 @@ describe("loadConfig", () => {
 
   it("accepts CAIP-2 names and RPC_URLS_<chainId> for failover", () => {
     const config = loadConfig({ ...base, NETWORKS: "eip155:84532", RPC_URLS_84532: "http://a:1, http://b:2" });
-    expect(config.networks[0]).toMatchObject({ chainId: 84532, v1Name: "base-sepolia", rpcUrls: ["http://a:1", "http://b:2"] });
+    expect(config.networks[0]).toMatchObject({ chainId: 84532, v1Name: "base-sepolia", rpcUrls: ["http://a:1", "http://b:2"], rpcUrlsFrom: "RPC_URLS_84532" });
   });
 
   it("adds networks from FACILITATOR_CONFIG in the documented shape", () => {
@@ -43,7 +43,7 @@ describe("loadConfig", () => {
     });
     const config = loadConfig({ ...base, FACILITATOR_CONFIG: file });
     expect(config.networks).toEqual([
-      { network: "eip155:31337", chainId: 31337, v1Name: null, rpcUrls: ["http://127.0.0.1:8545"], assets: [{ address: "0x5FbDB2315678afecb367f032d93F642f64180aa3", name: "USD Coin", version: "2", decimals: 6 }] },
+      { network: "eip155:31337", chainId: 31337, v1Name: null, rpcUrls: ["http://127.0.0.1:8545"], assets: [{ address: "0x5FbDB2315678afecb367f032d93F642f64180aa3", name: "USD Coin", version: "2", decimals: 6 }], rpcUrlsFrom: "FACILITATOR_CONFIG eip155:31337 rpcUrls", assetsFrom: "FACILITATOR_CONFIG" },
     ]);
   });
 

@@ -1,0 +1,160 @@
+import { createPublicClient, domainSeparator, http, parseAbi, type Address, type Hex, type PublicClient } from "viem";
+import type { NetworkConfig } from "../config.js";
+import { ConfigError } from "../errors.js";
+import { redactedMessage } from "../redact.js";
+import { isTransportFailure } from "./rpc-errors.js";
+import { eip3009Abi } from "../exact-evm/abi.js";
+
+/**
+ * Start-up self-checks of what the operator configured (ARCHITECTURE.md pitfall 19): every RPC URL
+ * serves the configured chain, and every asset is a contract whose EIP-712 domain is the configured
+ * one. A wrong chain or a wrong domain would start "ready" and then refuse every honest payment
+ * (or read receipts of another chain), so either stops the process with one line naming the
+ * setting. An RPC URL that does not answer is only a warning (one of several may be down at start);
+ * /ready lists it until it answers, with the right chain.
+ */
+
+/** One RPC URL as the operator configured it; `endpoint` is host:port only (paths and queries can hold API keys). */
+export interface RpcUrlEntry {
+  network: string;
+  chainId: number;
+  /** The setting it came from, e.g. `RPC_URLS_8453 #2`. */
+  setting: string;
+  endpoint: string;
+  url: string;
+}
+
+const domainSeparatorAbi = parseAbi(["function DOMAIN_SEPARATOR() view returns (bytes32)"]);
+
+export function rpcUrlEntries(networks: readonly NetworkConfig[]): RpcUrlEntry[] {
+  return networks.flatMap((network) =>
+    network.rpcUrls.map((url, index) => ({
+      network: network.network,
+      chainId: network.chainId,
+      setting: `${network.rpcUrlsFrom ?? `RPC_URLS_${network.chainId}`} #${index + 1}`,
+      endpoint: endpointOf(url),
+      url,
+    })),
+  );
+}
+
+function endpointOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return "(unparsable URL)";
+  }
+}
+
+function clientOf(url: string, timeoutMs: number): PublicClient {
+  return createPublicClient({ transport: http(url, { timeout: timeoutMs, retryCount: 0 }) });
+}
+
+/**
+ * RPC URLs that did not answer yet: asked again on each `recheck()` (by /ready), dropped once they
+ * answer the configured chain; one that then answers another chain is reported as wrong for good.
+ */
+export class RpcUrlChecks {
+  private unverified: RpcUrlEntry[];
+  private readonly wrongChain = new Map<RpcUrlEntry, string>();
+
+  constructor(
+    entries: readonly RpcUrlEntry[],
+    private readonly timeoutMs: number,
+  ) {
+    this.unverified = [...entries];
+  }
+
+  /**
+   * Asks every unverified URL for its chain id. Throws ConfigError (at start, via `checkAtStart`) or
+   * records the mismatch (later); returns the URLs still unreachable, each with why.
+   */
+  async recheck(): Promise<Array<{ entry: RpcUrlEntry; problem: string }>> {
+    const results = await Promise.all(
+      this.unverified.map(async (entry) => {
+        try {
+          const answered = await clientOf(entry.url, this.timeoutMs).getChainId();
+          return { entry, answered };
+        } catch (error) {
+          return { entry, problem: `unreachable: ${redactedMessage(error, 200).split("\n")[0]}` };
+        }
+      }),
+    );
+    const stillUnreachable: Array<{ entry: RpcUrlEntry; problem: string }> = [];
+    for (const result of results) {
+      if ("problem" in result) {
+        stillUnreachable.push({ entry: result.entry, problem: result.problem! });
+      } else if (result.answered !== result.entry.chainId) {
+        this.wrongChain.set(result.entry, wrongChainMessage(result.entry, result.answered));
+      }
+    }
+    this.unverified = stillUnreachable.map((result) => result.entry);
+    return stillUnreachable;
+  }
+
+  /** Settings whose URL answered another chain (each one line). */
+  wrongChains(): string[] {
+    return [...this.wrongChain.values()];
+  }
+
+  /** /ready's view: every URL not (yet) known to serve its chain. */
+  async problems(): Promise<string[]> {
+    const unreachable = await this.recheck();
+    return [...this.wrongChains(), ...unreachable.map(({ entry, problem }) => `${entry.setting} (${entry.endpoint}) ${problem}`)];
+  }
+}
+
+function wrongChainMessage(entry: RpcUrlEntry, answered: number): string {
+  return `${entry.setting} (${entry.endpoint}) answers chain ${answered}, not ${entry.chainId} (${entry.network})`;
+}
+
+/**
+ * At start: a URL on another chain stops the process; unreachable ones are returned (warnings).
+ * Then every asset is checked through a URL that answered.
+ */
+export async function checkAtStart(networks: readonly NetworkConfig[], timeoutMs: number): Promise<{ rpcUrls: RpcUrlChecks; warnings: string[] }> {
+  const entries = rpcUrlEntries(networks);
+  const rpcUrls = new RpcUrlChecks(entries, timeoutMs);
+  const unreachable = await rpcUrls.recheck();
+  const wrong = rpcUrls.wrongChains();
+  if (wrong.length > 0) throw new ConfigError(wrong.join("; "));
+  const warnings = unreachable.map(({ entry, problem }) => `${entry.setting} (${entry.endpoint}) ${problem}`);
+  for (const network of networks) {
+    const reachable = entries.find((entry) => entry.network === network.network && !unreachable.some((u) => u.entry === entry));
+    if (!reachable) {
+      warnings.push(`${network.network}: no RPC URL answered, its assets were not checked`);
+      continue;
+    }
+    const client = clientOf(reachable.url, timeoutMs);
+    for (const asset of network.assets) {
+      let problem: string | undefined;
+      try {
+        problem = await assetProblem(client, network, asset);
+      } catch (error) {
+        // The URL went away meanwhile, or answered garbage: not the operator's setting at fault.
+        warnings.push(`${network.network} asset ${asset.address} not checked: ${isTransportFailure(error) ? "RPC unreachable" : redactedMessage(error, 200).split("\n")[0]}`);
+        continue;
+      }
+      if (problem) throw new ConfigError(problem);
+    }
+  }
+  return { rpcUrls, warnings };
+}
+
+/** Why the asset cannot be the configured EIP-3009 token, or undefined when it is. */
+async function assetProblem(client: PublicClient, network: NetworkConfig, asset: NetworkConfig["assets"][number]): Promise<string | undefined> {
+  const where = `${network.assetsFrom ?? "FACILITATOR_CONFIG"} ${network.network} asset ${asset.address}`;
+  const code = await client.getCode({ address: asset.address as Address });
+  if (!code || code === "0x") return `${where}: no contract at this address on chain ${network.chainId}`;
+  const [onChainSeparator, name, version] = await Promise.all([
+    client.readContract({ address: asset.address as Address, abi: domainSeparatorAbi, functionName: "DOMAIN_SEPARATOR" }).catch(() => undefined),
+    client.readContract({ address: asset.address as Address, abi: eip3009Abi, functionName: "name" }).catch(() => undefined),
+    client.readContract({ address: asset.address as Address, abi: eip3009Abi, functionName: "version" }).catch(() => undefined),
+  ]);
+  const configured = `name "${asset.name}" version "${asset.version}"`;
+  const onChain = `name ${name === undefined ? "(unreadable)" : `"${name}"`} version ${version === undefined ? "(unreadable)" : `"${version}"`}`;
+  const expectedSeparator: Hex = domainSeparator({ domain: { name: asset.name, version: asset.version, chainId: network.chainId, verifyingContract: asset.address as Address } });
+  const matches = onChainSeparator !== undefined ? onChainSeparator.toLowerCase() === expectedSeparator.toLowerCase() : name === asset.name && version === asset.version;
+  if (matches) return undefined;
+  return `${where}: configured EIP-712 domain ${configured}, the token's is ${onChain}${onChainSeparator !== undefined ? " (DOMAIN_SEPARATOR differs)" : ""}: every payment would be refused`;
+}
