@@ -5,6 +5,7 @@ import { Compile } from "typebox/compile";
 import { getAddress, isAddress, isHex, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { ConfigError } from "./errors.js";
+import { parseDatabaseUrl } from "./store/database-url.js";
 import { addressList, bigintLimitMax, integerInRange, integerVar, loadLimits, splitList, type Limits } from "./limits.js";
 import { caip2, chainIdOfNetworkArg, type Caip2Network, v1NetworkChainIds } from "./protocol/networks.js";
 import { redactedMessage, redactUrl } from "./redact.js";
@@ -108,7 +109,7 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 /** Builds and validates the configuration; throws ConfigError naming the offending variable. */
 export function loadConfig(env: Env = process.env): Config {
-  const databaseUrl = required(env, "DATABASE_URL");
+  const databaseUrl = parseDatabaseUrl(required(env, "DATABASE_URL"));
   const signerPrivateKeys = parseSignerKeys(required(env, "SIGNER_PRIVATE_KEYS"));
   const file = env.FACILITATOR_CONFIG ? readConfigFile(env.FACILITATOR_CONFIG) : undefined;
   const networks = resolveNetworks(env, file);
@@ -239,7 +240,11 @@ function parseSignerKeys(value: string): Hex[] {
   return keys.map((key, index) => {
     const hex = (key.startsWith("0x") ? key : `0x${key}`) as Hex;
     if (!isHex(hex) || hex.length !== 66) throw new ConfigError(`SIGNER_PRIVATE_KEYS: key #${index + 1} is not 32 bytes of hex`);
-    privateKeyToAccount(hex); // throws on an out-of-range scalar
+    try {
+      privateKeyToAccount(hex);
+    } catch {
+      throw new ConfigError(`SIGNER_PRIVATE_KEYS: key #${index + 1} is not a valid secp256k1 private key (zero, or not below the curve order)`);
+    }
     return hex;
   });
 }
@@ -262,6 +267,11 @@ function rpcUrl(url: string, source: string, index: number): string {
     throw new ConfigError(`${source}: URL #${index + 1} (${shown}) is not an http(s) URL`);
   }
   return url;
+}
+
+/** DATABASE_URL, required and a postgres:// URL (for the commands that need only the database). */
+export function databaseUrlFrom(env: Env): string {
+  return parseDatabaseUrl(required(env, "DATABASE_URL"));
 }
 
 function required(env: Env, name: string): string {

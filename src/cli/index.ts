@@ -1,5 +1,5 @@
 import path from "node:path";
-import { isSandboxEnv, loadConfig } from "../config.js";
+import { databaseUrlFrom, isSandboxEnv, loadConfig } from "../config.js";
 import { ConfigError } from "../errors.js";
 import { batchSettlerCommand } from "./batch-settler-command.js";
 import { keysCommand, signersCommand } from "./key-commands.js";
@@ -40,9 +40,7 @@ async function main(argv: string[]): Promise<void> {
     case "sandbox":
       return runSandbox(log);
     case "migrate": {
-      const url = process.env.DATABASE_URL;
-      if (!url) throw new ConfigError("DATABASE_URL is required");
-      await runMigrations(url);
+      await runMigrations(databaseUrlFrom(process.env));
       log.info("migrations applied");
       return;
     }
@@ -77,6 +75,15 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     process.stderr.write(`x402-facilitator: configuration error: ${redactUrls(error.message)}\n`);
     process.exit(2);
   }
-  process.stderr.write(`x402-facilitator: ${redactUrls(error instanceof Error && error.stack ? error.stack : redactedMessage(error))}\n`);
+  // node:util parseArgs: an unknown or malformed flag is the caller's mistake, not a crash.
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS_")) {
+    process.stderr.write(`x402-facilitator: ${redactedMessage(error).split("\n")[0]} (see x402-facilitator help)\n`);
+    process.exit(2);
+  }
+  // Anything else is a bug or an outage: one line, the stack only when asked for.
+  const stack = process.env.LOG_LEVEL === "debug" || process.env.LOG_LEVEL === "trace";
+  const text = error instanceof Error && stack && error.stack ? error.stack : `${redactedMessage(error).split("\n")[0]} (LOG_LEVEL=debug prints the stack)`;
+  process.stderr.write(`x402-facilitator: ${redactUrls(text)}\n`);
   process.exit(1);
 });

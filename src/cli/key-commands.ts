@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { formatEther, getAddress } from "viem";
 import { createChainRegistry } from "../chain/registry.js";
 import { createSignerPool } from "../chain/signers.js";
-import { loadConfig } from "../config.js";
+import { databaseUrlFrom, loadConfig } from "../config.js";
 import { ConfigError } from "../errors.js";
 import { redactedMessage } from "../redact.js";
 import { caip2, chainIdOfNetworkArg } from "../protocol/networks.js";
@@ -14,8 +14,7 @@ type Write = (line: string) => void;
 
 /** `keys create|list|revoke`: API keys live in Postgres (DATABASE_URL); a new key is printed once. */
 export async function keysCommand(args: string[], env: NodeJS.ProcessEnv, write: Write): Promise<void> {
-  const url = env.DATABASE_URL;
-  if (!url) throw new ConfigError("DATABASE_URL is required");
+  const url = databaseUrlFrom(env);
   await runMigrations(url);
   const database = openDatabase(url, { dbPoolMax: 2, dbStatementTimeoutMs: 10_000 });
   try {

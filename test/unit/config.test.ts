@@ -18,6 +18,15 @@ function writeConfig(content: unknown): string {
 }
 
 describe("loadConfig", () => {
+  it.each([
+    ["notaurl", /^DATABASE_URL is not a URL/],
+    ["mysql://u@h:3306/db", /^DATABASE_URL must start with postgres:\/\/ or postgresql:\/\/, got mysql:/],
+    ["postgres://u:pw@h:5432", /^DATABASE_URL \(u@h:5432\/\) names no database/],
+  ])("refuses DATABASE_URL=%s naming the variable, never the password", (url, message) => {
+    expect(() => loadConfig({ ...base, DATABASE_URL: url })).toThrow(message);
+    expect(() => loadConfig({ ...base, DATABASE_URL: url })).not.toThrow(/pw/);
+  });
+
   it("serves Base with its USDC by v1 name, with defaults for host, port and limits", () => {
     const config = loadConfig({ ...base, NETWORKS: "base" });
     expect(config.host).toBe("127.0.0.1");
