@@ -24,11 +24,11 @@ export interface RunningServer {
 /** Migrates, builds the app and its services from config, starts the watcher and listens. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   // Before anything else: a wrong chain or token domain must stop the start, with one line.
-  const selfCheck = await checkAtStart(config.networks, config.limits.rpcTimeoutMs);
+  const signers = createSignerPool(config.signerPrivateKeys, config.limits.inFlightPerSignerMax, systemClock);
+  const selfCheck = await checkAtStart(config.networks, config.limits.rpcTimeoutMs, { addresses: signers.addresses(), minBalanceWei: config.limits.minSignerBalanceWei });
   for (const warning of selfCheck.warnings) log.warn({ check: "start-up" }, warning);
   await runMigrations(config.databaseUrl);
   const database = openDatabase(config.databaseUrl, config.limits, (error) => log.warn({ err: error }, "idle Postgres connection lost"));
-  const signers = createSignerPool(config.signerPrivateKeys, config.limits.inFlightPerSignerMax, systemClock);
   const metrics = createMetrics();
   const services = createServices({
     database,

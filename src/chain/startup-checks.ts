@@ -1,4 +1,4 @@
-import { createPublicClient, domainSeparator, http, parseAbi, type Address, type Hex, type PublicClient } from "viem";
+import { createPublicClient, domainSeparator, formatEther, http, parseAbi, type Address, type Hex, type PublicClient } from "viem";
 import type { NetworkConfig } from "../config.js";
 import { ConfigError } from "../errors.js";
 import { redactedMessage } from "../redact.js";
@@ -112,7 +112,11 @@ function wrongChainMessage(entry: RpcUrlEntry, answered: number): string {
  * At start: a URL on another chain stops the process; unreachable ones are returned (warnings).
  * Then every asset is checked through a URL that answered.
  */
-export async function checkAtStart(networks: readonly NetworkConfig[], timeoutMs: number): Promise<{ rpcUrls: RpcUrlChecks; warnings: string[] }> {
+export async function checkAtStart(
+  networks: readonly NetworkConfig[],
+  timeoutMs: number,
+  signers: { addresses: readonly Address[]; minBalanceWei: bigint } = { addresses: [], minBalanceWei: 0n },
+): Promise<{ rpcUrls: RpcUrlChecks; warnings: string[] }> {
   const entries = rpcUrlEntries(networks);
   const rpcUrls = new RpcUrlChecks(entries, timeoutMs);
   const unreachable = await rpcUrls.recheck();
@@ -137,6 +141,7 @@ export async function checkAtStart(networks: readonly NetworkConfig[], timeoutMs
       }
       if (problem) throw new ConfigError(problem);
     }
+    warnings.push(...(await signerBalanceWarnings(client, network, signers)));
   }
   return { rpcUrls, warnings };
 }
@@ -157,4 +162,20 @@ async function assetProblem(client: PublicClient, network: NetworkConfig, asset:
   const matches = onChainSeparator !== undefined ? onChainSeparator.toLowerCase() === expectedSeparator.toLowerCase() : name === asset.name && version === asset.version;
   if (matches) return undefined;
   return `${where}: configured EIP-712 domain ${configured}, the token's is ${onChain}${onChainSeparator !== undefined ? " (DOMAIN_SEPARATOR differs)" : ""}: every payment would be refused`;
+}
+
+/** A signer that cannot pay gas (empty, or below MIN_SIGNER_BALANCE_WEI) is refused at settle time: say so now. */
+async function signerBalanceWarnings(client: PublicClient, network: NetworkConfig, signers: { addresses: readonly Address[]; minBalanceWei: bigint }): Promise<string[]> {
+  const warnings = await Promise.all(
+    signers.addresses.map(async (address) => {
+      const balanceWei = await client.getBalance({ address }).catch(() => undefined);
+      if (balanceWei === undefined) return undefined;
+      if (balanceWei === 0n) return `signer ${address} holds no ETH on ${network.network}: it cannot pay gas for settlements until funded`;
+      if (balanceWei < signers.minBalanceWei) {
+        return `signer ${address} holds ${formatEther(balanceWei)} ETH on ${network.network}, below MIN_SIGNER_BALANCE_WEI (${formatEther(signers.minBalanceWei)} ETH): it settles nothing until funded`;
+      }
+      return undefined;
+    }),
+  );
+  return warnings.filter((warning): warning is string => warning !== undefined);
 }

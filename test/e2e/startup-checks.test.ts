@@ -4,7 +4,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../src/sandbox/free-port.js";
-import { keys, startTestChain, type TestChain } from "../helpers/chain.js";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { addressOf, keys, startTestChain, type TestChain } from "../helpers/chain.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 
 /**
@@ -112,6 +113,18 @@ describe("start-up self-checks (the real process)", () => {
     expect(started.stdout).toContain(`FACILITATOR_CONFIG eip155:84532 rpcUrls #2 (${new URL(deadUrl).host}) unreachable`);
     expect(ready!.status).toBe(200);
     expect(ready!.body).toMatchObject({ status: "ready", networks: { "eip155:84532": "ok" } });
+    expect(started.stdout).not.toContain("cannot pay gas"); // the signer is funded
     expect(ready!.body.rpcUrls).toEqual([expect.stringContaining(`FACILITATOR_CONFIG eip155:84532 rpcUrls #2 (${new URL(deadUrl).host}) unreachable`)]);
+  });
+
+  it("warns at start about a signer that cannot pay gas, and about one below MIN_SIGNER_BALANCE_WEI", async () => {
+    const unfunded = generatePrivateKey();
+    const result = await serve(
+      { PORT: String(await freePort()), SIGNER_PRIVATE_KEYS: `${keys.facilitator},${unfunded}`, MIN_SIGNER_BALANCE_WEI: "10000000000000000000000000", FACILITATOR_CONFIG: configFile([{ network: "eip155:84532", rpcUrls: [chain.rpcUrl], assets: [asset()] }]) },
+      async () => undefined,
+    );
+    expect(result.url).toBeDefined();
+    expect(result.stdout).toContain(`signer ${privateKeyToAccount(unfunded).address} holds no ETH on eip155:84532: it cannot pay gas for settlements until funded`);
+    expect(result.stdout).toMatch(new RegExp(`signer ${addressOf(keys.facilitator)} holds [0-9.]+ ETH on eip155:84532, below MIN_SIGNER_BALANCE_WEI \\(10000000 ETH\\)`));
   });
 });
