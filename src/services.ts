@@ -17,6 +17,7 @@ import { IdempotencyRepository } from "./store/idempotency-repo.js";
 import { SettlementsRepository } from "./store/settlements-repo.js";
 import { createMetrics, type Metrics, type ScrapeGauges } from "./metrics.js";
 import { unfinishedStatuses } from "./store/settlement-states.js";
+import { withTimeout } from "./util/with-timeout.js";
 
 /** Signer balances are read at most this often, and each read is bounded: a scrape must stay fast. */
 const balanceCacheMs = 10_000;
@@ -41,7 +42,8 @@ function scrapeCollector(deps: ServiceDeps, settlements: SettlementsRepository) 
         }
       }
     }
-    await Promise.race([Promise.allSettled(reads), new Promise((resolve) => setTimeout(resolve, scrapeReadTimeoutMs).unref())]);
+    // Reads that miss the bound leave their gauge as it was; the scrape answers now (the reads are not cancelled).
+    await withTimeout(Promise.allSettled(reads), scrapeReadTimeoutMs, () => undefined, { unref: true });
   };
 }
 

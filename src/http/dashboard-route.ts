@@ -5,6 +5,7 @@ import type { HistoryRepository, HistoryRow } from "../store/history-repo.js";
 import { renderDashboard, type DashboardSigner } from "./dashboard-html.js";
 import { requireAdmin } from "./auth.js";
 import { unfinishedStatuses } from "../store/settlement-states.js";
+import { withTimeout } from "../util/with-timeout.js";
 
 const recentLimit = 50;
 const successWindowHours = 24;
@@ -81,7 +82,9 @@ async function readSigners(services: Services): Promise<DashboardSigner[]> {
     services.deps.signers.addresses().map(async (signer): Promise<DashboardSigner> => {
       const base = { network: handle.config.network, signer, inFlight: inFlight[signer] ?? 0 };
       try {
-        const wei = await withTimeout(handle.publicClient.getBalance({ address: signer }), balanceReadTimeoutMs);
+        const wei = await withTimeout(handle.publicClient.getBalance({ address: signer }), balanceReadTimeoutMs, () => {
+          throw new TimeoutError();
+        });
         return { ...base, balanceWei: wei, balance: `${formatEther(wei)} ETH`, low: wei <= minWei };
       } catch (error) {
         const reason = error instanceof TimeoutError ? `unavailable (no answer within ${balanceReadTimeoutMs} ms)` : "unavailable (RPC error)";
@@ -93,17 +96,3 @@ async function readSigners(services: Services): Promise<DashboardSigner[]> {
 }
 
 class TimeoutError extends Error {}
-
-async function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new TimeoutError()), timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

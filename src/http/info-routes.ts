@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Services } from "../services.js";
 import { redactedMessage } from "../redact.js";
+import { withTimeout } from "../util/with-timeout.js";
 
 /** How long /ready waits for each dependency before calling it down. */
 const readinessProbeTimeoutMs = 2_000;
@@ -49,19 +50,13 @@ export function supportedAnswer(services: Services) {
 }
 
 async function probe(check: () => Promise<void>): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      check(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error("timeout")), readinessProbeTimeoutMs);
-      }),
-    ]);
+    await withTimeout(check(), readinessProbeTimeoutMs, () => {
+      throw new Error("timeout");
+    });
     return "ok";
   } catch (error) {
     // The first line of an RPC error may quote the RPC URL and its API key: /ready is public.
     return `down: ${redactedMessage(error, 1_000).split("\n")[0]!.slice(0, 200)}`;
-  } finally {
-    clearTimeout(timer);
   }
 }
