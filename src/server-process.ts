@@ -30,7 +30,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     database,
     metrics,
     policy: config.policy,
-    chains: createChainRegistry(config.networks, config.limits, metrics.rpcError),
+    chains: createChainRegistry(config.networks, config.limits, { clock: systemClock, onHttpError: metrics.rpcError }),
     signers,
     clock: systemClock,
     limits: config.limits,

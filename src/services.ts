@@ -24,7 +24,7 @@ const balanceCacheMs = 10_000;
 const scrapeReadTimeoutMs = 2_000;
 
 function scrapeCollector(deps: ServiceDeps, settlements: SettlementsRepository) {
-  let balancesReadAtMs = 0;
+  let balancesReadAtMs: number | undefined;
   return async (gauges: ScrapeGauges) => {
     const reads: Array<Promise<unknown>> = [
       settlements.countUnfinishedByStatus().then((counts) => {
@@ -32,8 +32,9 @@ function scrapeCollector(deps: ServiceDeps, settlements: SettlementsRepository) 
       }),
     ];
     for (const [signer, count] of Object.entries(deps.signers.inFlight())) gauges.settlementsInFlight.set({ signer }, count);
-    if (Date.now() - balancesReadAtMs > balanceCacheMs) {
-      balancesReadAtMs = Date.now();
+    const nowMs = deps.clock.monotonicMs();
+    if (balancesReadAtMs === undefined || nowMs - balancesReadAtMs > balanceCacheMs) {
+      balancesReadAtMs = nowMs;
       for (const handle of deps.chains.all()) {
         for (const signer of deps.signers.addresses()) {
           reads.push(
@@ -85,7 +86,7 @@ export function createServices(deps: ServiceDeps): Services {
   const gasBudget = new GasBudgetRepository(deps.database.db);
   const payerFailures = new PayerFailuresRepository(deps.database.db);
   const engine = new SettlementEngine({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, clock: deps.clock, limits: deps.limits, log: deps.log, metrics, gasBudget, payerFailures });
-  const watcher = new SettlementWatcher({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, engine, log: deps.log, limits: deps.limits, metrics });
+  const watcher = new SettlementWatcher({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, engine, clock: deps.clock, log: deps.log, limits: deps.limits, metrics });
   metrics.onScrape(scrapeCollector(deps, settlements));
   const networks = deps.chains.all().map((handle) => handle.config);
   const v1Names = new Set(networks.flatMap((network) => (network.v1Name ? [network.v1Name] : [])));

@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { formatEther, getAddress } from "viem";
 import { createChainRegistry } from "../chain/registry.js";
 import { createSignerPool } from "../chain/signers.js";
+import { systemClock } from "../clock.js";
 import { loadConfig } from "../config.js";
 import { ConfigError } from "../errors.js";
 import { redactedMessage } from "../redact.js";
@@ -98,7 +99,7 @@ async function createKey(repo: ApiKeysRepository, args: string[], write: Write):
 export async function signersCommand(env: NodeJS.ProcessEnv, write: Write): Promise<void> {
   const config = loadConfig(env);
   const pool = createSignerPool(config.signerPrivateKeys);
-  const chains = createChainRegistry(config.networks, config.limits);
+  const chains = createChainRegistry(config.networks, config.limits, { clock: systemClock });
   for (const handle of chains.all()) {
     for (const address of pool.addresses()) {
       const line = await Promise.all([

@@ -45,7 +45,7 @@ export async function verifyExactEvm(request: PaymentRequest, context: VerifyCon
   if (!signature.ok) return { valid: false, rejection: signature.rejection, payment: resolved };
   const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
 
-  const readOptions = { simulate: options.simulate, simulationAccount: context.simulationAccount, limits: context.limits };
+  const readOptions = { simulate: options.simulate, simulationAccount: context.simulationAccount, limits: context.limits, clock: context.clock };
   const [read, claimed] = await Promise.all([
     options.simulate ? readVerifyChainState(client, payment, readOptions) : readChainState(client, payment, readOptions).then((state) => ({ state, cached: false })),
     context.isClaimed ? context.isClaimed(payment) : Promise.resolve(false),

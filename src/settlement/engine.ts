@@ -105,10 +105,11 @@ export class SettlementEngine {
   private readonly signerMutex = new KeyedMutex();
   /** Present when SETTLE_BATCH_MAX > 1: settlements queued for one signer share a transaction. */
   private readonly batches: GroupCommit<PendingSigning, SentSettlement> | undefined;
-  private readonly batchSettler = new ContractPresence(batchSettlerAddress);
+  private readonly batchSettler: ContractPresence;
   private readonly warnedNoBatchSettler = new Set<number>();
 
   constructor(private readonly deps: SettlementEngineDeps) {
+    this.batchSettler = new ContractPresence(batchSettlerAddress, deps.clock);
     this.batches = deps.limits.settleBatchMax > 1 ? new GroupCommit(deps.limits.settleBatchMax, (_key, items) => this.sendBatch(items)) : undefined;
   }
 
@@ -562,7 +563,7 @@ export class SettlementEngine {
     // The identical payment may receive the one success answer if nobody has received it yet
     // (after settlement_pending, a crash, or a lost answer); the claimer takes it atomically.
     if (isFinal(row.status)) return this.answerFinal(row);
-    const unowned = row.leaseUntil === null || row.leaseUntil.getTime() <= Date.now();
+    const unowned = row.leaseUntil === null || row.leaseUntil.getTime() <= this.deps.clock.nowMs();
     if ((row.pendingAnswered || unowned) && row.txHash) {
       // Reconciling is this request's first attempt: a call that failed with the authorization
       // unused is settled again, alone, as in the request that sent it.

@@ -1,6 +1,7 @@
 import { parseTransaction, type Hex } from "viem";
 import type { ChainRegistry } from "../chain/registry.js";
 import type { SignerPool } from "../chain/signers.js";
+import type { Clock } from "../clock.js";
 import type { Limits } from "../config.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Database } from "../store/db.js";
@@ -18,6 +19,8 @@ export interface WatcherDeps {
   chains: ChainRegistry;
   signers: SignerPool;
   engine: SettlementEngine;
+  /** Wall clock: a row's broadcast time comes from Postgres. */
+  clock: Pick<Clock, "nowMs">;
   log: Logger;
   metrics?: Pick<Metrics, "reconcilerAction">;
   limits: Pick<Limits, "reconcileIntervalMs" | "stuckAfterMs" | "feeBumpPercent" | "feeBumpsMax" | "maxFeePerGasWei" | "nonceGapHealAfterMs">;
@@ -112,7 +115,7 @@ export class SettlementWatcher {
   private async unstick(row: SettlementRow): Promise<void> {
     const { repo, chains, signers, limits, log } = this.deps;
     const sentAtMs = (row.lastBroadcastAt ?? row.broadcastAt ?? row.updatedAt).getTime();
-    if (Date.now() - sentAtMs < limits.stuckAfterMs) return;
+    if (this.deps.clock.nowMs() - sentAtMs < limits.stuckAfterMs) return;
     const client = chains.get(row.chainId)!.publicClient;
     const [inPool, latest] = await Promise.all([
       client.getTransaction({ hash: row.txHash as Hex }).then(
