@@ -7,6 +7,7 @@ import { FacilitatorError, SignerCannotPayError, SignersBusyError } from "../err
 import { redactedMessage } from "../redact.js";
 import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "../exact-evm/checks.js";
 import { checkPayerSignature } from "../exact-evm/payer-signature.js";
+import type { RecoverSigner } from "../exact-evm/recover-pool.js";
 import { isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest, Rejection } from "../protocol/types.js";
@@ -48,6 +49,8 @@ export interface SettlementEngineDeps {
   gasBudget: GasBudgetRepository;
   /** Payers whose settlements failed on chain although simulated fine (see payerCodeCooldownMs). */
   payerFailures: PayerFailuresRepository;
+  /** Recovers 65-byte signatures' signers (the services' RecoverPool). */
+  recoverSigner: RecoverSigner;
 }
 
 /** Who asks: the caller's API key and its daily gas budget, when it has them. */
@@ -121,7 +124,7 @@ export class SettlementEngine {
     const client = deps.chains.get(resolved.network.chainId)!.publicClient;
     const bindingRejection = checkBinding(request) ?? checkAuthorizationTerms(request, deps.limits.minAmountAtomic);
     if (bindingRejection) return failed(bindingRejection.reason, bindingRejection.message);
-    const signature = await checkPayerSignature(client, resolved, deps.limits);
+    const signature = await checkPayerSignature(client, resolved, deps.limits, deps.recoverSigner);
     if (!signature.ok) return failed(signature.rejection.reason, signature.rejection.message);
     const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
 

@@ -80,6 +80,7 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
     close: async () => {
       await services.watcher.stop();
       await app.close();
+      await services.close();
       await database.close();
     },
   };
