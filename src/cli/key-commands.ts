@@ -5,7 +5,7 @@ import { createSignerPool } from "../chain/signers.js";
 import { systemClock } from "../clock.js";
 import { loadConfig } from "../config.js";
 import { ConfigError } from "../errors.js";
-import { redactedMessage } from "../redact.js";
+import { redactedFirstLine } from "../redact.js";
 import { caip2, chainIdOfNetworkArg } from "../protocol/networks.js";
 import { ApiKeysRepository, type ApiKeyRole } from "../store/api-keys-repo.js";
 import { openDatabase } from "../store/db.js";
@@ -108,7 +108,7 @@ export async function signersCommand(env: NodeJS.ProcessEnv, write: Write): Prom
         handle.publicClient.getBalance({ address }),
       ]).then(
         ([latest, pending, balance]) => `nonce ${latest} (pending ${pending})  balance ${formatEther(balance)}`,
-        (error: unknown) => `unreachable: ${redactedMessage(error, 1_000).split("\n")[0]}`,
+        (error: unknown) => `unreachable: ${redactedFirstLine(error)}`,
       );
       write(`${handle.config.network}  ${address}  ${line}`);
     }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Services } from "../services.js";
-import { redactedMessage } from "../redact.js";
+import { redactedFirstLine } from "../redact.js";
 import { withTimeout } from "../util/with-timeout.js";
 
 /** How long /ready waits for each dependency before calling it down. */
@@ -57,6 +57,6 @@ async function probe(check: () => Promise<void>): Promise<string> {
     return "ok";
   } catch (error) {
     // The first line of an RPC error may quote the RPC URL and its API key: /ready is public.
-    return `down: ${redactedMessage(error, 1_000).split("\n")[0]!.slice(0, 200)}`;
+    return `down: ${redactedFirstLine(error)}`;
   }
 }

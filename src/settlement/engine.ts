@@ -283,7 +283,7 @@ export class SettlementEngine {
         // Only while still `claimed`: if the signing transaction committed and only its answer was
         // lost, the row is `signed` and the watcher broadcasts it (never failed, never a nonce gap).
         const released = await deps.repo
-          .failClaim(row.id, { errorReason: reasonOfUnsent(error), errorMessage: redactedMessage(error, 500) }, { attempt: row.attempt })
+          .failClaim(row.id, { errorReason: reasonOfUnsent(error), errorMessage: redactedMessage(error) }, { attempt: row.attempt })
           .catch((writeError: unknown) => deps.log.warn({ settlementId: row.id, err: writeError }, "could not release a claim after a fault"));
         if (released) await this.releaseGas(released, 0n);
         throw error;
