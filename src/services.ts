@@ -3,6 +3,7 @@ import type { ChainRegistry } from "./chain/registry.js";
 import type { SignerPool } from "./chain/signers.js";
 import type { Clock } from "./clock.js";
 import { openPolicy, type Limits, type NetworkConfig, type Policy } from "./config.js";
+import { operatorReadTimeoutMs, signerBalanceCacheMs } from "./limits.js";
 import { ApiKeysRepository } from "./store/api-keys-repo.js";
 import { RecoverPool } from "./exact-evm/recover-pool.js";
 import { verifyExactEvm, type VerifyContext, type VerifyResult } from "./exact-evm/verify.js";
@@ -20,10 +21,6 @@ import { createMetrics, type Metrics, type ScrapeGauges } from "./metrics.js";
 import { unfinishedStatuses } from "./store/settlement-states.js";
 import { withTimeout } from "./util/with-timeout.js";
 
-/** Signer balances are read at most this often, and each read is bounded: a scrape must stay fast. */
-const balanceCacheMs = 10_000;
-const scrapeReadTimeoutMs = 2_000;
-
 function scrapeCollector(deps: ServiceDeps, settlements: SettlementsRepository) {
   let balancesReadAtMs: number | undefined;
   return async (gauges: ScrapeGauges) => {
@@ -34,7 +31,7 @@ function scrapeCollector(deps: ServiceDeps, settlements: SettlementsRepository) 
     ];
     for (const [signer, count] of Object.entries(deps.signers.inFlight())) gauges.settlementsInFlight.set({ signer }, count);
     const nowMs = deps.clock.monotonicMs();
-    if (balancesReadAtMs === undefined || nowMs - balancesReadAtMs > balanceCacheMs) {
+    if (balancesReadAtMs === undefined || nowMs - balancesReadAtMs > signerBalanceCacheMs) {
       balancesReadAtMs = nowMs;
       for (const handle of deps.chains.all()) {
         for (const signer of deps.signers.addresses()) {
@@ -45,7 +42,7 @@ function scrapeCollector(deps: ServiceDeps, settlements: SettlementsRepository) 
       }
     }
     // Reads that miss the bound leave their gauge as it was; the scrape answers now (the reads are not cancelled).
-    await withTimeout(Promise.allSettled(reads), scrapeReadTimeoutMs, () => undefined, { unref: true });
+    await withTimeout(Promise.allSettled(reads), operatorReadTimeoutMs, () => undefined, { unref: true });
   };
 }
 

@@ -3,9 +3,6 @@ import type { Services } from "../services.js";
 import { redactedFirstLine } from "../redact.js";
 import { withTimeout } from "../util/with-timeout.js";
 
-/** How long /ready waits for each dependency before calling it down. */
-const readinessProbeTimeoutMs = 2_000;
-
 export async function infoRoutes(app: FastifyInstance, options: { services: Services }): Promise<void> {
   const { services } = options;
   const supported = supportedAnswer(services);
@@ -22,13 +19,14 @@ export async function infoRoutes(app: FastifyInstance, options: { services: Serv
 
   /** Postgres and every network's RPC answer: this instance can take payments. */
   app.get("/ready", async (_request, reply) => {
+    const timeoutMs = services.deps.limits.readinessTimeoutMs;
     const [postgres, ...networks] = await Promise.all([
-      probe(() => services.pingDatabase()),
+      probe(() => services.pingDatabase(), timeoutMs),
       ...services.deps.chains.all().map(async (handle) => ({
         network: handle.config.network,
         status: await probe(async () => {
           await handle.publicClient.getBlockNumber({ cacheTime: 0 });
-        }),
+        }, timeoutMs),
       })),
     ]);
     const ready = postgres === "ok" && networks.every((entry) => entry.status === "ok");
@@ -49,9 +47,10 @@ export function supportedAnswer(services: Services) {
   return { kinds, extensions: [] as string[], signers: { "eip155:*": services.deps.signers.addresses() } };
 }
 
-async function probe(check: () => Promise<void>): Promise<string> {
+/** "ok", or "down: " and why, within timeoutMs (READINESS_TIMEOUT_MS). */
+async function probe(check: () => Promise<void>, timeoutMs: number): Promise<string> {
   try {
-    await withTimeout(check(), readinessProbeTimeoutMs, () => {
+    await withTimeout(check(), timeoutMs, () => {
       throw new Error("timeout");
     });
     return "ok";

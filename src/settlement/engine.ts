@@ -3,6 +3,7 @@ import type { ChainRegistry } from "../chain/registry.js";
 import type { SignerLease, SignerPool } from "../chain/signers.js";
 import { nowSeconds, type Clock } from "../clock.js";
 import type { Limits } from "../config.js";
+import { claimLeaseMarginMs, duplicatePollIntervalMs } from "../limits.js";
 import { FacilitatorError, SignerCannotPayError, SignersBusyError } from "../errors.js";
 import { redactedMessage } from "../redact.js";
 import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "../exact-evm/checks.js";
@@ -95,9 +96,6 @@ const answered = (outcome: SettleOutcome): AttemptEnd => ({ kind: "answered", ou
 function reasonOfUnsent(error: unknown): ReasonCode {
   return error instanceof FacilitatorError && error.code === ReasonCode.gasBudgetExhausted ? ReasonCode.gasBudgetExhausted : ReasonCode.serviceUnavailable;
 }
-
-/** How often a duplicate request re-reads the row it waits on. */
-const duplicatePollIntervalMs = 100;
 
 /**
  * /settle, exactly once (ARCHITECTURE.md §3): claim in Postgres → prepare (simulate, estimate) → take a
@@ -240,7 +238,7 @@ export class SettlementEngine {
       signature: request.signature,
       x402Version: request.x402Version,
       network: request.requirements.network,
-      leaseMs: this.deps.limits.settleBudgetMs + 10_000,
+      leaseMs: this.deps.limits.settleBudgetMs + claimLeaseMarginMs,
       apiKeyId,
     };
   }

@@ -3,6 +3,7 @@ import type { ChainRegistry } from "../chain/registry.js";
 import type { SignerPool } from "../chain/signers.js";
 import type { Clock } from "../clock.js";
 import type { Limits } from "../config.js";
+import { watcherBatchMax, watcherLeaseMs } from "../limits.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Database } from "../store/db.js";
 import type { SettlementRow } from "../store/schema.js";
@@ -24,9 +25,9 @@ export interface WatcherDeps {
   log: Logger;
   metrics?: Pick<Metrics, "reconcilerAction">;
   limits: Pick<Limits, "reconcileIntervalMs" | "stuckAfterMs" | "feeBumpPercent" | "feeBumpsMax" | "maxFeePerGasWei" | "nonceGapHealAfterMs">;
-  /** Rows leased per pass; the rest wait for the next pass. */
+  /** Rows leased per pass; the rest wait for the next pass. Default watcherBatchMax. */
   batchSize?: number;
-  /** How long one pass owns a row before another instance may take it. */
+  /** How long one pass owns a row before another instance may take it. Default watcherLeaseMs. */
   leaseMs?: number;
 }
 
@@ -64,7 +65,7 @@ export class SettlementWatcher {
 
   /** One pass; returns how many rows reached a final status. */
   async runOnce(): Promise<number> {
-    const rows = await this.deps.repo.leaseUnfinished(this.deps.batchSize ?? 50, this.deps.leaseMs ?? 30_000, 0);
+    const rows = await this.deps.repo.leaseUnfinished(this.deps.batchSize ?? watcherBatchMax, this.deps.leaseMs ?? watcherLeaseMs, 0);
     const finished = await Promise.all(
       rows.map(async (row) => {
         const done = await this.finishRow(row).catch((error: unknown) => {
