@@ -107,7 +107,46 @@ export const limitSpecs = {
     env: "RECONCILE_INTERVAL_MS", unit: "ms", default: 2_000, min: 50, max: hourMs,
     doc: "How often the watcher finishes settlements nobody waits on any more.",
   },
+  // An operator setting because it has to fit the orchestrator's own probe timeout, which the operator chooses.
+  readinessTimeoutMs: {
+    env: "READINESS_TIMEOUT_MS", unit: "ms", default: 2_000, min: 100, max: 60_000,
+    doc: "Longest `/ready` waits for Postgres and for each network's RPC before reporting it down (keep it below the load balancer's or orchestrator's probe timeout).",
+  },
 } as const satisfies Record<string, LimitSpec>;
+
+/*
+ * Fixed bounds. Not operator settings — each follows from the limits above or from the protocol,
+ * as its comment says — but declared here, beside them, so every bound on time is in this file.
+ */
+
+/**
+ * A settle's claim (its row's lease) stays the request's own for SETTLE_BUDGET_MS plus this: the
+ * request still writes its verdict after the budget ends, and until the lease is over neither a
+ * duplicate request nor the watcher takes the row over.
+ */
+export const claimLeaseMarginMs = 10_000;
+/**
+ * A second request with the same Idempotency-Key waits for the first one's recorded answer for
+ * SETTLE_BUDGET_MS plus this, then answers 409: 25 s with the defaults, inside a client's 30 s.
+ */
+export const idempotencyWaitMarginMs = 5_000;
+/** How often a duplicate `/settle` re-reads the row it waits on (for at most DUPLICATE_WAIT_MS). */
+export const duplicatePollIntervalMs = 100;
+/** Rows one watcher pass leases (the rest wait for the next pass, RECONCILE_INTERVAL_MS later). */
+export const watcherBatchMax = 50;
+/**
+ * How long one watcher pass owns a leased row before another instance may take it: well beyond
+ * what a pass does with a row (a few RPC calls, each bounded by RPC_TIMEOUT_MS and its retries).
+ */
+export const watcherLeaseMs = 30_000;
+/** Signer balances (the signer_balance_wei gauge) are read on a scrape at most this often: each read is networks × signers RPC calls. */
+export const signerBalanceCacheMs = 10_000;
+/**
+ * A `/metrics` scrape and the dashboard wait at most this for their reads (balances, counts), so a
+ * slow RPC cannot hang them: what is late keeps its last value (metrics) or shows as unavailable
+ * (dashboard). Well inside Prometheus' default 10 s scrape timeout.
+ */
+export const operatorReadTimeoutMs = 2_000;
 
 type LimitName = keyof typeof limitSpecs;
 type ValueOf<S> = S extends { unit: NumberUnit } ? number : S extends { unit: BigintUnit } ? bigint : readonly string[];

@@ -15,6 +15,17 @@ export const redactTextMaxChars = 16_384;
 /** Stands for the path, query, fragment and userinfo of a redacted URL. */
 export const urlRedactionMarker = "…";
 
+/*
+ * How long a message may be where it goes: every cut of an error message for an answer, a stored
+ * row or a status line is one of these (redaction's own scan bound is redactTextMaxChars above).
+ */
+/** An answer's message on the wire (`invalidMessage`, `errorMessage`, `message`): revert texts and RPC errors can be long. */
+export const wireMessageMaxChars = 500;
+/** settlements.error_message is read back into answers and by operators: long enough for a revert text, no longer. */
+export const storedErrorMessageMaxChars = 1_000;
+/** A one-line status (/ready's "down: …", the `signers` command's "unreachable: …"): the error's first line, at most this long. */
+export const statusLineMaxChars = 200;
+
 /** An error's cause chain is followed this deep (viem's nest 3-4; a cycle ends sooner). */
 const causeDepthMax = 8;
 /** Fields, array items and AggregateError members kept per level of a serialized error. */
@@ -90,6 +101,11 @@ export function redactedMessage(error: unknown, maxChars: number = redactTextMax
   } catch {
     return "unprintable error";
   }
+}
+
+/** The first line of an error's redacted message, cut to `maxChars`: for one-line status reports (a URL the cut falls in is redacted whole). */
+export function redactedFirstLine(error: unknown, maxChars: number = statusLineMaxChars): string {
+  return redactedMessage(error, maxChars * 4).split("\n")[0]!.slice(0, maxChars);
 }
 
 /**

@@ -34,7 +34,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     database,
     metrics,
     policy: config.policy,
-    chains: createChainRegistry(config.networks, config.limits, metrics.rpcError),
+    chains: createChainRegistry(config.networks, config.limits, { clock: systemClock, onHttpError: metrics.rpcError }),
     signers,
     clock: systemClock,
     limits: config.limits,
@@ -56,7 +56,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     close: () =>
       (closing ??= (async () => {
         // Stop taking requests and let in-flight ones finish (each is bounded by settleBudgetMs),
-        // then stop the watcher; unfinished rows stay in Postgres for the next start to finish.
+        // then stop the watcher and the recovery workers (services.close()); unfinished rows stay
+        // in Postgres for the next start to finish.
         // A keep-alive connection that answers its last in-flight request only becomes idle after
         // close() began, and close() would wait for it forever: keep closing idle connections.
         const sweep = setInterval(() => app.server.closeIdleConnections?.(), 100);
@@ -65,7 +66,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         } finally {
           clearInterval(sweep);
         }
-        await services.watcher.stop();
+        await services.close();
         await database.close();
       })()),
   };

@@ -4,7 +4,9 @@ import type { RpcUrlChecks } from "./chain/startup-checks.js";
 import type { SignerPool } from "./chain/signers.js";
 import type { Clock } from "./clock.js";
 import { openPolicy, type Limits, type NetworkConfig, type Policy } from "./config.js";
+import { operatorReadTimeoutMs, signerBalanceCacheMs } from "./limits.js";
 import { ApiKeysRepository } from "./store/api-keys-repo.js";
+import { RecoverPool } from "./exact-evm/recover-pool.js";
 import { verifyExactEvm, type VerifyContext, type VerifyResult } from "./exact-evm/verify.js";
 import type { X402Version } from "./protocol/types.js";
 import type { PaymentRequest } from "./protocol/types.js";
@@ -18,13 +20,10 @@ import { IdempotencyRepository } from "./store/idempotency-repo.js";
 import { SettlementsRepository } from "./store/settlements-repo.js";
 import { createMetrics, type Metrics, type ScrapeGauges } from "./metrics.js";
 import { unfinishedStatuses } from "./store/settlement-states.js";
-
-/** Signer balances are read at most this often, and each read is bounded: a scrape must stay fast. */
-const balanceCacheMs = 10_000;
-const scrapeReadTimeoutMs = 2_000;
+import { withTimeout } from "./util/with-timeout.js";
 
 function scrapeCollector(deps: ServiceDeps, settlements: SettlementsRepository) {
-  let balancesReadAtMs = 0;
+  let balancesReadAtMs: number | undefined;
   return async (gauges: ScrapeGauges) => {
     const reads: Array<Promise<unknown>> = [
       settlements.countUnfinishedByStatus().then((counts) => {
@@ -32,8 +31,9 @@ function scrapeCollector(deps: ServiceDeps, settlements: SettlementsRepository) 
       }),
     ];
     for (const [signer, count] of Object.entries(deps.signers.inFlight())) gauges.settlementsInFlight.set({ signer }, count);
-    if (Date.now() - balancesReadAtMs > balanceCacheMs) {
-      balancesReadAtMs = Date.now();
+    const nowMs = deps.clock.monotonicMs();
+    if (balancesReadAtMs === undefined || nowMs - balancesReadAtMs > signerBalanceCacheMs) {
+      balancesReadAtMs = nowMs;
       for (const handle of deps.chains.all()) {
         for (const signer of deps.signers.addresses()) {
           reads.push(
@@ -42,7 +42,8 @@ function scrapeCollector(deps: ServiceDeps, settlements: SettlementsRepository) 
         }
       }
     }
-    await Promise.race([Promise.allSettled(reads), new Promise((resolve) => setTimeout(resolve, scrapeReadTimeoutMs).unref())]);
+    // Reads that miss the bound leave their gauge as it was; the scrape answers now (the reads are not cancelled).
+    await withTimeout(Promise.allSettled(reads), operatorReadTimeoutMs, () => undefined, { unref: true });
   };
 }
 
@@ -74,10 +75,18 @@ export interface Services {
   apiKeys: ApiKeysRepository;
   /** Read side of settlements for the operator routes (history, dashboard). */
   history: HistoryRepository;
+  /** Signer recovery on worker threads, shared by verify and settle. */
+  recoverPool: RecoverPool;
   /** Resolves when Postgres answers a query. */
   pingDatabase(): Promise<void>;
   networkServed(version: X402Version, network: string): boolean;
   verify(request: PaymentRequest): Promise<VerifyResult>;
+  /**
+   * Stops what createServices started: the watcher (unfinished rows stay in Postgres for the next
+   * start) and the recovery workers. Call it once the HTTP server took its last request; the
+   * database and the chain clients are the caller's (deps) to close. Idempotent.
+   */
+  close(): Promise<void>;
 }
 
 export function createServices(deps: ServiceDeps): Services {
@@ -85,8 +94,21 @@ export function createServices(deps: ServiceDeps): Services {
   const metrics = deps.metrics ?? createMetrics();
   const gasBudget = new GasBudgetRepository(deps.database.db);
   const payerFailures = new PayerFailuresRepository(deps.database.db);
-  const engine = new SettlementEngine({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, clock: deps.clock, limits: deps.limits, log: deps.log, metrics, gasBudget, payerFailures });
-  const watcher = new SettlementWatcher({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, engine, log: deps.log, limits: deps.limits, metrics });
+  const recoverPool = new RecoverPool();
+  const engine = new SettlementEngine({
+    db: deps.database.db,
+    repo: settlements,
+    chains: deps.chains,
+    signers: deps.signers,
+    clock: deps.clock,
+    limits: deps.limits,
+    log: deps.log,
+    metrics,
+    gasBudget,
+    payerFailures,
+    recoverSigner: recoverPool.recover,
+  });
+  const watcher = new SettlementWatcher({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, engine, clock: deps.clock, log: deps.log, limits: deps.limits, metrics });
   metrics.onScrape(scrapeCollector(deps, settlements));
   const networks = deps.chains.all().map((handle) => handle.config);
   const v1Names = new Set(networks.flatMap((network) => (network.v1Name ? [network.v1Name] : [])));
@@ -98,6 +120,7 @@ export function createServices(deps: ServiceDeps): Services {
     clock: deps.clock,
     simulationAccount,
     limits: deps.limits,
+    recoverSigner: recoverPool.recover,
     isClaimed: (payment) =>
       settlements.isClaimed({
         chainId: payment.network.chainId,
@@ -107,6 +130,7 @@ export function createServices(deps: ServiceDeps): Services {
       }),
   };
   const verifyOptions = { simulate: true };
+  let closing: Promise<void> | undefined;
   return {
     deps,
     networks,
@@ -119,8 +143,14 @@ export function createServices(deps: ServiceDeps): Services {
     policy: deps.policy ?? openPolicy,
     apiKeys: new ApiKeysRepository(deps.database.db),
     history: new HistoryRepository(deps.database.db),
+    recoverPool,
     pingDatabase: () => pingDatabase(deps.database.db),
     networkServed: (version, network) => (version === 1 ? v1Names.has(network) : caip2Names.has(network)),
     verify: (request) => verifyExactEvm(request, verifyContext, verifyOptions),
+    close: () =>
+      (closing ??= (async () => {
+        await watcher.stop();
+        await recoverPool.close();
+      })()),
   };
 }

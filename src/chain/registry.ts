@@ -1,4 +1,5 @@
 import { BaseError, HttpRequestError, TimeoutError, createPublicClient, defineChain, fallback, http, type Chain, type PublicClient, type Transport } from "viem";
+import type { Clock } from "../clock.js";
 import type { Limits, NetworkConfig } from "../config.js";
 import { redactUrl } from "../redact.js";
 
@@ -27,11 +28,19 @@ export interface ChainRegistry {
  * batching, so the reads of one verify (balance, authorizationState, simulation) travel in one
  * HTTP request. A 429 or timeout on one URL moves on to the next.
  */
+export interface ChainRegistryOptions {
+  /** Times the RPC URL cool-downs. */
+  clock: Pick<Clock, "monotonicMs">;
+  /** Called with scheme://host of the URL on every non-2xx HTTP answer (the rpc_errors metric). */
+  onHttpError?: (network: string, url: string) => void;
+}
+
 export function createChainRegistry(
   networks: NetworkConfig[],
   limits: Pick<Limits, "rpcTimeoutMs" | "rpcRetryCount"> & Partial<Pick<Limits, "rpcBatchSize">>,
-  onHttpError?: (network: string, url: string) => void,
+  options: ChainRegistryOptions,
 ): ChainRegistry {
+  const { clock, onHttpError } = options;
   const handles = new Map<number, ChainHandle>();
   for (const config of networks) {
     const chain = defineChain({
@@ -52,7 +61,7 @@ export function createChainRegistry(
         },
       }),
     );
-    const transport = transports.length === 1 ? transports[0]! : fallback(withCooldowns(config.rpcUrls, transports), { rank: false, retryCount: 0 });
+    const transport = transports.length === 1 ? transports[0]! : fallback(withCooldowns(config.rpcUrls, transports, clock), { rank: false, retryCount: 0 });
     // pollingInterval bounds how often receipt waits ask the node; 250 ms keeps settle latency low on fast chains.
     const publicClient = createPublicClient({ chain, transport, pollingInterval: 250, cacheTime: 0 }) as PublicClient;
     handles.set(config.chainId, { config, chain, publicClient });
@@ -69,23 +78,24 @@ export function createChainRegistry(
  * When every URL is cooling down, each is tried again in order, so an outage is still a bounded
  * 503 and the first URL to come back serves at once. A success ends the URL's cool-down.
  */
-function withCooldowns(urls: readonly string[], transports: readonly Transport[]): Transport[] {
-  const coolingUntilMs = urls.map(() => 0);
-  const cooling = (index: number, nowMs: number) => coolingUntilMs[index]! > nowMs;
+function withCooldowns(urls: readonly string[], transports: readonly Transport[], clock: Pick<Clock, "monotonicMs">): Transport[] {
+  // Monotonic readings; undefined: not cooling down.
+  const coolingUntilMs: (number | undefined)[] = urls.map(() => undefined);
+  const cooling = (index: number, nowMs: number) => coolingUntilMs[index] !== undefined && coolingUntilMs[index]! > nowMs;
   return transports.map((transport, index): Transport => (parameters) => {
     const inner = transport(parameters);
     const request = (async (args: Parameters<typeof inner.request>[0], options?: Parameters<typeof inner.request>[1]) => {
-      const nowMs = Date.now();
+      const nowMs = clock.monotonicMs();
       if (cooling(index, nowMs) && urls.some((_, later) => later > index && !cooling(later, nowMs))) {
         // Our own error, so it need not carry the URL's key at all (viem's own errors are redacted where they are written).
         throw new HttpRequestError({ url: redactUrl(urls[index]!), details: `skipped: failed less than ${rpcUrlCooldownMs} ms ago` });
       }
       try {
         const result = await inner.request(args, options);
-        coolingUntilMs[index] = 0;
+        coolingUntilMs[index] = undefined;
         return result;
       } catch (error) {
-        if (isUrlFailure(error)) coolingUntilMs[index] = Date.now() + rpcUrlCooldownMs;
+        if (isUrlFailure(error)) coolingUntilMs[index] = clock.monotonicMs() + rpcUrlCooldownMs;
         throw error;
       }
     }) as typeof inner.request;

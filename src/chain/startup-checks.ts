@@ -69,11 +69,11 @@ export class RpcUrlChecks {
    * Asks every unverified URL for its chain id. Throws ConfigError (at start, via `checkAtStart`) or
    * records the mismatch (later); returns the URLs still unreachable, each with why.
    */
-  async recheck(): Promise<Array<{ entry: RpcUrlEntry; problem: string }>> {
+  async recheck(timeoutMs = this.timeoutMs): Promise<Array<{ entry: RpcUrlEntry; problem: string }>> {
     const results = await Promise.all(
       this.unverified.map(async (entry) => {
         try {
-          const answered = await clientOf(entry.url, this.timeoutMs).getChainId();
+          const answered = await clientOf(entry.url, timeoutMs).getChainId();
           return { entry, answered };
         } catch (error) {
           return { entry, problem: `unreachable: ${redactedMessage(error, 200).split("\n")[0]}` };
@@ -97,9 +97,9 @@ export class RpcUrlChecks {
     return [...this.wrongChain.values()];
   }
 
-  /** /ready's view: every URL not (yet) known to serve its chain. */
-  async problems(): Promise<string[]> {
-    const unreachable = await this.recheck();
+  /** /ready's view: every URL not (yet) known to serve its chain, each asked within `timeoutMs`. */
+  async problems(timeoutMs = this.timeoutMs): Promise<string[]> {
+    const unreachable = await this.recheck(timeoutMs);
     return [...this.wrongChains(), ...unreachable.map(({ entry, problem }) => `${entry.setting} (${entry.endpoint}) ${problem}`)];
   }
 }

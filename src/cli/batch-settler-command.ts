@@ -2,6 +2,7 @@ import { createWalletClient, custom, formatEther, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { hasCode } from "../chain/code.js";
 import { createChainRegistry, type ChainHandle } from "../chain/registry.js";
+import { systemClock } from "../clock.js";
 import { loadConfig } from "../config.js";
 import { batchSettlerAddress, batchSettlerDeployment, deterministicDeployerAddress } from "../contracts/batch-settler.js";
 import { ConfigError } from "../errors.js";
@@ -23,7 +24,7 @@ export async function batchSettlerCommand(args: string[], env: NodeJS.ProcessEnv
   const [action, ...rest] = args;
   if (action !== "status" && action !== "deploy") throw new ConfigError("usage: batch-settler status|deploy [--network NETWORK]");
   const config = loadConfig(env);
-  const chains = createChainRegistry(config.networks, config.limits);
+  const chains = createChainRegistry(config.networks, config.limits, { clock: systemClock });
   const wanted = networkFilter(rest);
   const handles = chains.all().filter((handle) => wanted === undefined || handle.config.chainId === wanted);
   if (handles.length === 0) throw new ConfigError(`--network: eip155:${wanted} is not among the configured NETWORKS`);

@@ -2,9 +2,10 @@ import { parseArgs } from "node:util";
 import { formatEther, getAddress } from "viem";
 import { createChainRegistry } from "../chain/registry.js";
 import { createSignerPool } from "../chain/signers.js";
+import { systemClock } from "../clock.js";
 import { databaseUrlFrom, loadConfig } from "../config.js";
 import { ConfigError } from "../errors.js";
-import { redactedMessage } from "../redact.js";
+import { redactedFirstLine } from "../redact.js";
 import { caip2, chainIdOfNetworkArg } from "../protocol/networks.js";
 import { ApiKeysRepository, type ApiKeyRole } from "../store/api-keys-repo.js";
 import { openDatabase } from "../store/db.js";
@@ -97,7 +98,7 @@ async function createKey(repo: ApiKeysRepository, args: string[], write: Write):
 export async function signersCommand(env: NodeJS.ProcessEnv, write: Write): Promise<void> {
   const config = loadConfig(env);
   const pool = createSignerPool(config.signerPrivateKeys);
-  const chains = createChainRegistry(config.networks, config.limits);
+  const chains = createChainRegistry(config.networks, config.limits, { clock: systemClock });
   for (const handle of chains.all()) {
     for (const address of pool.addresses()) {
       const line = await Promise.all([
@@ -106,7 +107,7 @@ export async function signersCommand(env: NodeJS.ProcessEnv, write: Write): Prom
         handle.publicClient.getBalance({ address }),
       ]).then(
         ([latest, pending, balance]) => `nonce ${latest} (pending ${pending})  balance ${formatEther(balance)}`,
-        (error: unknown) => `unreachable: ${redactedMessage(error, 1_000).split("\n")[0]}`,
+        (error: unknown) => `unreachable: ${redactedFirstLine(error)}`,
       );
       write(`${handle.config.network}  ${address}  ${line}`);
     }

@@ -4,6 +4,7 @@ import { rethrowIfUnavailable } from "../chain/rpc-errors.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Rejection } from "../protocol/types.js";
 import type { PaymentLimits } from "./payment-limits.js";
+import type { RecoverSigner } from "./recover-pool.js";
 import type { ResolvedPayment } from "./resolve.js";
 import { checkEcdsaSignature, erc6492Deployment, signatureKind, tokenSignature } from "./signature.js";
 import { erc1271Accepts, probeCounterfactualWallet } from "./smart-wallet.js";
@@ -23,12 +24,13 @@ export type SignatureVerdict = { ok: true; payerKind: PayerKind } | { ok: false;
  * The payer signed this authorization. A 65-byte signature is checked locally (no I/O on the
  * common path); smart wallets are asked on chain, always with a gas limit: ERC-1271 through one
  * bounded eth_call, ERC-6492 only through an allowlisted factory, simulated by a bounded probe.
+ * `recover` recovers a 65-byte signature's signer (the services' RecoverPool).
  */
-export async function checkPayerSignature(client: PublicClient, payment: ResolvedPayment, limits: PaymentLimits): Promise<SignatureVerdict> {
+export async function checkPayerSignature(client: PublicClient, payment: ResolvedPayment, limits: PaymentLimits, recover: RecoverSigner): Promise<SignatureVerdict> {
   const { request, digest } = payment;
   const from = request.authorization.from;
   if (signatureKind(request.signature) === "ecdsa") {
-    const ecdsa = await checkEcdsaSignature(digest, request.signature);
+    const ecdsa = await checkEcdsaSignature(digest, request.signature, recover);
     if (!ecdsa.ok) return reject(ReasonCode.invalidSignature, ecdsa.message);
     if (ecdsa.signer === from) return { ok: true, payerKind: "eoa" };
     // A contract wallet may accept its owner's 65-byte signature through ERC-1271.

@@ -12,17 +12,28 @@ import { recoverAddress, type Address, type Hex } from "viem";
  * recoveries waiting on them (beyond that, recovered inline); each waits at most
  * `recoveryTimeoutMs` (then inline). A worker that dies is replaced on the next use; after
  * `workerFailuresMax` failures the pool is off and every recovery runs inline, as before.
+ *
+ * One pool per Services (createServices builds it, Services.close() closes it); nothing here is
+ * module state. Hand-written rather than piscina/tinypool: those queue a task until a worker is up
+ * (here a recovery never waits for a worker to load viem) and would leave the lazy start, the
+ * inline fallbacks and the failure budget to be written around them anyway.
  */
 export const recoveryWorkersMax = Math.max(1, Math.min(4, availableParallelism()));
 export const recoveryPendingMax = 1_024;
 export const recoveryTimeoutMs = 5_000;
 /**
- * Workers (each a thread with its own copy of viem, ~30 MB) start only once this process has
+ * Workers (each a thread with its own copy of viem, ~30 MB) start only once this pool has
  * recovered this many signatures inline: a CLI command or a quiet test never pays for them, a
  * loaded server has them within its first second.
  */
 export const recoveriesBeforeWorkers = 32;
 const workerFailuresMax = 8;
+
+/** The signer of `hash`; rejects as viem's recoverAddress does for a signature that does not recover. */
+export type RecoverSigner = (hash: Hex, signature: Hex) => Promise<Address>;
+
+/** viem's recoverAddress on this thread (what the pool falls back to). */
+export const recoverInline: RecoverSigner = (hash, signature) => recoverAddress({ hash, signature });
 
 interface Pending {
   resolve: (address: Address) => void;
@@ -40,114 +51,127 @@ interface PoolWorker {
 }
 
 const workerUrl = new URL("./recover-worker.mjs", import.meta.url);
-const workers: (PoolWorker | undefined)[] = [];
-let nextId = 1;
-let pendingTotal = 0;
-let workerFailures = 0;
-let recoveredOnWorkers = 0;
-let recoveredInline = 0;
-
-/** For tests and diagnostics. */
-export function recoveryPoolStats() {
-  return { workersReady: workers.filter((entry) => entry?.ready).length, recoveredOnWorkers, recoveredInline, workerFailures };
-}
-
-/** The signer of `hash`: on a worker when the pool can take it, else inline. Same result, same errors. */
-export async function recoverSigner(hash: Hex, signature: Hex): Promise<Address> {
-  const poolOpen = recoveredInline >= recoveriesBeforeWorkers && workerFailures < workerFailuresMax && pendingTotal < recoveryPendingMax;
-  const target = poolOpen ? leastBusyWorker() : undefined;
-  if (!target) return recoverInline(hash, signature);
-  try {
-    const address = await recoverOn(target, hash, signature);
-    recoveredOnWorkers += 1;
-    return address;
-  } catch (error) {
-    if (error instanceof RecoveryRefused) throw new Error(error.message);
-    // The worker failed or timed out, not the signature: do it here.
-    return recoverInline(hash, signature);
-  }
-}
-
-function recoverInline(hash: Hex, signature: Hex): Promise<Address> {
-  recoveredInline += 1;
-  return recoverAddress({ hash, signature });
-}
 
 /** A recovery the worker refused (the signature's fault), as opposed to a worker failure. */
 class RecoveryRefused extends Error {}
 
-function recoverOn(target: PoolWorker, hash: Hex, signature: Hex): Promise<Address> {
-  const id = nextId++;
-  pendingTotal += 1;
-  return new Promise<Address>((resolve, reject) => {
-    const settle = () => {
-      clearTimeout(entry.timer);
-      target.pending.delete(id);
-      pendingTotal -= 1;
-    };
-    const entry: Pending = {
-      resolve: (address) => (settle(), resolve(address)),
-      reject: (error) => (settle(), reject(error)),
-      // A worker that takes this long is stuck or starved: out of the pool, or every later recovery would wait for it too.
-      timer: setTimeout(() => {
-        const error = new Error(`signer recovery took more than ${recoveryTimeoutMs} ms on a worker`);
-        entry.reject(error);
-        target.fail(error);
-      }, recoveryTimeoutMs),
-    };
-    target.pending.set(id, entry);
-    target.worker.postMessage({ id, hash, signature });
-  });
-}
+export class RecoverPool {
+  private readonly workers: (PoolWorker | undefined)[] = [];
+  private nextId = 1;
+  private pendingTotal = 0;
+  private workerFailures = 0;
+  private recoveredOnWorkers = 0;
+  private recoveredInline = 0;
+  private closed = false;
 
-function leastBusyWorker(): PoolWorker | undefined {
-  let best: PoolWorker | undefined;
-  for (let index = 0; index < recoveryWorkersMax; index += 1) {
-    const candidate = workers[index] ?? startWorker(index);
-    if (!candidate?.ready) continue;
-    if (candidate.pending.size === 0) return candidate;
-    if (!best || candidate.pending.size < best.pending.size) best = candidate;
+  /** For tests and diagnostics. */
+  stats() {
+    const { recoveredOnWorkers, recoveredInline, workerFailures } = this;
+    const running = this.workers.filter((entry) => entry !== undefined);
+    return { workersRunning: running.length, workersReady: running.filter((entry) => entry.ready).length, recoveredOnWorkers, recoveredInline, workerFailures };
   }
-  return best;
-}
 
-function startWorker(index: number): PoolWorker | undefined {
-  let worker: Worker;
-  try {
-    // No loader hooks in the worker: it is plain JS and imports only viem.
-    worker = new Worker(workerUrl, { execArgv: [], env: {}, stdout: false, stderr: false });
-  } catch {
-    workerFailures += 1;
-    return undefined;
-  }
-  worker.unref(); // never keeps the process alive
-  const entry: PoolWorker = { worker, ready: false, pending: new Map(), fail: (error) => fail(error) };
-  const fail = (error: Error) => {
-    if (workers[index] !== entry) return;
-    workers[index] = undefined;
-    workerFailures += 1;
-    for (const pending of [...entry.pending.values()]) pending.reject(error);
-    void worker.terminate().catch(() => undefined);
-  };
-  worker.on("message", (message: { id: number; address?: Address; error?: string; ready?: true }) => {
-    if (message.ready) {
-      entry.ready = true;
-      return;
+  /** The signer of `hash`: on a worker when the pool can take it, else inline. Same result, same errors. A RecoverSigner (bound). */
+  readonly recover: RecoverSigner = async (hash, signature) => {
+    const poolOpen =
+      !this.closed && this.recoveredInline >= recoveriesBeforeWorkers && this.workerFailures < workerFailuresMax && this.pendingTotal < recoveryPendingMax;
+    const target = poolOpen ? this.leastBusyWorker() : undefined;
+    if (!target) return this.recoverHere(hash, signature);
+    try {
+      const address = await this.recoverOn(target, hash, signature);
+      this.recoveredOnWorkers += 1;
+      return address;
+    } catch (error) {
+      if (error instanceof RecoveryRefused) throw new Error(error.message);
+      // The worker failed or timed out, not the signature: do it here.
+      return this.recoverHere(hash, signature);
     }
-    const pending = entry.pending.get(message.id);
-    if (!pending) return;
-    if (message.address !== undefined) pending.resolve(message.address);
-    else pending.reject(new RecoveryRefused(message.error ?? "recovery failed"));
-  });
-  worker.on("error", fail);
-  worker.on("exit", (code) => fail(new Error(`signer recovery worker exited with code ${code}`)));
-  workers[index] = entry;
-  return entry;
-}
+  };
 
-/** Tests and shutdown: stop every worker (pending recoveries then run inline). The pool restarts on next use. */
-export async function stopRecoveryWorkers(): Promise<void> {
-  const running = workers.splice(0, workers.length).filter((entry) => entry !== undefined);
-  for (const entry of running) for (const pending of [...entry.pending.values()]) pending.reject(new Error("recovery workers stopped"));
-  await Promise.all(running.map((entry) => entry.worker.terminate()));
+  /** Stops every worker (pending recoveries then run inline). The pool starts workers again on next use. */
+  async stopWorkers(): Promise<void> {
+    const running = this.workers.splice(0, this.workers.length).filter((entry) => entry !== undefined);
+    for (const entry of running) for (const pending of [...entry.pending.values()]) pending.reject(new Error("recovery workers stopped"));
+    await Promise.all(running.map((entry) => entry.worker.terminate()));
+  }
+
+  /** Shutdown: stops every worker for good; recoveries still asked for run inline. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.stopWorkers();
+  }
+
+  private recoverHere(hash: Hex, signature: Hex): Promise<Address> {
+    this.recoveredInline += 1;
+    return recoverInline(hash, signature);
+  }
+
+  private recoverOn(target: PoolWorker, hash: Hex, signature: Hex): Promise<Address> {
+    const id = this.nextId++;
+    this.pendingTotal += 1;
+    return new Promise<Address>((resolve, reject) => {
+      const settle = () => {
+        clearTimeout(entry.timer);
+        target.pending.delete(id);
+        this.pendingTotal -= 1;
+      };
+      const entry: Pending = {
+        resolve: (address) => (settle(), resolve(address)),
+        reject: (error) => (settle(), reject(error)),
+        // A worker that takes this long is stuck or starved: out of the pool, or every later recovery would wait for it too.
+        timer: setTimeout(() => {
+          const error = new Error(`signer recovery took more than ${recoveryTimeoutMs} ms on a worker`);
+          entry.reject(error);
+          target.fail(error);
+        }, recoveryTimeoutMs),
+      };
+      target.pending.set(id, entry);
+      target.worker.postMessage({ id, hash, signature });
+    });
+  }
+
+  private leastBusyWorker(): PoolWorker | undefined {
+    let best: PoolWorker | undefined;
+    for (let index = 0; index < recoveryWorkersMax; index += 1) {
+      const candidate = this.workers[index] ?? this.startWorker(index);
+      if (!candidate?.ready) continue;
+      if (candidate.pending.size === 0) return candidate;
+      if (!best || candidate.pending.size < best.pending.size) best = candidate;
+    }
+    return best;
+  }
+
+  private startWorker(index: number): PoolWorker | undefined {
+    let worker: Worker;
+    try {
+      // No loader hooks in the worker: it is plain JS and imports only viem.
+      worker = new Worker(workerUrl, { execArgv: [], env: {}, stdout: false, stderr: false });
+    } catch {
+      this.workerFailures += 1;
+      return undefined;
+    }
+    worker.unref(); // never keeps the process alive
+    const entry: PoolWorker = { worker, ready: false, pending: new Map(), fail: (error) => fail(error) };
+    const fail = (error: Error) => {
+      if (this.workers[index] !== entry) return;
+      this.workers[index] = undefined;
+      this.workerFailures += 1;
+      for (const pending of [...entry.pending.values()]) pending.reject(error);
+      void worker.terminate().catch(() => undefined);
+    };
+    worker.on("message", (message: { id: number; address?: Address; error?: string; ready?: true }) => {
+      if (message.ready) {
+        entry.ready = true;
+        return;
+      }
+      const pending = entry.pending.get(message.id);
+      if (!pending) return;
+      if (message.address !== undefined) pending.resolve(message.address);
+      else pending.reject(new RecoveryRefused(message.error ?? "recovery failed"));
+    });
+    worker.on("error", fail);
+    worker.on("exit", (code) => fail(new Error(`signer recovery worker exited with code ${code}`)));
+    this.workers[index] = entry;
+    return entry;
+  }
 }

@@ -1,6 +1,6 @@
 import { parseErc6492Signature, parseSignature, size, type Address, type Hex } from "viem";
 import { LruCache } from "../util/lru-cache.js";
-import { recoverSigner } from "./recover-pool.js";
+import type { RecoverSigner } from "./recover-pool.js";
 
 /** secp256k1 group order / 2: an `s` above it is the malleated twin of a valid signature (EIP-2). */
 const secp256k1HalfOrder = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
@@ -25,11 +25,12 @@ export type EcdsaCheck =
   | { ok: false; message: string };
 
 /**
- * Checks a 65-byte signature locally: low-s, v in {0, 1, 27, 28}, and recovers the signer of `digest`.
+ * Checks a 65-byte signature locally: low-s, v in {0, 1, 27, 28}, and recovers the signer of `digest`
+ * with `recover` (the services' RecoverPool, or recoverInline).
  * High-s is refused even though ecrecover accepts it: USDC's ECRecover reverts on it, and a
  * malleated copy must never look like a second, different payment.
  */
-export async function checkEcdsaSignature(digest: Hex, signature: Hex): Promise<EcdsaCheck> {
+export async function checkEcdsaSignature(digest: Hex, signature: Hex, recover: RecoverSigner): Promise<EcdsaCheck> {
   const cacheKey = `${digest}${signature}`;
   const known = recoveredSigners.get(cacheKey);
   if (known !== undefined) return { ok: true, signer: known };
@@ -44,7 +45,7 @@ export async function checkEcdsaSignature(digest: Hex, signature: Hex): Promise<
   if (![0, 1, 27, 28].includes(v)) return { ok: false, message: `signature v byte ${v} is not 27 or 28` };
   let signer: Address;
   try {
-    signer = await recoverSigner(digest, signature);
+    signer = await recover(digest, signature);
   } catch (error) {
     return { ok: false, message: `signature does not recover: ${(error as Error).message.split("\n")[0]}` };
   }

@@ -1,5 +1,6 @@
 import { decodeFunctionResult, encodeFunctionData, parseAbi, toHex, type Address, type Hex, type PublicClient } from "viem";
 import { rethrowIfUnavailable } from "../chain/rpc-errors.js";
+import type { Clock } from "../clock.js";
 import { eip3009Abi } from "./abi.js";
 import { readChainState, type ChainState } from "./chain-state.js";
 import { LruCache } from "../util/lru-cache.js";
@@ -55,6 +56,8 @@ const multicallReadsGas = 100_000n;
 const headProbeCallData = encodeAggregate3([{ target: multicall3Address, allowFailure: false, callData: getBlockNumberCallData }]);
 
 export interface VerifyChainStateOptions {
+  /** Ages of entries and head observations: monotonic, so a test's pinned wall clock does not freeze them. */
+  clock: Pick<Clock, "monotonicMs">;
   simulationAccount: Address;
   limits: Pick<PaymentLimits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax">;
 }
@@ -84,15 +87,13 @@ interface HeadObservation {
   observedAtMs: number;
 }
 
-/** Monotonic time for ages: the injected business clock may be pinned by tests. */
-const monotonicMs = () => performance.now();
-
 class VerifyReads {
   head: HeadObservation | undefined;
   headRefresh: Promise<void> | undefined;
   readonly entries = new LruCache<string, CachedRead>(cachedReadsMax);
   readonly inFlight = new Map<string, Promise<MulticallRead | undefined>>();
-  multicallUnavailableUntilMs = 0;
+  /** Monotonic; undefined until Multicall3 turned out missing. */
+  multicallUnavailableUntilMs: number | undefined;
 
   constructor(readonly client: PublicClient) {}
 
@@ -102,10 +103,10 @@ class VerifyReads {
   }
 
   /** One head probe at a time per network; concurrent callers share it. Failures are the caller's to judge. */
-  refreshHead(): Promise<void> {
+  refreshHead(clock: Pick<Clock, "monotonicMs">): Promise<void> {
     this.headRefresh ??= (async () => {
       try {
-        const sentAtMs = monotonicMs();
+        const sentAtMs = clock.monotonicMs();
         const raw = await ethCall(this.client, multicall3Address, headProbeCallData, undefined);
         const [result] = decodeAggregate3(raw);
         if (!result?.success) throw new Error("Multicall3.getBlockNumber() failed");
@@ -136,16 +137,17 @@ function readsFor(client: PublicClient): VerifyReads {
  */
 export async function readVerifyChainState(client: PublicClient, payment: ResolvedPayment, options: VerifyChainStateOptions): Promise<VerifyChainState> {
   const reads = readsFor(client);
-  if (payment.payerKind !== "eoa" || monotonicMs() < reads.multicallUnavailableUntilMs) {
+  const { clock } = options;
+  if (payment.payerKind !== "eoa" || (reads.multicallUnavailableUntilMs !== undefined && clock.monotonicMs() < reads.multicallUnavailableUntilMs)) {
     return { state: await readChainState(client, payment, { simulate: true, simulationAccount: options.simulationAccount, limits: options.limits }), cached: false };
   }
   const key = `${options.simulationAccount}${payment.asset.address}${payment.digest}${payment.request.signature}`;
-  const hit = await cachedRead(reads, key);
+  const hit = await cachedRead(reads, key, clock);
   if (hit) return { state: hit, cached: true };
 
   let read = reads.inFlight.get(key);
   if (!read) {
-    read = readThroughMulticall(reads, payment, options.simulationAccount, options.limits.gasPerSettlementMax + multicallReadsGas).finally(() => reads.inFlight.delete(key));
+    read = readThroughMulticall(reads, payment, options.simulationAccount, options.limits.gasPerSettlementMax + multicallReadsGas, clock).finally(() => reads.inFlight.delete(key));
     reads.inFlight.set(key, read);
   }
   const fresh = await read;
@@ -156,18 +158,18 @@ export async function readVerifyChainState(client: PublicClient, payment: Resolv
 }
 
 /** The cached state for `key` when its block is the head as observed at most headAgeMsMax ago. */
-async function cachedRead(reads: VerifyReads, key: string): Promise<ChainState | undefined> {
+async function cachedRead(reads: VerifyReads, key: string, clock: Pick<Clock, "monotonicMs">): Promise<ChainState | undefined> {
   const entry = reads.entries.get(key);
   if (!entry) return undefined;
-  if (monotonicMs() - entry.readAtMs > cachedReadAgeMsMax) {
+  if (clock.monotonicMs() - entry.readAtMs > cachedReadAgeMsMax) {
     reads.entries.delete(key);
     return undefined;
   }
-  let headAgeMs = reads.head ? monotonicMs() - reads.head.observedAtMs : Number.POSITIVE_INFINITY;
+  let headAgeMs = reads.head ? clock.monotonicMs() - reads.head.observedAtMs : Number.POSITIVE_INFINITY;
   if (headAgeMs > headAgeMsMax) {
     // Too old to trust: wait for a new observation. An RPC outage is a 503 right here (the miss path
     // would only wait out the same timeouts again); any other failure lets the miss path read for real.
-    const refreshed = await reads.refreshHead().then(
+    const refreshed = await reads.refreshHead(clock).then(
       () => true,
       (error: unknown) => {
         rethrowIfUnavailable(error, "reading the head block");
@@ -175,9 +177,9 @@ async function cachedRead(reads: VerifyReads, key: string): Promise<ChainState |
       },
     );
     if (!refreshed) return undefined;
-    headAgeMs = monotonicMs() - reads.head!.observedAtMs;
+    headAgeMs = clock.monotonicMs() - reads.head!.observedAtMs;
   } else if (headAgeMs > headRefreshAheadMs) {
-    reads.refreshHead().catch(() => undefined);
+    reads.refreshHead(clock).catch(() => undefined);
   }
   if (headAgeMs > headAgeMsMax || reads.head!.blockNumber !== entry.blockNumber) return undefined;
   return entry.state;
@@ -189,7 +191,13 @@ async function cachedRead(reads: VerifyReads, key: string): Promise<ChainState |
  * reverted simulation, whose exact revert text the plain simulation reports), or Multicall3 is not
  * there. A transport failure is a 503, as with the plain reads.
  */
-async function readThroughMulticall(reads: VerifyReads, payment: ResolvedPayment, account: Address, gasMax: bigint): Promise<MulticallRead | undefined> {
+async function readThroughMulticall(
+  reads: VerifyReads,
+  payment: ResolvedPayment,
+  account: Address,
+  gasMax: bigint,
+  clock: Pick<Clock, "monotonicMs">,
+): Promise<MulticallRead | undefined> {
   const { authorization, signature } = payment.request;
   const token = payment.asset.address;
   const transfer = transferWithAuthorizationCall(token, authorization, signature, "eoa");
@@ -203,7 +211,7 @@ async function readThroughMulticall(reads: VerifyReads, payment: ResolvedPayment
     },
     { target: transfer.to, allowFailure: true, callData: transfer.data },
   ]);
-  const sentAtMs = monotonicMs();
+  const sentAtMs = clock.monotonicMs();
   let raw: Hex;
   try {
     raw = await ethCall(reads.client, multicall3Address, data, account, gasMax);
@@ -216,7 +224,7 @@ async function readThroughMulticall(reads: VerifyReads, payment: ResolvedPayment
     results = decodeAggregate3(raw);
   } catch {
     // "0x": no code at the canonical address on this chain.
-    reads.multicallUnavailableUntilMs = monotonicMs() + multicallRetryAfterMs;
+    reads.multicallUnavailableUntilMs = clock.monotonicMs() + multicallRetryAfterMs;
     return undefined;
   }
   const [blockNumber, balance, used, simulation] = results;

@@ -10,6 +10,7 @@ import { checkPayerSignature } from "./payer-signature.js";
 import { isRejection, resolvePayment, type ResolvedPayment } from "./resolve.js";
 import { reasonForRevert } from "./revert-reasons.js";
 import type { PaymentLimits } from "./payment-limits.js";
+import type { RecoverSigner } from "./recover-pool.js";
 
 export interface VerifyContext {
   chains: ChainRegistry;
@@ -17,6 +18,8 @@ export interface VerifyContext {
   /** The facilitator address the simulation runs from (the settlement's sender). */
   simulationAccount: Address;
   limits: PaymentLimits;
+  /** Recovers 65-byte signatures' signers (the services' RecoverPool). */
+  recoverSigner: RecoverSigner;
   /** True when Postgres already holds a live claim on this authorization. */
   isClaimed?: (payment: ResolvedPayment) => Promise<boolean>;
 }
@@ -41,11 +44,11 @@ export async function verifyExactEvm(request: PaymentRequest, context: VerifyCon
   if (pure) return { valid: false, rejection: pure, payment: resolved };
 
   const client = context.chains.get(resolved.network.chainId)!.publicClient;
-  const signature = await checkPayerSignature(client, resolved, context.limits);
+  const signature = await checkPayerSignature(client, resolved, context.limits, context.recoverSigner);
   if (!signature.ok) return { valid: false, rejection: signature.rejection, payment: resolved };
   const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
 
-  const readOptions = { simulate: options.simulate, simulationAccount: context.simulationAccount, limits: context.limits };
+  const readOptions = { simulate: options.simulate, simulationAccount: context.simulationAccount, limits: context.limits, clock: context.clock };
   const [read, claimed] = await Promise.all([
     options.simulate ? readVerifyChainState(client, payment, readOptions) : readChainState(client, payment, readOptions).then((state) => ({ state, cached: false })),
     context.isClaimed ? context.isClaimed(payment) : Promise.resolve(false),

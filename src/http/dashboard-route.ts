@@ -5,11 +5,11 @@ import type { HistoryRepository, HistoryRow } from "../store/history-repo.js";
 import { renderDashboard, type DashboardSigner } from "./dashboard-html.js";
 import { requireAdmin } from "./auth.js";
 import { unfinishedStatuses } from "../store/settlement-states.js";
+import { operatorReadTimeoutMs } from "../limits.js";
+import { withTimeout } from "../util/with-timeout.js";
 
 const recentLimit = 50;
 const successWindowHours = 24;
-/** Each signer balance read is bounded like the /metrics scrape: a slow RPC must not hang the page. */
-const balanceReadTimeoutMs = 2_000;
 
 /** No scripts, no external anything: the page may load nothing but its own inline styles. */
 const securityHeaders = {
@@ -81,10 +81,12 @@ async function readSigners(services: Services): Promise<DashboardSigner[]> {
     services.deps.signers.addresses().map(async (signer): Promise<DashboardSigner> => {
       const base = { network: handle.config.network, signer, inFlight: inFlight[signer] ?? 0 };
       try {
-        const wei = await withTimeout(handle.publicClient.getBalance({ address: signer }), balanceReadTimeoutMs);
+        const wei = await withTimeout(handle.publicClient.getBalance({ address: signer }), operatorReadTimeoutMs, () => {
+          throw new TimeoutError();
+        });
         return { ...base, balanceWei: wei, balance: `${formatEther(wei)} ETH`, low: wei <= minWei };
       } catch (error) {
-        const reason = error instanceof TimeoutError ? `unavailable (no answer within ${balanceReadTimeoutMs} ms)` : "unavailable (RPC error)";
+        const reason = error instanceof TimeoutError ? `unavailable (no answer within ${operatorReadTimeoutMs} ms)` : "unavailable (RPC error)";
         return { ...base, balanceWei: undefined, balance: reason, low: false };
       }
     }),
@@ -93,17 +95,3 @@ async function readSigners(services: Services): Promise<DashboardSigner[]> {
 }
 
 class TimeoutError extends Error {}
-
-async function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new TimeoutError()), timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

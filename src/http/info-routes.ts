@@ -1,9 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Services } from "../services.js";
-import { redactedMessage } from "../redact.js";
-
-/** How long /ready waits for each dependency before calling it down. */
-const readinessProbeTimeoutMs = 2_000;
+import { redactedFirstLine } from "../redact.js";
+import { withTimeout } from "../util/with-timeout.js";
 
 export async function infoRoutes(app: FastifyInstance, options: { services: Services }): Promise<void> {
   const { services } = options;
@@ -21,26 +19,28 @@ export async function infoRoutes(app: FastifyInstance, options: { services: Serv
 
   /** Postgres and every network's RPC answer: this instance can take payments. */
   app.get("/ready", async (_request, reply) => {
+    const timeoutMs = services.deps.limits.readinessTimeoutMs;
+    // RPC URLs not known to serve their chain: an unreachable one is listed (failover covers it), one
+    // that answers another chain makes this instance unready (it could read another chain's receipts).
+    const rpcUrlChecks = services.deps.rpcUrlChecks;
+    const rpcUrlProblems = rpcUrlChecks ? rpcUrlChecks.problems(timeoutMs) : Promise.resolve([]);
     const [postgres, ...networks] = await Promise.all([
-      probe(() => services.pingDatabase()),
+      probe(() => services.pingDatabase(), timeoutMs),
       ...services.deps.chains.all().map(async (handle) => ({
         network: handle.config.network,
         status: await probe(async () => {
           await handle.publicClient.getBlockNumber({ cacheTime: 0 });
-        }),
+        }, timeoutMs),
       })),
     ]);
-    // RPC URLs not known to serve their chain: an unreachable one is listed (failover covers it), one
-    // that answers another chain makes this instance unready (it could read another chain's receipts).
-    const rpcUrlChecks = services.deps.rpcUrlChecks;
-    const rpcUrlProblems = rpcUrlChecks ? await rpcUrlChecks.problems() : [];
+    const urlProblems = await rpcUrlProblems;
     const wrongChain = (rpcUrlChecks?.wrongChains().length ?? 0) > 0;
     const ready = postgres === "ok" && !wrongChain && networks.every((entry) => entry.status === "ok");
     return reply.code(ready ? 200 : 503).send({
       status: ready ? "ready" : "unavailable",
       postgres,
       networks: Object.fromEntries(networks.map((entry) => [entry.network, entry.status])),
-      ...(rpcUrlProblems.length > 0 ? { rpcUrls: rpcUrlProblems } : {}),
+      ...(urlProblems.length > 0 ? { rpcUrls: urlProblems } : {}),
     });
   });
 }
@@ -54,20 +54,15 @@ export function supportedAnswer(services: Services) {
   return { kinds, extensions: [] as string[], signers: { "eip155:*": services.deps.signers.addresses() } };
 }
 
-async function probe(check: () => Promise<void>): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
+/** "ok", or "down: " and why, within timeoutMs (READINESS_TIMEOUT_MS). */
+async function probe(check: () => Promise<void>, timeoutMs: number): Promise<string> {
   try {
-    await Promise.race([
-      check(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error("timeout")), readinessProbeTimeoutMs);
-      }),
-    ]);
+    await withTimeout(check(), timeoutMs, () => {
+      throw new Error("timeout");
+    });
     return "ok";
   } catch (error) {
     // The first line of an RPC error may quote the RPC URL and its API key: /ready is public.
-    return `down: ${redactedMessage(error, 1_000).split("\n")[0]!.slice(0, 200)}`;
-  } finally {
-    clearTimeout(timer);
+    return `down: ${redactedFirstLine(error)}`;
   }
 }

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { FacilitatorError } from "../errors.js";
+import { idempotencyWaitMarginMs } from "../limits.js";
 import { checkPolicy } from "./policy.js";
 import { normalize, type Envelope } from "../protocol/normalize.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
@@ -108,7 +109,7 @@ async function settleIdempotently(services: Services, request: FastifyRequest, r
   if (requestHash === undefined) return reply.code(400).send(settleError(ReasonCode.invalidPayload, "request body is nested too deeply"));
   let state = await services.idempotency.begin(id, requestHash);
   const clock = services.deps.clock;
-  const waitUntilMs = clock.nowMs() + services.deps.limits.settleBudgetMs + 5_000;
+  const waitUntilMs = clock.nowMs() + services.deps.limits.settleBudgetMs + idempotencyWaitMarginMs;
   while (state.kind === "in-progress" && clock.nowMs() < waitUntilMs) {
     await new Promise((resolve) => setTimeout(resolve, idempotencyPollIntervalMs));
     state = await services.idempotency.lookup(id, requestHash);

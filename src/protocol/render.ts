@@ -1,9 +1,6 @@
-import { redactedExcerpt } from "../redact.js";
+import { redactedExcerpt, wireMessageMaxChars } from "../redact.js";
 import type { SettleOutcome } from "../settlement/outcome.js";
 import type { SettleAnswer, VerifyAnswer } from "./types.js";
-
-/** The message that goes on the wire is bounded: revert texts and RPC errors can be long. */
-const wireMessageMaxChars = 500;
 
 /**
  * Messages come from revert texts and RPC errors, which can quote an RPC URL and its API key:

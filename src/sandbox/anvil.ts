@@ -6,6 +6,7 @@
  * leaves nothing behind (a SIGKILL of this process itself cannot be covered).
  */
 import { killOnExit } from "./child-reaper.js";
+import { withTimeout } from "../util/with-timeout.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
 import type { Hex } from "viem";
@@ -169,6 +170,7 @@ export async function startAnvil(options: StartAnvilOptions): Promise<AnvilInsta
     throw new Error(`anvil ${reason}${output ? `; last output:\n${output}` : ""}`);
   };
 
+  // Wall-clock polling of a child's start-up, not a decision of the service: no injected Clock here.
   const deadlineMs = Date.now() + startTimeoutMs;
   let rpcUrl: string | undefined;
   let port: number | undefined;
@@ -210,12 +212,7 @@ function makeStop(child: ChildProcess): () => Promise<void> {
       if (hasExited(child) || child.pid === undefined) return;
       const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
       child.kill("SIGTERM");
-      let graceTimer: NodeJS.Timeout | undefined;
-      const graceOver = new Promise<"timeout">((resolve) => {
-        graceTimer = setTimeout(() => resolve("timeout"), STOP_GRACE_MS);
-      });
-      const outcome = await Promise.race([exited.then(() => "exited" as const), graceOver]);
-      clearTimeout(graceTimer);
+      const outcome = await withTimeout(exited.then(() => "exited" as const), STOP_GRACE_MS, () => "timeout" as const);
       if (outcome === "timeout" && !hasExited(child)) {
         child.kill("SIGKILL");
         await exited;

@@ -18,6 +18,7 @@
  *   killing a server that might belong to another live process.
  */
 import { freePort } from "./free-port.js";
+import { withTimeout } from "../util/with-timeout.js";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { constants as fsConstants } from "node:fs";
@@ -321,25 +322,17 @@ async function startWithTimeout(
   instance: EmbeddedPostgresInstance,
   startTimeoutMs: number,
 ): Promise<"ready" | "exited" | "timeout"> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), startTimeoutMs);
-  });
   // The library rejects with `undefined` when the process closes before it is ready; the reason is in the log.
   const started = instance.start().then(
     () => "ready" as const,
     () => "exited" as const,
   );
-  try {
-    const outcome = await Promise.race([started, timedOut]);
-    if (outcome === "timeout") {
-      const child = postmasterOf(instance);
-      if (child !== undefined) await stopChild(child);
-    }
-    return outcome;
-  } finally {
-    clearTimeout(timer);
+  const outcome = await withTimeout(started, startTimeoutMs, () => "timeout" as const);
+  if (outcome === "timeout") {
+    const child = postmasterOf(instance);
+    if (child !== undefined) await stopChild(child);
   }
+  return outcome;
 }
 
 /** SIGINT = fast shutdown (clean, pid file removed); SIGKILL if it does not finish in time. */
@@ -347,17 +340,9 @@ async function stopChild(child: ChildProcess): Promise<void> {
   if (hasExited(child)) return;
   const exited = once(child, "exit");
   child.kill("SIGINT");
-  let timer: NodeJS.Timeout | undefined;
-  const tooSlow = new Promise<"slow">((resolve) => {
-    timer = setTimeout(() => resolve("slow"), STOP_TIMEOUT_MS);
-  });
-  try {
-    if ((await Promise.race([exited, tooSlow])) === "slow" && !hasExited(child)) {
-      child.kill("SIGKILL");
-      await exited;
-    }
-  } finally {
-    clearTimeout(timer);
+  if ((await withTimeout(exited, STOP_TIMEOUT_MS, () => "slow" as const)) === "slow" && !hasExited(child)) {
+    child.kill("SIGKILL");
+    await exited;
   }
 }
 

@@ -3,10 +3,12 @@ import type { ChainRegistry } from "../chain/registry.js";
 import type { SignerLease, SignerPool } from "../chain/signers.js";
 import { nowSeconds, type Clock } from "../clock.js";
 import type { Limits } from "../config.js";
+import { claimLeaseMarginMs, duplicatePollIntervalMs } from "../limits.js";
 import { FacilitatorError, SignerCannotPayError, SignersBusyError } from "../errors.js";
 import { redactedMessage } from "../redact.js";
 import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "../exact-evm/checks.js";
 import { checkPayerSignature } from "../exact-evm/payer-signature.js";
+import type { RecoverSigner } from "../exact-evm/recover-pool.js";
 import { isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest, Rejection } from "../protocol/types.js";
@@ -47,6 +49,8 @@ export interface SettlementEngineDeps {
   gasBudget: GasBudgetRepository;
   /** Payers whose settlements failed on chain although simulated fine (see payerCodeCooldownMs). */
   payerFailures: PayerFailuresRepository;
+  /** Recovers 65-byte signatures' signers (the services' RecoverPool). */
+  recoverSigner: RecoverSigner;
 }
 
 /** Who asks: the caller's API key and its daily gas budget, when it has them. */
@@ -94,9 +98,6 @@ function reasonOfUnsent(error: unknown): ReasonCode {
   return error instanceof FacilitatorError && error.code === ReasonCode.gasBudgetExhausted ? ReasonCode.gasBudgetExhausted : ReasonCode.serviceUnavailable;
 }
 
-/** How often a duplicate request re-reads the row it waits on. */
-const duplicatePollIntervalMs = 100;
-
 /**
  * /settle, exactly once (ARCHITECTURE.md §3): claim in Postgres → prepare (simulate, estimate) → take a
  * tx nonce, sign and persist → broadcast → wait for a receipt that proves payment, within the
@@ -109,10 +110,11 @@ export class SettlementEngine {
    * default of 1 every settlement is its own transaction). A lone settlement is a group of one.
    */
   private readonly sender: GroupCommit<PendingSigning, SentSettlement>;
-  private readonly batchSettler = new ContractPresence(batchSettlerAddress);
+  private readonly batchSettler: ContractPresence;
   private readonly warnedNoBatchSettler = new Set<number>();
 
   constructor(private readonly deps: SettlementEngineDeps) {
+    this.batchSettler = new ContractPresence(batchSettlerAddress, deps.clock);
     this.sender = new GroupCommit(deps.limits.settleBatchMax, (_key, items) => this.sendQueued(items));
   }
 
@@ -124,7 +126,7 @@ export class SettlementEngine {
     const client = deps.chains.get(resolved.network.chainId)!.publicClient;
     const bindingRejection = checkBinding(request) ?? checkAuthorizationTerms(request, deps.limits.minAmountAtomic);
     if (bindingRejection) return failed(bindingRejection.reason, bindingRejection.message);
-    const signature = await checkPayerSignature(client, resolved, deps.limits);
+    const signature = await checkPayerSignature(client, resolved, deps.limits, deps.recoverSigner);
     if (!signature.ok) return failed(signature.rejection.reason, signature.rejection.message);
     const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
 
@@ -240,7 +242,7 @@ export class SettlementEngine {
       signature: request.signature,
       x402Version: request.x402Version,
       network: request.requirements.network,
-      leaseMs: this.deps.limits.settleBudgetMs + 10_000,
+      leaseMs: this.deps.limits.settleBudgetMs + claimLeaseMarginMs,
       apiKeyId,
     };
   }
@@ -282,7 +284,7 @@ export class SettlementEngine {
         // Only while still `claimed`: if the signing transaction committed and only its answer was
         // lost, the row is `signed` and the watcher broadcasts it (never failed, never a nonce gap).
         const released = await deps.repo
-          .failClaim(row.id, { errorReason: reasonOfUnsent(error), errorMessage: redactedMessage(error, 500) }, { attempt: row.attempt })
+          .failClaim(row.id, { errorReason: reasonOfUnsent(error), errorMessage: redactedMessage(error) }, { attempt: row.attempt })
           .catch((writeError: unknown) => deps.log.warn({ settlementId: row.id, err: writeError }, "could not release a claim after a fault"));
         if (released) await this.releaseGas(released, 0n);
         throw error;
@@ -556,7 +558,7 @@ export class SettlementEngine {
     // The identical payment may receive the one success answer if nobody has received it yet
     // (after settlement_pending, a crash, or a lost answer); the claimer takes it atomically.
     if (isFinal(row.status)) return this.answerFinal(row);
-    const unowned = row.leaseUntil === null || row.leaseUntil.getTime() <= Date.now();
+    const unowned = row.leaseUntil === null || row.leaseUntil.getTime() <= this.deps.clock.nowMs();
     if ((row.pendingAnswered || unowned) && row.txHash) {
       // Reconciling is this request's first attempt: a call that failed with the authorization
       // unused is settled again, alone, as in the request that sent it.

@@ -1,7 +1,9 @@
 import { parseTransaction, type Hex } from "viem";
 import type { ChainRegistry } from "../chain/registry.js";
 import type { SignerPool } from "../chain/signers.js";
+import type { Clock } from "../clock.js";
 import type { Limits } from "../config.js";
+import { watcherBatchMax, watcherLeaseMs } from "../limits.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Database } from "../store/db.js";
 import type { SettlementRow } from "../store/schema.js";
@@ -18,12 +20,14 @@ export interface WatcherDeps {
   chains: ChainRegistry;
   signers: SignerPool;
   engine: SettlementEngine;
+  /** Wall clock: a row's broadcast time comes from Postgres. */
+  clock: Pick<Clock, "nowMs">;
   log: Logger;
   metrics?: Pick<Metrics, "reconcilerAction">;
   limits: Pick<Limits, "reconcileIntervalMs" | "stuckAfterMs" | "feeBumpPercent" | "feeBumpsMax" | "maxFeePerGasWei" | "nonceGapHealAfterMs">;
-  /** Rows leased per pass; the rest wait for the next pass. */
+  /** Rows leased per pass; the rest wait for the next pass. Default watcherBatchMax. */
   batchSize?: number;
-  /** How long one pass owns a row before another instance may take it. */
+  /** How long one pass owns a row before another instance may take it. Default watcherLeaseMs. */
   leaseMs?: number;
 }
 
@@ -61,7 +65,7 @@ export class SettlementWatcher {
 
   /** One pass; returns how many rows reached a final status. */
   async runOnce(): Promise<number> {
-    const rows = await this.deps.repo.leaseUnfinished(this.deps.batchSize ?? 50, this.deps.leaseMs ?? 30_000, 0);
+    const rows = await this.deps.repo.leaseUnfinished(this.deps.batchSize ?? watcherBatchMax, this.deps.leaseMs ?? watcherLeaseMs, 0);
     const finished = await Promise.all(
       rows.map(async (row) => {
         const done = await this.finishRow(row).catch((error: unknown) => {
@@ -112,7 +116,7 @@ export class SettlementWatcher {
   private async unstick(row: SettlementRow): Promise<void> {
     const { repo, chains, signers, limits, log } = this.deps;
     const sentAtMs = (row.lastBroadcastAt ?? row.broadcastAt ?? row.updatedAt).getTime();
-    if (Date.now() - sentAtMs < limits.stuckAfterMs) return;
+    if (this.deps.clock.nowMs() - sentAtMs < limits.stuckAfterMs) return;
     const client = chains.get(row.chainId)!.publicClient;
     const [inPool, latest] = await Promise.all([
       client.getTransaction({ hash: row.txHash as Hex }).then(

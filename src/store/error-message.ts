@@ -1,8 +1,5 @@
-import { redactedExcerpt } from "../redact.js";
+import { redactedExcerpt, storedErrorMessageMaxChars } from "../redact.js";
 import { postgresSafeText } from "./postgres-text.js";
-
-/** error_message is read back into answers and by operators: long enough for a revert text, no longer. */
-export const storedErrorMessageMaxChars = 1_000;
 
 /**
  * The form every write of settlements.error_message takes. The text is often a viem or node error,

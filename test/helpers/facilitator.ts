@@ -54,11 +54,12 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
   };
   const limits: Limits = { ...defaultLimits, rpcTimeoutMs: 3_000, settleBudgetMs: 10_000, reconcileIntervalMs: 200, ...options.limits };
   const database = openDatabase(options.databaseUrl, limits);
+  const clock = options.clock ?? systemClock;
   const services = createServices({
     database,
-    chains: createChainRegistry([network], limits),
-    signers: createSignerPool(options.signerKeys ?? [keys.facilitator], limits.inFlightPerSignerMax, options.clock ?? systemClock),
-    clock: options.clock ?? systemClock,
+    chains: createChainRegistry([network], limits, { clock }),
+    signers: createSignerPool(options.signerKeys ?? [keys.facilitator], limits.inFlightPerSignerMax, clock),
+    clock,
     limits,
     log: options.log ?? silentLog,
     policy: options.policy,
@@ -79,6 +80,7 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
     close: async () => {
       await services.watcher.stop();
       await app.close();
+      await services.close();
       await database.close();
     },
   };

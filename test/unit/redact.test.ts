@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { HttpRequestError, RpcRequestError, TimeoutError } from "viem";
 import { DependencyUnavailableError } from "../../src/errors.js";
-import { redactError, redactedMessage, redactTextMaxChars, redactUrl, redactUrls } from "../../src/redact.js";
+import { redactError, redactedFirstLine, redactedMessage, redactTextMaxChars, redactUrl, redactUrls, statusLineMaxChars } from "../../src/redact.js";
 
 const secret = "SECRETKEY123";
 
@@ -137,6 +137,17 @@ describe("redactedMessage", () => {
     expect(redactedMessage(new TimeoutError({ url: `https://a.example/v2/${secret}`, body: {} }))).not.toContain(secret);
     expect(redactedMessage(`boom https://a.example/${secret}`)).toBe("boom https://a.example/…");
     expect(redactedMessage(undefined)).toBe("undefined");
+  });
+});
+
+describe("redactedFirstLine", () => {
+  it(`is the first line of the redacted message, at most ${statusLineMaxChars} characters, a URL the cut falls in redacted whole`, () => {
+    expect(redactedFirstLine(new Error(`HTTP request failed.\nURL: https://a.example/${secret}`))).toBe("HTTP request failed.");
+    expect(redactedFirstLine(new Error(`fetch https://a.example/v2/${secret} failed`))).toBe("fetch https://a.example/… failed");
+    const long = redactedFirstLine(new Error(`${"x".repeat(statusLineMaxChars - 10)} https://a.example/v2/${secret} and more`));
+    expect(long).toHaveLength(statusLineMaxChars);
+    expect(long).not.toContain("v2/");
+    expect(redactedFirstLine("plain text")).toBe("plain text");
   });
 });
 

@@ -3,19 +3,19 @@
  * and a per-block cache that must never outlive its block by more than headAgeMsMax. Real Anvil,
  * real Postgres; the RPC goes through a pass-through proxy only to count the calls.
  *
- * The cache ages entries and head observations by performance.now() (a module-level monotonic
- * clock, not the injectable business Clock). The test fakes only that clock, before the facilitator
- * starts: time stands still unless a test moves it with `advance()`, so whether a verify is a hit,
- * a hit that first confirms the head, or a miss depends on the steps taken, never on how fast a
- * loaded machine runs them. Timers, sockets and Date stay real.
+ * The cache ages entries and head observations by the Clock's monotonic reading. The facilitator
+ * here gets a Clock whose monotonic time stands still unless a test moves it with `advance()`, so
+ * whether a verify is a hit, a hit that first confirms the head, or a miss depends on the steps
+ * taken, never on how fast a loaded machine runs them. Timers, sockets and wall time stay real.
  */
 import { createWalletClient, http, parseAbi, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { headAgeMsMax } from "../../../src/exact-evm/verify-chain-state.js";
 import { anvilDevPrivateKeys } from "../../../src/sandbox/anvil.js";
 import { MULTICALL3_ADDRESS, installMulticall3 } from "../../../src/sandbox/deploy.js";
 import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
+import { steppedMonotonicClock } from "../../helpers/clock.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { startFaultyRpcProxy, type FaultyRpcProxy } from "../../helpers/faulty-rpc-proxy.js";
@@ -31,18 +31,17 @@ let chain: TestChain;
 let database: TestDatabase;
 let proxy: FaultyRpcProxy;
 let facilitator: TestFacilitator;
+const time = steppedMonotonicClock();
 
 beforeAll(async () => {
   chain = await startTestChain();
   await chain.mint(addressOf(keys.payer), 1_000_000n);
   proxy = await startFaultyRpcProxy({ upstreamUrl: chain.rpcUrl });
   database = await createTestDatabase("verify_chain_cache");
-  vi.useFakeTimers({ toFake: ["performance"] });
-  facilitator = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [proxy.url], token: chain.token });
+  facilitator = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [proxy.url], token: chain.token, clock: time.clock });
 });
 
 afterAll(async () => {
-  vi.useRealTimers();
   await facilitator?.close();
   await proxy?.stop();
   await database?.drop();
@@ -51,8 +50,8 @@ afterAll(async () => {
 
 beforeEach(() => proxy.resetCounts());
 
-/** Moves the cache's clock (performance.now) forward; nothing else. */
-const advance = (ms: number) => vi.advanceTimersByTime(ms);
+/** Moves the cache's clock (the facilitator's monotonic time) forward; nothing else. */
+const advance = (ms: number) => time.advance(ms);
 
 async function body(payerKey: Hex = keys.payer) {
   const payment = await signPayment({ payerKey, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic, nonce: randomNonce() });

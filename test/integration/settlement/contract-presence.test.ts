@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPublicClient, http, type PublicClient } from "viem";
+import { systemClock } from "../../../src/clock.js";
 import { batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
 import { startAnvil, type AnvilInstance } from "../../../src/sandbox/anvil.js";
 import { installBatchSettler } from "../../../src/sandbox/deploy.js";
@@ -27,7 +28,7 @@ afterAll(async () => {
 
 describe("ContractPresence", () => {
   it("remembers an address without code instead of asking the node on every settle", async () => {
-    const presence = new ContractPresence(batchSettlerAddress);
+    const presence = new ContractPresence(batchSettlerAddress, systemClock);
     proxy.resetCounts();
     expect(await presence.isDeployed(84532, client)).toBe(false);
     expect(await presence.isDeployed(84532, client)).toBe(false);
@@ -35,7 +36,7 @@ describe("ContractPresence", () => {
   });
 
   it("asks again after an RPC fault, and remembers a deployed contract", async () => {
-    const presence = new ContractPresence(batchSettlerAddress);
+    const presence = new ContractPresence(batchSettlerAddress, systemClock);
     proxy.set("drop");
     expect(await presence.isDeployed(84532, client)).toBe(false); // not known: settle alone this time
     proxy.set("pass");

@@ -1,11 +1,13 @@
 import { keccak256, recoverAddress, stringToHex, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
-import { checkEcdsaSignature } from "../../../src/exact-evm/signature.js";
+import { recoverInline } from "../../../src/exact-evm/recover-pool.js";
+import { checkEcdsaSignature as checkWithRecovery } from "../../../src/exact-evm/signature.js";
 
 const secp256k1Order = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 const account = privateKeyToAccount(keccak256(stringToHex("signature.test/payer")));
 const digest = (label: string): Hex => keccak256(stringToHex(label));
+const checkEcdsaSignature = (hash: Hex, signature: Hex) => checkWithRecovery(hash, signature, recoverInline);
 
 /** The same signature with s → n - s and v flipped: still valid for ecrecover, but malleable. */
 function highS(signature: Hex): Hex {
