@@ -1,3 +1,4 @@
+import { ProbesAtDebugLogController } from "./http/request-logging.js";
 import { randomUUID } from "node:crypto";
 import rateLimit from "@fastify/rate-limit";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
@@ -34,6 +35,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     requestTimeout: limits.requestTimeoutMs,
     connectionTimeout: limits.requestTimeoutMs,
     return503OnClosing: true,
+    logController: new ProbesAtDebugLogController(),
     // Off unless TRUST_PROXY names the proxies: only then is X-Forwarded-For the caller's address.
     trustProxy: services.policy.trustProxy ?? false,
     genReqId: (request) => {

@@ -1,4 +1,6 @@
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
+import pretty from "pino-pretty";
+import { ConfigError } from "./errors.js";
 import { redactError, redactUrls } from "./redact.js";
 
 /**
@@ -18,7 +20,24 @@ const logLineMaxChars = 1_048_576;
  * key, or in a child logger's bindings is caught too.
  * `destination` defaults to pino's (stdout); tests pass a stream to read what would be written.
  */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+export type LogFormat = "json" | "pretty";
+
+/**
+ * LOG_FORMAT: `json` (one JSON object per line, for log shippers) or `pretty` (for people). Unset:
+ * pretty when stdout is a terminal, JSON otherwise (a supervisor, a container, a pipe).
+ */
+export function logFormatFrom(env: Readonly<Record<string, string | undefined>>, stdoutIsTty = Boolean(process.stdout.isTTY)): LogFormat {
+  const value = env.LOG_FORMAT?.trim();
+  if (value === undefined || value === "") return stdoutIsTty ? "pretty" : "json";
+  if (value === "json" || value === "pretty") return value;
+  throw new ConfigError(`LOG_FORMAT must be "json" or "pretty", got "${value}"`);
+}
+
+/**
+ * `pretty` formats the very line JSON would write (after redaction), synchronously, so the same
+ * secrets are kept out and nothing is lost on exit.
+ */
+export function createLogger(level: string, destination?: DestinationStream, format: LogFormat = "json"): Logger {
   const options: LoggerOptions = {
     level,
     base: { service: "x402-facilitator" },
@@ -29,6 +48,10 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     serializers: { err: redactError, error: redactError },
     hooks: { streamWrite: redactLogLine },
   };
+  if (format === "pretty") {
+    const prettyStream = pretty({ sync: true, destination: destination ?? 1, colorize: destination === undefined && Boolean(process.stdout.isTTY), translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service" });
+    return pino(options, prettyStream);
+  }
   return destination === undefined ? pino(options) : pino(options, destination);
 }
 

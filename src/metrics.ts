@@ -8,7 +8,7 @@ export interface Metrics {
   observeVerify(network: string, outcome: string, seconds: number): void;
   observeSettle(network: string, outcome: string, seconds: number): void;
   reconcilerAction(action: ReconcilerAction, count?: number): void;
-  rpcError(network: string, url: string): void;
+  rpcError(network: string, url: string, kind: "http" | "connection" | "timeout"): void;
   signerCannotPay(signer: string): void;
   /** Settlements carried by one settlement transaction as it is signed (1 without batching). */
   observeSettlementTransaction(settlements: number): void;
@@ -36,13 +36,19 @@ const latencyBucketsSeconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
  */
 export function createMetrics(): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "x402_process_" });
+  // prom-client's defaults are already named process_* and nodejs_*: prefixed, x402_process_cpu_…
+  collectDefaultMetrics({ register: registry, prefix: "x402_" });
   const verifyTotal = new Counter({ name: "x402_verify_total", help: "POST /verify answers by network and outcome (valid or the reason code)", labelNames: ["network", "outcome"], registers: [registry] });
   const settleTotal = new Counter({ name: "x402_settle_total", help: "POST /settle answers by network and outcome (success or the reason code)", labelNames: ["network", "outcome"], registers: [registry] });
   const verifySeconds = new Histogram({ name: "x402_verify_duration_seconds", help: "POST /verify latency", labelNames: ["network"], buckets: latencyBucketsSeconds, registers: [registry] });
   const settleSeconds = new Histogram({ name: "x402_settle_duration_seconds", help: "POST /settle latency", labelNames: ["network"], buckets: latencyBucketsSeconds, registers: [registry] });
   const reconciler = new Counter({ name: "x402_reconciler_actions_total", help: "What the background watcher did to unfinished settlements", labelNames: ["action"], registers: [registry] });
-  const rpcErrors = new Counter({ name: "x402_rpc_errors_total", help: "RPC requests answered with an HTTP error, per network and URL", labelNames: ["network", "url"], registers: [registry] });
+  const rpcErrors = new Counter({
+    name: "x402_rpc_errors_total",
+    help: "RPC requests a URL did not serve (kind: http error status, connection failure, timeout), per network and URL (scheme://host)",
+    labelNames: ["network", "url", "kind"],
+    registers: [registry],
+  });
   const cannotPay = new Counter({ name: "x402_signer_cannot_pay_total", help: "Settlements refused because a signer could not pay gas or fees were above the cap", labelNames: ["signer"], registers: [registry] });
   const settlementsPerTx = new Histogram({
     name: "x402_settlements_per_transaction",
@@ -72,7 +78,7 @@ export function createMetrics(): Metrics {
       settleSeconds.observe({ network }, seconds);
     },
     reconcilerAction: (action, count = 1) => reconciler.inc({ action }, count),
-    rpcError: (network, url) => rpcErrors.inc({ network, url }),
+    rpcError: (network, url, kind) => rpcErrors.inc({ network, url, kind }),
     signerCannotPay: (signer) => cannotPay.inc({ signer }),
     observeSettlementTransaction: (settlements) => settlementsPerTx.observe(settlements),
     onScrape: (collect) => collectors.push(collect),

@@ -34,7 +34,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     database,
     metrics,
     policy: config.policy,
-    chains: createChainRegistry(config.networks, config.limits, { clock: systemClock, onHttpError: metrics.rpcError }),
+    chains: createChainRegistry(config.networks, config.limits, { clock: systemClock, onRpcError: metrics.rpcError }),
     signers,
     clock: systemClock,
     limits: config.limits,

@@ -31,16 +31,22 @@ export interface ChainRegistry {
 export interface ChainRegistryOptions {
   /** Times the RPC URL cool-downs. */
   clock: Pick<Clock, "monotonicMs">;
-  /** Called with scheme://host of the URL on every non-2xx HTTP answer (the rpc_errors metric). */
-  onHttpError?: (network: string, url: string) => void;
+  /**
+   * Called with scheme://host of the URL on every RPC request the URL did not serve: an HTTP error
+   * status, a connection failure or a timeout (the x402_rpc_errors_total metric). JSON-RPC error
+   * answers (a revert, say) are the node working, not failing.
+   */
+  onRpcError?: (network: string, url: string, kind: RpcFailureKind) => void;
 }
+
+export type RpcFailureKind = "http" | "connection" | "timeout";
 
 export function createChainRegistry(
   networks: NetworkConfig[],
   limits: Pick<Limits, "rpcTimeoutMs" | "rpcRetryCount"> & Partial<Pick<Limits, "rpcBatchSize">>,
   options: ChainRegistryOptions,
 ): ChainRegistry {
-  const { clock, onHttpError } = options;
+  const { clock, onRpcError } = options;
   const handles = new Map<number, ChainHandle>();
   for (const config of networks) {
     const chain = defineChain({
@@ -55,12 +61,8 @@ export function createChainRegistry(
         retryCount: limits.rpcRetryCount,
         retryDelay: 50,
         batch: { batchSize: limits.rpcBatchSize ?? 64, wait: 0 },
-        onFetchResponse: (response) => {
-          // Labels are scheme://host only: RPC URLs often carry an API key in the path or query.
-          if (!response.ok) onHttpError?.(config.network, redactUrl(url));
-        },
       }),
-    );
+    ).map((transport, index) => (onRpcError ? counted(transport, (kind) => onRpcError(config.network, redactUrl(config.rpcUrls[index]!), kind)) : transport));
     const transport = transports.length === 1 ? transports[0]! : fallback(withCooldowns(config.rpcUrls, transports, clock), { rank: false, retryCount: 0 });
     // pollingInterval bounds how often receipt waits ask the node; 250 ms keeps settle latency low on fast chains.
     const publicClient = createPublicClient({ chain, transport, pollingInterval: 250, cacheTime: 0 }) as PublicClient;
@@ -101,6 +103,31 @@ function withCooldowns(urls: readonly string[], transports: readonly Transport[]
     }) as typeof inner.request;
     return { ...inner, request };
   });
+}
+
+/** Reports each request the URL did not serve (after viem's retries), then rethrows. Labels are scheme://host only: RPC URLs often carry an API key. */
+function counted(transport: Transport, report: (kind: RpcFailureKind) => void): Transport {
+  return (parameters) => {
+    const inner = transport(parameters);
+    const request = (async (args: Parameters<typeof inner.request>[0], options?: Parameters<typeof inner.request>[1]) => {
+      try {
+        return await inner.request(args, options);
+      } catch (error) {
+        const kind = failureKind(error);
+        if (kind) report(kind);
+        throw error;
+      }
+    }) as typeof inner.request;
+    return { ...inner, request };
+  };
+}
+
+function failureKind(error: unknown): RpcFailureKind | undefined {
+  if (!(error instanceof BaseError)) return undefined;
+  if (error.walk((cause) => cause instanceof TimeoutError)) return "timeout";
+  const httpError = error.walk((cause) => cause instanceof HttpRequestError) as HttpRequestError | null;
+  if (!httpError) return undefined;
+  return httpError.status !== undefined ? "http" : "connection";
 }
 
 /** The URL did not serve (no answer in time, connection lost, HTTP error status), as opposed to a JSON-RPC error answer. */

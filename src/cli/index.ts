@@ -3,7 +3,7 @@ import { databaseUrlFrom, isSandboxEnv, loadConfig } from "../config.js";
 import { ConfigError } from "../errors.js";
 import { batchSettlerCommand } from "./batch-settler-command.js";
 import { keysCommand, signersCommand } from "./key-commands.js";
-import { createLogger } from "../logger.js";
+import { createLogger, logFormatFrom } from "../logger.js";
 import { closeOnSignals, startServer } from "../server-process.js";
 import { redactedMessage, redactUrls } from "../redact.js";
 import { runMigrations } from "../store/migrate.js";
@@ -27,7 +27,7 @@ Configuration is by environment variable; see README.md.`;
 
 async function main(argv: string[]): Promise<void> {
   const command = argv[0] ?? "serve";
-  const log = createLogger(process.env.LOG_LEVEL ?? "info");
+  const log = createLogger(process.env.LOG_LEVEL ?? "info", undefined, logFormatFrom(process.env));
   switch (command) {
     case "serve":
       if (isSandboxEnv()) return runSandbox(log);

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Address, Hex } from "viem";
 import { buildApp } from "../../src/app.js";
 import { createChainRegistry } from "../../src/chain/registry.js";
+import { createMetrics } from "../../src/metrics.js";
 import { createSignerPool } from "../../src/chain/signers.js";
 import { systemClock, type Clock } from "../../src/clock.js";
 import { defaultLimits, type AssetConfig, type Limits, type NetworkConfig, type Policy } from "../../src/config.js";
@@ -55,9 +56,11 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
   const limits: Limits = { ...defaultLimits, rpcTimeoutMs: 3_000, settleBudgetMs: 10_000, reconcileIntervalMs: 200, ...options.limits };
   const database = openDatabase(options.databaseUrl, limits);
   const clock = options.clock ?? systemClock;
+  const metrics = createMetrics();
   const services = createServices({
     database,
-    chains: createChainRegistry([network], limits, { clock }),
+    metrics,
+    chains: createChainRegistry([network], limits, { clock, onRpcError: metrics.rpcError }),
     signers: createSignerPool(options.signerKeys ?? [keys.facilitator], limits.inFlightPerSignerMax, clock),
     clock,
     limits,

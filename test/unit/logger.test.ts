@@ -6,8 +6,8 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { HttpRequestError, TimeoutError } from "viem";
-import { DependencyUnavailableError } from "../../src/errors.js";
-import { createLogger } from "../../src/logger.js";
+import { ConfigError, DependencyUnavailableError } from "../../src/errors.js";
+import { createLogger, logFormatFrom } from "../../src/logger.js";
 
 const secret = "SECRETKEY123";
 const url = `https://base-mainnet.g.alchemy.com/v2/${secret}?apikey=${secret}`;
@@ -74,5 +74,32 @@ describe("createLogger", () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]!.length).toBeLessThan(300);
     expect(JSON.parse(lines[0]!).msg).toMatch(/not written: longer than/);
+  });
+});
+
+describe("LOG_FORMAT", () => {
+  it("is pretty on a terminal and JSON otherwise when unset; a wrong value names the variable", () => {
+    expect(logFormatFrom({}, true)).toBe("pretty");
+    expect(logFormatFrom({}, false)).toBe("json");
+    expect(logFormatFrom({ LOG_FORMAT: "json" }, true)).toBe("json");
+    expect(logFormatFrom({ LOG_FORMAT: "pretty" }, false)).toBe("pretty");
+    expect(() => logFormatFrom({ LOG_FORMAT: "yaml" })).toThrow(new ConfigError('LOG_FORMAT must be "json" or "pretty", got "yaml"'));
+  });
+
+  it("pretty prints a readable line, with the same redaction as JSON", () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const log = createLogger("info", destination, "pretty");
+    log.warn({ rpc: url, settlementId: "s-1" }, "broadcast outcome unknown");
+    const text = lines.join("");
+    expect(text).toMatch(/WARN.*broadcast outcome unknown/);
+    expect(text).toContain("settlementId");
+    expect(text).not.toMatch(/^\{/); // not JSON
+    expect(text).not.toContain(secret);
   });
 });

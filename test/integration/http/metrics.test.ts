@@ -3,6 +3,9 @@ import { addressOf, keys } from "../../helpers/chain.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import { postJson } from "../../helpers/http.js";
 import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { createTestDatabase } from "../../helpers/database.js";
+import { startTestFacilitator } from "../../helpers/facilitator.js";
+import { freePort } from "../../../src/sandbox/free-port.js";
 
 const payTo = addressOf(keys.payTo);
 const amountAtomic = 10_000n;
@@ -56,11 +59,32 @@ describe("GET /metrics", () => {
     const balance = sample(text, "x402_signer_balance_wei", { network: "eip155:84532", signer: addressOf(keys.facilitator) });
     expect(balance).toBeGreaterThan(0);
     expect(sample(text, "x402_settlements_unfinished", { status: "submitted" })).toBe(0);
-    // Process metrics (prom-client's defaults under the prefix, hence "process_process_"): present, typed, with live values.
-    expect(text).toMatch(/^# TYPE x402_process_process_cpu_seconds_total counter$/m);
-    expect(unlabelled(text, "x402_process_process_cpu_seconds_total")).toBeGreaterThan(0);
-    expect(unlabelled(text, "x402_process_process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024);
-    expect(unlabelled(text, "x402_process_process_start_time_seconds")).toBeLessThanOrEqual(Date.now() / 1000);
-    expect(unlabelled(text, "x402_process_process_start_time_seconds")).toBeGreaterThan(Date.now() / 1000 - 24 * 3600);
+    // Process metrics (prom-client's defaults under the x402_ prefix): present, typed, with live values.
+    expect(text).toMatch(/^# TYPE x402_process_cpu_seconds_total counter$/m);
+    expect(unlabelled(text, "x402_process_cpu_seconds_total")).toBeGreaterThan(0);
+    expect(unlabelled(text, "x402_process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024);
+    expect(unlabelled(text, "x402_process_start_time_seconds")).toBeLessThanOrEqual(Date.now() / 1000);
+    expect(unlabelled(text, "x402_process_start_time_seconds")).toBeGreaterThan(Date.now() / 1000 - 24 * 3600);
+    expect(text).toMatch(/^x402_nodejs_eventloop_lag_seconds /m);
+    expect(text).not.toContain("x402_process_process_");
+  });
+});
+
+describe("x402_rpc_errors_total", () => {
+  it("counts connection failures of an RPC URL that is down, labelled by scheme://host and kind", async () => {
+    const database = await createTestDatabase("metrics_rpc_down");
+    const deadPort = await freePort();
+    const facilitator = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [`http://127.0.0.1:${deadPort}/secret-api-key`], token: fx.chain.token, limits: { rpcRetryCount: 0 } });
+    try {
+      const payment = await signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic });
+      const verified = await postJson(facilitator.app, "/verify", v2Body(payment, v2Requirements({ token: fx.chain.token, payTo, amountAtomic })));
+      expect(verified.status).toBe(503);
+      const text = (await facilitator.app.inject({ method: "GET", url: "/metrics" })).body;
+      expect(sample(text, "x402_rpc_errors_total", { network: "eip155:84532", url: `http://127.0.0.1:${deadPort}`, kind: "connection" })).toBeGreaterThanOrEqual(1);
+      expect(text).not.toContain("secret-api-key");
+    } finally {
+      await facilitator.close();
+      await database.drop();
+    }
   });
 });
