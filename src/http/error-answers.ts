@@ -44,7 +44,7 @@ const faultCodes: Record<RouteKind, ReasonCode> = {
   other: ReasonCode.internalError,
 };
 
-function classify(error: unknown, route: RouteKind): { statusCode: number; code: string; message: string } {
+function classify(error: unknown, route: RouteKind): { statusCode: number; code: ReasonCode; message: string } {
   if (error instanceof FacilitatorError) return { statusCode: error.httpStatus, code: error.code, message: error.message };
   if (isDatabaseUnavailable(error)) {
     const unavailable = new DependencyUnavailableError("postgres", "Postgres is unavailable; nothing was recorded or sent", { cause: error });

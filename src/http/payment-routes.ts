@@ -151,7 +151,7 @@ function elapsedSeconds(startedMs: number): number {
   return (performance.now() - startedMs) / 1000;
 }
 
-function settleError(code: string, message: string) {
+function settleError(code: ReasonCode, message: string) {
   return { success: false, errorReason: code, errorMessage: message, transaction: "", network: "", error: code, message };
 }
 

@@ -44,14 +44,14 @@ export interface Rejection {
 
 export interface VerifyAnswer {
   isValid: boolean;
-  invalidReason?: string;
+  invalidReason?: ReasonCode;
   invalidMessage?: string;
   payer?: string;
 }
 
 export interface SettleAnswer {
   success: boolean;
-  errorReason?: string;
+  errorReason?: ReasonCode;
   errorMessage?: string;
   payer?: string;
   transaction: string;
