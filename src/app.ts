@@ -8,6 +8,7 @@ import { authPlugin } from "./http/auth.js";
 import { registerOpenApi } from "./http/openapi.js";
 import { registerOperatorRoutes } from "./http/operator-routes.js";
 import { paymentRoutes } from "./http/payment-routes.js";
+import { ReasonCode, reasonAnswers } from "./protocol/reason-codes.js";
 import type { Services } from "./services.js";
 
 declare module "fastify" {
@@ -51,7 +52,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     else request.log.info({ code: answer.body.error, message: answer.body.message }, "request refused");
     return reply.code(answer.statusCode).send(answer.body);
   });
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: "not_found", message: `${request.method} ${request.url} does not exist` }));
+  // Answered here, not thrown: the message quotes the URL as sent, whole (wireMessage would cut it).
+  app.setNotFoundHandler((request, reply) => reply.code(reasonAnswers[ReasonCode.notFound].status).send({ error: ReasonCode.notFound, message: `${request.method} ${request.url} does not exist` }));
 
   await registerOpenApi(app); // before any route: it collects their schemas as they are added
   await app.register(authPlugin, { services });

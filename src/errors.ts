@@ -1,25 +1,21 @@
-import type { ReasonCode } from "./protocol/reason-codes.js";
+import { ReasonCode, reasonAnswers, type ErrorReasonCode } from "./protocol/reason-codes.js";
 
 /**
- * Base of every error we raise on purpose. `code` is stable and, where the error reaches a caller,
- * it is the wire reason code. Modelled on viem's BaseError: a short message for people, details
- * for logs, and a `cause` chain that `walk()` can search.
+ * Base of every error we raise on purpose. `code` is stable and is the wire reason code; the HTTP
+ * status comes from the reason-code table (`reasonAnswers` in src/protocol/reason-codes.ts), and
+ * the error handler renders the answer (src/http/error-answers.ts): nobody builds an error body by
+ * hand. Modelled on viem's BaseError: a short message for people and a `cause` chain that `walk()`
+ * can search.
  */
 export class FacilitatorError extends Error {
   override name = "FacilitatorError";
-  readonly code: ReasonCode;
+  readonly code: ErrorReasonCode;
   readonly httpStatus: number;
-  readonly details?: string;
 
-  constructor(
-    code: ReasonCode,
-    shortMessage: string,
-    options: { httpStatus?: number; details?: string; cause?: unknown } = {},
-  ) {
+  constructor(code: ErrorReasonCode, shortMessage: string, options: { cause?: unknown } = {}) {
     super(shortMessage, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.httpStatus = options.httpStatus ?? 500;
-    this.details = options.details;
+    this.httpStatus = reasonAnswers[code].status;
   }
 
   /** First error in the cause chain (this one included) for which `predicate` holds. */
@@ -36,8 +32,8 @@ export class FacilitatorError extends Error {
 /** The request body is not a well-formed x402 verify/settle request: HTTP 400. */
 export class InvalidRequestError extends FacilitatorError {
   override name = "InvalidRequestError";
-  constructor(code: ReasonCode, message: string, options: { cause?: unknown } = {}) {
-    super(code, message, { httpStatus: 400, ...options });
+  constructor(code: typeof ReasonCode.invalidPayload | typeof ReasonCode.invalidPaymentRequirements, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, options);
   }
 }
 
@@ -46,7 +42,7 @@ export class DependencyUnavailableError extends FacilitatorError {
   override name = "DependencyUnavailableError";
   readonly dependency: "postgres" | "rpc";
   constructor(dependency: "postgres" | "rpc", message: string, options: { cause?: unknown } = {}) {
-    super("service_unavailable", message, { httpStatus: 503, ...options });
+    super(ReasonCode.serviceUnavailable, message, options);
     this.dependency = dependency;
   }
 }
@@ -59,7 +55,7 @@ export class SignerCannotPayError extends FacilitatorError {
   override name = "SignerCannotPayError";
   readonly signer: string;
   constructor(signer: string, message: string) {
-    super("service_unavailable", message, { httpStatus: 503 });
+    super(ReasonCode.serviceUnavailable, message);
     this.signer = signer;
   }
 }
@@ -71,7 +67,19 @@ export class SignerCannotPayError extends FacilitatorError {
 export class SignersBusyError extends FacilitatorError {
   override name = "SignersBusyError";
   constructor(message: string) {
-    super("service_unavailable", message, { httpStatus: 503 });
+    super(ReasonCode.serviceUnavailable, message);
+  }
+}
+
+/**
+ * The first request with this Idempotency-Key is still running after the wait: HTTP 409 with
+ * `idempotency_key_reused` — the one code whose status is not the table's (422 means another body).
+ */
+export class IdempotencyKeyBusyError extends FacilitatorError {
+  override name = "IdempotencyKeyBusyError";
+  override readonly httpStatus = 409;
+  constructor(message: string) {
+    super(ReasonCode.idempotencyKeyReused, message);
   }
 }
 

@@ -16,9 +16,10 @@ export interface Metrics {
   onScrape(collect: (gauges: ScrapeGauges) => Promise<void>): void;
   /**
    * Runs the scrape collectors, then renders. (prom-client evaluates metrics concurrently, so a
-   * collector hung on one gauge would race the others' snapshots.)
+   * collector hung on one gauge would race the others' snapshots.) A collector that fails is
+   * logged to `log`; the scrape still answers, its gauges as they were.
    */
-  render(): Promise<string>;
+  render(log: { warn(object: object, message?: string): void }): Promise<string>;
 }
 
 export interface ScrapeGauges {
@@ -82,8 +83,14 @@ export function createMetrics(): Metrics {
     signerCannotPay: (signer) => cannotPay.inc({ signer }),
     observeSettlementTransaction: (settlements) => settlementsPerTx.observe(settlements),
     onScrape: (collect) => collectors.push(collect),
-    render: async () => {
-      await Promise.all(collectors.map((collect) => collect(gauges).catch(() => undefined)));
+    render: async (log) => {
+      await Promise.all(
+        collectors.map((collect) =>
+          collect(gauges).catch((error: unknown) => {
+            log.warn({ err: error }, "a metrics scrape collector failed: its gauges keep their last values");
+          }),
+        ),
+      );
       return registry.metrics();
     },
   };

@@ -73,10 +73,13 @@ function decodeKnownError(data: Hex): string | undefined {
 
 const solidityErrorAbi = parseAbi(["error Error(string message)", "error Panic(uint256 code)"]);
 
-/** Rethrows transport failures as a 503-class error; returns other errors for the caller to judge. */
-export function rethrowIfUnavailable(error: unknown, what: string): unknown {
+/**
+ * Throws DependencyUnavailableError (503) when `error` is a transport failure: the RPC could not be
+ * asked, so nothing may be concluded from it. Returns otherwise, leaving the caller to judge the
+ * error (a revert is a business verdict; anything else the caller rethrows itself).
+ */
+export function throwIfTransportFailure(error: unknown, what: string): void {
   if (isTransportFailure(error)) {
     throw new DependencyUnavailableError("rpc", `RPC unavailable while ${what}`, { cause: error });
   }
-  return error;
 }

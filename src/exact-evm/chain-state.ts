@@ -1,5 +1,5 @@
 import type { Address, PublicClient } from "viem";
-import { decodeRevertData, revertReason, rethrowIfUnavailable } from "../chain/rpc-errors.js";
+import { decodeRevertData, revertReason, throwIfTransportFailure } from "../chain/rpc-errors.js";
 import { eip3009Abi } from "./abi.js";
 import type { ResolvedPayment } from "./resolve.js";
 import { decodeAggregate3, encodeAggregate3, multicall3Address } from "./multicall3.js";
@@ -33,12 +33,13 @@ export async function readChainState(client: PublicClient, payment: ResolvedPaym
   const token = payment.asset.address;
   const [balanceAtomic, authorizationUsed, simulation] = await Promise.all([
     client.readContract({ address: token, abi: eip3009Abi, functionName: "balanceOf", args: [authorization.from] }).catch((error: unknown) => {
-      throw rethrowIfUnavailable(error, "reading the payer's balance");
+      throwIfTransportFailure(error, "reading the payer's balance");
+      throw error;
     }),
     client
       .readContract({ address: token, abi: eip3009Abi, functionName: "authorizationState", args: [authorization.from, authorization.nonce] })
       .catch((error: unknown) => {
-        rethrowIfUnavailable(error, "reading authorizationState");
+        throwIfTransportFailure(error, "reading authorizationState");
         return undefined;
       }),
     options.simulate ? simulateTransfer(client, payment, options.simulationAccount, settlementGasMax(payment.payerKind, options.limits)) : Promise.resolve(undefined),
@@ -55,7 +56,7 @@ export async function simulateTransfer(client: PublicClient, payment: ResolvedPa
     await client.call({ ...call, account, gas: gasMax });
     return { ok: true };
   } catch (error) {
-    rethrowIfUnavailable(error, "simulating transferWithAuthorization");
+    throwIfTransportFailure(error, "simulating transferWithAuthorization");
     return { ok: false, revertText: revertReason(error) ?? "reverted" };
   }
 }
@@ -77,7 +78,7 @@ async function simulateDeployAndTransfer(client: PublicClient, payment: Resolved
     if (transferResult?.success) return { ok: true };
     return { ok: false, revertText: transferResult ? decodeRevertData(transferResult.returnData) : "no result from Multicall3" };
   } catch (error) {
-    rethrowIfUnavailable(error, "simulating a smart-wallet deployment and transfer");
+    throwIfTransportFailure(error, "simulating a smart-wallet deployment and transfer");
     return { ok: false, revertText: revertReason(error) ?? "Multicall3 reverted (is it deployed on this chain?)" };
   }
 }
@@ -86,11 +87,11 @@ async function simulateDeployAndTransfer(client: PublicClient, payment: Resolved
 export async function readTokenDomain(client: PublicClient, token: Address): Promise<{ name?: string; version?: string }> {
   const [name, version] = await Promise.all([
     client.readContract({ address: token, abi: eip3009Abi, functionName: "name" }).catch((error: unknown) => {
-      rethrowIfUnavailable(error, "reading the token name");
+      throwIfTransportFailure(error, "reading the token name");
       return undefined;
     }),
     client.readContract({ address: token, abi: eip3009Abi, functionName: "version" }).catch((error: unknown) => {
-      rethrowIfUnavailable(error, "reading the token version");
+      throwIfTransportFailure(error, "reading the token version");
       return undefined;
     }),
   ]);

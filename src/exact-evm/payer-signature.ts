@@ -1,6 +1,6 @@
 import type { PublicClient } from "viem";
 import { hasCode } from "../chain/code.js";
-import { rethrowIfUnavailable } from "../chain/rpc-errors.js";
+import { throwIfTransportFailure } from "../chain/rpc-errors.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Rejection } from "../protocol/types.js";
 import type { PaymentLimits } from "./payment-limits.js";
@@ -94,6 +94,7 @@ function reject(reason: Rejection["reason"], message: string): SignatureVerdict 
 
 async function payerHasCode(client: PublicClient, payment: ResolvedPayment): Promise<boolean> {
   return hasCode(client, payment.request.authorization.from).catch((error: unknown) => {
-    throw rethrowIfUnavailable(error, "reading the payer's code");
+    throwIfTransportFailure(error, "reading the payer's code");
+    throw error;
   });
 }

@@ -1,5 +1,5 @@
 import { decodeAbiParameters, encodeDeployData, encodeFunctionData, parseAbi, type Address, type Hex, type PublicClient } from "viem";
-import { rethrowIfUnavailable } from "../chain/rpc-errors.js";
+import { throwIfTransportFailure } from "../chain/rpc-errors.js";
 import { loadArtifact } from "../contracts/artifacts.js";
 
 const erc1271Abi = parseAbi(["function isValidSignature(bytes32 hash, bytes signature) view returns (bytes4)"]);
@@ -18,7 +18,7 @@ export async function erc1271Accepts(client: PublicClient, wallet: Address, dige
     const { data } = await client.call({ to: wallet, data: encodeFunctionData({ abi: erc1271Abi, functionName: "isValidSignature", args: [digest, signature] }), gas: gasMax });
     return data !== undefined && data.length >= 10 && data.slice(0, 10).toLowerCase() === erc1271MagicValue;
   } catch (error) {
-    rethrowIfUnavailable(error, "asking a smart wallet whether it accepts the signature (ERC-1271)");
+    throwIfTransportFailure(error, "asking a smart wallet whether it accepts the signature (ERC-1271)");
     return false;
   }
 }
@@ -50,7 +50,7 @@ export async function probeCounterfactualWallet(
     // Deployment gas + check gas + the probe's own work: the call as a whole is bounded too.
     ({ data: returned } = await client.call({ data, gas: 2n * gasMax + probeOwnGas }));
   } catch (error) {
-    rethrowIfUnavailable(error, "simulating a smart-wallet deployment (ERC-6492)");
+    throwIfTransportFailure(error, "simulating a smart-wallet deployment (ERC-6492)");
     return { kind: "deployment-reverted", deployGasUsed: gasMax };
   }
   try {

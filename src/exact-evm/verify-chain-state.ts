@@ -1,5 +1,5 @@
 import { decodeFunctionResult, encodeFunctionData, parseAbi, toHex, type Address, type Hex, type PublicClient } from "viem";
-import { rethrowIfUnavailable } from "../chain/rpc-errors.js";
+import { throwIfTransportFailure } from "../chain/rpc-errors.js";
 import type { Clock } from "../clock.js";
 import { eip3009Abi } from "./abi.js";
 import { readChainState, type ChainState } from "./chain-state.js";
@@ -172,7 +172,7 @@ async function cachedRead(reads: VerifyReads, key: string, clock: Pick<Clock, "m
     const refreshed = await reads.refreshHead(clock).then(
       () => true,
       (error: unknown) => {
-        rethrowIfUnavailable(error, "reading the head block");
+        throwIfTransportFailure(error, "reading the head block");
         return false;
       },
     );
@@ -216,7 +216,7 @@ async function readThroughMulticall(
   try {
     raw = await ethCall(reads.client, multicall3Address, data, account, gasMax);
   } catch (error) {
-    rethrowIfUnavailable(error, "reading the payer's balance, authorizationState and simulating (Multicall3)");
+    throwIfTransportFailure(error, "reading the payer's balance, authorizationState and simulating (Multicall3)");
     return undefined;
   }
   let results: ReturnType<typeof decodeAggregate3>;

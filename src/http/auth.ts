@@ -46,11 +46,11 @@ export const authPlugin = fp(async (app: FastifyInstance, options: { services: S
  */
 export async function requireAdmin(services: Services, request: FastifyRequest): Promise<void> {
   if (request.apiKey?.role === "admin") return;
-  if (request.apiKey) throw new FacilitatorError(ReasonCode.forbidden, "this API key is not an admin key", { httpStatus: 403 });
+  if (request.apiKey) throw new FacilitatorError(ReasonCode.forbidden, "this API key is not an admin key");
   if (services.policy.auth === "off" && isLocalCaller(request)) return;
   throw unauthorized("an admin API key is needed: send Authorization: Bearer <key>");
 }
 
 function unauthorized(message: string): FacilitatorError {
-  return new FacilitatorError(ReasonCode.unauthorized, message, { httpStatus: 401 });
+  return new FacilitatorError(ReasonCode.unauthorized, message);
 }

@@ -61,5 +61,5 @@ function parseJson(text: string): unknown {
 }
 
 function invalidCursor(): FacilitatorError {
-  return new FacilitatorError(ReasonCode.invalidPayload, "cursor is not one this facilitator issued: pass nextCursor from a previous page unchanged", { httpStatus: 400 });
+  return new FacilitatorError(ReasonCode.invalidPayload, "cursor is not one this facilitator issued: pass nextCursor from a previous page unchanged");
 }

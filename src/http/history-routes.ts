@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Type, type Static } from "typebox";
 import { FacilitatorError } from "../errors.js";
 import { addressPattern } from "../protocol/schemas.js";
@@ -129,7 +129,7 @@ export async function historyRoutes(app: FastifyInstance, options: { services: S
       const query = request.query as HistoryQuery;
       const since = query.since === undefined ? undefined : new Date(query.since);
       if (since !== undefined && Number.isNaN(since.getTime())) {
-        throw new FacilitatorError(ReasonCode.invalidPayload, "since must be an ISO 8601 date-time", { httpStatus: 400 });
+        throw new FacilitatorError(ReasonCode.invalidPayload, "since must be an ISO 8601 date-time");
       }
       const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
       const page = await history.list({ payer: query.payer, payTo: query.payTo, status: query.status, since }, query.limit ?? historyLimitDefault, after);
@@ -151,10 +151,10 @@ export async function historyRoutes(app: FastifyInstance, options: { services: S
         response: { 200: SettlementItemSchema, ...errorResponses },
       },
     },
-    async (request: FastifyRequest, reply: FastifyReply) => {
+    async (request: FastifyRequest) => {
       const { id } = request.params as Static<typeof SettlementIdParamsSchema>;
       const row = await history.findById(id.toLowerCase());
-      if (!row) return reply.code(404).send({ error: "not_found", message: `no settlement with id ${id}` });
+      if (!row) throw new FacilitatorError(ReasonCode.notFound, `no settlement with id ${id}`);
       return toItem(row);
     },
   );

@@ -10,8 +10,8 @@ export async function infoRoutes(app: FastifyInstance, options: { services: Serv
   app.get("/supported", async () => supported);
 
   /** Prometheus exposition format; see README "Metrics". */
-  app.get("/metrics", async (_request, reply) => {
-    return reply.header("content-type", services.metrics.registry.contentType).send(await services.metrics.render());
+  app.get("/metrics", async (request, reply) => {
+    return reply.header("content-type", services.metrics.registry.contentType).send(await services.metrics.render(request.log));
   });
 
   /** Process is up. Load balancers should use /ready. */

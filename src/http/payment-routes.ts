@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { FacilitatorError } from "../errors.js";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { FacilitatorError, IdempotencyKeyBusyError, InvalidRequestError } from "../errors.js";
 import { idempotencyWaitMarginMs } from "../limits.js";
 import { checkPolicy } from "./policy.js";
 import { normalize, type Envelope } from "../protocol/normalize.js";
@@ -38,7 +38,7 @@ export async function paymentRoutes(app: FastifyInstance, options: { services: S
       const payer = normalized.request.authorization.from;
       request.payment = { payer, network: normalized.request.requirements.network };
       const refused = checkPolicy(normalized.request, services.policy, request.apiKey);
-      if (refused) throw new FacilitatorError(refused.reason, refused.message, { httpStatus: 403 });
+      if (refused) throw new FacilitatorError(refused.reason, refused.message);
       const result = await services.verify(normalized.request);
       const reason = result.valid ? undefined : result.rejection.reason;
       logOutcome(request, "verify", payer, normalized.request.requirements.network, reason ?? "valid", startedMs);
@@ -50,10 +50,10 @@ export async function paymentRoutes(app: FastifyInstance, options: { services: S
   app.post(
     "/settle",
     { schema: { body: RequestEnvelopeSchema, response: { 200: SettleResponseSchema, "4xx": SettleErrorResponseSchema, "5xx": SettleErrorResponseSchema } }, config: { rateLimit, routeKind: "settle" } },
-    async (request, reply) => {
+    async (request) => {
       const key = request.headers["idempotency-key"];
       if (key !== undefined && (typeof key !== "string" || !idempotencyKeyPattern.test(key))) {
-        return reply.code(400).send(settleError(ReasonCode.invalidPayload, "Idempotency-Key must be 1-255 printable ASCII characters"));
+        throw new InvalidRequestError(ReasonCode.invalidPayload, "Idempotency-Key must be 1-255 printable ASCII characters");
       }
       const startedMs = performance.now();
       // Who may settle this, first: a recorded answer is only for a caller the policy lets through now.
@@ -61,7 +61,7 @@ export async function paymentRoutes(app: FastifyInstance, options: { services: S
       if (!admitted.ok) return admitted.answer;
       if (key === undefined) return settleOnce(services, request, admitted.payment, startedMs);
       const id: IdempotencyKeyId = { scope: request.apiKey?.id ?? anonymousIdempotencyScope, route: "settle", key };
-      return settleIdempotently(services, request, reply, id, admitted.payment, startedMs);
+      return settleIdempotently(services, request, id, admitted.payment, startedMs);
     },
   );
 }
@@ -84,7 +84,7 @@ async function admitSettle(services: Services, request: FastifyRequest, startedM
   }
   request.payment = { payer: normalized.request.authorization.from, network: normalized.request.requirements.network };
   const refused = checkPolicy(normalized.request, services.policy, request.apiKey);
-  if (refused) throw new FacilitatorError(refused.reason, refused.message, { httpStatus: 403 });
+  if (refused) throw new FacilitatorError(refused.reason, refused.message);
   return { ok: true, payment: normalized.request };
 }
 
@@ -104,9 +104,9 @@ async function settleOnce(services: Services, request: FastifyRequest, payment: 
  * Keys live in the caller's scope (`id.scope`). A recorded settlement_pending is not final, so it
  * is settled again (which reconciles).
  */
-async function settleIdempotently(services: Services, request: FastifyRequest, reply: FastifyReply, id: IdempotencyKeyId, payment: PaymentRequest, startedMs: number) {
+async function settleIdempotently(services: Services, request: FastifyRequest, id: IdempotencyKeyId, payment: PaymentRequest, startedMs: number) {
   const requestHash = hashBody(request.body);
-  if (requestHash === undefined) return reply.code(400).send(settleError(ReasonCode.invalidPayload, "request body is nested too deeply"));
+  if (requestHash === undefined) throw new InvalidRequestError(ReasonCode.invalidPayload, "request body is nested too deeply");
   let state = await services.idempotency.begin(id, requestHash);
   const clock = services.deps.clock;
   const waitUntilMs = clock.nowMs() + services.deps.limits.settleBudgetMs + idempotencyWaitMarginMs;
@@ -114,15 +114,20 @@ async function settleIdempotently(services: Services, request: FastifyRequest, r
     await new Promise((resolve) => setTimeout(resolve, idempotencyPollIntervalMs));
     state = await services.idempotency.lookup(id, requestHash);
   }
-  if (state.kind === "mismatch") return reply.code(422).send(settleError(ReasonCode.idempotencyKeyReused, "this Idempotency-Key was used with a different request body"));
-  if (state.kind === "in-progress") return reply.code(409).send(settleError(ReasonCode.idempotencyKeyReused, "a request with this Idempotency-Key is still running; retry later"));
+  if (state.kind === "mismatch") throw new FacilitatorError(ReasonCode.idempotencyKeyReused, "this Idempotency-Key was used with a different request body");
+  if (state.kind === "in-progress") throw new IdempotencyKeyBusyError("a request with this Idempotency-Key is still running; retry later");
   if (state.kind === "recorded" && (state.response as SettleAnswer).errorReason !== ReasonCode.settlementPending) return state.response;
   try {
     const answer = await settleOnce(services, request, payment, startedMs);
     await services.idempotency.record(id, answer, undefined);
     return answer;
   } catch (error) {
-    if (state.kind === "new") await services.idempotency.forget(id).catch(() => undefined);
+    if (state.kind === "new") {
+      await services.idempotency.forget(id).catch((forgetError: unknown) => {
+        // The settle's own error is the answer; the key stays "in progress": its retries get 409.
+        request.log.error({ err: forgetError, idempotencyKey: id.key }, "could not forget an Idempotency-Key after a failed settle");
+      });
+    }
     throw error;
   }
 }
@@ -142,7 +147,6 @@ function hashBody(body: unknown): string | undefined {
   return createHash("sha256").update(text).digest("hex");
 }
 
-
 /** Metric labels never take request input as is: an unserved network is counted as "other". */
 function networkLabel(services: Services, version: 1 | 2 | undefined, network: string): string {
   return version !== undefined && services.networkServed(version, network) ? network : "other";
@@ -150,10 +154,6 @@ function networkLabel(services: Services, version: 1 | 2 | undefined, network: s
 
 function elapsedSeconds(startedMs: number): number {
   return (performance.now() - startedMs) / 1000;
-}
-
-function settleError(code: string, message: string) {
-  return { success: false, errorReason: code, errorMessage: message, transaction: "", network: "", error: code, message };
 }
 
 function logOutcome(request: FastifyRequest, route: string, payer: string | undefined, network: string, outcome: string | undefined, startedMs: number, txHash?: string) {

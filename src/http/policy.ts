@@ -4,11 +4,17 @@ import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest, Rejection } from "../protocol/types.js";
 import type { ApiKeyRow } from "../store/schema.js";
 
+export type PolicyReasonCode =
+  | typeof ReasonCode.payToNotAllowed
+  | typeof ReasonCode.amountAboveLimit
+  | typeof ReasonCode.networkNotAllowed
+  | typeof ReasonCode.assetNotAllowed;
+
 /**
  * The operator's rules for a payment, checked before any chain work: the global allowlist and
  * amount cap, then the caller's key allowlists. A refusal is HTTP 403 with the reason.
  */
-export function checkPolicy(request: PaymentRequest, policy: Policy, apiKey: ApiKeyRow | undefined): Rejection | undefined {
+export function checkPolicy(request: PaymentRequest, policy: Policy, apiKey: ApiKeyRow | undefined): Rejection<PolicyReasonCode> | undefined {
   const payTo = request.requirements.payTo.toLowerCase();
   const asset = request.requirements.asset.toLowerCase();
   if (policy.allowedPayTo.length > 0 && !policy.allowedPayTo.includes(payTo)) {

@@ -54,6 +54,92 @@ export const ReasonCode = {
   amountBelowMinimum: "amount_below_minimum", // ours: value 0 or below MIN_AMOUNT_ATOMIC
   gasBudgetExhausted: "gas_budget_exhausted",
   rateLimited: "rate_limited",
+  notFound: "not_found", // ours (404): no such route, or no such settlement
 } as const;
 
 export type ReasonCode = (typeof ReasonCode)[keyof typeof ReasonCode];
+
+/**
+ * The shape of an answer that names a reason code (README, *Errors and reason codes*):
+ * - `outcome`: a business outcome, returned by the handler (render.ts), never thrown. HTTP 200;
+ *   /verify `{isValid:false, invalidReason, invalidMessage?, payer?}`, /settle `{success:false,
+ *   errorReason, errorMessage?, payer?, transaction, network}`.
+ * - `error`: thrown as a FacilitatorError and answered by the error handler (http/error-answers.ts)
+ *   with the table's status: the route's shape with the message always present, plus `error` and
+ *   `message` (`{error, message}` alone on other routes); it names the payer and network once the
+ *   body parsed (`transaction` is "", `network` "" before).
+ * - `request-error`: as `error`, about the HTTP request itself (its body, its credentials, its
+ *   Idempotency-Key) rather than the payment in it: it never names a payer or network.
+ */
+export type AnswerShape = "outcome" | "error" | "request-error";
+
+export interface ReasonAnswer {
+  status: number;
+  shape: AnswerShape;
+}
+
+const outcome = { status: 200, shape: "outcome" } as const;
+const error = <Status extends number>(status: Status) => ({ status, shape: "error" }) as const;
+const requestError = <Status extends number>(status: Status) => ({ status, shape: "request-error" }) as const;
+
+/**
+ * Each reason code's HTTP status and answer shape: the one place either is decided. A code thrown
+ * as an error may also come back later as a 200 outcome, read from the settlement row it was
+ * recorded on (a duplicate /settle answering a claim released with `service_unavailable`), and
+ * `invalid_payment_requirements` is both a malformed body (400) and a well-formed one we cannot
+ * serve (200). Fastify's own 4xx (a body too large, a content type not JSON) keep their status
+ * with `invalid_payload`.
+ */
+export const reasonAnswers = {
+  [ReasonCode.invalidPayload]: requestError(400),
+  [ReasonCode.invalidPaymentRequirements]: requestError(400),
+  [ReasonCode.invalidX402Version]: outcome,
+  [ReasonCode.unsupportedScheme]: outcome,
+  [ReasonCode.invalidNetwork]: outcome,
+  [ReasonCode.invalidScheme]: outcome,
+  [ReasonCode.networkMismatch]: outcome,
+  [ReasonCode.missingEip712Domain]: outcome,
+  [ReasonCode.invalidSignature]: outcome,
+  [ReasonCode.undeployedSmartWallet]: outcome,
+  [ReasonCode.recipientMismatch]: outcome,
+  [ReasonCode.validBeforeExpired]: outcome,
+  [ReasonCode.validAfterInFuture]: outcome,
+  [ReasonCode.authorizationValueMismatch]: outcome,
+  [ReasonCode.eip3009NotSupported]: outcome,
+  [ReasonCode.nonceAlreadyUsed]: outcome,
+  [ReasonCode.tokenNameMismatch]: outcome,
+  [ReasonCode.tokenVersionMismatch]: outcome,
+  [ReasonCode.insufficientBalance]: outcome,
+  [ReasonCode.simulationFailed]: outcome,
+  [ReasonCode.eip6492FactoryNotAllowed]: outcome,
+  [ReasonCode.smartWalletDeploymentFailed]: outcome,
+  [ReasonCode.transactionFailed]: outcome,
+  [ReasonCode.duplicateSettlement]: outcome,
+  [ReasonCode.settlementPending]: outcome,
+  [ReasonCode.gasCapExceeded]: outcome,
+  [ReasonCode.payerCooldown]: outcome,
+  [ReasonCode.payerBusy]: error(429),
+  // Our faults: the message is fixed ("see the facilitator logs"), never the error's own.
+  [ReasonCode.unexpectedVerifyError]: error(500),
+  [ReasonCode.unexpectedSettleError]: error(500),
+  [ReasonCode.internalError]: error(500),
+  // Postgres or every RPC down (DependencyUnavailableError), every signer busy (SignersBusyError),
+  // a signer unable to pay for gas (SignerCannotPayError): nothing was done, retry later.
+  [ReasonCode.serviceUnavailable]: error(503),
+  // 422: the key was used with another body. 409 (IdempotencyKeyBusyError): the first request
+  // with this key is still running — the one code answered with two statuses.
+  [ReasonCode.idempotencyKeyReused]: requestError(422),
+  [ReasonCode.unauthorized]: requestError(401),
+  [ReasonCode.forbidden]: requestError(403),
+  [ReasonCode.payToNotAllowed]: error(403),
+  [ReasonCode.networkNotAllowed]: error(403),
+  [ReasonCode.assetNotAllowed]: error(403),
+  [ReasonCode.amountAboveLimit]: error(403),
+  [ReasonCode.amountBelowMinimum]: outcome,
+  [ReasonCode.gasBudgetExhausted]: error(429),
+  [ReasonCode.rateLimited]: requestError(429),
+  [ReasonCode.notFound]: requestError(404),
+} as const satisfies Record<ReasonCode, ReasonAnswer>;
+
+/** The codes a FacilitatorError may carry: those the table answers as errors, never an outcome's. */
+export type ErrorReasonCode = { [Code in ReasonCode]: (typeof reasonAnswers)[Code]["shape"] extends "outcome" ? never : Code }[ReasonCode];

@@ -1,4 +1,5 @@
 import { redactedExcerpt, wireMessageMaxChars } from "../redact.js";
+import type { ReasonCode } from "./reason-codes.js";
 import type { SettleOutcome } from "../settlement/outcome.js";
 import type { SettleAnswer, VerifyAnswer } from "./types.js";
 
@@ -10,7 +11,7 @@ export function wireMessage(message: string): string {
   return redactedExcerpt(message, wireMessageMaxChars);
 }
 
-export function renderVerify(valid: boolean, payer: string | undefined, reason?: string, message?: string): VerifyAnswer {
+export function renderVerify(valid: boolean, payer: string | undefined, reason?: ReasonCode, message?: string): VerifyAnswer {
   if (valid) return payer === undefined ? { isValid: true } : { isValid: true, payer };
   return {
     isValid: false,

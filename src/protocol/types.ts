@@ -36,22 +36,25 @@ export interface PaymentRequest {
   chainId: number | undefined;
 }
 
-/** A business outcome: answered with HTTP 200 and isValid/success false. */
-export interface Rejection {
-  reason: ReasonCode;
+/**
+ * Why a payment is refused: a business outcome (HTTP 200, isValid/success false); or, with a code
+ * the reason-code table answers as an error (a policy refusal), thrown as a FacilitatorError.
+ */
+export interface Rejection<Code extends ReasonCode = ReasonCode> {
+  reason: Code;
   message: string;
 }
 
 export interface VerifyAnswer {
   isValid: boolean;
-  invalidReason?: string;
+  invalidReason?: ReasonCode;
   invalidMessage?: string;
   payer?: string;
 }
 
 export interface SettleAnswer {
   success: boolean;
-  errorReason?: string;
+  errorReason?: ReasonCode;
   errorMessage?: string;
   payer?: string;
   transaction: string;

@@ -21,7 +21,7 @@ export type ChainVerdict =
    * our call failed on its own (a batch neighbour burnt the gas, the payer's code misbehaved, the
    * balance moved): the payment may be settled again, so the row must stay reclaimable.
    */
-  | { kind: "failed"; reason: string; message: string; gasCostWei?: bigint; authorizationUnused: boolean; payerHadCode: boolean }
+  | { kind: "failed"; reason: ReasonCode; message: string; gasCostWei?: bigint; authorizationUnused: boolean; payerHadCode: boolean }
   | { kind: "unknown" };
 
 /** How far back a front-runner's AuthorizationUsed log is looked for (bounded getLogs range). */

@@ -178,9 +178,7 @@ export class SettlementEngine {
     const worstCaseWei = prepared.gasLimit * bumpedFeeCapPerGas(prepared.maxFeePerGas, this.deps.limits);
     const reserved = await this.deps.gasBudget.reserve({ settlementId: row.id, attempt: row.attempt, apiKeyId: caller.apiKeyId, dailyBudgetWei: caller.dailyGasBudgetWei, worstCaseWei });
     if (!reserved) {
-      throw new FacilitatorError(ReasonCode.gasBudgetExhausted, `this API key's daily gas budget (${caller.dailyGasBudgetWei} wei) has no room for a settlement that may cost ${worstCaseWei} wei`, {
-        httpStatus: 429,
-      });
+      throw new FacilitatorError(ReasonCode.gasBudgetExhausted, `this API key's daily gas budget (${caller.dailyGasBudgetWei} wei) has no room for a settlement that may cost ${worstCaseWei} wei`);
     }
   }
 
@@ -193,7 +191,7 @@ export class SettlementEngine {
     const max = this.deps.limits.inFlightPerPayerMax;
     const key = keyOf(payment);
     if ((await this.deps.repo.unfinishedForPayer(key, max)) < max) return;
-    throw new FacilitatorError(ReasonCode.payerBusy, `payer ${key.payer} has ${max} settlements unfinished on this chain (IN_FLIGHT_PER_PAYER_MAX); retry when some are final`, { httpStatus: 429 });
+    throw new FacilitatorError(ReasonCode.payerBusy, `payer ${key.payer} has ${max} settlements unfinished on this chain (IN_FLIGHT_PER_PAYER_MAX); retry when some are final`);
   }
 
   /**

@@ -3,6 +3,7 @@ import type { ChainRegistry } from "../chain/registry.js";
 import type { SignerPool } from "../chain/signers.js";
 import type { Limits } from "../config.js";
 import type { Database } from "../store/db.js";
+import type { Logger } from "./engine.js";
 import { returnReleasedNonce, takeStaleReleasedNonces } from "../store/tx-nonces.js";
 import { broadcastRawTransaction } from "./prepare-sign-send.js";
 
@@ -20,6 +21,7 @@ export async function healNonceGaps(deps: {
   chains: ChainRegistry;
   signers: SignerPool;
   limits: Pick<Limits, "nonceGapHealAfterMs" | "maxFeePerGasWei">;
+  log: Pick<Logger, "warn">;
 }): Promise<number> {
   let filled = 0;
   for (const handle of deps.chains.all()) {
@@ -31,7 +33,11 @@ export async function healNonceGaps(deps: {
         limit: gapsPerPassMax,
       });
       for (const txNonce of holes) {
-        const ok = await fillHole(handle.publicClient, handle.config.chainId, deps, address, txNonce).catch(() => false);
+        const ok = await fillHole(handle.publicClient, handle.config.chainId, deps, address, txNonce).catch((error: unknown) => {
+          // Not filled (an RPC down, a node refusing it): handed back below, the next pass tries again.
+          deps.log.warn({ chainId: handle.config.chainId, signer: address, txNonce, err: error }, "could not fill a tx-nonce gap");
+          return false;
+        });
         if (ok) filled += 1;
         else await returnReleasedNonce(deps.db, { chainId: handle.config.chainId, signer: address, txNonce });
       }

@@ -4,7 +4,7 @@ import type { SettlementRow } from "../store/schema.js";
 /** What a /settle call decided, before it is rendered in the caller's version. */
 export interface SettleOutcome {
   success: boolean;
-  reason?: string;
+  reason?: ReasonCode;
   message?: string;
   /** The tx hash once one exists (ours, or the front-runner's that paid); "" when none. */
   transaction: string;
@@ -17,7 +17,7 @@ export const succeeded = (row: SettlementRow): SettleOutcome => ({
   settlementId: row.id,
 });
 
-export const failed = (reason: string, message: string, row?: SettlementRow): SettleOutcome => ({
+export const failed = (reason: ReasonCode, message: string, row?: SettlementRow): SettleOutcome => ({
   success: false,
   reason,
   message,

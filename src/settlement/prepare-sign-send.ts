@@ -1,6 +1,6 @@
 import { BaseError, hexToBigInt, keccak256, toHex, type Address, type Hex, type LocalAccount, type PublicClient } from "viem";
 import { hasCode } from "../chain/code.js";
-import { isTransportFailure, revertReason, rethrowIfUnavailable } from "../chain/rpc-errors.js";
+import { isTransportFailure, revertReason, throwIfTransportFailure } from "../chain/rpc-errors.js";
 import type { Limits } from "../config.js";
 import { readChainState } from "../exact-evm/chain-state.js";
 import { settlementGasMax } from "../exact-evm/payment-limits.js";
@@ -50,7 +50,8 @@ export async function prepareTransaction(
   // Fees first: the estimate runs with the fees the transaction will carry, so code at the payer's
   // address sees the same GASPRICE and BASEFEE as on chain (with 0 it could tell a simulation apart).
   const fees = await client.estimateFeesPerGas().catch((error: unknown) => {
-    throw rethrowIfUnavailable(error, "reading fees");
+    throwIfTransportFailure(error, "reading fees");
+    throw error;
   });
   const [state, estimate, chainPendingNonce, signerBalanceWei, payerHasCode] = await Promise.all([
     readChainState(client, payment, { simulate: false, simulationAccount: signer.address, limits }),
@@ -59,18 +60,21 @@ export async function prepareTransaction(
     estimateGasWithin(client, { from: signer.address, ...call, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas }, gasCap).then(
       (gas) => ({ ok: true as const, gas }),
       (error: unknown) => {
-        rethrowIfUnavailable(error, "estimating settlement gas");
+        throwIfTransportFailure(error, "estimating settlement gas");
         return { ok: false as const, revertText: revertReason(error) ?? "reverted" };
       },
     ),
     client.getTransactionCount({ address: signer.address, blockTag: "pending" }).catch((error: unknown) => {
-      throw rethrowIfUnavailable(error, "reading the signer nonce");
+      throwIfTransportFailure(error, "reading the signer nonce");
+      throw error;
     }),
     client.getBalance({ address: signer.address }).catch((error: unknown) => {
-      throw rethrowIfUnavailable(error, "reading the signer balance");
+      throwIfTransportFailure(error, "reading the signer balance");
+      throw error;
     }),
     hasCode(client, payment.request.authorization.from).catch((error: unknown) => {
-      throw rethrowIfUnavailable(error, "reading the payer's code");
+      throwIfTransportFailure(error, "reading the payer's code");
+      throw error;
     }),
   ]);
   const { authorization } = payment.request;

@@ -95,6 +95,7 @@ export async function withPgClient<T>(url: string, fn: (client: pg.Client) => Pr
   try {
     return await fn(client);
   } finally {
+    // Closing a connection the server already dropped fails too; fn's result (or error) is the answer.
     await client.end().catch(() => undefined);
   }
 }

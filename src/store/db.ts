@@ -2,7 +2,6 @@ import { sql } from "drizzle-orm";
 import { drizzle, type NodePgDatabase } from "drizzle-orm/node-postgres";
 import pg from "pg";
 import type { Limits } from "../config.js";
-import { DependencyUnavailableError } from "../errors.js";
 import * as schema from "./schema.js";
 
 export type Database = NodePgDatabase<typeof schema>;
@@ -58,10 +57,4 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     if (/Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error/i.test(current.message)) return true;
   }
   return false;
-}
-
-/** Rethrows connection-class failures as 503 errors; other errors pass through unchanged. */
-export function rethrowIfDatabaseUnavailable(error: unknown, what: string): never {
-  if (isDatabaseUnavailable(error)) throw new DependencyUnavailableError("postgres", `Postgres unavailable while ${what}`, { cause: error });
-  throw error;
 }

@@ -16,6 +16,7 @@ import {
   uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
+import type { ReasonCode } from "../protocol/reason-codes.js";
 import { settlementStatuses, unfinishedStatuses, type SettlementStatus } from "./settlement-states.js";
 
 /** The statuses and their transitions: store/settlement-states.ts. */
@@ -42,7 +43,7 @@ export const settlements = pgTable(
     /** The network name as the caller wrote it, to render answers in its version. */
     network: text("network").notNull(),
     status: settlementStatus("status").notNull(),
-    errorReason: text("error_reason"),
+    errorReason: text("error_reason").$type<ReasonCode>(),
     errorMessage: text("error_message"),
     // Set together, before broadcast: enough to rebroadcast after a crash.
     txHash: text("tx_hash"),

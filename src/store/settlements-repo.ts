@@ -1,5 +1,6 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Hex } from "viem";
+import type { ReasonCode } from "../protocol/reason-codes.js";
 import { allowedPredecessors, reclaimableWhere, statusIn, transactionStatuses, unfinishedStatuses } from "./settlement-states.js";
 import type { Database } from "./db.js";
 import { storedErrorMessage } from "./error-message.js";
@@ -246,7 +247,7 @@ export class SettlementsRepository {
    * claim — the watcher after the lease, or a request after a fault — must not overwrite a row that
    * the signer locked and signed meanwhile: that transaction may pay.
    */
-  async failClaim(id: string, fields: { errorReason: string; errorMessage: string }, guard: AttemptGuard = {}): Promise<SettlementRow | undefined> {
+  async failClaim(id: string, fields: { errorReason: ReasonCode; errorMessage: string }, guard: AttemptGuard = {}): Promise<SettlementRow | undefined> {
     const [row] = await this.db
       .update(settlements)
       .set({ ...fields, errorMessage: storedErrorMessage(fields.errorMessage), status: "failed", leaseUntil: null, updatedAt: sql`now()` })

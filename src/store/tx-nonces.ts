@@ -1,5 +1,6 @@
 import { and, asc, eq, inArray, sql, TransactionRollbackError } from "drizzle-orm";
 import type { Hex } from "viem";
+import type { ReasonCode } from "../protocol/reason-codes.js";
 import { allowedPredecessors } from "./settlement-states.js";
 import type { Database } from "./db.js";
 import { storedErrorMessage } from "./error-message.js";
@@ -172,7 +173,7 @@ export async function releaseNonce(db: Database, input: { chainId: number; signe
  */
 export async function refuseSignedTransaction(
   db: Database,
-  input: { chainId: number; signer: string; txNonce: number; txHash: string; releaseNonce: boolean; errorReason: string; errorMessage: string },
+  input: { chainId: number; signer: string; txNonce: number; txHash: string; releaseNonce: boolean; errorReason: ReasonCode; errorMessage: string },
 ): Promise<Array<{ id: string; attempt: number }>> {
   return db.transaction(async (tx) => {
     const failed = await tx

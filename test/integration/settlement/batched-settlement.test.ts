@@ -53,7 +53,7 @@ describe("batched settlement (SETTLE_BATCH_MAX=16)", () => {
       expect(BigInt(row.gas_used)).toBe(perSettlementGas); // the sponsor's cost is shared, not counted once per row
     }
     // Operators see the batches: 4 transactions so far carried 1, 1, 1 and 8 settlements.
-    const metrics = await f.facilitator.services.metrics.render();
+    const metrics = await f.facilitator.services.metrics.render({ warn: () => {} });
     expect(metrics).toContain("x402_settlements_per_transaction_sum 11");
     expect(metrics).toContain("x402_settlements_per_transaction_count 4");
     // A second settle of a batched payment is a duplicate with the batch's hash, and sends nothing.

@@ -115,7 +115,7 @@ describe("when a settlement transaction cannot go out", () => {
     await allocate(signer, 0); // nonce 0
     const ids = [await claimRow(), await claimRow()];
     const { rows } = await allocate(signer, 0, ids); // nonce 1, a batch of two
-    const refusal = { chainId, signer, txNonce: 1, txHash: rows[0]!.txHash!, releaseNonce: true, errorReason: "unexpected_settle_error", errorMessage: "refused" };
+    const refusal = { chainId, signer, txNonce: 1, txHash: rows[0]!.txHash!, releaseNonce: true, errorReason: "unexpected_settle_error" as const, errorMessage: "refused" };
     expect(await refuseSignedTransaction(handles[0]!.db, refusal)).toHaveLength(2);
     expect(await refuseSignedTransaction(handles[0]!.db, refusal)).toHaveLength(0); // a second worker: nothing left to do
     for (const id of ids) expect(await repo.findById(id)).toMatchObject({ status: "failed", broadcastAt: null });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { BaseError, HttpRequestError, RpcRequestError, TimeoutError } from "viem";
 import { DependencyUnavailableError } from "../../../src/errors.js";
-import { rethrowIfUnavailable, revertReason } from "../../../src/chain/rpc-errors.js";
+import { revertReason, throwIfTransportFailure } from "../../../src/chain/rpc-errors.js";
 
 const secret = "SECRETKEY123";
 const url = `https://mainnet.infura.io/v3/${secret}`;
@@ -27,15 +27,23 @@ describe("revertReason", () => {
   });
 });
 
-describe("rethrowIfUnavailable", () => {
+describe("throwIfTransportFailure", () => {
   it.each([new TimeoutError({ url, body: {} }), new HttpRequestError({ url })])("throws a 503 whose message names no URL for %s", (cause) => {
     let thrown: unknown;
     try {
-      rethrowIfUnavailable(cause, "reading the signer nonce");
+      throwIfTransportFailure(cause, "reading the signer nonce");
     } catch (error) {
       thrown = error;
     }
     expect(thrown).toBeInstanceOf(DependencyUnavailableError);
     expect((thrown as Error).message).toBe("RPC unavailable while reading the signer nonce");
+  });
+
+  it.each([
+    new RpcRequestError({ url, body: {}, error: { code: 3, message: "execution reverted: FiatTokenV2: invalid signature" } }),
+    new BaseError("reverted"),
+    new Error("not a viem error"),
+  ])("returns for an error that is not a transport failure (%s): the caller judges it", (error) => {
+    expect(throwIfTransportFailure(error, "simulating")).toBeUndefined();
   });
 });

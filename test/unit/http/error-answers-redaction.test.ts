@@ -20,7 +20,7 @@ describe("errorAnswer", () => {
   });
 
   it("redacts any FacilitatorError's message and a framework 4xx message", () => {
-    const refused = errorAnswer(new FacilitatorError("invalid_payload", `bad ${url}`, { httpStatus: 400 }), "settle");
+    const refused = errorAnswer(new FacilitatorError("invalid_payload", `bad ${url}`), "settle");
     expect(JSON.stringify(refused.body)).not.toContain(secret);
     const fastify = errorAnswer(Object.assign(new Error(`body of ${url} too large`), { statusCode: 413 }), "other");
     expect(fastify.statusCode).toBe(413);

@@ -35,7 +35,7 @@ describe("errorAnswer", () => {
   });
 
   it("keeps a FacilitatorError's own code and status on every route", () => {
-    const refused = new FacilitatorError(ReasonCode.networkNotAllowed, "not this network", { httpStatus: 403 });
+    const refused = new FacilitatorError(ReasonCode.networkNotAllowed, "not this network");
     expect(errorAnswer(refused, "verify", payment)).toMatchObject({ statusCode: 403, isFault: false, body: { invalidReason: "network_not_allowed" } });
     expect(errorAnswer(refused, "settle", payment)).toMatchObject({ statusCode: 403, isFault: false, body: { errorReason: "network_not_allowed" } });
   });
