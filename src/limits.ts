@@ -28,7 +28,7 @@ export const limitSpecs = {
   requestTimeoutMs: { env: "REQUEST_TIMEOUT_MS", unit: "ms", default: 30_000, min: 1000, max: 600_000, doc: "Longest an HTTP request (and an idle connection) may take." },
   settleBudgetMs: {
     env: "SETTLE_BUDGET_MS", unit: "ms", default: 20_000, min: 100, max: 120_000,
-    doc: "Longest `/settle` waits for a receipt before answering `settlement_pending` (clients time out at 30 s).",
+    doc: "Longest `/settle` waits for a receipt before answering `settlement_pending`. Keep it well below the resource server's facilitator timeout (90 s in the official v2 client, `@x402/core` 2.27) and below `REQUEST_TIMEOUT_MS`, so a slow settlement is answered `settlement_pending` and retried instead of timing out.",
   },
   duplicateWaitMs: { env: "DUPLICATE_WAIT_MS", unit: "ms", default: 20_000, min: 0, max: 120_000, doc: "Longest a duplicate `/settle` waits for the first call's outcome." },
   rpcTimeoutMs: { env: "RPC_TIMEOUT_MS", unit: "ms", default: 5_000, min: 100, max: 60_000, doc: "Per RPC request, per URL (viem's http transport timeout)." },
@@ -127,7 +127,8 @@ export const limitSpecs = {
 export const claimLeaseMarginMs = 10_000;
 /**
  * A second request with the same Idempotency-Key waits for the first one's recorded answer for
- * SETTLE_BUDGET_MS plus this, then answers 409: 25 s with the defaults, inside a client's 30 s.
+ * SETTLE_BUDGET_MS plus this, then answers 409: 25 s with the defaults, inside REQUEST_TIMEOUT_MS (30 s) and
+ * well inside the official v2 client's 90 s facilitator timeout.
  */
 export const idempotencyWaitMarginMs = 5_000;
 /** How often a duplicate `/settle` re-reads the row it waits on (for at most DUPLICATE_WAIT_MS). */

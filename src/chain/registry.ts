@@ -7,7 +7,7 @@ import { redactUrl } from "../redact.js";
  * How long an RPC URL that failed at the transport level (timeout, no answer, non-2xx such as 429)
  * is passed over while another URL of the network is healthy. Without it a hung first URL costs
  * rpcTimeoutMs × (1 + rpcRetryCount) on every call: with the defaults 10 s per call, so a verify
- * takes 10 s and a settle (prepare, send, receipt) runs past the client's 30 s.
+ * takes 10 s and a settle (prepare, send, receipt) runs past its SETTLE_BUDGET_MS (20 s).
  */
 export const rpcUrlCooldownMs = 30_000;
 

@@ -1,11 +1,14 @@
 /**
  * examples/chutes-proxy end to end: official buyer SDKs (v2 @x402/fetch, v1 x402-fetch) → the proxy →
- * this facilitator (real Postgres, real Anvil) and a stub OpenAI-compatible upstream on 127.0.0.1.
+ * this facilitator (real Postgres, real Anvil, AUTH=api-keys with a key made by `keys create`) and the
+ * example's stub OpenAI-compatible upstream (examples/chutes-proxy/src/upstream-stub.ts) on 127.0.0.1.
  */
+import { spawn } from "node:child_process";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
 import { x402Client } from "@x402/core/client";
-import { decodePaymentRequiredHeader, decodePaymentResponseHeader, encodePaymentSignatureHeader } from "@x402/core/http";
+import { decodePaymentRequiredHeader, decodePaymentResponseHeader, encodePaymentSignatureHeader, HTTPFacilitatorClient } from "@x402/core/http";
 import { registerExactEvmScheme } from "@x402/evm/exact/client";
 import { wrapFetchWithPayment } from "@x402/fetch";
 import type { FastifyInstance } from "fastify";
@@ -15,12 +18,16 @@ import { baseSepolia } from "viem/chains";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeXPaymentResponse, wrapFetchWithPayment as wrapFetchWithPaymentV1 } from "x402-fetch";
 import { ConfigError, loadConfig } from "../../examples/chutes-proxy/src/config.js";
+import { bearerAuthHeaders } from "../../examples/chutes-proxy/src/facilitator.js";
 import { parseUsdPrice, quote } from "../../examples/chutes-proxy/src/pricing.js";
 import { createProxy } from "../../examples/chutes-proxy/src/server.js";
+import { STREAM_PIECES, STUB_COMPLETION, STUB_MODEL, startStubUpstream, UPSTREAM_500_TRIGGER, type StubUpstream } from "../../examples/chutes-proxy/src/upstream-stub.js";
+import { keysCommand } from "../../src/cli/key-commands.js";
+import { killOnExit } from "../../src/sandbox/child-reaper.js";
 import { addressOf, keys, startTestChain, type TestChain } from "../helpers/chain.js";
 import { createTestDatabase, withPgClient, type TestDatabase } from "../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../helpers/facilitator.js";
-import { within } from "../helpers/wait.js";
+import { waitFor, within } from "../helpers/wait.js";
 
 const API_KEY = "cpk_test_not_a_real_key";
 const payTo = addressOf(keys.payTo);
@@ -33,17 +40,43 @@ let facilitator: TestFacilitator;
 let upstream: StubUpstream;
 let proxy: FastifyInstance;
 let proxyUrl: string;
+let facilitatorUrl: string;
+/** The facilitator API key, made the way the README says: `keys create --name chutes-proxy --pay-to <wallet>`. */
+let facilitatorKey: string;
+/** The proxy's log lines (pino JSON). */
+const proxyLog: LogLine[] = [];
+
+interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A Fastify logger option that collects the JSON lines into `into`. */
+const collectingLogger = (into: LogLine[]) => ({
+  level: "info",
+  stream: { write: (line: string) => void into.push(JSON.parse(line) as LogLine) },
+});
 
 beforeAll(async () => {
   [chain, db] = await Promise.all([startTestChain(), createTestDatabase("chutes_proxy")]);
-  facilitator = await startTestFacilitator({ databaseUrl: db.url, rpcUrls: [chain.rpcUrl], token: chain.token });
-  const facilitatorUrl = await facilitator.app.listen({ host: "127.0.0.1", port: 0 });
+  facilitator = await startTestFacilitator({
+    databaseUrl: db.url,
+    rpcUrls: [chain.rpcUrl],
+    token: chain.token,
+    policy: { auth: "api-keys", allowedPayTo: [], amountMaxAtomic: undefined },
+  });
+  facilitatorUrl = await facilitator.app.listen({ host: "127.0.0.1", port: 0 });
+  const printed: string[] = [];
+  await keysCommand(["create", "--name", "chutes-proxy", "--pay-to", payTo], { DATABASE_URL: db.url }, (line) => printed.push(line));
+  facilitatorKey = printed.find((line) => line.startsWith("key: "))!.slice("key: ".length);
   await chain.mint(v2Payer, 10_000_000n);
   await chain.mint(v1Payer, 10_000_000n);
   upstream = await startStubUpstream();
   proxy = createProxy(
     loadConfig({
       FACILITATOR_URL: facilitatorUrl,
+      FACILITATOR_API_KEY: facilitatorKey,
       WALLET_ADDRESS: payTo,
       CHUTES_API_KEY: API_KEY,
       CHUTES_BASE_URL: upstream.url,
@@ -52,6 +85,7 @@ beforeAll(async () => {
       UPSTREAM_TIMEOUT_MS: "10000",
       FACILITATOR_TIMEOUT_MS: "15000",
     }),
+    { logger: collectingLogger(proxyLog) },
   );
   proxyUrl = await proxy.listen({ host: "127.0.0.1", port: 0 });
 }, 60_000);
@@ -63,73 +97,6 @@ afterAll(async () => {
   await chain?.stop();
   await db?.drop();
 });
-
-// ---------------------------------------------------------------------------------------------------------
-// The stub upstream: an OpenAI-style completion, an SSE stream for stream:true, a 500 on demand.
-
-interface SeenRequest {
-  method: string;
-  url: string;
-  authorization: string | undefined;
-  body: Record<string, unknown> | undefined;
-}
-
-interface StubUpstream {
-  url: string;
-  seen: SeenRequest[];
-  close(): Promise<void>;
-}
-
-const STREAM_PIECES = ["Hello", " from", " the", " stream"];
-
-async function startStubUpstream(): Promise<StubUpstream> {
-  const seen: SeenRequest[] = [];
-  const server = http.createServer(async (req, res) => {
-    let raw = "";
-    for await (const chunk of req) raw += chunk;
-    const body = raw === "" ? undefined : (JSON.parse(raw) as Record<string, unknown>);
-    seen.push({ method: req.method ?? "", url: req.url ?? "", authorization: req.headers.authorization, body });
-    const json = (status: number, value: unknown) => {
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(JSON.stringify(value));
-    };
-    if (req.method === "GET" && req.url === "/v1/models") {
-      return json(200, { object: "list", data: [{ id: "deepseek-ai/DeepSeek-V3-0324", object: "model", owned_by: "chutes" }] });
-    }
-    if (req.method !== "POST" || req.url !== "/v1/chat/completions" || !body) return json(404, { error: { message: "not found" } });
-    if (JSON.stringify(body.messages).includes("UPSTREAM_500")) {
-      return json(500, { error: { message: "the model is overloaded", type: "server_error" } });
-    }
-    if (body.stream === true) {
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
-      for (const piece of STREAM_PIECES) {
-        const chunk = { id: "chatcmpl-stub", object: "chat.completion.chunk", model: body.model, choices: [{ index: 0, delta: { content: piece }, finish_reason: null }] };
-        res.write(`data: ${JSON.stringify(chunk)}\n\n`);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      res.end("data: [DONE]\n\n");
-      return;
-    }
-    return json(200, {
-      id: "chatcmpl-stub",
-      object: "chat.completion",
-      model: body.model,
-      choices: [{ index: 0, message: { role: "assistant", content: "Hello from Chutes" }, finish_reason: "stop" }],
-      usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 // ---------------------------------------------------------------------------------------------------------
 
@@ -173,6 +140,10 @@ describe("pricing and configuration", () => {
       const text = (error as ConfigError).problems.join("\n");
       for (const name of ["FACILITATOR_URL", "WALLET_ADDRESS", "CHUTES_API_KEY", "PRICE_PER_1K_TOKENS", "NETWORK"]) expect(text).toContain(name);
     }
+    const withKey = { FACILITATOR_URL: "http://f", WALLET_ADDRESS: payTo, CHUTES_API_KEY: "k" };
+    expect(() => loadConfig({ ...withKey, FACILITATOR_API_KEY: "x402_a b" })).toThrowError(/FACILITATOR_API_KEY/);
+    expect(loadConfig({ ...withKey, FACILITATOR_API_KEY: " x402_abc " }).facilitatorApiKey).toBe("x402_abc");
+    expect(loadConfig({ ...withKey, FACILITATOR_API_KEY: "" }).facilitatorApiKey).toBeUndefined();
     const base = loadConfig({ FACILITATOR_URL: "http://f", WALLET_ADDRESS: payTo, CHUTES_API_KEY: "k", NETWORK: "base" });
     expect(base.network.caip2).toBe("eip155:8453");
     expect(base.asset).toEqual({ address: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", name: "USD Coin", version: "2" });
@@ -202,11 +173,11 @@ describe("chutes proxy against the real facilitator", () => {
     expect(upstream.seen.filter((r) => r.method === "POST")).toHaveLength(0); // nothing forwarded unpaid
   });
 
-  it("(b) an @x402/fetch buyer pays and gets the completion with a PAYMENT-RESPONSE receipt", async () => {
+  it("(b) an @x402/fetch buyer pays, through a facilitator with AUTH=api-keys, and gets the completion with a PAYMENT-RESPONSE receipt", async () => {
     const before = await balances();
     const response = await post(v2Buyer(keys.payer).fetchWithPayment, pricedBody());
     expect(response.status).toBe(200);
-    expect(((await response.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content).toBe("Hello from Chutes");
+    expect(((await response.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content).toBe(STUB_COMPLETION);
     const receipt = decodePaymentResponseHeader(response.headers.get("PAYMENT-RESPONSE")!);
     expect(receipt).toMatchObject({ success: true, network: "eip155:84532", payer: v2Payer });
     expect(receipt.transaction).toMatch(/^0x[0-9a-f]{64}$/);
@@ -216,6 +187,20 @@ describe("chutes proxy against the real facilitator", () => {
     const forwarded = upstream.seen.at(-1)!;
     expect(forwarded).toMatchObject({ method: "POST", url: "/v1/chat/completions", authorization: `Bearer ${API_KEY}` });
     expect(forwarded.body).toEqual(pricedBody());
+
+    // The settlement was made under the proxy's API key.
+    const rows = await withPgClient(db.url, (c) =>
+      c.query<{ name: string }>("SELECT k.name FROM settlements s JOIN api_keys k ON k.id = s.api_key_id WHERE s.tx_hash = $1 OR s.settled_tx_hash = $1", [receipt.transaction]),
+    );
+    expect(rows.rows).toEqual([{ name: "chutes-proxy" }]);
+
+    // One log line for the paid request: payer, amount, tx hash, verify and settle durations.
+    const paid = proxyLog.filter((line) => line.transaction === receipt.transaction);
+    expect(paid).toHaveLength(1);
+    expect(paid[0]).toMatchObject({ level: 30, payer: v2Payer, amount: "2000", asset: chain.token, network: "eip155:84532", x402Version: 2, stream: false });
+    expect(paid[0]!.msg).toMatch(/^paid: 2000 from 0x[0-9a-fA-F]{40} tx 0x[0-9a-f]{64} \(verify \d+ ms, settle \d+ ms\)$/);
+    expect(paid[0]!.verifyMs).toEqual(expect.any(Number));
+    expect(paid[0]!.settleMs).toEqual(expect.any(Number));
   });
 
   it("(c) stream:true settles before streaming: receipt on the headers, settlement confirmed, then SSE chunks", async () => {
@@ -248,7 +233,7 @@ describe("chutes proxy against the real facilitator", () => {
   it("(d) an upstream 500 is passed through and nothing is settled", async () => {
     const before = await balances();
     const calls = upstream.seen.length;
-    const response = await post(v2Buyer(keys.payer).fetchWithPayment, pricedBody({}, "UPSTREAM_500 please"));
+    const response = await post(v2Buyer(keys.payer).fetchWithPayment, pricedBody({}, `${UPSTREAM_500_TRIGGER} please`));
     expect(response.status).toBe(500);
     expect(await response.json()).toEqual({ error: { message: "the model is overloaded", type: "server_error" } });
     expect(response.headers.get("PAYMENT-RESPONSE")).toBeNull();
@@ -259,7 +244,7 @@ describe("chutes proxy against the real facilitator", () => {
   it("(e) GET /v1/models passes through, free", async () => {
     const response = await fetch(`${proxyUrl}/v1/models`);
     expect(response.status).toBe(200);
-    expect(((await response.json()) as { data: Array<{ id: string }> }).data[0]!.id).toBe("deepseek-ai/DeepSeek-V3-0324");
+    expect(((await response.json()) as { data: Array<{ id: string }> }).data[0]!.id).toBe(STUB_MODEL);
     expect(upstream.seen.at(-1)).toMatchObject({ method: "GET", url: "/v1/models", authorization: `Bearer ${API_KEY}` });
   });
 
@@ -309,7 +294,7 @@ describe("chutes proxy against the real facilitator", () => {
 
 interface ScriptedFacilitator {
   url: string;
-  calls: Array<{ path: string; body: string }>;
+  calls: Array<{ path: string; body: string; authorization: string | undefined }>;
   settleAnswers: Array<Record<string, unknown> | "hang">;
   verifyAnswer: Record<string, unknown> | "hang";
   close(): Promise<void>;
@@ -320,7 +305,11 @@ async function startScriptedFacilitator(): Promise<ScriptedFacilitator> {
   const server = http.createServer(async (req, res) => {
     let body = "";
     for await (const chunk of req) body += chunk;
-    state.calls.push({ path: req.url ?? "", body });
+    state.calls.push({ path: req.url ?? "", body, authorization: req.headers.authorization });
+    if (req.url === "/supported") {
+      res.writeHead(200, { "content-type": "application/json" });
+      return res.end(JSON.stringify({ kinds: [{ x402Version: 2, scheme: "exact", network: "eip155:84532" }], extensions: [], signers: {} }));
+    }
     const answer = req.url === "/verify" ? state.verifyAnswer : state.settleAnswers.shift();
     if (answer === "hang") return; // never answers: the proxy's timeout must fire
     res.writeHead(200, { "content-type": "application/json" });
@@ -379,6 +368,8 @@ describe("chutes proxy against a scripted facilitator", () => {
     expect(settles[1]!.body).toBe(settles[0]!.body);
     const verifyBody = JSON.parse(scripted.calls.find((c) => c.path === "/verify")!.body) as Record<string, unknown>;
     expect(verifyBody).toMatchObject({ x402Version: 2, paymentRequirements: { amount: "2000", payTo } });
+    // No FACILITATOR_API_KEY: no Authorization header, as before the variable existed.
+    expect(scripted.calls.map((c) => c.authorization)).toEqual([undefined, undefined, undefined]);
   });
 
   it("a failed settle on a stream answers 402 with the failed receipt, and streams nothing", async () => {
@@ -407,5 +398,197 @@ describe("chutes proxy against a scripted facilitator", () => {
     const response = await within("the proxy's answer while the facilitator hangs", paidPost(pricedBody()), 10_000);
     expect(response.status).toBe(502);
     expect(((await response.json()) as { error: { code: string } }).error.code).toBe("facilitator_unavailable");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// FACILITATOR_API_KEY against the real facilitator with AUTH=api-keys: a key that is wrong or missing
+// fails at once with an answer that says so; the key reaches every path the SDK client calls.
+
+describe("FACILITATOR_API_KEY", () => {
+  const paidRequestThrough = async (env: Record<string, string>) => {
+    const log: LogLine[] = [];
+    const app = createProxy(
+      loadConfig({ FACILITATOR_URL: facilitatorUrl, WALLET_ADDRESS: payTo, CHUTES_API_KEY: API_KEY, CHUTES_BASE_URL: upstream.url, ...env }),
+      { logger: collectingLogger(log) },
+    );
+    const url = await app.listen({ host: "127.0.0.1", port: 0 });
+    try {
+      const before = await balances();
+      const calls = upstream.seen.length;
+      // The outcome is the point: a clear 502 rather than a hang (bound far above the answer's real time).
+      const response = await within(
+        "the proxy's answer with a refused key",
+        v2Buyer(keys.payer).fetchWithPayment(`${url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(pricedBody()),
+        }),
+        30_000,
+      );
+      const body = (await response.json()) as { error: { code: string; message: string; type: string } };
+      expect(upstream.seen.length).toBe(calls); // refused at verify: nothing forwarded
+      expect(await balances()).toEqual(before); // and nothing paid
+      return { status: response.status, error: body.error, log };
+    } finally {
+      await app.close();
+    }
+  };
+
+  it("a wrong key: 502 facilitator_unauthorized naming FACILITATOR_API_KEY, logged at error level, nothing forwarded or paid", async () => {
+    const wrongKey = "x402_this-key-was-never-created";
+    const { status, error, log } = await paidRequestThrough({ FACILITATOR_API_KEY: wrongKey });
+    expect(status).toBe(502);
+    expect(error.code).toBe("facilitator_unauthorized");
+    expect(error.message).toMatch(/refused this proxy's API key \(FACILITATOR_API_KEY\) on verify: the API key is unknown or revoked/);
+    const logged = log.filter((line) => line.reason === "facilitator_unauthorized");
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ level: 50, amount: "2000" });
+    expect(logged[0]!.msg).toContain("FACILITATOR_API_KEY");
+    expect(JSON.stringify(log)).not.toContain(wrongKey); // the key itself is never logged
+  });
+
+  it("no key against AUTH=api-keys: 502 facilitator_unauthorized telling the operator to set FACILITATOR_API_KEY", async () => {
+    const { status, error, log } = await paidRequestThrough({});
+    expect(status).toBe(502);
+    expect(error.code).toBe("facilitator_unauthorized");
+    expect(error.message).toMatch(/needs an API key: set FACILITATOR_API_KEY on verify/);
+    expect(log.filter((line) => line.reason === "facilitator_unauthorized" && line.level === 50)).toHaveLength(1);
+  });
+
+  it("the key never reaches the logs of a paid request", () => {
+    expect(proxyLog.length).toBeGreaterThan(0);
+    expect(JSON.stringify(proxyLog)).not.toContain(facilitatorKey);
+  });
+
+  it("createAuthHeaders has the SDK's per-path shape: the Bearer key goes on verify, settle and supported", async () => {
+    const scripted = await startScriptedFacilitator();
+    try {
+      scripted.settleAnswers = [{ success: true, transaction: `0x${"cd".repeat(32)}`, network: "eip155:84532", payer: v2Payer }];
+      const client = new HTTPFacilitatorClient({ url: scripted.url, createAuthHeaders: bearerAuthHeaders("x402_k") });
+      const payload = { x402Version: 2, accepted: {}, payload: {} } as never;
+      await client.getSupported();
+      await client.verify(payload, {} as never);
+      await client.settle(payload, {} as never);
+      expect(scripted.calls.map((c) => [c.path, c.authorization])).toEqual([
+        ["/supported", "Bearer x402_k"],
+        ["/verify", "Bearer x402_k"],
+        ["/settle", "Bearer x402_k"],
+      ]);
+    } finally {
+      await scripted.close();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// The README's commands as real processes: `npm run example:upstream-stub` (the stub's entry point) and
+// the proxy's main.ts, against the facilitator above with its API key.
+
+const repoRoot = path.resolve(import.meta.dirname, "../..");
+/** tsx start-up on a busy 2-CPU machine: a bound, not an expectation. */
+const COMMAND_START_BOUND_MS = 45_000;
+
+interface Command {
+  lines: string[];
+  /** The first output line matching `pattern` (bounded wait); fails at once if the command exits. */
+  line(pattern: RegExp): Promise<RegExpExecArray>;
+  stop(): Promise<void>;
+}
+
+function startCommand(file: string, env: Record<string, string>): Command {
+  const child = spawn(process.execPath, ["--import", "tsx", file], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  killOnExit(child);
+  const lines: string[] = [];
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let partial = "";
+    stream.setEncoding("utf8").on("data", (chunk: string) => {
+      const parts = (partial + chunk).split("\n");
+      partial = parts.pop() ?? "";
+      lines.push(...parts);
+    });
+  }
+  return {
+    lines,
+    line: (pattern) =>
+      waitFor(
+        `${path.basename(file)}: a line matching ${pattern}`,
+        async () => {
+          for (const text of lines) {
+            const match = pattern.exec(text);
+            if (match) return match;
+          }
+          if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${file} exited (${child.exitCode ?? child.signalCode}):\n${lines.join("\n")}`);
+          return undefined;
+        },
+        COMMAND_START_BOUND_MS,
+      ),
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await within(`${file} stopping on SIGTERM`, exited, 15_000).catch(async (error: unknown) => {
+        child.kill("SIGKILL");
+        await exited;
+        throw error;
+      });
+    },
+  };
+}
+
+describe("the example's commands", () => {
+  let stub: Command | undefined;
+  let proxyProcess: Command | undefined;
+
+  afterAll(async () => {
+    await proxyProcess?.stop();
+    await stub?.stop();
+  });
+
+  it("npm run example:upstream-stub + main.ts with FACILITATOR_API_KEY: a paid request succeeds and is logged in one line", async () => {
+    const scripts = (await import("../../package.json", { with: { type: "json" } })).default.scripts as Record<string, string>;
+    expect(scripts["example:upstream-stub"]).toBe("tsx examples/chutes-proxy/src/upstream-stub.ts");
+
+    stub = startCommand("examples/chutes-proxy/src/upstream-stub.ts", { UPSTREAM_STUB_PORT: "0" });
+    const stubUrl = (await stub.line(/^upstream stub listening on (http:\/\/127\.0\.0\.1:\d+):/))[1]!;
+    proxyProcess = startCommand("examples/chutes-proxy/src/main.ts", {
+      FACILITATOR_URL: facilitatorUrl,
+      FACILITATOR_API_KEY: facilitatorKey,
+      WALLET_ADDRESS: payTo,
+      CHUTES_API_KEY: "stub",
+      CHUTES_BASE_URL: stubUrl,
+      PORT: "0",
+      LOG_LEVEL: "info",
+    });
+    const url = (await proxyProcess.line(/chutes-proxy listening on (http:\/\/127\.0\.0\.1:\d+)/))[1]!;
+
+    const models = await fetch(`${url}/v1/models`);
+    expect(models.status).toBe(200);
+    expect(((await models.json()) as { data: Array<{ id: string }> }).data.map((m) => m.id)).toEqual([STUB_MODEL]);
+
+    const before = await balances();
+    const response = await v2Buyer(keys.payer).fetchWithPayment(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(pricedBody()),
+    });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content).toBe(STUB_COMPLETION);
+    const receipt = decodePaymentResponseHeader(response.headers.get("PAYMENT-RESPONSE")!);
+    expect(receipt).toMatchObject({ success: true, payer: v2Payer });
+    expect((await balances()).payTo - before.payTo).toBe(PRICED_AMOUNT);
+
+    const paidLine = await proxyProcess.line(new RegExp(`"msg":"paid: 2000 from ${v2Payer} tx ${receipt.transaction} \\(verify \\d+ ms, settle \\d+ ms\\)"`));
+    const paid = JSON.parse(paidLine.input) as LogLine;
+    expect(paid).toMatchObject({ level: 30, payer: v2Payer, amount: "2000", transaction: receipt.transaction });
+    expect(paid.verifyMs).toEqual(expect.any(Number));
+    expect(paid.settleMs).toEqual(expect.any(Number));
+    expect(proxyProcess.lines.filter((text) => text.includes(receipt.transaction))).toHaveLength(1);
+    expect(proxyProcess.lines.join("\n")).not.toContain(facilitatorKey);
+    await stub.line(/^POST \/v1\/chat\/completions → 200$/);
+    await stub.line(/^GET \/v1\/models → 200$/);
   });
 });

@@ -5,6 +5,8 @@ import { parseUsdPrice } from "./pricing.js";
 export interface ProxyConfig {
   /** Base URL of the x402 facilitator (`/verify`, `/settle` are appended). */
   facilitatorUrl: string;
+  /** Sent as `Authorization: Bearer …` on /verify, /settle and /supported (a facilitator with AUTH=api-keys); undefined: no header. */
+  facilitatorApiKey: string | undefined;
   /** Where payments go (`payTo`). */
   walletAddress: Address;
   chutesApiKey: string;
@@ -89,6 +91,11 @@ export function loadConfig(env: Env): ProxyConfig {
   };
 
   const facilitatorUrl = url("FACILITATOR_URL", required("FACILITATOR_URL", "the x402 facilitator, e.g. http://127.0.0.1:4020"));
+  const facilitatorApiKey = get("FACILITATOR_API_KEY");
+  // It goes into an HTTP header: one token of visible ASCII (what `keys create` prints), no spaces.
+  if (facilitatorApiKey !== undefined && !/^[\x21-\x7e]{1,512}$/.test(facilitatorApiKey)) {
+    problems.push("FACILITATOR_API_KEY must be one token of visible ASCII characters (no spaces), as `keys create` prints it");
+  }
   const walletAddress = address("WALLET_ADDRESS", required("WALLET_ADDRESS", "the address that receives payments"));
   const chutesApiKey = required("CHUTES_API_KEY", "your Chutes API key, sent upstream as a Bearer token");
   const chutesBaseUrl = url("CHUTES_BASE_URL", get("CHUTES_BASE_URL") ?? defaults.chutesBaseUrl);
@@ -115,6 +122,7 @@ export function loadConfig(env: Env): ProxyConfig {
 
   const config: ProxyConfig = {
     facilitatorUrl,
+    facilitatorApiKey,
     walletAddress,
     chutesApiKey,
     chutesBaseUrl,

@@ -1,13 +1,27 @@
 /**
  * /verify and /settle through the official `HTTPFacilitatorClient` (@x402/core), which bounds every call
  * with `AbortSignal.timeout(timeoutMs)` and validates the answers. Outcomes are reduced to what the proxy
- * answers: 402 + reason for a payment that is refused, 502 when the facilitator itself failed.
+ * answers: 402 + reason for a payment that is refused, 502 when the facilitator itself failed or refused
+ * this proxy's API key (`facilitator_unauthorized`: the operator's mistake, not the buyer's).
+ *
+ * With an API key (FACILITATOR_API_KEY) the client sends `Authorization: Bearer <key>` on /verify,
+ * /settle and /supported through its `createAuthHeaders` option, which must answer headers keyed by
+ * path (`{verify, settle, supported}`); a flat headers object makes the SDK throw.
  */
 import { HTTPFacilitatorClient } from "@x402/core/http";
 import { SettleError, VerifyError, type PaymentPayload, type PaymentRequirements, type SettleResponse } from "@x402/core/types";
 import type { Payment } from "./x402.js";
 
 export const SETTLEMENT_PENDING = "settlement_pending";
+export const FACILITATOR_UNAUTHORIZED = "facilitator_unauthorized";
+export const FACILITATOR_UNAVAILABLE = "facilitator_unavailable";
+
+export interface FacilitatorOptions {
+  url: string;
+  timeoutMs: number;
+  /** Bearer token for a facilitator with AUTH=api-keys; undefined sends no Authorization header. */
+  apiKey?: string | undefined;
+}
 
 export type Refusal = { ok: false; status: 402 | 502; reason: string; message: string; settle?: SettleResponse };
 export type VerifyOutcome = { ok: true; payer?: string } | Refusal;
@@ -24,15 +38,39 @@ const asSdk = (payment: Payment) => [payment.payload as unknown as PaymentPayloa
 const failure = (error: unknown, operation: string): Refusal => ({
   ok: false,
   status: 502,
-  reason: "facilitator_unavailable",
+  reason: FACILITATOR_UNAVAILABLE,
   message: `facilitator ${operation} failed: ${error instanceof Error ? error.message : String(error)}`,
 });
+
+/**
+ * HTTP 401 from the facilitator: it did not accept this proxy's key (none, unknown or revoked). This
+ * facilitator answers it in the route's shape (a VerifyError / SettleError with status 401); another
+ * may answer any body, which the SDK reports as "Facilitator verify failed (401): …".
+ */
+function isUnauthorized(error: unknown): boolean {
+  if (error instanceof VerifyError || error instanceof SettleError) return error.statusCode === 401;
+  return error instanceof Error && /^Facilitator \w+ failed \(401\)/.test(error.message);
+}
+
+function unauthorized(error: unknown, operation: string, hasKey: boolean): Refusal {
+  const detail =
+    error instanceof VerifyError ? (error.invalidMessage ?? error.message) : error instanceof SettleError ? (error.errorMessage ?? error.message) : (error as Error).message;
+  const what = hasKey ? "refused this proxy's API key (FACILITATOR_API_KEY)" : "needs an API key: set FACILITATOR_API_KEY";
+  return { ok: false, status: 502, reason: FACILITATOR_UNAUTHORIZED, message: `the facilitator ${what} on ${operation}: ${detail}; the payment was not used` };
+}
+
+/** `createAuthHeaders` for the SDK client: the same Bearer header for each path it calls. */
+export function bearerAuthHeaders(apiKey: string) {
+  const headers = { Authorization: `Bearer ${apiKey}` };
+  return async () => ({ verify: headers, settle: headers, supported: headers });
+}
 
 const isPending = (settle: Pick<SettleResponse, "success" | "errorReason" | "transaction">) =>
   !settle.success && settle.errorReason === SETTLEMENT_PENDING && !!settle.transaction;
 
-export function createFacilitator(url: string, timeoutMs: number): Facilitator {
-  const client = new HTTPFacilitatorClient({ url, timeoutMs });
+export function createFacilitator({ url, timeoutMs, apiKey }: FacilitatorOptions): Facilitator {
+  const client = new HTTPFacilitatorClient({ url, timeoutMs, ...(apiKey === undefined ? {} : { createAuthHeaders: bearerAuthHeaders(apiKey) }) });
+  const hasKey = apiKey !== undefined;
 
   return {
     async verify(payment) {
@@ -41,7 +79,8 @@ export function createFacilitator(url: string, timeoutMs: number): Facilitator {
         if (answer.isValid) return { ok: true, payer: answer.payer };
         return { ok: false, status: 402, reason: answer.invalidReason ?? "invalid_payment", message: answer.invalidMessage ?? "the facilitator refused the payment" };
       } catch (error) {
-        // A 4xx answer in the verify shape is the payment's fault (malformed); a 5xx is the facilitator's.
+        if (isUnauthorized(error)) return unauthorized(error, "verify", hasKey);
+        // Any other 4xx answer in the verify shape is the payment's fault (malformed); a 5xx is the facilitator's.
         if (error instanceof VerifyError && error.statusCode < 500) {
           return { ok: false, status: 402, reason: error.invalidReason ?? "invalid_payment", message: error.invalidMessage ?? error.message };
         }
@@ -56,6 +95,7 @@ export function createFacilitator(url: string, timeoutMs: number): Facilitator {
         answer = await settleOrPending(client, payment);
         if (isPending(answer)) answer = await client.settle(...asSdk(payment));
       } catch (error) {
+        if (isUnauthorized(error)) return unauthorized(error, "settle", hasKey);
         if (error instanceof SettleError && error.statusCode < 500) {
           return { ok: false, status: 402, reason: error.errorReason ?? "settlement_failed", message: error.errorMessage ?? error.message };
         }

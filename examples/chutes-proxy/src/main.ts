@@ -1,6 +1,7 @@
 /**
  * Entry point: reads the environment, starts the proxy, stops cleanly on Ctrl-C / SIGTERM.
  *   FACILITATOR_URL=http://127.0.0.1:4020 WALLET_ADDRESS=0x… CHUTES_API_KEY=… npx tsx examples/chutes-proxy/src/main.ts
+ * (add FACILITATOR_API_KEY=x402_… for a facilitator with AUTH=api-keys)
  */
 import { ConfigError, loadConfig, type ProxyConfig } from "./config.js";
 import { createProxy } from "./server.js";
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
       payTo: config.walletAddress,
       pricePer1kTokens: config.pricePer1kTokens,
       facilitator: config.facilitatorUrl,
+      facilitatorAuth: config.facilitatorApiKey === undefined ? "none" : "FACILITATOR_API_KEY (Bearer)",
       upstream: config.chutesBaseUrl,
     },
     `chutes-proxy listening on ${address}: POST ${address}/v1/chat/completions`,

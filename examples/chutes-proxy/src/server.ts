@@ -10,10 +10,17 @@
  *
  * Nothing is settled when the upstream fails (status >= 400, unreachable, timed out): the buyer keeps
  * their money and gets the upstream's error.
+ *
+ * Every request that carries a payment logs one line when its payment is decided: `paid` (payer,
+ * amount, tx hash, verify ms, settle ms), `payment refused` (reason), `not settled` (the upstream
+ * failed), or, at error level, `facilitator failed` (unreachable, timed out, or it refused this
+ * proxy's API key).
  */
+import { performance } from "node:perf_hooks";
 import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
+import type { SettleResponse } from "@x402/core/types";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
 import type { ProxyConfig } from "./config.js";
 import { createFacilitator, type Facilitator, type Refusal } from "./facilitator.js";
 import { parseChatRequest, parseUsdPrice, quote, type ChatRequest } from "./pricing.js";
@@ -31,7 +38,8 @@ const COMPLETIONS_PATH = "/v1/chat/completions";
 
 export function createProxy(config: ProxyConfig, options: ProxyOptions = {}): FastifyInstance {
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: BODY_LIMIT_BYTES });
-  const facilitator = options.facilitator ?? createFacilitator(config.facilitatorUrl, config.facilitatorTimeoutMs);
+  const facilitator =
+    options.facilitator ?? createFacilitator({ url: config.facilitatorUrl, timeoutMs: config.facilitatorTimeoutMs, apiKey: config.facilitatorApiKey });
   const pricePer1k = parseUsdPrice(config.pricePer1kTokens);
   /** Authorizations being served right now: one payment must not buy two upstream calls. */
   const inFlight = new Set<string>();
@@ -56,24 +64,38 @@ export function createProxy(config: ProxyConfig, options: ProxyOptions = {}): Fa
 
     const read = readPayment(request.headers, offer);
     if (read.kind === "none") return paymentRequired(reply, offer, "payment_required: send PAYMENT-SIGNATURE (x402 v2) or X-PAYMENT (x402 v1)");
-    if (read.kind === "invalid") return paymentRequired(reply, offer, `${read.reason}: ${read.message}`);
+    if (read.kind === "invalid") {
+      request.log.info({ amount: price.amount, reason: read.reason }, `payment refused: ${read.reason}: ${read.message}`);
+      return paymentRequired(reply, offer, `${read.reason}: ${read.message}`);
+    }
     const payment = read.payment;
 
     const key = authorizationKey(payment);
     if (key !== undefined && inFlight.has(key)) {
+      request.log.info({ amount: price.amount, reason: "duplicate_payment" }, "payment refused: duplicate_payment");
       return paymentRequired(reply, offer, "duplicate_payment: this payment is already being used by another request");
     }
     if (key !== undefined) inFlight.add(key);
     try {
-      return await servePaid(reply, offer, payment, chat);
+      return await servePaid(request.log, reply, offer, payment, chat);
     } finally {
       if (key !== undefined) inFlight.delete(key);
     }
   });
 
-  async function servePaid(reply: FastifyReply, offer: Offer, payment: Payment, chat: ChatRequest) {
+  async function servePaid(log: FastifyBaseLogger, reply: FastifyReply, offer: Offer, payment: Payment, chat: ChatRequest) {
+    const line: PaidLine = { x402Version: payment.version, network: offer.v2.network, asset: offer.v2.asset, amount: offer.v2.amount, stream: chat.stream === true };
+    const verifyStarted = performance.now();
     const verified = await facilitator.verify(payment);
-    if (!verified.ok) return refuse(reply, offer, payment, verified);
+    line.verifyMs = elapsedMs(verifyStarted);
+    if (!verified.ok) return refuse(log, line, reply, offer, payment, verified);
+    line.payer = verified.payer;
+    const settle = async () => {
+      const settleStarted = performance.now();
+      const settled = await facilitator.settle(payment);
+      line.settleMs = elapsedMs(settleStarted);
+      return settled;
+    };
 
     const clientGone = new AbortController();
     reply.raw.on("close", () => {
@@ -86,9 +108,15 @@ export function createProxy(config: ProxyConfig, options: ProxyOptions = {}): Fa
       accept: chat.stream ? "text/event-stream" : "application/json",
       signal: clientGone.signal,
     });
-    if (!upstream.ok) return reply.code(upstream.status).send(openAiError(upstream.message, "upstream_error"));
+    if (!upstream.ok) {
+      log.info({ ...line, upstreamStatus: upstream.status }, `not settled: ${upstream.message}`);
+      return reply.code(upstream.status).send(openAiError(upstream.message, "upstream_error"));
+    }
     const response = upstream.response;
-    if (response.status >= 400) return passThrough(reply, response); // not settled: the buyer keeps their money
+    if (response.status >= 400) {
+      log.info({ ...line, upstreamStatus: response.status }, `not settled: the upstream answered ${response.status}`);
+      return passThrough(reply, response); // not settled: the buyer keeps their money
+    }
     const contentType = response.headers.get("content-type");
 
     if (!chat.stream) {
@@ -96,10 +124,13 @@ export function createProxy(config: ProxyConfig, options: ProxyOptions = {}): Fa
       try {
         text = await response.text();
       } catch (error) {
-        return reply.code(502).send(openAiError(`upstream failed mid-answer: ${(error as Error).message}`, "upstream_error"));
+        const message = `upstream failed mid-answer: ${(error as Error).message}`;
+        log.info({ ...line, upstreamStatus: 502 }, `not settled: ${message}`);
+        return reply.code(502).send(openAiError(message, "upstream_error"));
       }
-      const settled = await facilitator.settle(payment);
-      if (!settled.ok) return refuse(reply, offer, payment, settled);
+      const settled = await settle();
+      if (!settled.ok) return refuse(log, line, reply, offer, payment, settled);
+      logPaid(log, line, settled.settle);
       return reply
         .code(response.status)
         .header(payment.receiptHeader, encodeReceipt(settled.settle))
@@ -108,11 +139,12 @@ export function createProxy(config: ProxyConfig, options: ProxyOptions = {}): Fa
     }
 
     // Streaming: settle before the first byte reaches the buyer; upstream chunks wait (backpressure) meanwhile.
-    const settled = await facilitator.settle(payment);
+    const settled = await settle();
     if (!settled.ok) {
       await response.body?.cancel().catch(() => undefined);
-      return refuse(reply, offer, payment, settled);
+      return refuse(log, line, reply, offer, payment, settled);
     }
+    logPaid(log, line, settled.settle);
     reply
       .code(response.status)
       .header(payment.receiptHeader, encodeReceipt(settled.settle))
@@ -130,7 +162,31 @@ function paymentRequired(reply: FastifyReply, offer: Offer, error: string) {
   return reply.code(402).headers(answer.headers).send(answer.body);
 }
 
-function refuse(reply: FastifyReply, offer: Offer, payment: Payment, refusal: Refusal) {
+/** The fields of a paid request's one log line. */
+interface PaidLine {
+  x402Version: 1 | 2;
+  network: string;
+  asset: string;
+  /** Atomic units of the asset. */
+  amount: string;
+  stream: boolean;
+  payer?: string;
+  verifyMs?: number;
+  settleMs?: number;
+}
+
+const elapsedMs = (started: number) => Math.round(performance.now() - started);
+
+function logPaid(log: FastifyBaseLogger, line: PaidLine, settle: SettleResponse) {
+  const fields = { ...line, payer: settle.payer ?? line.payer, transaction: settle.transaction };
+  log.info(fields, `paid: ${fields.amount} from ${fields.payer ?? "?"} tx ${fields.transaction} (verify ${line.verifyMs} ms, settle ${line.settleMs} ms)`);
+}
+
+function refuse(log: FastifyBaseLogger, line: PaidLine, reply: FastifyReply, offer: Offer, payment: Payment, refusal: Refusal) {
+  const fields = { ...line, reason: refusal.reason, ...(refusal.settle?.transaction ? { transaction: refusal.settle.transaction } : {}) };
+  // 502: the facilitator failed or refused our key — the operator has to act; a 402 is the buyer's payment.
+  if (refusal.status === 502) log.error(fields, `facilitator failed: ${refusal.message}`);
+  else log.info(fields, `payment refused: ${refusal.reason}: ${refusal.message}`);
   if (refusal.settle) reply.header(payment.receiptHeader, encodeReceipt(refusal.settle));
   if (refusal.status === 402) return paymentRequired(reply, offer, `${refusal.reason}: ${refusal.message}`);
   return reply.code(refusal.status).send(openAiError(refusal.message, "payment_error", refusal.reason));
