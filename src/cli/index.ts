@@ -4,6 +4,7 @@ import { ConfigError } from "../errors.js";
 import { batchSettlerCommand } from "./batch-settler-command.js";
 import { CliError, exitCodes, UsageError } from "./cli-error.js";
 import { keysCommand, signersCommand } from "./key-commands.js";
+import { paymentCommand } from "./payment-command.js";
 import { createLogger } from "../logger.js";
 import { closeOnSignals, startServer } from "../server-process.js";
 import { redactedMessage, redactUrls } from "../redact.js";
@@ -25,6 +26,9 @@ const usage = `x402-facilitator <command>
   batch-settler status|deploy [--network N]
             whether BatchSettler (needed for batched settlement) is on each network; deploy puts it
             there from the first signer key, one transaction (needs the serve configuration)
+  payment   --rpc URL --token ADDR --key KEY --to ADDR --amount N [--v1] [--network N]
+            [--valid-seconds S]: print a signed /verify and /settle body for any chain with an
+            EIP-3009 token, its domain and chain id read from the RPC (payment --help)
   help      show this text; <command> --help shows a command's
 
 Exit codes: 0 done, 1 failed (no key matches, an RPC did not answer, an unexpected fault),
@@ -58,6 +62,8 @@ async function main(argv: string[]): Promise<void> {
       return signersCommand(process.env, out, argv.slice(1));
     case "batch-settler":
       return batchSettlerCommand(argv.slice(1), process.env, out);
+    case "payment":
+      return paymentCommand(argv.slice(1), out, err);
     case "help":
     case "--help":
     case "-h":

@@ -133,7 +133,7 @@ describe("x402-facilitator CLI", () => {
     }
     const top = await cli(["help"]);
     expect(top.code).toBe(0);
-    expect(top.stdout).toContain("keys revoke <id | key | key prefix");
+    expect(top.stdout).toContain("payment   --rpc URL --token ADDR");
   });
 
   it("fails with a clear message and exit code 2 on bad input, without calling it a configuration error", async () => {
