@@ -32,8 +32,8 @@ Exit codes: 0 done, 1 no key matches, 2 usage or configuration error.`;
 /** `keys create|list|revoke|help`: API keys live in Postgres (DATABASE_URL); a new key is printed once. */
 export async function keysCommand(args: string[], env: NodeJS.ProcessEnv, write: Write, warn: Write = write): Promise<void> {
   const [action, ...rest] = args;
-  if (action === undefined || wantsHelp(args)) {
-    if (action === undefined) throw new UsageError("keys needs an action: create, list or revoke (see x402-facilitator keys help)");
+  if (action === undefined) throw new UsageError("keys needs an action: create, list or revoke (see x402-facilitator keys help)");
+  if (wantsHelp(args)) {
     write(keysUsage);
     return;
   }
