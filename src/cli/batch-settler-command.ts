@@ -7,6 +7,7 @@ import { loadConfig } from "../config.js";
 import { batchSettlerAddress, batchSettlerDeployment, deterministicDeployerAddress } from "../contracts/batch-settler.js";
 import { ConfigError } from "../errors.js";
 import { chainIdOfNetworkArg } from "../protocol/networks.js";
+import { UsageError, wantsHelp } from "./cli-error.js";
 
 type Write = (line: string) => void;
 
@@ -22,7 +23,11 @@ const deploymentGasLimit = 1_000_000n;
  */
 export async function batchSettlerCommand(args: string[], env: NodeJS.ProcessEnv, write: Write): Promise<void> {
   const [action, ...rest] = args;
-  if (action !== "status" && action !== "deploy") throw new ConfigError("usage: batch-settler status|deploy [--network NETWORK]");
+  if (wantsHelp(args)) {
+    write("usage: x402-facilitator batch-settler status|deploy [--network NETWORK]   (needs the serve configuration)");
+    return;
+  }
+  if (action !== "status" && action !== "deploy") throw new UsageError("usage: batch-settler status|deploy [--network NETWORK]");
   const config = loadConfig(env);
   const chains = createChainRegistry(config.networks, config.limits, { clock: systemClock });
   const wanted = networkFilter(rest);

@@ -15,6 +15,12 @@ export interface NewApiKey {
   dailyGasBudgetWei?: bigint;
 }
 
+/** The first characters of a key kept in clear beside its hash, to recognise it in listings. */
+export const apiKeyPrefixLength = 12;
+
+/** What `keys revoke` was given, once the CLI has told the forms apart. */
+export type ApiKeyMatch = { id: string } | { key: string } | { keyPrefix: string };
+
 /** A key is 32 random bytes: `x402_` + base64url. Shown once; only its SHA-256 is stored. */
 export function generateApiKey(): string {
   return `x402_${randomBytes(32).toString("base64url")}`;
@@ -35,7 +41,7 @@ export class ApiKeysRepository {
       .values({
         name: input.name,
         keyHash: hashApiKey(key),
-        keyPrefix: key.slice(0, 12),
+        keyPrefix: key.slice(0, apiKeyPrefixLength),
         role: input.role,
         allowedPayTo: input.allowedPayTo?.map((address) => address.toLowerCase()) ?? null,
         allowedNetworks: input.allowedNetworks ?? null,
@@ -58,6 +64,31 @@ export class ApiKeysRepository {
 
   async list(): Promise<ApiKeyRow[]> {
     return this.db.select().from(apiKeys).orderBy(desc(apiKeys.createdAt)).limit(1_000);
+  }
+
+  /**
+   * Keys (revoked ones too, newest first, at most `limit`) matching an id, a whole key (by its
+   * hash) or the start of a key (at most `apiKeyPrefixLength` characters: no more are stored).
+   */
+  async findMatching(match: ApiKeyMatch, limit = 50): Promise<ApiKeyRow[]> {
+    const where =
+      "id" in match
+        ? eq(apiKeys.id, match.id)
+        : "key" in match
+          ? eq(apiKeys.keyHash, hashApiKey(match.key))
+          : // left(…) = $1, not LIKE: "_" (in every key) and "%" would be wildcards.
+            sql`left(${apiKeys.keyPrefix}, ${match.keyPrefix.length}) = ${match.keyPrefix}`;
+    return this.db.select().from(apiKeys).where(where).orderBy(desc(apiKeys.createdAt)).limit(limit);
+  }
+
+  /** Revokes one key by id; undefined when it is unknown or already revoked. */
+  async revokeById(id: string): Promise<ApiKeyRow | undefined> {
+    const [row] = await this.db
+      .update(apiKeys)
+      .set({ revokedAt: sql`now()` })
+      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+      .returning();
+    return row;
   }
 
   /** Revokes by id or by the key prefix shown in listings; returns how many keys were revoked. */
