@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { buildApp } from "./app.js";
@@ -72,13 +73,21 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   };
 }
 
-/** SIGINT/SIGTERM → graceful close within shutdownGraceMs, then exit. */
-export function closeOnSignals(log: Logger, close: () => Promise<void>): void {
+/** How often a process started by npm checks that its parent is still there. */
+const parentCheckIntervalMs = 500;
+
+/**
+ * SIGINT/SIGTERM → graceful close within shutdownGraceMs, then exit. With `whenParentExits` (set when
+ * npm started us: `npm start`), the same shutdown runs when our parent goes away: a supervisor
+ * signals the PID it started, npm, which dies without passing SIGTERM through its shell, and the
+ * facilitator (and the sandbox's Postgres and Anvil) would run on orphaned, answering /health.
+ */
+export function closeOnSignals(log: Logger, close: () => Promise<void>, options: { whenParentExits?: boolean } = {}): void {
   let signalled = false;
-  const onSignal = (signal: NodeJS.Signals) => {
+  const shutDown = (reason: { signal?: NodeJS.Signals; parentExited?: true }) => {
     if (signalled) return;
     signalled = true;
-    log.info({ signal }, "shutting down");
+    log.info(reason, reason.parentExited ? "parent process exited; shutting down" : "shutting down");
     const force = setTimeout(() => {
       log.error({ graceMs: shutdownGraceMs }, "shutdown took too long; exiting");
       process.exit(1);
@@ -92,6 +101,52 @@ export function closeOnSignals(log: Logger, close: () => Promise<void>): void {
       },
     );
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", (signal) => shutDown({ signal }));
+  process.on("SIGTERM", (signal) => shutDown({ signal }));
+  if (options.whenParentExits) {
+    const parentPid = process.ppid;
+    const npmChain = ancestorsUpToNpm();
+    const watch = setInterval(() => {
+      // An orphan is re-parented (to init or a subreaper): its ppid changes. npm may also die while
+      // the shell (or tsx) between us lives on: each ancestor up to npm is watched.
+      if (process.ppid !== parentPid || npmChain.some((pid) => !isAlive(pid))) {
+        clearInterval(watch);
+        shutDown({ parentExited: true });
+      }
+    }, parentCheckIntervalMs);
+    watch.unref();
+  }
+}
+
+/** Our ancestors' pids from the parent up to the npm process (Linux /proc; elsewhere none: the ppid check remains). */
+function ancestorsUpToNpm(maxDepth = 4): number[] {
+  const chain: number[] = [];
+  let pid = process.ppid;
+  for (let depth = 0; depth < maxDepth && pid > 1; depth += 1) {
+    chain.push(pid);
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+      if (/(^|\/)npm(-cli\.js)?( |$)|npm-cli\.js/.test(cmdline)) return chain;
+      // /proc/<pid>/stat: "pid (comm) state ppid …"; comm may hold spaces, so read after the last ")".
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      pid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    } catch {
+      return [];
+    }
+  }
+  return []; // no npm found above us: only the ppid check
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** True when an npm script started this process (npm sets npm_lifecycle_event for its scripts). */
+export function startedByNpm(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env.npm_lifecycle_event);
 }

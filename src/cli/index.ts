@@ -6,7 +6,7 @@ import { CliError, exitCodes, UsageError } from "./cli-error.js";
 import { keysCommand, signersCommand } from "./key-commands.js";
 import { paymentCommand } from "./payment-command.js";
 import { createLogger, logFormatFrom } from "../logger.js";
-import { closeOnSignals, startServer } from "../server-process.js";
+import { closeOnSignals, startedByNpm, startServer } from "../server-process.js";
 import { redactedMessage, redactUrls } from "../redact.js";
 import { runMigrations } from "../store/migrate.js";
 
@@ -46,7 +46,7 @@ async function main(argv: string[]): Promise<void> {
       {
         const config = loadConfig();
         const server = await startServer(config, log);
-        closeOnSignals(log, server.close);
+        closeOnSignals(log, server.close, { whenParentExits: startedByNpm() });
       }
       return;
     case "sandbox":
@@ -78,7 +78,7 @@ async function runSandbox(log: ReturnType<typeof createLogger>): Promise<void> {
   // Imported lazily: production `serve` never loads the sandbox (embedded Postgres, Anvil).
   const { sandboxBanner, startSandbox } = await import("../sandbox/sandbox.js");
   const sandbox = await startSandbox(process.env, log);
-  closeOnSignals(log, sandbox.close);
+  closeOnSignals(log, sandbox.close, { whenParentExits: startedByNpm() });
   process.stdout.write(`${sandboxBanner(sandbox.info, path.resolve(process.env.DATA_DIR ?? ".data"))}\n`);
 }
 
