@@ -1,6 +1,6 @@
 /**
  * Summarises a V8 .cpuprofile (node --cpu-prof) for the report: where the CPU went, by function
- * (self and inclusive time) and by owner (our src/ files, each npm package, Node internals, GC).
+ * (self and inclusive time) and by owner (our files — dist/, compiled from src/ — each npm package, Node internals, GC).
  *
  * Samples can be limited to a time window given in CLOCK_MONOTONIC microseconds
  * (process.hrtime.bigint() / 1000n in any process of this machine): V8's profile timestamps use
@@ -41,7 +41,7 @@ export interface ProfileSummary {
   sampledMs: number;
   byOwner: { owner: string; selfMs: number; selfPercent: number }[];
   topSelf: FunctionTime[];
-  /** Inclusive time of functions defined in this repository's src/. */
+  /** Inclusive time of functions defined in this repository's dist/ (src/ when run through tsx). */
   topOursInclusive: FunctionTime[];
 }
 
@@ -50,8 +50,8 @@ const repoMarker = "/work/main/";
 function shortUrl(url: string): string {
   const modules = url.lastIndexOf("node_modules/");
   if (modules >= 0) return url.slice(modules + "node_modules/".length);
-  const src = url.indexOf("/src/");
-  if (src >= 0 && !url.includes("node_modules")) return url.slice(src + 1);
+  const ours = url.search(/\/(src|dist)\//);
+  if (ours >= 0 && !url.includes("node_modules")) return url.slice(ours + 1);
   return url.replace(/^file:\/\//, "").replace(repoMarker, "");
 }
 
@@ -66,11 +66,11 @@ function ownerOf(frame: CallFrame): string {
     const rest = frame.url.slice(modules + "node_modules/".length).split("/");
     return rest[0]!.startsWith("@") ? `${rest[0]}/${rest[1]}` : rest[0]!;
   }
-  if (/\/src\//.test(frame.url)) return "ours (src/)";
+  if (/\/(src|dist)\//.test(frame.url)) return "ours (dist/)";
   return "other";
 }
 
-/** Name and place of a function. Code loaded through tsx is one line per module: then the column tells functions apart. */
+/** Name and place of a function. Code loaded through tsx (the reference) is one line per module: then the column tells functions apart. */
 function keyOf(frame: CallFrame): string {
   const place = frame.lineNumber > 0 ? `:${frame.lineNumber + 1}` : frame.url === "" ? "" : `@${frame.columnNumber + 1}`;
   return `${frame.functionName || "(anonymous)"}\u0000${shortUrl(frame.url)}${place}`;
@@ -121,7 +121,7 @@ export function summariseCpuProfile(file: string, window?: { fromMicros: number;
   };
   const topSelf = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([key]) => describe(key));
   const topOursInclusive = [...total.entries()]
-    .filter(([key]) => /^(?!.*node_modules).*\bsrc\//.test(key.split("\u0000")[1] ?? ""))
+    .filter(([key]) => /^(?!.*node_modules).*\b(src|dist)\//.test(key.split("\u0000")[1] ?? ""))
     .sort((a, b) => b[1] - a[1])
     .slice(0, top)
     .map(([key]) => describe(key));

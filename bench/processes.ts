@@ -53,11 +53,13 @@ interface SpawnServiceOptions {
   startTimeoutMs: number;
   /** Extra node flags, e.g. --cpu-prof. */
   nodeFlags?: string[];
+  /** TypeScript run through tsx (the reference); false for compiled JavaScript (ours, dist/). */
+  tsx: boolean;
 }
 
-/** Spawns `node [flags] --import tsx <args>` and waits until GET <url>/supported answers 200. */
+/** Spawns `node [flags] [--import tsx] <args>` and waits until GET <url>/supported answers 200. */
 async function spawnService(options: SpawnServiceOptions): Promise<ChildService> {
-  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), "--import", "tsx", ...options.args], {
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), ...(options.tsx ? ["--import", "tsx"] : []), ...options.args], {
     cwd: repoRoot,
     env: childEnv(options.env),
     // stdin stays an open pipe: the reference facilitator exits when it closes.
@@ -134,7 +136,7 @@ export interface OursOptions {
   extraEnv?: Record<string, string>;
 }
 
-/** This repository's facilitator, exactly as production runs it: `src/cli/index.ts serve`. */
+/** This repository's facilitator, exactly as production runs it: `node dist/cli/index.js serve` (= `npm start`; run.ts builds dist/ first). */
 export async function startOurFacilitator(options: OursOptions): Promise<ChildService> {
   const config = {
     networks: [
@@ -150,7 +152,8 @@ export async function startOurFacilitator(options: OursOptions): Promise<ChildSe
   const port = await freePort();
   return spawnService({
     name: options.name ?? "ours",
-    args: ["src/cli/index.ts", "serve"],
+    args: ["dist/cli/index.js", "serve"],
+    tsx: false,
     url: `http://127.0.0.1:${port}`,
     startTimeoutMs: options.startTimeoutMs,
     nodeFlags: options.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`] : [],
@@ -180,6 +183,7 @@ export async function startReferenceFacilitator(options: ReferenceOptions): Prom
   return spawnService({
     name: options.nonceManager ? "reference-nm" : "reference",
     args: ["bench/reference-facilitator.ts"],
+    tsx: true,
     url: `http://127.0.0.1:${port}`,
     startTimeoutMs: options.startTimeoutMs,
     env: {

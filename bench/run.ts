@@ -16,6 +16,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Address, Hash, Hex } from "viem";
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "../src/sandbox/postgres.js";
+import { buildDist } from "../scripts/build-dist.js";
 import { createDatabase } from "../src/store/database-admin.js";
 import { accountOf, addressFor, fundEth, keyFor, mintToAll, signPayments, startBenchChain, type BenchChain } from "./chain.js";
 import { formatProfileSummary, summariseCpuProfile } from "./cpu-profile.js";
@@ -594,6 +595,11 @@ async function main(): Promise<void> {
   }, RUN_LIMIT_MS);
   watchdog.unref();
 
+  // Ours runs the compiled CLI, as `npm start` does: dist/ must match src/.
+  const build = buildDist();
+  if (!build.ok) throw new Error(`npm run build failed:\n${build.output}`);
+  log(`dist/ built (${build.elapsedMs} ms)`);
+
   // Postgres runs as the `postgres` user when we are root: every parent directory must be traversable.
   const workDir = await mkdtemp(path.join(tmpdir(), "x402-bench-"));
   await chmod(workDir, 0o755);
@@ -638,7 +644,7 @@ async function main(): Promise<void> {
     resources: [],
     ratios: [],
     notes: [
-      "Each facilitator runs in its own Node process (both via `node --import tsx`); the load generator (autocannon / fetch) is a third process; Anvil and Postgres are shared.",
+      "Each facilitator runs in its own Node process (ours compiled, `node dist/cli/index.js serve` as `npm start`; the reference via `node --import tsx`); the load generator (autocannon / fetch) is a third process; Anvil and Postgres are shared.",
       "CPU ms per verify is the facilitator process's utime+stime over the run divided by requests answered; pg/anvil columns charge the shared Postgres and Anvil the same way.",
       "Verify 'rotated' sends a fixed set of valid payments in turn (repeats: ours answers them from its caches); 'cold' sends every request a payment never sent to that facilitator before (no cache can hit; signatures are recovered, the chain is read).",
       "Settle: every payment in a burst is sent at the same moment, each a distinct pre-signed authorization, one signer key per facilitator. The reference uses the x402 example's signer (viem wallet client, no nonce manager); reference-nm is the same with viem's nonceManager on the account (not in the example); ours runs its defaults, where settlements waiting for the same signer go out as one BatchSettler transaction (SETTLE_BATCH_MAX 32); ours-single is ours with SETTLE_BATCH_MAX=1, one transaction per settlement.",

