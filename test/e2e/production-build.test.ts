@@ -137,16 +137,17 @@ describe("the compiled CLI as production runs it (x402-facilitator serve from di
     const script = `
       import { keccak256, stringToHex } from "viem";
       import { privateKeyToAccount } from "viem/accounts";
-      const { recoverSigner, recoveryPoolStats, stopRecoveryWorkers } = await import(${JSON.stringify(path.join(repoRoot, "dist/exact-evm/recover-pool.js"))});
+      const { RecoverPool } = await import(${JSON.stringify(path.join(repoRoot, "dist/exact-evm/recover-pool.js"))});
       const account = privateKeyToAccount(keccak256(stringToHex("production-build.test")));
       const deadline = Date.now() + 15000;
-      for (let i = 0; recoveryPoolStats().recoveredOnWorkers === 0 && Date.now() < deadline; i++) {
+      const pool = new RecoverPool();
+      for (let i = 0; pool.stats().recoveredOnWorkers === 0 && Date.now() < deadline; i++) {
         const hash = keccak256(stringToHex("p" + i));
-        if (await recoverSigner(hash, await account.sign({ hash })) !== account.address) throw new Error("wrong signer");
+        if (await pool.recover(hash, await account.sign({ hash })) !== account.address) throw new Error("wrong signer");
         if (i >= 32) await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      console.log(JSON.stringify(recoveryPoolStats()));
-      await stopRecoveryWorkers();`;
+      console.log(JSON.stringify(pool.stats()));
+      await pool.close();`;
     const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { cwd: repoRoot, timeout: 30_000 });
     expect(JSON.parse(stdout)).toMatchObject({ workerFailures: 0, recoveredOnWorkers: expect.any(Number) });
     expect((JSON.parse(stdout) as { recoveredOnWorkers: number }).recoveredOnWorkers).toBeGreaterThan(0);
