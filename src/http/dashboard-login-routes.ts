@@ -69,6 +69,9 @@ export async function dashboardLoginRoutes(app: FastifyInstance, options: { serv
       const apiKey = await services.apiKeys.findActive(key);
       if (!apiKey) throw new FacilitatorError(ReasonCode.unauthorized, "that API key is unknown or revoked");
       if (apiKey.role !== "admin") throw new FacilitatorError(ReasonCode.forbidden, "that API key is not an admin key (create one with keys create --admin)");
+      // A new login ends the session this browser had: one live session per cookie, never a fixed token.
+      const previous = readCookie(request, sessionCookieName);
+      if (previous !== undefined) await services.dashboardSessions.delete(previous);
       const session = await services.dashboardSessions.create(apiKey.id, sessionTtlMs);
       request.log.info({ apiKey: apiKey.keyPrefix, expiresAt: session.expiresAt }, "dashboard login");
       setSessionCookie(request, reply, session.token);

@@ -196,6 +196,14 @@ describe("sessions end", () => {
     expect(JSON.parse(after.body).message).toMatch(/log in again/);
   });
 
+  it("when the browser logs in again: the new login replaces the session its cookie held", async () => {
+    const first = tokenOf((await login(admin.key)).setCookie);
+    const second = tokenOf((await login(admin.key, { headers: { cookie: `x402_dashboard=${first}` } })).setCookie);
+    expect(second).not.toBe(first);
+    expect((await call(fx.facilitator.app, "GET", "/dashboard", { headers: { cookie: `x402_dashboard=${first}` } })).status).toBe(401);
+    expect((await call(fx.facilitator.app, "GET", "/dashboard", { headers: { cookie: `x402_dashboard=${second}` } })).status).toBe(200);
+  });
+
   it("refuses a cross-site logout", async () => {
     const token = tokenOf((await login(admin.key)).setCookie);
     const logout = await call(fx.facilitator.app, "POST", "/dashboard/logout", { headers: { ...formHeaders, origin: "https://evil.example", cookie: `x402_dashboard=${token}` }, payload: "" });
