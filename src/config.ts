@@ -19,6 +19,8 @@ export interface AssetConfig {
   /** EIP-712 domain version, e.g. "2". */
   version: string;
   decimals: number;
+  /** Shown with amounts on the dashboard ("12.34 USDC"); default: the EIP-712 name. */
+  symbol?: string;
 }
 
 export interface NetworkConfig {
@@ -29,6 +31,11 @@ export interface NetworkConfig {
   /** Tried in order; more than one = failover. */
   rpcUrls: string[];
   assets: AssetConfig[];
+  /**
+   * Block explorer base URL (http or https, no query or fragment), e.g. "https://basescan.org": the
+   * dashboard links `<explorerUrl>/tx/<hash>` and `<explorerUrl>/address/<address>`. None: no links.
+   */
+  explorerUrl?: string;
   /** The setting the RPC URLs came from, for start-up errors (default `RPC_URLS_<chainId>`). */
   rpcUrlsFrom?: string;
   /** The setting the assets came from, for start-up errors (default `FACILITATOR_CONFIG`). */
@@ -76,7 +83,8 @@ export const builtinNetworks: readonly NetworkConfig[] = [
     chainId: 8453,
     v1Name: "base",
     rpcUrls: ["https://mainnet.base.org"],
-    assets: [{ address: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", name: "USD Coin", version: "2", decimals: 6 }],
+    assets: [{ address: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", name: "USD Coin", version: "2", decimals: 6, symbol: "USDC" }],
+    explorerUrl: "https://basescan.org",
     assetsFrom: "built-in",
   },
   {
@@ -84,7 +92,8 @@ export const builtinNetworks: readonly NetworkConfig[] = [
     chainId: 84532,
     v1Name: "base-sepolia",
     rpcUrls: ["https://sepolia.base.org"],
-    assets: [{ address: "0x036CbD53842c5426634e7929541eC2318f3dCF7e", name: "USDC", version: "2", decimals: 6 }],
+    assets: [{ address: "0x036CbD53842c5426634e7929541eC2318f3dCF7e", name: "USDC", version: "2", decimals: 6, symbol: "USDC" }],
+    explorerUrl: "https://sepolia.basescan.org",
     assetsFrom: "built-in",
   },
 ];
@@ -94,12 +103,15 @@ const AssetFileSchema = Type.Object({
   name: Type.String({ minLength: 1 }),
   version: Type.String({ minLength: 1 }),
   decimals: Type.Integer({ minimum: 0, maximum: 36 }),
+  symbol: Type.Optional(Type.String({ minLength: 1, maxLength: 16, pattern: "^[A-Za-z0-9.$_-]+$" })),
 });
 const NetworkFileSchema = Type.Object({
   network: Type.String(),
   v1Name: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   rpcUrls: Type.Optional(Type.Array(Type.String(), { minItems: 1, maxItems: 16 })),
   assets: Type.Optional(Type.Array(AssetFileSchema, { maxItems: 64 })),
+  /** null removes a built-in explorer (a local chain that reuses a public chain id). */
+  explorerUrl: Type.Optional(Type.Union([Type.String({ maxLength: 512 }), Type.Null()])),
 });
 const ConfigFileSchema = Type.Object({ networks: Type.Array(NetworkFileSchema, { maxItems: 64 }) });
 export type ConfigFile = Static<typeof ConfigFileSchema>;
@@ -207,10 +219,12 @@ function mergeFileNetwork(known: Map<number, NetworkConfig>, entry: ConfigFile["
     }
     return { ...asset, address: getAddress(asset.address) };
   });
+  const explorer = entry.explorerUrl === undefined ? base?.explorerUrl : entry.explorerUrl === null ? undefined : explorerUrl(entry.explorerUrl, `FACILITATOR_CONFIG ${caip2(chainId)} explorerUrl`);
   return {
     network: caip2(chainId),
     chainId,
     v1Name,
+    ...(explorer === undefined ? {} : { explorerUrl: explorer }),
     rpcUrls: entry.rpcUrls?.map((url, index) => rpcUrl(url, `FACILITATOR_CONFIG ${caip2(chainId)} rpcUrls`, index)) ?? base?.rpcUrls ?? [],
     assets: assets ?? base?.assets ?? [],
     rpcUrlsFrom: entry.rpcUrls ? `FACILITATOR_CONFIG ${caip2(chainId)} rpcUrls` : base?.rpcUrlsFrom,
@@ -267,6 +281,25 @@ function rpcUrl(url: string, source: string, index: number): string {
     throw new ConfigError(`${source}: URL #${index + 1} (${shown}) is not an http(s) URL`);
   }
   return url;
+}
+
+/**
+ * A block explorer's base URL: http(s) only (it becomes a link in the dashboard: never javascript:
+ * or data:), no credentials, query or fragment (the path is appended to); the trailing "/" dropped.
+ */
+export function explorerUrl(url: string, source: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`${source}: "${url}" is not a URL`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new ConfigError(`${source}: "${url}" is not an http(s) URL`);
+  if (parsed.username !== "" || parsed.password !== "") throw new ConfigError(`${source}: ${redactUrl(url)} must not carry credentials: it is shown to every dashboard viewer`);
+  if (parsed.search !== "" || parsed.hash !== "" || url.includes("?") || url.includes("#")) {
+    throw new ConfigError(`${source}: "${url}" must be a plain base URL (no query or fragment), e.g. https://basescan.org`);
+  }
+  return parsed.href.replace(/\/+$/, "");
 }
 
 /** DATABASE_URL, required and a postgres:// URL (for the commands that need only the database). */

@@ -6,6 +6,7 @@ import type { Clock } from "./clock.js";
 import { openPolicy, type Limits, type NetworkConfig, type Policy } from "./config.js";
 import { operatorReadTimeoutMs, signerBalanceCacheMs } from "./limits.js";
 import { ApiKeysRepository } from "./store/api-keys-repo.js";
+import { DashboardSessionsRepository } from "./store/dashboard-sessions-repo.js";
 import { RecoverPool } from "./exact-evm/recover-pool.js";
 import { verifyExactEvm, type VerifyContext, type VerifyResult } from "./exact-evm/verify.js";
 import type { X402Version } from "./protocol/types.js";
@@ -73,6 +74,8 @@ export interface Services {
   metrics: Metrics;
   policy: Policy;
   apiKeys: ApiKeysRepository;
+  /** Browser sessions of the operator dashboard (POST /dashboard/login), each tied to an admin key. */
+  dashboardSessions: DashboardSessionsRepository;
   /** Read side of settlements for the operator routes (history, dashboard). */
   history: HistoryRepository;
   /** Signer recovery on worker threads, shared by verify and settle. */
@@ -142,6 +145,7 @@ export function createServices(deps: ServiceDeps): Services {
     metrics,
     policy: deps.policy ?? openPolicy,
     apiKeys: new ApiKeysRepository(deps.database.db),
+    dashboardSessions: new DashboardSessionsRepository(deps.database.db),
     history: new HistoryRepository(deps.database.db),
     recoverPool,
     pingDatabase: () => pingDatabase(deps.database.db),

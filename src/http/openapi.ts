@@ -33,6 +33,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       components: {
         securitySchemes: {
           bearerAuth: { type: "http", scheme: "bearer", description: "API key: Authorization: Bearer x402_…" },
+          dashboardSession: { type: "apiKey", in: "cookie", name: "x402_dashboard", description: "Dashboard session from POST /dashboard/login (an admin key in a form); /dashboard only." },
         },
       },
     },

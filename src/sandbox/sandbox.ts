@@ -71,7 +71,8 @@ export async function startSandbox(env: Env, log: Logger): Promise<RunningSandbo
       port: integerVar(env, "PORT", 4020, 0, 65535),
       logLevel: env.LOG_LEVEL ?? "info",
       signerPrivateKeys: [signerKey!],
-      networks: [{ ...sandboxNetwork, rpcUrls: [anvil.rpcUrl] }],
+      // A local chain under Base Sepolia's id: the public explorer knows none of its transactions.
+      networks: [{ ...sandboxNetwork, rpcUrls: [anvil.rpcUrl], explorerUrl: undefined }],
       limits: loadLimits(env),
     };
     const server = await startServer(config, log);
@@ -82,7 +83,7 @@ export async function startSandbox(env: Env, log: Logger): Promise<RunningSandbo
       chainId: sandboxNetwork.chainId,
       network: sandboxNetwork.network,
       v1Network: sandboxNetwork.v1Name!,
-      asset: sandboxUsdc,
+      asset: { address: sandboxUsdc.address, name: sandboxUsdc.name, version: sandboxUsdc.version, decimals: sandboxUsdc.decimals },
       payer: { address: payer.address, privateKey: payerKey! },
       payTo,
       facilitatorSigner: privateKeyToAccount(signerKey!).address,

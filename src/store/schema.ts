@@ -212,3 +212,23 @@ export const payerChainFailures = pgTable(
   },
   (table) => [primaryKey({ columns: [table.chainId, table.payer] })],
 );
+
+/**
+ * Operator dashboard sessions (POST /dashboard/login): a browser behind a proxy cannot send a
+ * Bearer header, so it trades an admin key for a random session token kept in an HttpOnly cookie.
+ * Only the token's SHA-256 is stored (32 random bytes: a fast hash is enough, as for API keys). A
+ * session is good while it has not expired and its key is not revoked (checked on every request,
+ * joined with api_keys), so revoking the key ends its sessions at once, on every instance.
+ */
+export const dashboardSessions = pgTable(
+  "dashboard_sessions",
+  {
+    tokenHash: text("token_hash").primaryKey(),
+    apiKeyId: uuid("api_key_id")
+      .notNull()
+      .references(() => apiKeys.id, { onDelete: "cascade" }),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  },
+  (table) => [index("dashboard_sessions_expires_at").on(table.expiresAt), index("dashboard_sessions_api_key_id").on(table.apiKeyId)],
+);

@@ -12,7 +12,9 @@ import { signPayment, v2Body, v2Requirements } from "../helpers/payments.js";
 /**
  * The operator page as an operator sees it: the real app listening on 127.0.0.1 (AUTH=off, so a
  * loopback browser is admitted), real settlements on Anvil, rendered by headless Debian Chromium.
- * The screenshot is kept when KEEP_SCREENSHOTS=1 (its path is printed).
+ * Then as an operator behind a proxy sees it: AUTH=api-keys, logged in through the form with an
+ * admin key, the session kept in a cookie, explorer links, auto-refresh, logout.
+ * The screenshots are kept when KEEP_SCREENSHOTS=1 (their paths are printed).
  */
 const chromiumPath = "/usr/bin/chromium";
 const hasChromium = existsSync(chromiumPath);
@@ -30,13 +32,14 @@ describeWithChromium(title, () => {
   let browser: Browser | undefined;
   let screenshotDir: string;
   let txHash: string;
+  let settle: (payerKey: typeof keys.payer, valueAtomic: bigint) => Promise<{ success: boolean; transaction: string }>;
 
   beforeAll(async () => {
     chain = await startTestChain();
     await chain.mint(payer, 10_000_000n);
     database = await createTestDatabase("dashboard");
     facilitator = await startOperatorFacilitator({ databaseUrl: database.url, rpcUrls: [chain.rpcUrl], token: chain.token, listen: true });
-    const settle = async (payerKey: typeof keys.payer, valueAtomic: bigint) => {
+    settle = async (payerKey: typeof keys.payer, valueAtomic: bigint) => {
       const payment = await signPayment({ payerKey, token: chain.token, chainId: chain.chainId, payTo, valueAtomic });
       const response = await fetch(`${facilitator.baseUrl}/settle`, {
         method: "POST",
@@ -79,6 +82,8 @@ describeWithChromium(title, () => {
     expect(response?.status()).toBe(200);
     expect(response?.headers()["content-security-policy"]).toContain("default-src 'none'");
     expect(await page.title()).toContain("x402 facilitator");
+    expect(await page.getByTestId("chain-label").allInnerTexts()).toEqual(["Base Sepolia (eip155:84532)"]);
+    expect(await page.getByTestId("tx").first().evaluate((element) => element.tagName)).toBe("SPAN"); // no explorer configured: no link
 
     const text = await page.locator("body").innerText();
     expect(text).toContain(txHash);
@@ -108,5 +113,82 @@ describeWithChromium(title, () => {
     expect((await stat(screenshot)).size).toBeGreaterThan(20_000);
     console.info(`dashboard screenshot: ${screenshot}`);
     await context.close();
+  });
+
+  it("logs in through the form behind AUTH=api-keys, shows units and explorer links, refreshes in place, logs out", async () => {
+    const guarded = await startOperatorFacilitator({
+      databaseUrl: database.url,
+      rpcUrls: [chain.rpcUrl],
+      token: chain.token,
+      listen: true,
+      explorerUrl: "https://sepolia.basescan.org",
+      policy: { auth: "api-keys", allowedPayTo: [], amountMaxAtomic: undefined },
+    });
+    const context = await browser!.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
+    try {
+      const admin = await guarded.services.apiKeys.create({ name: "ops", role: "admin" });
+      const page = await context.newPage();
+      const consoleErrors: string[] = [];
+      page.on("console", (message) => {
+        if (message.type() === "error") consoleErrors.push(message.text());
+      });
+      const pageErrors: string[] = [];
+      page.on("pageerror", (error) => pageErrors.push(error.message));
+      // No credentials: the dashboard sends the browser to the form.
+      await page.goto(`${guarded.baseUrl}/dashboard?refresh=1`, { waitUntil: "load", timeout: 20_000 });
+      expect(new URL(page.url()).pathname).toBe("/dashboard/login");
+
+      // A wrong key: the form again, with the reason.
+      await page.fill("#key", "x402_not-a-key");
+      const refused = await Promise.all([page.waitForNavigation({ waitUntil: "load" }), page.click("button[type=submit]")]).then(([response]) => response);
+      expect(refused?.status()).toBe(401);
+      expect(await page.getByTestId("login-error").innerText()).toMatch(/unknown or revoked/);
+
+      await page.fill("#key", admin.key);
+      await Promise.all([page.waitForURL(`${guarded.baseUrl}/dashboard`, { waitUntil: "load" }), page.click("button[type=submit]")]);
+      const cookies = await context.cookies(`${guarded.baseUrl}/dashboard`);
+      expect(cookies).toEqual([expect.objectContaining({ name: "x402_dashboard", path: "/dashboard", httpOnly: true, sameSite: "Strict", secure: false })]);
+      expect(cookies[0]!.value).not.toContain(admin.key);
+      expect(await page.evaluate("document.cookie")).toBe(""); // HttpOnly: no script reads it
+
+      const text = await page.locator("body").innerText();
+      expect(text).toContain("signed in as ops");
+      expect(text).toContain("0.012345 USDC");
+      expect(await page.getByTestId("chain-label").allInnerTexts()).toEqual(["Base Sepolia (eip155:84532)"]);
+      const balance = await page.getByTestId("signer-balance").first().innerText();
+      expect(balance).toMatch(/^\d+(\.\d{1,4})? ETH$/);
+      const txLink = page.locator(`a[data-testid="tx"]`, { hasText: txHash });
+      expect(await txLink.getAttribute("href")).toBe(`https://sepolia.basescan.org/tx/${txHash}`);
+      expect(await txLink.getAttribute("rel")).toBe("noopener noreferrer");
+      expect(await page.locator(`a[href="https://sepolia.basescan.org/address/${payer.toLowerCase()}"]`).count()).toBeGreaterThan(0);
+      expect(await page.getByTestId("refresh-toggle").innerText()).toMatch(/auto-refresh every 10 s/);
+
+      // Auto-refresh in place, with the cookie: a new settlement appears without a navigation.
+      await page.goto(`${guarded.baseUrl}/dashboard?refresh=1`, { waitUntil: "load" });
+      await page.evaluate("window.stayedHere = true");
+      const later = await settle(keys.payer, 23_400n);
+      expect(later.success).toBe(true);
+      await page.locator(`a[data-testid="tx"]`, { hasText: later.transaction }).waitFor({ timeout: 20_000 });
+      expect(await page.evaluate("window.stayedHere")).toBe(true); // the same document: no reload
+      expect(await page.locator("body").innerText()).toContain("0.0234 USDC");
+      const screenshot = path.join(screenshotDir, "dashboard-logged-in.png");
+      await page.screenshot({ path: screenshot, fullPage: true });
+      console.info(`dashboard screenshot (logged in): ${screenshot}`);
+
+      // The pause link turns the refresh off.
+      await Promise.all([page.waitForURL(/refresh=0$/, { waitUntil: "load" }), page.getByTestId("refresh-toggle").click()]);
+      expect(await page.getByTestId("refresh-toggle").innerText()).toMatch(/auto-refresh off/);
+
+      // Logout: back to the form, and the dashboard is closed again.
+      await Promise.all([page.waitForURL(`${guarded.baseUrl}/dashboard/login`, { waitUntil: "load" }), page.getByTestId("logout").click()]);
+      expect(await context.cookies(`${guarded.baseUrl}/dashboard`)).toEqual([]);
+      await page.goto(`${guarded.baseUrl}/dashboard`, { waitUntil: "load" });
+      expect(new URL(page.url()).pathname).toBe("/dashboard/login");
+      expect(consoleErrors.filter((message) => !/status of 401/.test(message))).toEqual([]);
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await context.close();
+      await guarded.close();
+    }
   });
 });

@@ -26,6 +26,8 @@ export interface TestFacilitatorOptions {
   asset?: AssetConfig;
   /** Default: "base-sepolia" on chain 84532, else none. */
   v1Name?: string | null;
+  /** The network's block explorer (the dashboard links to it). Default: none. */
+  explorerUrl?: string;
   /** Listen on 127.0.0.1:0 (SDK clients, browsers); otherwise tests use app.inject. */
   listen?: boolean;
   /** A real pino logger for the services and the app, as server-process.ts wires it. Default: silent. */
@@ -52,6 +54,7 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
     v1Name: options.v1Name !== undefined ? options.v1Name : chainId === 84532 ? "base-sepolia" : null,
     rpcUrls: options.rpcUrls,
     assets: [options.asset ?? { address: options.token, name: "USDC", version: "2", decimals: 6 }],
+    ...(options.explorerUrl === undefined ? {} : { explorerUrl: options.explorerUrl }),
   };
   const limits: Limits = { ...defaultLimits, rpcTimeoutMs: 3_000, settleBudgetMs: 10_000, reconcileIntervalMs: 200, ...options.limits };
   const database = openDatabase(options.databaseUrl, limits);

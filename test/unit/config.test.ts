@@ -35,10 +35,36 @@ describe("loadConfig", () => {
       expect.objectContaining({
         network: "eip155:8453",
         v1Name: "base",
-        assets: [{ address: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", name: "USD Coin", version: "2", decimals: 6 }],
+        assets: [{ address: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", name: "USD Coin", version: "2", decimals: 6, symbol: "USDC" }],
+        explorerUrl: "https://basescan.org",
       }),
     ]);
     expect(config.limits.settleBudgetMs).toBe(20_000);
+  });
+
+  it("knows Base Sepolia's explorer; FACILITATOR_CONFIG sets one, keeps the built-in, or removes it with null", () => {
+    expect(loadConfig({ ...base, NETWORKS: "base-sepolia" }).networks[0]!.explorerUrl).toBe("https://sepolia.basescan.org");
+    const explorerOf = (entry: Record<string, unknown>) => loadConfig({ ...base, FACILITATOR_CONFIG: writeConfig({ networks: [entry] }) }).networks[0]!.explorerUrl;
+    const asset = { address: "0x5fbdb2315678afecb367f032d93f642f64180aa3", name: "USD Coin", version: "2", decimals: 6 };
+    expect(explorerOf({ network: "eip155:31337", rpcUrls: ["http://127.0.0.1:8545"], assets: [asset], explorerUrl: "https://explorer.example/chain/" })).toBe("https://explorer.example/chain");
+    expect(explorerOf({ network: "eip155:31337", rpcUrls: ["http://127.0.0.1:8545"], assets: [asset] })).toBeUndefined();
+    expect(explorerOf({ network: "base", rpcUrls: ["http://127.0.0.1:8545"] })).toBe("https://basescan.org");
+    expect(explorerOf({ network: "base", explorerUrl: null })).toBeUndefined();
+    expect(explorerOf({ network: "base", explorerUrl: "http://127.0.0.1:4000" })).toBe("http://127.0.0.1:4000");
+  });
+
+  it.each([
+    ["javascript:alert(1)", /explorerUrl: "javascript:alert\(1\)" is not an http\(s\) URL/],
+    ["data:text/html,x", /is not an http\(s\) URL/],
+    ["basescan.org", /is not a URL/],
+    ["https://basescan.org/?ref=x", /plain base URL/],
+    ["https://basescan.org/#x", /plain base URL/],
+    ["https://user:SECRET@basescan.org", /must not carry credentials/],
+  ])("refuses explorerUrl %s", (url, message) => {
+    const file = writeConfig({ networks: [{ network: "base", explorerUrl: url }] });
+    expect(() => loadConfig({ ...base, FACILITATOR_CONFIG: file })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...base, FACILITATOR_CONFIG: file })).toThrow(message);
+    expect(() => loadConfig({ ...base, FACILITATOR_CONFIG: file })).not.toThrow(/SECRET/);
   });
 
   it("accepts CAIP-2 names and RPC_URLS_<chainId> for failover", () => {

@@ -105,6 +105,17 @@ describe("GET /health and GET /ready", () => {
     expect(settle.body).toMatchObject({ success: false, errorReason: "service_unavailable", transaction: "", network, payer });
     expect(settle.body.errorMessage).toMatch(/Postgres/i);
 
+    // The dashboard login answers its form with 503, never a 500; a session cookie gets 503 too.
+    const login = await within(
+      "POST /dashboard/login while Postgres is down",
+      facilitator.app.inject({ method: "POST", url: "/dashboard/login", headers: { "content-type": "application/x-www-form-urlencoded" }, payload: "key=x402_some-key" }),
+      15_000,
+    );
+    expect(login.statusCode).toBe(503);
+    expect(login.body).toMatch(/data-testid="login-error">[^<]*Postgres/);
+    const withCookie = await within("GET /dashboard with a session cookie while Postgres is down", facilitator.app.inject({ method: "GET", url: "/dashboard", headers: { cookie: `x402_dashboard=${"A".repeat(43)}` } }), 15_000);
+    expect(withCookie.statusCode).toBe(503);
+
     // Nothing reached the chain.
     const used = await chain.publicClient.readContract({ address: chain.token, abi: eip3009Abi, functionName: "authorizationState", args: [payer, payment.authorization.nonce] });
     expect(used).toBe(false);
