@@ -70,6 +70,8 @@ export interface Config {
   signerPrivateKeys: Hex[];
   networks: NetworkConfig[];
   limits: Limits;
+  /** SETTLE_BATCH_MAX was set (batching is on by default): a missing BatchSettler is then a warning, not a note. */
+  settleBatchMaxSet?: boolean;
   /** Default: openPolicy (no auth, no allowlists). */
   policy?: Policy;
 }
@@ -133,6 +135,7 @@ export function loadConfig(env: Env = process.env): Config {
     signerPrivateKeys,
     networks,
     limits: loadLimits(env),
+    settleBatchMaxSet: env.SETTLE_BATCH_MAX !== undefined && env.SETTLE_BATCH_MAX.trim() !== "",
     policy: loadPolicy(env),
   };
 }

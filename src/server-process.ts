@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { buildApp } from "./app.js";
 import { createChainRegistry } from "./chain/registry.js";
 import { createSignerPool } from "./chain/signers.js";
-import { checkAtStart } from "./chain/startup-checks.js";
+import { checkAtStart } from "./startup-checks.js";
 import { systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { createMetrics } from "./metrics.js";
@@ -26,8 +26,14 @@ export interface RunningServer {
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   // Before anything else: a wrong chain or token domain must stop the start, with one line.
   const signers = createSignerPool(config.signerPrivateKeys, config.limits.inFlightPerSignerMax, systemClock);
-  const selfCheck = await checkAtStart(config.networks, config.limits.rpcTimeoutMs, { addresses: signers.addresses(), minBalanceWei: config.limits.minSignerBalanceWei });
+  const selfCheck = await checkAtStart(
+    config.networks,
+    config.limits.rpcTimeoutMs,
+    { addresses: signers.addresses(), minBalanceWei: config.limits.minSignerBalanceWei },
+    { settleBatchMax: config.limits.settleBatchMax, requested: config.settleBatchMaxSet ?? false },
+  );
   for (const warning of selfCheck.warnings) log.warn({ check: "start-up" }, warning);
+  for (const note of selfCheck.notes) log.info({ check: "start-up" }, note);
   await runMigrations(config.databaseUrl);
   const database = openDatabase(config.databaseUrl, config.limits, (error) => log.warn({ err: error }, "idle Postgres connection lost"));
   const metrics = createMetrics();

@@ -1,6 +1,6 @@
 import type { Address } from "viem";
 import type { ChainRegistry } from "./chain/registry.js";
-import type { RpcUrlChecks } from "./chain/startup-checks.js";
+import type { RpcUrlChecks } from "./startup-checks.js";
 import type { SignerPool } from "./chain/signers.js";
 import type { Clock } from "./clock.js";
 import { openPolicy, type Limits, type NetworkConfig, type Policy } from "./config.js";

@@ -19,12 +19,15 @@ const deploymentGasLimit = 1_000_000n;
  * `batch-settler status|deploy [--network N]`: batched settlement needs BatchSettler at its
  * deterministic address on each chain. `deploy` sends the one CREATE2 transaction through the
  * deterministic-deployment proxy from the first signer key (anyone may; the contract is stateless
- * and ownerless); on a chain where it already exists it does nothing.
+ * and ownerless); on a chain where it already exists it does nothing. It takes that key's next
+ * nonce from the chain, outside the facilitator's Postgres nonce allocator: run it before the
+ * facilitator serves with that key (or stop it meanwhile), or the two may pick the same nonce.
  */
 export async function batchSettlerCommand(args: string[], env: NodeJS.ProcessEnv, write: Write): Promise<void> {
   const [action, ...rest] = args;
   if (wantsHelp(args)) {
     write("usage: x402-facilitator batch-settler status|deploy [--network NETWORK]   (needs the serve configuration)");
+    write("deploy sends from the first signer key outside the facilitator's nonce allocator: run it while no facilitator serves with that key.");
     return;
   }
   if (action !== "status" && action !== "deploy") throw new UsageError("usage: batch-settler status|deploy [--network NETWORK]");

@@ -33,7 +33,7 @@ export type VerifyResult =
   | { valid: false; rejection: Rejection; payment?: ResolvedPayment };
 
 /**
- * The checks of ARCHITECTURE.md §2, cheapest first: configuration, binding, terms and window (pure),
+ * The checks of ARCHITECTURE.md §1.1, cheapest first: configuration, binding, terms and window (pure),
  * then the signature (local for ECDSA), then one chain round trip (a Multicall3 eth_call, or the
  * per-block cache of verify-chain-state.ts) and one Postgres query in parallel.
  */

@@ -93,21 +93,29 @@ type AttemptEnd = { kind: "answered"; outcome: SettleOutcome } | { kind: "payabl
 
 const answered = (outcome: SettleOutcome): AttemptEnd => ({ kind: "answered", outcome });
 
+/**
+ * The message stored on a released claim, which a duplicate caller may be answered with: our own
+ * errors say what happened; anything else (a driver's "Failed query: <SQL> …") stays in the logs.
+ */
+function unsentMessage(error: unknown): string {
+  return error instanceof FacilitatorError ? redactedMessage(error) : "internal error while preparing the settlement; see the facilitator logs";
+}
+
 /** Why a claim was released without anything sent: the budget's own code, else "unavailable". */
 function reasonOfUnsent(error: unknown): ReasonCode {
   return error instanceof FacilitatorError && error.code === ReasonCode.gasBudgetExhausted ? ReasonCode.gasBudgetExhausted : ReasonCode.serviceUnavailable;
 }
 
 /**
- * /settle, exactly once (ARCHITECTURE.md §3): claim in Postgres → prepare (simulate, estimate) → take a
+ * /settle, exactly once (ARCHITECTURE.md §1.2): claim in Postgres → prepare (simulate, estimate) → take a
  * tx nonce, sign and persist → broadcast → wait for a receipt that proves payment, within the
  * budget. Every path answers within settleBudgetMs and names the tx hash once one exists.
  */
 export class SettlementEngine {
   /**
    * The one sending path. Per signer, one group of queued settlements is signed and sent at a time;
-   * the settlements that queue meanwhile form the next group (up to SETTLE_BATCH_MAX, so with the
-   * default of 1 every settlement is its own transaction). A lone settlement is a group of one.
+   * the settlements that queue meanwhile form the next group (up to SETTLE_BATCH_MAX; with 1, every
+   * settlement is its own transaction). A lone settlement is a group of one.
    */
   private readonly sender: GroupCommit<PendingSigning, SentSettlement>;
   private readonly batchSettler: ContractPresence;
@@ -282,7 +290,7 @@ export class SettlementEngine {
         // Only while still `claimed`: if the signing transaction committed and only its answer was
         // lost, the row is `signed` and the watcher broadcasts it (never failed, never a nonce gap).
         const released = await deps.repo
-          .failClaim(row.id, { errorReason: reasonOfUnsent(error), errorMessage: redactedMessage(error) }, { attempt: row.attempt })
+          .failClaim(row.id, { errorReason: reasonOfUnsent(error), errorMessage: unsentMessage(error) }, { attempt: row.attempt })
           .catch((writeError: unknown) => deps.log.warn({ settlementId: row.id, err: writeError }, "could not release a claim after a fault"));
         if (released) await this.releaseGas(released, 0n);
         throw error;
@@ -305,9 +313,10 @@ export class SettlementEngine {
     const deployed = await this.batchSettler.isDeployed(payment.network.chainId, client);
     if (!deployed && !this.warnedNoBatchSettler.has(payment.network.chainId)) {
       this.warnedNoBatchSettler.add(payment.network.chainId);
-      this.deps.log.warn(
+      // Said once at start too (startup-checks.ts: a warning only when SETTLE_BATCH_MAX was set).
+      this.deps.log.info(
         { chainId: payment.network.chainId, batchSettler: batchSettlerAddress },
-        "SETTLE_BATCH_MAX is set but BatchSettler is not deployed on this chain (run `x402-facilitator batch-settler deploy`): settling one per transaction",
+        "BatchSettler is not deployed on this chain (x402-facilitator batch-settler deploy): settling one per transaction",
       );
     }
     return deployed;
@@ -323,19 +332,20 @@ export class SettlementEngine {
   private async sendQueued(items: readonly PendingSigning[]): Promise<SentSettlement[]> {
     // A request whose budget ran out while it queued leaves unsigned (its caller gets a 503 and the
     // authorization stays free), so queueing behind slow broadcasts never outlasts the budget.
-    const nowMs = this.deps.clock.nowMs();
-    const expired = items.filter((item) => item.deadlineMs <= nowMs);
-    const live = items.filter((item) => item.deadlineMs > nowMs);
+    // Checked again before each group: the groups before it may have taken a while to send.
     const budgetSpent = new SignersBusyError("the settle budget ran out while waiting for the signer; retry shortly");
     const answers = new Map<PendingSigning, SentSettlement>();
-    for (const item of expired) answers.set(item, { kind: "unsent", error: budgetSpent });
-    const batchable = live.filter((item) => !item.alone);
-    const groups = [...splitIntoBatches(batchable, this.deps.limits.batchGasMax), ...live.filter((item) => item.alone).map((item) => [item])];
+    const batchable = items.filter((item) => !item.alone);
+    const groups = [...splitIntoBatches(batchable, this.deps.limits.batchGasMax), ...items.filter((item) => item.alone).map((item) => [item])];
     // One transaction after the other. A failure before a group was persisted fails that group
     // only: the groups already persisted (and maybe sent) must keep their answers.
     for (const group of groups) {
-      const sent = await this.sendGroup(group).catch((error: unknown) => group.map(() => ({ kind: "unsent" as const, error })));
-      group.forEach((item, index) => answers.set(item, sent[index]!));
+      const nowMs = this.deps.clock.nowMs();
+      for (const item of group) if (item.deadlineMs <= nowMs) answers.set(item, { kind: "unsent", error: budgetSpent });
+      const live = group.filter((item) => item.deadlineMs > nowMs);
+      if (live.length === 0) continue;
+      const sent = await this.sendGroup(live).catch((error: unknown) => live.map(() => ({ kind: "unsent" as const, error })));
+      live.forEach((item, index) => answers.set(item, sent[index]!));
     }
     return items.map((item) => answers.get(item)!);
   }

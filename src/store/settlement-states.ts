@@ -2,21 +2,36 @@ import { sql, type SQL } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 
 /**
- * The settlement state machine, in one place: the statuses, which move leads where, and the sets
+ * The settlement state machine, in one place: the statuses, every move between them, and the sets
  * every query and check is derived from. Every status write goes through the repository, which
  * only updates a row whose current status is an allowed predecessor (a guarded UPDATE), so two
  * workers racing on one row cannot both move it, and a confirmed row never changes.
  *
- *              sign + persist        broadcast           receipt pays
- *   claimed ─────────────────► signed ─────────► submitted ─────────► confirmed
- *      │  ▲                      │                  │
- *      │  └── re-claim ──┐       │ node refuses     │ receipt does not pay
- *      ▼                 │       ▼                  ▼
- *    failed ◄────────────┴──── failed ◄─────────── failed
+ *                sign + persist           broadcast                receipt pays
+ *   claimed ──────────────────► signed ─────────────► submitted ──────────────► confirmed
+ *     │  ▲                        │  │                  │  ▲ │
+ *     │  │ re-claim               │  └── receipt pays ──┼──┼─┼────────────────► confirmed
+ *     │  │ (reclaimable only)     │ node refuses,       │  └─┘ fee bump: same status, new hash
+ *     ▼  │                        ▼ receipt does not pay ▼ receipt does not pay
+ *   failed ◄───────────────────  failed ◄────────────── failed
  *
- * A failed row is re-claimed (claimed, attempt + 1) only while its authorization is unused: it
- * failed before anything was broadcast, or the chain said after its receipt that nobody used it
- * (see isReclaimable). ARCHITECTURE.md draws the same machine with every trigger.
+ * Every transition (a test checks this list against allowedPredecessors):
+ *   claimed   → signed     sign + persist: nonce, signed bytes and hash in the row before broadcast (tx-nonces.ts)
+ *   claimed   → failed     prepare refused it, or the claim was given up (failClaim: from claimed only)
+ *   signed    → submitted  the node accepted the broadcast (markBroadcastMany)
+ *   signed    → confirmed  its receipt pays (the broadcast answer was lost; advance found the receipt)
+ *   signed    → failed     the node refused it (refuseSignedTransaction: from signed only), or its receipt does not pay
+ *   submitted → confirmed  its receipt pays
+ *   submitted → failed     its receipt does not pay
+ *   failed    → claimed    re-claim, attempt + 1, only while reclaimable (isReclaimable / reclaimableWhere)
+ *
+ * Not a status change: a fee bump signs the same nonce again with higher fees and moves a signed
+ * or submitted row (every row of its transaction) to the new hash, keeping its status
+ * (recordReplacement, guarded by transactionStatuses).
+ *
+ * A failed row is reclaimable only while its authorization is unused: it failed before anything was
+ * broadcast, or the chain said after its receipt that nobody used it. ARCHITECTURE.md §2 draws the
+ * same machine.
  */
 export const settlementStatuses = ["claimed", "signed", "submitted", "confirmed", "failed"] as const;
 export type SettlementStatus = (typeof settlementStatuses)[number];
@@ -25,9 +40,15 @@ export const allowedPredecessors: Readonly<Record<SettlementStatus, readonly Set
   claimed: ["failed"], // re-claim: only a reclaimable row (isReclaimable / reclaimableWhere)
   signed: ["claimed"],
   submitted: ["signed"],
-  confirmed: ["claimed", "signed", "submitted"],
+  confirmed: ["signed", "submitted"],
   failed: ["claimed", "signed", "submitted"],
 };
+
+/** Narrower guards than allowedPredecessors, for the moves that must not happen from every predecessor. */
+/** A claim given up (a fault before signing, the watcher after the lease): never a row signed meanwhile, whose transaction may pay. */
+export const claimReleasableFrom = ["claimed"] as const satisfies readonly SettlementStatus[];
+/** The node refused the signed bytes: only before it ever accepted them (a submitted row's transaction may be mined). */
+export const refusableFrom = ["signed"] as const satisfies readonly SettlementStatus[];
 
 /** Not final yet: the watcher finishes these when nobody waits on them any more. */
 export const unfinishedStatuses = ["claimed", "signed", "submitted"] as const satisfies readonly SettlementStatus[];

@@ -1,7 +1,7 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Hex } from "viem";
 import type { ReasonCode } from "../protocol/reason-codes.js";
-import { allowedPredecessors, reclaimableWhere, statusIn, transactionStatuses, unfinishedStatuses } from "./settlement-states.js";
+import { allowedPredecessors, claimReleasableFrom, reclaimableWhere, statusIn, transactionStatuses, unfinishedStatuses } from "./settlement-states.js";
 import type { Database } from "./db.js";
 import { storedErrorMessage } from "./error-message.js";
 import { settlements, type SettlementRow, type SettlementStatus } from "./schema.js";
@@ -251,7 +251,7 @@ export class SettlementsRepository {
     const [row] = await this.db
       .update(settlements)
       .set({ ...fields, errorMessage: storedErrorMessage(fields.errorMessage), status: "failed", leaseUntil: null, updatedAt: sql`now()` })
-      .where(and(eq(settlements.id, id), eq(settlements.status, "claimed"), attemptIs(guard)))
+      .where(and(eq(settlements.id, id), inArray(settlements.status, [...claimReleasableFrom]), attemptIs(guard)))
       .returning();
     return row;
   }

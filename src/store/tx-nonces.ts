@@ -1,7 +1,7 @@
 import { and, asc, eq, inArray, sql, TransactionRollbackError } from "drizzle-orm";
 import type { Hex } from "viem";
 import type { ReasonCode } from "../protocol/reason-codes.js";
-import { allowedPredecessors } from "./settlement-states.js";
+import { allowedPredecessors, refusableFrom } from "./settlement-states.js";
 import type { Database } from "./db.js";
 import { storedErrorMessage } from "./error-message.js";
 import { releasedNonces, settlements, signerNonces, type SettlementRow } from "./schema.js";
@@ -179,7 +179,7 @@ export async function refuseSignedTransaction(
     const failed = await tx
       .update(settlements)
       .set({ status: "failed", errorReason: input.errorReason, errorMessage: storedErrorMessage(input.errorMessage), leaseUntil: null, updatedAt: sql`now()` })
-      .where(and(eq(settlements.txHash, input.txHash), eq(settlements.status, "signed")))
+      .where(and(eq(settlements.txHash, input.txHash), inArray(settlements.status, [...refusableFrom])))
       .returning({ id: settlements.id, attempt: settlements.attempt });
     if (failed.length > 0 && input.releaseNonce) await releaseNonceIn(tx, input);
     return failed;

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../src/sandbox/free-port.js";
+import { batchSettlerAddress } from "../../src/contracts/batch-settler.js";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { addressOf, keys, startTestChain, type TestChain } from "../helpers/chain.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
@@ -46,7 +47,7 @@ function serve(env: Record<string, string>, onListening?: (url: string) => Promi
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["bin/x402-facilitator.js", "serve"], {
       cwd: repoRoot,
-      env: { PATH: process.env.PATH!, DATABASE_URL: database.url, SIGNER_PRIVATE_KEYS: keys.facilitator, LOG_LEVEL: "info", HOST: "127.0.0.1", ...env },
+      env: { PATH: process.env.PATH!, DATABASE_URL: database.url, SIGNER_PRIVATE_KEYS: keys.facilitator, LOG_LEVEL: "info", LOG_FORMAT: "json", HOST: "127.0.0.1", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -73,6 +74,16 @@ function serve(env: Record<string, string>, onListening?: (url: string) => Promi
       resolve({ code, stderr, stdout, url });
     });
   });
+}
+
+/** The first JSON log line whose message contains `text`. */
+function logLine(stdout: string, text: string): { level: number; msg: string } | undefined {
+  for (const line of stdout.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const entry = JSON.parse(line) as { level: number; msg: string };
+    if (entry.msg?.includes(text)) return entry;
+  }
+  return undefined;
 }
 
 describe("start-up self-checks (the real process)", () => {
@@ -114,7 +125,25 @@ describe("start-up self-checks (the real process)", () => {
     expect(ready!.status).toBe(200);
     expect(ready!.body).toMatchObject({ status: "ready", networks: { "eip155:84532": "ok" } });
     expect(started.stdout).not.toContain("cannot pay gas"); // the signer is funded
+    expect(logLine(started.stdout, "BatchSettler")).toBeUndefined(); // deployed on this chain: nothing to say
     expect(ready!.body.rpcUrls).toEqual([expect.stringContaining(`FACILITATOR_CONFIG eip155:84532 rpcUrls #2 (${new URL(deadUrl).host}) unreachable`)]);
+  });
+
+  it("notes a missing BatchSettler at info when batching is on by default, and warns only when SETTLE_BATCH_MAX was set", async () => {
+    const code = await chain.publicClient.getCode({ address: batchSettlerAddress });
+    await chain.testClient.setCode({ address: batchSettlerAddress, bytecode: "0x" });
+    try {
+      const config = configFile([{ network: "eip155:84532", rpcUrls: [chain.rpcUrl], assets: [asset()] }]);
+      const byDefault = await serve({ PORT: String(await freePort()), FACILITATOR_CONFIG: config }, async () => undefined);
+      expect(logLine(byDefault.stdout, "BatchSettler is not deployed")).toMatchObject({ level: 30 });
+      expect(logLine(byDefault.stdout, "BatchSettler is not deployed")!.msg).not.toContain("SETTLE_BATCH_MAX is set");
+      const asked = await serve({ PORT: String(await freePort()), FACILITATOR_CONFIG: config, SETTLE_BATCH_MAX: "8" }, async () => undefined);
+      expect(logLine(asked.stdout, "BatchSettler is not deployed")).toMatchObject({ level: 40, msg: expect.stringContaining("although SETTLE_BATCH_MAX is set") });
+      const off = await serve({ PORT: String(await freePort()), FACILITATOR_CONFIG: config, SETTLE_BATCH_MAX: "1" }, async () => undefined);
+      expect(logLine(off.stdout, "BatchSettler")).toBeUndefined();
+    } finally {
+      await chain.testClient.setCode({ address: batchSettlerAddress, bytecode: code! });
+    }
   });
 
   it("warns at start about a signer that cannot pay gas, and about one below MIN_SIGNER_BALANCE_WEI", async () => {

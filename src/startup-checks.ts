@@ -1,9 +1,12 @@
 import { createPublicClient, domainSeparator, formatEther, http, parseAbi, type Address, type Hex, type PublicClient } from "viem";
-import type { NetworkConfig } from "../config.js";
-import { ConfigError } from "../errors.js";
-import { redactedMessage } from "../redact.js";
-import { isTransportFailure } from "./rpc-errors.js";
-import { eip3009Abi } from "../exact-evm/abi.js";
+import type { NetworkConfig } from "./config.js";
+import { ConfigError } from "./errors.js";
+import { redactedFirstLine } from "./redact.js";
+import { systemClock, type Clock } from "./clock.js";
+import { isTransportFailure } from "./chain/rpc-errors.js";
+import { hasCode } from "./chain/code.js";
+import { batchSettlerAddress } from "./contracts/batch-settler.js";
+import { eip3009Abi } from "./exact-evm/abi.js";
 
 /**
  * Start-up self-checks of what the operator configured (ARCHITECTURE.md pitfall 19): every RPC URL
@@ -23,6 +26,9 @@ export interface RpcUrlEntry {
   endpoint: string;
   url: string;
 }
+
+/** How long one round of /ready's RPC URL rechecks is reused (see RpcUrlChecks.problems). */
+const recheckIntervalMs = 5_000;
 
 const domainSeparatorAbi = parseAbi(["function DOMAIN_SEPARATOR() view returns (bytes32)"]);
 
@@ -57,10 +63,13 @@ function clientOf(url: string, timeoutMs: number): PublicClient {
 export class RpcUrlChecks {
   private unverified: RpcUrlEntry[];
   private readonly wrongChain = new Map<RpcUrlEntry, string>();
+  /** /ready is public: concurrent and back-to-back calls share one round of eth_chainId requests. */
+  private shared: { promise: Promise<string[]>; startedAtMs: number } | undefined;
 
   constructor(
     entries: readonly RpcUrlEntry[],
     private readonly timeoutMs: number,
+    private readonly clock: Pick<Clock, "monotonicMs"> = systemClock,
   ) {
     this.unverified = [...entries];
   }
@@ -76,7 +85,7 @@ export class RpcUrlChecks {
           const answered = await clientOf(entry.url, timeoutMs).getChainId();
           return { entry, answered };
         } catch (error) {
-          return { entry, problem: `unreachable: ${redactedMessage(error, 200).split("\n")[0]}` };
+          return { entry, problem: `unreachable: ${redactedFirstLine(error)}` };
         }
       }),
     );
@@ -97,10 +106,17 @@ export class RpcUrlChecks {
     return [...this.wrongChain.values()];
   }
 
-  /** /ready's view: every URL not (yet) known to serve its chain, each asked within `timeoutMs`. */
-  async problems(timeoutMs = this.timeoutMs): Promise<string[]> {
-    const unreachable = await this.recheck(timeoutMs);
-    return [...this.wrongChains(), ...unreachable.map(({ entry, problem }) => `${entry.setting} (${entry.endpoint}) ${problem}`)];
+  /**
+   * /ready's view: every URL not (yet) known to serve its chain, each asked within `timeoutMs`. One
+   * round at a time, reused for recheckIntervalMs, so a flood of /ready cannot multiply RPC calls.
+   */
+  problems(timeoutMs = this.timeoutMs): Promise<string[]> {
+    if (this.unverified.length === 0) return Promise.resolve(this.wrongChains());
+    const nowMs = this.clock.monotonicMs();
+    if (this.shared && nowMs - this.shared.startedAtMs < recheckIntervalMs) return this.shared.promise;
+    const promise = this.recheck(timeoutMs).then((unreachable) => [...this.wrongChains(), ...unreachable.map(({ entry, problem }) => `${entry.setting} (${entry.endpoint}) ${problem}`)]);
+    this.shared = { promise, startedAtMs: nowMs };
+    return promise;
   }
 }
 
@@ -116,12 +132,14 @@ export async function checkAtStart(
   networks: readonly NetworkConfig[],
   timeoutMs: number,
   signers: { addresses: readonly Address[]; minBalanceWei: bigint } = { addresses: [], minBalanceWei: 0n },
-): Promise<{ rpcUrls: RpcUrlChecks; warnings: string[] }> {
+  batching: { settleBatchMax: number; requested: boolean } = { settleBatchMax: 1, requested: false },
+): Promise<{ rpcUrls: RpcUrlChecks; warnings: string[]; notes: string[] }> {
   const entries = rpcUrlEntries(networks);
   const rpcUrls = new RpcUrlChecks(entries, timeoutMs);
   const unreachable = await rpcUrls.recheck();
   const wrong = rpcUrls.wrongChains();
   if (wrong.length > 0) throw new ConfigError(wrong.join("; "));
+  const notes: string[] = [];
   const warnings = unreachable.map(({ entry, problem }) => `${entry.setting} (${entry.endpoint}) ${problem}`);
   for (const network of networks) {
     const reachable = entries.find((entry) => entry.network === network.network && !unreachable.some((u) => u.entry === entry));
@@ -136,14 +154,21 @@ export async function checkAtStart(
         problem = await assetProblem(client, network, asset);
       } catch (error) {
         // The URL went away meanwhile, or answered garbage: not the operator's setting at fault.
-        warnings.push(`${network.network} asset ${asset.address} not checked: ${isTransportFailure(error) ? "RPC unreachable" : redactedMessage(error, 200).split("\n")[0]}`);
+        warnings.push(`${network.network} asset ${asset.address} not checked: ${isTransportFailure(error) ? "RPC unreachable" : redactedFirstLine(error)}`);
         continue;
       }
       if (problem) throw new ConfigError(problem);
     }
     warnings.push(...(await signerBalanceWarnings(client, network, signers)));
+    if (batching.settleBatchMax > 1 && !(await hasCode(client, batchSettlerAddress).catch(() => true))) {
+      // Batching is on by default; without BatchSettler each settlement is its own transaction. Only
+      // an operator who asked for batching (SETTLE_BATCH_MAX set) is warned.
+      (batching.requested ? warnings : notes).push(
+        `${network.network}: BatchSettler is not deployed at ${batchSettlerAddress}${batching.requested ? " although SETTLE_BATCH_MAX is set" : ""}: settling one payment per transaction (x402-facilitator batch-settler deploy)`,
+      );
+    }
   }
-  return { rpcUrls, warnings };
+  return { rpcUrls, warnings, notes };
 }
 
 /** Why the asset cannot be the configured EIP-3009 token, or undefined when it is. */
@@ -151,10 +176,16 @@ async function assetProblem(client: PublicClient, network: NetworkConfig, asset:
   const where = `${network.assetsFrom ?? "FACILITATOR_CONFIG"} ${network.network} asset ${asset.address}`;
   const code = await client.getCode({ address: asset.address as Address });
   if (!code || code === "0x") return `${where}: no contract at this address on chain ${network.chainId}`;
+  // A function the token lacks reverts (unreadable); an RPC that stops answering is not the token's
+  // fault: it propagates, and the asset is reported unchecked instead of misconfigured.
+  const unlessUnreachable = (error: unknown): undefined => {
+    if (isTransportFailure(error)) throw error;
+    return undefined;
+  };
   const [onChainSeparator, name, version] = await Promise.all([
-    client.readContract({ address: asset.address as Address, abi: domainSeparatorAbi, functionName: "DOMAIN_SEPARATOR" }).catch(() => undefined),
-    client.readContract({ address: asset.address as Address, abi: eip3009Abi, functionName: "name" }).catch(() => undefined),
-    client.readContract({ address: asset.address as Address, abi: eip3009Abi, functionName: "version" }).catch(() => undefined),
+    client.readContract({ address: asset.address as Address, abi: domainSeparatorAbi, functionName: "DOMAIN_SEPARATOR" }).catch(unlessUnreachable),
+    client.readContract({ address: asset.address as Address, abi: eip3009Abi, functionName: "name" }).catch(unlessUnreachable),
+    client.readContract({ address: asset.address as Address, abi: eip3009Abi, functionName: "version" }).catch(unlessUnreachable),
   ]);
   const configured = `name "${asset.name}" version "${asset.version}"`;
   const onChain = `name ${name === undefined ? "(unreadable)" : `"${name}"`} version ${version === undefined ? "(unreadable)" : `"${version}"`}`;
