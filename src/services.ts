@@ -7,6 +7,7 @@ import { openPolicy, type Limits, type NetworkConfig, type Policy } from "./conf
 import { operatorReadTimeoutMs, signerBalanceCacheMs } from "./limits.js";
 import { ApiKeysRepository } from "./store/api-keys-repo.js";
 import { RecoverPool } from "./exact-evm/recover-pool.js";
+import { builderCodeSuffix } from "./protocol/builder-code.js";
 import { verifyExactEvm, type VerifyContext, type VerifyResult } from "./exact-evm/verify.js";
 import type { X402Version } from "./protocol/types.js";
 import type { PaymentRequest } from "./protocol/types.js";
@@ -59,6 +60,8 @@ export interface ServiceDeps {
   policy?: Policy;
   /** RPC URLs not yet known to serve their chain (start-up self-check); /ready lists them. */
   rpcUrlChecks?: RpcUrlChecks;
+  /** BUILDER_CODE: ERC-8021 attribution appended to every settlement transaction; none by default. */
+  builderCode?: string;
 }
 
 /** Everything the routes use, built once from explicit dependencies (tests build their own). */
@@ -102,6 +105,7 @@ export function createServices(deps: ServiceDeps): Services {
     signers: deps.signers,
     clock: deps.clock,
     limits: deps.limits,
+    dataSuffix: deps.builderCode === undefined ? undefined : builderCodeSuffix(deps.builderCode),
     log: deps.log,
     metrics,
     gasBudget,
