@@ -7,6 +7,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { ConfigError } from "./errors.js";
 import { parseDatabaseUrl } from "./store/database-url.js";
 import { addressList, bigintLimitMax, integerInRange, integerVar, loadLimits, splitList, type Limits } from "./limits.js";
+import { builderCodePattern } from "./protocol/builder-code.js";
 import { caip2, chainIdOfNetworkArg, type Caip2Network, v1NetworkChainIds } from "./protocol/networks.js";
 import { redactedMessage, redactUrl } from "./redact.js";
 
@@ -74,6 +75,8 @@ export interface Config {
   settleBatchMaxSet?: boolean;
   /** Default: openPolicy (no auth, no allowlists). */
   policy?: Policy;
+  /** ERC-8021 builder code appended to every settlement transaction's calldata (BUILDER_CODE); none by default. */
+  builderCode?: string;
 }
 
 export const openPolicy: Policy = { auth: "off", allowedPayTo: [], amountMaxAtomic: undefined };
@@ -137,7 +140,21 @@ export function loadConfig(env: Env = process.env): Config {
     limits: loadLimits(env),
     settleBatchMaxSet: env.SETTLE_BATCH_MAX !== undefined && env.SETTLE_BATCH_MAX.trim() !== "",
     policy: loadPolicy(env),
+    builderCode: loadBuilderCode(env),
   };
+}
+
+/**
+ * BUILDER_CODE: the operator's ERC-8021 builder code, written as the `w` (wallet) attribution of
+ * every settlement transaction (protocol/builder-code.ts). Unset or empty: none.
+ */
+export function loadBuilderCode(env: Env): string | undefined {
+  const raw = env.BUILDER_CODE?.trim() ?? "";
+  if (raw === "") return undefined;
+  if (!builderCodePattern.test(raw)) {
+    throw new ConfigError(`BUILDER_CODE must be 1-32 characters of a-z, 0-9 and _ (an ERC-8021 builder code), got "${raw.slice(0, 64)}"${raw.length > 64 ? "…" : ""}`);
+  }
+  return raw;
 }
 
 /** Payees one facilitator may be limited to: far more than any operator lists, and still a bound. */

@@ -45,6 +45,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     signers,
     clock: systemClock,
     limits: config.limits,
+    builderCode: config.builderCode,
     log,
     rpcUrlChecks: selfCheck.rpcUrls,
   });

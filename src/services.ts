@@ -8,6 +8,7 @@ import { operatorReadTimeoutMs, signerBalanceCacheMs } from "./limits.js";
 import { ApiKeysRepository } from "./store/api-keys-repo.js";
 import { DashboardSessionsRepository } from "./store/dashboard-sessions-repo.js";
 import { RecoverPool } from "./exact-evm/recover-pool.js";
+import { builderCodeSuffix } from "./protocol/builder-code.js";
 import { verifyExactEvm, type VerifyContext, type VerifyResult } from "./exact-evm/verify.js";
 import type { X402Version } from "./protocol/types.js";
 import type { PaymentRequest } from "./protocol/types.js";
@@ -60,6 +61,8 @@ export interface ServiceDeps {
   policy?: Policy;
   /** RPC URLs not yet known to serve their chain (start-up self-check); /ready lists them. */
   rpcUrlChecks?: RpcUrlChecks;
+  /** BUILDER_CODE: ERC-8021 attribution appended to every settlement transaction; none by default. */
+  builderCode?: string;
 }
 
 /** Everything the routes use, built once from explicit dependencies (tests build their own). */
@@ -105,6 +108,7 @@ export function createServices(deps: ServiceDeps): Services {
     signers: deps.signers,
     clock: deps.clock,
     limits: deps.limits,
+    dataSuffix: deps.builderCode === undefined ? undefined : builderCodeSuffix(deps.builderCode),
     log: deps.log,
     metrics,
     gasBudget,

@@ -13,7 +13,8 @@ export interface ContractCall {
 
 /**
  * The transaction that settles a payment; the same bytes are simulated, estimated and signed, so
- * what was checked is what is sent.
+ * what was checked is what is sent (the estimate and the signature add the operator's builder-code
+ * suffix, which no contract reads: settlement/prepare-sign-send.ts).
  * - eoa: `transferWithAuthorization(…, v, r, s)`, what every USDC deployment has;
  * - contract: the `bytes` overload (ERC-1271), ERC-6492 wrapping removed;
  * - counterfactual: Multicall3 `aggregate3([deploy wallet (may fail: already deployed), transfer])`,

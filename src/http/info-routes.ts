@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Services } from "../services.js";
+import { paymentIdentifierExtension } from "../protocol/payment-identifier.js";
 import { redactedFirstLine } from "../redact.js";
 import { withTimeout } from "../util/with-timeout.js";
 
@@ -45,13 +46,17 @@ export async function infoRoutes(app: FastifyInstance, options: { services: Serv
   });
 }
 
-/** v2 kinds (CAIP-2) for every network, v1 kinds where the network has a v1 name; concrete names only. */
+/**
+ * v2 kinds (CAIP-2) for every network, v1 kinds where the network has a v1 name; concrete names only.
+ * Extensions: payment-identifier (its id is /settle's idempotency key, see payment-routes.ts).
+ */
 export function supportedAnswer(services: Services) {
   const kinds = services.networks.flatMap((network) => [
     { x402Version: 2, scheme: "exact", network: network.network },
     ...(network.v1Name ? [{ x402Version: 1, scheme: "exact", network: network.v1Name }] : []),
   ]);
-  return { kinds, extensions: [] as string[], signers: { "eip155:*": services.deps.signers.addresses() } };
+  const extensions: string[] = [paymentIdentifierExtension];
+  return { kinds, extensions, signers: { "eip155:*": services.deps.signers.addresses() } };
 }
 
 /** "ok", or "down: " and why, within timeoutMs (READINESS_TIMEOUT_MS). */

@@ -8,6 +8,7 @@ import { ReasonCode } from "../protocol/reason-codes.js";
 import { renderSettle, renderVerify } from "../protocol/render.js";
 import { RequestEnvelopeSchema, SettleErrorResponseSchema, SettleResponseSchema, VerifyErrorResponseSchema, VerifyResponseSchema } from "../protocol/schemas.js";
 import type { PaymentRequest, SettleAnswer } from "../protocol/types.js";
+import { paymentIdentifierExtension, paymentIdentifierOf } from "../protocol/payment-identifier.js";
 import type { Services } from "../services.js";
 import { anonymousIdempotencyScope, type IdempotencyKeyId } from "../store/idempotency-repo.js";
 
@@ -51,19 +52,41 @@ export async function paymentRoutes(app: FastifyInstance, options: { services: S
     "/settle",
     { schema: { body: RequestEnvelopeSchema, response: { 200: SettleResponseSchema, "4xx": SettleErrorResponseSchema, "5xx": SettleErrorResponseSchema } }, config: { rateLimit, routeKind: "settle" } },
     async (request) => {
-      const key = request.headers["idempotency-key"];
-      if (key !== undefined && (typeof key !== "string" || !idempotencyKeyPattern.test(key))) {
-        throw new InvalidRequestError(ReasonCode.invalidPayload, "Idempotency-Key must be 1-255 printable ASCII characters");
-      }
+      const key = idempotencyKeyOf(request);
       const startedMs = performance.now();
       // Who may settle this, first: a recorded answer is only for a caller the policy lets through now.
       const admitted = await admitSettle(services, request, startedMs);
       if (!admitted.ok) return admitted.answer;
       if (key === undefined) return settleOnce(services, request, admitted.payment, startedMs);
-      const id: IdempotencyKeyId = { scope: request.apiKey?.id ?? anonymousIdempotencyScope, route: "settle", key };
-      return settleIdempotently(services, request, id, admitted.payment, startedMs);
+      const id: IdempotencyKeyId = { scope: request.apiKey?.id ?? anonymousIdempotencyScope, route: "settle", key: key.key };
+      return settleIdempotently(services, request, id, key.source, admitted.payment, startedMs);
     },
   );
+}
+
+/** Where the request's idempotency key came from: the answers to a conflict differ (422 vs the extension's 409). */
+type KeySource = "header" | "payment-identifier";
+
+/**
+ * The request's one idempotency key: the `Idempotency-Key` header, or the v2 payload's
+ * payment-identifier id (`paymentPayload.extensions["payment-identifier"].info.id`), or both when
+ * they are equal. They share one key space and one record: an id is stored as it is, so a request
+ * with the header `X`, one with the id `X` and one with both are the same key (the body binds them
+ * all the same way). Two different keys in one request are refused (400 idempotency_keys_differ):
+ * neither may silently win. Checked before anything else, like the header's format always was.
+ */
+function idempotencyKeyOf(request: FastifyRequest): { key: string; source: KeySource } | undefined {
+  const header = request.headers["idempotency-key"];
+  if (header !== undefined && (typeof header !== "string" || !idempotencyKeyPattern.test(header))) {
+    throw new InvalidRequestError(ReasonCode.invalidPayload, "Idempotency-Key must be 1-255 printable ASCII characters");
+  }
+  const identifier = paymentIdentifierOf((request.body as Envelope).paymentPayload);
+  if (!identifier.ok) throw new InvalidRequestError(ReasonCode.invalidPayload, identifier.message);
+  if (identifier.id === undefined) return header === undefined ? undefined : { key: header, source: "header" };
+  if (header !== undefined && header !== identifier.id) {
+    throw new FacilitatorError(ReasonCode.idempotencyKeysDiffer, `Idempotency-Key and the ${paymentIdentifierExtension} id differ: send one of them, or the same value in both`);
+  }
+  return { key: identifier.id, source: "payment-identifier" };
 }
 
 type Admission = { ok: true; payment: PaymentRequest } | { ok: false; answer: SettleAnswer };
@@ -100,11 +123,12 @@ async function settleOnce(services: Services, request: FastifyRequest, payment: 
 
 /**
  * Same key + same body → the recorded answer (atomic through Postgres); same key + another body →
- * 422; still running after the wait → 409 (the payment-identifier extension's request binding).
- * Keys live in the caller's scope (`id.scope`). A recorded settlement_pending is not final, so it
- * is settled again (which reconciles).
+ * 422 for an Idempotency-Key (Stripe), 409 payment_identifier_conflict for a payment-identifier id
+ * (its spec); still running after the wait → 409 idempotency_key_reused. Keys live in the caller's
+ * scope (`id.scope`). A recorded settlement_pending is not final, so it is settled again (which
+ * reconciles).
  */
-async function settleIdempotently(services: Services, request: FastifyRequest, id: IdempotencyKeyId, payment: PaymentRequest, startedMs: number) {
+async function settleIdempotently(services: Services, request: FastifyRequest, id: IdempotencyKeyId, source: KeySource, payment: PaymentRequest, startedMs: number) {
   const requestHash = hashBody(request.body);
   if (requestHash === undefined) throw new InvalidRequestError(ReasonCode.invalidPayload, "request body is nested too deeply");
   let state = await services.idempotency.begin(id, requestHash);
@@ -114,8 +138,12 @@ async function settleIdempotently(services: Services, request: FastifyRequest, i
     await new Promise((resolve) => setTimeout(resolve, idempotencyPollIntervalMs));
     state = await services.idempotency.lookup(id, requestHash);
   }
-  if (state.kind === "mismatch") throw new FacilitatorError(ReasonCode.idempotencyKeyReused, "this Idempotency-Key was used with a different request body");
-  if (state.kind === "in-progress") throw new IdempotencyKeyBusyError("a request with this Idempotency-Key is still running; retry later");
+  const keyName = source === "header" ? "Idempotency-Key" : "payment identifier";
+  if (state.kind === "mismatch") {
+    if (source === "header") throw new FacilitatorError(ReasonCode.idempotencyKeyReused, "this Idempotency-Key was used with a different request body");
+    throw new FacilitatorError(ReasonCode.paymentIdentifierConflict, "this payment identifier was used with a different request body");
+  }
+  if (state.kind === "in-progress") throw new IdempotencyKeyBusyError(`a request with this ${keyName} is still running; retry later`);
   if (state.kind === "recorded" && (state.response as SettleAnswer).errorReason !== ReasonCode.settlementPending) return state.response;
   try {
     const answer = await settleOnce(services, request, payment, startedMs);

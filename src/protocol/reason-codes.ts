@@ -44,6 +44,8 @@ export const ReasonCode = {
   internalError: "internal_error", // ours: a bug on a route that is neither verify nor settle
   serviceUnavailable: "service_unavailable", // ours: Postgres or every RPC of the network is down
   idempotencyKeyReused: "idempotency_key_reused", // ours: same Idempotency-Key, different body
+  paymentIdentifierConflict: "payment_identifier_conflict", // ours: same payment-identifier id, different body (the spec's 409)
+  idempotencyKeysDiffer: "idempotency_keys_differ", // ours: Idempotency-Key and the payment-identifier id both given, and different
   // Operator policy (ours): caller authentication, allowlists and caps.
   unauthorized: "unauthorized",
   forbidden: "forbidden",
@@ -69,7 +71,7 @@ export type ReasonCode = (typeof ReasonCode)[keyof typeof ReasonCode];
  *   `message` (`{error, message}` alone on other routes); it names the payer and network once the
  *   body parsed (`transaction` is "", `network` "" before).
  * - `request-error`: as `error`, about the HTTP request itself (its body, its credentials, its
- *   Idempotency-Key) rather than the payment in it: it never names a payer or network.
+ *   Idempotency-Key or payment identifier) rather than the payment in it: it never names a payer or network.
  */
 export type AnswerShape = "outcome" | "error" | "request-error";
 
@@ -129,6 +131,10 @@ export const reasonAnswers = {
   // 422: the key was used with another body. 409 (IdempotencyKeyBusyError): the first request
   // with this key is still running — the one code answered with two statuses.
   [ReasonCode.idempotencyKeyReused]: requestError(422),
+  // The payment-identifier extension's own answer for another body is 409 Conflict (its spec's
+  // table); a request naming two different keys is refused before either is looked up.
+  [ReasonCode.paymentIdentifierConflict]: requestError(409),
+  [ReasonCode.idempotencyKeysDiffer]: requestError(400),
   [ReasonCode.unauthorized]: requestError(401),
   [ReasonCode.forbidden]: requestError(403),
   [ReasonCode.payToNotAllowed]: error(403),

@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Logger } from "pino";
 import type { Address, Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { builtinNetworks, loadLimits, type Config } from "../config.js";
+import { builtinNetworks, loadBuilderCode, loadLimits, type Config } from "../config.js";
 import { integerVar } from "../limits.js";
 import { startServer, type RunningServer } from "../server-process.js";
 import { anvilDevPrivateKeys, startAnvil, type AnvilInstance } from "./anvil.js";
@@ -74,6 +74,7 @@ export async function startSandbox(env: Env, log: Logger): Promise<RunningSandbo
       // A local chain under Base Sepolia's id: the public explorer knows none of its transactions.
       networks: [{ ...sandboxNetwork, rpcUrls: [anvil.rpcUrl], explorerUrl: undefined }],
       limits: loadLimits(env),
+      builderCode: loadBuilderCode(env),
     };
     const server = await startServer(config, log);
     started.push({ stop: () => server.close() });

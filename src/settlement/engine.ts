@@ -43,6 +43,11 @@ export interface SettlementEngineDeps {
   signers: SignerPool;
   clock: Clock;
   limits: Limits;
+  /**
+   * Appended to the calldata of every settlement transaction, single or batched (the ERC-8021
+   * builder code, protocol/builder-code.ts); estimated with it. None by default.
+   */
+  dataSuffix?: Hex;
   log: Logger;
   metrics?: Pick<Metrics, "signerCannotPay" | "observeSettlementTransaction">;
   /** Daily gas budgets of API keys: reserved before signing, settled with the real cost. */
@@ -266,7 +271,7 @@ export class SettlementEngine {
       try {
         signerLease = await deps.signers.acquire(deadlineMs);
         const account = signerLease.account;
-        const prepared = await prepareTransaction(client, payment, account, deps.limits);
+        const prepared = await prepareTransaction(client, payment, account, deps.limits, deps.dataSuffix);
         if (!isPrepared(prepared)) {
           const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: prepared.reason, errorMessage: prepared.message }, { attempt: row.attempt });
           return answered(failed(prepared.reason, prepared.message, failedRow));
@@ -372,7 +377,7 @@ export class SettlementEngine {
       settlementIds: items.map((item) => item.row.id),
       sign: async (txNonce, claimedIds) => {
         const transaction = batchTransaction(items.filter((item) => claimedIds.includes(item.row.id)).map((item) => item.prepared));
-        const signed = await signSettlementTransaction(account, chainId, transaction, txNonce);
+        const signed = await signSettlementTransaction(account, chainId, transaction, txNonce, this.deps.dataSuffix);
         return { ...signed, gasLimit: transaction.gasLimit };
       },
     });

@@ -9,6 +9,7 @@ import { reasonForRevert } from "../exact-evm/revert-reasons.js";
 import { settlementCall, type ContractCall } from "../exact-evm/transfer-call.js";
 import { SignerCannotPayError } from "../errors.js";
 import { redactUrls } from "../redact.js";
+import { withDataSuffix } from "../protocol/builder-code.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Rejection } from "../protocol/types.js";
 
@@ -16,7 +17,9 @@ import type { Rejection } from "../protocol/types.js";
 const outOfGasPattern = /out of gas|gas required exceeds|exceeds (the )?(gas )?allowance|intrinsic gas too low|OutOfGas/i;
 
 export interface PreparedTransaction {
+  /** The settlement call as it is estimated and batched: without the data suffix (added at signing). */
   call: ContractCall;
+  /** Covers the data suffix too: the estimate ran with it. */
   gasLimit: bigint;
   maxFeePerGas: bigint;
   maxPriorityFeePerGas: bigint;
@@ -36,13 +39,16 @@ export interface PreparedTransaction {
  * Everything settle asks the chain before it takes a tx nonce, in one batched round trip:
  * payer state, a gas estimate (which is also the simulation: a reverting payload never gets a
  * nonce, so it can burn neither a nonce nor gas — ARCHITECTURE.md pitfalls 2 and 7), fees, and the signer's
- * pending nonce.
+ * pending nonce. The estimate runs on the calldata as it will be signed, `dataSuffix` (the builder
+ * code) included: its bytes' calldata gas is in the gas limit, and a token that refused trailing
+ * calldata would fail here, not on chain.
  */
 export async function prepareTransaction(
   client: PublicClient,
   payment: ResolvedPayment,
   signer: LocalAccount,
   limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax" | "maxFeePerGasWei" | "minSignerBalanceWei">,
+  dataSuffix?: Hex,
 ): Promise<PreparedTransaction | Rejection> {
   const call = settlementCall(payment.asset.address, payment.request.authorization, payment.request.signature, payment.payerKind ?? "eoa");
   // Deploying a counterfactual wallet costs several times a transfer: it has its own, explicit cap.
@@ -57,7 +63,11 @@ export async function prepareTransaction(
     readChainState(client, payment, { simulate: false, simulationAccount: signer.address, limits }),
     // The estimate is also the simulation; bounded by the cap, so a payer's code cannot make the
     // node search up to its own gas cap (an estimate above the cap fails like a revert would).
-    estimateGasWithin(client, { from: signer.address, ...call, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas }, gasCap).then(
+    estimateGasWithin(
+      client,
+      { from: signer.address, to: call.to, data: withDataSuffix(call.data, dataSuffix), maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas },
+      gasCap,
+    ).then(
       (gas) => ({ ok: true as const, gas }),
       (error: unknown) => {
         throwIfTransportFailure(error, "estimating settlement gas");
@@ -138,17 +148,24 @@ export function isPrepared(value: PreparedTransaction | Rejection): value is Pre
   return "call" in value;
 }
 
+/**
+ * The one place a settlement transaction (a plain token call or a BatchSettler batch) gets its
+ * final calldata: the call's, then `dataSuffix` (the ERC-8021 builder code; each prepared call's
+ * gas limit was estimated with it, so a batch, which carries it once, has it n times over).
+ * Fee bumps re-sign these bytes as they are (fee-bump.ts).
+ */
 export async function signSettlementTransaction(
   signer: LocalAccount,
   chainId: number,
   prepared: PreparedTransaction,
   txNonce: number,
+  dataSuffix?: Hex,
 ): Promise<{ rawTx: Hex; txHash: Hex }> {
   const rawTx = await signer.signTransaction({
     type: "eip1559",
     chainId,
     to: prepared.call.to,
-    data: prepared.call.data,
+    data: withDataSuffix(prepared.call.data, dataSuffix),
     value: 0n,
     nonce: txNonce,
     gas: prepared.gasLimit,

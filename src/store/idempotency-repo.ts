@@ -15,7 +15,10 @@ export const anonymousIdempotencyScope = "";
 /**
  * Where one Idempotency-Key lives: the caller (its API key id, or anonymousIdempotencyScope) and
  * the route. Two tenants using the same key string never meet: neither gets the other's recorded
- * answer, nor can take a key before the other uses it.
+ * answer, nor can take a key before the other uses it. `key` is the header's value (1-255
+ * printable ASCII) or a payment-identifier id (16-128 of A-Z a-z 0-9 _ -, a subset), stored as it
+ * is: both name one key space (http/payment-routes.ts idempotencyKeyOf). The column is unbounded
+ * text; the bounds are the route's.
  */
 export interface IdempotencyKeyId {
   scope: string;

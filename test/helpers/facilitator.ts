@@ -32,6 +32,8 @@ export interface TestFacilitatorOptions {
   listen?: boolean;
   /** A real pino logger for the services and the app, as server-process.ts wires it. Default: silent. */
   log?: Logger;
+  /** BUILDER_CODE (ERC-8021 attribution on every settlement transaction). Default: none. */
+  builderCode?: string;
 }
 
 export interface TestFacilitator {
@@ -69,6 +71,7 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
     limits,
     log: options.log ?? silentLog,
     policy: options.policy,
+    builderCode: options.builderCode,
   });
   const app = await buildApp({ services, logger: options.log });
   if (options.startWatcher) services.watcher.start();

@@ -178,6 +178,26 @@ describe("TRUST_PROXY", () => {
   });
 });
 
+describe("BUILDER_CODE", () => {
+  const builderCode = (value: string | undefined) => loadConfig({ ...base, NETWORKS: "base", BUILDER_CODE: value }).builderCode;
+
+  it("is none unless set", () => {
+    expect(builderCode(undefined)).toBeUndefined();
+    expect(builderCode("  ")).toBeUndefined();
+  });
+
+  it("takes an ERC-8021 code: 1-32 of a-z, 0-9 and _", () => {
+    expect(builderCode("bc_my_facilitator")).toBe("bc_my_facilitator");
+    expect(builderCode(" x ")).toBe("x");
+    expect(builderCode("a".repeat(32))).toBe("a".repeat(32));
+  });
+
+  it.each(["MyFacilitator", "my-facilitator", "my facilitator", "caf\u00e9", "a".repeat(33), "0x1234;drop"])("refuses %j with a ConfigError naming BUILDER_CODE", (value) => {
+    expect(() => builderCode(value)).toThrow(ConfigError);
+    expect(() => builderCode(value)).toThrow(/^BUILDER_CODE must be 1-32 characters of a-z, 0-9 and _/);
+  });
+});
+
 describe("limits, declared once in src/limits.ts", () => {
   const withEnv = (env: Record<string, string>) => loadConfig({ ...base, NETWORKS: "base", ...env }).limits;
 

@@ -37,6 +37,8 @@ describe("reasonAnswers", () => {
       amount_above_limit: 403,
       not_found: 404,
       idempotency_key_reused: 422,
+      payment_identifier_conflict: 409,
+      idempotency_keys_differ: 400,
       rate_limited: 429,
       gas_budget_exhausted: 429,
       payer_busy: 429,
