@@ -14,7 +14,6 @@
 import express from "express";
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AxiosError, type AxiosInstance } from "axios";
 import { createWalletClient, http, publicActions, type Address, type Chain, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { baseSepolia } from "viem/chains";
@@ -37,11 +36,14 @@ import {
   decodeBase64Json,
   listenHono,
   listenLocal,
+  purchaseViaAxios,
+  purchaseViaFetch,
   recordingAxios,
   recordingFetch,
   settlementRows,
   settlementRowsOfPayer,
   transfersInTx,
+  type Purchase,
   type RecordedRequest,
   type RunningServer,
 } from "../helpers/sdk.js";
@@ -111,31 +113,6 @@ afterAll(async () => {
   await Promise.all(Object.values(sellers).map((seller) => seller.close()));
 });
 
-/** What a buyer ended with, the same for fetch and axios: the final response and every request the SDK sent. */
-interface Purchase {
-  status: number;
-  body: string;
-  headers: Headers;
-  requests: RecordedRequest[];
-}
-
-async function viaFetch(fetchWithPayment: typeof globalThis.fetch, requests: RecordedRequest[], url: string): Promise<Purchase> {
-  const response = await fetchWithPayment(url);
-  return { status: response.status, body: await response.text(), headers: response.headers, requests };
-}
-
-/** axios rejects on a 402 (also the one after a refused payment): the purchase is then the error's response. */
-async function viaAxios(instance: AxiosInstance, requests: RecordedRequest[], url: string): Promise<Purchase> {
-  const response = await instance.get(url).catch((error: unknown) => {
-    if (error instanceof AxiosError && error.response) return error.response;
-    throw error;
-  });
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(response.headers)) if (typeof value === "string") headers.set(name, value);
-  const body = typeof response.data === "string" ? response.data : JSON.stringify(response.data);
-  return { status: response.status, body, headers, requests };
-}
-
 /**
  * The v1 `Signer`: a viem wallet client with public actions, on Anvil. The chain is widened to
  * `Chain` (Base Sepolia's OP-stack formatters keep it from type-checking as x402's SignerWallet).
@@ -151,7 +128,7 @@ const buyers: Record<BuyerName, Buyer> = {
   "@x402/axios": (privateKey, url) => {
     const recorder = recordingAxios();
     const client = new AxiosX402Client().register(v2Network, new ExactEvmClientScheme(privateKeyToAccount(privateKey)));
-    return viaAxios(wrapAxiosWithPayment(recorder.axios, client), recorder.requests, url);
+    return purchaseViaAxios(wrapAxiosWithPayment(recorder.axios, client), recorder.requests, url);
   },
   // As in sdk-v2.test.ts, with an explicit allow-list entry for the sandbox token.
   "@x402/fetch": (privateKey, url) => {
@@ -159,21 +136,21 @@ const buyers: Record<BuyerName, Buyer> = {
     const client = new FetchX402Client()
       .register(v2Network, new ExactEvmClientScheme(privateKeyToAccount(privateKey)))
       .setSpendControls({ allowedAssets: [{ network: v2Network, asset: fx.chain.token }] });
-    return viaFetch(wrapFetchV2(recorder.fetch, client), recorder.requests, url);
+    return purchaseViaFetch(wrapFetchV2(recorder.fetch, client), recorder.requests, url);
   },
   "x402-axios": (privateKey, url) => {
     const recorder = recordingAxios();
-    return viaAxios(withPaymentInterceptor(recorder.axios, v1Signer(privateKey)), recorder.requests, url);
+    return purchaseViaAxios(withPaymentInterceptor(recorder.axios, v1Signer(privateKey)), recorder.requests, url);
   },
   "x402-fetch": (privateKey, url) => {
     const recorder = recordingFetch();
-    return viaFetch(wrapFetchV1(recorder.fetch, v1Signer(privateKey)), recorder.requests, url);
+    return purchaseViaFetch(wrapFetchV1(recorder.fetch, v1Signer(privateKey)), recorder.requests, url);
   },
   // The v2 client speaking v1 to a v1 seller: registerV1 with the v1 exact scheme.
   "@x402/axios v1 scheme": (privateKey, url) => {
     const recorder = recordingAxios();
     const client = new AxiosX402Client().registerV1(v1Network, new ExactEvmClientSchemeV1(privateKeyToAccount(privateKey)));
-    return viaAxios(wrapAxiosWithPayment(recorder.axios, client), recorder.requests, url);
+    return purchaseViaAxios(wrapAxiosWithPayment(recorder.axios, client), recorder.requests, url);
   },
 };
 

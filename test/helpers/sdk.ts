@@ -6,7 +6,7 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
-import axios, { type AxiosInstance } from "axios";
+import axios, { AxiosError, type AxiosInstance } from "axios";
 import type { Express } from "express";
 import type { Hono } from "hono";
 import { parseAbi, type Address, type Hex } from "viem";
@@ -82,6 +82,32 @@ export function recordingAxios(): { axios: AxiosInstance; requests: RecordedRequ
     return config;
   });
   return { axios: instance, requests };
+}
+
+/** What a buyer ended with, the same for a fetch and an axios SDK: the final response and every request it sent. */
+export interface Purchase {
+  status: number;
+  body: string;
+  headers: Headers;
+  requests: RecordedRequest[];
+}
+
+/** GET through a payment-wrapped fetch. */
+export async function purchaseViaFetch(fetchWithPayment: typeof globalThis.fetch, requests: RecordedRequest[], url: string): Promise<Purchase> {
+  const response = await fetchWithPayment(url);
+  return { status: response.status, body: await response.text(), headers: response.headers, requests };
+}
+
+/** GET through a payment-wrapped axios. axios rejects on a 402 (also the one after a refused payment): the purchase is then the error's response. */
+export async function purchaseViaAxios(instance: AxiosInstance, requests: RecordedRequest[], url: string): Promise<Purchase> {
+  const response = await instance.get(url).catch((error: unknown) => {
+    if (error instanceof AxiosError && error.response) return error.response;
+    throw error;
+  });
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(response.headers)) if (typeof value === "string") headers.set(name, value);
+  const body = typeof response.data === "string" ? response.data : JSON.stringify(response.data);
+  return { status: response.status, body, headers, requests };
 }
 
 /** base64(UTF-8 JSON) → object, decoded independently of the SDKs. */
