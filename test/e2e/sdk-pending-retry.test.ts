@@ -3,12 +3,14 @@
  * (@x402/core 2.27 x402ResourceServer.settleWithPendingRetry: one more /settle with the identical
  * body, immediately, when the answer is success:false + settlement_pending + a transaction hash).
  *
- * Full HTTP path: @x402/express seller → HTTPFacilitatorClient → this facilitator; @x402/fetch buyer.
+ * Full HTTP path, for two pairs: @x402/express seller + @x402/fetch buyer, and @x402/hono seller +
+ * @x402/axios buyer; seller → HTTPFacilitatorClient → this facilitator.
  * Anvil runs with automine OFF and the facilitator's receipt budget is short, so the first /settle
  * runs out of time and answers settlement_pending; the test mines a block only once the SDK's retry
  * has arrived. The facilitator is instrumented with Fastify hooks (observation only).
  */
 import express from "express";
+import { Hono } from "hono";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Address, Hex } from "viem";
@@ -17,11 +19,27 @@ import { HTTPFacilitatorClient } from "@x402/core/server";
 import type { SettleResponse } from "@x402/core/types";
 import { ExactEvmScheme as ExactEvmClientScheme } from "@x402/evm/exact/client";
 import { ExactEvmScheme as ExactEvmServerScheme } from "@x402/evm/exact/server";
-import { paymentMiddleware, x402ResourceServer } from "@x402/express";
+import { paymentMiddleware as expressMiddleware, x402ResourceServer as ExpressResourceServer } from "@x402/express";
+import { paymentMiddleware as honoMiddleware, x402ResourceServer as HonoResourceServer } from "@x402/hono";
 import { wrapFetchWithPayment, x402Client } from "@x402/fetch";
+import { wrapAxiosWithPayment, x402Client as AxiosX402Client } from "@x402/axios";
 import { addressOf, keys } from "../helpers/chain.js";
 import { usePaymentFixture } from "../helpers/fixture.js";
-import { authorizationsUsed, decodeBase64Json, listenLocal, recordingFetch, settlementRows, transfersInTx, type RunningServer } from "../helpers/sdk.js";
+import {
+  authorizationsUsed,
+  decodeBase64Json,
+  listenHono,
+  listenLocal,
+  purchaseViaAxios,
+  purchaseViaFetch,
+  recordingAxios,
+  recordingFetch,
+  settlementRows,
+  transfersInTx,
+  type Purchase,
+  type RecordedRequest,
+  type RunningServer,
+} from "../helpers/sdk.js";
 
 const network = "eip155:84532" as const;
 const payer = addressOf(keys.payer);
@@ -37,7 +55,8 @@ const fx = usePaymentFixture({
   payerBalanceAtomic: 10_000_000n,
   facilitator: { limits: { settleBudgetMs, duplicateWaitMs: settleBudgetMs } },
 });
-let seller: RunningServer;
+type SellerName = "@x402/express" | "@x402/hono";
+const sellers = {} as Record<SellerName, RunningServer>;
 
 interface Exchange {
   route: string;
@@ -67,27 +86,27 @@ beforeAll(async () => {
   });
   const facilitatorUrl = await fx.facilitator.app.listen({ host: "127.0.0.1", port: 0 });
 
-  const resourceServer = new x402ResourceServer(new HTTPFacilitatorClient({ url: facilitatorUrl })).register(network, new ExactEvmServerScheme());
-  const app = express();
-  app.use(
-    paymentMiddleware(
-      {
-        "GET /weather": {
-          accepts: { scheme: "exact", price: { amount: amountAtomic.toString(), asset: fx.chain.token, extra: { name: "USDC", version: "2" } }, network, payTo },
-          description: "Weather report",
-        },
-      },
-      resourceServer,
-    ),
-  );
-  app.get("/weather", (_req, res) => {
+  const routes = {
+    "GET /weather": {
+      accepts: { scheme: "exact", price: { amount: amountAtomic.toString(), asset: fx.chain.token, extra: { name: "USDC", version: "2" } }, network, payTo },
+      description: "Weather report",
+    },
+  } as const;
+  const facilitatorClient = () => new HTTPFacilitatorClient({ url: facilitatorUrl });
+
+  const expressApp = express();
+  expressApp.use(expressMiddleware(routes, new ExpressResourceServer(facilitatorClient()).register(network, new ExactEvmServerScheme())));
+  expressApp.get("/weather", (_req, res) => {
     res.json(content);
   });
-  seller = await listenLocal(app);
+  const honoApp = new Hono();
+  honoApp.use(honoMiddleware(routes, new HonoResourceServer(facilitatorClient()).register(network, new ExactEvmServerScheme())));
+  honoApp.get("/weather", (c) => c.json(content));
+  [sellers["@x402/express"], sellers["@x402/hono"]] = await Promise.all([listenLocal(expressApp), listenHono(honoApp)]);
 }, 60_000);
 
 afterAll(async () => {
-  await seller?.close();
+  await Promise.all(Object.values(sellers).map((seller) => seller.close()));
 });
 
 beforeEach(async () => {
@@ -96,32 +115,44 @@ beforeEach(async () => {
   mineAfterRetryMs = undefined;
 });
 
-function buyer() {
-  const client = new x402Client()
-    .register(network, new ExactEvmClientScheme(privateKeyToAccount(keys.payer)))
-    .setSpendControls({ allowedAssets: [{ network, asset: fx.chain.token }] });
-  const recorder = recordingFetch();
-  return { fetchWithPayment: wrapFetchWithPayment(recorder.fetch, client), requests: recorder.requests };
-}
+type BuyerName = "@x402/fetch" | "@x402/axios";
+const buyers: Record<BuyerName, (url: string) => Promise<Purchase>> = {
+  "@x402/fetch": (url) => {
+    const client = new x402Client()
+      .register(network, new ExactEvmClientScheme(privateKeyToAccount(keys.payer)))
+      .setSpendControls({ allowedAssets: [{ network, asset: fx.chain.token }] });
+    const recorder = recordingFetch();
+    return purchaseViaFetch(wrapFetchWithPayment(recorder.fetch, client), recorder.requests, url);
+  },
+  "@x402/axios": (url) => {
+    const client = new AxiosX402Client().register(network, new ExactEvmClientScheme(privateKeyToAccount(keys.payer)));
+    const recorder = recordingAxios();
+    return purchaseViaAxios(wrapAxiosWithPayment(recorder.axios, client), recorder.requests, url);
+  },
+};
 
-function nonceSent(requests: { headers: Headers }[]): Hex {
+function nonceSent(requests: RecordedRequest[]): Hex {
   const header = requests.map((request) => request.headers.get("PAYMENT-SIGNATURE")).find((value) => value);
   return decodeBase64Json<{ payload: { authorization: { from: Address; nonce: Hex } } }>(header).payload.authorization.nonce;
 }
 
 const signerNonce = () => fx.chain.publicClient.getTransactionCount({ address: facilitatorSigner, blockTag: "pending" });
 
-describe("@x402/core settleWithPendingRetry against this facilitator (automine off)", () => {
+const pairs: { seller: SellerName; buyer: BuyerName }[] = [
+  { seller: "@x402/express", buyer: "@x402/fetch" },
+  { seller: "@x402/hono", buyer: "@x402/axios" },
+];
+
+describe.each(pairs)("@x402/core settleWithPendingRetry against this facilitator (automine off): $seller seller + $buyer buyer", ({ seller, buyer }) => {
   it("retries once with the identical body and ends with success and the ORIGINAL tx hash; one transfer on chain", async () => {
     mineAfterRetryMs = 300;
-    const { fetchWithPayment, requests } = buyer();
     const [payerBefore, payToBefore, signerNonceBefore] = await Promise.all([fx.chain.balanceOf(payer), fx.chain.balanceOf(payTo), signerNonce()]);
 
-    const response = await fetchWithPayment(`${seller.url}/weather`);
+    const { status, body, headers, requests } = await buyers[buyer](`${sellers[seller].url}/weather`);
 
-    const paymentResponse = response.headers.get("PAYMENT-RESPONSE");
-    expect(response.status, paymentResponse ? JSON.stringify(decodeBase64Json(paymentResponse)) : "no PAYMENT-RESPONSE").toBe(200);
-    expect(await response.json()).toEqual(content);
+    const paymentResponse = headers.get("PAYMENT-RESPONSE");
+    expect(status, paymentResponse ? JSON.stringify(decodeBase64Json(paymentResponse)) : "no PAYMENT-RESPONSE").toBe(200);
+    expect(JSON.parse(body)).toEqual(content);
 
     // What the facilitator saw: one verify, then settle → settlement_pending, then the identical retry → success.
     expect(exchanges.map((exchange) => exchange.route)).toEqual(["/verify", "/settle", "/settle"]);
@@ -149,14 +180,13 @@ describe("@x402/core settleWithPendingRetry against this facilitator (automine o
   });
 
   it("gives up after its one retry when no block comes: the buyer gets 402 with settlement_pending, and is charged once the block comes", async () => {
-    const { fetchWithPayment, requests } = buyer();
     const [payerBefore, signerNonceBefore] = await Promise.all([fx.chain.balanceOf(payer), signerNonce()]);
 
-    const response = await fetchWithPayment(`${seller.url}/weather`);
+    const { status, body, headers, requests } = await buyers[buyer](`${sellers[seller].url}/weather`);
 
-    expect(response.status).toBe(402);
-    expect(await response.text()).not.toContain("sunny");
-    const settled = decodeBase64Json<SettleResponse>(response.headers.get("PAYMENT-RESPONSE"));
+    expect(status).toBe(402);
+    expect(body).not.toContain("sunny");
+    const settled = decodeBase64Json<SettleResponse>(headers.get("PAYMENT-RESPONSE"));
     expect(exchanges.map((exchange) => exchange.route)).toEqual(["/verify", "/settle", "/settle"]); // exactly one retry, never a loop
     const originalTx = exchanges[1]!.answer!.transaction as Hex;
     expect(exchanges[2]!.answer).toMatchObject({ success: false, errorReason: "settlement_pending", transaction: originalTx });
