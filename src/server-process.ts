@@ -41,6 +41,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     limits: config.limits,
     log,
     rpcUrlChecks: selfCheck.rpcUrls,
+    screening: config.screening,
   });
   const app = await buildApp({ services, logger: log });
   services.watcher.start();

@@ -8,6 +8,7 @@ import { createSignerPool } from "../../src/chain/signers.js";
 import { systemClock, type Clock } from "../../src/clock.js";
 import { defaultLimits, type AssetConfig, type Limits, type NetworkConfig, type Policy } from "../../src/config.js";
 import { createServices, type Services } from "../../src/services.js";
+import type { ScreeningConfig } from "../../src/screening/screening.js";
 import { openDatabase } from "../../src/store/db.js";
 import { runMigrations } from "../../src/store/migrate.js";
 import { keys } from "./chain.js";
@@ -30,6 +31,10 @@ export interface TestFacilitatorOptions {
   listen?: boolean;
   /** A real pino logger for the services and the app, as server-process.ts wires it. Default: silent. */
   log?: Logger;
+  /** Sanctions screening: the denylist and the oracle failure mode (src/screening/). Default: none. */
+  screening?: ScreeningConfig;
+  /** The network's sanctions oracle contract. Default: none. */
+  sanctionsOracle?: Address;
 }
 
 export interface TestFacilitator {
@@ -52,6 +57,7 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
     v1Name: options.v1Name !== undefined ? options.v1Name : chainId === 84532 ? "base-sepolia" : null,
     rpcUrls: options.rpcUrls,
     assets: [options.asset ?? { address: options.token, name: "USDC", version: "2", decimals: 6 }],
+    ...(options.sanctionsOracle ? { sanctionsOracle: options.sanctionsOracle } : {}),
   };
   const limits: Limits = { ...defaultLimits, rpcTimeoutMs: 3_000, settleBudgetMs: 10_000, reconcileIntervalMs: 200, ...options.limits };
   const database = openDatabase(options.databaseUrl, limits);
@@ -66,6 +72,7 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
     limits,
     log: options.log ?? silentLog,
     policy: options.policy,
+    screening: options.screening,
   });
   const app = await buildApp({ services, logger: options.log });
   if (options.startWatcher) services.watcher.start();
