@@ -10,6 +10,8 @@ import { addressList, bigintLimitMax, integerInRange, integerVar, loadLimits, sp
 import { builderCodePattern } from "./protocol/builder-code.js";
 import { caip2, chainIdOfNetworkArg, type Caip2Network, v1NetworkChainIds } from "./protocol/networks.js";
 import { redactedMessage, redactUrl } from "./redact.js";
+import { loadScreeningConfig } from "./screening/config.js";
+import type { ScreeningConfig } from "./screening/screening.js";
 
 export { defaultLimits, limitSpecs, loadLimits, type Limits } from "./limits.js";
 
@@ -41,6 +43,10 @@ export interface NetworkConfig {
   rpcUrlsFrom?: string;
   /** The setting the assets came from, for start-up errors (default `FACILITATOR_CONFIG`). */
   assetsFrom?: string;
+  /** An `isSanctioned(address) → bool` contract payers and payees are screened against (src/screening/). */
+  sanctionsOracle?: Address;
+  /** The setting the oracle came from: `SANCTIONS_ORACLE_<chainId>` or `FACILITATOR_CONFIG <network> sanctionsOracle`. */
+  sanctionsOracleFrom?: string;
 }
 
 /** What callers may do, whoever they are (per-key limits come on top). */
@@ -77,6 +83,8 @@ export interface Config {
   policy?: Policy;
   /** ERC-8021 builder code appended to every settlement transaction's calldata (BUILDER_CODE); none by default. */
   builderCode?: string;
+  /** Sanctions screening (denylist file, oracle failure mode); default: none, closed. */
+  screening?: ScreeningConfig;
 }
 
 export const openPolicy: Policy = { auth: "off", allowedPayTo: [], amountMaxAtomic: undefined };
@@ -117,6 +125,7 @@ const NetworkFileSchema = Type.Object({
   assets: Type.Optional(Type.Array(AssetFileSchema, { maxItems: 64 })),
   /** null removes a built-in explorer (a local chain that reuses a public chain id). */
   explorerUrl: Type.Optional(Type.Union([Type.String({ maxLength: 512 }), Type.Null()])),
+  sanctionsOracle: Type.Optional(Type.String()),
 });
 const ConfigFileSchema = Type.Object({ networks: Type.Array(NetworkFileSchema, { maxItems: 64 }) });
 export type ConfigFile = Static<typeof ConfigFileSchema>;
@@ -141,6 +150,7 @@ export function loadConfig(env: Env = process.env): Config {
     settleBatchMaxSet: env.SETTLE_BATCH_MAX !== undefined && env.SETTLE_BATCH_MAX.trim() !== "",
     policy: loadPolicy(env),
     builderCode: loadBuilderCode(env),
+    screening: loadScreeningConfig(env),
   };
 }
 
@@ -220,6 +230,11 @@ function resolveNetworks(env: Env, file: ConfigFile | undefined): NetworkConfig[
       network.rpcUrls = splitList(rpcOverride).map((url, index) => rpcUrl(url, `RPC_URLS_${chainId}`, index));
       network.rpcUrlsFrom = `RPC_URLS_${chainId}`;
     }
+    const oracleOverride = env[`SANCTIONS_ORACLE_${chainId}`]?.trim();
+    if (oracleOverride) {
+      network.sanctionsOracle = oracleAddress(oracleOverride, `SANCTIONS_ORACLE_${chainId}`);
+      network.sanctionsOracleFrom = `SANCTIONS_ORACLE_${chainId}`;
+    }
     if (network.assets.length === 0) throw new ConfigError(`network ${network.network} has no assets`);
     served.push(network);
   }
@@ -249,7 +264,17 @@ function mergeFileNetwork(known: Map<number, NetworkConfig>, entry: ConfigFile["
     assets: assets ?? base?.assets ?? [],
     rpcUrlsFrom: entry.rpcUrls ? `FACILITATOR_CONFIG ${caip2(chainId)} rpcUrls` : base?.rpcUrlsFrom,
     assetsFrom: assets ? "FACILITATOR_CONFIG" : base?.assetsFrom,
+    ...(entry.sanctionsOracle !== undefined
+      ? { sanctionsOracle: oracleAddress(entry.sanctionsOracle, `FACILITATOR_CONFIG ${caip2(chainId)} sanctionsOracle`), sanctionsOracleFrom: `FACILITATOR_CONFIG ${caip2(chainId)} sanctionsOracle` }
+      : base?.sanctionsOracle
+        ? { sanctionsOracle: base.sanctionsOracle, sanctionsOracleFrom: base.sanctionsOracleFrom }
+        : {}),
   };
+}
+
+function oracleAddress(value: string, source: string): Address {
+  if (!isAddress(value.trim(), { strict: false })) throw new ConfigError(`${source}: "${value}" is not an address`);
+  return getAddress(value.trim());
 }
 
 function readConfigFile(path: string): ConfigFile {

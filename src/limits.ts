@@ -58,6 +58,11 @@ export const limitSpecs = {
     env: "PAYER_CODE_COOLDOWN_MS", unit: "ms", default: hourMs, min: 0, max: 30 * 24 * hourMs,
     doc: "A payer whose settlement failed on chain although its simulation passed, while its address had code (smart wallet, EIP-7702 delegate), is refused (`payer_cooldown`) for this long, with code or without; `0` turns it off.",
   },
+  // A stat() per interval; the file is read again only when its mtime, size or inode changed.
+  sanctionsDenylistReloadMs: {
+    env: "SANCTIONS_DENYLIST_RELOAD_MS", unit: "ms", default: 10_000, min: 100, max: hourMs,
+    doc: "How often `SANCTIONS_DENYLIST_FILE` is checked for a change (its mtime, size or inode); a changed file is reloaded, a bad one logged and the last good list kept.",
+  },
   // 100 gwei: Base runs at a tiny fraction of that.
   maxFeePerGasWei: {
     env: "MAX_FEE_PER_GAS_WEI", unit: "wei", default: 100_000_000_000n, min: 1n, max: bigintLimitMax,
@@ -148,6 +153,17 @@ export const signerBalanceCacheMs = 10_000;
  * (dashboard). Well inside Prometheus' default 10 s scrape timeout.
  */
 export const operatorReadTimeoutMs = 2_000;
+
+/**
+ * Gas of each `isSanctioned(address)` eth_call to a sanctions oracle: the Chainalysis oracle's is a
+ * mapping read (a few thousand gas); a broken or hostile contract at the configured address runs
+ * out here instead of at the node's own cap.
+ */
+export const sanctionsOracleGasMax = 100_000n;
+/** Oracle answers kept per network (each an address and a block number): far more than the addresses one block's payments name. */
+export const sanctionsOracleCacheMax = 10_000;
+/** SANCTIONS_DENYLIST_FILE is read whole: at most this (≈ 700,000 addresses, one a line). */
+export const sanctionsDenylistBytesMax = 32 * 1024 * 1024;
 
 type LimitName = keyof typeof limitSpecs;
 type ValueOf<S> = S extends { unit: NumberUnit } ? number : S extends { unit: BigintUnit } ? bigint : readonly string[];

@@ -3,6 +3,14 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 /** Reconciler actions worth alarming on: fee bumps and gap fills mean fees or nodes misbehave. */
 export type ReconcilerAction = "finalized" | "released" | "resent" | "fee_bumped" | "gap_filled";
 
+/** Where a sanctions screening looked (src/screening/). */
+export type ScreeningSource = "denylist" | "oracle";
+/**
+ * What it found: clear, one of the two refusals, or (oracle only) no answer — refused with
+ * SANCTIONS_ORACLE_FAILURE=closed, allowed with open.
+ */
+export type ScreeningOutcome = "clear" | "payer_sanctioned" | "pay_to_sanctioned" | "unavailable_refused" | "unavailable_allowed";
+
 export interface Metrics {
   registry: Registry;
   observeVerify(network: string, outcome: string, seconds: number): void;
@@ -12,6 +20,12 @@ export interface Metrics {
   signerCannotPay(signer: string): void;
   /** Settlements carried by one settlement transaction as it is signed (1 without batching). */
   observeSettlementTransaction(settlements: number): void;
+  /** One screening of a payment's payer and payTo by one source (each configured source counts once per screening). */
+  sanctionsScreening(network: string, source: ScreeningSource, outcome: ScreeningOutcome): void;
+  /** One address looked up at a sanctions oracle: answered from the per-block cache, or an eth_call. */
+  sanctionsOracleLookup(network: string, result: "cached" | "called"): void;
+  /** A (re)load of SANCTIONS_DENYLIST_FILE: loaded (with its entry count) or failed (the last good list stays). */
+  sanctionsDenylistLoad(outcome: "loaded" | "failed", entries?: number): void;
   /** Gauges read on each scrape (bounded: collectors must answer quickly or give up). */
   onScrape(collect: (gauges: ScrapeGauges) => Promise<void>): void;
   /**
@@ -57,6 +71,20 @@ export function createMetrics(): Metrics {
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers: [registry],
   });
+  const screenings = new Counter({
+    name: "x402_sanctions_screenings_total",
+    help: "Sanctions screenings of a payment's payer and payTo at verify and settle, by network, source (denylist, oracle) and outcome",
+    labelNames: ["network", "source", "outcome"],
+    registers: [registry],
+  });
+  const oracleLookups = new Counter({
+    name: "x402_sanctions_oracle_lookups_total",
+    help: "Addresses looked up at a network's sanctions oracle: cached (same head block) or called (one eth_call)",
+    labelNames: ["network", "result"],
+    registers: [registry],
+  });
+  const denylistLoads = new Counter({ name: "x402_sanctions_denylist_loads_total", help: "Loads of SANCTIONS_DENYLIST_FILE (at start and on change): loaded, or failed (the last good list stays)", labelNames: ["outcome"], registers: [registry] });
+  const denylistEntries = new Gauge({ name: "x402_sanctions_denylist_entries", help: "Addresses in the denylist in force", registers: [registry] });
   const collectors: Array<(gauges: ScrapeGauges) => Promise<void>> = [];
   const gauges: ScrapeGauges = {
     unfinishedSettlements: new Gauge({ name: "x402_settlements_unfinished", help: "Settlement rows not yet final, by status", labelNames: ["status"], registers: [registry] }),
@@ -82,6 +110,12 @@ export function createMetrics(): Metrics {
     rpcError: (network, url, kind) => rpcErrors.inc({ network, url, kind }),
     signerCannotPay: (signer) => cannotPay.inc({ signer }),
     observeSettlementTransaction: (settlements) => settlementsPerTx.observe(settlements),
+    sanctionsScreening: (network, source, outcome) => screenings.inc({ network, source, outcome }),
+    sanctionsOracleLookup: (network, result) => oracleLookups.inc({ network, result }),
+    sanctionsDenylistLoad: (outcome, entries) => {
+      denylistLoads.inc({ outcome });
+      if (entries !== undefined) denylistEntries.set(entries);
+    },
     onScrape: (collect) => collectors.push(collect),
     render: async (log) => {
       await Promise.all(

@@ -48,6 +48,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     builderCode: config.builderCode,
     log,
     rpcUrlChecks: selfCheck.rpcUrls,
+    screening: config.screening,
   });
   const app = await buildApp({ services, logger: log });
   services.watcher.start();

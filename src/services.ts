@@ -23,6 +23,7 @@ import { SettlementsRepository } from "./store/settlements-repo.js";
 import { createMetrics, type Metrics, type ScrapeGauges } from "./metrics.js";
 import { unfinishedStatuses } from "./store/settlement-states.js";
 import { withTimeout } from "./util/with-timeout.js";
+import { createScreening, type Screening, type ScreeningConfig } from "./screening/screening.js";
 
 function scrapeCollector(deps: ServiceDeps, settlements: SettlementsRepository) {
   let balancesReadAtMs: number | undefined;
@@ -63,6 +64,8 @@ export interface ServiceDeps {
   rpcUrlChecks?: RpcUrlChecks;
   /** BUILDER_CODE: ERC-8021 attribution appended to every settlement transaction; none by default. */
   builderCode?: string;
+  /** Sanctions screening settings; the oracles are per network (NetworkConfig.sanctionsOracle). */
+  screening?: ScreeningConfig;
 }
 
 /** Everything the routes use, built once from explicit dependencies (tests build their own). */
@@ -83,6 +86,8 @@ export interface Services {
   history: HistoryRepository;
   /** Signer recovery on worker threads, shared by verify and settle. */
   recoverPool: RecoverPool;
+  /** Sanctions screening at verify and settle; undefined when none is configured. */
+  screening: Screening | undefined;
   /** Resolves when Postgres answers a query. */
   pingDatabase(): Promise<void>;
   networkServed(version: X402Version, network: string): boolean;
@@ -101,6 +106,8 @@ export function createServices(deps: ServiceDeps): Services {
   const gasBudget = new GasBudgetRepository(deps.database.db);
   const payerFailures = new PayerFailuresRepository(deps.database.db);
   const recoverPool = new RecoverPool();
+  const screening = createScreening({ config: deps.screening, chains: deps.chains, clock: deps.clock, limits: deps.limits, log: deps.log, metrics });
+  const screen = screening?.screen;
   const engine = new SettlementEngine({
     db: deps.database.db,
     repo: settlements,
@@ -114,6 +121,7 @@ export function createServices(deps: ServiceDeps): Services {
     gasBudget,
     payerFailures,
     recoverSigner: recoverPool.recover,
+    screen,
   });
   const watcher = new SettlementWatcher({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, engine, clock: deps.clock, log: deps.log, limits: deps.limits, metrics });
   metrics.onScrape(scrapeCollector(deps, settlements));
@@ -128,6 +136,7 @@ export function createServices(deps: ServiceDeps): Services {
     simulationAccount,
     limits: deps.limits,
     recoverSigner: recoverPool.recover,
+    screen,
     isClaimed: (payment) =>
       settlements.isClaimed({
         chainId: payment.network.chainId,
@@ -152,11 +161,13 @@ export function createServices(deps: ServiceDeps): Services {
     dashboardSessions: new DashboardSessionsRepository(deps.database.db),
     history: new HistoryRepository(deps.database.db),
     recoverPool,
+    screening,
     pingDatabase: () => pingDatabase(deps.database.db),
     networkServed: (version, network) => (version === 1 ? v1Names.has(network) : caip2Names.has(network)),
     verify: (request) => verifyExactEvm(request, verifyContext, verifyOptions),
     close: () =>
       (closing ??= (async () => {
+        screening?.close();
         await watcher.stop();
         await recoverPool.close();
       })()),

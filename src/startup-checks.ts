@@ -1,4 +1,4 @@
-import { createPublicClient, domainSeparator, formatEther, http, parseAbi, type Address, type Hex, type PublicClient } from "viem";
+import { createPublicClient, decodeFunctionResult, domainSeparator, encodeFunctionData, formatEther, http, parseAbi, zeroAddress, type Address, type Hex, type PublicClient } from "viem";
 import type { NetworkConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
 import { redactedFirstLine } from "./redact.js";
@@ -7,11 +7,14 @@ import { isTransportFailure } from "./chain/rpc-errors.js";
 import { hasCode } from "./chain/code.js";
 import { batchSettlerAddress } from "./contracts/batch-settler.js";
 import { eip3009Abi } from "./exact-evm/abi.js";
+import { sanctionsOracleGasMax } from "./limits.js";
+import { sanctionsOracleAbi } from "./screening/oracle.js";
 
 /**
  * Start-up self-checks of what the operator configured (ARCHITECTURE.md pitfall 19): every RPC URL
- * serves the configured chain, and every asset is a contract whose EIP-712 domain is the configured
- * one. A wrong chain or a wrong domain would start "ready" and then refuse every honest payment
+ * serves the configured chain, every asset is a contract whose EIP-712 domain is the configured
+ * one, and a sanctions oracle answers `isSanctioned(address)` (with SANCTIONS_ORACLE_FAILURE=closed a
+ * wrong address would refuse every payment; with open, screen none). A wrong chain or a wrong domain would start "ready" and then refuse every honest payment
  * (or read receipts of another chain), so either stops the process with one line naming the
  * setting. An RPC URL that does not answer is only a warning (one of several may be down at start);
  * /ready lists it until it answers, with the right chain.
@@ -159,6 +162,13 @@ export async function checkAtStart(
       }
       if (problem) throw new ConfigError(problem);
     }
+    if (network.sanctionsOracle) {
+      const problem = await oracleProblem(client, network, network.sanctionsOracle).catch((error: unknown) => {
+        warnings.push(`${network.network} sanctions oracle ${network.sanctionsOracle} not checked: ${isTransportFailure(error) ? "RPC unreachable" : redactedFirstLine(error)}`);
+        return undefined;
+      });
+      if (problem) throw new ConfigError(problem);
+    }
     warnings.push(...(await signerBalanceWarnings(client, network, signers)));
     if (batching.settleBatchMax > 1 && !(await hasCode(client, batchSettlerAddress).catch(() => true))) {
       // Batching is on by default; without BatchSettler each settlement is its own transaction. Only
@@ -193,6 +203,21 @@ async function assetProblem(client: PublicClient, network: NetworkConfig, asset:
   const matches = onChainSeparator !== undefined ? onChainSeparator.toLowerCase() === expectedSeparator.toLowerCase() : name === asset.name && version === asset.version;
   if (matches) return undefined;
   return `${where}: configured EIP-712 domain ${configured}, the token's is ${onChain}${onChainSeparator !== undefined ? " (DOMAIN_SEPARATOR differs)" : ""}: every payment would be refused`;
+}
+
+/** Why `oracle` cannot be a sanctions oracle (no code, or isSanctioned(0x0…0) gives no bool), or undefined. Throws on a transport failure. */
+async function oracleProblem(client: PublicClient, network: NetworkConfig, oracle: Address): Promise<string | undefined> {
+  const where = `${network.sanctionsOracleFrom ?? `SANCTIONS_ORACLE_${network.chainId}`} ${oracle}`;
+  const code = await client.getCode({ address: oracle });
+  if (!code || code === "0x") return `${where}: no contract at this address on chain ${network.chainId}`;
+  try {
+    const { data } = await client.call({ to: oracle, data: encodeFunctionData({ abi: sanctionsOracleAbi, functionName: "isSanctioned", args: [zeroAddress] }), gas: sanctionsOracleGasMax });
+    decodeFunctionResult({ abi: sanctionsOracleAbi, functionName: "isSanctioned", data: data ?? "0x" });
+    return undefined;
+  } catch (error) {
+    if (isTransportFailure(error)) throw error;
+    return `${where}: does not answer isSanctioned(address) with a bool on chain ${network.chainId} (${redactedFirstLine(error, 120)})`;
+  }
 }
 
 /** A signer that cannot pay gas (empty, or below MIN_SIGNER_BALANCE_WEI) is refused at settle time: say so now. */

@@ -20,6 +20,8 @@ export interface VerifyContext {
   limits: PaymentLimits;
   /** Recovers 65-byte signatures' signers (the services' RecoverPool). */
   recoverSigner: RecoverSigner;
+  /** Sanctions screening of payer and payTo (src/screening/): a rejection when either is sanctioned. */
+  screen?: (payment: ResolvedPayment) => Promise<Rejection | undefined>;
   /** True when Postgres already holds a live claim on this authorization. */
   isClaimed?: (payment: ResolvedPayment) => Promise<boolean>;
 }
@@ -35,7 +37,8 @@ export type VerifyResult =
 /**
  * The checks of ARCHITECTURE.md §1.1, cheapest first: configuration, binding, terms and window (pure),
  * then the signature (local for ECDSA), then one chain round trip (a Multicall3 eth_call, or the
- * per-block cache of verify-chain-state.ts) and one Postgres query in parallel.
+ * per-block cache of verify-chain-state.ts), one Postgres query and the sanctions screening in
+ * parallel; a sanctioned payer or payTo outranks whatever the chain said.
  */
 export async function verifyExactEvm(request: PaymentRequest, context: VerifyContext, options: VerifyOptions): Promise<VerifyResult> {
   const resolved = resolvePayment(request, (chainId) => context.chains.get(chainId)?.config);
@@ -49,10 +52,12 @@ export async function verifyExactEvm(request: PaymentRequest, context: VerifyCon
   const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
 
   const readOptions = { simulate: options.simulate, simulationAccount: context.simulationAccount, limits: context.limits, clock: context.clock };
-  const [read, claimed] = await Promise.all([
+  const [read, claimed, sanctioned] = await Promise.all([
     options.simulate ? readVerifyChainState(client, payment, readOptions) : readChainState(client, payment, readOptions).then((state) => ({ state, cached: false })),
     context.isClaimed ? context.isClaimed(payment) : Promise.resolve(false),
+    context.screen?.(payment),
   ]);
+  if (sanctioned) return { valid: false, rejection: sanctioned, payment };
   // Claimed here: the chain may have moved since a cached read (our own settlement, mined since), and
   // "used on chain" outranks "being settled" in the answer. A fresh read keeps the answer as it was.
   const chainState = claimed && read.cached ? await readChainState(client, payment, readOptions) : read.state;

@@ -57,6 +57,10 @@ export const ReasonCode = {
   gasBudgetExhausted: "gas_budget_exhausted",
   rateLimited: "rate_limited",
   notFound: "not_found", // ours (404): no such route, or no such settlement
+  // Sanctions screening (ours): SANCTIONS_DENYLIST_FILE and each network's sanctions oracle (src/screening/).
+  payerSanctioned: "payer_sanctioned",
+  payToSanctioned: "pay_to_sanctioned",
+  sanctionsScreeningUnavailable: "sanctions_screening_unavailable", // the oracle could not answer, SANCTIONS_ORACLE_FAILURE=closed
 } as const;
 
 export type ReasonCode = (typeof ReasonCode)[keyof typeof ReasonCode];
@@ -145,6 +149,11 @@ export const reasonAnswers = {
   [ReasonCode.gasBudgetExhausted]: error(429),
   [ReasonCode.rateLimited]: requestError(429),
   [ReasonCode.notFound]: requestError(404),
+  // Outcomes, not errors: the payment is refused (a resource server answers its buyer 402, as for
+  // any invalid payment), nothing was claimed or sent; "unavailable" may pass on a later retry.
+  [ReasonCode.payerSanctioned]: outcome,
+  [ReasonCode.payToSanctioned]: outcome,
+  [ReasonCode.sanctionsScreeningUnavailable]: outcome,
 } as const satisfies Record<ReasonCode, ReasonAnswer>;
 
 /** The codes a FacilitatorError may carry: those the table answers as errors, never an outcome's. */

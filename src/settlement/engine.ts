@@ -56,6 +56,8 @@ export interface SettlementEngineDeps {
   payerFailures: PayerFailuresRepository;
   /** Recovers 65-byte signatures' signers (the services' RecoverPool). */
   recoverSigner: RecoverSigner;
+  /** Sanctions screening of payer and payTo (src/screening/), before the claim: a rejection refuses the payment. */
+  screen?: (payment: ResolvedPayment) => Promise<Rejection | undefined>;
 }
 
 /** Who asks: the caller's API key and its daily gas budget, when it has them. */
@@ -148,6 +150,8 @@ export class SettlementEngine {
     if (existing && !isReclaimable(existing)) return this.answerExisting(existing, payment, deadlineMs, caller);
     const windowRejection = checkValidityWindow(request, nowSeconds(deps.clock));
     if (windowRejection) return failed(windowRejection.reason, windowRejection.message);
+    const sanctioned = await deps.screen?.(payment);
+    if (sanctioned) return failed(sanctioned.reason, sanctioned.message);
 
     await this.refuseIfPayerBusy(payment);
     const claimed = await deps.repo.claim(this.claimOf(payment, caller.apiKeyId));

@@ -1,9 +1,11 @@
 import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../src/sandbox/free-port.js";
-import { keys } from "../helpers/chain.js";
+import { addressOf, keys } from "../helpers/chain.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 
 /**
@@ -77,6 +79,14 @@ describe("start-up errors are one line naming the variable", () => {
     expect(result.code).toBe(2);
     expect(oneLine(result)).toContain(`DATABASE_URL (${url.username ? `${url.username}@` : ""}${url.hostname}:${url.port || "5432"}/no_such_database_x402): database "no_such_database_x402" does not exist`);
     if (url.password) expect(result.stderr).not.toContain(url.password);
+  });
+
+  it("a SANCTIONS_DENYLIST_FILE with a line that is no address", async () => {
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), "x402-denylist-")), "denylist.txt");
+    writeFileSync(file, `# sanctioned\n${addressOf(keys.stranger)}\n0x12 # too short\n`);
+    const result = await cli(["serve"], { ...serveEnv, DATABASE_URL: database.url, SIGNER_PRIVATE_KEYS: keys.facilitator, SANCTIONS_DENYLIST_FILE: file });
+    expect(result.code).toBe(2);
+    expect(oneLine(result)).toBe(`x402-facilitator: configuration error: SANCTIONS_DENYLIST_FILE (${file}): line 3: "0x12" is not an address`);
   });
 
   it("an unknown CLI flag", async () => {

@@ -8,6 +8,7 @@ import { createSignerPool } from "../../src/chain/signers.js";
 import { systemClock, type Clock } from "../../src/clock.js";
 import { defaultLimits, type AssetConfig, type Limits, type NetworkConfig, type Policy } from "../../src/config.js";
 import { createServices, type Services } from "../../src/services.js";
+import type { ScreeningConfig } from "../../src/screening/screening.js";
 import { openDatabase } from "../../src/store/db.js";
 import { runMigrations } from "../../src/store/migrate.js";
 import { keys } from "./chain.js";
@@ -34,6 +35,10 @@ export interface TestFacilitatorOptions {
   log?: Logger;
   /** BUILDER_CODE (ERC-8021 attribution on every settlement transaction). Default: none. */
   builderCode?: string;
+  /** Sanctions screening: the denylist and the oracle failure mode (src/screening/). Default: none. */
+  screening?: ScreeningConfig;
+  /** The network's sanctions oracle contract. Default: none. */
+  sanctionsOracle?: Address;
 }
 
 export interface TestFacilitator {
@@ -57,6 +62,7 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
     rpcUrls: options.rpcUrls,
     assets: [options.asset ?? { address: options.token, name: "USDC", version: "2", decimals: 6 }],
     ...(options.explorerUrl === undefined ? {} : { explorerUrl: options.explorerUrl }),
+    ...(options.sanctionsOracle ? { sanctionsOracle: options.sanctionsOracle } : {}),
   };
   const limits: Limits = { ...defaultLimits, rpcTimeoutMs: 3_000, settleBudgetMs: 10_000, reconcileIntervalMs: 200, ...options.limits };
   const database = openDatabase(options.databaseUrl, limits);
@@ -72,6 +78,7 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
     log: options.log ?? silentLog,
     policy: options.policy,
     builderCode: options.builderCode,
+    screening: options.screening,
   });
   const app = await buildApp({ services, logger: options.log });
   if (options.startWatcher) services.watcher.start();
