@@ -88,7 +88,7 @@ describe("asset_not_deployed_contract", () => {
   it("leaves the deployed asset alone: the fixture's facilitator verifies and settles as before", async () => {
     const body = v2Body(await sign(), requirements());
     expect(await post(fx.facilitator, "/verify", body)).toEqual({ isValid: true, payer });
-    expect(await post(fx.facilitator, "/settle", body)).toMatchObject({ success: true, payer });
+    expect(await post(fx.facilitator, "/settle", body)).toMatchObject({ success: true, payer, amount: amountAtomic.toString() });
   });
 });
 
