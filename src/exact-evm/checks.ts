@@ -39,7 +39,8 @@ export function checkAuthorizationTerms(request: PaymentRequest, minAmountAtomic
   }
   if (authorization.valueAtomic !== requirements.amountAtomic) {
     return {
-      reason: ReasonCode.authorizationValueMismatch,
+      // The 2.27 reference names it per version: v2 (spec v2 §9) ..._value_mismatch, v1 still _authorization_value.
+      reason: request.x402Version === 1 ? ReasonCode.authorizationValueMismatchV1 : ReasonCode.authorizationValueMismatch,
       message: `authorization.value ${authorization.valueAtomic} is not the required amount ${requirements.amountAtomic}`,
     };
   }

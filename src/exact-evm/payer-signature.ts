@@ -6,7 +6,7 @@ import type { Rejection } from "../protocol/types.js";
 import type { PaymentLimits } from "./payment-limits.js";
 import type { RecoverSigner } from "./recover-pool.js";
 import type { ResolvedPayment } from "./resolve.js";
-import { checkEcdsaSignature, erc6492Deployment, signatureKind, tokenSignature } from "./signature.js";
+import { checkEcdsaSignature, erc6492Deployment, isMalformedErc6492, signatureKind, tokenSignature } from "./signature.js";
 import { erc1271Accepts, probeCounterfactualWallet } from "./smart-wallet.js";
 
 /**
@@ -31,13 +31,17 @@ export async function checkPayerSignature(client: PublicClient, payment: Resolve
   const from = request.authorization.from;
   if (signatureKind(request.signature) === "ecdsa") {
     const ecdsa = await checkEcdsaSignature(digest, request.signature, recover);
-    if (!ecdsa.ok) return reject(ReasonCode.invalidSignature, ecdsa.message);
+    // Bytes that are no signature at all are told apart from a signature by someone else (2.27).
+    if (!ecdsa.ok) return reject(ecdsa.failure === "unparseable" ? ReasonCode.failedToParseSignature : ReasonCode.invalidSignature, ecdsa.message);
     if (ecdsa.signer === from) return { ok: true, payerKind: "eoa" };
     // A contract wallet may accept its owner's 65-byte signature through ERC-1271.
     if ((await payerHasCode(client, payment)) && (await erc1271Accepts(client, from, digest, request.signature, limits.gasPerSettlementMax))) {
       return { ok: true, payerKind: "contract" };
     }
     return reject(ReasonCode.invalidSignature, `signature was made by ${ecdsa.signer}, not by authorization.from ${from}`);
+  }
+  if (isMalformedErc6492(request.signature)) {
+    return reject(ReasonCode.failedToParseSignature, "signature ends with the ERC-6492 magic suffix but its (factory, calldata, signature) wrapper does not decode");
   }
   if (await payerHasCode(client, payment)) {
     if (await erc1271Accepts(client, from, digest, tokenSignature(request.signature), limits.gasPerSettlementMax)) return { ok: true, payerKind: "contract" };

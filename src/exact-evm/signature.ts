@@ -1,4 +1,4 @@
-import { parseErc6492Signature, parseSignature, size, type Address, type Hex } from "viem";
+import { isErc6492Signature, parseErc6492Signature, parseSignature, size, type Address, type Hex } from "viem";
 import { LruCache } from "../util/lru-cache.js";
 import type { RecoverSigner } from "./recover-pool.js";
 
@@ -20,9 +20,14 @@ export function signatureKind(signature: Hex): SignatureKind {
 export const recoveredSignersMax = 10_000;
 const recoveredSigners = new LruCache<string, Address>(recoveredSignersMax);
 
+/**
+ * `unparseable`: the bytes are no (r, s, v) signature at all — a v byte outside {0, 1, 27, 28}, or
+ * an (r, s) that recovers no key — so there is no signer to compare (2.27's
+ * invalid_exact_evm_failed_to_parse_signature). `malleable`: a real signature, refused (high s).
+ */
 export type EcdsaCheck =
   | { ok: true; signer: Address }
-  | { ok: false; message: string };
+  | { ok: false; failure: "unparseable" | "malleable"; message: string };
 
 /**
  * Checks a 65-byte signature locally: low-s, v in {0, 1, 27, 28}, and recovers the signer of `digest`
@@ -38,16 +43,16 @@ export async function checkEcdsaSignature(digest: Hex, signature: Hex, recover: 
   try {
     parsed = parseSignature(signature);
   } catch (error) {
-    return { ok: false, message: `signature is not a valid (r, s, v) signature: ${(error as Error).message.split("\n")[0]}` };
+    return { ok: false, failure: "unparseable", message: `signature is not a valid (r, s, v) signature: ${(error as Error).message.split("\n")[0]}` };
   }
-  if (BigInt(parsed.s) > secp256k1HalfOrder) return { ok: false, message: "signature has a high s value (malleable); sign again with low s" };
+  if (BigInt(parsed.s) > secp256k1HalfOrder) return { ok: false, failure: "malleable", message: "signature has a high s value (malleable); sign again with low s" };
   const v = Number(`0x${signature.slice(130, 132)}`);
-  if (![0, 1, 27, 28].includes(v)) return { ok: false, message: `signature v byte ${v} is not 27 or 28` };
+  if (![0, 1, 27, 28].includes(v)) return { ok: false, failure: "unparseable", message: `signature v byte ${v} is not 27 or 28` };
   let signer: Address;
   try {
     signer = await recover(digest, signature);
   } catch (error) {
-    return { ok: false, message: `signature does not recover: ${(error as Error).message.split("\n")[0]}` };
+    return { ok: false, failure: "unparseable", message: `signature does not recover: ${(error as Error).message.split("\n")[0]}` };
   }
   recoveredSigners.set(cacheKey, signer);
   return { ok: true, signer };
@@ -61,6 +66,20 @@ export function erc6492Deployment(signature: Hex): { factory: Address; factoryDa
     return { factory: parsed.address, factoryData: parsed.data, innerSignature: parsed.signature };
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Ends with the ERC-6492 magic suffix but the wrapper (factory, calldata, inner signature) does not
+ * ABI-decode: a signature that cannot be parsed, not one a wallet could judge.
+ */
+export function isMalformedErc6492(signature: Hex): boolean {
+  if (!isErc6492Signature(signature)) return false;
+  try {
+    parseErc6492Signature(signature);
+    return false;
+  } catch {
+    return true;
   }
 }
 

@@ -7,6 +7,7 @@ import { readChainState, readTokenDomain, type ChainState } from "./chain-state.
 import { readVerifyChainState } from "./verify-chain-state.js";
 import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "./checks.js";
 import { checkPayerSignature } from "./payer-signature.js";
+import { checkAssetDeployed } from "./asset-code.js";
 import { isRejection, resolvePayment, type ResolvedPayment } from "./resolve.js";
 import { reasonForRevert } from "./revert-reasons.js";
 import type { PaymentLimits } from "./payment-limits.js";
@@ -36,9 +37,9 @@ export type VerifyResult =
 
 /**
  * The checks of ARCHITECTURE.md §1.1, cheapest first: configuration, binding, terms and window (pure),
- * then the signature (local for ECDSA), then one chain round trip (a Multicall3 eth_call, or the
- * per-block cache of verify-chain-state.ts), one Postgres query and the sanctions screening in
- * parallel; a sanctioned payer or payTo outranks whatever the chain said.
+ * then the signature (local for ECDSA), the asset's code (asked once), then one chain round trip (a
+ * Multicall3 eth_call, or the per-block cache of verify-chain-state.ts), one Postgres query and the
+ * sanctions screening in parallel; a sanctioned payer or payTo outranks whatever the chain said.
  */
 export async function verifyExactEvm(request: PaymentRequest, context: VerifyContext, options: VerifyOptions): Promise<VerifyResult> {
   const resolved = resolvePayment(request, (chainId) => context.chains.get(chainId)?.config);
@@ -49,6 +50,9 @@ export async function verifyExactEvm(request: PaymentRequest, context: VerifyCon
   const client = context.chains.get(resolved.network.chainId)!.publicClient;
   const signature = await checkPayerSignature(client, resolved, context.limits, context.recoverSigner);
   if (!signature.ok) return { valid: false, rejection: signature.rejection, payment: resolved };
+  // Asked once per asset and process (cached): the hot path gains no round trip.
+  const assetRejection = await checkAssetDeployed(client, resolved);
+  if (assetRejection) return { valid: false, rejection: assetRejection, payment: resolved };
   const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
 
   const readOptions = { simulate: options.simulate, simulationAccount: context.simulationAccount, limits: context.limits, clock: context.clock };

@@ -1,9 +1,13 @@
 /**
  * Every reason code this facilitator puts on the wire, in one table.
  *
- * Strings follow the TypeScript v2 reference facilitator (@x402/evm exact scheme) where it has one,
- * then the x402 spec §9 list; the few of our own are marked. Clients must not depend on exact codes
- * (the SDKs disagree among themselves), but the official ones parse any string.
+ * Strings are those of the 2026 SDKs where they have one: @x402/evm 2.27's exact facilitator
+ * (`exact/facilitator/errors.ts`, the same strings as the Go SDK), @x402/core 2.27, and the x402
+ * spec §9 / v1 `ErrorReasons` list for the envelope codes. Codes of our own (policy, limits,
+ * idempotency, faults) are listed apart in `ownReasonCodes` below and in README's second table;
+ * test/unit/protocol/sdk-reason-codes.test.ts fails when a code is in neither the installed SDKs'
+ * lists nor `ownReasonCodes`. Clients must not depend on exact codes, but the official ones parse
+ * any string.
  */
 export const ReasonCode = {
   // Envelope and routing (spec §9).
@@ -15,26 +19,32 @@ export const ReasonCode = {
   // exact-evm verify (TS v2 errors.ts).
   invalidScheme: "invalid_exact_evm_scheme",
   networkMismatch: "invalid_exact_evm_network_mismatch",
-  missingEip712Domain: "invalid_exact_evm_missing_eip712_domain",
   invalidSignature: "invalid_exact_evm_signature",
   undeployedSmartWallet: "invalid_exact_evm_payload_undeployed_smart_wallet",
   recipientMismatch: "invalid_exact_evm_recipient_mismatch",
   validBeforeExpired: "invalid_exact_evm_payload_authorization_valid_before",
   validAfterInFuture: "invalid_exact_evm_payload_authorization_valid_after",
-  authorizationValueMismatch: "invalid_exact_evm_authorization_value",
+  /** v2: `authorization.value` is not the amount (2.27's ErrAuthorizationValueMismatch, spec v2 §9). */
+  authorizationValueMismatch: "invalid_exact_evm_payload_authorization_value_mismatch",
+  /** v1: the same, as 2.27's v1 exact facilitator still says it (ErrInvalidAuthorizationValue). */
+  authorizationValueMismatchV1: "invalid_exact_evm_authorization_value",
   eip3009NotSupported: "invalid_exact_evm_eip3009_not_supported",
   nonceAlreadyUsed: "invalid_exact_evm_nonce_already_used",
   tokenNameMismatch: "invalid_exact_evm_token_name_mismatch",
   tokenVersionMismatch: "invalid_exact_evm_token_version_mismatch",
   insufficientBalance: "invalid_exact_evm_insufficient_balance",
   simulationFailed: "invalid_exact_evm_transaction_simulation_failed",
+  // New in 2.27 (@x402/evm exact/facilitator/errors.ts).
+  assetNotDeployedContract: "asset_not_deployed_contract", // the asset address has no code on that chain
+  failedToParseSignature: "invalid_exact_evm_failed_to_parse_signature", // malformed bytes, no signer at all
+  transferEventMismatch: "invalid_exact_evm_transfer_event_mismatch", // receipt success, no paying Transfer
   // ERC-6492 counterfactual wallets (@x402/evm 2.27).
   eip6492FactoryNotAllowed: "eip6492_factory_not_allowed",
   smartWalletDeploymentFailed: "smart_wallet_deployment_failed",
   // exact-evm settle.
   transactionFailed: "invalid_exact_evm_transaction_failed",
-  duplicateSettlement: "duplicate_settlement", // TS-legacy enum
-  settlementPending: "settlement_pending", // @x402/core settleWithPendingRetry
+  duplicateSettlement: "duplicate_settlement", // x402 1.2 (v1 SDK) ErrorReasons
+  settlementPending: "settlement_pending", // @x402/evm ErrSettlementPending; @x402/core retries it once
   gasCapExceeded: "gas_cap_exceeded", // ours: the estimate is above gasPerSettlementMax
   payerCooldown: "payer_cooldown", // ours: this payer's code made a settlement fail on chain recently
   payerBusy: "payer_busy", // ours (429): the payer has IN_FLIGHT_PER_PAYER_MAX settlements unfinished
@@ -64,6 +74,34 @@ export const ReasonCode = {
 } as const;
 
 export type ReasonCode = (typeof ReasonCode)[keyof typeof ReasonCode];
+
+/**
+ * The codes of our own: in no installed x402 SDK's list nor the spec's (README lists them apart).
+ * Every other ReasonCode must be one of theirs (test/unit/protocol/sdk-reason-codes.test.ts).
+ */
+export const ownReasonCodes = [
+  ReasonCode.gasCapExceeded,
+  ReasonCode.payerCooldown,
+  ReasonCode.payerBusy,
+  ReasonCode.internalError,
+  ReasonCode.serviceUnavailable,
+  ReasonCode.idempotencyKeyReused,
+  ReasonCode.unauthorized,
+  ReasonCode.forbidden,
+  ReasonCode.payToNotAllowed,
+  ReasonCode.networkNotAllowed,
+  ReasonCode.assetNotAllowed,
+  ReasonCode.amountAboveLimit,
+  ReasonCode.amountBelowMinimum,
+  ReasonCode.gasBudgetExhausted,
+  ReasonCode.rateLimited,
+  ReasonCode.notFound,
+  ReasonCode.paymentIdentifierConflict,
+  ReasonCode.idempotencyKeysDiffer,
+  ReasonCode.payerSanctioned,
+  ReasonCode.payToSanctioned,
+  ReasonCode.sanctionsScreeningUnavailable,
+] as const satisfies readonly ReasonCode[];
 
 /**
  * The shape of an answer that names a reason code (README, *Errors and reason codes*):
@@ -104,19 +142,22 @@ export const reasonAnswers = {
   [ReasonCode.invalidNetwork]: outcome,
   [ReasonCode.invalidScheme]: outcome,
   [ReasonCode.networkMismatch]: outcome,
-  [ReasonCode.missingEip712Domain]: outcome,
   [ReasonCode.invalidSignature]: outcome,
   [ReasonCode.undeployedSmartWallet]: outcome,
   [ReasonCode.recipientMismatch]: outcome,
   [ReasonCode.validBeforeExpired]: outcome,
   [ReasonCode.validAfterInFuture]: outcome,
   [ReasonCode.authorizationValueMismatch]: outcome,
+  [ReasonCode.authorizationValueMismatchV1]: outcome,
   [ReasonCode.eip3009NotSupported]: outcome,
   [ReasonCode.nonceAlreadyUsed]: outcome,
   [ReasonCode.tokenNameMismatch]: outcome,
   [ReasonCode.tokenVersionMismatch]: outcome,
   [ReasonCode.insufficientBalance]: outcome,
   [ReasonCode.simulationFailed]: outcome,
+  [ReasonCode.assetNotDeployedContract]: outcome,
+  [ReasonCode.failedToParseSignature]: outcome,
+  [ReasonCode.transferEventMismatch]: outcome,
   [ReasonCode.eip6492FactoryNotAllowed]: outcome,
   [ReasonCode.smartWalletDeploymentFailed]: outcome,
   [ReasonCode.transactionFailed]: outcome,

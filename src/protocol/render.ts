@@ -22,9 +22,10 @@ export function renderVerify(valid: boolean, payer: string | undefined, reason?:
 }
 
 /**
- * `transaction` and `network` are always present: the official TS client rejects a settle answer
- * without them and its middleware turns that into a 502. `network` is as the caller named it
- * (a v1 name for v1, CAIP-2 for v2).
+ * `transaction` and `network` are always present, on failure too (`""` when there is no
+ * transaction): the official TS client rejects a settle answer without them and its middleware
+ * turns that into a 502. `network` is as the caller named it (a v1 name for v1, CAIP-2 for v2).
+ * `amount` (spec v2 §5.3, read by @x402/core 2.27): what was settled, atomic units, on success.
  */
 export function renderSettle(outcome: SettleOutcome, network: string, payer: string | undefined): SettleAnswer {
   return {
@@ -34,5 +35,6 @@ export function renderSettle(outcome: SettleOutcome, network: string, payer: str
     ...(payer === undefined ? {} : { payer }),
     transaction: outcome.transaction,
     network,
+    ...(outcome.success && outcome.amountAtomic !== undefined ? { amount: outcome.amountAtomic } : {}),
   };
 }

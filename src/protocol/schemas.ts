@@ -94,6 +94,7 @@ export const SettleResponseSchema = Type.Object({
   payer: Type.Optional(Type.String()),
   transaction: Type.String(),
   network: Type.String(),
+  amount: Type.Optional(Type.String({ pattern: uintStringPattern })),
 });
 
 /** 4xx/5xx answers keep the route's shape (clients look for isValid/success) plus error/message. */

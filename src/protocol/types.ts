@@ -59,4 +59,6 @@ export interface SettleAnswer {
   payer?: string;
   transaction: string;
   network: string;
+  /** Atomic units settled, as a decimal string; success only. */
+  amount?: string;
 }

@@ -43,7 +43,6 @@ export async function chainVerdict(client: PublicClient, row: SettlementRow, wai
   const share = BigInt(Math.max(1, row.txSettlements));
   const gasUsed = receipt.gasUsed / share;
   const gasCostWei = (receipt.gasUsed * receipt.effectiveGasPrice) / share;
-  const batched = row.txSettlements > 1;
   if (paymentLogOf(receipt, expected, row.nonce as Hex)) {
     return { kind: "paid", txHash: receipt.transactionHash, blockNumber: receipt.blockNumber, gasUsed, gasCostWei };
   }
@@ -57,14 +56,33 @@ export async function chainVerdict(client: PublicClient, row: SettlementRow, wai
     unknownOnTransportFailure(hasCode(client, expected.from)),
   ]);
   if (used === undefined || payerHadCode === undefined) return { kind: "unknown" };
-  const message =
-    receipt.status !== "success"
-      ? "the settlement transaction reverted"
-      : batched
-        ? `this authorization's call failed inside the batch transaction of ${row.txSettlements} settlements (the others are unaffected): nothing was paid`
-        : "the transaction succeeded but the token logged no Transfer(from → payTo, value): nothing was paid";
+  const { reason, message } = whyNotPaid(receipt, expected, row);
   const why = used ? `${message}; the authorization's nonce is used on chain without paying payTo, so it cannot be settled again` : message;
-  return { kind: "failed", reason: ReasonCode.transactionFailed, message: why, gasCostWei, authorizationUnused: !used, payerHadCode };
+  return { kind: "failed", reason, message: why, gasCostWei, authorizationUnused: !used, payerHadCode };
+}
+
+/**
+ * A receipt that does not pay, in 2.27's words: our call reverted — the transaction, or this
+ * authorization's call inside a batch (no AuthorizationUsed of it: BatchSettler let it fail alone) —
+ * is `invalid_exact_evm_transaction_failed`; it ran without reverting but no paired
+ * Transfer(from → payTo, value) came with it (a token that returns quietly, ARCHITECTURE.md pitfall
+ * 12) is `invalid_exact_evm_transfer_event_mismatch`.
+ */
+function whyNotPaid(receipt: TransactionReceipt, expected: ExpectedTransfer, row: SettlementRow): { reason: ReasonCode; message: string } {
+  if (receipt.status !== "success") return { reason: ReasonCode.transactionFailed, message: "the settlement transaction reverted" };
+  const callRan = authorizationUsedTxHashes(receipt.logs, expected.token, expected.from, row.nonce as Hex).length > 0;
+  if (row.txSettlements > 1 && !callRan) {
+    return {
+      reason: ReasonCode.transactionFailed,
+      message: `this authorization's call failed inside the batch transaction of ${row.txSettlements} settlements (the others are unaffected): nothing was paid`,
+    };
+  }
+  return {
+    reason: ReasonCode.transferEventMismatch,
+    message: callRan
+      ? "the token logged this authorization as used but no Transfer(from → payTo, value) right after it: nothing was paid"
+      : "the transaction succeeded but the token logged no Transfer(from → payTo, value): nothing was paid",
+  };
 }
 
 /** The read's answer, or undefined when the RPC could not be asked (the verdict then waits). */

@@ -8,6 +8,7 @@ import { FacilitatorError, SignerCannotPayError, SignersBusyError } from "../err
 import { redactedMessage } from "../redact.js";
 import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "../exact-evm/checks.js";
 import { checkPayerSignature } from "../exact-evm/payer-signature.js";
+import { checkAssetDeployed } from "../exact-evm/asset-code.js";
 import type { RecoverSigner } from "../exact-evm/recover-pool.js";
 import { isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
@@ -143,6 +144,8 @@ export class SettlementEngine {
     if (bindingRejection) return failed(bindingRejection.reason, bindingRejection.message);
     const signature = await checkPayerSignature(client, resolved, deps.limits, deps.recoverSigner);
     if (!signature.ok) return failed(signature.rejection.reason, signature.rejection.message);
+    const assetRejection = await checkAssetDeployed(client, resolved);
+    if (assetRejection) return failed(assetRejection.reason, assetRejection.message);
     const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
 
     // A validly signed payment we already hold is answered from its row, whatever the clock says now.

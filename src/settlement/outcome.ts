@@ -8,12 +8,16 @@ export interface SettleOutcome {
   message?: string;
   /** The tx hash once one exists (ours, or the front-runner's that paid); "" when none. */
   transaction: string;
+  /** What was settled, in the asset's atomic units (a decimal string): on success only. */
+  amountAtomic?: string;
   settlementId?: string;
 }
 
 export const succeeded = (row: SettlementRow): SettleOutcome => ({
   success: true,
   transaction: row.settledTxHash ?? row.txHash ?? "",
+  // The receipt proved a Transfer of exactly this value to payTo (receipt.ts).
+  amountAtomic: row.valueAtomic,
   settlementId: row.id,
 });
 

@@ -80,6 +80,10 @@ async function post(url: "/verify" | "/settle", payload: unknown) {
 
 describe("verify's chain reads", () => {
   it("asks the chain once per new payment: balance, authorizationState and the simulation in one eth_call", async () => {
+    // The process' first payment in this asset also reads the asset's code, once (asset-code.ts).
+    expect(await post("/verify", await body())).toEqual({ isValid: true, payer: addressOf(keys.payer) });
+    expect(proxy.counts().received).toEqual({ eth_getCode: 1, eth_call: 1 });
+    proxy.resetCounts();
     expect(await post("/verify", await body())).toEqual({ isValid: true, payer: addressOf(keys.payer) });
     expect(proxy.counts().received).toEqual({ eth_call: 1 });
   });

@@ -56,12 +56,16 @@ describe("POST /verify", () => {
     await expectInvalid(v2Body(payment, requirements()), "invalid_exact_evm_recipient_mismatch");
   });
 
-  it("rejects an authorization below the amount with invalid_exact_evm_authorization_value", async () => {
-    await expectInvalid(v2Body(await sign({ valueAtomic: amountAtomic - 1n }), requirements()), "invalid_exact_evm_authorization_value");
+  it("rejects an authorization below the amount with invalid_exact_evm_payload_authorization_value_mismatch (v2)", async () => {
+    await expectInvalid(v2Body(await sign({ valueAtomic: amountAtomic - 1n }), requirements()), "invalid_exact_evm_payload_authorization_value_mismatch");
   });
 
-  it("rejects an authorization above the amount with invalid_exact_evm_authorization_value (exact equality)", async () => {
-    await expectInvalid(v2Body(await sign({ valueAtomic: amountAtomic + 1n }), requirements()), "invalid_exact_evm_authorization_value");
+  it("rejects an authorization above the amount with invalid_exact_evm_payload_authorization_value_mismatch (exact equality)", async () => {
+    await expectInvalid(v2Body(await sign({ valueAtomic: amountAtomic + 1n }), requirements()), "invalid_exact_evm_payload_authorization_value_mismatch");
+  });
+
+  it("names a v1 amount mismatch as 2.27's v1 facilitator does: invalid_exact_evm_authorization_value", async () => {
+    await expectInvalid(v1Body(await sign({ valueAtomic: amountAtomic + 1n }), { token: fx.chain.token, payTo, amountAtomic }), "invalid_exact_evm_authorization_value");
   });
 
   it("rejects an authorization expiring within 6 s with invalid_exact_evm_payload_authorization_valid_before", async () => {

@@ -1,8 +1,8 @@
-import { keccak256, recoverAddress, stringToHex, type Hex } from "viem";
+import { concatHex, encodeAbiParameters, keccak256, recoverAddress, serializeErc6492Signature, stringToHex, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { recoverInline } from "../../../src/exact-evm/recover-pool.js";
-import { checkEcdsaSignature as checkWithRecovery } from "../../../src/exact-evm/signature.js";
+import { checkEcdsaSignature as checkWithRecovery, erc6492Deployment, isMalformedErc6492 } from "../../../src/exact-evm/signature.js";
 
 const secp256k1Order = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 const account = privateKeyToAccount(keccak256(stringToHex("signature.test/payer")));
@@ -40,16 +40,41 @@ describe("checkEcdsaSignature (with its memo of recovered signers)", () => {
     const signature = await account.sign({ hash });
     expect(await checkEcdsaSignature(hash, signature)).toEqual({ ok: true, signer: account.address });
     for (let round = 0; round < 2; round += 1) {
-      expect(await checkEcdsaSignature(hash, highS(signature))).toEqual({ ok: false, message: "signature has a high s value (malleable); sign again with low s" });
+      expect(await checkEcdsaSignature(hash, highS(signature))).toEqual({ ok: false, failure: "malleable", message: "signature has a high s value (malleable); sign again with low s" });
     }
   });
 
-  it("refuses a bad v byte, every time", async () => {
+  it("refuses a bad v byte, every time, as unparseable (no signer at all)", async () => {
     const hash = digest("five");
     const signature = await account.sign({ hash });
     const badV = `${signature.slice(0, 130)}1d` as Hex;
     for (let round = 0; round < 2; round += 1) {
-      expect(await checkEcdsaSignature(hash, badV)).toMatchObject({ ok: false, message: expect.stringMatching(/yParityOrV|v byte/) });
+      expect(await checkEcdsaSignature(hash, badV)).toMatchObject({ ok: false, failure: "unparseable", message: expect.stringMatching(/yParityOrV|v byte/) });
     }
+  });
+
+  it("refuses an (r, s) outside the curve order (r = 0) as unparseable", async () => {
+    const zeroR = `0x${"00".repeat(32)}${"11".repeat(32)}1b` as Hex;
+    expect(await checkEcdsaSignature(digest("six"), zeroR)).toMatchObject({ ok: false, failure: "unparseable", message: expect.stringMatching(/valid r|does not recover/) });
+  });
+});
+
+describe("isMalformedErc6492", () => {
+  const magic = "0x6492649264926492649264926492649264926492649264926492649264926492" as Hex;
+
+  it("is false for plain signatures and for well-formed ERC-6492 wrappers", async () => {
+    const inner = await account.sign({ hash: digest("seven") });
+    expect(isMalformedErc6492(inner)).toBe(false);
+    expect(isMalformedErc6492("0x1234")).toBe(false);
+    const wrapped = serializeErc6492Signature({ address: account.address, data: "0xdeadbeef", signature: inner });
+    expect(isMalformedErc6492(wrapped)).toBe(false);
+    expect(erc6492Deployment(wrapped)).toMatchObject({ factory: account.address, factoryData: "0xdeadbeef", innerSignature: inner });
+  });
+
+  it("is true for the magic suffix after bytes that are no (address, bytes, bytes) encoding", () => {
+    expect(isMalformedErc6492(concatHex(["0xdeadbeef", magic]))).toBe(true);
+    // An offset that points past the end.
+    const broken = concatHex([encodeAbiParameters([{ type: "uint256" }, { type: "uint256" }, { type: "uint256" }], [1n, 2n ** 64n, 3n]), magic]);
+    expect(isMalformedErc6492(broken)).toBe(true);
   });
 });
