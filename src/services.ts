@@ -6,6 +6,8 @@ import type { Clock } from "./clock.js";
 import { openPolicy, type Limits, type NetworkConfig, type Policy } from "./config.js";
 import { operatorReadTimeoutMs, signerBalanceCacheMs } from "./limits.js";
 import { ApiKeysRepository } from "./store/api-keys-repo.js";
+import { BazaarCataloguer } from "./bazaar/cataloguer.js";
+import { BazaarRepository } from "./store/bazaar-repo.js";
 import { RecoverPool } from "./exact-evm/recover-pool.js";
 import { verifyExactEvm, type VerifyContext, type VerifyResult } from "./exact-evm/verify.js";
 import type { X402Version } from "./protocol/types.js";
@@ -77,6 +79,10 @@ export interface Services {
   history: HistoryRepository;
   /** Signer recovery on worker threads, shared by verify and settle. */
   recoverPool: RecoverPool;
+  /** Catalogues the bazaar extension of successful settlements, apart from the payment path. */
+  bazaar: BazaarCataloguer;
+  /** The Bazaar catalogue, read by /discovery/resources and /discovery/search. */
+  discovery: BazaarRepository;
   /** Resolves when Postgres answers a query. */
   pingDatabase(): Promise<void>;
   networkServed(version: X402Version, network: string): boolean;
@@ -95,6 +101,8 @@ export function createServices(deps: ServiceDeps): Services {
   const gasBudget = new GasBudgetRepository(deps.database.db);
   const payerFailures = new PayerFailuresRepository(deps.database.db);
   const recoverPool = new RecoverPool();
+  const discovery = new BazaarRepository(deps.database.db);
+  const bazaar = new BazaarCataloguer({ repo: discovery, limits: deps.limits, log: deps.log, registry: metrics.registry });
   const engine = new SettlementEngine({
     db: deps.database.db,
     repo: settlements,
@@ -144,12 +152,15 @@ export function createServices(deps: ServiceDeps): Services {
     apiKeys: new ApiKeysRepository(deps.database.db),
     history: new HistoryRepository(deps.database.db),
     recoverPool,
+    bazaar,
+    discovery,
     pingDatabase: () => pingDatabase(deps.database.db),
     networkServed: (version, network) => (version === 1 ? v1Names.has(network) : caip2Names.has(network)),
     verify: (request) => verifyExactEvm(request, verifyContext, verifyOptions),
     close: () =>
       (closing ??= (async () => {
         await watcher.stop();
+        await bazaar.close();
         await recoverPool.close();
       })()),
   };

@@ -51,7 +51,9 @@ export function supportedAnswer(services: Services) {
     { x402Version: 2, scheme: "exact", network: network.network },
     ...(network.v1Name ? [{ x402Version: 1, scheme: "exact", network: network.v1Name }] : []),
   ]);
-  return { kinds, extensions: [] as string[], signers: { "eip155:*": services.deps.signers.addresses() } };
+  // Extension keys this facilitator implements (x402 v2 §7.3): "bazaar" unless BAZAAR_ENTRIES_MAX=0.
+  const extensions: string[] = services.bazaar.enabled ? ["bazaar"] : [];
+  return { kinds, extensions, signers: { "eip155:*": services.deps.signers.addresses() } };
 }
 
 /** "ok", or "down: " and why, within timeoutMs (READINESS_TIMEOUT_MS). */
