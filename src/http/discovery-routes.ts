@@ -36,7 +36,7 @@ export async function discoveryRoutes(app: FastifyInstance, options: { services:
   const limits = services.deps.limits;
   const rateLimit = { max: options.rateLimitPerMinute, timeWindow: 60_000, keyGenerator: (request: { ip: string }) => `ip:${request.ip}` };
 
-  app.get("/discovery/resources", { schema: { querystring: ResourcesQuery }, config: { rateLimit } }, async (request) => {
+  app.get("/discovery/resources", { schema: { summary: "Bazaar: list catalogued resources (x402 v2 §8.1)", querystring: ResourcesQuery }, config: { rateLimit } }, async (request) => {
     const query = request.query as Static<typeof ResourcesQuery>;
     const limit = Math.min(query.limit ?? discoveryPageDefault, discoveryPageMax);
     const offset = query.offset ?? 0;
@@ -44,7 +44,7 @@ export async function discoveryRoutes(app: FastifyInstance, options: { services:
     return { x402Version: 2, items: rows.map(discoveryResource), pagination: { limit, offset, total } };
   });
 
-  app.get("/discovery/search", { schema: { querystring: SearchQuery }, config: { rateLimit } }, async (request) => {
+  app.get("/discovery/search", { schema: { summary: "Bazaar: search catalogued resources by words", querystring: SearchQuery }, config: { rateLimit } }, async (request) => {
     const query = request.query as Static<typeof SearchQuery>;
     const words = wordsOf(query.query);
     if (words.length === 0) throw new InvalidRequestError(ReasonCode.invalidPayload, "query must contain a word");

@@ -15,7 +15,9 @@ import { usePaymentFixture } from "../../helpers/fixture.js";
 import { postJson } from "../../helpers/http.js";
 import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
-import type { Limits } from "../../../src/config.js";
+import { openPolicy, type Limits, type Policy } from "../../../src/config.js";
+import { bazaarQueueMax } from "../../../src/limits.js";
+import { normalize, type Envelope } from "../../../src/protocol/normalize.js";
 
 const payTo = addressOf(keys.payTo);
 const otherPayTo = addressOf(keys.stranger);
@@ -309,8 +311,8 @@ describe("Bazaar discovery", () => {
 
 describe("Bazaar bounds", () => {
   /** Another facilitator on the same chain and database, with its own limits. */
-  async function withFacilitator<T>(limits: Partial<Limits>, run: (facilitator: TestFacilitator) => Promise<T>): Promise<T> {
-    const facilitator = await startTestFacilitator({ databaseUrl: fx.database.url, rpcUrls: [fx.chain.rpcUrl], token: fx.chain.token, limits: { inFlightPerPayerMax: 1_000, ...limits } });
+  async function withFacilitator<T>(limits: Partial<Limits>, run: (facilitator: TestFacilitator) => Promise<T>, policy?: Policy): Promise<T> {
+    const facilitator = await startTestFacilitator({ databaseUrl: fx.database.url, rpcUrls: [fx.chain.rpcUrl], token: fx.chain.token, limits: { inFlightPerPayerMax: 1_000, ...limits }, policy });
     try {
       return await run(facilitator);
     } finally {
@@ -369,6 +371,38 @@ describe("Bazaar bounds", () => {
       expect((await settle(facilitator, await body({ extensions: { bazaar: getExtension() } }))).body.success).toBe(true);
       expect(await rowsInTable()).toBe(0);
     });
+  });
+
+  it("queues at most bazaarQueueMax extensions; more are dropped (counted), the queued ones catalogued", async () => {
+    await clearCatalogue();
+    const { services } = fx.facilitator;
+    const before = await outcomes();
+    const jobs = [];
+    for (let index = 0; index < bazaarQueueMax + 5; index += 1) {
+      const unsettled = await body({ url: `https://api.example.com/queued/${index}`, extensions: { bazaar: getExtension() } });
+      const parsed = normalize(unsettled as Envelope, services.networkServed);
+      if (!parsed.ok) throw new Error(parsed.rejection.message);
+      jobs.push({ unsettled, payment: parsed.request });
+    }
+    // Offered in one synchronous run, as a burst of settlements would: the queue starts only after it.
+    for (const { unsettled, payment } of jobs) services.bazaar.offer(unsettled, payment); // what /settle does after success:true, without the chain
+    await services.bazaar.idle();
+    const after = await outcomes();
+    expect((after.dropped ?? 0) - (before.dropped ?? 0)).toBe(5);
+    expect((after.catalogued ?? 0) - (before.catalogued ?? 0)).toBe(bazaarQueueMax);
+  });
+
+  it("is public under AUTH=api-keys too, whatever Authorization header the client sends", async () => {
+    await withFacilitator(
+      {},
+      async (facilitator) => {
+        expect((await get("/discovery/resources", facilitator)).status).toBe(200);
+        const withHeader = await facilitator.app.inject({ method: "GET", url: "/discovery/search?query=weather", headers: { authorization: "Bearer not-a-key" } });
+        expect(withHeader.statusCode).toBe(200);
+        expect((await postJson(facilitator.app, "/settle", await body())).status).toBe(401);
+      },
+      { ...openPolicy, auth: "api-keys" },
+    );
   });
 
   it("DISCOVERY_RATE_LIMIT_PER_MINUTE: discovery is public and limited per IP", async () => {
