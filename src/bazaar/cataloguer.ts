@@ -43,12 +43,11 @@ export class BazaarCataloguer {
   private readonly outcomes: Counter<"outcome">;
 
   constructor(private readonly deps: CataloguerDeps) {
-    this.outcomes = new Counter({
-      name: "x402_bazaar_catalogue_total",
-      help: "Bazaar extensions of successful settlements, by what became of them (catalogued, refreshed, or why skipped)",
-      labelNames: ["outcome"],
-      registers: [deps.registry],
-    });
+    const name = "x402_bazaar_catalogue_total";
+    // One per registry: Services built twice on one Metrics (tests) share the counter.
+    this.outcomes =
+      (deps.registry.getSingleMetric(name) as Counter<"outcome"> | undefined) ??
+      new Counter({ name, help: "Bazaar extensions of successful settlements, by what became of them (catalogued, refreshed, or why skipped)", labelNames: ["outcome"], registers: [deps.registry] });
   }
 
   get enabled(): boolean {
