@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import rateLimit from "@fastify/rate-limit";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { errorAnswer, type RouteKind } from "./http/error-answers.js";
+import { discoveryRoutes } from "./http/discovery-routes.js";
 import { infoRoutes } from "./http/info-routes.js";
 import { authPlugin } from "./http/auth.js";
 import { registerOpenApi } from "./http/openapi.js";
@@ -60,6 +61,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(rateLimit, { global: false });
   await app.register(paymentRoutes, { services, rateLimitPerMinute: limits.rateLimitPerMinute });
   await app.register(infoRoutes, { services });
+  await app.register(discoveryRoutes, { services, rateLimitPerMinute: limits.discoveryRateLimitPerMinute });
   // Operator routes (history, dashboard, OpenAPI) register below this line.
   await registerOperatorRoutes(app, services);
   return app;

@@ -112,6 +112,27 @@ export const limitSpecs = {
     env: "RECONCILE_INTERVAL_MS", unit: "ms", default: 2_000, min: 50, max: hourMs,
     doc: "How often the watcher finishes settlements nobody waits on any more.",
   },
+  // Bazaar discovery (README "Discovery (Bazaar)"): the catalogue is written by payers' payloads, so every dimension is bounded.
+  bazaarEntriesMax: {
+    env: "BAZAAR_ENTRIES_MAX", unit: "count", default: 100_000, min: 0, max: 10_000_000,
+    doc: "Bazaar catalogue entries at most (all `payTo`s); when full, new resources are not catalogued (known ones still refresh). `0` turns the Bazaar off: not advertised in `/supported`, nothing catalogued.",
+  },
+  bazaarEntriesPerPayToMax: {
+    env: "BAZAAR_ENTRIES_PER_PAY_TO_MAX", unit: "count", default: 100, min: 1, max: 100_000,
+    doc: "Bazaar catalogue entries per `payTo` at most; a new one beyond it evicts that `payTo`'s least recently paid entry.",
+  },
+  bazaarEntryMaxBytes: {
+    env: "BAZAAR_ENTRY_MAX_BYTES", unit: "bytes", default: 16 * 1024, min: 512, max: 1024 * 1024,
+    doc: "Largest `bazaar` extension catalogued (its `info` and `schema` as JSON, UTF-8); a larger one is skipped (the payment is unaffected).",
+  },
+  bazaarEntryTtlMs: {
+    env: "BAZAAR_ENTRY_TTL_MS", unit: "ms", default: 7 * 24 * hourMs, min: 60_000, max: 365 * 24 * hourMs,
+    doc: "A Bazaar entry no payment refreshed for this long is no longer listed, and is deleted at the next catalogue write.",
+  },
+  discoveryRateLimitPerMinute: {
+    env: "DISCOVERY_RATE_LIMIT_PER_MINUTE", unit: "count", default: 600, min: 1, max: 10_000_000,
+    doc: "Requests per client IP on `/discovery/resources` and on `/discovery/search` (public, like `/supported`).",
+  },
   // An operator setting because it has to fit the orchestrator's own probe timeout, which the operator chooses.
   readinessTimeoutMs: {
     env: "READINESS_TIMEOUT_MS", unit: "ms", default: 2_000, min: 100, max: 60_000,
@@ -164,6 +185,20 @@ export const sanctionsOracleGasMax = 100_000n;
 export const sanctionsOracleCacheMax = 10_000;
 /** SANCTIONS_DENYLIST_FILE is read whole: at most this (≈ 700,000 addresses, one a line). */
 export const sanctionsDenylistBytesMax = 32 * 1024 * 1024;
+/** Bazaar catalogue jobs (successful settlements carrying a `bazaar` extension) waiting at most; more are dropped (counted). */
+export const bazaarQueueMax = 256;
+/** One `info`-against-`schema` validation (on a worker thread: the schema is the payer's) takes at most this, else it is skipped. */
+export const bazaarValidationTimeoutMs = 2_000;
+/** Expired Bazaar entries deleted per catalogue write at most. */
+export const bazaarPurgeBatchMax = 100;
+/** Payment options (scheme, network, asset) kept per Bazaar entry at most; the most recently paid win. */
+export const bazaarAcceptsPerEntryMax = 8;
+/** Discovery pages: the default and largest `limit` (x402 v2 §8.1: 1–100, default 20). */
+export const discoveryPageDefault = 20;
+export const discoveryPageMax = 100;
+/** Longest `/discovery/search` query, in characters; words searched at most. */
+export const discoveryQueryMaxChars = 256;
+export const discoveryQueryWordsMax = 8;
 
 type LimitName = keyof typeof limitSpecs;
 type ValueOf<S> = S extends { unit: NumberUnit } ? number : S extends { unit: BigintUnit } ? bigint : readonly string[];

@@ -7,6 +7,8 @@ import { openPolicy, type Limits, type NetworkConfig, type Policy } from "./conf
 import { operatorReadTimeoutMs, signerBalanceCacheMs } from "./limits.js";
 import { ApiKeysRepository } from "./store/api-keys-repo.js";
 import { DashboardSessionsRepository } from "./store/dashboard-sessions-repo.js";
+import { BazaarCataloguer } from "./bazaar/cataloguer.js";
+import { BazaarRepository } from "./store/bazaar-repo.js";
 import { RecoverPool } from "./exact-evm/recover-pool.js";
 import { builderCodeSuffix } from "./protocol/builder-code.js";
 import { verifyExactEvm, type VerifyContext, type VerifyResult } from "./exact-evm/verify.js";
@@ -88,6 +90,10 @@ export interface Services {
   recoverPool: RecoverPool;
   /** Sanctions screening at verify and settle; undefined when none is configured. */
   screening: Screening | undefined;
+  /** Catalogues the bazaar extension of successful settlements, apart from the payment path. */
+  bazaar: BazaarCataloguer;
+  /** The Bazaar catalogue, read by /discovery/resources and /discovery/search. */
+  discovery: BazaarRepository;
   /** Resolves when Postgres answers a query. */
   pingDatabase(): Promise<void>;
   networkServed(version: X402Version, network: string): boolean;
@@ -108,6 +114,8 @@ export function createServices(deps: ServiceDeps): Services {
   const recoverPool = new RecoverPool();
   const screening = createScreening({ config: deps.screening, chains: deps.chains, clock: deps.clock, limits: deps.limits, log: deps.log, metrics });
   const screen = screening?.screen;
+  const discovery = new BazaarRepository(deps.database.db);
+  const bazaar = new BazaarCataloguer({ repo: discovery, limits: deps.limits, log: deps.log, registry: metrics.registry });
   const engine = new SettlementEngine({
     db: deps.database.db,
     repo: settlements,
@@ -162,6 +170,8 @@ export function createServices(deps: ServiceDeps): Services {
     history: new HistoryRepository(deps.database.db),
     recoverPool,
     screening,
+    bazaar,
+    discovery,
     pingDatabase: () => pingDatabase(deps.database.db),
     networkServed: (version, network) => (version === 1 ? v1Names.has(network) : caip2Names.has(network)),
     verify: (request) => verifyExactEvm(request, verifyContext, verifyOptions),
@@ -169,6 +179,7 @@ export function createServices(deps: ServiceDeps): Services {
       (closing ??= (async () => {
         screening?.close();
         await watcher.stop();
+        await bazaar.close();
         await recoverPool.close();
       })()),
   };

@@ -55,7 +55,8 @@ export function supportedAnswer(services: Services) {
     { x402Version: 2, scheme: "exact", network: network.network },
     ...(network.v1Name ? [{ x402Version: 1, scheme: "exact", network: network.v1Name }] : []),
   ]);
-  const extensions: string[] = [paymentIdentifierExtension];
+  // Extension keys this facilitator implements (x402 v2 §7.3): "bazaar" unless BAZAAR_ENTRIES_MAX=0.
+  const extensions: string[] = [paymentIdentifierExtension, ...(services.bazaar.enabled ? ["bazaar"] : [])];
   return { kinds, extensions, signers: { "eip155:*": services.deps.signers.addresses() } };
 }
 

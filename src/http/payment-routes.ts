@@ -118,6 +118,8 @@ async function settleOnce(services: Services, request: FastifyRequest, payment: 
   const outcome = await services.engine.settle(payment, { apiKeyId: request.apiKey?.id, dailyGasBudgetWei: budget === null || budget === undefined ? undefined : BigInt(budget) });
   logOutcome(request, "settle", payer, payment.requirements.network, outcome.success ? "success" : outcome.reason, startedMs, outcome.transaction);
   services.metrics.observeSettle(payment.requirements.network, outcome.success ? "success" : (outcome.reason ?? "failure"), elapsedSeconds(startedMs));
+  // Bazaar discovery: only queued here (bounded, never throws); catalogued after the answer went out.
+  if (outcome.success) services.bazaar.offer(request.body, payment);
   return renderSettle(outcome, payment.requirements.network, payer);
 }
 

@@ -232,3 +232,48 @@ export const dashboardSessions = pgTable(
   },
   (table) => [index("dashboard_sessions_expires_at").on(table.expiresAt), index("dashboard_sessions_api_key_id").on(table.apiKeyId)],
 );
+
+/**
+ * The Bazaar catalogue (x402 `bazaar` extension, README "Discovery (Bazaar)"): one row per resource
+ * a successful settlement described, per `payTo` — a payer chooses the resource's description, so
+ * one payTo's entries never replace another's. `accepts` holds the payment options paid for it (one
+ * per scheme, network and asset), `extensions` what /discovery answers echo. Bounded by
+ * BAZAAR_ENTRIES_MAX, BAZAAR_ENTRIES_PER_PAY_TO_MAX and BAZAAR_ENTRY_MAX_BYTES; rows that no payment
+ * refreshed for BAZAAR_ENTRY_TTL_MS are not listed and are deleted on a later write.
+ */
+export const bazaarResources = pgTable(
+  "bazaar_resources",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    payTo: text("pay_to").notNull(), // lowercase 0x address
+    /** Canonical URL: origin + routeTemplate (dynamic routes) or path; no query, no fragment. */
+    resource: text("resource").notNull(),
+    /** "http" or "mcp" (info.input.type). */
+    type: text("type").notNull(),
+    /** The HTTP method, or the MCP tool name: (resource, tool) is an MCP tool's identity. */
+    action: text("action").notNull(),
+    x402Version: smallint("x402_version").notNull(),
+    accepts: jsonb("accepts").notNull(),
+    description: text("description"),
+    mimeType: text("mime_type"),
+    serviceName: text("service_name"),
+    tags: text("tags").array(),
+    iconUrl: text("icon_url"),
+    extensions: jsonb("extensions").notNull(),
+    /** Keys of the payload's extensions (the `extensions` filter). */
+    extensionKeys: text("extension_keys").array().notNull(),
+    /** Lowercase text /discovery/search matches words against. */
+    searchText: text("search_text").notNull(),
+    /** Size of the bazaar extension's info and schema as JSON (BAZAAR_ENTRY_MAX_BYTES). */
+    bytes: integer("bytes").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    lastUpdated: timestamp("last_updated", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [
+    uniqueIndex("bazaar_resources_key").on(table.payTo, table.resource, table.type, table.action),
+    index("bazaar_resources_pay_to_last_updated").on(table.payTo, table.lastUpdated),
+    index("bazaar_resources_last_updated").on(table.lastUpdated),
+  ],
+);
+
+export type BazaarResourceRow = typeof bazaarResources.$inferSelect;

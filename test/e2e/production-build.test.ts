@@ -152,4 +152,17 @@ describe("the compiled CLI as production runs it (x402-facilitator serve from di
     expect(JSON.parse(stdout)).toMatchObject({ workerFailures: 0, recoveredOnWorkers: expect.any(Number) });
     expect((JSON.parse(stdout) as { recoveredOnWorkers: number }).recoveredOnWorkers).toBeGreaterThan(0);
   });
+
+  it("validates Bazaar schemas on a worker thread from dist/ (schema-worker.mjs beside schema-validator.js; ajv a production dependency)", async () => {
+    expect(productionPackages()).toContain("node_modules/ajv");
+    const script = `
+      const { SchemaValidator } = await import(${JSON.stringify(path.join(repoRoot, "dist/bazaar/schema-validator.js"))});
+      const validator = new SchemaValidator(10000);
+      const schema = JSON.stringify({ $schema: "https://json-schema.org/draft/2020-12/schema", type: "object", required: ["input"] });
+      const verdicts = [await validator.validate(JSON.stringify({ input: {} }), schema), await validator.validate(JSON.stringify({}), schema)];
+      console.log(JSON.stringify(verdicts.map((verdict) => verdict.valid ? "valid" : verdict.reason)));
+      await validator.close();`;
+    const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { cwd: repoRoot, timeout: 30_000 });
+    expect(JSON.parse(stdout)).toEqual(["valid", "invalid"]);
+  });
 });
