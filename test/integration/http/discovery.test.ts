@@ -107,7 +107,7 @@ async function clearCatalogue() {
 
 describe("Bazaar discovery", () => {
   it("advertises bazaar in /supported.extensions", async () => {
-    expect((await get("/supported")).body.extensions).toEqual(["bazaar"]);
+    expect((await get("/supported")).body.extensions).toEqual(["payment-identifier", "bazaar"]);
   });
 
   it("catalogues a settled payment's bazaar extension: /discovery/resources lists it with its accepts, metadata and extension", async () => {
@@ -259,7 +259,7 @@ describe("Bazaar discovery", () => {
       const settleBody = await body({ extensions });
       const answer = await postJson(fx.facilitator.app, "/settle", settleBody);
       expect(answer.status).toBe(200);
-      expect(answer.body).toEqual({ success: true, transaction: expect.stringMatching(/^0x[0-9a-f]{64}$/), network: "eip155:84532", payer: addressOf(keys.payer) });
+      expect(answer.body).toEqual({ success: true, transaction: expect.stringMatching(/^0x[0-9a-f]{64}$/), network: "eip155:84532", payer: addressOf(keys.payer), amount: expect.stringMatching(/^[0-9]+$/) });
     }
     await fx.facilitator.services.bazaar.idle();
     expect((await get("/discovery/resources")).body.pagination.total).toBe(0);
@@ -367,7 +367,7 @@ describe("Bazaar bounds", () => {
   it("BAZAAR_ENTRIES_MAX=0 turns the Bazaar off: not advertised, nothing catalogued", async () => {
     await clearCatalogue();
     await withFacilitator({ bazaarEntriesMax: 0 }, async (facilitator) => {
-      expect((await get("/supported", facilitator)).body.extensions).toEqual([]);
+      expect((await get("/supported", facilitator)).body.extensions).toEqual(["payment-identifier"]);
       expect((await settle(facilitator, await body({ extensions: { bazaar: getExtension() } }))).body.success).toBe(true);
       expect(await rowsInTable()).toBe(0);
     });
