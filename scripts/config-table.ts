@@ -39,6 +39,30 @@ function bound(value: number | bigint): string {
   return /^10{9,}$/.test(text) ? `10^${text.length - 1}` : text;
 }
 
+export const envStart = "# --- limits: generated from src/limits.ts by `npm run config:table`; do not edit by hand ---";
+export const envEnd = "# --- end of limits ---";
+export const envExamplePath = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", ".env.example");
+
+/** .env.example's limits section (markers included): each limit's doc, range, and its default commented out. */
+export function envExampleLimits(): string[] {
+  const lines = [envStart];
+  for (const name of limitNames) {
+    const spec: LimitSpec = limitSpecs[name];
+    const range = spec.unit === "addresses" ? `at most ${spec.itemsMax} addresses` : `${bound(spec.min)}–${bound(spec.max)} ${spec.unit}`;
+    const value = spec.unit === "addresses" ? spec.default.join(",") : String(spec.default);
+    lines.push("", `# ${spec.doc.replace(/`/g, "")} (${range})`, `# ${spec.env}=${value}`);
+  }
+  return [...lines, "", envEnd];
+}
+
+/** The section of `text` between two marker lines (markers included), or undefined. */
+export function markedSection(text: string, start: string, end: string): string[] | undefined {
+  const lines = text.split("\n");
+  const from = lines.indexOf(start);
+  const to = lines.indexOf(end);
+  return from === -1 || to < from ? undefined : lines.slice(from, to + 1);
+}
+
 /** README.md's current table (markers included), or undefined when the markers are missing. */
 export function readmeTable(readme: string): string[] | undefined {
   const lines = readme.split("\n");
@@ -48,18 +72,23 @@ export function readmeTable(readme: string): string[] | undefined {
 }
 
 function main(): void {
-  const readme = readFileSync(readmePath, "utf8");
-  const current = readmeTable(readme);
-  if (!current) throw new Error(`README.md has no limits table between "${tableStart}" and "${tableEnd}"`);
-  const generated = limitsTable();
-  if (process.argv.includes("--check")) {
-    if (current.join("\n") !== generated.join("\n")) {
-      console.error("README.md's limits table is stale: run npm run config:table");
-      process.exit(1);
+  const targets = [
+    { file: readmePath, name: "README.md's limits table", start: tableStart, end: tableEnd, generated: limitsTable() },
+    { file: envExamplePath, name: ".env.example's limits section", start: envStart, end: envEnd, generated: envExampleLimits() },
+  ];
+  for (const target of targets) {
+    const text = readFileSync(target.file, "utf8");
+    const current = markedSection(text, target.start, target.end);
+    if (!current) throw new Error(`${target.file} has no section between "${target.start}" and "${target.end}"`);
+    if (process.argv.includes("--check")) {
+      if (current.join("\n") !== target.generated.join("\n")) {
+        console.error(`${target.name} is stale: run npm run config:table`);
+        process.exitCode = 1;
+      }
+      continue;
     }
-    return;
+    writeFileSync(target.file, text.replace(current.join("\n"), () => target.generated.join("\n")));
   }
-  writeFileSync(readmePath, readme.replace(current.join("\n"), () => generated.join("\n")));
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main();

@@ -216,10 +216,13 @@ function resolveNetworks(env: Env, file: ConfigFile | undefined): NetworkConfig[
     const merged = mergeFileNetwork(known, entry);
     known.set(merged.chainId, merged);
   }
-  // Networks served: NETWORKS if given, else every network the config file names.
+  // Networks served: NETWORKS if given, else every network the config file names, else Base (what
+  // `docker compose up` with only a signer key means).
   const wanted = env.NETWORKS
     ? splitList(env.NETWORKS).map((name) => networkChainId(name, "NETWORKS"))
-    : (file?.networks ?? []).map((entry) => networkChainId(entry.network, "FACILITATOR_CONFIG"));
+    : file
+      ? file.networks.map((entry) => networkChainId(entry.network, "FACILITATOR_CONFIG"))
+      : [8453];
   if (wanted.length === 0) throw new ConfigError("NETWORKS is empty: name at least one network, e.g. NETWORKS=base");
   const served: NetworkConfig[] = [];
   for (const chainId of new Set(wanted)) {

@@ -141,8 +141,9 @@ export const limitSpecs = {
 } as const satisfies Record<string, LimitSpec>;
 
 /*
- * Fixed bounds. Not operator settings — each follows from the limits above or from the protocol,
- * as its comment says — but declared here, beside them, so every bound on time is in this file.
+ * Fixed bounds shared across modules or tied to the limits above. Not operator settings: each
+ * follows from a limit or from the protocol, as its comment says. A bound that only one module
+ * uses (a driver's connect timeout, a cache's size) is a named constant in that module, with why.
  */
 
 /**

@@ -20,6 +20,16 @@ const logLineMaxChars = 1_048_576;
  * key, or in a child logger's bindings is caught too.
  * `destination` defaults to pino's (stdout); tests pass a stream to read what would be written.
  */
+const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+/** LOG_LEVEL, one of pino's levels (default info); anything else names the variable. */
+export function logLevelFrom(env: Readonly<Record<string, string | undefined>>): string {
+  const value = env.LOG_LEVEL?.trim();
+  if (value === undefined || value === "") return "info";
+  if ((logLevels as readonly string[]).includes(value)) return value;
+  throw new ConfigError(`LOG_LEVEL must be one of ${logLevels.join(", ")}, got "${value}"`);
+}
+
 export type LogFormat = "json" | "pretty";
 
 /**

@@ -5,7 +5,7 @@ import { batchSettlerCommand } from "./batch-settler-command.js";
 import { CliError, exitCodes, UsageError } from "./cli-error.js";
 import { keysCommand, signersCommand } from "./key-commands.js";
 import { paymentCommand } from "./payment-command.js";
-import { createLogger, logFormatFrom } from "../logger.js";
+import { createLogger, logFormatFrom, logLevelFrom } from "../logger.js";
 import { closeOnSignals, startedByNpm, startServer } from "../server-process.js";
 import { redactedMessage, redactUrls } from "../redact.js";
 import { runMigrations } from "../store/migrate.js";
@@ -39,7 +39,7 @@ const err = (line: string) => process.stderr.write(`${line}\n`);
 
 async function main(argv: string[]): Promise<void> {
   const command = argv[0] ?? "serve";
-  const log = createLogger(process.env.LOG_LEVEL ?? "info", undefined, logFormatFrom(process.env));
+  const log = createLogger(logLevelFrom(process.env), undefined, logFormatFrom(process.env));
   switch (command) {
     case "serve":
       if (isSandboxEnv()) return runSandbox(log);
@@ -97,7 +97,9 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   // node:util parseArgs: an unknown or malformed flag is the caller's mistake, not a crash.
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS_")) {
-    process.stderr.write(`x402-facilitator: ${redactedMessage(error).split("\n")[0]} (see x402-facilitator help)\n`);
+    // Node quotes a stray positional argument: it may be a key whose --flag was forgotten.
+    const line = code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL" ? "unexpected argument: every value follows its --flag" : redactedMessage(error).split("\n")[0];
+    process.stderr.write(`x402-facilitator: ${line} (see x402-facilitator help)\n`);
     process.exit(exitCodes.usage);
   }
   // Anything else is a bug or an outage: one line, the stack only when asked for.

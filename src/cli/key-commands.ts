@@ -79,14 +79,13 @@ export function revokeMatch(target: string): ApiKeyMatch {
 async function revokeKey(repo: ApiKeysRepository, target: string): Promise<ApiKeyRow> {
   const match = revokeMatch(target);
   const what = "id" in match ? `id ${match.id}` : "key" in match ? `key ${shown(match.key)}` : `prefix "${match.keyPrefix}"`;
-  const rows = await repo.findMatching(match);
-  const active = rows.filter((row) => row.revokedAt === null);
+  const active = await repo.findMatching(match, 50, { activeOnly: true });
   if (active.length > 1) {
     const candidates = active.map((row) => `${row.id} (${printable(row.name)})`).join(", ");
     throw new UsageError(`keys revoke: ${what} fits ${active.length} active keys: ${candidates}; give the id or more of the key`);
   }
   if (active.length === 0) {
-    const revoked = rows[0];
+    const [revoked] = await repo.findMatching(match, 1);
     if (revoked?.revokedAt) throw new NotFoundError(`no active key matches ${what}: ${revoked.id} (${printable(revoked.name)}) was revoked at ${isoSeconds(revoked.revokedAt)}`);
     if ("key" in match && match.key.length !== fullKeyLength) {
       throw new NotFoundError(`no key matches ${what}; only the first ${apiKeyPrefixLength} characters of a key are stored: give at most those, the whole key or the id`);

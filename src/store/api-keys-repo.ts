@@ -70,7 +70,7 @@ export class ApiKeysRepository {
    * Keys (revoked ones too, newest first, at most `limit`) matching an id, a whole key (by its
    * hash) or the start of a key (at most `apiKeyPrefixLength` characters: no more are stored).
    */
-  async findMatching(match: ApiKeyMatch, limit = 50): Promise<ApiKeyRow[]> {
+  async findMatching(match: ApiKeyMatch, limit = 50, options: { activeOnly?: boolean } = {}): Promise<ApiKeyRow[]> {
     const where =
       "id" in match
         ? eq(apiKeys.id, match.id)
@@ -78,7 +78,13 @@ export class ApiKeysRepository {
           ? eq(apiKeys.keyHash, hashApiKey(match.key))
           : // left(…) = $1, not LIKE: "_" (in every key) and "%" would be wildcards.
             sql`left(${apiKeys.keyPrefix}, ${match.keyPrefix.length}) = ${match.keyPrefix}`;
-    return this.db.select().from(apiKeys).where(where).orderBy(desc(apiKeys.createdAt)).limit(limit);
+    // activeOnly filters in SQL: with more than `limit` matches, revoked ones must not hide an active one.
+    return this.db
+      .select()
+      .from(apiKeys)
+      .where(options.activeOnly ? and(where, isNull(apiKeys.revokedAt)) : where)
+      .orderBy(desc(apiKeys.createdAt))
+      .limit(limit);
   }
 
   /** Revokes one key by id; undefined when it is unknown or already revoked. */

@@ -8,7 +8,9 @@ export function describeDatabaseUrl(url: string): string {
   try {
     const parsed = new URL(url);
     const user = parsed.username ? `${decodeURIComponent(parsed.username)}@` : "";
-    return `${user}${parsed.hostname || "localhost"}:${parsed.port || "5432"}${parsed.pathname || "/"}`;
+    // A Unix socket: postgres:///db?host=/var/run/postgresql (no host in the authority).
+    const host = parsed.hostname ? decodeURIComponent(parsed.hostname) : (parsed.searchParams.get("host") ?? "localhost");
+    return `${user}${host}:${parsed.port || "5432"}${parsed.pathname || "/"}`;
   } catch {
     return "(unparsable URL)";
   }
@@ -25,7 +27,7 @@ export function parseDatabaseUrl(value: string, name = "DATABASE_URL"): string {
   if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
     throw new ConfigError(`${name} must start with postgres:// or postgresql://, got ${parsed.protocol}//…`);
   }
-  if (!parsed.hostname) throw new ConfigError(`${name} names no host: expected a postgres:// URL with user, password, host, port and database`);
+  if (!parsed.hostname && !parsed.searchParams.get("host")) throw new ConfigError(`${name} names no host (for a Unix socket, add ?host=<socket directory>)`);
   if (parsed.pathname.length <= 1) throw new ConfigError(`${name} (${describeDatabaseUrl(value)}) names no database: add /<database> after the host`);
   return value;
 }

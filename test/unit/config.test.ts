@@ -2,7 +2,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { limitsTable, readmePath, readmeTable } from "../../scripts/config-table.js";
+import { logLevelFrom } from "../../src/logger.js";
+import { describeDatabaseUrl } from "../../src/store/database-url.js";
+import { envEnd, envExampleLimits, envExamplePath, envStart, limitsTable, markedSection, readmePath, readmeTable } from "../../scripts/config-table.js";
 import { defaultLimits, isSandboxEnv, limitSpecs, loadConfig, loadPolicy } from "../../src/config.js";
 import { ConfigError } from "../../src/errors.js";
 import { limitNames, type LimitSpec } from "../../src/limits.js";
@@ -18,6 +20,20 @@ function writeConfig(content: unknown): string {
 }
 
 describe("loadConfig", () => {
+  it("serves Base when neither NETWORKS nor FACILITATOR_CONFIG names a network (docker compose up with only a key)", () => {
+    expect(loadConfig({ ...base }).networks.map((network) => network.network)).toEqual(["eip155:8453"]);
+  });
+
+  it("accepts a Unix-socket DATABASE_URL (?host=) and names it without the password", () => {
+    expect(loadConfig({ ...base, DATABASE_URL: "postgres:///x402?host=/var/run/postgresql&user=x402" }).databaseUrl).toContain("host=");
+    expect(describeDatabaseUrl("postgres:///x402?host=/var/run/postgresql&user=x402&password=pw")).toBe("/var/run/postgresql:5432/x402");
+    expect(() => loadConfig({ ...base, DATABASE_URL: "postgres:///x402" })).toThrow(/names no host/);
+  });
+
+  it.each(["verbose", "INFO "])("refuses LOG_LEVEL=%s naming the variable", (level) => {
+    expect(() => logLevelFrom({ LOG_LEVEL: level })).toThrow(/^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent/);
+  });
+
   it.each([
     ["notaurl", /^DATABASE_URL is not a URL/],
     ["mysql://u@h:3306/db", /^DATABASE_URL must start with postgres:\/\/ or postgresql:\/\/, got mysql:/],
@@ -91,7 +107,7 @@ describe("loadConfig", () => {
     [{ ...base, NETWORKS: "base", RPC_URLS_8453: "ftp://x" }, /not an http\(s\) URL/],
     [{ ...base, NETWORKS: "base", PORT: "99999" }, /PORT must be an integer from 0 to 65535/],
     [{ ...base, NETWORKS: "base", SETTLE_BUDGET_MS: "soon" }, /SETTLE_BUDGET_MS must be an integer/],
-    [{ ...base }, /NETWORKS is empty/],
+    [{ ...base, NETWORKS: " , " }, /NETWORKS is empty/],
   ])("fails fast with a clear message (%#)", (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
@@ -261,6 +277,10 @@ describe("limits, declared once in src/limits.ts", () => {
 
   it("README.md's limits table is the one scripts/config-table.ts generates (npm run config:table)", () => {
     expect(readmeTable(readFileSync(readmePath, "utf8"))?.join("\n")).toBe(limitsTable().join("\n"));
+  });
+
+  it(".env.example's limits section is the one scripts/config-table.ts generates (npm run config:table)", () => {
+    expect(markedSection(readFileSync(envExamplePath, "utf8"), envStart, envEnd)?.join("\n")).toBe(envExampleLimits().join("\n"));
   });
 });
 

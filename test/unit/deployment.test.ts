@@ -80,6 +80,8 @@ describe("docker-compose.yml", () => {
   it("with the fork file, the facilitator talks to the fork only and waits for it to be healthy", () => {
     const fork = composeServices("docker-compose.fork.yml");
     expect(fork.facilitator!.environment).toMatchObject({ RPC_URLS_8453: "http://anvil:8545" });
+    // Never the operator's real key on a fork that keeps Base's chain id (its transactions replay on Base).
+    expect(fork.facilitator!.environment!.SIGNER_PRIVATE_KEYS).toBe("${FORK_SIGNER_PRIVATE_KEYS:-0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80}");
     expect(fork.facilitator!.depends_on).toEqual({ anvil: { condition: "service_healthy" } });
   });
 
@@ -98,6 +100,7 @@ describe("docker-compose.yml", () => {
     expect(fork.status).toBe(0);
     const resolved = parse(fork.stdout) as { services: Record<string, ComposeService> };
     expect(resolved.services.facilitator!.environment!.RPC_URLS_8453).toBe("http://anvil:8545");
+    expect(resolved.services.facilitator!.environment!.SIGNER_PRIVATE_KEYS).toBe("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
     expect(JSON.stringify(resolved.services.facilitator)).not.toContain("mainnet.base.org");
   });
 });

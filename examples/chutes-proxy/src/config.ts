@@ -65,6 +65,11 @@ export function loadConfig(env: Env): ProxyConfig {
     try {
       const parsed = new URL(value);
       if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error("not http(s)");
+      if (parsed.username || parsed.password) {
+        // fetch refuses such a URL, and its error (quoting the credentials) would reach logs and answers.
+        problems.push(`${name} must not hold credentials (user:password@): use FACILITATOR_API_KEY, or a proxy that adds them`);
+        return "";
+      }
     } catch {
       if (value !== "") problems.push(`${name} must be an http(s) URL, got "${value}"`);
     }

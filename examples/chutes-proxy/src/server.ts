@@ -189,7 +189,9 @@ function refuse(log: FastifyBaseLogger, line: PaidLine, reply: FastifyReply, off
   else log.info(fields, `payment refused: ${refusal.reason}: ${refusal.message}`);
   if (refusal.settle) reply.header(payment.receiptHeader, encodeReceipt(refusal.settle));
   if (refusal.status === 402) return paymentRequired(reply, offer, `${refusal.reason}: ${refusal.message}`);
-  return reply.code(refusal.status).send(openAiError(refusal.message, "payment_error", refusal.reason));
+  // The details (the facilitator's own error text, which may quote its URL) are for the operator's
+  // log above; the buyer learns that the payment was not used and that it is not their fault.
+  return reply.code(refusal.status).send(openAiError("the payment service is unavailable; your payment was not used, retry later", "payment_error", refusal.reason));
 }
 
 /** Same status, content type and body as the upstream's answer. */
