@@ -124,7 +124,8 @@ async function settleOnce(services: Services, request: FastifyRequest, payment: 
 }
 
 /**
- * Same key + same body → the recorded answer (atomic through Postgres); same key + another body →
+ * Same Idempotency-Key + same body → the recorded answer (atomic through Postgres); the same
+ * payment-identifier id + same body → the engine's answer again (see below); same key + another body →
  * 422 for an Idempotency-Key (Stripe), 409 payment_identifier_conflict for a payment-identifier id
  * (its spec); still running after the wait → 409 idempotency_key_reused. Keys live in the caller's
  * scope (`id.scope`). A recorded settlement_pending is not final, so it is settled again (which
@@ -146,7 +147,13 @@ async function settleIdempotently(services: Services, request: FastifyRequest, i
     throw new FacilitatorError(ReasonCode.paymentIdentifierConflict, "this payment identifier was used with a different request body");
   }
   if (state.kind === "in-progress") throw new IdempotencyKeyBusyError(`a request with this ${keyName} is still running; retry later`);
-  if (state.kind === "recorded" && (state.response as SettleAnswer).errorReason !== ReasonCode.settlementPending) return state.response;
+  // The header is the resource server's own key: its retry gets the recorded answer. A payment
+  // identifier is the payer's: replaying a recorded success would hand one authorization several
+  // success:true answers (a payer sending the same payment to a resource server N times at once), so
+  // the engine answers again — duplicate_settlement with the hash after a success, the final answer
+  // after a failure, a fresh attempt where the authorization is still payable. The record still
+  // serializes same-id requests and refuses another body under the id (409).
+  if (source === "header" && state.kind === "recorded" && (state.response as SettleAnswer).errorReason !== ReasonCode.settlementPending) return state.response;
   try {
     const answer = await settleOnce(services, request, payment, startedMs);
     await services.idempotency.record(id, answer, undefined);

@@ -61,8 +61,11 @@ describe("GET /supported", () => {
   });
 });
 
+/** What a replay of a settled payment gets under its payment identifier: the hash, never a second success. */
+const replayOf = (first: { body: Record<string, unknown> }) => ({ status: 200, body: { success: false, errorReason: "duplicate_settlement", transaction: first.body.transaction } });
+
 describe("payment-identifier as the idempotency key of /settle", () => {
-  it("answers a replay of the same id and request from the record, without a second transaction", async () => {
+  it("answers a replay of the same id and request without a second transaction or a second success (the id is the payer's)", async () => {
     const key = await tenant("replay");
     const id = newId();
     const body = withId(await payment(), id);
@@ -71,7 +74,12 @@ describe("payment-identifier as the idempotency key of /settle", () => {
     const sent = await signerTransactions();
     const paid = await fx.chain.balanceOf(payTo);
 
-    for (let replay = 0; replay < 3; replay++) expect(await settle(body, key)).toEqual(first);
+    // One success per authorization: a replay (a payer sending the same payment again, or concurrently)
+    // learns the hash as duplicate_settlement, exactly as without an id.
+    const replays = await Promise.all([0, 1, 2].map(() => settle(body, key)));
+    for (const replay of replays) {
+      expect(replay).toMatchObject({ status: 200, body: { success: false, errorReason: "duplicate_settlement", transaction: first.body.transaction } });
+    }
     expect(await signerTransactions()).toBe(sent);
     expect(await fx.chain.balanceOf(payTo)).toBe(paid);
     expect(await settlementRowsOf(body)).toEqual([{ status: "confirmed", tx_hash: first.body.transaction }]);
@@ -110,8 +118,8 @@ describe("payment-identifier as the idempotency key of /settle", () => {
     // B replaying A's request under A's id gets no record of A's: the payment itself answers.
     const replayedByB = await settle(paymentA, b);
     expect(replayedByB).toMatchObject({ status: 409, body: { errorReason: "payment_identifier_conflict" } });
-    // A's retry still gets A's recorded answer.
-    expect(await settle(paymentA, a)).toEqual(answerA);
+    // A's retry learns its hash again (duplicate_settlement: one success per authorization).
+    expect(await settle(paymentA, a)).toMatchObject(replayOf(answerA));
     expect((await idempotencyRows(id)).map((row) => row.scope).sort()).toEqual([await tenantId("tenant-a"), await tenantId("tenant-b")].sort());
   });
 
@@ -131,8 +139,8 @@ describe("payment-identifier as the idempotency key of /settle", () => {
     expect(first.body).toMatchObject({ success: true });
     expect(await idempotencyRows(id)).toHaveLength(1);
     // The same request with the id alone, and with both again: the record.
-    expect(await settle(body, key)).toEqual(first);
-    expect(await settle(body, key, { "idempotency-key": id })).toEqual(first);
+    expect(await settle(body, key)).toMatchObject(replayOf(first));
+    expect(await settle(body, key, { "idempotency-key": id })).toMatchObject(replayOf(first));
     // The header alone names the same key: another body under it is the header's 422.
     const { extensions: _dropped, ...withoutExtension } = body.paymentPayload as Body["paymentPayload"] & { extensions?: unknown };
     expect(await settle({ ...body, paymentPayload: withoutExtension }, key, { "idempotency-key": id })).toMatchObject({ status: 422, body: { errorReason: "idempotency_key_reused" } });
@@ -175,7 +183,7 @@ describe("payment-identifier as the idempotency key of /settle", () => {
       const body = withId(await payment(), id);
       const first = await settle(body, key);
       expect(first.body).toMatchObject({ success: true });
-      expect(await settle(body, key)).toEqual(first);
+      expect(await settle(body, key)).toMatchObject(replayOf(first));
       expect(await idempotencyRows(id)).toHaveLength(1);
     }
   });
@@ -210,7 +218,7 @@ describe("payment-identifier with AUTH=off", () => {
       const anonymous = await settle(anonymousBody, undefined, {}, open.app);
       expect(anonymous).toMatchObject({ status: 200, body: { success: true } });
       expect(anonymous.body.transaction).not.toBe(keyed.body.transaction);
-      expect(await settle(anonymousBody, undefined, {}, open.app)).toEqual(anonymous);
+      expect(await settle(anonymousBody, undefined, {}, open.app)).toMatchObject(replayOf(anonymous));
       expect(await settle(withId(await payment(), id), undefined, {}, open.app)).toMatchObject({ status: 409, body: { errorReason: "payment_identifier_conflict" } });
       expect((await idempotencyRows(id)).map((row) => row.scope).sort()).toEqual(["", await tenantId("keyed")].sort());
     } finally {
