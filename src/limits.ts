@@ -195,6 +195,10 @@ export const bazaarPurgeBatchMax = 100;
 /** Payment options (scheme, network, asset) kept per Bazaar entry at most; the most recently paid win. */
 export const bazaarAcceptsPerEntryMax = 8;
 /** Discovery pages: the default and largest `limit` (x402 v2 §8.1: 1–100, default 20). */
+/** Discovery queries running at once per instance (they share the payment path's Postgres pool); more get 429. */
+export const discoveryConcurrentMax = 4;
+/** Deepest discovery page offset served: deeper pages cost a scan each and no client needs them. */
+export const discoveryOffsetMax = 10_000;
 export const discoveryPageDefault = 20;
 export const discoveryPageMax = 100;
 /** Longest `/discovery/search` query, in characters; words searched at most. */

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { Type, type Static } from "typebox";
-import { InvalidRequestError } from "../errors.js";
-import { discoveryPageDefault, discoveryPageMax, discoveryQueryMaxChars, discoveryQueryWordsMax } from "../limits.js";
+import { FacilitatorError, InvalidRequestError } from "../errors.js";
+import { discoveryConcurrentMax, discoveryOffsetMax, discoveryPageDefault, discoveryPageMax, discoveryQueryMaxChars, discoveryQueryWordsMax } from "../limits.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Services } from "../services.js";
 import type { DiscoveryFilter } from "../store/bazaar-repo.js";
@@ -25,13 +25,36 @@ const filterFields = {
 /** Larger limits are answered with discoveryPageMax (and say so in pagination.limit). */
 const Limit = Type.Optional(Type.Integer({ minimum: 1 }));
 
-const ResourcesQuery = Type.Object({ ...filterFields, limit: Limit, offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })) });
+const ResourcesQuery = Type.Object({ ...filterFields, limit: Limit, offset: Type.Optional(Type.Integer({ minimum: 0, maximum: discoveryOffsetMax })) });
 const SearchQuery = Type.Object({ query: Type.String({ minLength: 1, maxLength: discoveryQueryMaxChars }), ...filterFields, limit: Limit, cursor: Type.Optional(Type.String({ maxLength: 64 })) });
 
-/** Search pages beyond this offset are not served (a cursor is an offset). */
-const searchOffsetMax = 10_000;
+/** Pages beyond this offset are not served (a search cursor is an offset): deep pages cost Postgres a scan each. */
+const searchOffsetMax = discoveryOffsetMax;
+
+/**
+ * Discovery is public and its queries run on the pool the payment path uses: at most
+ * discoveryConcurrentMax of them at once per instance, the rest answered 429 at once, so a flood of
+ * searches cannot take the connections /settle needs.
+ */
+function concurrencyGate(max: number) {
+  let running = 0;
+  return async <T>(work: () => Promise<T>): Promise<T> => {
+    if (running >= max) throw new FacilitatorError(ReasonCode.rateLimited, "discovery is busy; retry shortly");
+    running += 1;
+    try {
+      return await work();
+    } finally {
+      running -= 1;
+    }
+  };
+}
 
 export async function discoveryRoutes(app: FastifyInstance, options: { services: Services; rateLimitPerMinute: number }): Promise<void> {
+  const gated = concurrencyGate(discoveryConcurrentMax);
+  // Payer-written text is served here: never sniffed as anything but JSON.
+  app.addHook("onSend", async (_request, reply) => {
+    reply.header("x-content-type-options", "nosniff");
+  });
   const { services } = options;
   const limits = services.deps.limits;
   const rateLimit = { max: options.rateLimitPerMinute, timeWindow: 60_000, keyGenerator: (request: { ip: string }) => `ip:${request.ip}` };
@@ -40,7 +63,7 @@ export async function discoveryRoutes(app: FastifyInstance, options: { services:
     const query = request.query as Static<typeof ResourcesQuery>;
     const limit = Math.min(query.limit ?? discoveryPageDefault, discoveryPageMax);
     const offset = query.offset ?? 0;
-    const { rows, total } = await services.discovery.list(filterOf(query), { limit, offset }, limits.bazaarEntryTtlMs);
+    const { rows, total } = await gated(() => services.discovery.list(filterOf(query), { limit, offset }, limits.bazaarEntryTtlMs));
     return { x402Version: 2, items: rows.map(discoveryResource), pagination: { limit, offset, total } };
   });
 
@@ -50,7 +73,7 @@ export async function discoveryRoutes(app: FastifyInstance, options: { services:
     if (words.length === 0) throw new InvalidRequestError(ReasonCode.invalidPayload, "query must contain a word");
     const limit = Math.min(query.limit ?? discoveryPageDefault, discoveryPageMax);
     const offset = query.cursor === undefined ? 0 : offsetOf(query.cursor);
-    const { rows, more } = await services.discovery.search(words, filterOf(query), { limit, offset }, limits.bazaarEntryTtlMs);
+    const { rows, more } = await gated(() => services.discovery.search(words, filterOf(query), { limit, offset }, limits.bazaarEntryTtlMs));
     const next = more && offset + limit <= searchOffsetMax ? cursorOf(offset + limit) : null;
     // Nothing is truncated: what a page leaves out, its cursor reaches (up to searchOffsetMax).
     return { x402Version: 2, resources: rows.map(discoveryResource), partialResults: more && next === null, pagination: { limit, cursor: next } };

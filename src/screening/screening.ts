@@ -106,7 +106,10 @@ export function createScreening(deps: ScreeningDeps): Screening | undefined {
       try {
         flags = await oracle.flagged(payer.toLowerCase() === payTo.toLowerCase() ? [payer] : [payer, payTo]);
       } catch (error) {
-        const reason = error instanceof OracleUnavailableError ? error.message : String(error);
+        // Only the oracle not answering is "unavailable" (and may be let through when open): a bug of
+        // ours must never turn into an unscreened payment.
+        if (!(error instanceof OracleUnavailableError)) throw error;
+        const reason = error.message;
         metrics.sanctionsScreening(network, "oracle", oracleFailure === "closed" ? "unavailable_refused" : "unavailable_allowed");
         entry.failureLog.maybe((suppressed) =>
           log.warn(

@@ -7,13 +7,14 @@
  */
 import { HTTPFacilitatorClient } from "@x402/core/server";
 import { withBazaar } from "@x402/extensions/bazaar";
+import { discoveryConcurrentMax, discoveryOffsetMax } from "../../../src/limits.js";
 import { describe, expect, it } from "vitest";
 import type { Address } from "viem";
 import { withPgClient } from "../../helpers/database.js";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import { postJson } from "../../helpers/http.js";
-import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { signPayment, v1Body, v2Body, v2Requirements } from "../../helpers/payments.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { openPolicy, type Limits, type Policy } from "../../../src/config.js";
 import { bazaarQueueMax } from "../../../src/limits.js";
@@ -301,6 +302,13 @@ describe("Bazaar discovery", () => {
     await clearCatalogue();
     const noExtension = await body();
     expect((await settle(fx.facilitator, noExtension)).body.success).toBe(true);
+    expect((await get("/discovery/resources")).body.pagination.total).toBe(0);
+    // A v1 payment carrying a v2-style extension block: v1 is not catalogued (the spec does not ask it).
+    const v1Payment = await signPayment({ payerKey: keys.payer, token: fx.chain.token, chainId: fx.chain.chainId, payTo, valueAtomic: amountAtomic });
+    const v1 = v1Body(v1Payment, { token: fx.chain.token, payTo, amountAtomic });
+    const v1WithExtension = { ...v1, paymentPayload: { ...v1.paymentPayload, extensions: { bazaar: getExtension() } } };
+    expect((await settle(fx.facilitator, v1WithExtension)).body.success).toBe(true);
+    expect((await get("/discovery/resources")).body.pagination.total).toBe(0);
     const duplicate = await body({ extensions: { bazaar: getExtension() } });
     await settle(fx.facilitator, duplicate);
     await clearCatalogue();
@@ -310,6 +318,19 @@ describe("Bazaar discovery", () => {
 });
 
 describe("Bazaar bounds", () => {
+  it("answers at most discoveryConcurrentMax queries at once per instance, the rest 429 (never a 5xx), all with nosniff", async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 24 }, (_, index) => fx.facilitator.app.inject({ method: "GET", url: index % 2 ? "/discovery/search?query=weather" : "/discovery/resources?limit=100" })),
+    );
+    const statuses = answers.map((answer) => answer.statusCode);
+    expect(statuses.every((status) => status === 200 || status === 429)).toBe(true);
+    expect(statuses.filter((status) => status === 200).length).toBeGreaterThanOrEqual(discoveryConcurrentMax);
+    expect(statuses).toContain(429);
+    for (const answer of answers) expect(answer.headers["x-content-type-options"]).toBe("nosniff");
+    expect(answers.find((answer) => answer.statusCode === 429)!.json()).toMatchObject({ error: "rate_limited", message: "discovery is busy; retry shortly" });
+    expect((await get(`/discovery/resources?offset=${discoveryOffsetMax + 1}`)).status).toBe(400);
+  });
+
   /** Another facilitator on the same chain and database, with its own limits. */
   async function withFacilitator<T>(limits: Partial<Limits>, run: (facilitator: TestFacilitator) => Promise<T>, policy?: Policy): Promise<T> {
     const facilitator = await startTestFacilitator({ databaseUrl: fx.database.url, rpcUrls: [fx.chain.rpcUrl], token: fx.chain.token, limits: { inFlightPerPayerMax: 1_000, ...limits }, policy });
