@@ -584,7 +584,11 @@ export class SettlementEngine {
       // unused is settled again, alone, as in the request that sent it.
       const reconciled = await this.awaitOutcome(row, deadlineMs);
       if (reconciled.kind === "answered") return reconciled.outcome;
-      return options.mayRetry ? this.settleAgainAlone(reconciled.row, payment, deadlineMs, caller) : this.answerFinal(reconciled.row);
+      if (!options.mayRetry) return this.answerFinal(reconciled.row);
+      // Sending again is a new decision to pay: screened again (the payer may have been listed since).
+      const sanctioned = await this.deps.screen?.(payment);
+      if (sanctioned) return failed(sanctioned.reason, sanctioned.message);
+      return this.settleAgainAlone(reconciled.row, payment, deadlineMs, caller);
     }
     const waitUntilMs = Math.min(deadlineMs, this.deps.clock.nowMs() + this.deps.limits.duplicateWaitMs);
     const settled = await this.waitForRow(row.id, (r) => isFinal(r.status) || r.pendingAnswered, waitUntilMs);
