@@ -8,7 +8,7 @@ import { fastRecoveryStatus, recoverAddressFast } from "./recover-fast.js";
  *
  * Normally (`native`): recoverAddressFast (libsecp256k1, ~0.1 ms) on the calling thread, and no
  * worker ever starts. Measured (`npm run bench:recover`): on two worker threads it costs the event
- * loop ~15 µs of messaging instead of ~75 µs of recovery but the process ~35 % more CPU in all
+ * loop ~15 µs of messaging instead of ~75 µs of recovery but the process 1.3–1.7× the CPU in all
  * (structured clone, two wake-ups), and on this 2-core machine the other core is not idle under load
  * (Postgres, the RPC node, the load generator), so a pool no longer pays for itself.
  *
