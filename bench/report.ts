@@ -100,9 +100,31 @@ export interface Ratio {
   better: "higher" | "lower";
 }
 
+/** One option of bench/recover-options.mjs: µs per ECDSA recovery of a never-seen signature. */
+export interface RecoveryOptionRow {
+  option: string;
+  where: string;
+  recoveries: number;
+  inFlight: number;
+  wallMicros: number;
+  mainThreadCpuMicros: number;
+  processCpuMicros: number;
+  /** processCpuMicros / viem inline's. */
+  cpuVsViemInline: number;
+}
+
+/** bench/recover-options.mjs, run in its own process before the phases (nothing else of the bench running). */
+export interface RecoveryOptions {
+  rows: RecoveryOptionRow[];
+  loadAverageAtStart: number;
+  loadAverageAtEnd: number;
+}
+
 export interface BenchResults {
   machine: MachineInfo;
   settings: Record<string, unknown>;
+  /** Signer recovery, the options side by side (issue 15 cold verify); absent when it could not run. */
+  recoveryOptions?: RecoveryOptions;
   verify: VerifyResult[];
   settle: SettleResult[];
   resources: Resources[];
@@ -256,6 +278,7 @@ export function formatResults(results: BenchResults): string {
       ),
     );
   }
+  if (results.recoveryOptions) out.push("", ...formatRecoveryOptions(results.recoveryOptions, results.verify));
   if (results.settle.length > 0) {
     out.push("", "SETTLE (N distinct payments sent at once, one signer key; latencies in ms; CPU in ms per successful settlement)");
     out.push(
@@ -314,4 +337,40 @@ export function formatResults(results: BenchResults): string {
   for (const note of results.notes) out.push(`note: ${note}`);
   out.push(`(run took ${results.durationSeconds.toFixed(0)} s)`);
   return out.join("\n");
+}
+
+/**
+ * Beside the cold verify row: what one recovery of a never-seen signature costs each way
+ * (bench/recover-options.mjs), and the cold verify targets of issue 15 against this run.
+ */
+function formatRecoveryOptions(options: RecoveryOptions, verify: VerifyResult[]): string[] {
+  const out = [
+    `SIGNER RECOVERY OPTIONS (bench/recover-options.mjs, alone before the phases, load ${fixed(options.loadAverageAtStart)} → ${fixed(options.loadAverageAtEnd)}; µs per recovery of a never-seen signature)`,
+    table(
+      ["option", "where", "n", "wall µs", "main-thread cpu µs", "process cpu µs", "cpu / viem inline"],
+      options.rows.map((row) => [
+        row.option,
+        row.where,
+        String(row.recoveries),
+        fixed(row.wallMicros),
+        fixed(row.mainThreadCpuMicros),
+        fixed(row.processCpuMicros),
+        fixed(row.cpuVsViemInline, 3),
+      ]),
+    ),
+    "  ours verifies with recoverAddressFast inline (viem on RecoverPool workers only when the binding does not load); the reference recovers with viem inline.",
+  ];
+  const cold = (who: Facilitator) => verify.find((row) => row.facilitator === who && row.payloads === "cold");
+  const ours = cold("ours");
+  const reference = cold("reference");
+  if (ours && reference) {
+    const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
+    const speedup = ours.requestsPerSecond / reference.requestsPerSecond;
+    out.push(
+      `  cold verify c=${ours.concurrency} targets: req/s ours/reference ${fixed(speedup, 2)}× (≥ 5×: ${verdict(speedup >= 5)}), ` +
+        `p99 ${fixed(ours.latencyMs.p99, 0)} ms (≤ 100: ${verdict(ours.latencyMs.p99 <= 100)}), ` +
+        `facilitator CPU ${fixed(ours.cpuMsPerVerify, 2)} ms/verify (≤ 1: ${verdict(ours.cpuMsPerVerify <= 1)})`,
+    );
+  }
+  return out;
 }

@@ -10,6 +10,7 @@
  * Bounds: the whole run is cut at RUN_LIMIT_MS; every start, job and stop has its own limit.
  * Everything started is stopped at the end, on error and on SIGINT/SIGTERM.
  */
+import { spawnSync } from "node:child_process";
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
@@ -32,6 +33,7 @@ import {
   round2,
   type BenchResults,
   type Facilitator,
+  type RecoveryOptions,
   type Resources,
   type SettleResult,
   type VerifyResult,
@@ -586,6 +588,36 @@ async function profilePhase(context: Context): Promise<string> {
   return text;
 }
 
+// ------------------------------------------------------------------------------------ recovery options
+
+/**
+ * bench/recover-options.mjs (signer recovery: viem, viem on workers, libsecp256k1 inline and on
+ * workers, WASM), in its own plain-node process, before anything else of the bench runs. ~10 s
+ * (~3 s with --quick). A failure is logged and leaves the section out; it does not stop the run.
+ */
+function measureRecoveryOptions(): RecoveryOptions | undefined {
+  const run = spawnSync(process.execPath, [path.join(repoRoot, "bench/recover-options.mjs"), "--json", ...(quick ? ["--quick"] : [])], {
+    cwd: repoRoot,
+    encoding: "utf8",
+    timeout: 90_000,
+    env: { ...process.env, NODE_OPTIONS: "" },
+  });
+  if (run.status !== 0) {
+    log(`recovery options not measured: ${run.error?.message ?? run.stderr.trim().split("\n").slice(-3).join(" ")}`);
+    return undefined;
+  }
+  const measured = JSON.parse(run.stdout) as RecoveryOptions;
+  const rows = measured.rows.map((row) => ({
+    ...row,
+    wallMicros: round2(row.wallMicros),
+    mainThreadCpuMicros: round2(row.mainThreadCpuMicros),
+    processCpuMicros: round2(row.processCpuMicros),
+    cpuVsViemInline: Math.round(row.cpuVsViemInline * 1000) / 1000,
+  }));
+  log(`recovery options: ${rows.map((row) => `${row.option} ${row.where} ${row.processCpuMicros} µs`).join("; ")}`);
+  return { rows, loadAverageAtStart: round2(measured.loadAverageAtStart), loadAverageAtEnd: round2(measured.loadAverageAtEnd) };
+}
+
 // ------------------------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
@@ -599,6 +631,7 @@ async function main(): Promise<void> {
   const build = buildDist();
   if (!build.ok) throw new Error(`npm run build failed:\n${build.output}`);
   log(`dist/ built (${build.elapsedMs} ms)`);
+  const recoveryOptions = profileMode ? undefined : measureRecoveryOptions();
 
   // Postgres runs as the `postgres` user when we are root: every parent directory must be traversable.
   const workDir = await mkdtemp(path.join(tmpdir(), "x402-bench-"));
@@ -639,6 +672,7 @@ async function main(): Promise<void> {
   const results: BenchResults = {
     machine: machineInfo(),
     settings: { ...settings, amountAtomic: settings.amountAtomic.toString(), quick },
+    ...(recoveryOptions ? { recoveryOptions } : {}),
     verify: [],
     settle: [],
     resources: [],

@@ -86,7 +86,7 @@ export interface Services {
   dashboardSessions: DashboardSessionsRepository;
   /** Read side of settlements for the operator routes (history, dashboard). */
   history: HistoryRepository;
-  /** Signer recovery on worker threads, shared by verify and settle. */
+  /** Signer recovery (libsecp256k1 inline; viem on worker threads when it did not load), shared by verify and settle. */
   recoverPool: RecoverPool;
   /** Sanctions screening at verify and settle; undefined when none is configured. */
   screening: Screening | undefined;
@@ -111,7 +111,7 @@ export function createServices(deps: ServiceDeps): Services {
   const metrics = deps.metrics ?? createMetrics();
   const gasBudget = new GasBudgetRepository(deps.database.db);
   const payerFailures = new PayerFailuresRepository(deps.database.db);
-  const recoverPool = new RecoverPool();
+  const recoverPool = new RecoverPool({ log: deps.log });
   const screening = createScreening({ config: deps.screening, chains: deps.chains, clock: deps.clock, limits: deps.limits, log: deps.log, metrics });
   const screen = screening?.screen;
   const discovery = new BazaarRepository(deps.database.db);

@@ -1,19 +1,29 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { recoverAddress, type Address, type Hex } from "viem";
+import { fastRecoveryStatus, recoverAddressFast } from "./recover-fast.js";
 
 /**
- * ECDSA signer recovery on worker threads. Recovery is JS secp256k1 (@noble/curves through viem),
- * ~3–5 ms of CPU: the largest cost of a verify of a payment never seen before, and it blocks the
- * event loop while it runs. On workers it uses the machine's other cores and the main thread keeps
- * serving HTTP, Postgres and RPC answers. The work is the same viem call; only the thread differs.
+ * ECDSA signer recovery for verify and settle: the services' one RecoverSigner.
+ *
+ * Normally (`native`): recoverAddressFast (libsecp256k1, ~0.1 ms) on the calling thread, and no
+ * worker ever starts. Measured (`npm run bench:recover`): on two worker threads it costs the event
+ * loop ~15 µs of messaging instead of ~75 µs of recovery but the process 1.3–1.7× the CPU in all
+ * (structured clone, two wake-ups), and on this 2-core machine the other core is not idle under load
+ * (Postgres, the RPC node, the load generator), so a pool no longer pays for itself.
+ *
+ * When the binding did not load (recover-fast.ts): viem's recoverAddress, JS secp256k1
+ * (@noble/curves), ~1.5–5 ms of CPU that would block the event loop — so on worker threads, as
+ * before: they use the machine's other cores and the main thread keeps serving HTTP, Postgres and
+ * RPC answers. The work is the same viem call; only the thread differs.
  *
  * Bounds: at most `recoveryWorkersMax` workers, started after `recoveriesBeforeWorkers` recoveries; at most `recoveryPendingMax`
  * recoveries waiting on them (beyond that, recovered inline); each waits at most
  * `recoveryTimeoutMs` (then inline). A worker that dies is replaced on the next use; after
  * `workerFailuresMax` failures the pool is off and every recovery runs inline, as before.
  *
- * One pool per Services (createServices builds it, Services.close() closes it); nothing here is
+ * One pool per Services (createServices builds it, Services.close() closes it); nothing here but the
+ * once-per-process warning is
  * module state. Hand-written rather than piscina/tinypool: those queue a task until a worker is up
  * (here a recovery never waits for a worker to load viem) and would leave the lazy start, the
  * inline fallbacks and the failure budget to be written around them anyway.
@@ -55,24 +65,56 @@ const workerUrl = new URL("./recover-worker.mjs", import.meta.url);
 /** A recovery the worker refused (the signature's fault), as opposed to a worker failure. */
 class RecoveryRefused extends Error {}
 
+export interface RecoverPoolOptions {
+  /**
+   * Recover with libsecp256k1 on the calling thread (recoverAddressFast) when its binding loaded,
+   * and start no worker. Default true; false keeps viem on the workers (the fallback, and its tests).
+   */
+  native?: boolean;
+  /** Told once per process when the binding did not load (recovery then runs viem on the workers). */
+  log?: { warn(object: object, message: string): void };
+}
+
+/** The binding's absence is logged once per process, not once per pool. */
+let nativeAbsenceLogged = false;
+
 export class RecoverPool {
+  /** True: every recovery is recoverAddressFast on the calling thread, no worker is ever started. */
+  readonly native: boolean;
   private readonly workers: (PoolWorker | undefined)[] = [];
   private nextId = 1;
   private pendingTotal = 0;
   private workerFailures = 0;
   private recoveredOnWorkers = 0;
   private recoveredInline = 0;
+  private recoveredNative = 0;
   private closed = false;
+
+  constructor(options: RecoverPoolOptions = {}) {
+    const status = fastRecoveryStatus();
+    this.native = (options.native ?? true) && status.native;
+    if (!status.native && !nativeAbsenceLogged && options.log) {
+      nativeAbsenceLogged = true;
+      options.log.warn(
+        { reason: status.reason },
+        "libsecp256k1 (npm package secp256k1) did not load: signer recovery runs viem's JavaScript secp256k1 on worker threads (~30x the CPU per cold verify)",
+      );
+    }
+  }
 
   /** For tests and diagnostics. */
   stats() {
-    const { recoveredOnWorkers, recoveredInline, workerFailures } = this;
+    const { recoveredOnWorkers, recoveredInline, recoveredNative, workerFailures } = this;
     const running = this.workers.filter((entry) => entry !== undefined);
-    return { workersRunning: running.length, workersReady: running.filter((entry) => entry.ready).length, recoveredOnWorkers, recoveredInline, workerFailures };
+    return { workersRunning: running.length, workersReady: running.filter((entry) => entry.ready).length, recoveredOnWorkers, recoveredInline, recoveredNative, workerFailures };
   }
 
   /** The signer of `hash`: on a worker when the pool can take it, else inline. Same result, same errors. A RecoverSigner (bound). */
   readonly recover: RecoverSigner = async (hash, signature) => {
+    if (this.native) {
+      this.recoveredNative += 1;
+      return recoverAddressFast(hash, signature);
+    }
     const poolOpen =
       !this.closed && this.recoveredInline >= recoveriesBeforeWorkers && this.workerFailures < workerFailuresMax && this.pendingTotal < recoveryPendingMax;
     const target = poolOpen ? this.leastBusyWorker() : undefined;

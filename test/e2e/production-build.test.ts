@@ -122,6 +122,9 @@ describe("the compiled CLI as production runs it (x402-facilitator serve from di
     expect(ours).toContain(path.join(repoRoot, "dist/server-process.js"));
     expect(packages).toContain("node_modules/fastify");
     expect(packages).toContain("node_modules/pg"); // CommonJS: seen through require.cache
+    // Signer recovery through libsecp256k1 (its prebuilt binary), not the viem fallback.
+    expect(packages).toContain("node_modules/secp256k1");
+    expect(output).not.toContain("did not load: signer recovery runs viem");
     const production = productionPackages();
     // debug (through @fastify/swagger's json-schema-resolver) probes supports-color inside a try/catch; in the image
     // it is absent and debug goes without colours.
@@ -132,15 +135,32 @@ describe("the compiled CLI as production runs it (x402-facilitator serve from di
     }
   });
 
+  it("recovers signatures with libsecp256k1 from dist/ (the prebuilt binary of the secp256k1 package, a production dependency)", async () => {
+    expect(productionPackages()).toContain("node_modules/secp256k1");
+    const script = `
+      import { keccak256, stringToHex } from "viem";
+      import { privateKeyToAccount } from "viem/accounts";
+      const { RecoverPool } = await import(${JSON.stringify(path.join(repoRoot, "dist/exact-evm/recover-pool.js"))});
+      const { fastRecoveryStatus } = await import(${JSON.stringify(path.join(repoRoot, "dist/exact-evm/recover-fast.js"))});
+      const account = privateKeyToAccount(keccak256(stringToHex("production-build.test")));
+      const pool = new RecoverPool();
+      const hash = keccak256(stringToHex("native"));
+      const signer = await pool.recover(hash, await account.sign({ hash }));
+      console.log(JSON.stringify({ status: fastRecoveryStatus(), right: signer === account.address, stats: pool.stats() }));
+      await pool.close();`;
+    const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { cwd: repoRoot, timeout: 30_000 });
+    expect(JSON.parse(stdout)).toMatchObject({ status: { native: true }, right: true, stats: { recoveredNative: 1, workersRunning: 0 } });
+  });
+
   it("recovers signatures on worker threads from dist/ (recover-worker.mjs is emitted beside recover-pool.js)", async () => {
-    // Plain node, no tsx: the pool starts its workers after 32 inline recoveries, then the worker file must load.
+    // Plain node, no tsx: the pool (viem, the fallback) starts its workers after 32 inline recoveries, then the worker file must load.
     const script = `
       import { keccak256, stringToHex } from "viem";
       import { privateKeyToAccount } from "viem/accounts";
       const { RecoverPool } = await import(${JSON.stringify(path.join(repoRoot, "dist/exact-evm/recover-pool.js"))});
       const account = privateKeyToAccount(keccak256(stringToHex("production-build.test")));
       const deadline = Date.now() + 15000;
-      const pool = new RecoverPool();
+      const pool = new RecoverPool({ native: false });
       for (let i = 0; pool.stats().recoveredOnWorkers === 0 && Date.now() < deadline; i++) {
         const hash = keccak256(stringToHex("p" + i));
         if (await pool.recover(hash, await account.sign({ hash })) !== account.address) throw new Error("wrong signer");

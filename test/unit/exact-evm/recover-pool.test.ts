@@ -5,7 +5,8 @@ import { RecoverPool, recoveriesBeforeWorkers } from "../../../src/exact-evm/rec
 
 const account = privateKeyToAccount(keccak256(stringToHex("recover-pool.test/payer")));
 const digest = (label: string): Hex => keccak256(stringToHex(label));
-const pool = new RecoverPool();
+// native: false — viem on the workers, the path taken when libsecp256k1 does not load (recover-fast.ts).
+const pool = new RecoverPool({ native: false });
 
 afterAll(() => pool.close());
 
@@ -48,7 +49,7 @@ describe("RecoverPool (viem's recoverAddress on worker threads)", () => {
   });
 
   it("after close, recovers inline only and starts no worker", async () => {
-    const closed = new RecoverPool();
+    const closed = new RecoverPool({ native: false });
     const signature = await account.sign({ hash: digest("closed") });
     for (let i = 0; i < recoveriesBeforeWorkers; i += 1) await closed.recover(digest("closed"), signature);
     await closed.close();
