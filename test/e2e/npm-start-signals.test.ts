@@ -57,7 +57,17 @@ describe("npm start under a supervisor", () => {
     let info: SandboxInfo | undefined;
     await until(async () => {
       if (npm.exitCode !== null) throw new Error(`npm start exited early:\n${output}`);
-      info = await readFile(path.join(dataDir, "sandbox.json"), "utf8").then((text) => JSON.parse(text) as SandboxInfo, () => undefined);
+      // The file may be caught half-written: not there yet until it parses.
+      info = await readFile(path.join(dataDir, "sandbox.json"), "utf8").then(
+        (text) => {
+          try {
+            return JSON.parse(text) as SandboxInfo;
+          } catch {
+            return undefined;
+          }
+        },
+        () => undefined,
+      );
       return info !== undefined && (await portAnswers(info.facilitatorUrl));
     }, "the sandbox to start", 60_000);
     expect(processesMentioning(dataDir).length).toBeGreaterThan(0); // Postgres runs on the data dir
