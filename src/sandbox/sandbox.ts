@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import type { Address, Hex } from "viem";
@@ -89,7 +89,10 @@ export async function startSandbox(env: Env, log: Logger): Promise<RunningSandbo
       payTo,
       facilitatorSigner: privateKeyToAccount(signerKey!).address,
     };
-    await writeFile(path.join(dataDir, "sandbox.json"), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 });
+    // Written whole, then renamed: scripts poll for this file and must never read half of it.
+    const infoFile = path.join(dataDir, "sandbox.json");
+    await writeFile(`${infoFile}.tmp`, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 });
+    await rename(`${infoFile}.tmp`, infoFile);
     return { info, server, close: stopAll };
   } catch (error) {
     await stopAll();
