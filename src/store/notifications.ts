@@ -68,8 +68,12 @@ interface Entry<T> {
 export interface ChangeWaitersStats {
   /** Waiting now. */
   waiting: number;
+  /** Waits begun (registered) so far. */
+  waits: number;
   /** Waits refused at a cap. */
   full: number;
+  /** Waits that ended at their deadline (the rest ended done, or at close). */
+  deadline: number;
   /** Reads, by what caused them. */
   reads: { first: number; notified: number; recheck: number; reconnect: number };
   /** Values handed to waiters from a write in this process (no read). */
@@ -82,7 +86,7 @@ export class ChangeWaiters<T> {
   private readonly entries = new Map<string, Entry<T>>();
   private waiting = 0;
   private closed = false;
-  private readonly counts: ChangeWaitersStats = { waiting: 0, full: 0, reads: { first: 0, notified: 0, recheck: 0, reconnect: 0 }, published: 0 };
+  private readonly counts: ChangeWaitersStats = { waiting: 0, waits: 0, full: 0, deadline: 0, reads: { first: 0, notified: 0, recheck: 0, reconnect: 0 }, published: 0 };
 
   constructor(private readonly options: ChangeWaitersOptions<T>) {}
 
@@ -119,9 +123,13 @@ export class ChangeWaiters<T> {
           resolve(end);
         },
       };
-      const deadline = setTimeout(() => waiter.finish({ kind: "deadline", value: waiter.latest }), remainingMs);
+      const deadline = setTimeout(() => {
+        this.counts.deadline += 1;
+        waiter.finish({ kind: "deadline", value: waiter.latest });
+      }, remainingMs);
       owner.waiters.add(waiter);
       this.waiting += 1;
+      this.counts.waits += 1;
       if (isFirst) this.read(key, owner, "first");
     });
   }
@@ -229,6 +237,7 @@ export class ChangeListener {
   private failures = 0;
   private closed = false;
   private connects = 0;
+  private pid: number | undefined;
 
   constructor(private readonly options: ChangeListenerOptions) {}
 
@@ -241,6 +250,11 @@ export class ChangeListener {
   /** True while LISTENing. */
   get listening(): boolean {
     return this.client !== undefined;
+  }
+
+  /** The Postgres backend pid of the LISTEN connection (pg_stat_activity.pid) while listening. */
+  get backendPid(): number | undefined {
+    return this.client ? this.pid : undefined;
   }
 
   /** Successful connects so far (the first one included). */
@@ -276,10 +290,12 @@ export class ChangeListener {
       const handler = this.options.channels[message.channel];
       if (handler && message.payload !== undefined) handler(message.payload);
     });
+    let pid: number | undefined;
     try {
       await client.connect();
       // Our own constant channel names; LISTEN takes no parameters.
       for (const channel of Object.keys(this.options.channels)) await client.query(`LISTEN "${channel}"`);
+      pid = (await client.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]?.pid;
     } catch (error) {
       if (this.failures === 0 && !this.closed) this.options.log.warn({ err: error }, "could not LISTEN on Postgres; retrying with backoff (waiting requests re-read their rows meanwhile)");
       onLost(error as Error);
@@ -293,6 +309,7 @@ export class ChangeListener {
     if (this.failures > 0) this.options.log.info({ attempts: this.failures }, "Postgres LISTEN connection restored");
     this.failures = 0;
     this.client = client;
+    this.pid = pid;
     this.connects += 1;
     this.options.onListening();
   }
