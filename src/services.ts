@@ -108,8 +108,9 @@ export interface Services {
   verify(request: PaymentRequest): Promise<VerifyResult>;
   /**
    * Stops what createServices started: the watcher (unfinished rows stay in Postgres for the next
-   * start), the recovery workers, the waiters and the LISTEN connection. Call it once the HTTP server took its last request; the
-   * database and the chain clients are the caller's (deps) to close. Idempotent.
+   * start), the recovery workers, the waiters and the LISTEN connection. Call it once the HTTP
+   * server took its last request; the database and the chain clients are the caller's (deps) to
+   * close. Idempotent.
    */
   close(): Promise<void>;
 }
