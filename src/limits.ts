@@ -158,8 +158,24 @@ export const claimLeaseMarginMs = 10_000;
  * well inside the official v2 client's 90 s facilitator timeout.
  */
 export const idempotencyWaitMarginMs = 5_000;
-/** How often a duplicate `/settle` re-reads the row it waits on (for at most DUPLICATE_WAIT_MS). */
-export const duplicatePollIntervalMs = 100;
+/*
+ * Requests that wait for another one's answer — a duplicate `/settle` for the claimer's verdict (for
+ * at most DUPLICATE_WAIT_MS), a retry with the same Idempotency-Key for the recorded answer — are
+ * woken by the write itself (in this process) or by its NOTIFY (from another instance), never by
+ * polling (store/notifications.ts). These bound what waiting costs.
+ */
+/**
+ * A row or key with waiters is read again at least this often, once for all of its waiters in the
+ * instance: the safety net for a lost notification or a LISTEN connection that is down.
+ */
+export const waitRecheckMs = 3_000;
+/** Waiters of one row (or one Idempotency-Key) per instance; more are answered at once, as at the end of their wait. */
+export const waitersPerKeyMax = 100;
+/** Waiters of each kind per instance in all; more are answered at once, as at the end of their wait. */
+export const waitersMax = 10_000;
+/** The LISTEN connection reconnects after this, doubling per failed attempt up to listenReconnectMaxMs. */
+export const listenReconnectInitialMs = 250;
+export const listenReconnectMaxMs = 10_000;
 /** Rows one watcher pass leases (the rest wait for the next pass, RECONCILE_INTERVAL_MS later). */
 export const watcherBatchMax = 50;
 /**

@@ -4,7 +4,7 @@ import type { RpcUrlChecks } from "./startup-checks.js";
 import type { SignerPool } from "./chain/signers.js";
 import type { Clock } from "./clock.js";
 import { openPolicy, type Limits, type NetworkConfig, type Policy } from "./config.js";
-import { operatorReadTimeoutMs, signerBalanceCacheMs } from "./limits.js";
+import { listenReconnectInitialMs, listenReconnectMaxMs, operatorReadTimeoutMs, signerBalanceCacheMs, waitersMax, waitersPerKeyMax, waitRecheckMs } from "./limits.js";
 import { ApiKeysRepository } from "./store/api-keys-repo.js";
 import { DashboardSessionsRepository } from "./store/dashboard-sessions-repo.js";
 import { BazaarCataloguer } from "./bazaar/cataloguer.js";
@@ -20,7 +20,9 @@ import { pingDatabase, type DatabaseHandle } from "./store/db.js";
 import { HistoryRepository } from "./store/history-repo.js";
 import { GasBudgetRepository } from "./store/gas-budget-repo.js";
 import { PayerFailuresRepository } from "./store/payer-failures-repo.js";
-import { IdempotencyRepository } from "./store/idempotency-repo.js";
+import { IdempotencyRepository, type IdempotencyRecord } from "./store/idempotency-repo.js";
+import { ChangeListener, ChangeWaiters, idempotencyChangedChannel, settlementChangedChannel } from "./store/notifications.js";
+import type { SettlementRow } from "./store/schema.js";
 import { SettlementsRepository } from "./store/settlements-repo.js";
 import { createMetrics, type Metrics, type ScrapeGauges } from "./metrics.js";
 import { unfinishedStatuses } from "./store/settlement-states.js";
@@ -76,6 +78,12 @@ export interface Services {
   networks: NetworkConfig[];
   settlements: SettlementsRepository;
   idempotency: IdempotencyRepository;
+  /** Retries with the same Idempotency-Key waiting for the first one's answer, by idempotencyNotifyKey. */
+  idempotencyWaiters: ChangeWaiters<IdempotencyRecord | undefined>;
+  /** Duplicate settles waiting for a row's verdict, by row id. */
+  settlementWaiters: ChangeWaiters<SettlementRow | undefined>;
+  /** The instance's one LISTEN connection (outside the pool), waking both kinds of waiters across instances. */
+  changeListener: ChangeListener;
   gasBudget: GasBudgetRepository;
   engine: SettlementEngine;
   watcher: SettlementWatcher;
@@ -100,14 +108,33 @@ export interface Services {
   verify(request: PaymentRequest): Promise<VerifyResult>;
   /**
    * Stops what createServices started: the watcher (unfinished rows stay in Postgres for the next
-   * start) and the recovery workers. Call it once the HTTP server took its last request; the
-   * database and the chain clients are the caller's (deps) to close. Idempotent.
+   * start), the recovery workers, the waiters and the LISTEN connection. Call it once the HTTP
+   * server took its last request; the database and the chain clients are the caller's (deps) to
+   * close. Idempotent.
    */
   close(): Promise<void>;
 }
 
 export function createServices(deps: ServiceDeps): Services {
-  const settlements = new SettlementsRepository(deps.database.db);
+  const waiting = { perKeyMax: waitersPerKeyMax, totalMax: waitersMax, recheckMs: waitRecheckMs, clock: deps.clock, log: deps.log };
+  const settlementWaiters: ChangeWaiters<SettlementRow | undefined> = new ChangeWaiters({ ...waiting, load: (id) => settlements.findById(id) });
+  const settlements = new SettlementsRepository(deps.database.db, { onChange: (row) => settlementWaiters.publish(row.id, row) });
+  const idempotencyWaiters: ChangeWaiters<IdempotencyRecord | undefined> = new ChangeWaiters({ ...waiting, load: (key) => idempotency.readByNotifyKey(key) });
+  const idempotency = new IdempotencyRepository(deps.database.db, { onChange: (key, record) => idempotencyWaiters.publish(key, record) });
+  const changeListener = new ChangeListener({
+    connect: () => deps.database.listenerClient(),
+    channels: {
+      [settlementChangedChannel]: (id) => settlementWaiters.changed(id),
+      [idempotencyChangedChannel]: (key) => idempotencyWaiters.changed(key),
+    },
+    onListening: () => {
+      settlementWaiters.changedAll();
+      idempotencyWaiters.changedAll();
+    },
+    log: deps.log,
+    backoff: { initialMs: listenReconnectInitialMs, maxMs: listenReconnectMaxMs },
+  });
+  changeListener.start();
   const metrics = deps.metrics ?? createMetrics();
   const gasBudget = new GasBudgetRepository(deps.database.db);
   const payerFailures = new PayerFailuresRepository(deps.database.db);
@@ -130,6 +157,7 @@ export function createServices(deps: ServiceDeps): Services {
     payerFailures,
     recoverSigner: recoverPool.recover,
     screen,
+    rowWaiters: settlementWaiters,
   });
   const watcher = new SettlementWatcher({ db: deps.database.db, repo: settlements, chains: deps.chains, signers: deps.signers, engine, clock: deps.clock, log: deps.log, limits: deps.limits, metrics });
   metrics.onScrape(scrapeCollector(deps, settlements));
@@ -159,7 +187,10 @@ export function createServices(deps: ServiceDeps): Services {
     deps,
     networks,
     settlements,
-    idempotency: new IdempotencyRepository(deps.database.db),
+    idempotency,
+    idempotencyWaiters,
+    settlementWaiters,
+    changeListener,
     gasBudget,
     engine,
     watcher,
@@ -181,6 +212,9 @@ export function createServices(deps: ServiceDeps): Services {
         await watcher.stop();
         await bazaar.close();
         await recoverPool.close();
+        settlementWaiters.close();
+        idempotencyWaiters.close();
+        await changeListener.close();
       })()),
   };
 }

@@ -10,11 +10,10 @@ import { RequestEnvelopeSchema, SettleErrorResponseSchema, SettleResponseSchema,
 import type { PaymentRequest, SettleAnswer } from "../protocol/types.js";
 import { paymentIdentifierExtension, paymentIdentifierOf } from "../protocol/payment-identifier.js";
 import type { Services } from "../services.js";
-import { anonymousIdempotencyScope, type IdempotencyKeyId } from "../store/idempotency-repo.js";
+import { anonymousIdempotencyScope, idempotencyNotifyKey, idempotencyStateOf, type IdempotencyBegin, type IdempotencyKeyId } from "../store/idempotency-repo.js";
 
 /** Idempotency keys are opaque to us; bound them like every other input. */
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
-const idempotencyPollIntervalMs = 100;
 
 export async function paymentRoutes(app: FastifyInstance, options: { services: Services; rateLimitPerMinute: number }): Promise<void> {
   const { services } = options;
@@ -135,12 +134,8 @@ async function settleIdempotently(services: Services, request: FastifyRequest, i
   const requestHash = hashBody(request.body);
   if (requestHash === undefined) throw new InvalidRequestError(ReasonCode.invalidPayload, "request body is nested too deeply");
   let state = await services.idempotency.begin(id, requestHash);
-  const clock = services.deps.clock;
-  const waitUntilMs = clock.nowMs() + services.deps.limits.settleBudgetMs + idempotencyWaitMarginMs;
-  while (state.kind === "in-progress" && clock.nowMs() < waitUntilMs) {
-    await new Promise((resolve) => setTimeout(resolve, idempotencyPollIntervalMs));
-    state = await services.idempotency.lookup(id, requestHash);
-  }
+  const waitUntilMs = services.deps.clock.nowMs() + services.deps.limits.settleBudgetMs + idempotencyWaitMarginMs;
+  if (state.kind === "in-progress") state = await waitForRecordedAnswer(services, id, requestHash, waitUntilMs);
   const keyName = source === "header" ? "Idempotency-Key" : "payment identifier";
   if (state.kind === "mismatch") {
     if (source === "header") throw new FacilitatorError(ReasonCode.idempotencyKeyReused, "this Idempotency-Key was used with a different request body");
@@ -167,6 +162,19 @@ async function settleIdempotently(services: Services, request: FastifyRequest, i
     }
     throw error;
   }
+}
+
+/**
+ * Another request with this key is running: wait (bounded) until its answer is recorded or the
+ * record is gone, without polling — the recording write wakes us, in this process or through its
+ * NOTIFY from another instance (store/notifications.ts). At the deadline, or at once when too many
+ * already wait, the record as it is now (one read): still running → 409.
+ */
+async function waitForRecordedAnswer(services: Services, id: IdempotencyKeyId, requestHash: string, untilMs: number): Promise<IdempotencyBegin> {
+  const answered = (record: Parameters<typeof idempotencyStateOf>[0]) => idempotencyStateOf(record, requestHash).kind !== "in-progress";
+  const waited = await services.idempotencyWaiters.wait(idempotencyNotifyKey(id), undefined, answered, untilMs);
+  if (waited.kind === "done") return idempotencyStateOf(waited.value, requestHash);
+  return services.idempotency.lookup(id, requestHash);
 }
 
 /**

@@ -3,7 +3,7 @@ import type { ChainRegistry } from "../chain/registry.js";
 import type { SignerLease, SignerPool } from "../chain/signers.js";
 import { nowSeconds, type Clock } from "../clock.js";
 import type { Limits } from "../config.js";
-import { claimLeaseMarginMs, duplicatePollIntervalMs } from "../limits.js";
+import { claimLeaseMarginMs } from "../limits.js";
 import { FacilitatorError, SignerCannotPayError, SignersBusyError } from "../errors.js";
 import { redactedMessage } from "../redact.js";
 import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "../exact-evm/checks.js";
@@ -16,6 +16,7 @@ import type { PaymentRequest, Rejection } from "../protocol/types.js";
 import type { Metrics } from "../metrics.js";
 import type { Database } from "../store/db.js";
 import type { GasBudgetRepository } from "../store/gas-budget-repo.js";
+import type { ChangeWaiters } from "../store/notifications.js";
 import type { PayerFailuresRepository } from "../store/payer-failures-repo.js";
 import type { SettlementRow } from "../store/schema.js";
 import type { NewSettlement, SettlementsRepository } from "../store/settlements-repo.js";
@@ -59,6 +60,11 @@ export interface SettlementEngineDeps {
   recoverSigner: RecoverSigner;
   /** Sanctions screening of payer and payTo (src/screening/), before the claim: a rejection refuses the payment. */
   screen?: (payment: ResolvedPayment) => Promise<Rejection | undefined>;
+  /**
+   * Where duplicates wait for a row's verdict, by row id (store/notifications.ts): woken by the
+   * repository's writes in this process and by NOTIFY from other instances, never by polling.
+   */
+  rowWaiters: ChangeWaiters<SettlementRow | undefined>;
 }
 
 /** Who asks: the caller's API key and its daily gas budget, when it has them. */
@@ -591,19 +597,21 @@ export class SettlementEngine {
       return this.settleAgainAlone(reconciled.row, payment, deadlineMs, caller);
     }
     const waitUntilMs = Math.min(deadlineMs, this.deps.clock.nowMs() + this.deps.limits.duplicateWaitMs);
-    const settled = await this.waitForRow(row.id, (r) => isFinal(r.status) || r.pendingAnswered, waitUntilMs);
-    const latest = settled ?? row;
+    const latest = await this.waitForRow(row, (r) => isFinal(r.status) || r.pendingAnswered, waitUntilMs);
     return latest.status === "failed" ? outcomeOfFinalRow(latest) : duplicate(latest);
   }
 
-  private async waitForRow(id: string, done: (row: SettlementRow) => boolean, untilMs: number): Promise<SettlementRow | undefined> {
-    let latest: SettlementRow | undefined;
-    while (this.deps.clock.nowMs() < untilMs) {
-      latest = await this.deps.repo.findById(id);
-      if (!latest || done(latest)) return latest;
-      await sleep(Math.min(duplicatePollIntervalMs, Math.max(1, untilMs - this.deps.clock.nowMs())));
-    }
-    return latest;
+  /**
+   * Waits (bounded by `untilMs`) until the row is `done`, without polling Postgres: the owner's
+   * write wakes it, handing over the row in this process or through its NOTIFY from another
+   * instance (one re-read per instance for all of the row's waiters; store/notifications.ts).
+   * At the deadline — or at once when too many already wait — the row as it is now (one read).
+   */
+  private async waitForRow(row: SettlementRow, done: (row: SettlementRow) => boolean, untilMs: number): Promise<SettlementRow> {
+    if (this.deps.clock.nowMs() >= untilMs) return row;
+    const waited = await this.deps.rowWaiters.wait(row.id, row, (latest) => latest === undefined || done(latest), untilMs);
+    if (waited.kind === "done") return waited.value ?? row;
+    return (await this.deps.repo.findById(row.id)) ?? row;
   }
 }
 
@@ -614,8 +622,4 @@ function keyOf(payment: ResolvedPayment) {
     payer: payment.request.authorization.from,
     nonce: payment.request.authorization.nonce,
   };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

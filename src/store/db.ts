@@ -9,8 +9,17 @@ export type Database = NodePgDatabase<typeof schema>;
 export interface DatabaseHandle {
   db: Database;
   pool: pg.Pool;
+  /**
+   * A new client of its own, outside the pool, for the instance's one LISTEN connection
+   * (store/notifications.ts ChangeListener); named apart in pg_stat_activity.
+   */
+  listenerClient(): pg.Client;
   close(): Promise<void>;
 }
+
+/** application_name of the pool's connections and of the LISTEN connection, as pg_stat_activity shows them. */
+export const poolApplicationName = "x402-facilitator";
+export const listenerApplicationName = "x402-facilitator-listen";
 
 /**
  * One pool per process. Every statement has a server-side timeout and every connect a client-side
@@ -24,7 +33,7 @@ export function openDatabase(url: string, limits: Pick<Limits, "dbPoolMax" | "db
     idleTimeoutMillis: 30_000,
     statement_timeout: limits.dbStatementTimeoutMs,
     query_timeout: limits.dbStatementTimeoutMs + 1_000,
-    application_name: "x402-facilitator",
+    application_name: poolApplicationName,
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on("error", (error) => onError?.(error));
@@ -33,6 +42,15 @@ export function openDatabase(url: string, limits: Pick<Limits, "dbPoolMax" | "db
   return {
     db,
     pool,
+    listenerClient: () =>
+      new pg.Client({
+        connectionString: url,
+        connectionTimeoutMillis: Math.min(limits.dbStatementTimeoutMs, 5_000),
+        // A connection that died silently (no FIN, a NAT timeout) is noticed by TCP keep-alive.
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 10_000,
+        application_name: listenerApplicationName,
+      }),
     close: async () => {
       if (closed) return;
       closed = true;

@@ -1,10 +1,11 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import type { Hex } from "viem";
 import type { ReasonCode } from "../protocol/reason-codes.js";
 import { allowedPredecessors, claimReleasableFrom, reclaimableWhere, statusIn, transactionStatuses, unfinishedStatuses } from "./settlement-states.js";
 import type { Database } from "./db.js";
 import { storedErrorMessage } from "./error-message.js";
 import { settlements, type SettlementRow, type SettlementStatus } from "./schema.js";
+import { settlementChangedChannel } from "./notifications.js";
 
 export interface AuthorizationKey {
   chainId: number;
@@ -40,6 +41,28 @@ export function normalizeKey(key: AuthorizationKey): AuthorizationKey {
 const reclaimable = reclaimableWhere(settlements);
 
 const placeholder = sql.placeholder;
+
+/**
+ * RETURNING of a write that may end a duplicate's wait: the whole row, and a NOTIFY of its id to
+ * the other instances (store/notifications.ts), sent when the statement commits — in the same
+ * round trip, only for the rows it changed.
+ */
+const rowAndNotify = { ...getTableColumns(settlements), notified: sql<unknown>`pg_notify(${settlementChangedChannel}, ${settlements.id}::text)` };
+
+/** The row of a rowAndNotify RETURNING. */
+function rowOf(returned: (SettlementRow & { notified: unknown }) | undefined): SettlementRow | undefined {
+  if (!returned) return undefined;
+  const { notified: _notified, ...row } = returned;
+  return row;
+}
+
+export interface SettlementsRepositoryOptions {
+  /**
+   * Each row written by a statement that NOTIFYs (a verdict, a released claim, a pending answer),
+   * as committed: the engine's waiters in this process take it without a read.
+   */
+  onChange?(row: SettlementRow): void;
+}
 
 /** Which attempt of a row a write is meant for (settlements.attempt grows with every re-claim). */
 export interface AttemptGuard {
@@ -148,7 +171,7 @@ function preparedStatements(db: Database) {
         updatedAt: sql`now()`,
       } as unknown as Partial<typeof settlements.$inferInsert>)
       .where(and(eq(settlements.id, placeholder("id")), eq(settlements.attempt, placeholder("attempt")), inArray(settlements.status, [...allowedPredecessors.confirmed])))
-      .returning()
+      .returning(rowAndNotify)
       .prepare("settlements_confirm"),
     takeSuccessAnswer: db
       .update(settlements)
@@ -162,8 +185,18 @@ function preparedStatements(db: Database) {
 export class SettlementsRepository {
   private readonly statements: ReturnType<typeof preparedStatements>;
 
-  constructor(private readonly db: Database) {
+  constructor(
+    private readonly db: Database,
+    private readonly options: SettlementsRepositoryOptions = {},
+  ) {
     this.statements = preparedStatements(db);
+  }
+
+  /** A row that a notifying write returned: handed to this process's waiters (see onChange). */
+  private changed(returned: (SettlementRow & { notified: unknown }) | undefined): SettlementRow | undefined {
+    const row = rowOf(returned);
+    if (row) this.options.onChange?.(row);
+    return row;
   }
 
   async findByKey(key: AuthorizationKey): Promise<SettlementRow | undefined> {
@@ -226,8 +259,8 @@ export class SettlementsRepository {
       .update(settlements)
       .set({ ...fields, ...redactedMessageOf(fields), status: to, updatedAt: sql`now()` })
       .where(and(eq(settlements.id, id), inArray(settlements.status, [...allowedPredecessors[to]]), attemptIs(guard)))
-      .returning();
-    return row;
+      .returning(rowAndNotify);
+    return this.changed(row);
   }
 
   /**
@@ -239,7 +272,7 @@ export class SettlementsRepository {
     fields: { attempt: number; settledTxHash: string; blockNumber: number; gasUsed: number; gasCostWei: string; claimSuccess: boolean },
   ): Promise<SettlementRow | undefined> {
     const [row] = await this.statements.confirm.execute({ id, ...fields });
-    return row;
+    return this.changed(row);
   }
 
   /**
@@ -252,8 +285,8 @@ export class SettlementsRepository {
       .update(settlements)
       .set({ ...fields, errorMessage: storedErrorMessage(fields.errorMessage), status: "failed", leaseUntil: null, updatedAt: sql`now()` })
       .where(and(eq(settlements.id, id), inArray(settlements.status, [...claimReleasableFrom]), attemptIs(guard)))
-      .returning();
-    return row;
+      .returning(rowAndNotify);
+    return this.changed(row);
   }
 
   /**
@@ -309,10 +342,12 @@ export class SettlementsRepository {
 
   /** Records that settlement_pending went out for this attempt, and hands the row to the watcher. */
   async markPendingAnswered(row: Pick<SettlementRow, "id" | "attempt">): Promise<void> {
-    await this.db
+    const [updated] = await this.db
       .update(settlements)
       .set({ pendingAnswered: true, leaseUntil: sql`now()` })
-      .where(and(eq(settlements.id, row.id), eq(settlements.attempt, row.attempt)));
+      .where(and(eq(settlements.id, row.id), eq(settlements.attempt, row.attempt)))
+      .returning(rowAndNotify);
+    this.changed(updated);
   }
 
   /** One payment, one success: exactly one caller may answer success:true for a confirmed row. */

@@ -5,6 +5,7 @@ import { allowedPredecessors, refusableFrom } from "./settlement-states.js";
 import type { Database } from "./db.js";
 import { storedErrorMessage } from "./error-message.js";
 import { releasedNonces, settlements, signerNonces, type SettlementRow } from "./schema.js";
+import { settlementChangedChannel } from "./notifications.js";
 
 type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
 
@@ -180,9 +181,10 @@ export async function refuseSignedTransaction(
       .update(settlements)
       .set({ status: "failed", errorReason: input.errorReason, errorMessage: storedErrorMessage(input.errorMessage), leaseUntil: null, updatedAt: sql`now()` })
       .where(and(eq(settlements.txHash, input.txHash), inArray(settlements.status, [...refusableFrom])))
-      .returning({ id: settlements.id, attempt: settlements.attempt });
+      // Duplicates waiting on these rows (in any instance, this one included) re-read them at commit.
+      .returning({ id: settlements.id, attempt: settlements.attempt, notified: sql`pg_notify(${settlementChangedChannel}, ${settlements.id}::text)` });
     if (failed.length > 0 && input.releaseNonce) await releaseNonceIn(tx, input);
-    return failed;
+    return failed.map(({ id, attempt }) => ({ id, attempt }));
   });
 }
 
