@@ -57,6 +57,21 @@ export async function whileSignerLocked<T>(
   }
 }
 
+/**
+ * Waits until at least `count` backends of this test's database wait on a row lock — a settlement
+ * that reached its signer and blocks on the nonce row whileSignerLocked holds. Deterministic where
+ * "claimed" is not: a claimed settlement may still be simulating when a later one overtakes it.
+ */
+export async function waitForLockWaiters(f: PaymentFixture, count: number): Promise<void> {
+  const database = new URL(f.database.url).pathname.slice(1);
+  await waitFor(
+    `${count} settlements waiting on the signer's lock`,
+    async () =>
+      (await withPgClient(f.database.url, async (c) => (await c.query("select count(*)::int as n from pg_stat_activity where datname = $1 and wait_event_type = 'Lock'", [database])).rows[0].n)) >= count,
+    20_000,
+  );
+}
+
 /** Waits until at least `count` rows are claimed (not yet signed). */
 export async function waitForClaims(f: PaymentFixture, count: number): Promise<void> {
   await waitFor(

@@ -4,7 +4,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { batchSettlerAbi, batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
 import { anvilDevPrivateKeys } from "../../../src/sandbox/anvil.js";
 import { installBatchSettler } from "../../../src/sandbox/deploy.js";
-import { pay, settle, settlementRowByNonce, waitForClaims, whileSignerLocked } from "../../helpers/batching.js";
+import { pay, settle, settlementRowByNonce, waitForLockWaiters, whileSignerLocked } from "../../helpers/batching.js";
 import { deployContract, delegateEoa, walletPayment } from "../../helpers/attackers.js";
 import { v2Body, v2Requirements } from "../../helpers/payments.js";
 import { smartWalletFactoryArtifact } from "../../../src/sandbox/artifacts.js";
@@ -42,7 +42,7 @@ async function behindOneAlone(queued: object[], beforeRelease: () => Promise<unk
     queued.length + 1,
     async () => {
       const leadAnswer = settle(f, lead);
-      await waitForClaims(f, 1);
+      await waitForLockWaiters(f, 1); // the lead holds the signer's queue: everything after it queues behind
       return Promise.all([leadAnswer, ...queued.map((body) => settle(f, body))]);
     },
     { whileHeld: async () => void (await beforeRelease()) },
