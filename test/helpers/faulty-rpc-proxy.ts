@@ -12,6 +12,8 @@
  * - blackhole        accept and never answer (never forwarded); held until the client hangs up or stop().
  * - forwardThenDrop  forward, wait for the node's answer, then destroy the socket: the node acted,
  *                    the client never learns it (a lost broadcast answer).
+ * - methodNotFound   answer JSON-RPC -32601 "Method not found" (HTTP 200, never forwarded): an RPC
+ *                    that does not serve the method (e.g. eth_sendRawTransactionSync).
  *
  * A fault may be limited to requests carrying given JSON-RPC methods; a batch (array) is one HTTP
  * request with one answer, so it is faulted whole when any of its calls matches.
@@ -25,7 +27,7 @@
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
-export type FaultMode = "pass" | "drop" | "delay" | "status429" | "status503" | "blackhole" | "forwardThenDrop";
+export type FaultMode = "pass" | "drop" | "delay" | "status429" | "status503" | "blackhole" | "forwardThenDrop" | "methodNotFound";
 
 export interface FaultRule {
   mode: FaultMode;
@@ -60,6 +62,11 @@ export interface FaultyRpcProxy {
   faulted(method: string): number;
   /** Total calls received, all methods. */
   total(): number;
+  /**
+   * Signed transactions received: eth_sendRawTransaction calls, and eth_sendRawTransactionSync
+   * calls that carried one (not the facilitator's empty-transaction probe, params ["0x"]).
+   */
+  transactionsReceived(): number;
   /**
    * The params of the last calls of `method` received (at most `recentParamsMax`, oldest first),
    * as sent: e.g. `[{ from, to, data, gas }, "latest"]` for an eth_call.
@@ -104,12 +111,15 @@ export async function startFaultyRpcProxy(options: FaultyRpcProxyOptions): Promi
   const waiters: Array<{ method: string; resolve: () => void; reject: (error: Error) => void }> = [];
   let current: FaultRule = normalizeRule(options.initial ?? "pass");
   let counts: ProxyCounts = emptyCounts();
+  let transactions = 0;
   let recentParams = new Map<string, unknown[][]>();
   let stopped = false;
 
   const record = (calls: JsonRpcCall[]) => {
     for (const call of calls) {
       if (typeof call.method !== "string") continue;
+      const firstParam = Array.isArray(call.params) ? call.params[0] : undefined;
+      if (call.method === "eth_sendRawTransaction" || (call.method === "eth_sendRawTransactionSync" && typeof firstParam === "string" && firstParam !== "0x")) transactions += 1;
       let list = recentParams.get(call.method);
       if (!list) {
         if (recentParams.size >= recordedMethodsMax) continue;
@@ -214,6 +224,9 @@ export async function startFaultyRpcProxy(options: FaultyRpcProxyOptions): Promi
         case "status503":
           handled(methods);
           return answerStatus(res, 503, parsed);
+        case "methodNotFound":
+          handled(methods);
+          return answerMethodNotFound(res, parsed);
         case "blackhole":
           // Held: the socket stays open until the client gives up or stop() destroys it.
           handled(methods);
@@ -250,9 +263,11 @@ export async function startFaultyRpcProxy(options: FaultyRpcProxyOptions): Promi
     forwarded: (method) => counts.forwarded[method] ?? 0,
     faulted: (method) => counts.faulted[method] ?? 0,
     total: () => Object.values(counts.received).reduce((sum, n) => sum + n, 0),
+    transactionsReceived: () => transactions,
     lastParams: (method) => structuredClone(recentParams.get(method) ?? []),
     resetCounts: () => {
       counts = emptyCounts();
+      transactions = 0;
       recentParams = new Map();
     },
     waitFor: (method, timeoutMs = waitForTimeoutMsDefault) =>
@@ -329,6 +344,15 @@ function parseCalls(body: Buffer): { calls: JsonRpcCall[]; batch: boolean } {
   } catch {
     return { calls: [{}], batch: false };
   }
+}
+
+/** HTTP 200 with JSON-RPC's "method not found" for every call (of a batch: each, ids kept). */
+function answerMethodNotFound(res: http.ServerResponse, { calls, batch }: { calls: JsonRpcCall[]; batch: boolean }): void {
+  const errorOf = (call: JsonRpcCall) => ({ jsonrpc: "2.0", id: call.id ?? null, error: { code: -32601, message: "Method not found" } });
+  const body = batch ? calls.map(errorOf) : errorOf(calls[0] ?? {});
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
 }
 
 /** An HTTP error status with a JSON-RPC error body (one error per call of a batch, ids kept). */
