@@ -85,7 +85,7 @@ export function throwIfTransportFailure(error: unknown, what: string): void {
 }
 
 /** How RPCs word "this method is not served here" (-32601 is JSON-RPC's; providers vary the text). */
-const methodUnsupportedPattern = /method (not found|not supported|not available|not allowed|is not available|does not exist|disabled)|unsupported method|unknown method|not whitelisted|-32601/i;
+const methodUnsupportedPattern = /method (\S+ )?(not found|not supported|not available|not allowed|is not available|does not exist|disabled)|unsupported method|unknown method|not whitelisted|-32601/i;
 
 /**
  * True when the RPC answered that it does not serve the method asked (JSON-RPC -32601 "method not

@@ -14,6 +14,9 @@
  *                    the client never learns it (a lost broadcast answer).
  * - methodNotFound   answer JSON-RPC -32601 "Method not found" (HTTP 200, never forwarded): an RPC
  *                    that does not serve the method (e.g. eth_sendRawTransactionSync).
+ * - syncTimeout      an eth_sendRawTransactionSync whose wait ran out at the node: forwarded as
+ *                    eth_sendRawTransaction (the node gets the transaction), answered with EIP-7966's
+ *                    timeout error (code 4, the hash as data) when the node took it, else its refusal.
  *
  * A fault may be limited to requests carrying given JSON-RPC methods; a batch (array) is one HTTP
  * request with one answer, so it is faulted whole when any of its calls matches.
@@ -27,7 +30,7 @@
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
-export type FaultMode = "pass" | "drop" | "delay" | "status429" | "status503" | "blackhole" | "forwardThenDrop" | "methodNotFound";
+export type FaultMode = "pass" | "drop" | "delay" | "status429" | "status503" | "blackhole" | "forwardThenDrop" | "methodNotFound" | "syncTimeout";
 
 export interface FaultRule {
   mode: FaultMode;
@@ -227,6 +230,29 @@ export async function startFaultyRpcProxy(options: FaultyRpcProxyOptions): Promi
         case "methodNotFound":
           handled(methods);
           return answerMethodNotFound(res, parsed);
+        case "syncTimeout": {
+          if (parsed.batch || parsed.calls[0]?.method !== "eth_sendRawTransactionSync") return relay(false);
+          bump(counts.forwarded, methods);
+          const call = parsed.calls[0]!;
+          const plain = Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: call.id ?? null, method: "eth_sendRawTransaction", params: call.params }));
+          return forward(
+            plain,
+            (status, headers, answer) => {
+              handled(methods);
+              const upstreamAnswer = parseAnswer(answer);
+              const body =
+                typeof upstreamAnswer?.result === "string"
+                  ? JSON.stringify({ jsonrpc: "2.0", id: call.id ?? null, error: { code: 4, message: "The transaction was added to the mempool but wasn't processed in 2s.", data: upstreamAnswer.result } })
+                  : answer;
+              res.writeHead(status, { "content-type": headers["content-type"] ?? "application/json" });
+              res.end(body);
+            },
+            () => {
+              handled(methods);
+              if (!res.headersSent) answerStatus(res, 502, parsed);
+            },
+          );
+        }
         case "blackhole":
           // Held: the socket stays open until the client gives up or stop() destroys it.
           handled(methods);
@@ -343,6 +369,15 @@ function parseCalls(body: Buffer): { calls: JsonRpcCall[]; batch: boolean } {
     return { calls: list.map((call) => (call && typeof call === "object" ? (call as JsonRpcCall) : {})), batch: Array.isArray(parsed) };
   } catch {
     return { calls: [{}], batch: false };
+  }
+}
+
+function parseAnswer(answer: Buffer): { result?: unknown } | undefined {
+  try {
+    const parsed: unknown = JSON.parse(answer.toString("utf8"));
+    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as { result?: unknown }) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
