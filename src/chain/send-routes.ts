@@ -114,8 +114,8 @@ export class SendRoutes {
   }
 
   private async ask(index: number): Promise<void> {
-    const answer = await this.clientsOf(index)
-      .probe.request({ method: syncSendMethod, params: ["0x"] } as never, { retryCount: 0 })
+    const answer = await Promise.resolve()
+      .then(() => this.clientsOf(index).probe.request({ method: syncSendMethod, params: ["0x"] } as never, { retryCount: 0 }))
       .then(
         () => ({ kind: "sync" as const, why: "it accepted an empty transaction" }),
         (error: unknown) => probeAnswer(error),

@@ -144,7 +144,9 @@ export class SettlementEngine {
   /**
    * The one sending path. Per signer, one group of queued settlements is signed and sent at a time;
    * the settlements that queue meanwhile form the next group (up to SETTLE_BATCH_MAX; with 1, every
-   * settlement is its own transaction). A lone settlement is a group of one.
+   * settlement is its own transaction). A lone settlement is a group of one. "Sent": the node
+   * answered a plain send; a sync send (eth_sendRawTransactionSync, answered at inclusion) counts as
+   * sent once it is on its way, so the next group never waits for the previous one's block.
    */
   private readonly sender: GroupCommit<PendingSigning, SentSettlement>;
   private readonly batchSettler: ContractPresence;
