@@ -73,10 +73,11 @@ export interface SettleResult {
 }
 
 /**
- * One payment at a time on interval-mined blocks: each sent after a random pause within one block
- * interval of the previous answer, so arrivals fall uniformly over the block's phase and the wait
- * for the next block averages half an interval (`meanBlockWaitMs`): the physical floor of a settle
- * that answers once the payment is in a block.
+ * One payment at a time on interval-mined blocks: each sent after a pause within one block interval
+ * of the previous answer (spread evenly over the interval), so arrivals fall evenly over the
+ * block's phase and the median wait for the next block is half an interval (`meanBlockWaitMs`, the
+ * mean too): the physical floor of a settle that answers once the payment is in a block. On
+ * automine there is no block to wait for: the latency is the facilitator's own.
  */
 export interface PacedSettleResult {
   facilitator: Facilitator;
@@ -340,7 +341,7 @@ export function formatResults(results: BenchResults): string {
   if (results.paced.length > 0) {
     out.push(
       "",
-      "SETTLE, ONE AT A TIME (each payment sent a random pause within one block interval after the last answer; latencies of successes in ms; floor = half an interval; automine: no block to wait for, the facilitator's own latency)",
+      "SETTLE, ONE AT A TIME (each payment sent a pause within one block interval after the last answer, pauses spread evenly over it; latencies of successes in ms; floor = half an interval; automine: no block to wait for, the facilitator's own latency)",
     );
     out.push(
       table(

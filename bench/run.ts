@@ -443,8 +443,8 @@ async function referenceSendErrors(service: ChildService): Promise<Record<string
   return (await response.json()) as Record<string, number>;
 }
 
-/** A deterministic pseudo-random sequence in [0, 1) (mulberry32): every facilitator gets the same pauses. */
-function pauses(seed: number): () => number {
+/** A deterministic pseudo-random sequence in [0, 1) (mulberry32). */
+function random(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
@@ -456,17 +456,34 @@ function pauses(seed: number): () => number {
 }
 
 /**
- * One payment at a time: each sent after a pause drawn uniformly within one block interval of the
- * previous answer, so arrivals fall uniformly over the block's phase (answers that come at a block
+ * `count` pauses spread evenly over one block interval, (i + ½)/count of it, in a shuffled order
+ * (the same for every facilitator). An answer that comes at a block (a sync send's) is followed by
+ * payments arriving at every phase of the block once, so their waits for the next block spread
+ * evenly over the interval and their median is half an interval: few payments give a steady p50.
+ * (Random pauses would too, with many more payments.)
+ */
+function spreadPauses(count: number, blockTimeMs: number): number[] {
+  const pauses = Array.from({ length: count }, (_, index) => ((index + 0.5) / count) * blockTimeMs);
+  const next = random(count * 7919 + blockTimeMs);
+  for (let index = pauses.length - 1; index > 0; index--) {
+    const other = Math.floor(next() * (index + 1));
+    [pauses[index], pauses[other]] = [pauses[other]!, pauses[index]!];
+  }
+  return pauses;
+}
+
+/**
+ * One payment at a time: each sent after a pause within one block interval of the previous answer
+ * (spreadPauses), so arrivals fall evenly over the block's phase (answers that come at a block
  * would otherwise line every request up right after one, a whole interval from the next).
  */
 async function measurePaced(service: ChildService, facilitator: Facilitator, bodies: string[], blockTimeSeconds: number): Promise<PacedSettleResult> {
   const blockTimeMs = blockTimeSeconds * 1000;
-  const pause = pauses(bodies.length * 7919 + blockTimeMs);
+  const pauses = spreadPauses(bodies.length, blockTimeMs);
   const latencies: number[] = [];
   const failures: Record<string, number> = {};
-  for (const body of bodies) {
-    await sleep(pause() * blockTimeMs);
+  for (const [index, body] of bodies.entries()) {
+    await sleep(pauses[index]!);
     const startedMs = performance.now();
     const answer: Record<string, unknown> = await postJson(`${service.url}/settle`, body, settings.settleRequestTimeoutMs).catch((error: unknown) => ({
       success: false,
@@ -788,7 +805,7 @@ async function main(): Promise<void> {
       "Settle: every payment in a burst is sent at the same moment, each a distinct pre-signed authorization, one signer key per facilitator. The reference uses the x402 example's signer (viem wallet client, no nonce manager); reference-nm is the same with viem's nonceManager on the account (not in the example); ours runs its defaults, where settlements waiting for the same signer go out as one BatchSettler transaction (SETTLE_BATCH_MAX 32); ours-single is ours with SETTLE_BATCH_MAX=1, one transaction per settlement.",
       "gas/settl = gasUsed of every transaction the facilitator's signer got mined during the burst (read from the blocks) / payments that reached payTo; gas/tx = mean gasUsed of the distinct transactions behind the success answers.",
       "Settle latencies: 'p50 ok'/'p99 ok' are over successful settlements only; 'p50 all' includes failures, which the reference answers quickly.",
-      "Settle one at a time: on Anvil mining every 2 s and every 0.2 s (a stand-in for Base's flashblocks), each payment is sent after a pause drawn uniformly within one block interval of the previous answer, so the wait for the next block averages half an interval: that is the floor ('mean block wait'). Ours runs its defaults (SEND_MODE=auto: Anvil serves eth_sendRawTransactionSync, so the node answers the send with the receipt); ours-async is ours with SEND_MODE=async (plain send, receipt polled every 100 ms); the reference waits with viem's waitForTransactionReceipt (its baseSepolia chain polls every 1 s).",
+      "Settle one at a time: on Anvil mining every 2 s and every 0.2 s (a stand-in for Base's flashblocks), each payment is sent after a pause within one block interval of the previous answer (spread evenly over the interval, shuffled, the same for every facilitator), so the waits for the next block are uniform and their median is half an interval: that is the floor ('mean block wait'). Ours runs its defaults (SEND_MODE=auto: Anvil serves eth_sendRawTransactionSync, so the node answers the send with the receipt); ours-async is ours with SEND_MODE=async (plain send, receipt polled every 100 ms); the reference waits with viem's waitForTransactionReceipt (its baseSepolia chain polls every 1 s).",
       "The machine is shared: compare ratios rather than absolute numbers, and see loadAverage in machine.",
     ],
     durationSeconds: 0,
