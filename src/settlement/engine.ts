@@ -36,7 +36,6 @@ import { duplicate, failed, outcomeOfFinalRow, pending, succeeded, type SettleOu
 import { crashPoint } from "./crash-points.js";
 import { bumpedFeeCapPerGas } from "./fee-bump.js";
 import { GroupCommit } from "../util/group-commit.js";
-import { withTimeout } from "../util/with-timeout.js";
 import { ContractPresence } from "./contract-presence.js";
 import { batchSettlerAddress } from "../contracts/batch-settler.js";
 import { batchTransaction, splitIntoBatches } from "./batch-transaction.js";
@@ -400,7 +399,9 @@ export class SettlementEngine {
       crashPoint("after-batch-sign");
     }
     crashPoint("after-sign");
-    const untilMs = Math.max(...items.map((item) => item.deadlineMs));
+    // A sync send waits for its receipt until the first of its rows' budgets ends; past that each
+    // row polls for the receipt within its own (see sendSync).
+    const untilMs = Math.min(...items.map((item) => item.deadlineMs));
     const sent = signed.length > 0 ? await this.broadcastSigned(signed, untilMs) : [];
     return items.map((item) => sent.find((entry) => "row" in entry && entry.row.id === item.row.id) ?? { kind: "not-ours" as const });
   }
@@ -427,7 +428,7 @@ export class SettlementEngine {
    * Broadcasts the rows' one signed transaction and records what the node said, once for all of
    * them. Through an RPC that serves eth_sendRawTransactionSync (SEND_MODE, src/chain/send-routes.ts)
    * it is a sync send: this returns as soon as it is sent (the rows' answers come with the receipt,
-   * by `untilMs` at the latest); otherwise a plain send. Never throws: the transaction may be out,
+   * or from one plain send of the same bytes at `untilMs`); otherwise a plain send. Never throws: the transaction may be out,
    * so every row must still get its answer.
    */
   private async broadcastSigned(rows: readonly SettlementRow[], untilMs: number): Promise<SentSettlement[]> {
@@ -448,10 +449,11 @@ export class SettlementEngine {
   /**
    * One sync send for the rows' transaction, and what it means for each row. A node timeout is not
    * a failure: the transaction is in its pool, the rows are submitted and their requests poll for
-   * the receipt within their budgets. No answer by `untilMs`, or a lost one, is followed by a plain
-   * send of the same bytes (the node says "already known" if it had them, and gets them if it did
-   * not), so the rows are recorded as after a plain send: submitted (settlement_pending with the
-   * hash once the budget is spent; the watcher finishes them), or refused. A URL that turns out
+   * the receipt within their budgets. No answer by `untilMs` (the first of the rows' deadlines), or
+   * a lost one, is followed by a plain send of the same bytes (the node says "already known" if it
+   * had them, and gets them if it did not), so the rows are recorded as after a plain send:
+   * submitted — each polls for the receipt within what is left of its own budget, then answers
+   * settlement_pending with the hash and the watcher finishes it — or refused. A URL that turns out
    * not to serve the method gets a plain send. Never rejects.
    */
   private async sendSync(route: SyncSendRoute, rows: readonly SettlementRow[], untilMs: number): Promise<NodeAnswer[]> {
@@ -533,12 +535,9 @@ export class SettlementEngine {
   private async answerSent(sent: Exclude<SentSettlement, { kind: "not-ours" | "unsent" }>, deadlineMs: number): Promise<AttemptEnd> {
     const { row } = sent;
     switch (sent.kind) {
-      case "sending": {
-        // The shared answer ends by the latest deadline of its batch; this row's may come first.
-        const answer = await withTimeout(sent.answer, Math.max(0, deadlineMs - this.deps.clock.nowMs()), () => undefined);
-        // No answer yet: the row keeps its hash (signed), the watcher finishes it.
-        return answer ? this.answerSent(answer, deadlineMs) : answered(await this.answerPending(row));
-      }
+      case "sending":
+        // Bounded: the sync send waits until the first budget of its rows ends, then one plain send at most.
+        return this.answerSent(await sent.answer, deadlineMs);
       case "pending":
         return answered(await this.answerPending(row));
       case "rejected":
