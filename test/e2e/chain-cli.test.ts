@@ -11,6 +11,7 @@ import { addressOf, keys, startTestChain, type TestChain } from "../helpers/chai
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../helpers/facilitator.js";
 import { postJson } from "../helpers/http.js";
+import { runCli } from "../helpers/cli.js";
 
 /**
  * The CLI commands that read a chain, through the real process (`bin/x402-facilitator.js`) against
@@ -37,18 +38,8 @@ afterAll(async () => {
   await Promise.all([baseSepolia?.stop(), custom?.stop()]);
 });
 
-async function cli(args: string[], env: Record<string, string> = {}) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ["bin/x402-facilitator.js", ...args], {
-      cwd: repoRoot,
-      env: { PATH: process.env.PATH!, LOG_LEVEL: "warn", ...env },
-      timeout: 30_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
+function cli(args: string[], env: Record<string, string> = {}) {
+  return runCli(args, { PATH: process.env.PATH!, LOG_LEVEL: "warn", ...env });
 }
 
 const payment = (chain: TestChain, ...extra: string[]) =>

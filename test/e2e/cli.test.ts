@@ -1,13 +1,9 @@
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import path from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runMigrations } from "../../src/store/migrate.js";
 import { createTestDatabase, withPgClient, type TestDatabase } from "../helpers/database.js";
+import { runCli } from "../helpers/cli.js";
 
-const run = promisify(execFile);
-const repoRoot = path.resolve(import.meta.dirname, "../..");
 let database: TestDatabase;
 
 beforeAll(async () => {
@@ -18,18 +14,8 @@ afterAll(async () => {
   await database?.drop();
 });
 
-async function cli(args: string[], env: Record<string, string | undefined> = {}) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ["bin/x402-facilitator.js", ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, DATABASE_URL: database.url, LOG_LEVEL: "warn", AUTH: "api-keys", ...env },
-      timeout: 30_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
+function cli(args: string[], env: Record<string, string | undefined> = {}) {
+  return runCli(args, { ...process.env, DATABASE_URL: database.url, LOG_LEVEL: "warn", AUTH: "api-keys", ...env });
 }
 
 async function createKey(name: string, ...flags: string[]) {

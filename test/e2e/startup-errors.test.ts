@@ -1,19 +1,16 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../src/sandbox/free-port.js";
 import { addressOf, keys } from "../helpers/chain.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
+import { runCli } from "../helpers/cli.js";
 
 /**
  * What an operator sees when the configuration is wrong: one line on stderr naming the variable
  * (URLs as user@host:port/db, never a password), exit code 2, never a stack. Through the real CLI.
  */
-const run = promisify(execFile);
-const repoRoot = path.resolve(import.meta.dirname, "../..");
 let database: TestDatabase;
 
 beforeAll(async () => {
@@ -23,18 +20,8 @@ afterAll(async () => {
   await database?.drop();
 });
 
-async function cli(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ["bin/x402-facilitator.js", ...args], {
-      cwd: repoRoot,
-      env: { PATH: process.env.PATH!, LOG_LEVEL: "warn", ...env },
-      timeout: 30_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
+function cli(args: string[], env: Record<string, string>) {
+  return runCli(args, { PATH: process.env.PATH!, LOG_LEVEL: "warn", ...env });
 }
 
 /** The one stderr line, after asserting there is exactly one and that it is no stack. */

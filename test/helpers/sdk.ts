@@ -18,12 +18,8 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Listens on 127.0.0.1 with a free port. */
-export async function listenLocal(app: Express): Promise<RunningServer> {
-  const server: Server = await new Promise((resolve, reject) => {
-    const started = app.listen(0, "127.0.0.1", () => resolve(started));
-    started.once("error", reject);
-  });
+/** A listening server's URL, and a close that ends its keep-alive connections too. */
+function runningServer(server: Server): RunningServer {
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
@@ -35,21 +31,22 @@ export async function listenLocal(app: Express): Promise<RunningServer> {
   };
 }
 
+/** Listens on 127.0.0.1 with a free port. */
+export async function listenLocal(app: Express): Promise<RunningServer> {
+  const server: Server = await new Promise((resolve, reject) => {
+    const started = app.listen(0, "127.0.0.1", () => resolve(started));
+    started.once("error", reject);
+  });
+  return runningServer(server);
+}
+
 /** A hono app served by @hono/node-server on 127.0.0.1 with a free port. */
 export async function listenHono(app: Hono): Promise<RunningServer> {
   const server = await new Promise<Server>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(started as Server)) as Server;
     started.once("error", reject);
   });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return runningServer(server);
 }
 
 export interface RecordedRequest {
