@@ -40,7 +40,7 @@ export interface ChildService {
 function childEnv(own: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of Object.keys(env)) {
-    if (/^(NETWORKS|RPC_URLS_\d+|AUTH|ALLOWED_PAY_TO|MAX_AMOUNT_ATOMIC|SETTLE_BATCH_MAX|NODE_OPTIONS)$/.test(name)) delete env[name];
+    if (/^(NETWORKS|RPC_URLS_\d+|AUTH|ALLOWED_PAY_TO|MAX_AMOUNT_ATOMIC|SETTLE_BATCH_MAX|SEND_MODE|NODE_OPTIONS)$/.test(name)) delete env[name];
   }
   return { ...env, ...own };
 }

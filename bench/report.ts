@@ -3,10 +3,12 @@ import { cpus, loadavg, totalmem } from "node:os";
 
 /**
  * "reference-nm": the reference with viem's nonceManager on its signer (settle only).
- * "ours": our defaults (batched settlement on, SETTLE_BATCH_MAX 32). "ours-single": ours started with
- * SETTLE_BATCH_MAX=1, one transaction per settlement (settle only; verify is the same code).
+ * "ours": our defaults (batched settlement on, SETTLE_BATCH_MAX 32; SEND_MODE=auto, so sync sends on
+ * Anvil). "ours-single": ours started with SETTLE_BATCH_MAX=1, one transaction per settlement (settle
+ * only; verify is the same code). "ours-async": ours with SEND_MODE=async, plain sends and receipt
+ * polling (the one-at-a-time phases only).
  */
-export type Facilitator = "ours" | "ours-single" | "reference" | "reference-nm";
+export type Facilitator = "ours" | "ours-single" | "ours-async" | "reference" | "reference-nm";
 
 /** "rotated": a fixed set of valid payments sent in turn (repeats: caches may hit). "cold": every request a payment never sent before. */
 export type VerifyPayloads = "rotated" | "cold";
@@ -70,6 +72,27 @@ export interface SettleResult {
   sendErrors?: Record<string, number>;
 }
 
+/**
+ * One payment at a time on interval-mined blocks: each sent after a pause within one block interval
+ * of the previous answer (spread evenly over the interval), so arrivals fall evenly over the
+ * block's phase and the median wait for the next block is half an interval (`meanBlockWaitMs`, the
+ * mean too): the physical floor of a settle that answers once the payment is in a block. On
+ * automine there is no block to wait for: the latency is the facilitator's own.
+ */
+export interface PacedSettleResult {
+  facilitator: Facilitator;
+  mining: string;
+  blockTimeMs: number;
+  payments: number;
+  successes: number;
+  failures: Record<string, number>;
+  /** success:true answers only, ms from the request sent to the answer. */
+  successLatencyMs: { p50: number; p90: number; mean: number; max: number };
+  meanBlockWaitMs: number;
+  /** successLatencyMs.p50 / meanBlockWaitMs: 1.0 is the floor; the target is ≤ 1.1. */
+  p50OverMeanBlockWait: number;
+}
+
 export interface Resources {
   facilitator: Facilitator;
   phase: string;
@@ -93,7 +116,8 @@ export interface Ratio {
   metric: string;
   subject: Facilitator;
   value: number;
-  baseline: Facilitator;
+  /** A facilitator, or the physical floor ("mean block wait", the one-at-a-time phases). */
+  baseline: Facilitator | "mean block wait";
   baselineValue: number;
   /** value / baselineValue. */
   ratio: number;
@@ -127,6 +151,8 @@ export interface BenchResults {
   recoveryOptions?: RecoveryOptions;
   verify: VerifyResult[];
   settle: SettleResult[];
+  /** One payment at a time on Base-like blocks (2 s, and 0.2 s as a stand-in for flashblocks). */
+  paced: PacedSettleResult[];
   resources: Resources[];
   ratios: Ratio[];
   notes: string[];
@@ -156,7 +182,7 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[index]!;
 }
 
-function ratio(metric: string, subject: Facilitator, value: number, baseline: Facilitator, baselineValue: number, better: Ratio["better"]): Ratio {
+function ratio(metric: string, subject: Facilitator, value: number, baseline: Ratio["baseline"], baselineValue: number, better: Ratio["better"]): Ratio {
   return {
     metric,
     subject,
@@ -236,8 +262,27 @@ function settleRatios(settle: SettleResult[]): Ratio[] {
   return ratios;
 }
 
-export function computeRatios(verify: VerifyResult[], settle: SettleResult[], resources: Resources[]): Ratio[] {
-  const ratios = [...verifyRatios(verify), ...settleRatios(settle)];
+/** Per block time: ours against the floor (half a block interval), against plain sends, and against the reference. */
+function pacedRatios(paced: PacedSettleResult[]): Ratio[] {
+  const ratios: Ratio[] = [];
+  for (const mining of [...new Set(paced.map((row) => row.mining))]) {
+    const of = (who: Facilitator) => paced.find((row) => row.mining === mining && row.facilitator === who);
+    const label = `settle one at a time, ${mining}: p50 ms (successes)`;
+    const ours = of("ours");
+    if (!ours) continue;
+    if (ours.meanBlockWaitMs > 0) ratios.push(ratio(label, "ours", ours.successLatencyMs.p50, "mean block wait", ours.meanBlockWaitMs, "lower"));
+    for (const baseline of ["ours-async", "reference"] as const) {
+      const base = of(baseline);
+      if (base) ratios.push(ratio(label, "ours", ours.successLatencyMs.p50, baseline, base.successLatencyMs.p50, "lower"));
+    }
+    const reference = of("reference");
+    if (reference && reference.meanBlockWaitMs > 0) ratios.push(ratio(label, "reference", reference.successLatencyMs.p50, "mean block wait", reference.meanBlockWaitMs, "lower"));
+  }
+  return ratios;
+}
+
+export function computeRatios(verify: VerifyResult[], settle: SettleResult[], resources: Resources[], paced: PacedSettleResult[] = []): Ratio[] {
+  const ratios = [...verifyRatios(verify), ...settleRatios(settle), ...pacedRatios(paced)];
   const rss = (who: Facilitator) => Math.max(...resources.filter((row) => row.facilitator === who).map((row) => row.peakRssMb));
   if (resources.some((row) => row.facilitator === "reference")) ratios.push(ratio("peak RSS MiB", "ours", rss("ours"), "reference", rss("reference"), "lower"));
   return ratios;
@@ -314,6 +359,32 @@ export function formatResults(results: BenchResults): string {
       out.push(`  not settled — ${r.facilitator}, ${r.payments}, ${r.mining}: ${reasons}`);
       const sends = Object.entries(r.sendErrors ?? {}).map(([message, count]) => `${count}× ${message}`);
       if (sends.length > 0) out.push(`    send errors behind them: ${sends.join("; ")}`);
+    }
+  }
+  if (results.paced.length > 0) {
+    out.push(
+      "",
+      "SETTLE, ONE AT A TIME (each payment sent a pause within one block interval after the last answer, pauses spread evenly over it; latencies of successes in ms; floor = half an interval; automine: no block to wait for, the facilitator's own latency)",
+    );
+    out.push(
+      table(
+        ["facilitator", "mining", "N", "ok", "p50", "p90", "mean", "max", "mean block wait", "p50 / wait"],
+        results.paced.map((r) => [
+          r.facilitator,
+          r.mining,
+          String(r.payments),
+          String(r.successes),
+          fixed(r.successLatencyMs.p50, 0),
+          fixed(r.successLatencyMs.p90, 0),
+          fixed(r.successLatencyMs.mean, 0),
+          fixed(r.successLatencyMs.max, 0),
+          fixed(r.meanBlockWaitMs, 0),
+          fixed(r.p50OverMeanBlockWait, 2),
+        ]),
+      ),
+    );
+    for (const r of results.paced.filter((row) => Object.keys(row.failures).length > 0)) {
+      out.push(`  not settled — ${r.facilitator}, ${r.mining}: ${Object.entries(r.failures).map(([reason, count]) => `${count}× ${reason}`).join("; ")}`);
     }
   }
   if (results.resources.length > 0) {

@@ -34,6 +34,7 @@ import {
   type BenchResults,
   type Facilitator,
   type RecoveryOptions,
+  type PacedSettleResult,
   type Resources,
   type SettleResult,
   type VerifyResult,
@@ -62,6 +63,23 @@ const settings = {
   payers: 32,
   amountAtomic: 1_000n,
   settleRequestTimeoutMs: 60_000,
+  /**
+   * One payment at a time on Base-like blocks (2 s; 0.2 s standing in for Base's flashblocks): ours
+   * (sync sends: Anvil serves eth_sendRawTransactionSync), ours with SEND_MODE=async, and the
+   * reference, side by side, each on its own key.
+   */
+  paced: quick
+    ? [
+        { blockTimeSeconds: 2, payments: 6 },
+        { blockTimeSeconds: 0.2, payments: 15 },
+      ]
+    : [
+        { blockTimeSeconds: 2, payments: 20 },
+        { blockTimeSeconds: 0.2, payments: 40 },
+      ],
+  pacedWarmupSettlements: 2,
+  /** The same, one at a time on automine (ours and the reference, in the automine phase): the facilitator's own latency, no block to wait for. */
+  pacedAutominePayments: quick ? 10 : 20,
   profileVerifySeconds: 10,
   profileColdVerifyRequests: 1_500,
   profileSettleBurst: 100,
@@ -127,6 +145,7 @@ interface Keys {
   payers: Address[];
   oursSigner: Hex;
   oursSingleSigner: Hex;
+  oursAsyncSigner: Hex;
   referenceSigner: Hex;
   referenceNmSigner: Hex;
 }
@@ -136,6 +155,7 @@ interface Environment {
   chain: BenchChain;
   ours: ChildService;
   oursSingle?: ChildService;
+  oursAsync?: ChildService;
   reference?: ChildService;
   referenceNm?: ChildService;
   stop(): Promise<void>;
@@ -144,7 +164,12 @@ interface Environment {
 interface EnvironmentOptions {
   phase: string;
   blockTimeSeconds?: number;
+  /** The reference (and, unless told otherwise, ours-single and reference-nm). */
   reference: boolean;
+  oursSingle?: boolean;
+  referenceNm?: boolean;
+  /** Ours with SEND_MODE=async (plain sends and receipt polling). */
+  oursAsync?: boolean;
   cpuProfileDir?: string;
 }
 
@@ -166,14 +191,17 @@ async function startEnvironment(
   started.push(chain);
   log(`${options.phase}: anvil ${chain.rpcUrl} (pid ${chain.anvil.pid})${options.blockTimeSeconds ? `, --block-time ${options.blockTimeSeconds}` : ", automine"}`);
   await mintToAll(chain, keys.payers, 1_000_000_000n);
-  await fundEth(chain.rpcUrl, [keys.oursSigner, keys.oursSingleSigner, keys.referenceSigner, keys.referenceNmSigner].map(accountOf), "1000");
+  await fundEth(chain.rpcUrl, [keys.oursSigner, keys.oursSingleSigner, keys.oursAsyncSigner, keys.referenceSigner, keys.referenceNmSigner].map(accountOf), "1000");
   log(`${options.phase}: ${keys.payers.length} payers funded`);
 
   const databaseName = `bench_${options.phase.replace(/[^a-z0-9]/g, "_")}`;
   const databaseUrl = await createDatabase(context.postgres.adminUrl, databaseName, { dropIfExists: true });
-  // Its own database: each instance's watcher finishes only what its own signers sent.
-  const singleDatabaseUrl = options.reference ? await createDatabase(context.postgres.adminUrl, `${databaseName}_single`, { dropIfExists: true }) : undefined;
-  const [ours, oursSingle, reference, referenceNm] = await Promise.all([
+  const withOursSingle = options.oursSingle ?? options.reference;
+  const withReferenceNm = options.referenceNm ?? options.reference;
+  // Their own databases: each instance's watcher finishes only what its own signers sent.
+  const singleDatabaseUrl = withOursSingle ? await createDatabase(context.postgres.adminUrl, `${databaseName}_single`, { dropIfExists: true }) : undefined;
+  const asyncDatabaseUrl = options.oursAsync ? await createDatabase(context.postgres.adminUrl, `${databaseName}_async`, { dropIfExists: true }) : undefined;
+  const [ours, oursSingle, oursAsync, reference, referenceNm] = await Promise.all([
     startOurFacilitator({
       databaseUrl,
       rpcUrl: chain.rpcUrl,
@@ -195,23 +223,35 @@ async function startEnvironment(
           extraEnv: { SETTLE_BATCH_MAX: String(settings.settleBatchMax) },
         })
       : Promise.resolve(undefined),
+    asyncDatabaseUrl
+      ? startOurFacilitator({
+          name: "ours-async",
+          databaseUrl: asyncDatabaseUrl,
+          rpcUrl: chain.rpcUrl,
+          token: "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+          signerKey: keys.oursAsyncSigner,
+          configPath: path.join(context.workDir, `facilitator-${options.phase}-async.json`),
+          startTimeoutMs: SERVICE_START_TIMEOUT_MS,
+          extraEnv: { SEND_MODE: "async" },
+        })
+      : Promise.resolve(undefined),
     options.reference
       ? startReferenceFacilitator({ rpcUrl: chain.rpcUrl, signerKey: keys.referenceSigner, startTimeoutMs: SERVICE_START_TIMEOUT_MS })
       : Promise.resolve(undefined),
-    options.reference
+    withReferenceNm
       ? startReferenceFacilitator({ rpcUrl: chain.rpcUrl, signerKey: keys.referenceNmSigner, startTimeoutMs: SERVICE_START_TIMEOUT_MS, nonceManager: true })
       : Promise.resolve(undefined),
   ]);
-  for (const service of [ours, oursSingle, reference, referenceNm]) if (service) started.push(service);
+  for (const service of [ours, oursSingle, oursAsync, reference, referenceNm]) if (service) started.push(service);
   log(
     `${options.phase}: ` +
-      [ours, oursSingle, reference, referenceNm]
+      [ours, oursSingle, oursAsync, reference, referenceNm]
         .filter((service) => service !== undefined)
         .map((service) => `${service.name} ${service.url} (pid ${service.pid})`)
         .join(", "),
   );
-  for (const service of [ours, oursSingle, reference, referenceNm]) if (service) await expectSupported(service);
-  return { phase: options.phase, chain, ours, oursSingle, reference, referenceNm, stop };
+  for (const service of [ours, oursSingle, oursAsync, reference, referenceNm]) if (service) await expectSupported(service);
+  return { phase: options.phase, chain, ours, oursSingle, oursAsync, reference, referenceNm, stop };
 }
 
 async function expectSupported(service: ChildService): Promise<void> {
@@ -405,6 +445,86 @@ async function referenceSendErrors(service: ChildService): Promise<Record<string
   return (await response.json()) as Record<string, number>;
 }
 
+/** A deterministic pseudo-random sequence in [0, 1) (mulberry32). */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/**
+ * `count` pauses spread evenly over one block interval, (i + ½)/count of it, in a shuffled order
+ * (the same for every facilitator). An answer that comes at a block (a sync send's) is followed by
+ * payments arriving at every phase of the block once, so their waits for the next block spread
+ * evenly over the interval and their median is half an interval: few payments give a steady p50.
+ * (Random pauses would too, with many more payments.)
+ */
+function spreadPauses(count: number, blockTimeMs: number): number[] {
+  const pauses = Array.from({ length: count }, (_, index) => ((index + 0.5) / count) * blockTimeMs);
+  const next = random(count * 7919 + blockTimeMs);
+  for (let index = pauses.length - 1; index > 0; index--) {
+    const other = Math.floor(next() * (index + 1));
+    [pauses[index], pauses[other]] = [pauses[other]!, pauses[index]!];
+  }
+  return pauses;
+}
+
+/**
+ * One payment at a time: each sent after a pause within one block interval of the previous answer
+ * (spreadPauses), so arrivals fall evenly over the block's phase (answers that come at a block
+ * would otherwise line every request up right after one, a whole interval from the next).
+ */
+async function measurePaced(service: ChildService, facilitator: Facilitator, bodies: string[], blockTimeSeconds: number): Promise<PacedSettleResult> {
+  const blockTimeMs = blockTimeSeconds * 1000;
+  const pauses = spreadPauses(bodies.length, blockTimeMs);
+  const latencies: number[] = [];
+  const failures: Record<string, number> = {};
+  for (const [index, body] of bodies.entries()) {
+    await sleep(pauses[index]!);
+    const startedMs = performance.now();
+    const answer: Record<string, unknown> = await postJson(`${service.url}/settle`, body, settings.settleRequestTimeoutMs).catch((error: unknown) => ({
+      success: false,
+      errorReason: `request failed: ${(error as Error).message}`,
+    }));
+    const ms = performance.now() - startedMs;
+    if (answer.success === true) latencies.push(ms);
+    else {
+      const reason = String(answer.errorReason ?? answer.httpStatus ?? "unknown");
+      failures[reason] = (failures[reason] ?? 0) + 1;
+    }
+  }
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const meanBlockWaitMs = blockTimeMs / 2;
+  const p50 = Math.round(percentile(sorted, 50));
+  const result: PacedSettleResult = {
+    facilitator,
+    mining: blockTimeSeconds === 0 ? "automine" : `block-time ${blockTimeSeconds} s`,
+    blockTimeMs,
+    payments: bodies.length,
+    successes: latencies.length,
+    failures,
+    successLatencyMs: {
+      p50,
+      p90: Math.round(percentile(sorted, 90)),
+      mean: Math.round(sorted.reduce((sum, ms) => sum + ms, 0) / Math.max(1, sorted.length)),
+      max: Math.round(sorted.at(-1) ?? Number.NaN),
+    },
+    meanBlockWaitMs,
+    p50OverMeanBlockWait: meanBlockWaitMs === 0 ? Number.NaN : round2(p50 / meanBlockWaitMs),
+  };
+  log(
+    `settle one at a time ${facilitator} (${result.mining}): ${result.successes}/${result.payments} ok, p50 ${p50} ms, p90 ${result.successLatencyMs.p90} ms ` +
+      (meanBlockWaitMs > 0 ? `(mean block wait ${meanBlockWaitMs} ms: p50 / wait ${result.p50OverMeanBlockWait})` : "(automine: no block to wait for)") +
+      (Object.keys(failures).length > 0 ? `; failures ${JSON.stringify(failures).slice(0, 300)}` : ""),
+  );
+  return result;
+}
+
 function resourcesOf(service: ChildService, facilitator: Facilitator, phase: string): Resources {
   return { facilitator, phase, peakRssMb: round2(peakRssMb(service.pid)), rssAtEndMb: round2(rssMb(service.pid)), cpuMsTotal: Math.round(cpuMs(service.pid)) };
 }
@@ -433,6 +553,16 @@ async function signAll(keys: Keys) {
     for (const burst of settings.settleBursts) sets.set(`${who}/automine/${burst}`, await sign(`${who}/automine/${burst}`, burst));
     sets.set(`${who}/blocktime/${settings.blockTimeBurst}`, await sign(`${who}/blocktime/${settings.blockTimeBurst}`, settings.blockTimeBurst));
     if (profileMode && who === "ours") sets.set(`${who}/profile`, await sign(`${who}/profile`, settings.profileSettleBurst));
+  }
+  if (!profileMode) {
+    for (const who of pacedParticipants) {
+      for (const { blockTimeSeconds, payments } of settings.paced) {
+        const key = `${who}/paced-${blockTimeSeconds}`;
+        sets.set(`${key}/warmup`, await sign(`${key}/warmup`, settings.pacedWarmupSettlements));
+        sets.set(key, await sign(key, payments));
+      }
+    }
+    for (const who of ["ours", "reference"]) sets.set(`${who}/automine/one-at-a-time`, await sign(`${who}/automine/one-at-a-time`, settings.pacedAutominePayments));
   }
   const get = (key: string): SettleSet => {
     const set = sets.get(key);
@@ -518,7 +648,30 @@ async function autominePhase(context: Context, results: BenchResults): Promise<v
       results.settle.push(await measureSettle(context.load, service, who, environment, context.postgresPid, signer, set.payTo, set.bodies, "automine"));
     }
   }
+  // One at a time, no block to wait for: what a settle costs the facilitator itself (ours and the reference at once).
+  const alone = all.filter((participant) => participant.who === "ours" || participant.who === "reference");
+  results.paced.push(...(await Promise.all(alone.map(({ who, service }) => measurePaced(service, who, context.payments.get(`${who}/automine/one-at-a-time`).bodies, 0)))));
   for (const { who, service } of all) results.resources.push(resourcesOf(service, who, "automine"));
+  await environment.stop();
+}
+
+/** The one-at-a-time phases: ours (sync sends), ours with SEND_MODE=async, and the reference. */
+const pacedParticipants = ["ours", "ours-async", "reference"] as const;
+
+/**
+ * A fresh Anvil mining every `blockTimeSeconds`, and ours, ours-async and the reference settling one
+ * payment at a time each, all three at once (each on its own key; one request in flight per
+ * facilitator, so they hardly compete for the cores).
+ */
+async function pacedPhase(context: Context, results: BenchResults, blockTimeSeconds: number): Promise<void> {
+  const phase = `paced-${blockTimeSeconds}`;
+  const environment = await startEnvironment({ phase, blockTimeSeconds, reference: true, oursSingle: false, referenceNm: false, oursAsync: true }, context);
+  const services: Record<(typeof pacedParticipants)[number], ChildService> = { ours: environment.ours, "ours-async": environment.oursAsync!, reference: environment.reference! };
+  await Promise.all(pacedParticipants.map((who) => warmUp(services[who], context.payments.verify.bodies[0]!, context.payments.get(`${who}/${phase}/warmup`).bodies)));
+  log(`${phase}: warm-up done`);
+  const runs = await Promise.all(pacedParticipants.map((who) => measurePaced(services[who], who, context.payments.get(`${who}/${phase}`).bodies, blockTimeSeconds)));
+  results.paced.push(...runs);
+  for (const who of pacedParticipants) results.resources.push(resourcesOf(services[who], who, `block-time ${blockTimeSeconds} s, one at a time`));
   await environment.stop();
 }
 
@@ -653,6 +806,7 @@ async function main(): Promise<void> {
     payers: payerKeys.map(accountOf),
     oursSigner: keyFor("signer/ours"),
     oursSingleSigner: keyFor("signer/ours-single"),
+    oursAsyncSigner: keyFor("signer/ours-async"),
     referenceSigner: keyFor("signer/reference"),
     referenceNmSigner: keyFor("signer/reference-nm"),
   };
@@ -675,6 +829,7 @@ async function main(): Promise<void> {
     ...(recoveryOptions ? { recoveryOptions } : {}),
     verify: [],
     settle: [],
+    paced: [],
     resources: [],
     ratios: [],
     notes: [
@@ -684,15 +839,17 @@ async function main(): Promise<void> {
       "Settle: every payment in a burst is sent at the same moment, each a distinct pre-signed authorization, one signer key per facilitator. The reference uses the x402 example's signer (viem wallet client, no nonce manager); reference-nm is the same with viem's nonceManager on the account (not in the example); ours runs its defaults, where settlements waiting for the same signer go out as one BatchSettler transaction (SETTLE_BATCH_MAX 32); ours-single is ours with SETTLE_BATCH_MAX=1, one transaction per settlement.",
       "gas/settl = gasUsed of every transaction the facilitator's signer got mined during the burst (read from the blocks) / payments that reached payTo; gas/tx = mean gasUsed of the distinct transactions behind the success answers.",
       "Settle latencies: 'p50 ok'/'p99 ok' are over successful settlements only; 'p50 all' includes failures, which the reference answers quickly.",
+      "Settle one at a time: on Anvil mining every 2 s and every 0.2 s (a stand-in for Base's flashblocks), each payment is sent after a pause within one block interval of the previous answer (spread evenly over the interval, shuffled, the same for every facilitator), so the waits for the next block spread over the interval and their median is half an interval: that is the floor ('mean block wait'). On automine (ours and the reference only) there is no block to wait for: the latency is the facilitator's own. Ours runs its defaults (SEND_MODE=auto: Anvil serves eth_sendRawTransactionSync, so the node answers the send with the receipt); ours-async is ours with SEND_MODE=async (plain send, receipt polled every 100 ms); the reference waits with viem's waitForTransactionReceipt (its baseSepolia chain polls every 1 s).",
       "The machine is shared: compare ratios rather than absolute numbers, and see loadAverage in machine.",
     ],
     durationSeconds: 0,
   };
   await autominePhase(context, results);
   await blockTimePhase(context, results);
+  for (const { blockTimeSeconds } of settings.paced) await pacedPhase(context, results, blockTimeSeconds);
 
   results.machine.loadAverageAtEnd = loadavg().map(round2);
-  results.ratios = computeRatios(results.verify, results.settle, results.resources);
+  results.ratios = computeRatios(results.verify, results.settle, results.resources, results.paced);
   results.durationSeconds = Math.round((Date.now() - runStartedMs) / 1000);
   await writeFile(outputFile, `${JSON.stringify(results, null, 2)}\n`);
   process.stdout.write(`\n${formatResults(results)}\n\nwritten to ${path.relative(process.cwd(), outputFile)}\n`);

@@ -85,7 +85,19 @@ export interface Config {
   builderCode?: string;
   /** Sanctions screening (denylist file, oracle failure mode); default: none, closed. */
   screening?: ScreeningConfig;
+  /** SEND_MODE; default `auto`. */
+  sendMode?: SendMode;
 }
+
+/**
+ * How settlement transactions are handed to the node (SEND_MODE). `auto`: with
+ * `eth_sendRawTransactionSync` (EIP-7966: the node answers with the receipt once the transaction is
+ * included, a flashblock on Base) through every RPC URL that serves it, asked once per URL; plain
+ * `eth_sendRawTransaction` and receipt polling through the others. `sync`: assume every URL serves
+ * it (nothing asked first). `async`: never.
+ */
+export type SendMode = "auto" | "sync" | "async";
+export const sendModes: readonly SendMode[] = ["auto", "sync", "async"];
 
 export const openPolicy: Policy = { auth: "off", allowedPayTo: [], amountMaxAtomic: undefined };
 
@@ -151,7 +163,16 @@ export function loadConfig(env: Env = process.env): Config {
     policy: loadPolicy(env),
     builderCode: loadBuilderCode(env),
     screening: loadScreeningConfig(env),
+    sendMode: loadSendMode(env),
   };
+}
+
+/** SEND_MODE: auto (default), sync or async (see SendMode). */
+export function loadSendMode(env: Env): SendMode {
+  const raw = env.SEND_MODE?.trim() ?? "";
+  if (raw === "") return "auto";
+  if (!(sendModes as readonly string[]).includes(raw)) throw new ConfigError(`SEND_MODE must be auto, sync or async, got "${raw.slice(0, 64)}"${raw.length > 64 ? "…" : ""}`);
+  return raw as SendMode;
 }
 
 /**

@@ -41,7 +41,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     database,
     metrics,
     policy: config.policy,
-    chains: createChainRegistry(config.networks, config.limits, { clock: systemClock, onRpcError: metrics.rpcError }),
+    chains: createChainRegistry(config.networks, config.limits, {
+      clock: systemClock,
+      onRpcError: metrics.rpcError,
+      sendMode: config.sendMode,
+      onSendModeDetected: (network, url, mode, why) => log.info({ network, url, sendMode: config.sendMode ?? "auto", sends: mode }, `RPC URL ${mode === "sync" ? "serves" : "does not serve"} eth_sendRawTransactionSync (${why})`),
+    }),
     signers,
     clock: systemClock,
     limits: config.limits,

@@ -1,7 +1,8 @@
 import { BaseError, HttpRequestError, TimeoutError, createPublicClient, defineChain, fallback, http, type Chain, type PublicClient, type Transport } from "viem";
 import type { Clock } from "../clock.js";
-import type { Limits, NetworkConfig } from "../config.js";
+import type { Limits, NetworkConfig, SendMode } from "../config.js";
 import { redactUrl } from "../redact.js";
+import { SendRoutes, type UrlOrder } from "./send-routes.js";
 
 /**
  * How long an RPC URL that failed at the transport level (timeout, no answer, non-2xx such as 429)
@@ -15,6 +16,8 @@ export interface ChainHandle {
   config: NetworkConfig;
   chain: Chain;
   publicClient: PublicClient;
+  /** How settlement transactions are sent on this network: sync (EIP-7966) through the URLs that serve it, else async. */
+  sends: SendRoutes;
 }
 
 export interface ChainRegistry {
@@ -37,13 +40,17 @@ export interface ChainRegistryOptions {
    * answers (a revert, say) are the node working, not failing.
    */
   onRpcError?: (network: string, url: string, kind: RpcFailureKind) => void;
+  /** SEND_MODE; default auto (sync sends through the URLs that serve eth_sendRawTransactionSync). */
+  sendMode?: SendMode;
+  /** Called once per URL when whether it serves sync sends becomes known. */
+  onSendModeDetected?: (network: string, url: string, mode: "sync" | "async", why: string) => void;
 }
 
 export type RpcFailureKind = "http" | "connection" | "timeout";
 
 export function createChainRegistry(
   networks: NetworkConfig[],
-  limits: Pick<Limits, "rpcTimeoutMs" | "rpcRetryCount"> & Partial<Pick<Limits, "rpcBatchSize">>,
+  limits: Pick<Limits, "rpcTimeoutMs" | "rpcRetryCount"> & Partial<Pick<Limits, "rpcBatchSize" | "settleBudgetMs">>,
   options: ChainRegistryOptions,
 ): ChainRegistry {
   const { clock, onRpcError } = options;
@@ -55,6 +62,8 @@ export function createChainRegistry(
       nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
       rpcUrls: { default: { http: config.rpcUrls } },
     });
+    const countedBy = (transport: Transport, index: number) =>
+      onRpcError ? counted(transport, (kind) => onRpcError(config.network, redactUrl(config.rpcUrls[index]!), kind)) : transport;
     const transports = config.rpcUrls.map((url) =>
       http(url, {
         timeout: limits.rpcTimeoutMs,
@@ -62,11 +71,22 @@ export function createChainRegistry(
         retryDelay: 50,
         batch: { batchSize: limits.rpcBatchSize ?? 64, wait: 0 },
       }),
-    ).map((transport, index) => (onRpcError ? counted(transport, (kind) => onRpcError(config.network, redactUrl(config.rpcUrls[index]!), kind)) : transport));
-    const transport = transports.length === 1 ? transports[0]! : fallback(withCooldowns(config.rpcUrls, transports, clock), { rank: false, retryCount: 0 });
+    ).map(countedBy);
+    const cooldowns = new UrlCooldowns(config.rpcUrls.length, clock);
+    const transport = transports.length === 1 ? transports[0]! : fallback(withCooldowns(config.rpcUrls, transports, cooldowns), { rank: false, retryCount: 0 });
     // pollingInterval bounds how often receipt waits ask the node; 250 ms keeps settle latency low on fast chains.
     const publicClient = createPublicClient({ chain, transport, pollingInterval: 250, cacheTime: 0 }) as PublicClient;
-    handles.set(config.chainId, { config, chain, publicClient });
+    const sends = new SendRoutes(config.rpcUrls, {
+      mode: options.sendMode ?? "auto",
+      chain,
+      order: cooldowns,
+      clock,
+      probeTimeoutMs: limits.rpcTimeoutMs,
+      sendTimeoutMs: limits.settleBudgetMs ?? 20_000,
+      wrap: countedBy,
+      onDetected: (url, mode, why) => options.onSendModeDetected?.(config.network, url, mode, why),
+    });
+    handles.set(config.chainId, { config, chain, publicClient, sends });
   }
   return {
     get: (chainId) => handles.get(chainId),
@@ -75,29 +95,67 @@ export function createChainRegistry(
 }
 
 /**
- * Failover that remembers: a URL that just failed at the transport level is skipped (an instant
- * failure, so fallback moves on) for rpcUrlCooldownMs while a later URL is not cooling down itself.
- * When every URL is cooling down, each is tried again in order, so an outage is still a bounded
- * 503 and the first URL to come back serves at once. A success ends the URL's cool-down.
+ * Which URLs just failed at the transport level (timeout, no answer, non-2xx such as 429): each is
+ * passed over for rpcUrlCooldownMs while a later URL is not cooling down itself. A success ends the
+ * URL's cool-down. Shared by the network's fallback transport and its sync sends (send-routes.ts).
  */
-function withCooldowns(urls: readonly string[], transports: readonly Transport[], clock: Pick<Clock, "monotonicMs">): Transport[] {
+class UrlCooldowns implements UrlOrder {
   // Monotonic readings; undefined: not cooling down.
-  const coolingUntilMs: (number | undefined)[] = urls.map(() => undefined);
-  const cooling = (index: number, nowMs: number) => coolingUntilMs[index] !== undefined && coolingUntilMs[index]! > nowMs;
+  private readonly coolingUntilMs: (number | undefined)[];
+
+  constructor(
+    count: number,
+    private readonly clock: Pick<Clock, "monotonicMs">,
+  ) {
+    this.coolingUntilMs = Array.from({ length: count }, () => undefined);
+  }
+
+  cooling(index: number, nowMs = this.clock.monotonicMs()): boolean {
+    const until = this.coolingUntilMs[index];
+    return until !== undefined && until > nowMs;
+  }
+
+  /** The URL is skipped now: it is cooling down and a later one is not. */
+  skipped(index: number): boolean {
+    const nowMs = this.clock.monotonicMs();
+    return this.cooling(index, nowMs) && this.coolingUntilMs.some((_, later) => later > index && !this.cooling(later, nowMs));
+  }
+
+  /** The URL the fallback transport asks first now. */
+  first(): number {
+    for (let index = 0; index < this.coolingUntilMs.length; index++) if (!this.skipped(index)) return index;
+    return 0;
+  }
+
+  failed(index: number): void {
+    this.coolingUntilMs[index] = this.clock.monotonicMs() + rpcUrlCooldownMs;
+  }
+
+  served(index: number): void {
+    this.coolingUntilMs[index] = undefined;
+  }
+}
+
+/**
+ * Failover that remembers: a URL that just failed at the transport level is skipped (an instant
+ * failure, so fallback moves on) while it cools down (UrlCooldowns). When every URL is cooling
+ * down, each is tried again in order, so an outage is still a bounded 503 and the first URL to
+ * come back serves at once.
+ */
+function withCooldowns(urls: readonly string[], transports: readonly Transport[], cooldowns: UrlCooldowns): Transport[] {
   return transports.map((transport, index): Transport => (parameters) => {
     const inner = transport(parameters);
     const request = (async (args: Parameters<typeof inner.request>[0], options?: Parameters<typeof inner.request>[1]) => {
-      const nowMs = clock.monotonicMs();
-      if (cooling(index, nowMs) && urls.some((_, later) => later > index && !cooling(later, nowMs))) {
+      if (cooldowns.skipped(index)) {
         // Our own error, so it need not carry the URL's key at all (viem's own errors are redacted where they are written).
         throw new HttpRequestError({ url: redactUrl(urls[index]!), details: `skipped: failed less than ${rpcUrlCooldownMs} ms ago` });
       }
       try {
         const result = await inner.request(args, options);
-        coolingUntilMs[index] = undefined;
+        cooldowns.served(index);
         return result;
       } catch (error) {
-        if (isUrlFailure(error)) coolingUntilMs[index] = clock.monotonicMs() + rpcUrlCooldownMs;
+        if (isUrlFailure(error)) cooldowns.failed(index);
         throw error;
       }
     }) as typeof inner.request;

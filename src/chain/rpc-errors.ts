@@ -83,3 +83,33 @@ export function throwIfTransportFailure(error: unknown, what: string): void {
     throw new DependencyUnavailableError("rpc", `RPC unavailable while ${what}`, { cause: error });
   }
 }
+
+/** How RPCs word "this method is not served here" (-32601 is JSON-RPC's; providers vary the text). */
+const methodUnsupportedPattern = /method (\S+ )?(not found|not supported|not available|not allowed|is not available|does not exist|disabled)|unsupported method|unknown method|not whitelisted|-32601/i;
+
+/**
+ * True when the RPC answered that it does not serve the method asked (JSON-RPC -32601 "method not
+ * found", EIP-1474's -32004 "method not supported", or an HTTP 4xx/501 saying so): asking again
+ * gets the same answer. A timeout or a lost connection is never this.
+ */
+export function isMethodUnsupported(error: unknown): boolean {
+  if (!(error instanceof BaseError)) return false;
+  if (error.walk((cause) => cause instanceof TimeoutError)) return false;
+  return Boolean(
+    error.walk((cause) => {
+      const code = (cause as { code?: unknown }).code;
+      if (code === -32601 || code === -32004) return true;
+      if (cause instanceof HttpRequestError && cause.status !== undefined && (cause.status === 501 || (cause.status >= 400 && cause.status < 500 && cause.status !== 429))) {
+        return methodUnsupportedPattern.test(`${cause.details} ${cause.shortMessage}`);
+      }
+      return cause instanceof RpcRequestError && methodUnsupportedPattern.test(`${cause.details} ${cause.shortMessage}`);
+    }),
+  );
+}
+
+/** The JSON-RPC error code the node answered with, if it answered one. */
+export function rpcErrorCode(error: unknown): number | undefined {
+  if (!(error instanceof BaseError)) return undefined;
+  const found = error.walk((cause) => cause instanceof RpcRequestError || typeof (cause as { code?: unknown }).code === "number") as { code?: unknown } | null;
+  return typeof found?.code === "number" ? found.code : undefined;
+}

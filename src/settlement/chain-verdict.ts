@@ -34,9 +34,12 @@ export function expectedTransferOf(row: SettlementRow): ExpectedTransfer {
 /**
  * What the chain says about a row's transaction: paid (by our tx, or by a front-runner who
  * submitted the same authorization first), failed, or not known yet. Waits at most `waitMs`.
+ * `known`: the receipt of the row's transaction, already in hand (a sync send answers with it; a
+ * batch's rows share one): read as it is, nothing asked for it. A receipt of any other hash is ignored.
  */
-export async function chainVerdict(client: PublicClient, row: SettlementRow, waitMs: number): Promise<ChainVerdict> {
-  const receipt = (await receiptWithin(client, row.txHash as Hex, waitMs)) ?? (await replacedReceipt(client, row));
+export async function chainVerdict(client: PublicClient, row: SettlementRow, waitMs: number, known?: TransactionReceipt): Promise<ChainVerdict> {
+  const inHand = known && row.txHash && known.transactionHash.toLowerCase() === row.txHash.toLowerCase() ? known : undefined;
+  const receipt = inHand ?? (await receiptWithin(client, row.txHash as Hex, waitMs)) ?? (await replacedReceipt(client, row));
   if (!receipt) return { kind: "unknown" };
   const expected = expectedTransferOf(row);
   // A batch transaction's cost is shared evenly by the settlements it carries.

@@ -1,4 +1,4 @@
-import type { Hex, LocalAccount, PublicClient } from "viem";
+import type { Hex, LocalAccount, PublicClient, TransactionReceipt } from "viem";
 import type { ChainRegistry } from "../chain/registry.js";
 import type { SignerLease, SignerPool } from "../chain/signers.js";
 import { nowSeconds, type Clock } from "../clock.js";
@@ -22,7 +22,16 @@ import type { SettlementRow } from "../store/schema.js";
 import type { NewSettlement, SettlementsRepository } from "../store/settlements-repo.js";
 import { isFinal, isReclaimable } from "../store/settlement-states.js";
 import { allocateNonceAndPersistSigned, refuseSignedTransaction } from "../store/tx-nonces.js";
-import { broadcastRawTransaction, isPrepared, prepareTransaction, signSettlementTransaction, type BroadcastResult, type PreparedTransaction } from "./prepare-sign-send.js";
+import {
+  broadcastRawTransaction,
+  broadcastRawTransactionSync,
+  isPrepared,
+  prepareTransaction,
+  signSettlementTransaction,
+  type BroadcastResult,
+  type PreparedTransaction,
+} from "./prepare-sign-send.js";
+import type { SyncSendRoute } from "../chain/send-routes.js";
 import { chainVerdict, type ChainVerdict } from "./chain-verdict.js";
 import { duplicate, failed, outcomeOfFinalRow, pending, succeeded, type SettleOutcome } from "./outcome.js";
 import { crashPoint } from "./crash-points.js";
@@ -85,13 +94,24 @@ interface PendingSigning {
   alone: boolean;
 }
 
-/** What became of one row's transaction at broadcast (the row as persisted). */
+/** What the node said about one row's transaction (the row as persisted). */
+type NodeAnswer =
+  | { kind: "pending"; row: SettlementRow } // signed, the node's answer is unknown: settlement_pending
+  /** In the node's pool; `receipt`: a sync send's answer, the transaction included (every row of a batch shares it). */
+  | { kind: "submitted"; row: SettlementRow; receipt?: TransactionReceipt }
+  | { kind: "rejected"; row: SettlementRow; signerUnfunded: boolean };
+
+/** What became of one row's transaction at broadcast. */
 type SentSettlement =
   | { kind: "not-ours" } // the row was no longer claimed when the signer took it: it was left out
   | { kind: "unsent"; error: unknown } // failed before anything was persisted: nothing reached the chain
-  | { kind: "pending"; row: SettlementRow } // signed, the node's answer is unknown: settlement_pending
-  | { kind: "submitted"; row: SettlementRow }
-  | { kind: "rejected"; row: SettlementRow; signerUnfunded: boolean };
+  | NodeAnswer
+  /**
+   * Sent with eth_sendRawTransactionSync: the node answers once the transaction is included, so the
+   * signer's next transaction does not wait for it (nodes queue a later nonce until the earlier one
+   * arrives). `answer` never rejects.
+   */
+  | { kind: "sending"; row: SettlementRow; answer: Promise<NodeAnswer> };
 
 /** What one advance() step found: a written verdict, no receipt yet, or the node's refusal. */
 export type Advanced =
@@ -129,15 +149,21 @@ export class SettlementEngine {
   /**
    * The one sending path. Per signer, one group of queued settlements is signed and sent at a time;
    * the settlements that queue meanwhile form the next group (up to SETTLE_BATCH_MAX; with 1, every
-   * settlement is its own transaction). A lone settlement is a group of one.
+   * settlement is its own transaction). A lone settlement is a group of one. "Sent": the node
+   * answered a plain send; a sync send (eth_sendRawTransactionSync, answered at inclusion) counts as
+   * sent once it is on its way, so the next group never waits for the previous one's block.
    */
   private readonly sender: GroupCommit<PendingSigning, SentSettlement>;
   private readonly batchSettler: ContractPresence;
   private readonly warnedNoBatchSettler = new Set<number>();
+  /** The last send route logged per chain ("sync <url>" or "async"), so a change is logged once. */
+  private readonly loggedSendRoute = new Map<number, string>();
 
   constructor(private readonly deps: SettlementEngineDeps) {
     this.batchSettler = new ContractPresence(batchSettlerAddress, deps.clock);
     this.sender = new GroupCommit(deps.limits.settleBatchMax, (_key, items) => this.sendQueued(items));
+    // At start: which RPC URLs serve sync sends (SEND_MODE=auto; asked once per URL, see send-routes.ts).
+    for (const chain of deps.chains.all()) chain.sends.warm();
   }
 
   async settle(request: PaymentRequest, caller: SettleCaller = {}): Promise<SettleOutcome> {
@@ -277,7 +303,10 @@ export class SettlementEngine {
    */
   private async attempt(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number, caller: SettleCaller, options: { batchable: boolean }): Promise<AttemptEnd> {
     const { deps } = this;
-    const client = deps.chains.get(payment.network.chainId)!.publicClient;
+    const chain = deps.chains.get(payment.network.chainId)!;
+    const client = chain.publicClient;
+    // Whether the RPC serves sync sends is asked (once) while this settlement is prepared.
+    chain.sends.warm();
     let signerLease: SignerLease | undefined;
     try {
       let sent: SentSettlement;
@@ -376,7 +405,10 @@ export class SettlementEngine {
       crashPoint("after-batch-sign");
     }
     crashPoint("after-sign");
-    const sent = signed.length > 0 ? await this.broadcastSigned(signed) : [];
+    // A sync send waits for its receipt until the first of its rows' budgets ends; past that each
+    // row polls for the receipt within its own (see sendSync).
+    const untilMs = Math.min(...items.map((item) => item.deadlineMs));
+    const sent = signed.length > 0 ? await this.broadcastSigned(signed, untilMs) : [];
     return items.map((item) => sent.find((entry) => "row" in entry && entry.row.id === item.row.id) ?? { kind: "not-ours" as const });
   }
 
@@ -400,14 +432,83 @@ export class SettlementEngine {
 
   /**
    * Broadcasts the rows' one signed transaction and records what the node said, once for all of
-   * them. Never throws: the transaction may be out, so every row must still get its answer.
+   * them. Through an RPC that serves eth_sendRawTransactionSync (SEND_MODE, src/chain/send-routes.ts)
+   * it is a sync send: this returns as soon as it is sent (the rows' answers come with the receipt,
+   * or from one plain send of the same bytes at `untilMs`); otherwise a plain send. Never throws: the transaction may be out,
+   * so every row must still get its answer.
    */
-  private async broadcastSigned(rows: readonly SettlementRow[]): Promise<SentSettlement[]> {
+  private async broadcastSigned(rows: readonly SettlementRow[], untilMs: number): Promise<SentSettlement[]> {
+    const first = rows[0]!;
+    const chain = this.deps.chains.get(first.chainId)!;
+    // With no budget left there is no receipt to wait for: a plain send, then one look for the receipt.
+    const route = untilMs > this.deps.clock.nowMs() ? await chain.sends.syncRoute() : undefined;
+    if (route || untilMs > this.deps.clock.nowMs()) this.logSendRoute(first.chainId, route);
+    if (route) {
+      const answer = this.sendSync(route, rows, untilMs);
+      return rows.map((row, index) => ({ kind: "sending", row, answer: answer.then((answers) => answers[index]!) }));
+    }
+    const broadcast = await broadcastRawTransaction(chain.publicClient, first.rawTx as Hex);
+    crashPoint("after-broadcast");
+    return this.recordBroadcast(rows, broadcast);
+  }
+
+  /**
+   * One sync send for the rows' transaction, and what it means for each row. A node timeout is not
+   * a failure: the transaction is in its pool, the rows are submitted and their requests poll for
+   * the receipt within their budgets. No answer by `untilMs` (the first of the rows' deadlines), or
+   * a lost one, is followed by a plain send of the same bytes (the node says "already known" if it
+   * had them, and gets them if it did not), so the rows are recorded as after a plain send:
+   * submitted — each polls for the receipt within what is left of its own budget, then answers
+   * settlement_pending with the hash and the watcher finishes it — or refused. A URL that turns out
+   * not to serve the method gets a plain send. Never rejects.
+   */
+  private async sendSync(route: SyncSendRoute, rows: readonly SettlementRow[], untilMs: number): Promise<NodeAnswer[]> {
     const { deps } = this;
     const first = rows[0]!;
     const client = deps.chains.get(first.chainId)!.publicClient;
-    const broadcast = await broadcastRawTransaction(client, first.rawTx as Hex);
-    crashPoint("after-broadcast");
+    const rawTx = first.rawTx as Hex;
+    try {
+      const sent = await broadcastRawTransactionSync(route, client, rawTx, untilMs - deps.clock.nowMs());
+      crashPoint("after-broadcast");
+      switch (sent.kind) {
+        case "included":
+          return await this.recordBroadcast(rows, { kind: "accepted", alreadyKnown: false }, sent.receipt);
+        case "accepted":
+          deps.log.info({ settlementIds: rows.map((row) => row.id), txHash: first.txHash, answer: sent.message }, "sync send: in the node's pool, not included yet; waiting for the receipt");
+          return await this.recordBroadcast(rows, sent);
+        case "rejected":
+          return await this.recordBroadcast(rows, sent);
+        case "no-answer":
+          deps.log.warn({ settlementIds: rows.map((row) => row.id), txHash: first.txHash }, "sync send not answered within the settle budget; sending the same bytes again to learn whether the node has them");
+          return await this.recordBroadcast(rows, await broadcastRawTransaction(client, rawTx));
+        case "unsupported":
+          route.unsupported();
+          return await this.recordBroadcast(rows, await broadcastRawTransaction(client, rawTx));
+        case "unknown":
+          // The bytes may be out: sending them again is harmless (same hash) and learns what the node has.
+          deps.log.warn({ settlementIds: rows.map((row) => row.id), txHash: first.txHash, error: sent.message }, "sync send failed at the transport; sending the same bytes again");
+          return await this.recordBroadcast(rows, await broadcastRawTransaction(client, rawTx));
+      }
+    } catch (error) {
+      deps.log.error({ settlementIds: rows.map((row) => row.id), txHash: first.txHash, err: error }, "sync send failed; the watcher will finish it");
+      return rows.map((row) => ({ kind: "pending", row }));
+    }
+  }
+
+  private logSendRoute(chainId: number, route: SyncSendRoute | undefined): void {
+    const described = route ? `sync ${route.url}` : "async";
+    if (this.loggedSendRoute.get(chainId) === described) return;
+    this.loggedSendRoute.set(chainId, described);
+    this.deps.log.info(
+      { chainId, sendMode: this.deps.chains.get(chainId)!.sends.mode, via: route?.url },
+      route ? "settlement transactions go out with eth_sendRawTransactionSync (the node answers with the receipt)" : "settlement transactions go out with eth_sendRawTransaction and receipt polling",
+    );
+  }
+
+  /** Records what the node said about the rows' one transaction, once for all of them. Never throws. */
+  private async recordBroadcast(rows: readonly SettlementRow[], broadcast: BroadcastResult, receipt?: TransactionReceipt): Promise<NodeAnswer[]> {
+    const { deps } = this;
+    const first = rows[0]!;
     const ids = rows.map((row) => row.id);
     if (broadcast.kind === "unknown") {
       deps.log.warn({ settlementIds: ids, txHash: first.txHash, error: broadcast.message }, "broadcast outcome unknown; the watcher will rebroadcast");
@@ -427,7 +528,7 @@ export class SettlementEngine {
     }
     try {
       const submitted = await deps.repo.markBroadcastMany(ids);
-      return rows.map((row) => ({ kind: "submitted", row: submitted.find((entry) => entry.id === row.id) ?? row }));
+      return rows.map((row) => ({ kind: "submitted", row: submitted.find((entry) => entry.id === row.id) ?? row, ...(receipt ? { receipt } : {}) }));
     } catch (error) {
       // The transaction is out: whatever failed now (Postgres), the caller must get its hash, never
       // "nothing was sent" (ARCHITECTURE.md pitfall 3). The rows stay unfinished; the watcher completes them.
@@ -440,6 +541,9 @@ export class SettlementEngine {
   private async answerSent(sent: Exclude<SentSettlement, { kind: "not-ours" | "unsent" }>, deadlineMs: number): Promise<AttemptEnd> {
     const { row } = sent;
     switch (sent.kind) {
+      case "sending":
+        // Bounded: the sync send waits until the first budget of its rows ends, then one plain send at most.
+        return this.answerSent(await sent.answer, deadlineMs);
       case "pending":
         return answered(await this.answerPending(row));
       case "rejected":
@@ -448,7 +552,7 @@ export class SettlementEngine {
       case "submitted":
         try {
           crashPoint("before-receipt");
-          return await this.awaitOutcome(row, deadlineMs);
+          return await this.awaitOutcome(row, deadlineMs, sent.receipt);
         } catch (error) {
           // The transaction is out: the caller gets its hash (ARCHITECTURE.md pitfall 3); the watcher completes the row.
           this.deps.log.error({ settlementId: row.id, txHash: row.txHash, err: error }, "settlement broadcast, then its bookkeeping failed");
@@ -469,8 +573,8 @@ export class SettlementEngine {
    * Waits (bounded) for the chain's verdict on a broadcast row and answers it — unless the call
    * failed while the authorization stayed unused and budget is left: then the payment may go again.
    */
-  private async awaitOutcome(row: SettlementRow, deadlineMs: number): Promise<AttemptEnd> {
-    const step = await this.advance(row, { waitMs: Math.max(0, deadlineMs - this.deps.clock.nowMs()), claimSuccess: true });
+  private async awaitOutcome(row: SettlementRow, deadlineMs: number, receipt?: TransactionReceipt): Promise<AttemptEnd> {
+    const step = await this.advance(row, { waitMs: Math.max(0, deadlineMs - this.deps.clock.nowMs()), claimSuccess: true, receipt });
     if (step.kind === "unknown") return answered(await this.answerPending(step.row));
     if (step.kind === "refused") return answered(failed(ReasonCode.unexpectedSettleError, "the node refused the settlement transaction"));
     const { row: finalRow, successClaimed } = step;
@@ -486,9 +590,10 @@ export class SettlementEngine {
    * send the stored bytes again if they may never have reached a node (`signed`; harmless if they
    * did), ask the chain for the verdict — waiting at most `waitMs` — and write it; or, when no
    * receipt exists and the node refuses the bytes, record the refusal (the rows fail, their
-   * authorizations free, the nonce handed back).
+   * authorizations free, the nonce handed back). `receipt`: the transaction's receipt, already in
+   * hand (a sync send's answer): the verdict is read from it instead of asking for it.
    */
-  async advance(row: SettlementRow, options: { waitMs: number; claimSuccess: boolean }): Promise<Advanced> {
+  async advance(row: SettlementRow, options: { waitMs: number; claimSuccess: boolean; receipt?: TransactionReceipt }): Promise<Advanced> {
     const client = this.deps.chains.get(row.chainId)!.publicClient;
     let refused: Extract<BroadcastResult, { kind: "rejected" }> | undefined;
     if (row.status === "signed") {
@@ -496,7 +601,7 @@ export class SettlementEngine {
       if (resent.kind === "accepted") row = (await this.deps.repo.markBroadcast(row)) ?? row;
       if (resent.kind === "rejected") refused = resent;
     }
-    const verdict = await chainVerdict(client, row, refused ? 0 : options.waitMs);
+    const verdict = await chainVerdict(client, row, refused ? 0 : options.waitMs, options.receipt);
     if (verdict.kind !== "unknown") return { kind: "final", ...(await this.finalize(row, verdict, options.claimSuccess)) };
     if (!refused) return { kind: "unknown", row };
     // Another worker may have sent the same bytes meanwhile (the row is submitted, not refused):

@@ -1,6 +1,22 @@
-import { BaseError, hexToBigInt, keccak256, toHex, type Address, type Hex, type LocalAccount, type PublicClient } from "viem";
+import {
+  BaseError,
+  HttpRequestError,
+  TimeoutError,
+  formatTransactionReceipt,
+  hexToBigInt,
+  keccak256,
+  toHex,
+  type Address,
+  type Hex,
+  type LocalAccount,
+  type PublicClient,
+  type RpcTransactionReceipt,
+  type TransactionReceipt,
+} from "viem";
 import { hasCode } from "../chain/code.js";
-import { isTransportFailure, revertReason, throwIfTransportFailure } from "../chain/rpc-errors.js";
+import { isMethodUnsupported, isTransportFailure, revertReason, rpcErrorCode, throwIfTransportFailure } from "../chain/rpc-errors.js";
+import { syncSendMethod, type SyncSendRoute } from "../chain/send-routes.js";
+import { withTimeout } from "../util/with-timeout.js";
 import type { Limits } from "../config.js";
 import { readChainState } from "../exact-evm/chain-state.js";
 import { settlementGasMax } from "../exact-evm/payment-limits.js";
@@ -188,22 +204,85 @@ export async function broadcastRawTransaction(client: PublicClient, rawTx: Hex):
     await client.sendRawTransaction({ serializedTransaction: rawTx });
     return { kind: "accepted", alreadyKnown: false };
   } catch (error) {
-    // The node's text may quote the RPC URL (an API key in its path): redacted at the source, since
-    // it goes on to logs, the row's error_message and the answer.
-    const message = redactUrls(error instanceof BaseError ? (error.details ?? error.shortMessage) : String(error));
-    if (/already known|known transaction|AlreadyKnown|already imported/i.test(message)) return { kind: "accepted", alreadyKnown: true };
-    if (isTransportFailure(error)) return { kind: "unknown", message };
-    const nonceConsumed = /nonce too low|nonce.*already.*used|NonceTooLow/i.test(message);
-    // "Nonce too low" may mean OUR transaction took the nonce: a fallback transport resends the same
-    // bytes to the next RPC after the first one forwarded them and lost the answer. Then it is sent.
-    if (nonceConsumed) {
-      const ours = await client.getTransaction({ hash: keccak256(rawTx) }).then(
-        () => "found" as const,
-        (lookupError: unknown) => (isTransportFailure(lookupError) ? ("unknown" as const) : ("absent" as const)),
-      );
-      if (ours === "found") return { kind: "accepted", alreadyKnown: true };
-      if (ours === "unknown") return { kind: "unknown", message };
-    }
-    return { kind: "rejected", message, nonceConsumed, signerUnfunded: /insufficient funds/i.test(message) };
+    return sendRefusal(client, rawTx, error);
   }
+}
+
+/** What a send's error says: already there (accepted), no answer (unknown), or the node's refusal. */
+async function sendRefusal(client: PublicClient, rawTx: Hex, error: unknown): Promise<BroadcastResult> {
+  // The node's text may quote the RPC URL (an API key in its path): redacted at the source, since
+  // it goes on to logs, the row's error_message and the answer.
+  const message = sendErrorMessage(error);
+  if (/already known|known transaction|AlreadyKnown|already imported/i.test(message)) return { kind: "accepted", alreadyKnown: true };
+  if (isTransportFailure(error)) return { kind: "unknown", message };
+  const nonceConsumed = /nonce too low|nonce.*already.*used|NonceTooLow/i.test(message);
+  // "Nonce too low" may mean OUR transaction took the nonce: a fallback transport resends the same
+  // bytes to the next RPC after the first one forwarded them and lost the answer. Then it is sent.
+  if (nonceConsumed) {
+    const ours = await client.getTransaction({ hash: keccak256(rawTx) }).then(
+      () => "found" as const,
+      (lookupError: unknown) => (isTransportFailure(lookupError) ? ("unknown" as const) : ("absent" as const)),
+    );
+    if (ours === "found") return { kind: "accepted", alreadyKnown: true };
+    if (ours === "unknown") return { kind: "unknown", message };
+  }
+  return { kind: "rejected", message, nonceConsumed, signerUnfunded: /insufficient funds/i.test(message) };
+}
+
+function sendErrorMessage(error: unknown): string {
+  return redactUrls(error instanceof BaseError ? (error.details ?? error.shortMessage) : String(error));
+}
+
+export type SyncBroadcastResult =
+  /** The node included it and answered with its receipt. */
+  | { kind: "included"; receipt: TransactionReceipt }
+  /**
+   * It is in the node's pool but not included yet: the node's own wait ran out (EIP-7966 error 4;
+   * Anvil's "transaction confirmation timeout") or the node holds it as not ready (error 5: a nonce
+   * gap, say). No receipt: the caller polls for it like after a plain send.
+   */
+  | { kind: "accepted"; alreadyKnown: boolean; message?: string }
+  /** The node refused it, as eth_sendRawTransaction would have (nothing is in any pool). */
+  | Extract<BroadcastResult, { kind: "rejected" }>
+  /** The transport failed (connection lost, HTTP error, the answer lost): it may or may not be out there. */
+  | { kind: "unknown"; message: string }
+  /** Still no answer when `waitMs` ended: the node may be waiting for inclusion, or never got it. */
+  | { kind: "no-answer" }
+  /** The URL does not serve eth_sendRawTransactionSync after all: nothing was sent. */
+  | { kind: "unsupported"; message: string };
+
+/** EIP-7966's "added to the pool, not included within the wait" (4) and "added, not ready" (5), and Anvil's wording of the first. */
+const syncPendingCodes = new Set([4, 5]);
+const syncTimeoutPattern = /confirmation timeout|wasn't processed|was not processed|timed out waiting|timeout waiting for|not (yet )?(included|mined) (with)?in/i;
+
+/**
+ * eth_sendRawTransactionSync (EIP-7966) through `route` (one URL, no batching, no retries), waiting
+ * at most `waitMs` for its answer. Never with the optional timeout parameter: Anvil 1.7 rejects it,
+ * and the node's own default (2 s in the EIP, 30 s on Anvil) is the most it waits anyway. A node
+ * timeout is not a failure: the transaction is in its pool (`accepted`, no receipt). Refusals are
+ * read as for eth_sendRawTransaction (`client`, the network's client, looks a "nonce too low" up).
+ */
+export async function broadcastRawTransactionSync(route: Pick<SyncSendRoute, "client">, client: PublicClient, rawTx: Hex, waitMs: number): Promise<SyncBroadcastResult> {
+  const answer = route.client
+    .request({ method: syncSendMethod, params: [rawTx] } as never, { retryCount: 0 })
+    .then(
+      (raw: unknown) => ({ kind: "receipt" as const, raw }),
+      (error: unknown) => ({ kind: "error" as const, error }),
+    );
+  const settled = await withTimeout(answer, Math.max(0, waitMs), () => undefined);
+  if (!settled) return { kind: "no-answer" };
+  if (settled.kind === "receipt") {
+    const receipt = settled.raw && typeof settled.raw === "object" ? formatTransactionReceipt(settled.raw as RpcTransactionReceipt) : undefined;
+    // A node that answers without a receipt of these very bytes has it at best: look it up as after a plain send.
+    if (!receipt || receipt.transactionHash?.toLowerCase() !== keccak256(rawTx)) return { kind: "accepted", alreadyKnown: false, message: "the sync send answered without this transaction's receipt" };
+    return { kind: "included", receipt };
+  }
+  const { error } = settled;
+  const message = sendErrorMessage(error);
+  if (isMethodUnsupported(error)) return { kind: "unsupported", message };
+  const code = rpcErrorCode(error);
+  const isNodeAnswer = error instanceof BaseError && !error.walk((cause) => cause instanceof TimeoutError || cause instanceof HttpRequestError);
+  if (isNodeAnswer && ((code !== undefined && syncPendingCodes.has(code)) || syncTimeoutPattern.test(message))) return { kind: "accepted", alreadyKnown: false, message };
+  const refusal = await sendRefusal(client, rawTx, error);
+  return refusal;
 }

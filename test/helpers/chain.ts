@@ -60,3 +60,22 @@ export async function startTestChain(options: Partial<StartAnvilOptions> = {}): 
     stop: () => anvil.stop(),
   };
 }
+
+/**
+ * The node holds this transaction (in its pool, or mined): what "our settlement is sent" means
+ * whatever the send method. A sync send (eth_sendRawTransactionSync) keeps its rows `signed` until
+ * the node answers with the receipt, so a row's status alone does not say the bytes are out.
+ */
+export async function nodeHolds(chain: Pick<TestChain, "publicClient">, hash: string | null | undefined): Promise<boolean> {
+  if (!hash) return false;
+  return chain.publicClient.getTransaction({ hash: hash as Hex }).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** How many of `hashes` the node holds (see nodeHolds). */
+export async function heldByNode(chain: Pick<TestChain, "publicClient">, hashes: ReadonlyArray<string | null | undefined>): Promise<number> {
+  const held = await Promise.all(hashes.map((hash) => nodeHolds(chain, hash)));
+  return held.filter(Boolean).length;
+}

@@ -7,14 +7,14 @@
  * Environment:
  *   DATABASE_URL, SIGNER_PRIVATE_KEYS (comma-separated), RPC_URL, TOKEN_ADDRESS — required
  *   CHAIN_ID (default 84532, served as "eip155:84532" / v1 "base-sepolia"), PORT (default 0),
- *   LOG_LEVEL (default "warn"), and every limit loadLimits() reads (SETTLE_BUDGET_MS, …)
+ *   LOG_LEVEL (default "warn"), SEND_MODE, and every limit loadLimits() reads (SETTLE_BUDGET_MS, …)
  *   X402_TEST_CRASH_AT — read by src/settlement/crash-points.ts itself.
  *
  * Once listening it prints one JSON line on stdout: {"event":"facilitator-ready","url":…,"pid":…}.
  * When its stdin closes (the parent test process died, even by SIGKILL) it shuts down: no orphans.
  */
 import { getAddress, type Hex } from "viem";
-import { loadLimits, type Config } from "../../src/config.js";
+import { loadLimits, loadSendMode, type Config } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
 import { closeOnSignals, startServer } from "../../src/server-process.js";
 
@@ -48,6 +48,7 @@ async function main(): Promise<void> {
       },
     ],
     limits: loadLimits(process.env),
+    sendMode: loadSendMode(process.env),
   };
   const log = createLogger(config.logLevel);
   const server = await startServer(config, log);

@@ -6,7 +6,7 @@ import { createChainRegistry } from "../../src/chain/registry.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createSignerPool } from "../../src/chain/signers.js";
 import { systemClock, type Clock } from "../../src/clock.js";
-import { defaultLimits, type AssetConfig, type Limits, type NetworkConfig, type Policy } from "../../src/config.js";
+import { defaultLimits, type AssetConfig, type Limits, type NetworkConfig, type Policy, type SendMode } from "../../src/config.js";
 import { createServices, type Services } from "../../src/services.js";
 import type { ScreeningConfig } from "../../src/screening/screening.js";
 import { openDatabase } from "../../src/store/db.js";
@@ -39,6 +39,8 @@ export interface TestFacilitatorOptions {
   screening?: ScreeningConfig;
   /** The network's sanctions oracle contract. Default: none. */
   sanctionsOracle?: Address;
+  /** SEND_MODE. Default auto: Anvil serves eth_sendRawTransactionSync, so settlements are sync sends. */
+  sendMode?: SendMode;
 }
 
 export interface TestFacilitator {
@@ -71,7 +73,7 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
   const services = createServices({
     database,
     metrics,
-    chains: createChainRegistry([network], limits, { clock, onRpcError: metrics.rpcError }),
+    chains: createChainRegistry([network], limits, { clock, onRpcError: metrics.rpcError, sendMode: options.sendMode }),
     signers: createSignerPool(options.signerKeys ?? [keys.facilitator], limits.inFlightPerSignerMax, clock),
     clock,
     limits,

@@ -12,6 +12,11 @@
  * - blackhole        accept and never answer (never forwarded); held until the client hangs up or stop().
  * - forwardThenDrop  forward, wait for the node's answer, then destroy the socket: the node acted,
  *                    the client never learns it (a lost broadcast answer).
+ * - methodNotFound   answer JSON-RPC -32601 "Method not found" (HTTP 200, never forwarded): an RPC
+ *                    that does not serve the method (e.g. eth_sendRawTransactionSync).
+ * - syncTimeout      an eth_sendRawTransactionSync whose wait ran out at the node: forwarded as
+ *                    eth_sendRawTransaction (the node gets the transaction), answered with EIP-7966's
+ *                    timeout error (code 4, the hash as data) when the node took it, else its refusal.
  *
  * A fault may be limited to requests carrying given JSON-RPC methods; a batch (array) is one HTTP
  * request with one answer, so it is faulted whole when any of its calls matches.
@@ -25,7 +30,7 @@
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
-export type FaultMode = "pass" | "drop" | "delay" | "status429" | "status503" | "blackhole" | "forwardThenDrop";
+export type FaultMode = "pass" | "drop" | "delay" | "status429" | "status503" | "blackhole" | "forwardThenDrop" | "methodNotFound" | "syncTimeout";
 
 export interface FaultRule {
   mode: FaultMode;
@@ -60,6 +65,11 @@ export interface FaultyRpcProxy {
   faulted(method: string): number;
   /** Total calls received, all methods. */
   total(): number;
+  /**
+   * Signed transactions received: eth_sendRawTransaction calls, and eth_sendRawTransactionSync
+   * calls that carried one (not the facilitator's empty-transaction probe, params ["0x"]).
+   */
+  transactionsReceived(): number;
   /**
    * The params of the last calls of `method` received (at most `recentParamsMax`, oldest first),
    * as sent: e.g. `[{ from, to, data, gas }, "latest"]` for an eth_call.
@@ -104,12 +114,15 @@ export async function startFaultyRpcProxy(options: FaultyRpcProxyOptions): Promi
   const waiters: Array<{ method: string; resolve: () => void; reject: (error: Error) => void }> = [];
   let current: FaultRule = normalizeRule(options.initial ?? "pass");
   let counts: ProxyCounts = emptyCounts();
+  let transactions = 0;
   let recentParams = new Map<string, unknown[][]>();
   let stopped = false;
 
   const record = (calls: JsonRpcCall[]) => {
     for (const call of calls) {
       if (typeof call.method !== "string") continue;
+      const firstParam = Array.isArray(call.params) ? call.params[0] : undefined;
+      if (call.method === "eth_sendRawTransaction" || (call.method === "eth_sendRawTransactionSync" && typeof firstParam === "string" && firstParam !== "0x")) transactions += 1;
       let list = recentParams.get(call.method);
       if (!list) {
         if (recentParams.size >= recordedMethodsMax) continue;
@@ -214,6 +227,32 @@ export async function startFaultyRpcProxy(options: FaultyRpcProxyOptions): Promi
         case "status503":
           handled(methods);
           return answerStatus(res, 503, parsed);
+        case "methodNotFound":
+          handled(methods);
+          return answerMethodNotFound(res, parsed);
+        case "syncTimeout": {
+          if (parsed.batch || parsed.calls[0]?.method !== "eth_sendRawTransactionSync") return relay(false);
+          bump(counts.forwarded, methods);
+          const call = parsed.calls[0]!;
+          const plain = Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: call.id ?? null, method: "eth_sendRawTransaction", params: call.params }));
+          return forward(
+            plain,
+            (status, headers, answer) => {
+              handled(methods);
+              const upstreamAnswer = parseAnswer(answer);
+              const body =
+                typeof upstreamAnswer?.result === "string"
+                  ? JSON.stringify({ jsonrpc: "2.0", id: call.id ?? null, error: { code: 4, message: "The transaction was added to the mempool but wasn't processed in 2s.", data: upstreamAnswer.result } })
+                  : answer;
+              res.writeHead(status, { "content-type": headers["content-type"] ?? "application/json" });
+              res.end(body);
+            },
+            () => {
+              handled(methods);
+              if (!res.headersSent) answerStatus(res, 502, parsed);
+            },
+          );
+        }
         case "blackhole":
           // Held: the socket stays open until the client gives up or stop() destroys it.
           handled(methods);
@@ -250,9 +289,11 @@ export async function startFaultyRpcProxy(options: FaultyRpcProxyOptions): Promi
     forwarded: (method) => counts.forwarded[method] ?? 0,
     faulted: (method) => counts.faulted[method] ?? 0,
     total: () => Object.values(counts.received).reduce((sum, n) => sum + n, 0),
+    transactionsReceived: () => transactions,
     lastParams: (method) => structuredClone(recentParams.get(method) ?? []),
     resetCounts: () => {
       counts = emptyCounts();
+      transactions = 0;
       recentParams = new Map();
     },
     waitFor: (method, timeoutMs = waitForTimeoutMsDefault) =>
@@ -329,6 +370,24 @@ function parseCalls(body: Buffer): { calls: JsonRpcCall[]; batch: boolean } {
   } catch {
     return { calls: [{}], batch: false };
   }
+}
+
+function parseAnswer(answer: Buffer): { result?: unknown } | undefined {
+  try {
+    const parsed: unknown = JSON.parse(answer.toString("utf8"));
+    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as { result?: unknown }) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** HTTP 200 with JSON-RPC's "method not found" for every call (of a batch: each, ids kept). */
+function answerMethodNotFound(res: http.ServerResponse, { calls, batch }: { calls: JsonRpcCall[]; batch: boolean }): void {
+  const errorOf = (call: JsonRpcCall) => ({ jsonrpc: "2.0", id: call.id ?? null, error: { code: -32601, message: "Method not found" } });
+  const body = batch ? calls.map(errorOf) : errorOf(calls[0] ?? {});
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
 }
 
 /** An HTTP error status with a JSON-RPC error body (one error per call of a batch, ids kept). */

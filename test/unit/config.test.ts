@@ -194,6 +194,23 @@ describe("TRUST_PROXY", () => {
   });
 });
 
+describe("SEND_MODE", () => {
+  const sendMode = (value: string | undefined) => loadConfig({ ...base, NETWORKS: "base", SEND_MODE: value }).sendMode;
+
+  it("is auto unless set", () => {
+    expect(sendMode(undefined)).toBe("auto");
+    expect(sendMode("")).toBe("auto");
+  });
+
+  it.each(["auto", "sync", "async"])("takes %s", (value) => {
+    expect(sendMode(value)).toBe(value);
+  });
+
+  it.each(["SYNC", "on", "true", "eip7966"])("refuses %j with a ConfigError naming SEND_MODE", (value) => {
+    expect(() => sendMode(value)).toThrow(/^SEND_MODE must be auto, sync or async/);
+  });
+});
+
 describe("BUILDER_CODE", () => {
   const builderCode = (value: string | undefined) => loadConfig({ ...base, NETWORKS: "base", BUILDER_CODE: value }).builderCode;
 

@@ -3,7 +3,7 @@ import { createWalletClient, http, parseGwei, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { encodeAggregate3, multicall3Address } from "../../../src/exact-evm/multicall3.js";
 import { transferWithAuthorizationCall } from "../../../src/exact-evm/transfer-call.js";
-import { addressOf, keys } from "../../helpers/chain.js";
+import { addressOf, keys, nodeHolds } from "../../helpers/chain.js";
 import { withPgClient } from "../../helpers/database.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import { authorizationOf, randomNonce, signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
@@ -24,6 +24,12 @@ const fx = usePaymentFixture({ label: "decoy", chain: { noMining: true }, payerB
 
 const settle = async (body: unknown) => (await postJson<{ success: boolean; errorReason?: string; transaction: Hex }>(fx.facilitator.app, "/settle", body)).body;
 
+/** The settlement's transaction is in the node's pool (its row `submitted`, or `signed` while a sync send waits). */
+async function inPool(nonce: Hex): Promise<boolean> {
+  const hash = await withPgClient(fx.database.url, async (client) => (await client.query("select tx_hash from settlements where nonce = $1", [nonce.toLowerCase()])).rows[0]?.tx_hash);
+  return nodeHolds(fx.chain, hash);
+}
+
 async function statusOf(nonce: Hex): Promise<string | undefined> {
   return withPgClient(fx.database.url, async (client) => (await client.query("select status from settlements where nonce = $1", [nonce.toLowerCase()])).rows[0]?.status);
 }
@@ -39,7 +45,7 @@ describe("a front-runner's decoy Transfer (one Transfer pays one settlement)", (
     const payToBefore = await fx.chain.balanceOf(payTo);
 
     const answers = Promise.all([settle(v2Body(x, requirements)), settle(v2Body(y, requirements))]);
-    await waitFor("both settlements in the pool", async () => (await statusOf(n1)) === "submitted" && (await statusOf(n2)) === "submitted", 15_000);
+    await waitFor("both settlements in the pool", async () => (await inPool(n1)) && (await inPool(n2)), 15_000);
 
     const attacker = createWalletClient({ account: privateKeyToAccount(keys.payer), transport: http(fx.chain.rpcUrl) });
     const data = encodeAggregate3(

@@ -108,7 +108,7 @@ describe("a gas-burning ERC-1271 wallet cannot make the node run to its own cap"
 
     // Nothing sent, nothing claimed.
     expect(await f.chain.publicClient.getTransactionCount({ address: signer })).toBe(txCountBefore);
-    expect(proxy.received("eth_sendRawTransaction")).toBe(0);
+    expect(proxy.transactionsReceived()).toBe(0);
     const rows = await withPgClient(f.database.url, async (c) => (await c.query("select * from settlements where payer = $1", [burner.toLowerCase()])).rows);
     expect(rows).toEqual([]);
     console.log(
@@ -177,7 +177,7 @@ describe("an EIP-7702 key whose delegate burns gas in the token's signature chec
     expect(settled.statusCode).toBe(200);
     expect(settled.json()).toMatchObject({ success: false, transaction: "", payer: attacker });
     expect(await f.chain.publicClient.getTransactionCount({ address: signer })).toBe(txCountBefore);
-    expect(proxy.received("eth_sendRawTransaction")).toBe(0);
+    expect(proxy.transactionsReceived()).toBe(0);
     const rows = await withPgClient(f.database.url, async (c) => (await c.query("select * from settlements where nonce = $1", [payment.authorization.nonce.toLowerCase()])).rows);
     expect(rows.every((row) => row.status === "failed" && row.broadcast_at === null && row.tx_hash === null)).toBe(true);
     console.log(

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { encodeFunctionData, parseAbi } from "viem";
 import { anvilDevPrivateKeys } from "../../../src/sandbox/anvil.js";
 import { deployContract, delegateEoa } from "../../helpers/attackers.js";
-import { addressOf, keys } from "../../helpers/chain.js";
+import { addressOf, heldByNode, keys } from "../../helpers/chain.js";
 import { withPgClient } from "../../helpers/database.js";
 import { usePaymentFixture, type PaymentFixture } from "../../helpers/fixture.js";
 import { waitFor } from "../../helpers/wait.js";
@@ -56,7 +56,7 @@ describe("a payer with code whose settlement failed on chain although its simula
 
     // Simulated while disarmed; the payer arms its code ahead of our transaction (higher tip).
     const first = settle(f, await payment(f));
-    await waitFor("our settlement in the pool", async () => (await broadcastRows(f)) === 1, 10_000);
+    await waitFor("our settlement in the pool", async () => (await rowsInPool(f)) === 1, 10_000);
     await arm(true);
     await f.chain.testClient.mine({ blocks: 1 });
     expect((await first).body).toMatchObject({ success: false });
@@ -86,6 +86,12 @@ async function mined<T>(f: PaymentFixture, send: () => Promise<T>): Promise<T> {
 async function payment(f: PaymentFixture, valueAtomic = 1n) {
   const signed = await signPayment({ payerKey: attackerKey, token: f.chain.token, chainId: f.chain.chainId, payTo, valueAtomic });
   return v2Body(signed, v2Requirements({ token: f.chain.token, payTo, amountAtomic: valueAtomic }));
+}
+
+/** Rows whose transaction the node holds (a sync send's rows stay `signed`, broadcast_at unset, until the node answers). */
+async function rowsInPool(f: PaymentFixture): Promise<number> {
+  const hashes = await withPgClient(f.database.url, async (c) => (await c.query("select tx_hash from settlements where tx_hash is not null")).rows.map((row) => row.tx_hash as string));
+  return heldByNode(f.chain, hashes);
 }
 
 async function broadcastRows(f: PaymentFixture): Promise<number> {

@@ -59,6 +59,9 @@ async function useFacilitator(limits: Partial<Limits> = {}, rpcUrls = [rpcA.url,
     rpcUrls,
     token: chain.token,
     limits: { rpcTimeoutMs, rpcRetryCount, settleBudgetMs, duplicateWaitMs: settleBudgetMs, ...limits },
+    // Plain sends and receipt polling: the faults below are keyed on eth_sendRawTransaction. The
+    // same faults on sync sends (eth_sendRawTransactionSync) are in test/integration/settlement/sync-send.test.ts.
+    sendMode: "async",
   });
   return facilitator;
 }

@@ -26,7 +26,7 @@ const payTo = addressOf(keys.payTo);
 const amountAtomic = 10_000n;
 
 /** Every JSON-RPC method a verify or a settle sends, failed one at a time. */
-const methodsFaulted = ["eth_call", "eth_estimateGas", "eth_getTransactionCount", "eth_sendRawTransaction", "eth_getTransactionReceipt", "eth_getBalance"];
+const methodsFaulted = ["eth_call", "eth_estimateGas", "eth_getTransactionCount", "eth_sendRawTransactionSync", "eth_sendRawTransaction", "eth_getTransactionReceipt", "eth_getBalance"];
 const faultsOfEveryCall: FaultMode[] = ["blackhole", "drop", "status503", "status429"];
 
 let chain: TestChain;

@@ -3,7 +3,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { createWalletClient, http, parseAbi, parseGwei, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { withPgClient } from "../../helpers/database.js";
-import { addressOf, keys } from "../../helpers/chain.js";
+import { addressOf, keys, nodeHolds } from "../../helpers/chain.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import { postJson } from "../../helpers/http.js";
 import { authorizationOf, signPayment, v2Body, v2Requirements, type SignedPayment } from "../../helpers/payments.js";
@@ -31,6 +31,12 @@ const settle = (body: unknown) => postJson(fx.facilitator.app, "/settle", body);
 
 async function rowFor(nonce: string) {
   return withPgClient(fx.database.url, async (client) => (await client.query("select * from settlements where nonce = $1", [nonce.toLowerCase()])).rows[0]);
+}
+
+/** The settlement's transaction is in the node's pool: its row is `submitted`, or `signed` while a sync send waits for the receipt. */
+async function inPool(nonce: string) {
+  const row = await rowFor(nonce);
+  return (await nodeHolds(fx.chain, row?.tx_hash)) ? row : undefined;
 }
 
 
@@ -93,8 +99,8 @@ describe("POST /settle when the receipt is slow", () => {
     const payToBefore = await fx.chain.balanceOf(payTo);
     const retry = settle(body);
     await waitFor("the re-settlement in the pool", async () => {
-      const row = await rowFor(payment.authorization.nonce);
-      return row?.status === "submitted" && row.tx_hash !== first.body.transaction;
+      const row = await inPool(payment.authorization.nonce);
+      return row !== undefined && row.tx_hash !== first.body.transaction;
     }, 5_000, 25);
     await fx.chain.testClient.mine({ blocks: 1 });
     const answer = (await retry).body;
@@ -119,7 +125,7 @@ describe("POST /settle when the receipt is slow", () => {
     const body = v2Body(await sign(), requirements());
     const first = settle(body);
     // Order, not time: the first call holds the claim (its transaction is in the pool) before the second arrives.
-    await waitFor("the first call's settlement submitted", async () => (await rowFor(body.paymentPayload.payload.authorization.nonce))?.status === "submitted", 5_000, 25);
+    await waitFor("the first call's settlement in the pool", async () => inPool(body.paymentPayload.payload.authorization.nonce), 5_000, 25);
     const second = settle(body);
     await new Promise((resolve) => setTimeout(resolve, 300));
     await fx.chain.testClient.mine({ blocks: 1 });
@@ -134,7 +140,7 @@ describe("POST /settle when someone else submits the authorization first", () =>
     const payment = await sign();
     const payToBefore = await fx.chain.balanceOf(payTo);
     const pending = settle(v2Body(payment, requirements()));
-    await waitFor("settlement submitted", async () => (await rowFor(payment.authorization.nonce))?.status === "submitted", 5_000, 25);
+    await waitFor("settlement in the pool", async () => inPool(payment.authorization.nonce), 5_000, 25);
     const theirs = await frontRun(payment);
     await fx.chain.testClient.mine({ blocks: 1 });
     const answer = (await pending).body;
@@ -161,7 +167,7 @@ describe("POST /settle when someone else submits the authorization first", () =>
     try {
       const payment = await sign();
       const pending = settle(v2Body(payment, requirements()));
-      await waitFor("settlement submitted", async () => (await rowFor(payment.authorization.nonce))?.status === "submitted", 5_000, 25);
+      await waitFor("settlement in the pool", async () => inPool(payment.authorization.nonce), 5_000, 25);
       // The payer cancels the authorization ahead of us: with the quirk our tx "succeeds" and pays nothing.
       const payerWallet = createWalletClient({ account: privateKeyToAccount(keys.payer), transport: http(fx.chain.rpcUrl) });
       const cancelSignature = await payerWallet.signTypedData({

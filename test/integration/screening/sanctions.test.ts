@@ -118,7 +118,7 @@ async function screenings(facilitator: TestFacilitator, labels: { source: string
 async function expectRefusedAtVerifyAndSettle(facilitator: TestFacilitator, payload: Body, reason: string, message: RegExp) {
   const payer = payload.paymentPayload.payload.authorization.from;
   const balanceBefore = await chain.balanceOf(payer);
-  const sendsBefore = proxy.received("eth_sendRawTransaction");
+  const sendsBefore = proxy.transactionsReceived();
   const verified = await verify(facilitator, payload);
   expect(verified).toEqual({ status: 200, body: { isValid: false, invalidReason: reason, invalidMessage: expect.stringMatching(message), payer } });
   const settled = await settle(facilitator, payload);
@@ -127,7 +127,7 @@ async function expectRefusedAtVerifyAndSettle(facilitator: TestFacilitator, payl
     body: { success: false, errorReason: reason, errorMessage: expect.stringMatching(message), payer, transaction: "", network: "eip155:84532" },
   });
   expect(await rowsFor(payload)).toBe(0);
-  expect(proxy.received("eth_sendRawTransaction")).toBe(sendsBefore);
+  expect(proxy.transactionsReceived()).toBe(sendsBefore);
   expect(await chain.balanceOf(payer)).toBe(balanceBefore);
 }
 
@@ -284,7 +284,7 @@ describe("an oracle that cannot answer: never a 5xx", () => {
         },
       });
       expect(proxy.faulted("eth_blockNumber")).toBeGreaterThan(0);
-      expect(proxy.received("eth_sendRawTransaction")).toBe(0);
+      expect(proxy.transactionsReceived()).toBe(0);
       expect(await rowsFor(payload)).toBe(0);
     } finally {
       proxy.set("pass");

@@ -2,7 +2,7 @@ import { waitFor } from "../../helpers/wait.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Hex } from "viem";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
-import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
+import { addressOf, keys, nodeHolds, startTestChain, type TestChain } from "../../helpers/chain.js";
 import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
 import { startTestFacilitator } from "../../helpers/facilitator.js";
 import { postJson } from "../../helpers/http.js";
@@ -76,7 +76,7 @@ async function rowCount(): Promise<number> {
 
 
 /**
- * Starts a /settle and resolves once its row is `submitted`, i.e. the request is waiting for the
+ * Starts a /settle and resolves once its transaction is in the pool, i.e. the request is waiting for the
  * receipt. `connectionClose` asks the server to close the connection after the answer; without it
  * the client (undici fetch, like every x402 SDK) keeps the connection alive.
  */
@@ -91,9 +91,10 @@ async function settleUntilSubmitted(url: string, options: { connectionClose?: bo
     atMs: Date.now() - startedMs,
   }));
   answer.catch(() => undefined); // awaited by the test; a drop is asserted there
-  const submitted = await waitFor("row submitted", async () => {
+  // In the pool: the row is `submitted`, or `signed` while a sync send waits for the receipt.
+  const submitted = await waitFor("row's transaction in the pool", async () => {
     const row = await rowFor(nonce);
-    return row?.status === "submitted" ? row : undefined;
+    return (await nodeHolds(chain, row?.tx_hash)) ? row : undefined;
   }, 10_000);
   return { body, nonce, answer, submitted };
 }

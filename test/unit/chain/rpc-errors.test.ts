@@ -1,8 +1,8 @@
 /** Messages made from viem errors (revert reasons, 503s) carry no RPC URL secret. */
 import { describe, expect, it } from "vitest";
-import { BaseError, HttpRequestError, RpcRequestError, TimeoutError } from "viem";
+import { BaseError, HttpRequestError, MethodNotFoundRpcError, MethodNotSupportedRpcError, RpcRequestError, TimeoutError } from "viem";
 import { DependencyUnavailableError } from "../../../src/errors.js";
-import { revertReason, throwIfTransportFailure } from "../../../src/chain/rpc-errors.js";
+import { isMethodUnsupported, revertReason, rpcErrorCode, throwIfTransportFailure } from "../../../src/chain/rpc-errors.js";
 
 const secret = "SECRETKEY123";
 const url = `https://mainnet.infura.io/v3/${secret}`;
@@ -45,5 +45,34 @@ describe("throwIfTransportFailure", () => {
     new Error("not a viem error"),
   ])("returns for an error that is not a transport failure (%s): the caller judges it", (error) => {
     expect(throwIfTransportFailure(error, "simulating")).toBeUndefined();
+  });
+});
+
+describe("isMethodUnsupported", () => {
+  it.each([
+    ["JSON-RPC -32601", new MethodNotFoundRpcError(new BaseError("Method not found"))],
+    ["EIP-1474 -32004", new MethodNotSupportedRpcError(new BaseError("Method not supported"))],
+    ["a node's text", new RpcRequestError({ url, body: {}, error: { code: -32000, message: "the method eth_sendRawTransactionSync does not exist/is not available" } })],
+    ["an HTTP 403 saying so", new HttpRequestError({ url, status: 403, details: '{"code":-32601,"message":"method not whitelisted"}' })],
+  ])("is true for %s", (_label, error) => {
+    expect(isMethodUnsupported(error)).toBe(true);
+  });
+
+  it.each([
+    ["a timeout", new TimeoutError({ url, body: {} })],
+    ["a lost connection", new HttpRequestError({ url })],
+    ["HTTP 429", new HttpRequestError({ url, status: 429, details: "method not found? slow down" })],
+    ["a refused transaction", new RpcRequestError({ url, body: {}, error: { code: -32003, message: "nonce too low" } })],
+    ["an empty transaction refused (the method exists)", new RpcRequestError({ url, body: {}, error: { code: -32602, message: "Empty transaction data" } })],
+  ])("is false for %s", (_label, error) => {
+    expect(isMethodUnsupported(error)).toBe(false);
+  });
+});
+
+describe("rpcErrorCode", () => {
+  it("reads the node's code through viem's wrappers", () => {
+    expect(rpcErrorCode(new RpcRequestError({ url, body: {}, error: { code: 4, message: "wasn't processed in 2s" } }))).toBe(4);
+    expect(rpcErrorCode(new MethodNotFoundRpcError(new BaseError("x")))).toBe(-32601);
+    expect(rpcErrorCode(new TimeoutError({ url, body: {} }))).toBeUndefined();
   });
 });
