@@ -5,7 +5,7 @@ import type { Hex } from "viem";
 import { defaultLimits } from "../../../src/config.js";
 import { listenerApplicationName, poolApplicationName } from "../../../src/store/db.js";
 import type { StartAnvilOptions } from "../../../src/sandbox/anvil.js";
-import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
+import { addressOf, keys, nodeHolds, startTestChain, type TestChain } from "../../helpers/chain.js";
 import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { postJson, type JsonAnswer } from "../../helpers/http.js";
@@ -210,7 +210,8 @@ describe("waiting across two instances, each wake-up traced (automine off: a rec
   /** The owner's call on instance A, held at its receipt until the test mines. */
   async function ownerInFlight(body: Awaited<ReturnType<typeof sign>>, headers: Record<string, string> = {}) {
     const owner = settle(pair.instances[0]!, body, headers);
-    await waitFor("the owner's transaction in the pool", async () => (await rowOf(pair.database, body.paymentPayload.payload.authorization.nonce))?.status === "submitted", 15_000, 25);
+    // In the node's pool, whatever the send method: a sync send keeps the row `signed` until the node answers.
+    await waitFor("the owner's transaction in the pool", async () => nodeHolds(pair.chain, (await rowOf(pair.database, body.paymentPayload.payload.authorization.nonce))?.tx_hash), 15_000, 25);
     return { owner }; // not the promise itself: an async function would wait for it
   }
 
