@@ -72,9 +72,11 @@ export const limitSpecs = {
     env: "MIN_SIGNER_BALANCE_WEI", unit: "wei", default: 0n, min: 0n, max: bigintLimitMax,
     doc: "Refuse settlements (503) while a signer holds less native currency than this (on top of one settlement's cost); `0` turns it off.",
   },
+  // Transactions, not settlements: each carries up to SETTLE_BATCH_MAX. 16 is what a reth node's
+  // pool (Base's) accepts from one sender by default (max_account_slots); more would be refused.
   inFlightPerSignerMax: {
-    env: "IN_FLIGHT_PER_SIGNER_MAX", unit: "count", default: 64, min: 1, max: 10_000,
-    doc: "Settlements one key may have between nonce and receipt, per instance; more wait (bounded) for a slot.",
+    env: "IN_FLIGHT_PER_SIGNER_MAX", unit: "count", default: 16, min: 1, max: 10_000,
+    doc: "Transactions one key may have between send and verdict, per chain and instance (each carries up to `SETTLE_BATCH_MAX` settlements); settlements that arrive meanwhile gather into the next batch. Up to this × `SETTLE_BATCH_MAX` settlements may wait per key; more wait (bounded) for room.",
   },
   // One EIP-7702 delegation can make every in-flight settlement of its payer fail at once: this bounds the multiple.
   inFlightPerPayerMax: {

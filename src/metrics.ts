@@ -40,6 +40,7 @@ export interface ScrapeGauges {
   unfinishedSettlements: Gauge<"status">;
   signerBalanceWei: Gauge<"network" | "signer">;
   settlementsInFlight: Gauge<"signer">;
+  transactionsInFlight: Gauge<"signer">;
 }
 
 const latencyBucketsSeconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30];
@@ -94,7 +95,13 @@ export function createMetrics(): Metrics {
       labelNames: ["network", "signer"],
       registers: [registry],
     }),
-    settlementsInFlight: new Gauge({ name: "x402_settlements_in_flight", help: "Settlements between nonce and receipt on this instance, per signer", labelNames: ["signer"], registers: [registry] }),
+    settlementsInFlight: new Gauge({ name: "x402_settlements_in_flight", help: "Settlements from their signer's lease until their transaction's verdict on this instance, per signer", labelNames: ["signer"], registers: [registry] }),
+    transactionsInFlight: new Gauge({
+      name: "x402_transactions_in_flight",
+      help: "Settlement transactions between send and verdict on this instance, per signer (all chains; at most IN_FLIGHT_PER_SIGNER_MAX per chain)",
+      labelNames: ["signer"],
+      registers: [registry],
+    }),
   };
   return {
     registry,

@@ -25,7 +25,7 @@ export interface RunningServer {
 /** Migrates, builds the app and its services from config, starts the watcher and listens. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   // Before anything else: a wrong chain or token domain must stop the start, with one line.
-  const signers = createSignerPool(config.signerPrivateKeys, config.limits.inFlightPerSignerMax, systemClock);
+  const signers = createSignerPool(config.signerPrivateKeys, config.limits, systemClock);
   const selfCheck = await checkAtStart(
     config.networks,
     config.limits.rpcTimeoutMs,

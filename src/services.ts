@@ -38,6 +38,7 @@ function scrapeCollector(deps: ServiceDeps, settlements: SettlementsRepository) 
       }),
     ];
     for (const [signer, count] of Object.entries(deps.signers.inFlight())) gauges.settlementsInFlight.set({ signer }, count);
+    for (const [signer, count] of Object.entries(deps.signers.transactionsInFlight())) gauges.transactionsInFlight.set({ signer }, count);
     const nowMs = deps.clock.monotonicMs();
     if (balancesReadAtMs === undefined || nowMs - balancesReadAtMs > signerBalanceCacheMs) {
       balancesReadAtMs = nowMs;

@@ -215,7 +215,7 @@ export async function signersCommand(env: NodeJS.ProcessEnv, write: Write, args:
   }
   if (args.length > 0) throw new UsageError(`signers takes no arguments (see x402-facilitator signers --help)`);
   const config = loadConfig(env);
-  const pool = createSignerPool(config.signerPrivateKeys);
+  const pool = createSignerPool(config.signerPrivateKeys, config.limits);
   const chains = createChainRegistry(config.networks, config.limits, { clock: systemClock });
   const unreachable = new Set<string>();
   for (const handle of chains.all()) {

@@ -1,6 +1,6 @@
 import type { Hex, LocalAccount, PublicClient, TransactionReceipt } from "viem";
 import type { ChainRegistry } from "../chain/registry.js";
-import type { SignerLease, SignerPool } from "../chain/signers.js";
+import type { SignerLease, SignerPool, TransactionSlot } from "../chain/signers.js";
 import { nowSeconds, type Clock } from "../clock.js";
 import type { Limits } from "../config.js";
 import { claimLeaseMarginMs } from "../limits.js";
@@ -92,6 +92,11 @@ interface PendingSigning {
   deadlineMs: number;
   /** Sent in a transaction of its own, never in a batch (see mayBatch, settleAgainAlone). */
   alone: boolean;
+  /**
+   * Set once a transaction carrying this settlement is persisted: its share of that transaction's
+   * in-flight slot, released when this settlement has its verdict or stops waiting for it.
+   */
+  releaseTransactionShare?: () => void;
 }
 
 /** What the node said about one row's transaction (the row as persisted). */
@@ -151,7 +156,10 @@ export class SettlementEngine {
    * the settlements that queue meanwhile form the next group (up to SETTLE_BATCH_MAX; with 1, every
    * settlement is its own transaction). A lone settlement is a group of one. "Sent": the node
    * answered a plain send; a sync send (eth_sendRawTransactionSync, answered at inclusion) counts as
-   * sent once it is on its way, so the next group never waits for the previous one's block.
+   * sent once it is on its way, so the next group never waits for the previous one's block: a
+   * signer's transactions go out back to back with consecutive nonces. A group is taken from the
+   * queue only when the signer may have another transaction in flight (IN_FLIGHT_PER_SIGNER_MAX),
+   * so while its transactions wait for a block, a burst gathers into full batches.
    */
   private readonly sender: GroupCommit<PendingSigning, SentSettlement>;
   private readonly batchSettler: ContractPresence;
@@ -161,9 +169,18 @@ export class SettlementEngine {
 
   constructor(private readonly deps: SettlementEngineDeps) {
     this.batchSettler = new ContractPresence(batchSettlerAddress, deps.clock);
-    this.sender = new GroupCommit(deps.limits.settleBatchMax, (_key, items) => this.sendQueued(items));
+    this.sender = new GroupCommit(
+      deps.limits.settleBatchMax,
+      (_key, items) => this.sendQueued(items),
+      (_key, next) => deps.signers.transactionSlotFree(next.chainId, next.account.address, next.deadlineMs),
+    );
     // At start: which RPC URLs serve sync sends (SEND_MODE=auto; asked once per URL, see send-routes.ts).
     for (const chain of deps.chains.all()) chain.sends.warm();
+  }
+
+  /** Settlements prepared and queued for their signer's next transaction (metrics, tests). */
+  waitingToSend(): number {
+    return this.sender.queuedTotal();
   }
 
   async settle(request: PaymentRequest, caller: SettleCaller = {}): Promise<SettleOutcome> {
@@ -298,8 +315,9 @@ export class SettlementEngine {
   }
 
   /**
-   * One attempt with the claim we hold: prepare, reserve, sign, send, and wait for the verdict,
-   * holding one signer slot throughout. `batchable: false` keeps it out of any batch.
+   * One attempt with the claim we hold: prepare, reserve, sign, send, and wait for the verdict.
+   * It holds its signer's lease until the transaction is sent, then a share of that transaction's
+   * in-flight slot until its verdict. `batchable: false` keeps it out of any batch.
    */
   private async attempt(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number, caller: SettleCaller, options: { batchable: boolean }): Promise<AttemptEnd> {
     const { deps } = this;
@@ -308,6 +326,7 @@ export class SettlementEngine {
     // Whether the RPC serves sync sends is asked (once) while this settlement is prepared.
     chain.sends.warm();
     let signerLease: SignerLease | undefined;
+    let pendingSigning: PendingSigning | undefined;
     try {
       let sent: SentSettlement;
       try {
@@ -326,7 +345,10 @@ export class SettlementEngine {
         await this.reserveGas(row, prepared, caller);
         const signerKey = `${payment.network.chainId}:${account.address}`;
         const alone = !(options.batchable && (await this.mayBatch(payment, prepared, client)));
-        sent = await this.sender.submit(signerKey, { row, account, chainId: payment.network.chainId, prepared, deadlineMs, alone });
+        pendingSigning = { row, account, chainId: payment.network.chainId, prepared, deadlineMs, alone };
+        sent = await this.sender.submit(signerKey, pendingSigning);
+        // Sent (or left out): the signer may take another settlement; its transaction's slot bounds what is in flight.
+        signerLease.release();
         if (sent.kind === "unsent") throw sent.error;
       } catch (error) {
         // Nothing reached the chain: free the authorization for a later attempt, then report the fault.
@@ -346,6 +368,7 @@ export class SettlementEngine {
       return await this.answerSent(sent, deadlineMs);
     } finally {
       signerLease?.release();
+      pendingSigning?.releaseTransactionShare?.();
     }
   }
 
@@ -384,22 +407,44 @@ export class SettlementEngine {
     const answers = new Map<PendingSigning, SentSettlement>();
     const batchable = items.filter((item) => !item.alone);
     const groups = [...splitIntoBatches(batchable, this.deps.limits.batchGasMax), ...items.filter((item) => item.alone).map((item) => [item])];
-    // One transaction after the other. A failure before a group was persisted fails that group
-    // only: the groups already persisted (and maybe sent) must keep their answers.
-    for (const group of groups) {
+    const dropExpired = (group: readonly PendingSigning[]) => {
       const nowMs = this.deps.clock.nowMs();
       for (const item of group) if (item.deadlineMs <= nowMs) answers.set(item, { kind: "unsent", error: budgetSpent });
-      const live = group.filter((item) => item.deadlineMs > nowMs);
+      return group.filter((item) => item.deadlineMs > nowMs);
+    };
+    // One transaction after the other, each in a free in-flight slot of the signer (waited for
+    // within the group's budgets). A failure before a group was persisted fails that group only:
+    // the groups already persisted (and maybe sent) must keep their answers.
+    for (const group of groups) {
+      let live = dropExpired(group);
       if (live.length === 0) continue;
-      const sent = await this.sendGroup(live).catch((error: unknown) => live.map(() => ({ kind: "unsent" as const, error })));
+      const { chainId, account } = live[0]!;
+      const slot = await this.deps.signers.acquireTransaction(chainId, account.address, Math.max(...live.map((item) => item.deadlineMs)));
+      live = dropExpired(live);
+      if (!slot || live.length === 0) {
+        slot?.shares(0);
+        continue;
+      }
+      const sent = await this.sendGroup(live, slot).catch((error: unknown) => live.map(() => ({ kind: "unsent" as const, error })));
       live.forEach((item, index) => answers.set(item, sent[index]!));
     }
     return items.map((item) => answers.get(item)!);
   }
 
-  /** One transaction for the group (a plain token call when it holds one settlement). */
-  private async sendGroup(items: readonly PendingSigning[]): Promise<SentSettlement[]> {
-    const signed = await this.persistSigned(items);
+  /** One transaction for the group (a plain token call when it holds one settlement), in `slot`. */
+  private async sendGroup(items: readonly PendingSigning[], slot: TransactionSlot): Promise<SentSettlement[]> {
+    let signed: SettlementRow[];
+    try {
+      signed = await this.persistSigned(items);
+    } catch (error) {
+      slot.shares(0);
+      throw error;
+    }
+    // The slot is held until every settlement in the transaction has its verdict (or gave up waiting).
+    const shares = slot.shares(signed.length);
+    signed.forEach((row, index) => {
+      items.find((item) => item.row.id === row.id)!.releaseTransactionShare = shares[index];
+    });
     if (signed.length > 1) {
       this.deps.log.info({ settlements: signed.length, txHash: signed[0]!.txHash }, "settlements batched into one transaction");
       crashPoint("after-batch-sign");

@@ -74,7 +74,7 @@ export async function startTestFacilitator(options: TestFacilitatorOptions): Pro
     database,
     metrics,
     chains: createChainRegistry([network], limits, { clock, onRpcError: metrics.rpcError, sendMode: options.sendMode }),
-    signers: createSignerPool(options.signerKeys ?? [keys.facilitator], limits.inFlightPerSignerMax, clock),
+    signers: createSignerPool(options.signerKeys ?? [keys.facilitator], limits, clock),
     clock,
     limits,
     log: options.log ?? silentLog,

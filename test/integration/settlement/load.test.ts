@@ -14,7 +14,7 @@ import { paymentBody, signPayment, v2Body, v2Requirements } from "../../helpers/
  * that share one database and the same three signer keys (tx nonces must be coordinated through
  * Postgres), on Anvil with automine. Requests go over HTTP, alternating between the instances.
  *
- * Limits: all defaults (DB pool 20 per instance, 64 in flight per signer, 5 s statement timeout,
+ * Limits: all defaults (DB pool 20 per instance, 16 transactions in flight per signer, 5 s statement timeout,
  * 20 s settle budget). An earlier version needed IN_FLIGHT_PER_SIGNER_MAX 6, a 15 s statement
  * timeout and a 45 s budget on this shared 2-CPU box: every queued settlement held a pooled
  * connection while it waited for its signer's row lock, and the lock was held over ~9 round trips.

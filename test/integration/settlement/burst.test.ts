@@ -1,0 +1,87 @@
+import { describe, expect, it } from "vitest";
+import { addressOf, keys, nodeHolds } from "../../helpers/chain.js";
+import { withPgClient } from "../../helpers/database.js";
+import { usePaymentFixture, type PaymentFixture } from "../../helpers/fixture.js";
+import { pay, settle } from "../../helpers/batching.js";
+import { waitFor } from "../../helpers/wait.js";
+
+/**
+ * A burst from one signer key (issue 15): IN_FLIGHT_PER_SIGNER_MAX bounds the key's transactions
+ * between send and verdict, not its settlements. While its transactions wait for a block, the
+ * settlements that arrive gather into the next batch; transactions go out back to back with
+ * consecutive nonces, without waiting for each other's receipts. Automine off: blocks come when
+ * the test mines, so "in flight" is what the node's pool holds.
+ */
+const amountAtomic = 10_000n;
+const payTo = addressOf(keys.payTo);
+const signer = addressOf(keys.facilitator);
+
+async function inPool(f: PaymentFixture): Promise<number> {
+  const [pending, latest] = await Promise.all([
+    f.chain.publicClient.getTransactionCount({ address: signer, blockTag: "pending" }),
+    f.chain.publicClient.getTransactionCount({ address: signer, blockTag: "latest" }),
+  ]);
+  return pending - latest;
+}
+
+async function rowsOf(f: PaymentFixture, nonces: string[]) {
+  return withPgClient(f.database.url, async (client) => (await client.query("select status, tx_hash, tx_nonce from settlements where nonce = any($1)", [nonces.map((nonce) => nonce.toLowerCase())])).rows);
+}
+
+const nonceOf = (body: Awaited<ReturnType<typeof pay>>) => body.paymentPayload.payload.authorization.nonce as string;
+
+describe("a burst from one key: the in-flight limit counts transactions (IN_FLIGHT_PER_SIGNER_MAX=1, SETTLE_BATCH_MAX=8)", () => {
+  const f = usePaymentFixture({ label: "burst_batches", chain: { noMining: true }, payerBalanceAtomic: 1_000_000n, facilitator: { limits: { inFlightPerSignerMax: 1, settleBatchMax: 8 } } });
+
+  it("gathers the 8 settlements that arrive while the key's one transaction waits for its block into the next transaction, sent as soon as that block comes", async () => {
+    const first = await pay(f, keys.payer, payTo, amountAtomic);
+    const firstAnswer = settle(f, first);
+    await waitFor("the first transaction in the pool", async () => nodeHolds(f.chain, (await rowsOf(f, [nonceOf(first)]))[0]?.tx_hash), 15_000, 25);
+
+    const burst = await Promise.all(Array.from({ length: 8 }, () => pay(f, keys.payer, payTo, amountAtomic)));
+    const answers = Promise.all(burst.map((body) => settle(f, body)));
+    // All 8 prepared and queued for the key's next transaction; none sent: its one slot is taken.
+    await waitFor("8 settlements waiting for the key's next transaction", async () => f.facilitator.services.engine.waitingToSend() === 8, 15_000, 10);
+    expect(await inPool(f)).toBe(1);
+
+    await f.chain.testClient.mine({ blocks: 1 });
+    expect((await firstAnswer).success).toBe(true);
+    const batchHash = await waitFor(
+      "one transaction carrying the 8, in the pool",
+      async () => {
+        const rows = await rowsOf(f, burst.map(nonceOf));
+        const hashes = new Set(rows.map((row) => row.tx_hash));
+        const [hash] = [...hashes];
+        return rows.length === 8 && hashes.size === 1 && hash && (await nodeHolds(f.chain, hash)) ? (hash as `0x${string}`) : undefined;
+      },
+      15_000,
+      25,
+    );
+    await f.chain.testClient.mine({ blocks: 1 });
+    const settled = await answers;
+    expect(settled.map((answer) => ({ success: answer.success, transaction: answer.transaction }))).toEqual(burst.map(() => ({ success: true, transaction: batchHash })));
+    const firstBlock = (await f.chain.publicClient.getTransactionReceipt({ hash: (await firstAnswer).transaction })).blockNumber;
+    expect((await f.chain.publicClient.getTransactionReceipt({ hash: batchHash })).blockNumber).toBe(firstBlock + 1n);
+  }, 60_000);
+});
+
+describe("a burst from one key without batching (IN_FLIGHT_PER_SIGNER_MAX=3, SETTLE_BATCH_MAX=1)", () => {
+  const f = usePaymentFixture({ label: "burst_pipeline", chain: { noMining: true }, payerBalanceAtomic: 1_000_000n, facilitator: { limits: { inFlightPerSignerMax: 3, settleBatchMax: 1 } } });
+
+  it("sends 3 transactions back to back with consecutive nonces, no more until a block frees their slots, and lands 6 in 2 blocks", async () => {
+    const bodies = await Promise.all(Array.from({ length: 6 }, () => pay(f, keys.payer, payTo, amountAtomic)));
+    const answers = Promise.all(bodies.map((body) => settle(f, body)));
+    await waitFor("3 transactions in the pool, 3 settlements waiting", async () => (await inPool(f)) === 3 && f.facilitator.services.engine.waitingToSend() === 3, 15_000, 25);
+    const sentFirst = (await rowsOf(f, bodies.map(nonceOf))).filter((row) => row.tx_nonce !== null).map((row) => Number(row.tx_nonce)).sort((a, b) => a - b);
+    expect(sentFirst).toHaveLength(3);
+    expect(sentFirst).toEqual([sentFirst[0]!, sentFirst[0]! + 1, sentFirst[0]! + 2]);
+
+    await f.chain.testClient.mine({ blocks: 1 });
+    await waitFor("the next 3 in the pool", async () => (await inPool(f)) === 3 && f.facilitator.services.engine.waitingToSend() === 0, 15_000, 25);
+    await f.chain.testClient.mine({ blocks: 1 });
+    const settled = await answers;
+    expect(settled.every((answer) => answer.success)).toBe(true);
+    const blocks = new Set(await Promise.all(settled.map(async (answer) => (await f.chain.publicClient.getTransactionReceipt({ hash: answer.transaction })).blockNumber)));
+    expect(blocks.size).toBe(2);
+  }, 60_000);
+});
