@@ -1,4 +1,5 @@
 import { BaseError, HttpRequestError, TimeoutError, createPublicClient, defineChain, fallback, http, type Chain, type PublicClient, type Transport } from "viem";
+import { SharedChainReads } from "./shared-reads.js";
 import type { Clock } from "../clock.js";
 import type { Limits, NetworkConfig, SendMode } from "../config.js";
 import { redactUrl } from "../redact.js";
@@ -18,6 +19,8 @@ export interface ChainHandle {
   publicClient: PublicClient;
   /** How settlement transactions are sent on this network: sync (EIP-7966) through the URLs that serve it, else async. */
   sends: SendRoutes;
+  /** Fees and signer nonce/balance, shared by the settlements that ask at the same moment. */
+  sharedReads: SharedChainReads;
 }
 
 export interface ChainRegistry {
@@ -86,7 +89,7 @@ export function createChainRegistry(
       wrap: countedBy,
       onDetected: (url, mode, why) => options.onSendModeDetected?.(config.network, url, mode, why),
     });
-    handles.set(config.chainId, { config, chain, publicClient, sends });
+    handles.set(config.chainId, { config, chain, publicClient, sends, sharedReads: new SharedChainReads(publicClient) });
   }
   return {
     get: (chainId) => handles.get(chainId),

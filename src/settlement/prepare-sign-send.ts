@@ -14,6 +14,7 @@ import {
   type TransactionReceipt,
 } from "viem";
 import { hasCode } from "../chain/code.js";
+import { SharedChainReads } from "../chain/shared-reads.js";
 import { isMethodUnsupported, isTransportFailure, revertReason, rpcErrorCode, throwIfTransportFailure } from "../chain/rpc-errors.js";
 import { syncSendMethod, type SyncSendRoute } from "../chain/send-routes.js";
 import { withTimeout } from "../util/with-timeout.js";
@@ -52,10 +53,12 @@ export interface PreparedTransaction {
 }
 
 /**
- * Everything settle asks the chain before it takes a tx nonce, in one batched round trip:
- * payer state, a gas estimate (which is also the simulation: a reverting payload never gets a
- * nonce, so it can burn neither a nonce nor gas — ARCHITECTURE.md pitfalls 2 and 7), fees, and the signer's
- * pending nonce. The estimate runs on the calldata as it will be signed, `dataSuffix` (the builder
+ * Everything settle asks the chain before it takes a tx nonce: fees, then in one batched round
+ * trip a gas estimate (which is also the simulation: a reverting payload never gets a nonce, so
+ * it can burn neither a nonce nor gas — ARCHITECTURE.md pitfalls 2 and 7), the signer's pending
+ * nonce and balance (fees and these two shared with the settlements preparing at the same moment:
+ * SharedChainReads) and the payer's code; the payer's balance and authorization state only when
+ * the estimate failed, to say why. About two calls per payment in a burst. The estimate runs on the calldata as it will be signed, `dataSuffix` (the builder
  * code) included: its bytes' calldata gas is in the gas limit, and a token that refused trailing
  * calldata would fail here, not on chain.
  */
@@ -65,18 +68,19 @@ export async function prepareTransaction(
   signer: LocalAccount,
   limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax" | "maxFeePerGasWei" | "minSignerBalanceWei">,
   dataSuffix?: Hex,
+  /** Fees and the signer's nonce and balance, shared with the settlements preparing at the same moment. */
+  reads: SharedChainReads = new SharedChainReads(client),
 ): Promise<PreparedTransaction | Rejection> {
   const call = settlementCall(payment.asset.address, payment.request.authorization, payment.request.signature, payment.payerKind ?? "eoa");
   // Deploying a counterfactual wallet costs several times a transfer: it has its own, explicit cap.
   const gasCap = settlementGasMax(payment.payerKind, limits);
   // Fees first: the estimate runs with the fees the transaction will carry, so code at the payer's
   // address sees the same GASPRICE and BASEFEE as on chain (with 0 it could tell a simulation apart).
-  const fees = await client.estimateFeesPerGas().catch((error: unknown) => {
+  const fees = await reads.fees().catch((error: unknown) => {
     throwIfTransportFailure(error, "reading fees");
     throw error;
   });
-  const [state, estimate, chainPendingNonce, signerBalanceWei, payerHasCode] = await Promise.all([
-    readChainState(client, payment, { simulate: false, simulationAccount: signer.address, limits }),
+  const [estimate, chainPendingNonce, signerBalanceWei, payerHasCode] = await Promise.all([
     // The estimate is also the simulation; bounded by the cap, so a payer's code cannot make the
     // node search up to its own gas cap (an estimate above the cap fails like a revert would).
     estimateGasWithin(
@@ -90,11 +94,11 @@ export async function prepareTransaction(
         return { ok: false as const, revertText: revertReason(error) ?? "reverted" };
       },
     ),
-    client.getTransactionCount({ address: signer.address, blockTag: "pending" }).catch((error: unknown) => {
+    reads.pendingNonce(signer.address).catch((error: unknown) => {
       throwIfTransportFailure(error, "reading the signer nonce");
       throw error;
     }),
-    client.getBalance({ address: signer.address }).catch((error: unknown) => {
+    reads.balanceWei(signer.address).catch((error: unknown) => {
       throwIfTransportFailure(error, "reading the signer balance");
       throw error;
     }),
@@ -104,11 +108,15 @@ export async function prepareTransaction(
     }),
   ]);
   const { authorization } = payment.request;
-  if (state.authorizationUsed) return { reason: ReasonCode.nonceAlreadyUsed, message: `nonce ${authorization.nonce} is already used on chain` };
-  if (state.balanceAtomic < authorization.valueAtomic) {
-    return { reason: ReasonCode.insufficientBalance, message: `payer balance ${state.balanceAtomic} is below the authorized value ${authorization.valueAtomic}` };
-  }
   if (!estimate.ok) {
+    // Why it reverted, in the spec's terms: the payer's state is read only to explain a failed
+    // simulation. A passing one already proves the nonce unused and the balance enough (the
+    // configured token enforces both in the very call that was simulated).
+    const state = await readChainState(client, payment, { simulate: false, simulationAccount: signer.address, limits });
+    if (state.authorizationUsed) return { reason: ReasonCode.nonceAlreadyUsed, message: `nonce ${authorization.nonce} is already used on chain` };
+    if (state.balanceAtomic < authorization.valueAtomic) {
+      return { reason: ReasonCode.insufficientBalance, message: `payer balance ${state.balanceAtomic} is below the authorized value ${authorization.valueAtomic}` };
+    }
     // The estimate runs with our fees, so a signer that cannot pay for the cap fails it too (nodes
     // say "insufficient funds" or "gas required exceeds allowance: 0"): that is ours to fix, not the payer's.
     if (/insufficient funds/i.test(estimate.revertText) || signerBalanceWei < gasCap * fees.maxFeePerGas) {

@@ -4,6 +4,8 @@ import { withPgClient } from "../../helpers/database.js";
 import { usePaymentFixture, type PaymentFixture } from "../../helpers/fixture.js";
 import { pay, settle } from "../../helpers/batching.js";
 import { waitFor } from "../../helpers/wait.js";
+import { startFaultyRpcProxy, type FaultyRpcProxy } from "../../helpers/faulty-rpc-proxy.js";
+import { startTestFacilitator } from "../../helpers/facilitator.js";
 
 /**
  * A burst from one signer key (issue 15): IN_FLIGHT_PER_SIGNER_MAX bounds the key's transactions
@@ -83,5 +85,37 @@ describe("a burst from one key without batching (IN_FLIGHT_PER_SIGNER_MAX=3, SET
     expect(settled.every((answer) => answer.success)).toBe(true);
     const blocks = new Set(await Promise.all(settled.map(async (answer) => (await f.chain.publicClient.getTransactionReceipt({ hash: answer.transaction })).blockNumber)));
     expect(blocks.size).toBe(2);
+  }, 60_000);
+});
+
+describe("a burst from one key asks the chain once for what its settlements share", () => {
+  let proxy: FaultyRpcProxy;
+  const f = usePaymentFixture({
+    label: "burst_reads",
+    payerBalanceAtomic: 1_000_000n,
+    facilitator: { limits: { inFlightPerPayerMax: 64 } },
+  });
+
+  it("32 settlements at once: fees, the signer's pending nonce and its balance read far fewer than 32 times, every payment settled", async () => {
+    proxy = await startFaultyRpcProxy({ upstreamUrl: f.chain.rpcUrl });
+    const facilitator = await startTestFacilitator({ databaseUrl: f.database.url, rpcUrls: [proxy.url], token: f.chain.token, limits: { inFlightPerPayerMax: 64 } });
+    try {
+      expect((await settle({ ...f, facilitator }, await pay(f, keys.payer, payTo, amountAtomic))).success).toBe(true); // warm: nonce row, send route, caches
+      const bodies = await Promise.all(Array.from({ length: 32 }, () => pay(f, keys.payer, payTo, amountAtomic)));
+      proxy.resetCounts();
+      const answers = await Promise.all(bodies.map((body) => settle({ ...f, facilitator }, body)));
+      expect(answers.every((answer) => answer.success)).toBe(true);
+      const counts = proxy.counts().received;
+      // Each is read per settlement without sharing (32 each); shared by those preparing at the same moment.
+      for (const method of ["eth_getTransactionCount", "eth_getBalance", "eth_maxPriorityFeePerGas"]) {
+        expect(counts[method] ?? 0, `${method} (${JSON.stringify(counts)})`).toBeLessThanOrEqual(16);
+      }
+      console.log(`[burst reads] 32 settlements at once, RPC calls: ${JSON.stringify(counts)}`);
+      // Still per payment: its own simulation and state.
+      expect(counts.eth_estimateGas).toBeGreaterThanOrEqual(32);
+    } finally {
+      await facilitator.close();
+      await proxy.stop();
+    }
   }, 60_000);
 });
