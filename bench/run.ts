@@ -95,7 +95,14 @@ const settings = {
     targetWallMsByPayments: { 300: 6_000 } as Record<number, number>,
   },
   amountAtomic: 1_000n,
-  settleRequestTimeoutMs: 60_000,
+  /**
+   * A settle request is given up (counted "timeout") after this. Above ours's own bound (it answers
+   * by SETTLE_BUDGET_MS, 20 s, pending if need be, and REQUEST_TIMEOUT_MS, 30 s, cuts any request),
+   * so ours always answers itself; the reference has no bound of its own (viem's
+   * waitForTransactionReceipt on a transaction whose nonce another one took can wait for minutes),
+   * and each such wait would otherwise hold a burst, and the run's time limit, for longer.
+   */
+  settleRequestTimeoutMs: 35_000,
   /**
    * One payment at a time on Base-like blocks (2 s; 0.2 s standing in for Base's flashblocks): ours
    * (sync sends: Anvil serves eth_sendRawTransactionSync), ours with SEND_MODE=async, and the
