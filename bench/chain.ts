@@ -44,6 +44,16 @@ export const minterKey = keyFor("minter");
 const erc20Abi = [
   { type: "function", name: "balanceOf", stateMutability: "view", inputs: [{ type: "address" }], outputs: [{ type: "uint256" }] },
 ] as const;
+/** TestUSDC's (FiatToken's) Transfer: `to` indexed, so a burst's payTo selects its own. */
+const transferEvent = {
+  type: "event",
+  name: "Transfer",
+  inputs: [
+    { type: "address", name: "from", indexed: true },
+    { type: "address", name: "to", indexed: true },
+    { type: "uint256", name: "value", indexed: false },
+  ],
+} as const;
 /** TestUSDC's mint (contracts/TestUSDC.sol), callable by its minter only. */
 const mintAbi = [
   { type: "function", name: "mint", stateMutability: "nonpayable", inputs: [{ type: "address" }, { type: "uint256" }], outputs: [{ type: "bool" }] },
@@ -64,6 +74,8 @@ export interface BenchChain {
    * single settlement, a reverted one, a nonce-gap filler), and their total gasUsed: what settling cost.
    */
   signerGas(signer: Address, fromBlockExclusive: bigint, toBlockInclusive: bigint): Promise<{ transactions: number; gasUsed: bigint }>;
+  /** The block of every USDC Transfer to `payTo` in blocks (fromBlock, toBlock]: when each payment landed. */
+  transferBlocks(payTo: Address, fromBlockExclusive: bigint, toBlockInclusive: bigint): Promise<bigint[]>;
   stop(): Promise<void>;
 }
 
@@ -111,6 +123,11 @@ export async function startBenchChain(options: { blockTimeSeconds?: number }): P
       const own = blocks.flatMap((block) => block.transactions.filter((tx) => tx.from.toLowerCase() === signer.toLowerCase()).map((tx) => tx.hash));
       const receipts = await Promise.all(own.map((hash) => publicClient.getTransactionReceipt({ hash })));
       return { transactions: receipts.length, gasUsed: receipts.reduce((sum, receipt) => sum + receipt.gasUsed, 0n) };
+    },
+    transferBlocks: async (payTo, fromBlockExclusive, toBlockInclusive) => {
+      if (toBlockInclusive <= fromBlockExclusive) return [];
+      const logs = await publicClient.getLogs({ address: USDC_BASE_SEPOLIA, event: transferEvent, args: { to: payTo }, fromBlock: fromBlockExclusive + 1n, toBlock: toBlockInclusive });
+      return logs.map((log) => log.blockNumber);
     },
     stop: () => anvil.stop(),
   };

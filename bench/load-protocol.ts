@@ -39,10 +39,19 @@ export interface SettleJob {
   /** One distinct pre-signed payment per request; all are sent at once. */
   bodies: string[];
   timeoutMs: number;
+  /**
+   * Open one keep-alive connection per payment before the burst (GET /supported, all at once), so
+   * the burst itself is written on established connections: every payment arrives within a few ms,
+   * and a connect queue (the server's accept backlog) does not spread the arrivals.
+   */
+  preconnect: boolean;
 }
 
 export interface SettleAnswer {
+  /** From this request's start to its answer. */
   ms: number;
+  /** From the burst's start to this request being written out whole (its arrival, on loopback). */
+  sentMs: number;
   status: number;
   success: boolean;
   transaction: string;
@@ -51,6 +60,10 @@ export interface SettleAnswer {
 }
 
 export interface SettleRun {
+  /** The burst's start, epoch ms (performance.timeOrigin + performance.now()). */
+  startedAtEpochMs: number;
+  /** Connections open before the burst (preconnect), reused by it. */
+  preconnected: number;
   wallMs: number;
   answers: SettleAnswer[];
 }

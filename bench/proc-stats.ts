@@ -1,10 +1,11 @@
 /**
  * Per-process resource readings from Linux procfs: CPU time (utime + stime, all threads) and peak
- * resident set size (VmHWM). Used to charge each facilitator — and the Postgres and Anvil
+ * resident set size (VmHWM, which resetPeakRss starts again, so that each measurement has its own
+ * peak). Used to charge each facilitator — and the Postgres and Anvil
  * processes behind it — for the work a benchmark phase made them do.
  */
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 
 let clockTicksPerSecond: number | undefined;
 
@@ -100,4 +101,19 @@ export function peakRssMb(pid: number): number {
 
 export function rssMb(pid: number): number {
   return statusKb(pid, "VmRSS") / 1024;
+}
+
+/**
+ * Starts the process's peak RSS (VmHWM) again from its current RSS ("5" to /proc/<pid>/clear_refs,
+ * Linux ≥ 4.0; needs the right to ptrace it, which a parent running as the same user or root has),
+ * so that the next peakRssMb is the peak of what happens from now on. False when the kernel refused:
+ * the peak is then the process's lifetime one.
+ */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
 }

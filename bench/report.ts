@@ -10,6 +10,25 @@ import { cpus, loadavg, totalmem } from "node:os";
  */
 export type Facilitator = "ours" | "ours-single" | "ours-async" | "reference" | "reference-nm";
 
+/**
+ * JSON-RPC traffic of one facilitator during one measurement, counted by the proxy between it and
+ * Anvil (bench/rpc-proxy.ts): every call of a batch counts, background work (head polling, the
+ * watcher) during the window included.
+ */
+export interface RpcUsage {
+  /** What the calls are divided by: verify requests answered, or payments that reached payTo. */
+  unit: "verify" | "settled payment";
+  units: number;
+  calls: number;
+  /** HTTP requests that carried them (a JSON-RPC batch is one). */
+  httpRequests: number;
+  callsPerUnit: number;
+  httpRequestsPerUnit: number;
+  /** Calls per unit by method, most first (all methods; the table prints the top few). */
+  byMethodPerUnit: { method: string; perUnit: number; calls: number }[];
+  upstreamErrors: number;
+}
+
 /** "rotated": a fixed set of valid payments sent in turn (repeats: caches may hit). "cold": every request a payment never sent before. */
 export type VerifyPayloads = "rotated" | "cold";
 
@@ -34,12 +53,44 @@ export interface VerifyResult {
   anvilCpuMsPerVerify: number;
   /** Cold runs only: requests that had to reuse a payment because the pre-signed ones ran out (should be 0). */
   bodiesReused?: number;
+  rpc?: RpcUsage;
+  /** Peak RSS of the facilitator process during this run alone (VmHWM reset at its start). */
+  peakRssMb?: number;
+}
+
+/**
+ * Where a burst's payments landed, on interval-mined blocks: block numbers from the chain (each
+ * payment's Transfer to the burst's payTo), the head at each moment from bench/block-clock.ts.
+ */
+export interface BurstBlocks {
+  blockTimeMs: number;
+  /** The head when the first request was sent, and when the last one was written out (the last arrival). */
+  blockAtFirstSend: number;
+  blockAtLastArrival: number;
+  /** ms from the first send to the last arrival. */
+  lastArrivalMs: number;
+  /** Payments that reached payTo (Transfer logs), and the block of the last one. */
+  confirmed: number;
+  lastConfirmBlock: number;
+  /** lastConfirmBlock − blockAtLastArrival: 1 is the floor (the next block after the last arrival). */
+  blocksAfterLastArrival: number;
+  /** Payments confirmed per block, by offset from blockAtLastArrival ("+1", "+2", … ; "0" or less: before the last arrival). */
+  confirmedByBlockOffset: Record<string, number>;
+  /** ms from the first send until the block holding the last payment was seen. */
+  wallToLastConfirmMs: number;
+  /** Issue 15: every payment answered success and confirmed within targetBlocks of the last arrival (and, where set, wall ≤ targetWallMs). */
+  targetBlocks: number;
+  targetWallMs?: number;
+  targetMet: boolean;
 }
 
 export interface SettleResult {
   facilitator: Facilitator;
-  mining: "automine" | "block-time 1 s";
+  /** "automine", or "block-time N s". */
+  mining: string;
   payments: number;
+  /** Distinct payers the payments are spread over (round-robin). */
+  payers: number;
   successes: number;
   successRate: number;
   /** errorReason (or transport failure) → count, for the answers that were not success:true. */
@@ -70,6 +121,11 @@ export interface SettleResult {
   anvilCpuMsPerSettlement: number;
   /** Reference only: why its transaction sends failed (the SDK reports them all as transaction_failed). */
   sendErrors?: Record<string, number>;
+  /** Interval-mined rows only: where the payments landed, block by block. */
+  blocks?: BurstBlocks;
+  rpc?: RpcUsage;
+  /** Peak RSS of the facilitator process during this burst alone (VmHWM reset at its start). */
+  peakRssMb?: number;
 }
 
 /**
@@ -91,11 +147,15 @@ export interface PacedSettleResult {
   meanBlockWaitMs: number;
   /** successLatencyMs.p50 / meanBlockWaitMs: 1.0 is the floor; the target is ≤ 1.1. */
   p50OverMeanBlockWait: number;
+  rpc?: RpcUsage;
+  /** Peak RSS of the facilitator process during this run (VmHWM reset at its start). */
+  peakRssMb?: number;
 }
 
 export interface Resources {
   facilitator: Facilitator;
   phase: string;
+  /** The highest VmHWM read over the phase (each measurement resets it, and is read before it is). */
   peakRssMb: number;
   rssAtEndMb: number;
   cpuMsTotal: number;
@@ -150,12 +210,16 @@ export interface BenchResults {
   /** Signer recovery, the options side by side (issue 15 cold verify); absent when it could not run. */
   recoveryOptions?: RecoveryOptions;
   verify: VerifyResult[];
+  /** The `mining` of the headline settle rows (the Base-like bursts), printed in their own table. */
+  baseLikeMining?: string;
   settle: SettleResult[];
   /** One payment at a time on Base-like blocks (2 s, and 0.2 s as a stand-in for flashblocks). */
   paced: PacedSettleResult[];
   resources: Resources[];
   ratios: Ratio[];
   notes: string[];
+  /** CPU the counting RPC proxy process used over the whole run (it must not be the bottleneck). */
+  rpcProxyCpuMs?: number;
   durationSeconds: number;
 }
 
@@ -194,27 +258,34 @@ function ratio(metric: string, subject: Facilitator, value: number, baseline: Ra
   };
 }
 
+/** Cold first (the verify headline), then cache-served by concurrency; ours before the reference. */
+function verifyOrder(verify: VerifyResult[]): VerifyResult[] {
+  const who = (row: VerifyResult) => (row.facilitator === "ours" ? 0 : 1);
+  return [...verify].sort((a, b) => (a.payloads === b.payloads ? a.concurrency - b.concurrency || who(a) - who(b) : a.payloads === "cold" ? -1 : 1));
+}
+
 function verifyRatios(verify: VerifyResult[]): Ratio[] {
   const ratios: Ratio[] = [];
-  const runs = [...new Set(verify.map((row) => `${row.payloads}/${row.concurrency}`))];
+  const runs = [...new Set(verifyOrder(verify).map((row) => `${row.payloads}/${row.concurrency}`))];
   for (const run of runs) {
     const matches = (row: VerifyResult) => `${row.payloads}/${row.concurrency}` === run;
     const ours = verify.find((row) => row.facilitator === "ours" && matches(row));
     const reference = verify.find((row) => row.facilitator === "reference" && matches(row));
     if (!ours || !reference) continue;
-    const label = `verify ${ours.payloads === "cold" ? "cold " : ""}c=${ours.concurrency}`;
+    const label = `verify ${ours.payloads === "cold" ? "cold" : "cache-served"} c=${ours.concurrency}`;
     ratios.push(ratio(`${label} req/s`, "ours", ours.requestsPerSecond, "reference", reference.requestsPerSecond, "higher"));
     ratios.push(ratio(`${label} p50 ms`, "ours", ours.latencyMs.p50, "reference", reference.latencyMs.p50, "lower"));
     ratios.push(ratio(`${label} p99 ms`, "ours", ours.latencyMs.p99, "reference", reference.latencyMs.p99, "lower"));
+    if (ours.rpc && reference.rpc) ratios.push(ratio(`${label} RPC calls per verify`, "ours", ours.rpc.callsPerUnit, "reference", reference.rpc.callsPerUnit, "lower"));
   }
   const sum = (rows: VerifyResult[], pick: (row: VerifyResult) => number) => rows.reduce((acc, row) => acc + pick(row), 0);
   const perVerify = (who: Facilitator, payloads: VerifyPayloads, pick: (row: VerifyResult) => number) => {
     const rows = verify.filter((row) => row.facilitator === who && row.payloads === payloads);
     return sum(rows, (row) => pick(row) * row.requests) / Math.max(1, sum(rows, (row) => row.requests));
   };
-  for (const payloads of ["rotated", "cold"] as const) {
+  for (const payloads of ["cold", "rotated"] as const) {
     if (!verify.some((row) => row.payloads === payloads)) continue;
-    const label = payloads === "cold" ? ", cold" : "";
+    const label = payloads === "cold" ? ", cold" : ", cache-served";
     const own = (r: VerifyResult) => r.cpuMsPerVerify;
     const all = (r: VerifyResult) => r.cpuMsPerVerify + r.postgresCpuMsPerVerify + r.anvilCpuMsPerVerify;
     ratios.push(ratio(`CPU ms per verify (facilitator process${label})`, "ours", perVerify("ours", payloads, own), "reference", perVerify("reference", payloads, own), "lower"));
@@ -241,6 +312,11 @@ function settleRatios(settle: SettleResult[]): Ratio[] {
       ratios.push(ratio(`${label} settled/s`, subject, row.settledPerSecond, baseline, base.settledPerSecond, "higher"));
       ratios.push(ratio(`${label} p50 ms (successes)`, subject, row.successLatencyMs.p50, baseline, base.successLatencyMs.p50, "lower"));
       ratios.push(ratio(`${label} p99 ms (successes)`, subject, row.successLatencyMs.p99, baseline, base.successLatencyMs.p99, "lower"));
+      // Only against a baseline that landed every payment: one that landed a few is done early.
+      if (row.blocks && base.blocks && base.blocks.confirmed === base.payments) {
+        ratios.push(ratio(`${label} s to last confirmation`, subject, row.blocks.wallToLastConfirmMs / 1000, baseline, base.blocks.wallToLastConfirmMs / 1000, "lower"));
+      }
+      if (row.rpc && base.rpc) ratios.push(ratio(`${label} RPC calls per settled payment`, subject, row.rpc.callsPerUnit, baseline, base.rpc.callsPerUnit, "lower"));
       if (baseline === "ours-single") ratios.push(ratio(`${label} gas per settlement`, subject, row.gasPerSettlement, baseline, base.gasPerSettlement, "lower"));
     }
   }
@@ -296,19 +372,101 @@ function table(headers: string[], rows: string[][]): string {
   return [line(headers), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }
 
+/** "eth_call 1.50, eth_blockNumber 0.20": the top methods per unit. */
+function topMethods(rpc: RpcUsage | undefined, count = 4): string {
+  if (!rpc) return "";
+  const shown = rpc.byMethodPerUnit.slice(0, count).map((entry) => `${entry.method} ${fixed(entry.perUnit, 2)}`);
+  const rest = rpc.byMethodPerUnit.length - count;
+  return rest > 0 ? `${shown.join(", ")}, +${rest} more` : shown.join(", ");
+}
+
+/** "+1:250 +2:50": payments confirmed per block, by offset from the block at the last arrival. */
+function byBlock(blocks: BurstBlocks): string {
+  return Object.entries(blocks.confirmedByBlockOffset)
+    .sort((a, b) => Number(a[0]) - Number(b[0]))
+    .map(([offset, count]) => `${offset}:${count}`)
+    .join(" ");
+}
+
+const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
+
+function failureLines(rows: SettleResult[]): string[] {
+  const out: string[] = [];
+  for (const r of rows.filter((row) => Object.keys(row.failures).length > 0)) {
+    const reasons = Object.entries(r.failures)
+      .sort((a, b) => b[1] - a[1])
+      .map(([reason, count]) => `${count}× ${reason}`)
+      .join("; ");
+    out.push(`  not settled — ${r.facilitator}, ${r.payments}, ${r.mining}: ${reasons}`);
+    const sends = Object.entries(r.sendErrors ?? {}).map(([message, count]) => `${count}× ${message}`);
+    if (sends.length > 0) out.push(`    send errors behind them: ${sends.join("; ")}`);
+  }
+  return out;
+}
+
+/** The headline settle rows: bursts on Base-like blocks, block by block, against issue 15's target. */
+function formatBaseLike(rows: SettleResult[], mining: string): string[] {
+  const out = [
+    `SETTLE BURSTS ON BASE-LIKE BLOCKS — the settle headline (Anvil ${mining}; N distinct payments sent at once to one facilitator, one signer key; ` +
+      `blocks from the chain, each payment's Transfer; "blocks after" = last confirming block − head at the last arrival, 1 is the floor)`,
+    table(
+      ["facilitator", "N", "payers", "ok %", "confirmed", "to last confirm s", "last answer s", "p50 ok", "p99 ok", "p50 all", "last arrival ms", "head at arrival", "blocks after", "confirmed per block", "txs", "rpc/settled", "peak RSS MiB", "target"],
+      rows.map((r) => [
+        r.facilitator,
+        String(r.payments),
+        String(r.payers),
+        fixed(100 * r.successRate),
+        String(r.blocks?.confirmed ?? r.onChainTransfers),
+        fixed((r.blocks?.wallToLastConfirmMs ?? Number.NaN) / 1000, 2),
+        fixed(r.wallMs / 1000, 2),
+        fixed(r.successLatencyMs.p50, 0),
+        fixed(r.successLatencyMs.p99, 0),
+        fixed(r.latencyMs.p50, 0),
+        fixed(r.blocks?.lastArrivalMs ?? Number.NaN, 0),
+        String(r.blocks?.blockAtLastArrival ?? "—"),
+        fixed(r.blocks?.blocksAfterLastArrival ?? Number.NaN, 0),
+        r.blocks ? byBlock(r.blocks) : "—",
+        String(r.signerTransactionsMined),
+        fixed(r.rpc?.callsPerUnit ?? Number.NaN, 2),
+        fixed(r.peakRssMb ?? Number.NaN),
+        r.blocks ? verdict(r.blocks.targetMet) : "—",
+      ]),
+    ),
+  ];
+  for (const r of rows.filter((row) => row.blocks)) {
+    const b = r.blocks!;
+    out.push(
+      `  ${r.facilitator} ${r.payments}: target "all confirmed within ${b.targetBlocks} blocks of the last arrival` +
+        (b.targetWallMs === undefined ? "" : `, wall ≤ ${fixed(b.targetWallMs / 1000, 0)} s`) +
+        `, 100 % success": ${verdict(b.targetMet)} — ${fixed(100 * r.successRate)} % answered success, ${b.confirmed}/${r.payments} confirmed, ` +
+        `last in block +${fixed(b.blocksAfterLastArrival, 0)}, ${fixed(b.wallToLastConfirmMs / 1000, 2)} s from the first send`,
+    );
+  }
+  out.push(...failureLines(rows));
+  return out;
+}
+
 export function formatResults(results: BenchResults): string {
   const out: string[] = [];
   const m = results.machine;
   out.push(`x402 facilitator benchmark — ${m.date}`);
   out.push(`${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GiB, Node ${m.node}; load average at start ${m.loadAverageAtStart.join(" ")}`);
+  const headlineMining = results.baseLikeMining;
+  const baseLike = results.settle.filter((r) => headlineMining !== undefined && r.mining === headlineMining);
+  if (baseLike.length > 0) out.push("", ...formatBaseLike(baseLike, headlineMining!));
   if (results.verify.length > 0) {
-    out.push("", "VERIFY (autocannon, pre-signed valid payments; rotated = a fixed set sent in turn for a fixed time, cold = every request a payment never seen)");
+    // The cold rows first: the verify headline. Rotated rows answer repeats from ours's caches.
+    const rows = verifyOrder(results.verify);
+    out.push(
+      "",
+      "VERIFY (autocannon, pre-signed valid payments; cold = every request a payment never seen: the verify headline; cache-served = a fixed set of 64 sent in turn for a fixed time, repeats that ours answers from its caches)",
+    );
     out.push(
       table(
-        ["facilitator", "payloads", "conc", "req/s", "p50 ms", "p99 ms", "valid", "other", "err", "cpu ms/req", "pg ms/req", "anvil ms/req"],
-        results.verify.map((r) => [
+        ["facilitator", "payloads", "conc", "req/s", "p50 ms", "p99 ms", "valid", "other", "err", "cpu ms/req", "pg ms/req", "anvil ms/req", "rpc/req", "peak RSS MiB"],
+        rows.map((r) => [
           r.facilitator,
-          r.payloads === "cold" ? `cold ${r.requests}` : `rotated ${r.distinctPayments}`,
+          r.payloads === "cold" ? `cold ${r.requests}` : `cache-served (${r.distinctPayments} rotated)`,
           String(r.concurrency),
           fixed(r.requestsPerSecond),
           fixed(r.latencyMs.p50),
@@ -319,17 +477,20 @@ export function formatResults(results: BenchResults): string {
           fixed(r.cpuMsPerVerify, 2),
           fixed(r.postgresCpuMsPerVerify, 2),
           fixed(r.anvilCpuMsPerVerify, 2),
+          fixed(r.rpc?.callsPerUnit ?? Number.NaN, 2),
+          fixed(r.peakRssMb ?? Number.NaN),
         ]),
       ),
     );
   }
   if (results.recoveryOptions) out.push("", ...formatRecoveryOptions(results.recoveryOptions, results.verify));
-  if (results.settle.length > 0) {
-    out.push("", "SETTLE (N distinct payments sent at once, one signer key; latencies in ms; CPU in ms per successful settlement)");
+  const otherSettle = results.settle.filter((r) => !baseLike.includes(r));
+  if (otherSettle.length > 0) {
+    out.push("", "SETTLE, AUTOMINE AND 1 S BLOCKS (N distinct payments sent at once, one signer key; latencies in ms; CPU in ms per successful settlement)");
     out.push(
       table(
-        ["facilitator", "mining", "N", "ok", "ok %", "settled/s", "p50 ok", "p99 ok", "p50 all", "wall s", "on chain", "txs", "gas/tx", "gas/settl", "cpu/ok", "pg/ok", "anvil/ok"],
-        results.settle.map((r) => [
+        ["facilitator", "mining", "N", "ok", "ok %", "settled/s", "p50 ok", "p99 ok", "p50 all", "wall s", "on chain", "blocks after", "txs", "gas/tx", "gas/settl", "cpu/ok", "pg/ok", "anvil/ok", "rpc/settled", "peak RSS MiB"],
+        otherSettle.map((r) => [
           r.facilitator,
           r.mining,
           String(r.payments),
@@ -341,25 +502,19 @@ export function formatResults(results: BenchResults): string {
           fixed(r.latencyMs.p50, 0),
           fixed(r.wallMs / 1000, 2),
           String(r.onChainTransfers),
+          r.blocks ? fixed(r.blocks.blocksAfterLastArrival, 0) : "—",
           String(r.signerTransactionsMined),
           fixed(r.avgGasUsed, 0),
           fixed(r.gasPerSettlement, 0),
           fixed(r.cpuMsPerSettlement, 1),
           fixed(r.postgresCpuMsPerSettlement, 1),
           fixed(r.anvilCpuMsPerSettlement, 1),
+          fixed(r.rpc?.callsPerUnit ?? Number.NaN, 2),
+          fixed(r.peakRssMb ?? Number.NaN),
         ]),
       ),
     );
-    const failing = results.settle.filter((r) => Object.keys(r.failures).length > 0);
-    for (const r of failing) {
-      const reasons = Object.entries(r.failures)
-        .sort((a, b) => b[1] - a[1])
-        .map(([reason, count]) => `${count}× ${reason}`)
-        .join("; ");
-      out.push(`  not settled — ${r.facilitator}, ${r.payments}, ${r.mining}: ${reasons}`);
-      const sends = Object.entries(r.sendErrors ?? {}).map(([message, count]) => `${count}× ${message}`);
-      if (sends.length > 0) out.push(`    send errors behind them: ${sends.join("; ")}`);
-    }
+    out.push(...failureLines(otherSettle));
   }
   if (results.paced.length > 0) {
     out.push(
@@ -368,7 +523,7 @@ export function formatResults(results: BenchResults): string {
     );
     out.push(
       table(
-        ["facilitator", "mining", "N", "ok", "p50", "p90", "mean", "max", "mean block wait", "p50 / wait"],
+        ["facilitator", "mining", "N", "ok", "p50", "p90", "mean", "max", "mean block wait", "p50 / wait", "rpc/settled", "peak RSS MiB"],
         results.paced.map((r) => [
           r.facilitator,
           r.mining,
@@ -380,6 +535,8 @@ export function formatResults(results: BenchResults): string {
           fixed(r.successLatencyMs.max, 0),
           fixed(r.meanBlockWaitMs, 0),
           fixed(r.p50OverMeanBlockWait, 2),
+          fixed(r.rpc?.callsPerUnit ?? Number.NaN, 2),
+          fixed(r.peakRssMb ?? Number.NaN),
         ]),
       ),
     );
@@ -387,8 +544,9 @@ export function formatResults(results: BenchResults): string {
       out.push(`  not settled — ${r.facilitator}, ${r.mining}: ${Object.entries(r.failures).map(([reason, count]) => `${count}× ${reason}`).join("; ")}`);
     }
   }
+  out.push("", ...formatRpc(results));
   if (results.resources.length > 0) {
-    out.push("", "PROCESSES");
+    out.push("", "PROCESSES (peak RSS = the highest VmHWM over the phase; each measurement above has its own, VmHWM being reset at its start)");
     out.push(
       table(
         ["facilitator", "phase", "peak RSS MiB", "RSS at end MiB", "CPU s total"],
@@ -408,6 +566,33 @@ export function formatResults(results: BenchResults): string {
   for (const note of results.notes) out.push(`note: ${note}`);
   out.push(`(run took ${results.durationSeconds.toFixed(0)} s)`);
   return out.join("\n");
+}
+
+/**
+ * RPC calls per unit of work, ours and the reference side by side, with the top methods; and issue
+ * 15's goal for the Base-like bursts (≤ 2 calls per settled payment, amortised).
+ */
+function formatRpc(results: BenchResults): string[] {
+  const rows: { who: Facilitator; what: string; rpc: RpcUsage }[] = [];
+  for (const r of verifyOrder(results.verify)) if (r.rpc) rows.push({ who: r.facilitator, what: `verify ${r.payloads === "cold" ? "cold" : "cache-served"} c=${r.concurrency}`, rpc: r.rpc });
+  for (const r of results.settle) if (r.rpc) rows.push({ who: r.facilitator, what: `settle ${r.payments} ${r.mining}`, rpc: r.rpc });
+  for (const r of results.paced) if (r.rpc) rows.push({ who: r.facilitator, what: `settle one at a time ${r.mining}`, rpc: r.rpc });
+  if (rows.length === 0) return [];
+  // Verify cold first, then the bursts, as the headline reads.
+  const rank = (what: string) => (what.startsWith("verify cold") ? 0 : what.includes(results.baseLikeMining ?? "\u0000") ? 1 : 2);
+  rows.sort((a, b) => rank(a.what) - rank(b.what));
+  const out = [
+    "RPC CALLS (counted at a proxy between each facilitator and Anvil, every call of a JSON-RPC batch separately, background polling included; per verify answered, or per payment that reached payTo)",
+    table(
+      ["facilitator", "measurement", "units", "calls", "per unit", "http req/unit", "top methods per unit"],
+      rows.map(({ who, what, rpc }) => [who, what, String(rpc.units), String(rpc.calls), fixed(rpc.callsPerUnit, 2), fixed(rpc.httpRequestsPerUnit, 2), topMethods(rpc)]),
+    ),
+  ];
+  for (const r of results.settle.filter((row) => row.facilitator === "ours" && row.mining === results.baseLikeMining && row.rpc)) {
+    out.push(`  ours, burst of ${r.payments} (${r.mining}): ${fixed(r.rpc!.callsPerUnit, 2)} RPC calls per settled payment (goal ≤ 2, amortised: ${verdict(r.rpc!.callsPerUnit <= 2)})`);
+  }
+  if (results.rpcProxyCpuMs !== undefined) out.push(`  the proxy process used ${fixed(results.rpcProxyCpuMs / 1000, 1)} s of CPU over the whole run`);
+  return out;
 }
 
 /**
@@ -435,7 +620,6 @@ function formatRecoveryOptions(options: RecoveryOptions, verify: VerifyResult[])
   const ours = cold("ours");
   const reference = cold("reference");
   if (ours && reference) {
-    const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
     const speedup = ours.requestsPerSecond / reference.requestsPerSecond;
     out.push(
       `  cold verify c=${ours.concurrency} targets: req/s ours/reference ${fixed(speedup, 2)}× (≥ 5×: ${verdict(speedup >= 5)}), ` +

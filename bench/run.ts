@@ -3,8 +3,8 @@
  * bench/reference-facilitator.ts), on the same Anvil, with the same kind of pre-signed payments,
  * each facilitator in its own process and the load generator in a third. See bench/README.md.
  *
- *   npm run bench                 full run (~4 min on 2 cores), writes bench/results.json
- *   npm run bench -- --quick      short smoke run (~1.5 min), writes bench/results.quick.json
+ *   npm run bench                 full run (~7 min on 2 cores), writes bench/results.json
+ *   npm run bench -- --quick      short smoke run (~4 min), writes bench/results.quick.json
  *   npm run bench -- --profile    ours only, under --cpu-prof: where verify and settle spend CPU
  *
  * Bounds: the whole run is cut at RUN_LIMIT_MS; every start, job and stop has its own limit.
@@ -19,12 +19,15 @@ import type { Address, Hash, Hex } from "viem";
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "../src/sandbox/postgres.js";
 import { buildDist } from "../scripts/build-dist.js";
 import { createDatabase } from "../src/store/database-admin.js";
+import { limitSpecs } from "../src/limits.js";
+import { startBlockClock, type BlockClock } from "./block-clock.js";
 import { accountOf, addressFor, fundEth, keyFor, mintToAll, signPayments, startBenchChain, type BenchChain } from "./chain.js";
 import { formatProfileSummary, summariseCpuProfile } from "./cpu-profile.js";
 import { startLoadGenerator, type LoadGenerator } from "./load-client.js";
 import type { SettleRun } from "./load-protocol.js";
 import { startOurFacilitator, startReferenceFacilitator, type ChildService } from "./processes.js";
-import { cpuMs, cpuMsSpent, peakRssMb, rssMb, treeCpuSnapshot } from "./proc-stats.js";
+import { cpuMs, cpuMsSpent, peakRssMb, resetPeakRss, rssMb, treeCpuSnapshot } from "./proc-stats.js";
+import { countsSince, startRpcProxyProcess, type ProxyCounts, type RpcProxy, type RpcProxyProcess } from "./rpc-proxy.js";
 import {
   computeRatios,
   formatResults,
@@ -32,10 +35,12 @@ import {
   percentile,
   round2,
   type BenchResults,
+  type BurstBlocks,
   type Facilitator,
   type RecoveryOptions,
   type PacedSettleResult,
   type Resources,
+  type RpcUsage,
   type SettleResult,
   type VerifyResult,
 } from "./report.js";
@@ -49,20 +54,55 @@ for (const arg of argv) if (!["--quick", "--profile"].includes(arg)) throw new E
 
 const settings = {
   verifyConcurrency: quick ? [1, 16] : [1, 16, 64],
-  verifyDurationSeconds: quick ? 3 : 8,
+  verifyDurationSeconds: quick ? 3 : 6,
   verifyWarmupSeconds: 2,
   verifyPayments: 64,
   /** Cold verify: every request a payment never sent before, at this concurrency; this many requests per facilitator. */
   coldVerifyConcurrency: 64,
-  coldVerifyRequests: quick ? 1_000 : 4_000,
+  coldVerifyRequests: quick ? 1_000 : 3_000,
   /** The variant "ours-single" is ours started with this SETTLE_BATCH_MAX: no batching (settle phases only). */
   settleBatchMax: 1,
-  settleBursts: quick ? [50] : [100, 500],
+  /** Automine bursts (ours, ours-single, reference, reference-nm): what a settle costs with no block to wait for. */
+  settleBursts: quick ? [50] : [100],
   blockTimeBurst: quick ? 20 : 100,
   warmupSettlements: 3,
-  payers: 32,
+  /**
+   * Payers the payments are spread over, round-robin. Every set must give each payer fewer than
+   * IN_FLIGHT_PER_PAYER_MAX (32 by default) payments: 1,000 over 64 payers is 16 each, half of it,
+   * so a payer's previous burst still finishing cannot push it over (checked in signAll).
+   */
+  payers: 64,
+  /**
+   * The headline settle rows (issue 15): a fresh Anvil with 2 s blocks (Base's), bursts of distinct
+   * payments sent at once to one facilitator with one signer key. Target: every payment confirmed
+   * within `targetBlocks` blocks of the last arrival, and for 300 a wall time (first send → last
+   * confirmation) of at most 6 s.
+   */
+  baseLike: {
+    blockTimeSeconds: 2,
+    runs: (quick
+      ? [
+          { who: "ours", payments: 300 },
+          { who: "reference", payments: 300 },
+        ]
+      : [
+          { who: "ours", payments: 300 },
+          { who: "reference", payments: 300 },
+          { who: "reference-nm", payments: 300 },
+          { who: "ours", payments: 1_000 },
+        ]) satisfies { who: Facilitator; payments: number }[] as { who: Facilitator; payments: number }[],
+    targetBlocks: 3,
+    targetWallMsByPayments: { 300: 6_000 } as Record<number, number>,
+  },
   amountAtomic: 1_000n,
-  settleRequestTimeoutMs: 60_000,
+  /**
+   * A settle request is given up (counted "timeout") after this. Above ours's own bound (it answers
+   * by SETTLE_BUDGET_MS, 20 s, pending if need be, and REQUEST_TIMEOUT_MS, 30 s, cuts any request),
+   * so ours always answers itself; the reference has no bound of its own (viem's
+   * waitForTransactionReceipt on a transaction whose nonce another one took can wait for minutes),
+   * and each such wait would otherwise hold a burst, and the run's time limit, for longer.
+   */
+  settleRequestTimeoutMs: 35_000,
   /**
    * One payment at a time on Base-like blocks (2 s; 0.2 s standing in for Base's flashblocks): ours
    * (sync sends: Anvil serves eth_sendRawTransactionSync), ours with SEND_MODE=async, and the
@@ -75,7 +115,7 @@ const settings = {
       ]
     : [
         { blockTimeSeconds: 2, payments: 20 },
-        { blockTimeSeconds: 0.2, payments: 40 },
+        { blockTimeSeconds: 0.2, payments: 30 },
       ],
   pacedWarmupSettlements: 2,
   /** The same, one at a time on automine (ours and the reference, in the automine phase): the facilitator's own latency, no block to wait for. */
@@ -153,6 +193,11 @@ interface Keys {
 interface Environment {
   phase: string;
   chain: BenchChain;
+  /** Interval mining only: the block time, and when each block appeared. */
+  blockTimeSeconds?: number;
+  blockClock?: BlockClock;
+  /** Each facilitator's counting RPC proxy, by service name. */
+  proxies: Map<string, RpcProxy>;
   ours: ChildService;
   oursSingle?: ChildService;
   oursAsync?: ChildService;
@@ -176,7 +221,7 @@ interface EnvironmentOptions {
 /** A fresh Anvil (funded payers and signers), a fresh database, and both facilitators on them. */
 async function startEnvironment(
   options: EnvironmentOptions,
-  context: { postgres: EmbeddedPostgresHandle; workDir: string; keys: Keys },
+  context: { postgres: EmbeddedPostgresHandle; workDir: string; keys: Keys; rpcProxy: RpcProxyProcess },
 ): Promise<Environment> {
   const { keys } = context;
   const started: { stop(): Promise<void> }[] = [];
@@ -190,6 +235,8 @@ async function startEnvironment(
   const chain = await startBenchChain({ blockTimeSeconds: options.blockTimeSeconds });
   started.push(chain);
   log(`${options.phase}: anvil ${chain.rpcUrl} (pid ${chain.anvil.pid})${options.blockTimeSeconds ? `, --block-time ${options.blockTimeSeconds}` : ", automine"}`);
+  const blockClock = options.blockTimeSeconds ? await startBlockClock(chain.rpcUrl) : undefined;
+  if (blockClock) started.push(blockClock);
   await mintToAll(chain, keys.payers, 1_000_000_000n);
   await fundEth(chain.rpcUrl, [keys.oursSigner, keys.oursSingleSigner, keys.oursAsyncSigner, keys.referenceSigner, keys.referenceNmSigner].map(accountOf), "1000");
   log(`${options.phase}: ${keys.payers.length} payers funded`);
@@ -201,10 +248,25 @@ async function startEnvironment(
   // Their own databases: each instance's watcher finishes only what its own signers sent.
   const singleDatabaseUrl = withOursSingle ? await createDatabase(context.postgres.adminUrl, `${databaseName}_single`, { dropIfExists: true }) : undefined;
   const asyncDatabaseUrl = options.oursAsync ? await createDatabase(context.postgres.adminUrl, `${databaseName}_async`, { dropIfExists: true }) : undefined;
+  // Every facilitator talks to Anvil through its own counting proxy.
+  const proxies = new Map<string, RpcProxy>();
+  const proxyUrl = async (name: string): Promise<string> => {
+    const proxy = await context.rpcProxy.open(chain.rpcUrl);
+    started.push({ stop: proxy.close });
+    proxies.set(name, proxy);
+    return proxy.url;
+  };
+  const rpcUrls = {
+    ours: await proxyUrl("ours"),
+    oursSingle: singleDatabaseUrl ? await proxyUrl("ours-single") : "",
+    oursAsync: asyncDatabaseUrl ? await proxyUrl("ours-async") : "",
+    reference: options.reference ? await proxyUrl("reference") : "",
+    referenceNm: withReferenceNm ? await proxyUrl("reference-nm") : "",
+  };
   const [ours, oursSingle, oursAsync, reference, referenceNm] = await Promise.all([
     startOurFacilitator({
       databaseUrl,
-      rpcUrl: chain.rpcUrl,
+      rpcUrl: rpcUrls.ours,
       token: "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
       signerKey: keys.oursSigner,
       configPath: path.join(context.workDir, `facilitator-${options.phase}.json`),
@@ -215,7 +277,7 @@ async function startEnvironment(
       ? startOurFacilitator({
           name: "ours-single",
           databaseUrl: singleDatabaseUrl,
-          rpcUrl: chain.rpcUrl,
+          rpcUrl: rpcUrls.oursSingle,
           token: "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
           signerKey: keys.oursSingleSigner,
           configPath: path.join(context.workDir, `facilitator-${options.phase}-single.json`),
@@ -227,7 +289,7 @@ async function startEnvironment(
       ? startOurFacilitator({
           name: "ours-async",
           databaseUrl: asyncDatabaseUrl,
-          rpcUrl: chain.rpcUrl,
+          rpcUrl: rpcUrls.oursAsync,
           token: "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
           signerKey: keys.oursAsyncSigner,
           configPath: path.join(context.workDir, `facilitator-${options.phase}-async.json`),
@@ -236,10 +298,10 @@ async function startEnvironment(
         })
       : Promise.resolve(undefined),
     options.reference
-      ? startReferenceFacilitator({ rpcUrl: chain.rpcUrl, signerKey: keys.referenceSigner, startTimeoutMs: SERVICE_START_TIMEOUT_MS })
+      ? startReferenceFacilitator({ rpcUrl: rpcUrls.reference, signerKey: keys.referenceSigner, startTimeoutMs: SERVICE_START_TIMEOUT_MS })
       : Promise.resolve(undefined),
     withReferenceNm
-      ? startReferenceFacilitator({ rpcUrl: chain.rpcUrl, signerKey: keys.referenceNmSigner, startTimeoutMs: SERVICE_START_TIMEOUT_MS, nonceManager: true })
+      ? startReferenceFacilitator({ rpcUrl: rpcUrls.referenceNm, signerKey: keys.referenceNmSigner, startTimeoutMs: SERVICE_START_TIMEOUT_MS, nonceManager: true })
       : Promise.resolve(undefined),
   ]);
   for (const service of [ours, oursSingle, oursAsync, reference, referenceNm]) if (service) started.push(service);
@@ -251,7 +313,7 @@ async function startEnvironment(
         .join(", "),
   );
   for (const service of [ours, oursSingle, oursAsync, reference, referenceNm]) if (service) await expectSupported(service);
-  return { phase: options.phase, chain, ours, oursSingle, oursAsync, reference, referenceNm, stop };
+  return { phase: options.phase, chain, blockTimeSeconds: options.blockTimeSeconds, blockClock, proxies, ours, oursSingle, oursAsync, reference, referenceNm, stop };
 }
 
 async function expectSupported(service: ChildService): Promise<void> {
@@ -287,6 +349,50 @@ function postmasterPid(postgres: EmbeddedPostgresHandle): Promise<number> {
   return readFile(path.join(postgres.dataDir, "postmaster.pid"), "utf8").then((text) => Number.parseInt(text.split("\n")[0] ?? "", 10));
 }
 
+function proxyOf(environment: Environment, service: ChildService): RpcProxy {
+  const proxy = environment.proxies.get(service.name);
+  if (!proxy) throw new Error(`no RPC proxy for ${service.name}`);
+  return proxy;
+}
+
+/** What a facilitator asked of the node since `before` (a reading of its proxy), per unit of work. */
+async function rpcUsageSince(proxy: RpcProxy, before: ProxyCounts, unit: RpcUsage["unit"], units: number): Promise<RpcUsage> {
+  const spent = countsSince(before, await proxy.counts());
+  const per = (count: number) => (units > 0 ? Math.round((count / units) * 1000) / 1000 : Number.NaN);
+  return {
+    unit,
+    units,
+    calls: spent.calls,
+    httpRequests: spent.httpRequests,
+    callsPerUnit: per(spent.calls),
+    httpRequestsPerUnit: per(spent.httpRequests),
+    byMethodPerUnit: Object.entries(spent.byMethod)
+      .sort((a, b) => b[1] - a[1])
+      .map(([method, calls]) => ({ method, calls, perUnit: per(calls) })),
+    upstreamErrors: spent.upstreamErrors,
+  };
+}
+
+/**
+ * Peak RSS per measurement: VmHWM is started again before each one (resetPeakRss) and read after
+ * it; the highest reading of a process is kept for its phase's PROCESSES row.
+ */
+const phasePeakRssMb = new Map<number, number>();
+let rssResetRefused = false;
+function notePeakRss(pid: number): number {
+  const peak = peakRssMb(pid);
+  if (Number.isFinite(peak)) phasePeakRssMb.set(pid, Math.max(phasePeakRssMb.get(pid) ?? 0, peak));
+  return peak;
+}
+function startRssWindow(pid: number): void {
+  notePeakRss(pid);
+  if (!resetPeakRss(pid) && !rssResetRefused) {
+    rssResetRefused = true;
+    log("cannot reset VmHWM (/proc/<pid>/clear_refs refused): per-measurement peak RSS is the process's peak so far");
+  }
+}
+const endRssWindow = (pid: number): number => round2(notePeakRss(pid));
+
 /** rotated: `bodies` sent in turn for `durationSeconds`; cold: `requestCount` requests, each body at most once. */
 type VerifyLoad = { payloads: "rotated"; durationSeconds: number } | { payloads: "cold"; requestCount: number };
 
@@ -303,6 +409,9 @@ async function measureVerify(
   concurrency: number,
   verifyLoad: VerifyLoad,
 ): Promise<VerifyResult> {
+  const proxy = proxyOf(environment, service);
+  const rpcBefore = await proxy.counts();
+  startRssWindow(service.pid);
   const before = { service: cpuMs(service.pid), postgres: treeCpuSnapshot(postgresPid), anvil: cpuMs(environment.chain.anvil.pid) };
   const jobTimeoutMs =
     verifyLoad.payloads === "rotated" ? (verifyLoad.durationSeconds + 30) * 1000 : (30 + (verifyLoad.requestCount / 1000) * COLD_VERIFY_TIMEOUT_S_PER_1000) * 1000;
@@ -318,6 +427,8 @@ async function measureVerify(
     jobTimeoutMs,
   );
   const after = { service: cpuMs(service.pid), postgres: treeCpuSnapshot(postgresPid), anvil: cpuMs(environment.chain.anvil.pid) };
+  const rss = endRssWindow(service.pid);
+  const rpc = await rpcUsageSince(proxy, rpcBefore, "verify", run.requests);
   const perRequest = (ms: number) => round2((ms / Math.max(1, run.requests)) * 100) / 100;
   const result: VerifyResult = {
     facilitator,
@@ -336,20 +447,26 @@ async function measureVerify(
     postgresCpuMsPerVerify: perRequest(cpuMsSpent(before.postgres, after.postgres)),
     anvilCpuMsPerVerify: perRequest(after.anvil - before.anvil),
     ...(verifyLoad.payloads === "cold" ? { bodiesReused: run.bodiesReused } : {}),
+    rpc,
+    peakRssMb: rss,
   };
   log(
     `verify ${facilitator} ${verifyLoad.payloads} c=${concurrency}: ${result.requestsPerSecond} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, ` +
-      `${result.validAnswers} valid / ${result.otherAnswers} other / ${result.errors} errors, ${result.cpuMsPerVerify} CPU ms/req`,
+      `${result.validAnswers} valid / ${result.otherAnswers} other / ${result.errors} errors, ${result.cpuMsPerVerify} CPU ms/req, ` +
+      `${rpc.callsPerUnit} RPC calls/req, peak RSS ${rss} MiB`,
   );
   return result;
 }
 
-/** Polls payTo's balance until it has not changed for `quietMs` (bounded), and returns it. */
-async function settledBalance(chain: BenchChain, payTo: Address, quietMs: number): Promise<bigint> {
+/**
+ * Polls payTo's balance until it reaches `expected` or has not changed for `quietMs` (bounded by
+ * ONCHAIN_SETTLE_WAIT_MS), and returns it: payments answered pending, or sent late, land meanwhile.
+ */
+async function settledBalance(chain: BenchChain, payTo: Address, expected: bigint, quietMs: number): Promise<bigint> {
   const deadline = Date.now() + ONCHAIN_SETTLE_WAIT_MS;
   let last = await chain.balanceOf(payTo);
   let lastChangeMs = Date.now();
-  while (Date.now() < deadline && Date.now() - lastChangeMs < quietMs) {
+  while (last < expected && Date.now() < deadline && Date.now() - lastChangeMs < quietMs) {
     await sleep(250);
     const now = await chain.balanceOf(payTo);
     if (now !== last) {
@@ -369,32 +486,77 @@ function summariseSettle(run: SettleRun) {
   return { failures, successHashes, latencies, successLatencies };
 }
 
-async function measureSettle(
-  load: LoadGenerator,
-  service: ChildService,
-  facilitator: Facilitator,
-  environment: Environment,
-  postgresPid: number,
-  signer: Address,
-  payTo: Address,
-  bodies: string[],
-  mining: SettleResult["mining"],
-): Promise<SettleResult> {
+/**
+ * Interval-mined bursts: where the payments landed. The block of each payment is its Transfer to
+ * payTo (read from the chain); the head at the first send and at the last arrival (the last request
+ * written out), and when the last payment's block appeared, come from the block clock.
+ */
+async function burstBlocks(environment: Environment, run: SettleRun, payTo: Address, blockBefore: bigint, blockAfter: bigint, successes: number): Promise<BurstBlocks | undefined> {
+  const { blockClock, blockTimeSeconds, chain } = environment;
+  if (!blockClock || !blockTimeSeconds) return undefined;
+  const landed = await chain.transferBlocks(payTo, blockBefore, blockAfter);
+  const sent = run.answers.map((answer) => answer.sentMs).filter(Number.isFinite);
+  const lastArrivalMs = sent.length > 0 ? Math.max(...sent) : 0;
+  const blockAtFirstSend = blockClock.headAt(run.startedAtEpochMs) ?? blockBefore;
+  const blockAtLastArrival = blockClock.headAt(run.startedAtEpochMs + lastArrivalMs) ?? blockAtFirstSend;
+  const lastConfirmBlock = landed.reduce((max, block) => (block > max ? block : max), 0n);
+  const seenMs = landed.length > 0 ? blockClock.seenAt(lastConfirmBlock) : undefined;
+  const confirmedByBlockOffset: Record<string, number> = {};
+  for (const block of landed) {
+    const offset = Number(block - blockAtLastArrival);
+    const key = offset > 0 ? `+${offset}` : String(offset);
+    confirmedByBlockOffset[key] = (confirmedByBlockOffset[key] ?? 0) + 1;
+  }
+  const payments = run.answers.length;
+  const blocksAfterLastArrival = landed.length > 0 ? Number(lastConfirmBlock - blockAtLastArrival) : Number.NaN;
+  const wallToLastConfirmMs = seenMs === undefined ? Number.NaN : Math.round(seenMs - run.startedAtEpochMs);
+  const targetWallMs = blockTimeSeconds === settings.baseLike.blockTimeSeconds ? settings.baseLike.targetWallMsByPayments[payments] : undefined;
+  return {
+    blockTimeMs: blockTimeSeconds * 1000,
+    blockAtFirstSend: Number(blockAtFirstSend),
+    blockAtLastArrival: Number(blockAtLastArrival),
+    lastArrivalMs: Math.round(lastArrivalMs),
+    confirmed: landed.length,
+    lastConfirmBlock: Number(lastConfirmBlock),
+    blocksAfterLastArrival,
+    confirmedByBlockOffset,
+    wallToLastConfirmMs,
+    targetBlocks: settings.baseLike.targetBlocks,
+    ...(targetWallMs === undefined ? {} : { targetWallMs }),
+    targetMet:
+      successes === payments &&
+      landed.length === payments &&
+      blocksAfterLastArrival <= settings.baseLike.targetBlocks &&
+      (targetWallMs === undefined || wallToLastConfirmMs <= targetWallMs),
+  };
+}
+
+async function measureSettle(context: Context, environment: Environment, participant: Participant, set: SettleSet, mining: SettleResult["mining"]): Promise<SettleResult> {
   const { chain } = environment;
+  const { who: facilitator, service, signer } = participant;
+  const { payTo, bodies } = set;
+  const proxy = proxyOf(environment, service);
   const [balanceBefore, txCountBefore, blockBefore] = await Promise.all([chain.balanceOf(payTo), chain.transactionCount(signer), chain.blockNumber()]);
   const isReference = facilitator === "reference" || facilitator === "reference-nm";
   const sendErrorsBefore = isReference ? await referenceSendErrors(service) : {};
-  const cpuBefore = { service: cpuMs(service.pid), postgres: treeCpuSnapshot(postgresPid), anvil: cpuMs(chain.anvil.pid) };
-  const run = await load.settle({ url: service.url, bodies, timeoutMs: settings.settleRequestTimeoutMs }, settings.settleRequestTimeoutMs + 30_000);
-  const cpuAfter = { service: cpuMs(service.pid), postgres: treeCpuSnapshot(postgresPid), anvil: cpuMs(chain.anvil.pid) };
+  const rpcBefore = await proxy.counts();
+  startRssWindow(service.pid);
+  const cpuBefore = { service: cpuMs(service.pid), postgres: treeCpuSnapshot(context.postgresPid), anvil: cpuMs(chain.anvil.pid) };
+  const run = await context.load.settle({ url: service.url, bodies, timeoutMs: settings.settleRequestTimeoutMs, preconnect: true }, settings.settleRequestTimeoutMs + 60_000);
+  const cpuAfter = { service: cpuMs(service.pid), postgres: treeCpuSnapshot(context.postgresPid), anvil: cpuMs(chain.anvil.pid) };
   const { failures, successHashes, latencies, successLatencies } = summariseSettle(run);
-  const balanceAfter = await settledBalance(chain, payTo, mining === "automine" ? 1_000 : 2_500);
+  const quietMs = environment.blockTimeSeconds ? Math.max(2_500, 2.5 * environment.blockTimeSeconds * 1000) : 1_000;
+  const balanceAfter = await settledBalance(chain, payTo, balanceBefore + BigInt(bodies.length) * settings.amountAtomic, quietMs);
+  // RPC calls and peak RSS up to here: a payment answered pending still costs calls until it lands.
+  const rss = endRssWindow(service.pid);
+  const onChainTransfers = Number((balanceAfter - balanceBefore) / settings.amountAtomic);
+  const rpc = await rpcUsageSince(proxy, rpcBefore, "settled payment", onChainTransfers);
   const [txCountAfter, blockAfter] = await Promise.all([chain.transactionCount(signer), chain.blockNumber()]);
   const distinct = [...new Set(successHashes)];
   const gas = distinct.length > 0 ? await chain.gasUsed(distinct) : [];
   const signerGas = await chain.signerGas(signer, blockBefore, blockAfter);
-  const onChainTransfers = Number((balanceAfter - balanceBefore) / settings.amountAtomic);
   const successes = successHashes.length;
+  const blocks = await burstBlocks(environment, run, payTo, blockBefore, blockAfter, successes);
   const perSuccess = (ms: number) => round2(ms / Math.max(1, successes));
   const latencySummary = (sorted: number[]) => ({
     p50: Math.round(percentile(sorted, 50)),
@@ -406,6 +568,7 @@ async function measureSettle(
     facilitator,
     mining,
     payments: bodies.length,
+    payers: Math.min(settings.payers, bodies.length),
     successes,
     successRate: round2((successes / bodies.length) * 10_000) / 10_000,
     failures,
@@ -423,6 +586,9 @@ async function measureSettle(
     cpuMsPerSettlement: perSuccess(cpuAfter.service - cpuBefore.service),
     postgresCpuMsPerSettlement: perSuccess(cpuMsSpent(cpuBefore.postgres, cpuAfter.postgres)),
     anvilCpuMsPerSettlement: perSuccess(cpuAfter.anvil - cpuBefore.anvil),
+    ...(blocks ? { blocks } : {}),
+    rpc,
+    peakRssMb: rss,
   };
   if (isReference) {
     const after = await referenceSendErrors(service);
@@ -434,7 +600,12 @@ async function measureSettle(
   }
   log(
     `settle ${facilitator} ${bodies.length} (${mining}): ${successes} ok in ${(run.wallMs / 1000).toFixed(2)} s, successes p50 ${result.successLatencyMs.p50} ms, ` +
-      `p99 ${result.successLatencyMs.p99} ms, ${result.onChainTransfers} on chain, ${result.signerTransactionsMined} txs, ${result.gasPerSettlement} gas/settlement` +
+      `p99 ${result.successLatencyMs.p99} ms, ${result.onChainTransfers} on chain, ${result.signerTransactionsMined} txs, ${result.gasPerSettlement} gas/settlement, ` +
+      `${rpc.callsPerUnit} RPC calls/settled, peak RSS ${rss} MiB (${run.preconnected} connections opened first, last arrival at ${Math.round(Math.max(0, ...run.answers.map((a) => a.sentMs).filter(Number.isFinite)))} ms)` +
+      (blocks
+        ? `; blocks: head ${blocks.blockAtFirstSend} at first send, ${blocks.blockAtLastArrival} at last arrival, last confirmed in ${blocks.lastConfirmBlock} ` +
+          `(+${blocks.blocksAfterLastArrival}), ${blocks.confirmed} confirmed by ${(blocks.wallToLastConfirmMs / 1000).toFixed(2)} s`
+        : "") +
       (Object.keys(failures).length > 0 ? `; failures ${JSON.stringify(failures).slice(0, 300)}` : ""),
   );
   return result;
@@ -479,8 +650,11 @@ function spreadPauses(count: number, blockTimeMs: number): number[] {
  * (spreadPauses), so arrivals fall evenly over the block's phase (answers that come at a block
  * would otherwise line every request up right after one, a whole interval from the next).
  */
-async function measurePaced(service: ChildService, facilitator: Facilitator, bodies: string[], blockTimeSeconds: number): Promise<PacedSettleResult> {
+async function measurePaced(environment: Environment, service: ChildService, facilitator: Facilitator, bodies: string[], blockTimeSeconds: number): Promise<PacedSettleResult> {
   const blockTimeMs = blockTimeSeconds * 1000;
+  const proxy = proxyOf(environment, service);
+  const rpcBefore = await proxy.counts();
+  startRssWindow(service.pid);
   const pauses = spreadPauses(bodies.length, blockTimeMs);
   const latencies: number[] = [];
   const failures: Record<string, number> = {};
@@ -498,6 +672,8 @@ async function measurePaced(service: ChildService, facilitator: Facilitator, bod
       failures[reason] = (failures[reason] ?? 0) + 1;
     }
   }
+  const rss = endRssWindow(service.pid);
+  const rpc = await rpcUsageSince(proxy, rpcBefore, "settled payment", latencies.length);
   const sorted = [...latencies].sort((a, b) => a - b);
   const meanBlockWaitMs = blockTimeMs / 2;
   const p50 = Math.round(percentile(sorted, 50));
@@ -516,17 +692,22 @@ async function measurePaced(service: ChildService, facilitator: Facilitator, bod
     },
     meanBlockWaitMs,
     p50OverMeanBlockWait: meanBlockWaitMs === 0 ? Number.NaN : round2(p50 / meanBlockWaitMs),
+    rpc,
+    peakRssMb: rss,
   };
   log(
     `settle one at a time ${facilitator} (${result.mining}): ${result.successes}/${result.payments} ok, p50 ${p50} ms, p90 ${result.successLatencyMs.p90} ms ` +
       (meanBlockWaitMs > 0 ? `(mean block wait ${meanBlockWaitMs} ms: p50 / wait ${result.p50OverMeanBlockWait})` : "(automine: no block to wait for)") +
+      `, ${rpc.callsPerUnit} RPC calls/settled` +
       (Object.keys(failures).length > 0 ? `; failures ${JSON.stringify(failures).slice(0, 300)}` : ""),
   );
   return result;
 }
 
 function resourcesOf(service: ChildService, facilitator: Facilitator, phase: string): Resources {
-  return { facilitator, phase, peakRssMb: round2(peakRssMb(service.pid)), rssAtEndMb: round2(rssMb(service.pid)), cpuMsTotal: Math.round(cpuMs(service.pid)) };
+  notePeakRss(service.pid);
+  const peak = phasePeakRssMb.get(service.pid) ?? Number.NaN;
+  return { facilitator, phase, peakRssMb: round2(peak), rssAtEndMb: round2(rssMb(service.pid)), cpuMsTotal: Math.round(cpuMs(service.pid)) };
 }
 
 // ------------------------------------------------------------------------------------ payments
@@ -536,17 +717,28 @@ interface SettleSet {
   bodies: string[];
 }
 
+/**
+ * A settle set gives each payer at most half of IN_FLIGHT_PER_PAYER_MAX's default (the
+ * facilitators run with it): a burst then never meets payer_busy, even while a payer's previous
+ * settlements are still finishing. Verify sets are not settled and are not bound by it.
+ */
+const paymentsPerPayerMax = Math.floor(limitSpecs.inFlightPerPayerMax.default / 2);
+
 /** Every payment the run will use, signed before anything is measured. */
 async function signAll(keys: Keys) {
-  const sign = async (label: string, count: number): Promise<SettleSet> => {
+  const sign = async (label: string, count: number, settled = true): Promise<SettleSet> => {
+    const perPayer = Math.ceil(count / keys.payerKeys.length);
+    if (settled && perPayer > paymentsPerPayerMax) {
+      throw new Error(`${label}: ${count} payments over ${keys.payerKeys.length} payers is ${perPayer} per payer, more than ${paymentsPerPayerMax} (raise settings.payers)`);
+    }
     const payTo = addressFor(label);
     return { payTo, bodies: await signPayments({ payerKeys: keys.payerKeys, payTo, count, amountAtomic: settings.amountAtomic, validForSeconds: 3_600n }) };
   };
   const facilitators: Facilitator[] = profileMode ? ["ours"] : ["ours", "ours-single", "reference", "reference-nm"];
-  const verify = await sign("verify", settings.verifyPayments);
+  const verify = await sign("verify", settings.verifyPayments, false);
   // Cold verify: one set, sent once to each facilitator (each sees every payment once); `connections` spare.
   const coldRequests = profileMode ? settings.profileColdVerifyRequests : settings.coldVerifyRequests;
-  const coldVerify = await sign("verify/cold", coldRequests + settings.coldVerifyConcurrency);
+  const coldVerify = await sign("verify/cold", coldRequests + settings.coldVerifyConcurrency, false);
   const sets = new Map<string, SettleSet>();
   for (const who of facilitators) {
     for (const phase of ["automine", "blocktime"]) sets.set(`${who}/${phase}/warmup`, await sign(`${who}/${phase}/warmup`, settings.warmupSettlements));
@@ -563,6 +755,8 @@ async function signAll(keys: Keys) {
       }
     }
     for (const who of ["ours", "reference"]) sets.set(`${who}/automine/one-at-a-time`, await sign(`${who}/automine/one-at-a-time`, settings.pacedAutominePayments));
+    for (const who of new Set(settings.baseLike.runs.map((run) => run.who))) sets.set(`${who}/base-like/warmup`, await sign(`${who}/base-like/warmup`, settings.warmupSettlements));
+    for (const { who, payments } of settings.baseLike.runs) sets.set(`${who}/base-like/${payments}`, await sign(`${who}/base-like/${payments}`, payments));
   }
   const get = (key: string): SettleSet => {
     const set = sets.get(key);
@@ -585,6 +779,7 @@ interface Context {
   workDir: string;
   keys: Keys;
   load: LoadGenerator;
+  rpcProxy: RpcProxyProcess;
   payments: Awaited<ReturnType<typeof signAll>>;
 }
 
@@ -644,13 +839,12 @@ async function autominePhase(context: Context, results: BenchResults): Promise<v
 
   for (const burst of settings.settleBursts) {
     for (const { who, service, signer } of all) {
-      const set = context.payments.get(`${who}/automine/${burst}`);
-      results.settle.push(await measureSettle(context.load, service, who, environment, context.postgresPid, signer, set.payTo, set.bodies, "automine"));
+      results.settle.push(await measureSettle(context, environment, { who, service, signer }, context.payments.get(`${who}/automine/${burst}`), "automine"));
     }
   }
   // One at a time, no block to wait for: what a settle costs the facilitator itself (ours and the reference at once).
   const alone = all.filter((participant) => participant.who === "ours" || participant.who === "reference");
-  results.paced.push(...(await Promise.all(alone.map(({ who, service }) => measurePaced(service, who, context.payments.get(`${who}/automine/one-at-a-time`).bodies, 0)))));
+  results.paced.push(...(await Promise.all(alone.map(({ who, service }) => measurePaced(environment, service, who, context.payments.get(`${who}/automine/one-at-a-time`).bodies, 0)))));
   for (const { who, service } of all) results.resources.push(resourcesOf(service, who, "automine"));
   await environment.stop();
 }
@@ -669,7 +863,7 @@ async function pacedPhase(context: Context, results: BenchResults, blockTimeSeco
   const services: Record<(typeof pacedParticipants)[number], ChildService> = { ours: environment.ours, "ours-async": environment.oursAsync!, reference: environment.reference! };
   await Promise.all(pacedParticipants.map((who) => warmUp(services[who], context.payments.verify.bodies[0]!, context.payments.get(`${who}/${phase}/warmup`).bodies)));
   log(`${phase}: warm-up done`);
-  const runs = await Promise.all(pacedParticipants.map((who) => measurePaced(services[who], who, context.payments.get(`${who}/${phase}`).bodies, blockTimeSeconds)));
+  const runs = await Promise.all(pacedParticipants.map((who) => measurePaced(environment, services[who], who, context.payments.get(`${who}/${phase}`).bodies, blockTimeSeconds)));
   results.paced.push(...runs);
   for (const who of pacedParticipants) results.resources.push(resourcesOf(services[who], who, `block-time ${blockTimeSeconds} s, one at a time`));
   await environment.stop();
@@ -680,11 +874,35 @@ async function blockTimePhase(context: Context, results: BenchResults): Promise<
   const all = participants(environment, context.keys);
   for (const { who, service } of all) await warmUp(service, context.payments.verify.bodies[0]!, context.payments.get(`${who}/blocktime/warmup`).bodies);
   log("warm-up done");
-  for (const { who, service, signer } of all) {
-    const set = context.payments.get(`${who}/blocktime/${settings.blockTimeBurst}`);
-    results.settle.push(await measureSettle(context.load, service, who, environment, context.postgresPid, signer, set.payTo, set.bodies, "block-time 1 s"));
+  for (const participant of all) {
+    results.settle.push(await measureSettle(context, environment, participant, context.payments.get(`${participant.who}/blocktime/${settings.blockTimeBurst}`), "block-time 1 s"));
   }
   for (const { who, service } of all) results.resources.push(resourcesOf(service, who, "block-time 1 s"));
+  await environment.stop();
+}
+
+/**
+ * The headline settle rows (issue 15): a fresh Anvil mining every 2 s, like Base, and bursts of
+ * distinct payments sent at once to one facilitator with one signer key, one burst at a time
+ * (settings.baseLike.runs). Each row says where the payments landed, block by block.
+ */
+async function baseLikePhase(context: Context, results: BenchResults): Promise<void> {
+  const { blockTimeSeconds, runs } = settings.baseLike;
+  const who = new Set(runs.map((run) => run.who));
+  const environment = await startEnvironment(
+    { phase: "base-like", blockTimeSeconds, reference: who.has("reference"), referenceNm: who.has("reference-nm"), oursSingle: false },
+    context,
+  );
+  const mining = `block-time ${blockTimeSeconds} s`;
+  const all = participants(environment, context.keys).filter((participant) => who.has(participant.who));
+  // Each on its own key: the warm-ups may run side by side.
+  await Promise.all(all.map(({ who, service }) => warmUp(service, context.payments.verify.bodies[0]!, context.payments.get(`${who}/base-like/warmup`).bodies)));
+  log("base-like: warm-up done");
+  for (const run of runs) {
+    const participant = all.find((candidate) => candidate.who === run.who)!;
+    results.settle.push(await measureSettle(context, environment, participant, context.payments.get(`${run.who}/base-like/${run.payments}`), mining));
+  }
+  for (const { who, service } of all) results.resources.push(resourcesOf(service, who, `${mining}, bursts`));
   await environment.stop();
 }
 
@@ -715,7 +933,7 @@ async function profilePhase(context: Context): Promise<string> {
   coldWindow.toMicros = monotonicMicros();
   const set = context.payments.get("ours/profile");
   const settleWindow = { fromMicros: monotonicMicros(), toMicros: 0 };
-  const settle = await measureSettle(context.load, service, "ours", environment, context.postgresPid, accountOf(context.keys.oursSigner), set.payTo, set.bodies, "automine");
+  const settle = await measureSettle(context, environment, { who: "ours", service, signer: accountOf(context.keys.oursSigner) }, set, "automine");
   settleWindow.toMicros = monotonicMicros();
   await environment.stop(); // SIGTERM → graceful exit → the profile is written
   const files = (await readdir(profileDir)).filter((name) => name.endsWith(".cpuprofile"));
@@ -799,6 +1017,9 @@ async function main(): Promise<void> {
 
   const load = await startLoadGenerator();
   onCleanup("load generator", load.stop);
+  const rpcProxy = await startRpcProxyProcess();
+  onCleanup("rpc proxy", rpcProxy.stop);
+  log(`rpc proxy pid ${rpcProxy.pid}`);
 
   const payerKeys = Array.from({ length: settings.payers }, (_, i) => keyFor(`payer/${i}`));
   const keys: Keys = {
@@ -813,7 +1034,7 @@ async function main(): Promise<void> {
   const signStartedMs = Date.now();
   const payments = await signAll(keys);
   log(`${payments.count} payments pre-signed by ${settings.payers} payers in ${((Date.now() - signStartedMs) / 1000).toFixed(1)} s`);
-  const context: Context = { postgres, postgresPid, workDir, keys, load, payments };
+  const context: Context = { postgres, postgresPid, workDir, keys, load, rpcProxy, payments };
 
   if (profileMode) {
     const summary = await profilePhase(context);
@@ -828,15 +1049,19 @@ async function main(): Promise<void> {
     settings: { ...settings, amountAtomic: settings.amountAtomic.toString(), quick },
     ...(recoveryOptions ? { recoveryOptions } : {}),
     verify: [],
+    baseLikeMining: `block-time ${settings.baseLike.blockTimeSeconds} s`,
     settle: [],
     paced: [],
     resources: [],
     ratios: [],
     notes: [
-      "Each facilitator runs in its own Node process (ours compiled, `node dist/cli/index.js serve` as `npm start`; the reference via `node --import tsx`); the load generator (autocannon / fetch) is a third process; Anvil and Postgres are shared.",
+      "Each facilitator runs in its own Node process (ours compiled, `node dist/cli/index.js serve` as `npm start`; the reference via `node --import tsx`); the load generator (autocannon / node:http) is a third process; Anvil and Postgres are shared. Every facilitator reaches Anvil through its own counting JSON-RPC proxy (a fourth process, plain node:http, keep-alive): it adds a loopback hop to every RPC call, for both sides alike.",
       "CPU ms per verify is the facilitator process's utime+stime over the run divided by requests answered; pg/anvil columns charge the shared Postgres and Anvil the same way.",
-      "Verify 'rotated' sends a fixed set of valid payments in turn (repeats: ours answers them from its caches); 'cold' sends every request a payment never sent to that facilitator before (no cache can hit; signatures are recovered, the chain is read).",
-      "Settle: every payment in a burst is sent at the same moment, each a distinct pre-signed authorization, one signer key per facilitator. The reference uses the x402 example's signer (viem wallet client, no nonce manager); reference-nm is the same with viem's nonceManager on the account (not in the example); ours runs its defaults, where settlements waiting for the same signer go out as one BatchSettler transaction (SETTLE_BATCH_MAX 32); ours-single is ours with SETTLE_BATCH_MAX=1, one transaction per settlement.",
+      "Verify 'cold' is the verify headline; 'cache-served' (rotated) sends a fixed set of valid payments in turn (repeats: ours answers them from its caches); 'cold' sends every request a payment never sent to that facilitator before (no cache can hit; signatures are recovered, the chain is read).",
+      "Settle: every payment in a burst is sent at the same moment, each a distinct pre-signed authorization, one signer key per facilitator. The reference uses the x402 example's signer (viem wallet client, no nonce manager); reference-nm is the same with viem's nonceManager on the account (not in the example); ours runs its defaults, where settlements waiting for the same signer go out as one BatchSettler transaction (SETTLE_BATCH_MAX 32); ours-single is ours with SETTLE_BATCH_MAX=1, one transaction per settlement. Before each burst the load generator opens one keep-alive connection per payment (GET /supported), so the burst is written on established connections and every payment arrives within a few ms.",
+      `Base-like bursts (the settle headline): a fresh Anvil with --block-time ${settings.baseLike.blockTimeSeconds}, one burst at a time, payments spread round-robin over ${settings.payers} payers (at most ${paymentsPerPayerMax} each, under IN_FLIGHT_PER_PAYER_MAX). Each payment's block is the block of its Transfer to the burst's payTo (eth_getLogs); the head at each moment (at the first send, at the last arrival = the last request written out) and when each block appeared come from polling eth_blockNumber every 20 ms. 'blocks after' = last confirming block − head at the last arrival (1 is the floor); 'to last confirm s' = first send → the last confirming block seen. Target (issue 15): 100 % success and every payment confirmed within ${settings.baseLike.targetBlocks} blocks of the last arrival, and for 300 a wall time ≤ 6 s.`,
+      "RPC calls: counted at each facilitator's proxy over the measurement (from the first request until the last payment landed, background polling included), every call of a JSON-RPC batch separately; per verify answered, or per payment that reached payTo (a failed settlement's calls are charged to the ones that landed).",
+      "Peak RSS: VmHWM of the facilitator process, reset at the start of each measurement (/proc/<pid>/clear_refs) and read at its end; the PROCESSES rows are the highest reading over the phase.",
       "gas/settl = gasUsed of every transaction the facilitator's signer got mined during the burst (read from the blocks) / payments that reached payTo; gas/tx = mean gasUsed of the distinct transactions behind the success answers.",
       "Settle latencies: 'p50 ok'/'p99 ok' are over successful settlements only; 'p50 all' includes failures, which the reference answers quickly.",
       "Settle one at a time: on Anvil mining every 2 s and every 0.2 s (a stand-in for Base's flashblocks), each payment is sent after a pause within one block interval of the previous answer (spread evenly over the interval, shuffled, the same for every facilitator), so the waits for the next block spread over the interval and their median is half an interval: that is the floor ('mean block wait'). On automine (ours and the reference only) there is no block to wait for: the latency is the facilitator's own. Ours runs its defaults (SEND_MODE=auto: Anvil serves eth_sendRawTransactionSync, so the node answers the send with the receipt); ours-async is ours with SEND_MODE=async (plain send, receipt polled every 100 ms); the reference waits with viem's waitForTransactionReceipt (its baseSepolia chain polls every 1 s).",
@@ -844,9 +1069,14 @@ async function main(): Promise<void> {
     ],
     durationSeconds: 0,
   };
+  // The headline first, on the quietest machine.
+  await baseLikePhase(context, results);
   await autominePhase(context, results);
   await blockTimePhase(context, results);
   for (const { blockTimeSeconds } of settings.paced) await pacedPhase(context, results, blockTimeSeconds);
+  const proxyCpuMs = cpuMs(rpcProxy.pid);
+  results.rpcProxyCpuMs = Number.isFinite(proxyCpuMs) ? Math.round(proxyCpuMs) : undefined;
+  log(`rpc proxy: ${(proxyCpuMs / 1000).toFixed(1)} s CPU over the whole run`);
 
   results.machine.loadAverageAtEnd = loadavg().map(round2);
   results.ratios = computeRatios(results.verify, results.settle, results.resources, results.paced);
