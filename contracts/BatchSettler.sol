@@ -45,36 +45,41 @@ contract BatchSettler {
             // Every call's data is copied to the same place: memory grows to the longest call only.
             buffer := mload(0x40)
         }
-        for (uint256 i = 0; cursor < end; ++i) {
-            address target;
-            uint256 gasLimit;
-            uint256 length;
-            assembly {
-                let header := calldataload(cursor)
-                target := shr(96, header)
-                gasLimit := and(shr(64, header), 0xffffffff)
-                length := and(shr(48, header), 0xffff)
-                cursor := add(cursor, HEADER_BYTES)
-            }
-            if (cursor + length > end) revert MalformedBatch(i);
-            // EIP-150 keeps 1/64 of the gas back from a call: give the callee its whole limit or skip
-            // it, never a truncated budget that fails it for a reason of ours.
-            if (gasleft() < gasLimit + gasLimit / 63 + 10_000) {
-                if (i < 256) failures |= 1 << i;
-                emit CallFailed(i, true);
-            } else {
-                bool ok;
+        // Unchecked: cursor and length are calldata offsets and sizes (far below 2^64), gasLimit is
+        // below 2^32 and i counts calls: none of the sums can overflow. Checked arithmetic cost
+        // ~300 gas a call here.
+        unchecked {
+            for (uint256 i = 0; cursor < end; ++i) {
+                address target;
+                uint256 gasLimit;
+                uint256 length;
                 assembly {
-                    calldatacopy(buffer, cursor, length)
-                    // No return data is copied: a callee cannot make us pay for a large return.
-                    ok := call(gasLimit, target, 0, buffer, length, 0, 0)
+                    let header := calldataload(cursor)
+                    target := shr(96, header)
+                    gasLimit := and(shr(64, header), 0xffffffff)
+                    length := and(shr(48, header), 0xffff)
+                    cursor := add(cursor, HEADER_BYTES)
                 }
-                if (!ok) {
+                if (cursor + length > end) revert MalformedBatch(i);
+                // EIP-150 keeps 1/64 of the gas back from a call: give the callee its whole limit or
+                // skip it, never a truncated budget that fails it for a reason of ours.
+                if (gasleft() < gasLimit + gasLimit / 63 + 10_000) {
                     if (i < 256) failures |= 1 << i;
-                    emit CallFailed(i, false);
+                    emit CallFailed(i, true);
+                } else {
+                    bool ok;
+                    assembly {
+                        calldatacopy(buffer, cursor, length)
+                        // No return data is copied: a callee cannot make us pay for a large return.
+                        ok := call(gasLimit, target, 0, buffer, length, 0, 0)
+                    }
+                    if (!ok) {
+                        if (i < 256) failures |= 1 << i;
+                        emit CallFailed(i, false);
+                    }
                 }
+                cursor += length;
             }
-            cursor += length;
         }
     }
 }
