@@ -17,21 +17,22 @@ pragma solidity ^0.8.24;
  *      32-byte words of mostly zeros plus padding on each call's framing (~1.1k gas) and its
  *      decoding checks about as much again. Packed, each call is
  *
- *          target (20 bytes) ‖ gasLimit (4 bytes, big-endian) ‖ length (2 bytes) ‖ callData (length bytes)
+ *          head (2 bytes) ‖ gasLimit (4 bytes) ‖ target (20 bytes, absent when the head says
+ *          "same target as the call before") ‖ callData (the head's length, in bytes)
  *
- *      back to back in `packed`. Calldata past `packed` (an ERC-8021 builder-code suffix) is not
- *      read. A call whose framing runs past the end reverts the whole batch: only our encoder
- *      writes these bytes, and a batch that reverts pays nobody, so every row is settled again.
+ *      back to back in `packed`, big-endian; the head's top bit is "same target", its low 15 bits
+ *      the call data's length. A batch's calls usually all go to one token, whose address (20
+ *      non-zero bytes, 320 gas) is then written once. Calldata past `packed` (an ERC-8021
+ *      builder-code suffix) is not read. Framing that runs past the end, or a call without a
+ *      target, reverts the whole batch: only our encoder writes these bytes, and a batch that
+ *      reverts pays nobody, so every row is settled again.
  */
 contract BatchSettler {
     /// @notice A call that failed or was skipped (not enough gas left to give it its whole limit).
     event CallFailed(uint256 indexed index, bool skipped);
 
-    /// @notice The packed calls end in the middle of a call's framing or data.
+    /// @notice Call `index` ends past the packed calls, or has no target (the first call must name one).
     error MalformedBatch(uint256 index);
-
-    /// Bytes of framing before each call's data: target, gasLimit, length.
-    uint256 private constant HEADER_BYTES = 26;
 
     /// @return failures a bit per call (bit i set: call i failed or was skipped; calls from 256 on are
     ///         only logged), for eth_call callers.
@@ -45,22 +46,29 @@ contract BatchSettler {
             // Every call's data is copied to the same place: memory grows to the longest call only.
             buffer := mload(0x40)
         }
+        address target;
         // Unchecked: cursor and length are calldata offsets and sizes (far below 2^64), gasLimit is
         // below 2^32 and i counts calls: none of the sums can overflow. Checked arithmetic cost
-        // ~300 gas a call here.
+        // ~360 gas a call here.
         unchecked {
             for (uint256 i = 0; cursor < end; ++i) {
-                address target;
                 uint256 gasLimit;
                 uint256 length;
                 assembly {
                     let header := calldataload(cursor)
-                    target := shr(96, header)
-                    gasLimit := and(shr(64, header), 0xffffffff)
-                    length := and(shr(48, header), 0xffff)
-                    cursor := add(cursor, HEADER_BYTES)
+                    let head := shr(240, header)
+                    gasLimit := and(shr(208, header), 0xffffffff)
+                    length := and(head, 0x7fff)
+                    switch and(head, 0x8000)
+                    case 0 {
+                        target := shr(96, shl(48, header))
+                        cursor := add(cursor, 26)
+                    }
+                    default {
+                        cursor := add(cursor, 6)
+                    }
                 }
-                if (cursor + length > end) revert MalformedBatch(i);
+                if (cursor + length > end || target == address(0)) revert MalformedBatch(i);
                 // EIP-150 keeps 1/64 of the gas back from a call: give the callee its whole limit or
                 // skip it, never a truncated budget that fails it for a reason of ours.
                 if (gasleft() < gasLimit + gasLimit / 63 + 10_000) {

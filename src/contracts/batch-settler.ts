@@ -1,4 +1,4 @@
-import { concat, decodeFunctionData, encodeFunctionData, getAddress, getContractAddress, hexToBigInt, numberToHex, parseAbi, size, slice, zeroHash, type Address, type Hex } from "viem";
+import { concat, decodeFunctionData, encodeFunctionData, getAddress, getContractAddress, hexToBigInt, isAddressEqual, numberToHex, parseAbi, size, slice, zeroHash, type Address, type Hex } from "viem";
 import { loadArtifact } from "./artifacts.js";
 
 /**
@@ -36,16 +36,20 @@ export interface GasLimitedCall {
   callData: Hex;
 }
 
-/** The packed framing's field widths (BatchSettler.sol): gasLimit 4 bytes, length 2 bytes. */
+/** The packed framing's fields (BatchSettler.sol): a 2-byte head (flag ‖ 15-bit length), a 4-byte gas limit, the target. */
 const gasLimitMax = 2n ** 32n - 1n;
-const callDataBytesMax = 2 ** 16 - 1;
-const headerBytes = 26;
+const callDataBytesMax = 2 ** 15 - 1;
+const sameTargetFlag = 0x8000;
+const headBytes = 6;
+const addressBytes = 20;
 
 /**
- * `settle(packed)`: each call as target (20 bytes) ‖ gasLimit (4) ‖ length (2) ‖ callData, back to
- * back. Packed rather than an ABI array of structs, which costs ~2k gas a call in zero-padded
- * framing and decoding (BatchSettler.sol). The call data is carried as it is: the bytes each call
- * was simulated and estimated with are the bytes the token receives.
+ * `settle(packed)`: each call as head (2 bytes: "same target as the call before" ‖ 15-bit length)
+ * ‖ gasLimit (4) ‖ target (20, left out when it is the previous call's) ‖ callData, back to back.
+ * Packed rather than an ABI array of structs, which costs ~2k gas a call in zero-padded framing
+ * and decoding, and the token's address written once for a run of calls to it (BatchSettler.sol).
+ * The call data is carried as it is: the bytes each call was simulated and estimated with are the
+ * bytes the token receives.
  */
 export function encodeBatchSettle(calls: readonly GasLimitedCall[]): Hex {
   const packed = concat(
@@ -53,7 +57,9 @@ export function encodeBatchSettle(calls: readonly GasLimitedCall[]): Hex {
       if (call.gasLimit < 0n || call.gasLimit > gasLimitMax) throw new RangeError(`batch call ${index}: gas limit ${call.gasLimit} does not fit in 4 bytes`);
       const length = size(call.callData);
       if (length > callDataBytesMax) throw new RangeError(`batch call ${index}: ${length} bytes of call data, above ${callDataBytesMax}`);
-      return [call.target, numberToHex(call.gasLimit, { size: 4 }), numberToHex(length, { size: 2 }), call.callData];
+      const sameTarget = index > 0 && isAddressEqual(call.target, calls[index - 1]!.target);
+      const head = numberToHex(length | (sameTarget ? sameTargetFlag : 0), { size: 2 });
+      return [head, numberToHex(call.gasLimit, { size: 4 }), ...(sameTarget ? [] : [call.target]), call.callData];
     }),
   );
   return encodeFunctionData({ abi: batchSettlerAbi, functionName: "settle", args: [packed] });
@@ -63,17 +69,27 @@ export function encodeBatchSettle(calls: readonly GasLimitedCall[]): Hex {
 export function decodeBatchSettle(data: Hex): GasLimitedCall[] {
   const { args } = decodeFunctionData({ abi: batchSettlerAbi, data });
   const [packed] = args;
+  const total = size(packed);
   const calls: GasLimitedCall[] = [];
-  for (let cursor = 0; cursor < size(packed); ) {
-    if (cursor + headerBytes > size(packed)) throw new Error(`batch call ${calls.length}: truncated framing`);
-    const length = Number(hexToBigInt(slice(packed, cursor + 24, cursor + headerBytes)));
-    if (cursor + headerBytes + length > size(packed)) throw new Error(`batch call ${calls.length}: truncated call data`);
-    calls.push({
-      target: getAddress(slice(packed, cursor, cursor + 20)),
-      gasLimit: hexToBigInt(slice(packed, cursor + 20, cursor + 24)),
-      callData: length === 0 ? "0x" : slice(packed, cursor + headerBytes, cursor + headerBytes + length),
-    });
-    cursor += headerBytes + length;
+  for (let cursor = 0; cursor < total; ) {
+    const index = calls.length;
+    if (cursor + headBytes > total) throw new Error(`batch call ${index}: truncated framing`);
+    const head = Number(hexToBigInt(slice(packed, cursor, cursor + 2)));
+    const gasLimit = hexToBigInt(slice(packed, cursor + 2, cursor + headBytes));
+    cursor += headBytes;
+    let target: Address;
+    if (head & sameTargetFlag) {
+      if (index === 0) throw new Error("batch call 0: no target to repeat");
+      target = calls[index - 1]!.target;
+    } else {
+      if (cursor + addressBytes > total) throw new Error(`batch call ${index}: truncated framing`);
+      target = getAddress(slice(packed, cursor, cursor + addressBytes));
+      cursor += addressBytes;
+    }
+    const length = head & callDataBytesMax;
+    if (cursor + length > total) throw new Error(`batch call ${index}: truncated call data`);
+    calls.push({ target, gasLimit, callData: length === 0 ? "0x" : slice(packed, cursor, cursor + length) });
+    cursor += length;
   }
   return calls;
 }

@@ -9,6 +9,6 @@ import { batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
  */
 describe("BatchSettler", () => {
   it("keeps its deterministic address", () => {
-    expect(batchSettlerAddress).toBe("0x38e1D2bC3D27Ef003Cd7AA1645E90BB6bA4D5D35");
+    expect(batchSettlerAddress).toBe("0x408fED2efC39552AaA66ed18B26405f915e27027");
   });
 });
