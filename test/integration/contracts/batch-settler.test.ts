@@ -4,7 +4,7 @@
  * call the remaining gas cannot fully fund is skipped (never run short), each payment is proven by
  * its own AuthorizationUsed + Transfer pair, and bytes after the argument (a builder code) are not read.
  */
-import { concat, createWalletClient, decodeFunctionData, encodeFunctionData, http, keccak256, parseEventLogs, size, slice, toHex, type Address, type Hex, type TransactionReceipt } from "viem";
+import { concat, createWalletClient, decodeFunctionData, http, keccak256, numberToHex, parseEventLogs, size, slice, toHex, type Address, type Hex, type TransactionReceipt } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { batchSettlerAbi, batchSettlerAddress, encodeBatchSettle, type GasLimitedCall } from "../../../src/contracts/batch-settler.js";
@@ -108,10 +108,15 @@ describe("BatchSettler", () => {
     expect((await callFrames(receipt.transactionHash)).length).toBe(2); // the skipped call never ran
   });
 
-  it("reverts a batch whose packed calls end inside a call (nothing is paid, every row may be settled again)", async () => {
+  it("reverts a batch whose packed calls end inside a call, or whose first call names no target (nothing is paid, every row may be settled again)", async () => {
     const p = await payment(payerKeys[3]!);
+    const simulate = (packed: Hex) =>
+      chain.publicClient.simulateContract({ account: addressOf(keys.facilitator), address: batchSettlerAddress, abi: batchSettlerAbi, functionName: "settle", args: [packed], gas: 300_000n });
     const [packed] = decodeFunctionData({ abi: batchSettlerAbi, data: encodeBatchSettle([p.call]) }).args;
-    const truncated = encodeFunctionData({ abi: batchSettlerAbi, functionName: "settle", args: [slice(packed, 0, size(packed) - 10)] });
-    await expect(chain.publicClient.call({ account: addressOf(keys.facilitator), to: batchSettlerAddress, data: truncated, gas: 300_000n })).rejects.toThrow(/MalformedBatch|revert/i);
+    await expect(simulate(slice(packed, 0, size(packed) - 10))).rejects.toThrow(/MalformedBatch/);
+    // A first call that says "same target as the call before": there is none.
+    await expect(simulate(concat([numberToHex(0x8000 | size(p.call.callData), { size: 2 }), numberToHex(p.call.gasLimit, { size: 4 }), p.call.callData]))).rejects.toThrow(/MalformedBatch/);
+    // The same call framed properly goes through (the two above failed for their framing only).
+    expect((await simulate(packed)).result).toBe(0n);
   });
 });
