@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { createWalletClient, decodeFunctionData, http, keccak256, parseEventLogs, toHex, type Address } from "viem";
+import { createWalletClient, http, keccak256, parseEventLogs, toHex, type Address } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { batchSettlerAbi, batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
+import { batchSettlerAbi, batchSettlerAddress, decodeBatchSettle } from "../../../src/contracts/batch-settler.js";
 import { anvilDevPrivateKeys } from "../../../src/sandbox/anvil.js";
 import { installBatchSettler } from "../../../src/sandbox/deploy.js";
 import { pay, settle, settlementRowByNonce, waitForLockWaiters, whileSignerLocked } from "../../helpers/batching.js";
@@ -80,7 +80,7 @@ describe("one payer cannot sink a batch", () => {
     expect(batch.to?.toLowerCase()).toBe(batchSettlerAddress.toLowerCase());
     const attackerRow = await settlementRowByNonce(f, attack.paymentPayload.payload.authorization.nonce);
     expect(attackerRow).toMatchObject({ status: "failed", broadcast_at: null });
-    const calls = decodeFunctionData({ abi: batchSettlerAbi, data: batch.input }).args[0];
+    const calls = decodeBatchSettle(batch.input);
     const attackerIndex = calls.findIndex((call) => call.callData.toLowerCase().includes(attacker.slice(2).toLowerCase()));
     expect(attackerIndex).toBeGreaterThanOrEqual(0);
     // BatchSettler ran the burner's call with its own limit and logged its failure; nobody else failed.

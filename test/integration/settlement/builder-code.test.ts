@@ -3,7 +3,7 @@ import { decodeFunctionData, hexToBytes, size, slice, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { defaultLimits } from "../../../src/config.js";
-import { batchSettlerAbi, batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
+import { batchSettlerAbi, batchSettlerAddress, decodeBatchSettle } from "../../../src/contracts/batch-settler.js";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
 import { isRejection, resolvePayment } from "../../../src/exact-evm/resolve.js";
 import { builderCodeSuffix, erc8021Marker } from "../../../src/protocol/builder-code.js";
@@ -64,7 +64,7 @@ describe("BUILDER_CODE on settlement transactions", () => {
     expect(batchTx.to?.toLowerCase()).toBe(batchSettlerAddress.toLowerCase());
     const batch = decodeFunctionData({ abi: batchSettlerAbi, data: withoutSuffix(batchTx.input) });
     expect(batch.functionName).toBe("settle");
-    const calls = batch.args[0];
+    const calls = decodeBatchSettle(batchTx.input);
     expect(calls).toHaveLength(payments.length - 1);
     for (const call of calls) {
       expect(call.callData.includes(erc8021Marker.slice(2))).toBe(false);

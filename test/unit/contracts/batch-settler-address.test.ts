@@ -9,6 +9,6 @@ import { batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
  */
 describe("BatchSettler", () => {
   it("keeps its deterministic address", () => {
-    expect(batchSettlerAddress).toBe("0xb508D4a9DC7502Cb737d9C2D2354eA1Eff5123b0");
+    expect(batchSettlerAddress).toBe("0x408fED2efC39552AaA66ed18B26405f915e27027");
   });
 });
