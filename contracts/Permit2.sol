@@ -92,16 +92,17 @@ contract Permit2 is ISignatureTransfer {
     error InvalidContractSignature();
 
     // ---------------------------------------------------------------- EIP-712 (PermitHash.sol, EIP712.sol)
+    // Private: on the public contract these are library constants, not getters of Permit2.
 
-    bytes32 public constant _TOKEN_PERMISSIONS_TYPEHASH = keccak256("TokenPermissions(address token,uint256 amount)");
+    bytes32 private constant _TOKEN_PERMISSIONS_TYPEHASH = keccak256("TokenPermissions(address token,uint256 amount)");
 
-    bytes32 public constant _PERMIT_TRANSFER_FROM_TYPEHASH = keccak256(
+    bytes32 private constant _PERMIT_TRANSFER_FROM_TYPEHASH = keccak256(
         "PermitTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline)TokenPermissions(address token,uint256 amount)"
     );
 
     /// @notice The witness type hash is keccak256(stub ‖ witnessTypeString): the caller supplies the
     ///         rest of the type, e.g. "Witness witness)TokenPermissions(...)Witness(...)".
-    string public constant _PERMIT_TRANSFER_FROM_WITNESS_TYPEHASH_STUB =
+    string private constant _PERMIT_TRANSFER_FROM_WITNESS_TYPEHASH_STUB =
         "PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,";
 
     bytes32 private constant _HASHED_NAME = keccak256("Permit2");

@@ -278,12 +278,13 @@ describe("installation at the canonical addresses", () => {
       message,
     });
 
-    // What Permit2 computes, from values read off the chain (PermitHash.hashWithWitness + EIP712._hashTypedData).
+    // What Permit2 computes (PermitHash.hashWithWitness + EIP712._hashTypedData), with what the
+    // chain publishes: the domain separator and the proxy's witness type string and type hash.
     const read = (address: Address, abi: Abi, functionName: string) => chain.publicClient.readContract({ address, abi, functionName });
-    const stub = (await read(permit2Address, permit2Artifact.abi, "_PERMIT_TRANSFER_FROM_WITNESS_TYPEHASH_STUB")) as string;
+    const stub = "PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,";
     const witnessTypeString = (await read(x402ExactPermit2ProxyAddress, exactAbi, "WITNESS_TYPE_STRING")) as string;
     const witnessTypehash = (await read(x402ExactPermit2ProxyAddress, exactAbi, "WITNESS_TYPEHASH")) as Hex;
-    const tokenPermissionsTypehash = (await read(permit2Address, permit2Artifact.abi, "_TOKEN_PERMISSIONS_TYPEHASH")) as Hex;
+    const tokenPermissionsTypehash = keccak256(toHex("TokenPermissions(address token,uint256 amount)"));
     const onChainDomain = (await read(permit2Address, permit2Artifact.abi, "DOMAIN_SEPARATOR")) as Hex;
     const witnessHash = keccak256(
       encodeAbiParameters(parseAbiParameters("bytes32, address, uint256"), [witnessTypehash, message.witness.to, message.witness.validAfter]),
