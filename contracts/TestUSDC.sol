@@ -5,8 +5,9 @@ pragma solidity ^0.8.24;
  * @title TestUSDC
  * @notice A USDC-like token for local tests, modelled on the behaviour of Circle's FiatToken v2.2:
  *         ERC-20 with USDC's revert strings, EIP-3009 (transfer/receive/cancel with authorization,
- *         both the (v,r,s) and the `bytes signature` overloads) and v2.2's signature rules
- *         (ERC-1271 when the signer has code, otherwise strict ECDSA: low s, v in {27,28}).
+ *         both the (v,r,s) and the `bytes signature` overloads), EIP-2612 permit (both overloads,
+ *         as Permit2 gas sponsoring uses it) and v2.2's signature rules (ERC-1271 when the signer
+ *         has code, otherwise strict ECDSA: low s, v in {27,28}).
  *
  * @dev Written to run from runtime bytecode placed with `anvil_setCode` at an arbitrary address
  *      (e.g. the real Base Sepolia USDC address). Therefore: no constructor, no immutables; all
@@ -15,7 +16,7 @@ pragma solidity ^0.8.24;
  *      the code also works on a fork, placed over the real token's proxy and its storage.
  *
  *      Left out on purpose (not needed by the facilitator's tests): pausing, blacklisting,
- *      minter allowances, EIP-2612 permit, rescuing, upgradeability.
+ *      minter allowances, rescuing, upgradeability.
  *
  *      Test-only quirk: `setQuirkSilentUsedNonce(true)` makes transfer/receiveWithAuthorization
  *      with an already used (or canceled) nonce succeed silently: it emits `AuthorizationUsed`
@@ -34,6 +35,9 @@ contract TestUSDC {
     // keccak256("CancelAuthorization(address authorizer,bytes32 nonce)")
     bytes32 public constant CANCEL_AUTHORIZATION_TYPEHASH =
         0x158b0a9edf7a828aad02f63cd515c68ef2f50ba807396f6d12842833a1597429;
+
+    // keccak256("Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)")
+    bytes32 public constant PERMIT_TYPEHASH = 0x6e71edae12b1b97f4d1f60370fef10105fa2faae0126114a169c64845d6126c9;
 
     // keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
     bytes32 private constant EIP712_DOMAIN_TYPEHASH =
@@ -62,6 +66,8 @@ contract TestUSDC {
         mapping(address => uint256) balances;
         mapping(address => mapping(address => uint256)) allowed;
         mapping(address => mapping(bytes32 => bool)) authorizationStates;
+        // Appended after the EIP-3009 fields: earlier members keep their slots.
+        mapping(address => uint256) permitNonces;
     }
 
     // keccak256(abi.encode(uint256(keccak256("x402facilitator.storage.TestUSDC")) - 1)) & ~bytes32(uint256(0xff))
@@ -201,6 +207,44 @@ contract TestUSDC {
                 address(this)
             )
         );
+    }
+
+    // ---------------------------------------------------------------- EIP-2612
+
+    function nonces(address owner) external view returns (uint256) {
+        return _s().permitNonces[owner];
+    }
+
+    function permit(
+        address owner,
+        address spender,
+        uint256 value,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external {
+        _permit(owner, spender, value, deadline, abi.encodePacked(r, s, v));
+    }
+
+    function permit(address owner, address spender, uint256 value, uint256 deadline, bytes memory signature)
+        external
+    {
+        _permit(owner, spender, value, deadline, signature);
+    }
+
+    /// @dev USDC v2.2's EIP2612._permit: deadline (type(uint256).max never expires), the nonce is
+    ///      taken and incremented inside the hash, then the signature (same rules as EIP-3009 but
+    ///      its own revert string), then the approval.
+    function _permit(address owner, address spender, uint256 value, uint256 deadline, bytes memory signature)
+        internal
+    {
+        require(deadline == type(uint256).max || deadline >= block.timestamp, "FiatTokenV2: permit is expired");
+        bytes32 structHash =
+            keccak256(abi.encode(PERMIT_TYPEHASH, owner, spender, value, _s().permitNonces[owner]++, deadline));
+        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", _domainSeparator(), structHash));
+        require(_isValidSignatureNow(owner, digest, signature), "EIP2612: invalid signature");
+        _approve(owner, spender, value);
     }
 
     // ---------------------------------------------------------------- EIP-3009

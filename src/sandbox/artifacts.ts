@@ -20,3 +20,15 @@ export const smartWalletArtifact: ContractArtifact = loadArtifact("SmartWallet")
 
 /** CREATE2 factory for SmartWallet: deploy(owner, salt), predict(owner, salt). */
 export const smartWalletFactoryArtifact: ContractArtifact = loadArtifact("SmartWalletFactory");
+
+/**
+ * SignatureTransfer half of Uniswap Permit2; no constructor, no immutables (domain separator
+ * computed per call), so install with anvil_setCode at the canonical address.
+ */
+export const permit2Artifact: ContractArtifact = loadArtifact("Permit2");
+
+/** x402's exact Permit2 proxy; PERMIT2 is a constant, so install with anvil_setCode at its canonical address. */
+export const x402ExactPermit2ProxyArtifact: ContractArtifact = loadArtifact("X402ExactPermit2Proxy");
+
+/** x402's upto Permit2 proxy; PERMIT2 is a constant, so install with anvil_setCode at its canonical address. */
+export const x402UptoPermit2ProxyArtifact: ContractArtifact = loadArtifact("X402UptoPermit2Proxy");

@@ -1,6 +1,7 @@
 /**
  * Puts the test contracts on an Anvil node: TestUSDC at any address (e.g. the real USDC address of
- * the chain being imitated) and Multicall3 at its canonical address, both via anvil_setCode.
+ * the chain being imitated), and Multicall3, Permit2 and x402's Permit2 proxies at their canonical
+ * addresses, all via anvil_setCode.
  */
 import {
   createPublicClient,
@@ -17,7 +18,14 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { batchSettlerAddress, batchSettlerArtifact } from "../contracts/batch-settler.js";
-import { multicall3Artifact, testUsdcArtifact } from "./artifacts.js";
+import { permit2Address, x402ExactPermit2ProxyAddress, x402UptoPermit2ProxyAddress } from "../contracts/permit2.js";
+import {
+  multicall3Artifact,
+  permit2Artifact,
+  testUsdcArtifact,
+  x402ExactPermit2ProxyArtifact,
+  x402UptoPermit2ProxyArtifact,
+} from "./artifacts.js";
 
 export const MULTICALL3_ADDRESS: Address = "0xcA11bde05977b3631167028862bE2a173976CA11";
 
@@ -96,6 +104,33 @@ export async function installTestUsdc(
 export async function installMulticall3(rpcUrl: string): Promise<void> {
   const { testClient } = await anvilClients(rpcUrl);
   await testClient.setCode({ address: MULTICALL3_ADDRESS, bytecode: multicall3Artifact.deployedBytecode });
+}
+
+/**
+ * Permit2 at its canonical address. Its only state is the nonce bitmap, which starts empty, and its
+ * domain separator is computed per call, so placing the runtime code is the whole installation.
+ */
+export async function installPermit2(rpcUrl: string): Promise<void> {
+  const { testClient } = await anvilClients(rpcUrl);
+  await testClient.setCode({ address: permit2Address, bytecode: permit2Artifact.deployedBytecode });
+}
+
+/**
+ * x402's exact and upto Permit2 proxies at their canonical addresses. Stateless (the reentrancy
+ * guard is transient storage) and PERMIT2 is a constant, so the runtime code is the whole
+ * installation. They call Permit2, so install that too (installPermit2). `keepExisting` leaves an
+ * address that already has code alone (a fork of a chain where the real proxy is deployed).
+ */
+export async function installX402Permit2Proxies(rpcUrl: string, options: { keepExisting?: boolean } = {}): Promise<void> {
+  const { testClient, publicClient } = await anvilClients(rpcUrl);
+  const proxies = [
+    { address: x402ExactPermit2ProxyAddress, bytecode: x402ExactPermit2ProxyArtifact.deployedBytecode },
+    { address: x402UptoPermit2ProxyAddress, bytecode: x402UptoPermit2ProxyArtifact.deployedBytecode },
+  ];
+  for (const proxy of proxies) {
+    if (options.keepExisting && (await publicClient.getCode({ address: proxy.address }))) continue;
+    await testClient.setCode(proxy);
+  }
 }
 
 /**

@@ -7,7 +7,7 @@ import { builtinNetworks, loadBuilderCode, loadLimits, type Config } from "../co
 import { integerVar } from "../limits.js";
 import { startServer, type RunningServer } from "../server-process.js";
 import { anvilDevPrivateKeys, startAnvil, type AnvilInstance } from "./anvil.js";
-import { installBatchSettler, installMulticall3, installTestUsdc, mintTestUsdc } from "./deploy.js";
+import { installBatchSettler, installMulticall3, installPermit2, installTestUsdc, installX402Permit2Proxies, mintTestUsdc } from "./deploy.js";
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "./postgres.js";
 import { createDatabase } from "../store/database-admin.js";
 
@@ -62,6 +62,8 @@ export async function startSandbox(env: Env, log: Logger): Promise<RunningSandbo
     const payTo = privateKeyToAccount(payToKey!).address;
     await installTestUsdc(anvil.rpcUrl, { ...sandboxUsdc, symbol: "USDC", minter: privateKeyToAccount(minterKey!).address });
     await installMulticall3(anvil.rpcUrl);
+    await installPermit2(anvil.rpcUrl);
+    await installX402Permit2Proxies(anvil.rpcUrl);
     await installBatchSettler(anvil.rpcUrl);
     await mintTestUsdc(anvil.rpcUrl, { token: sandboxUsdc.address, minterPrivateKey: minterKey!, to: payer.address, amountAtomic: payerStartingBalanceAtomic });
 

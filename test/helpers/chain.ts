@@ -1,7 +1,7 @@
 import { createPublicClient, createTestClient, http, type Address, type Hex, type PublicClient, type TestClient } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { anvilDevPrivateKeys, startAnvil, type AnvilInstance, type StartAnvilOptions } from "../../src/sandbox/anvil.js";
-import { installBatchSettler, installMulticall3, installTestUsdc, mintTestUsdc } from "../../src/sandbox/deploy.js";
+import { installBatchSettler, installMulticall3, installPermit2, installTestUsdc, installX402Permit2Proxies, mintTestUsdc } from "../../src/sandbox/deploy.js";
 
 /** The real Base Sepolia USDC address: the test token lives there so SDK defaults line up. */
 export const baseSepoliaUsdc: Address = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
@@ -37,6 +37,8 @@ export async function startTestChain(options: Partial<StartAnvilOptions> = {}): 
   const token = baseSepoliaUsdc;
   await installTestUsdc(anvil.rpcUrl, { address: token, name: "USDC", version: "2", minter: addressOf(keys.minter) });
   await installMulticall3(anvil.rpcUrl);
+  await installPermit2(anvil.rpcUrl);
+  await installX402Permit2Proxies(anvil.rpcUrl);
   await installBatchSettler(anvil.rpcUrl);
   const publicClient = createPublicClient({ transport: http(anvil.rpcUrl, { timeout: 10_000 }) }) as PublicClient;
   const testClient = createTestClient({ mode: "anvil", transport: http(anvil.rpcUrl, { timeout: 10_000 }) }) as unknown as TestClient;

@@ -33,7 +33,8 @@ import type { AssetConfig, Limits } from "../../src/config.js";
 import { startAnvil, type AnvilInstance } from "../../src/sandbox/anvil.js";
 import { startTestFacilitator, type TestFacilitator } from "./facilitator.js";
 import { batchSettlerAddress } from "../../src/contracts/batch-settler.js";
-import { installBatchSettler, installMulticall3, MULTICALL3_ADDRESS } from "../../src/sandbox/deploy.js";
+import { installBatchSettler, installMulticall3, installPermit2, installX402Permit2Proxies, MULTICALL3_ADDRESS } from "../../src/sandbox/deploy.js";
+import { permit2Address } from "../../src/contracts/permit2.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 import { signPayment, v1Body, v2Body, v2Requirements, type SignPaymentOptions } from "./payments.js";
 import { postJson } from "./http.js";
@@ -294,6 +295,10 @@ export async function startForkChain(options: StartForkChainOptions): Promise<Fo
     }
     // Batches go through BatchSettler; a chain where nobody deployed it yet gets it on the fork.
     if (!(await publicClient.getCode({ address: batchSettlerAddress }))) await installBatchSettler(anvil.rpcUrl);
+    // Base and Base Sepolia have Permit2 and x402's Permit2 proxies: the fork then exercises the real
+    // ones. A chain without them (a local node upstream) gets the local stand-ins.
+    if (!(await publicClient.getCode({ address: permit2Address }))) await installPermit2(anvil.rpcUrl);
+    await installX402Permit2Proxies(anvil.rpcUrl, { keepExisting: true });
 
     // A fork keeps the fork block's time; payments are signed with wall-clock windows.
     let timeSynced = false;

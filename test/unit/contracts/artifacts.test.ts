@@ -9,12 +9,15 @@ import { describe, expect, it } from "vitest";
 import { buildDir, sourceHash } from "../../../scripts/contracts-compiler.js";
 import {
   multicall3Artifact,
+  permit2Artifact,
   smartWalletArtifact,
   smartWalletFactoryArtifact,
   testUsdcArtifact,
+  x402ExactPermit2ProxyArtifact,
+  x402UptoPermit2ProxyArtifact,
 } from "../../../src/sandbox/artifacts.js";
 
-const EXPECTED_CONTRACTS = ["BatchSettler", "Erc6492Probe", "Multicall3", "SmartWallet", "SmartWalletFactory", "TestUSDC", "JunkFactory", "HollowFactory", "GasBurnerWallet", "GasBurnerDelegate"];
+const EXPECTED_CONTRACTS = ["BatchSettler", "Erc6492Probe", "Multicall3", "SmartWallet", "SmartWalletFactory", "TestUSDC", "JunkFactory", "HollowFactory", "GasBurnerWallet", "GasBurnerDelegate", "Permit2", "X402ExactPermit2Proxy", "X402UptoPermit2Proxy"];
 
 describe("contract artifacts", () => {
   it("exist for every contract the sandbox uses", () => {
@@ -33,7 +36,15 @@ describe("contract artifacts", () => {
   });
 
   it("load through src/sandbox/artifacts.ts with bytecode and ABI", () => {
-    for (const artifact of [testUsdcArtifact, multicall3Artifact, smartWalletArtifact, smartWalletFactoryArtifact]) {
+    for (const artifact of [
+      testUsdcArtifact,
+      multicall3Artifact,
+      smartWalletArtifact,
+      smartWalletFactoryArtifact,
+      permit2Artifact,
+      x402ExactPermit2ProxyArtifact,
+      x402UptoPermit2ProxyArtifact,
+    ]) {
       expect(artifact.bytecode).toMatch(/^0x[0-9a-f]{100,}$/);
       expect(artifact.deployedBytecode).toMatch(/^0x[0-9a-f]{100,}$/);
       expect(artifact.abi.length).toBeGreaterThan(0);
@@ -43,5 +54,6 @@ describe("contract artifacts", () => {
     expect(overloads("transferWithAuthorization")).toBe(2);
     expect(overloads("receiveWithAuthorization")).toBe(2);
     expect(overloads("cancelAuthorization")).toBe(2);
+    expect(overloads("permit")).toBe(2);
   });
 });
