@@ -12,6 +12,9 @@ import { BazaarRepository } from "./store/bazaar-repo.js";
 import { RecoverPool } from "./exact-evm/recover-pool.js";
 import { builderCodeSuffix } from "./protocol/builder-code.js";
 import { verifyExactEvm, type VerifyContext, type VerifyResult } from "./exact-evm/verify.js";
+import { authorizationKeyOf } from "./exact-evm/resolve.js";
+import { Permit2Contracts } from "./permit2/presence.js";
+import { verifyPermit2 } from "./permit2/verify.js";
 import type { X402Version } from "./protocol/types.js";
 import type { PaymentRequest } from "./protocol/types.js";
 import { SettlementEngine, type Logger } from "./settlement/engine.js";
@@ -97,6 +100,8 @@ export interface Services {
   history: HistoryRepository;
   /** Signer recovery (libsecp256k1 inline; viem on worker threads when it did not load), shared by verify and settle. */
   recoverPool: RecoverPool;
+  /** Whether Permit2 and the x402 proxies have code, per chain: Permit2 payments and /supported's upto kinds. */
+  permit2Contracts: Permit2Contracts;
   /** Sanctions screening at verify and settle; undefined when none is configured. */
   screening: Screening | undefined;
   /** Catalogues the bazaar extension of successful settlements, apart from the payment path. */
@@ -143,6 +148,7 @@ export function createServices(deps: ServiceDeps): Services {
   const screening = createScreening({ config: deps.screening, chains: deps.chains, clock: deps.clock, limits: deps.limits, log: deps.log, metrics });
   const screen = screening?.screen;
   const discovery = new BazaarRepository(deps.database.db);
+  const permit2Contracts = new Permit2Contracts(deps.clock);
   const bazaar = new BazaarCataloguer({ repo: discovery, limits: deps.limits, log: deps.log, registry: metrics.registry });
   const engine = new SettlementEngine({
     db: deps.database.db,
@@ -157,6 +163,7 @@ export function createServices(deps: ServiceDeps): Services {
     gasBudget,
     payerFailures,
     recoverSigner: recoverPool.recover,
+    permit2Contracts,
     screen,
     rowWaiters: settlementWaiters,
   });
@@ -171,16 +178,12 @@ export function createServices(deps: ServiceDeps): Services {
     chains: deps.chains,
     clock: deps.clock,
     simulationAccount,
+    signerAddresses: deps.signers.addresses(),
+    permit2Contracts,
     limits: deps.limits,
     recoverSigner: recoverPool.recover,
     screen,
-    isClaimed: (payment) =>
-      settlements.isClaimed({
-        chainId: payment.network.chainId,
-        asset: payment.asset.address,
-        payer: payment.request.authorization.from,
-        nonce: payment.request.authorization.nonce,
-      }),
+    isClaimed: (payment) => settlements.isClaimed(authorizationKeyOf(payment)),
   };
   const verifyOptions = { simulate: true };
   let closing: Promise<void> | undefined;
@@ -201,12 +204,13 @@ export function createServices(deps: ServiceDeps): Services {
     dashboardSessions: new DashboardSessionsRepository(deps.database.db),
     history: new HistoryRepository(deps.database.db),
     recoverPool,
+    permit2Contracts,
     screening,
     bazaar,
     discovery,
     pingDatabase: () => pingDatabase(deps.database.db),
     networkServed: (version, network) => (version === 1 ? v1Names.has(network) : caip2Names.has(network)),
-    verify: (request) => verifyExactEvm(request, verifyContext, verifyOptions),
+    verify: (request) => (request.transferMethod === "permit2" ? verifyPermit2(request, verifyContext, verifyOptions) : verifyExactEvm(request, verifyContext, verifyOptions)),
     close: () =>
       (closing ??= (async () => {
         screening?.close();

@@ -32,6 +32,12 @@ export interface SignerPool {
    */
   acquire(untilMs: number): Promise<SignerLease>;
   /**
+   * The lease of one particular signer (an upto permit names the key that must send it): waits for
+   * room on that key until `untilMs`, then throws like acquire(). Throws at once for an address
+   * that is not one of ours.
+   */
+  acquireFor(address: Address, untilMs: number): Promise<SignerLease>;
+  /**
    * A slot for the signer's next transaction on `chainId`; waits (FIFO) for one until `untilMs`,
    * then answers undefined.
    */
@@ -69,6 +75,8 @@ export function createSignerPool(privateKeys: readonly Hex[], limits: SignerPool
   /** Transactions in flight per `${chainId}:${address}`. */
   const transactions = new Map<string, number>();
   const leaseWaiters: Array<() => void> = [];
+  /** acquireFor() waiters, per signer: woken by that signer's releases only. */
+  const addressWaiters = new Map<Address, Array<() => void>>();
   const slotWaiters = new Map<string, Array<() => void>>();
 
   const leastLoaded = (): LocalAccount | undefined => {
@@ -91,6 +99,13 @@ export function createSignerPool(privateKeys: readonly Hex[], limits: SignerPool
         if (released) return;
         released = true;
         leased.set(account.address, leased.get(account.address)! - 1);
+        // The room freed is this signer's: its own waiters re-check (one takes it), and so does the
+        // next waiter for any signer; whoever finds it taken waits again.
+        const own = addressWaiters.get(account.address);
+        if (own) {
+          addressWaiters.delete(account.address);
+          for (const wake of own) wake();
+        }
         leaseWaiters.shift()?.();
       },
     };
@@ -167,6 +182,21 @@ export function createSignerPool(privateKeys: readonly Hex[], limits: SignerPool
             const index = leaseWaiters.indexOf(wake);
             if (index >= 0) leaseWaiters.splice(index, 1);
           },
+          untilMs,
+        );
+      }
+    },
+    async acquireFor(address, untilMs) {
+      const account = accounts.find((entry) => entry.address.toLowerCase() === address.toLowerCase());
+      if (!account) throw new Error(`${address} is not one of this facilitator's signers`);
+      for (;;) {
+        if (leased.get(account.address)! < settlementsQueuedMax) return lease(account);
+        if (untilMs <= clock.nowMs()) {
+          throw new SignersBusyError(`signer ${account.address} has ${settlementsQueuedMax} settlements waiting to be sent; retry shortly`);
+        }
+        await waitUntil(
+          (wake) => addressWaiters.set(account.address, [...(addressWaiters.get(account.address) ?? []), wake]),
+          (wake) => addressWaiters.set(account.address, (addressWaiters.get(account.address) ?? []).filter((entry) => entry !== wake)),
           untilMs,
         );
       }

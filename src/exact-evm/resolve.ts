@@ -1,8 +1,10 @@
 import type { AssetConfig, NetworkConfig } from "../config.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
-import type { PaymentRequest, Rejection } from "../protocol/types.js";
+import type { PaymentRequest, Rejection, Scheme } from "../protocol/types.js";
+import { permit2Address } from "../contracts/permit2.js";
+import { permit2Digest } from "../permit2/typed-data.js";
 import { authorizationDigest, type Eip712TokenDomain } from "./typed-data.js";
-import type { Hex } from "viem";
+import type { Address, Hex } from "viem";
 import type { PayerKind } from "./payer-signature.js";
 
 /** The configuration a payment runs against, and the EIP-712 identity of what the payer signed. */
@@ -10,8 +12,16 @@ export interface ResolvedPayment {
   request: PaymentRequest;
   network: NetworkConfig;
   asset: AssetConfig;
+  /** The token's EIP-712 domain (EIP-3009's, and EIP-2612's for the eip2612GasSponsoring extension). */
   domain: Eip712TokenDomain;
+  /** What the payer signed: the EIP-3009 authorization's digest, or the Permit2 permit's. */
   digest: Hex;
+  scheme: Scheme;
+  /**
+   * What this request moves to payTo: the authorized value (exact), or the amount the resource
+   * server charges (upto: /settle's paymentRequirements.amount, at most the signed cap).
+   */
+  settleAmountAtomic: bigint;
   /** Known once the signature is checked; decides the settlement call (see transfer-call.ts). */
   payerKind?: PayerKind;
 }
@@ -33,6 +43,14 @@ export function resolvePayment(request: PaymentRequest, lookup: NetworkLookup): 
       message: `asset ${request.requirements.asset} is not accepted on ${network.network}; accepted: ${network.assets.map((a) => a.address).join(", ")}`,
     };
   }
+  const scheme: Scheme = request.requirements.scheme === "upto" ? "upto" : "exact";
+  const domain: Eip712TokenDomain = { name: asset.name, version: asset.version, chainId: network.chainId, verifyingContract: asset.address };
+  if (request.permit2) {
+    // Permit2 signs its own domain; the token's name and version matter only to an EIP-2612 permit,
+    // which the token itself judges (2.27 reads neither for Permit2).
+    const settleAmountAtomic = scheme === "upto" ? request.requirements.amountAtomic : request.permit2.permittedAtomic;
+    return { request, network, asset, domain, digest: permit2Digest(network.chainId, request.permit2, scheme), scheme, settleAmountAtomic };
+  }
   const { extraName, extraVersion } = request.requirements;
   if (extraName !== undefined && extraName !== asset.name) {
     return { reason: ReasonCode.tokenNameMismatch, message: `extra.name "${extraName}" is not the token's EIP-712 name "${asset.name}"` };
@@ -40,8 +58,22 @@ export function resolvePayment(request: PaymentRequest, lookup: NetworkLookup): 
   if (extraVersion !== undefined && extraVersion !== asset.version) {
     return { reason: ReasonCode.tokenVersionMismatch, message: `extra.version "${extraVersion}" is not the token's EIP-712 version "${asset.version}"` };
   }
-  const domain: Eip712TokenDomain = { name: asset.name, version: asset.version, chainId: network.chainId, verifyingContract: asset.address };
-  return { request, network, asset, domain, digest: authorizationDigest(domain, request.authorization) };
+  return { request, network, asset, domain, digest: authorizationDigest(domain, request.authorization), scheme, settleAmountAtomic: request.authorization.valueAtomic };
+}
+
+/**
+ * The identity of the authorization a settlement row is unique on: the nonce in the namespace the
+ * chain keeps it in. EIP-3009 nonces are per token (`authorizationState(from, nonce)` of the asset);
+ * Permit2's are per owner across every token and spender (its nonce bitmap), so a Permit2 payment's
+ * key names the Permit2 contract where EIP-3009's names the token.
+ */
+export function authorizationKeyOf(payment: ResolvedPayment): { chainId: number; nonceContract: Address; payer: Address; nonce: Hex } {
+  return {
+    chainId: payment.network.chainId,
+    nonceContract: payment.request.transferMethod === "permit2" ? permit2Address : payment.asset.address,
+    payer: payment.request.authorization.from,
+    nonce: payment.request.authorization.nonce,
+  };
 }
 
 export function isRejection(value: ResolvedPayment | Rejection): value is Rejection {

@@ -12,12 +12,17 @@ import { isRejection, resolvePayment, type ResolvedPayment } from "./resolve.js"
 import { reasonForRevert } from "./revert-reasons.js";
 import type { PaymentLimits } from "./payment-limits.js";
 import type { RecoverSigner } from "./recover-pool.js";
+import type { Permit2Contracts } from "../permit2/presence.js";
 
 export interface VerifyContext {
   chains: ChainRegistry;
   clock: Clock;
   /** The facilitator address the simulation runs from (the settlement's sender). */
   simulationAccount: Address;
+  /** Every signer key's address: an upto permit must name one of them as its facilitator. */
+  signerAddresses: readonly Address[];
+  /** Whether Permit2 and the x402 proxies have code, per chain (Permit2 payments only). */
+  permit2Contracts: Permit2Contracts;
   limits: PaymentLimits;
   /** Recovers 65-byte signatures' signers (the services' RecoverPool). */
   recoverSigner: RecoverSigner;
@@ -32,7 +37,7 @@ export interface VerifyOptions {
 }
 
 export type VerifyResult =
-  | { valid: true; payment: ResolvedPayment; chainState: ChainState }
+  | { valid: true; payment: ResolvedPayment; chainState?: ChainState }
   | { valid: false; rejection: Rejection; payment?: ResolvedPayment };
 
 /**

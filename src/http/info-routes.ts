@@ -1,14 +1,13 @@
 import type { FastifyInstance } from "fastify";
 import type { Services } from "../services.js";
 import { paymentIdentifierExtension } from "../protocol/payment-identifier.js";
+import { eip2612GasSponsoringExtension } from "../protocol/eip2612-extension.js";
 import { redactedFirstLine } from "../redact.js";
 import { withTimeout } from "../util/with-timeout.js";
 
 export async function infoRoutes(app: FastifyInstance, options: { services: Services }): Promise<void> {
   const { services } = options;
-  const supported = supportedAnswer(services);
-
-  app.get("/supported", async () => supported);
+  app.get("/supported", async () => supportedAnswer(services));
 
   /** Prometheus exposition format; see README "Metrics". */
   app.get("/metrics", async (request, reply) => {
@@ -48,16 +47,31 @@ export async function infoRoutes(app: FastifyInstance, options: { services: Serv
 
 /**
  * v2 kinds (CAIP-2) for every network, v1 kinds where the network has a v1 name; concrete names only.
- * Extensions: payment-identifier (its id is /settle's idempotency key, see payment-routes.ts).
+ * `upto` (v2 only) where Permit2 and x402's upto proxy have code (asked once per chain and kept:
+ * permit2/presence.ts), with `extra.facilitatorAddress` — the key upto payers must name in their
+ * witness, and the one that sends their settlements. It is the first signer key, so it stays the
+ * same across restarts and instances while resource servers cache it (2.27's own facilitator picks
+ * one at random per call); any of our keys is accepted in a witness. `exact` needs no extra: its
+ * Permit2 payloads are told apart by their shape.
+ * Extensions: payment-identifier (its id is /settle's idempotency key, see payment-routes.ts),
+ * eip2612GasSponsoring (Permit2 payments may carry the payer's EIP-2612 permit for Permit2).
  */
-export function supportedAnswer(services: Services) {
-  const kinds = services.networks.flatMap((network) => [
-    { x402Version: 2, scheme: "exact", network: network.network },
-    ...(network.v1Name ? [{ x402Version: 1, scheme: "exact", network: network.v1Name }] : []),
-  ]);
+export async function supportedAnswer(services: Services) {
+  const facilitatorAddress = services.deps.signers.addresses()[0]!;
+  const kinds = await Promise.all(
+    services.networks.map(async (network) => {
+      const handle = services.deps.chains.get(network.chainId);
+      const upto = handle ? await services.permit2Contracts.deployed(network.chainId, handle.publicClient, "upto").catch(() => false) : false;
+      return [
+        { x402Version: 2, scheme: "exact", network: network.network },
+        ...(upto ? [{ x402Version: 2, scheme: "upto", network: network.network, extra: { facilitatorAddress } }] : []),
+        ...(network.v1Name ? [{ x402Version: 1, scheme: "exact", network: network.v1Name }] : []),
+      ];
+    }),
+  );
   // Extension keys this facilitator implements (x402 v2 §7.3): "bazaar" unless BAZAAR_ENTRIES_MAX=0.
-  const extensions: string[] = [paymentIdentifierExtension, ...(services.bazaar.enabled ? ["bazaar"] : [])];
-  return { kinds, extensions, signers: { "eip155:*": services.deps.signers.addresses() } };
+  const extensions: string[] = [paymentIdentifierExtension, eip2612GasSponsoringExtension, ...(services.bazaar.enabled ? ["bazaar"] : [])];
+  return { kinds: kinds.flat(), extensions, signers: { "eip155:*": services.deps.signers.addresses() } };
 }
 
 /** "ok", or "down: " and why, within timeoutMs (READINESS_TIMEOUT_MS). */

@@ -1,8 +1,9 @@
 /**
  * Every reason code this facilitator puts on the wire, in one table.
  *
- * Strings are those of the 2026 SDKs where they have one: @x402/evm 2.27's exact facilitator
- * (`exact/facilitator/errors.ts`, the same strings as the Go SDK), @x402/core 2.27, and the x402
+ * Strings are those of the 2026 SDKs where they have one: @x402/evm 2.27's exact and upto
+ * facilitators (`exact/facilitator/errors.ts`, `upto/facilitator/errors.ts`, the same strings as
+ * the Go SDK), @x402/core 2.27, and the x402
  * spec §9 / v1 `ErrorReasons` list for the envelope codes. Codes of our own (policy, limits,
  * idempotency, faults) are listed apart in `ownReasonCodes` below and in README's second table;
  * test/unit/protocol/sdk-reason-codes.test.ts fails when a code is in neither the installed SDKs'
@@ -41,6 +42,39 @@ export const ReasonCode = {
   // ERC-6492 counterfactual wallets (@x402/evm 2.27).
   eip6492FactoryNotAllowed: "eip6492_factory_not_allowed",
   smartWalletDeploymentFailed: "smart_wallet_deployment_failed",
+  // Permit2 (@x402/evm 2.27 exact/facilitator/errors.ts): `exact` over Permit2 and `upto`.
+  unsupportedPayloadType: "unsupported_payload_type", // upto with a payload that is not its Permit2 shape
+  permit2InvalidSpender: "invalid_permit2_spender",
+  permit2RecipientMismatch: "invalid_permit2_recipient_mismatch",
+  permit2DeadlineExpired: "permit2_deadline_expired",
+  permit2NotYetValid: "permit2_not_yet_valid",
+  permit2AmountMismatch: "permit2_amount_mismatch",
+  permit2TokenMismatch: "permit2_token_mismatch",
+  permit2InvalidSignature: "invalid_permit2_signature",
+  permit2AllowanceRequired: "permit2_allowance_required",
+  permit2SimulationFailed: "permit2_simulation_failed",
+  permit2InsufficientBalance: "permit2_insufficient_balance",
+  permit2ProxyNotDeployed: "permit2_proxy_not_deployed",
+  permit2InvalidAmount: "permit2_invalid_amount",
+  permit2InvalidDestination: "permit2_invalid_destination",
+  permit2InvalidOwner: "permit2_invalid_owner",
+  permit2PaymentTooEarly: "permit2_payment_too_early",
+  permit2InvalidNonce: "permit2_invalid_nonce",
+  permit2612AmountMismatch: "permit2_2612_amount_mismatch",
+  // The eip2612GasSponsoring extension (@x402/evm 2.27).
+  eip2612InvalidFormat: "invalid_eip2612_extension_format",
+  eip2612FromMismatch: "eip2612_from_mismatch",
+  eip2612AssetMismatch: "eip2612_asset_mismatch",
+  eip2612SpenderNotPermit2: "eip2612_spender_not_permit2",
+  eip2612DeadlineExpired: "eip2612_deadline_expired",
+  // upto (@x402/evm 2.27 upto/facilitator/errors.ts).
+  uptoTransactionFailed: "invalid_upto_evm_transaction_failed",
+  uptoInvalidScheme: "invalid_upto_evm_scheme",
+  uptoNetworkMismatch: "invalid_upto_evm_network_mismatch",
+  uptoSettlementExceedsAmount: "invalid_upto_evm_payload_settlement_exceeds_amount",
+  uptoAmountExceedsPermitted: "upto_amount_exceeds_permitted",
+  uptoUnauthorizedFacilitator: "upto_unauthorized_facilitator",
+  uptoFacilitatorMismatch: "upto_facilitator_mismatch",
   // exact-evm settle.
   transactionFailed: "invalid_exact_evm_transaction_failed",
   duplicateSettlement: "duplicate_settlement", // x402 1.2 (v1 SDK) ErrorReasons
@@ -160,6 +194,37 @@ export const reasonAnswers = {
   [ReasonCode.transferEventMismatch]: outcome,
   [ReasonCode.eip6492FactoryNotAllowed]: outcome,
   [ReasonCode.smartWalletDeploymentFailed]: outcome,
+  [ReasonCode.unsupportedPayloadType]: outcome,
+  [ReasonCode.permit2InvalidSpender]: outcome,
+  [ReasonCode.permit2RecipientMismatch]: outcome,
+  [ReasonCode.permit2DeadlineExpired]: outcome,
+  [ReasonCode.permit2NotYetValid]: outcome,
+  [ReasonCode.permit2AmountMismatch]: outcome,
+  [ReasonCode.permit2TokenMismatch]: outcome,
+  [ReasonCode.permit2InvalidSignature]: outcome,
+  // The 2.27 resource server answers its buyer 412 for this one (the payer must approve Permit2 first).
+  [ReasonCode.permit2AllowanceRequired]: outcome,
+  [ReasonCode.permit2SimulationFailed]: outcome,
+  [ReasonCode.permit2InsufficientBalance]: outcome,
+  [ReasonCode.permit2ProxyNotDeployed]: outcome,
+  [ReasonCode.permit2InvalidAmount]: outcome,
+  [ReasonCode.permit2InvalidDestination]: outcome,
+  [ReasonCode.permit2InvalidOwner]: outcome,
+  [ReasonCode.permit2PaymentTooEarly]: outcome,
+  [ReasonCode.permit2InvalidNonce]: outcome,
+  [ReasonCode.permit2612AmountMismatch]: outcome,
+  [ReasonCode.eip2612InvalidFormat]: outcome,
+  [ReasonCode.eip2612FromMismatch]: outcome,
+  [ReasonCode.eip2612AssetMismatch]: outcome,
+  [ReasonCode.eip2612SpenderNotPermit2]: outcome,
+  [ReasonCode.eip2612DeadlineExpired]: outcome,
+  [ReasonCode.uptoTransactionFailed]: outcome,
+  [ReasonCode.uptoInvalidScheme]: outcome,
+  [ReasonCode.uptoNetworkMismatch]: outcome,
+  [ReasonCode.uptoSettlementExceedsAmount]: outcome,
+  [ReasonCode.uptoAmountExceedsPermitted]: outcome,
+  [ReasonCode.uptoUnauthorizedFacilitator]: outcome,
+  [ReasonCode.uptoFacilitatorMismatch]: outcome,
   [ReasonCode.transactionFailed]: outcome,
   [ReasonCode.duplicateSettlement]: outcome,
   [ReasonCode.settlementPending]: outcome,

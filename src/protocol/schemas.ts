@@ -26,6 +26,24 @@ export const ExactEvmPayloadSchema = Type.Object({
   authorization: AuthorizationSchema,
 });
 
+/**
+ * A Permit2 PermitWitnessTransferFrom as @x402/evm 2.27 sends it (`types.ts` ExactPermit2Payload /
+ * UptoPermit2Payload): numbers as decimal strings; the nonce, 256 random bits, also as 0x hex (the
+ * spec's example). `witness.facilitator` is upto's (the one address that may settle it).
+ */
+export const Permit2NoncePattern = "^(0|[1-9][0-9]{0,77}|0x[0-9a-fA-F]{1,64})$";
+export const Permit2PayloadSchema = Type.Object({
+  signature: Type.String({ pattern: "^0x([0-9a-fA-F]{2})+$", maxLength: 2 + 2 * 16_384 }),
+  permit2Authorization: Type.Object({
+    from: Address,
+    permitted: Type.Object({ token: Address, amount: UintString }),
+    spender: Address,
+    nonce: Type.String({ pattern: Permit2NoncePattern }),
+    deadline: UintString,
+    witness: Type.Object({ to: Address, validAfter: UintString, facilitator: Type.Optional(Address) }),
+  }),
+});
+
 const Extra = Type.Union([
   Type.Object({
     name: Type.Optional(Type.String({ maxLength: 256 })),
@@ -64,6 +82,14 @@ export const PayloadV2Schema = Type.Object({
   x402Version: Type.Literal(2),
   accepted: RequirementsV2Schema,
   payload: ExactEvmPayloadSchema,
+});
+
+/** v2 with a Permit2 payload (`exact` with assetTransferMethod "permit2", and `upto`). */
+export const PayloadV2Permit2Schema = Type.Object({
+  x402Version: Type.Literal(2),
+  accepted: RequirementsV2Schema,
+  payload: Permit2PayloadSchema,
+  extensions: Type.Optional(Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()])),
 });
 
 export const PayloadV1Schema = Type.Object({

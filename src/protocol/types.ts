@@ -3,6 +3,12 @@ import type { ReasonCode } from "./reason-codes.js";
 
 export type X402Version = 1 | 2;
 
+/** The schemes served: `exact` (EIP-3009 or Permit2) and `upto` (Permit2 only). */
+export type Scheme = "exact" | "upto";
+
+/** How the payer's tokens move: the token's own EIP-3009 authorization, or a Permit2 signature. */
+export type TransferMethod = "eip3009" | "permit2";
+
 export interface Authorization {
   from: Address;
   to: Address;
@@ -11,6 +17,37 @@ export interface Authorization {
   validBeforeSeconds: bigint;
   nonce: Hex;
 }
+
+/**
+ * A Permit2 PermitWitnessTransferFrom as the payer signed it, for one of x402's two proxies (the
+ * `spender`): `exact` pays `permittedAtomic` to `witness.to`; `upto` pays at most that, and only
+ * when `witness.facilitator` sends the settlement.
+ */
+export interface Permit2Authorization {
+  owner: Address;
+  token: Address;
+  permittedAtomic: bigint;
+  spender: Address;
+  /** uint256: Permit2's unordered nonce (bitmap word nonce >> 8, bit nonce & 0xff), per owner across all tokens. */
+  nonce: bigint;
+  deadlineSeconds: bigint;
+  witness: { to: Address; validAfterSeconds: bigint; facilitator?: Address };
+}
+
+/** The `eip2612GasSponsoring` extension's permit (spec extensions/eip2612_gas_sponsoring.md). */
+export interface Eip2612Permit {
+  from: Address;
+  asset: Address;
+  spender: Address;
+  amountAtomic: bigint;
+  nonce: bigint;
+  deadlineSeconds: bigint;
+  signature: Hex;
+  version: string;
+}
+
+/** Present and well-formed, or present with a field of the wrong form (invalid_eip2612_extension_format). */
+export type Eip2612Extension = { ok: true; permit: Eip2612Permit } | { ok: false; message: string };
 
 /** The caller's requirements, both versions in one shape (v1 maxAmountRequired → amountAtomic). */
 export interface Requirements {
@@ -30,7 +67,18 @@ export interface PaymentRequest {
   requirements: Requirements;
   /** v2: payload.accepted; v1: the payload's scheme and network only. */
   accepted: Partial<Requirements> & Pick<Requirements, "scheme" | "network">;
+  /**
+   * EIP-3009: the authorization as signed. Permit2: the same facts in the same shape, for everything
+   * that only needs who pays whom how much when (policy, screening, logs, rows): from = owner,
+   * to = witness.to, value = the permitted amount (upto: the cap), validAfter = witness.validAfter,
+   * validBefore = deadline, nonce = the Permit2 nonce as 32 bytes of hex.
+   */
   authorization: Authorization;
+  transferMethod: TransferMethod;
+  /** Permit2 payloads only: the permit as signed. */
+  permit2?: Permit2Authorization;
+  /** Permit2 payloads only, when the payload carries the eip2612GasSponsoring extension. */
+  eip2612?: Eip2612Extension;
   signature: Hex;
   /** Chain id of requirements.network; undefined when the name is unknown. */
   chainId: number | undefined;

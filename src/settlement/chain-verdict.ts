@@ -12,6 +12,7 @@ import { eip3009Abi } from "../exact-evm/abi.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { SettlementRow } from "../store/schema.js";
 import { authorizationUsedTxHashes, paymentLogOf, type ExpectedTransfer } from "./receipt.js";
+import { permit2Verdict } from "./permit2-verdict.js";
 
 export type ChainVerdict =
   /** gasCostWei: what our own transaction cost the sponsor (also when a front-runner paid). */
@@ -46,6 +47,7 @@ export async function chainVerdict(client: PublicClient, row: SettlementRow, wai
   const share = BigInt(Math.max(1, row.txSettlements));
   const gasUsed = receipt.gasUsed / share;
   const gasCostWei = (receipt.gasUsed * receipt.effectiveGasPrice) / share;
+  if (row.transferMethod === "permit2") return permit2Verdict(client, row, receipt, expected, { gasUsed, gasCostWei });
   if (paymentLogOf(receipt, expected, row.nonce as Hex)) {
     return { kind: "paid", txHash: receipt.transactionHash, blockNumber: receipt.blockNumber, gasUsed, gasCostWei };
   }

@@ -10,7 +10,10 @@ import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "../e
 import { checkPayerSignature } from "../exact-evm/payer-signature.js";
 import { checkAssetDeployed } from "../exact-evm/asset-code.js";
 import type { RecoverSigner } from "../exact-evm/recover-pool.js";
-import { isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
+import { authorizationKeyOf, isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
+import { checkPermit2Binding, checkPermit2Terms, checkPermit2Window, proxyOf } from "../permit2/checks.js";
+import type { Permit2Contracts } from "../permit2/presence.js";
+import { checkPermit2Signature } from "../permit2/signature.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest, Rejection } from "../protocol/types.js";
 import type { Metrics } from "../metrics.js";
@@ -67,6 +70,8 @@ export interface SettlementEngineDeps {
   payerFailures: PayerFailuresRepository;
   /** Recovers 65-byte signatures' signers (the services' RecoverPool). */
   recoverSigner: RecoverSigner;
+  /** Whether Permit2 and the x402 proxies have code, per chain (Permit2 payments only). */
+  permit2Contracts: Permit2Contracts;
   /** Sanctions screening of payer and payTo (src/screening/), before the claim: a rejection refuses the payment. */
   screen?: (payment: ResolvedPayment) => Promise<Rejection | undefined>;
   /**
@@ -189,18 +194,14 @@ export class SettlementEngine {
     const resolved = resolvePayment(request, (chainId) => deps.chains.get(chainId)?.config);
     if (isRejection(resolved)) return failed(resolved.reason, resolved.message);
     const client = deps.chains.get(resolved.network.chainId)!.publicClient;
-    const bindingRejection = checkBinding(request) ?? checkAuthorizationTerms(request, deps.limits.minAmountAtomic);
-    if (bindingRejection) return failed(bindingRejection.reason, bindingRejection.message);
-    const signature = await checkPayerSignature(client, resolved, deps.limits, deps.recoverSigner);
-    if (!signature.ok) return failed(signature.rejection.reason, signature.rejection.message);
-    const assetRejection = await checkAssetDeployed(client, resolved);
-    if (assetRejection) return failed(assetRejection.reason, assetRejection.message);
-    const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
+    const checked = await this.checkSignedPayment(client, resolved);
+    if (!checked.ok) return failed(checked.rejection.reason, checked.rejection.message);
+    const { payment } = checked;
 
     // A validly signed payment we already hold is answered from its row, whatever the clock says now.
-    const existing = await deps.repo.findByKey(keyOf(payment));
+    const existing = await deps.repo.findByKey(authorizationKeyOf(payment));
     if (existing && !isReclaimable(existing)) return this.answerExisting(existing, payment, deadlineMs, caller);
-    const windowRejection = checkValidityWindow(request, nowSeconds(deps.clock));
+    const windowRejection = request.transferMethod === "permit2" ? checkPermit2Window(request, nowSeconds(deps.clock)) : checkValidityWindow(request, nowSeconds(deps.clock));
     if (windowRejection) return failed(windowRejection.reason, windowRejection.message);
     const sanctioned = await deps.screen?.(payment);
     if (sanctioned) return failed(sanctioned.reason, sanctioned.message);
@@ -208,13 +209,61 @@ export class SettlementEngine {
     await this.refuseIfPayerBusy(payment);
     const claimed = await deps.repo.claim(this.claimOf(payment, caller.apiKeyId));
     if (!claimed) {
-      const winner = await deps.repo.findByKey(keyOf(payment));
+      const winner = await deps.repo.findByKey(authorizationKeyOf(payment));
       if (!winner) throw new Error("claim lost to a row that cannot be read back");
       return this.answerExisting(winner, payment, deadlineMs, caller);
     }
     deps.log.info({ settlementId: claimed.id, payer: claimed.payer, chainId: claimed.chainId }, "settlement claimed");
     crashPoint("after-claim");
+    if (payment.settleAmountAtomic === 0n) return this.settleNothing(claimed, payment, deadlineMs, caller);
     return this.settleClaimed(claimed, payment, deadlineMs, caller);
+  }
+
+  /**
+   * Everything /settle checks of a payment before it looks at Postgres: binding and terms (pure),
+   * the signature, the asset's code; for Permit2 also Permit2 and the proxy deployed (a call to an
+   * empty address would "succeed" and pay nobody). The payment, with its payer's kind, or why not.
+   */
+  private async checkSignedPayment(client: PublicClient, resolved: ResolvedPayment): Promise<{ ok: true; payment: ResolvedPayment } | { ok: false; rejection: Rejection }> {
+    const { deps } = this;
+    const { request } = resolved;
+    if (request.transferMethod === "permit2") {
+      const pure =
+        checkPermit2Binding(request, "settle") ??
+        checkPermit2Terms(request, "settle", { signerAddresses: deps.signers.addresses(), minAmountAtomic: deps.limits.minAmountAtomic });
+      if (pure) return { ok: false, rejection: pure };
+      if (!(await deps.permit2Contracts.deployed(resolved.network.chainId, client, resolved.scheme))) {
+        return {
+          ok: false,
+          rejection: { reason: ReasonCode.permit2ProxyNotDeployed, message: `Permit2 or the x402 ${resolved.scheme} Permit2 proxy (${proxyOf(resolved.scheme)}) has no code on chain ${resolved.network.chainId}` },
+        };
+      }
+      const assetRejection = await checkAssetDeployed(client, resolved);
+      if (assetRejection) return { ok: false, rejection: assetRejection };
+      const signature = await checkPermit2Signature(client, resolved, deps.limits, deps.recoverSigner);
+      if (!signature.ok) return { ok: false, rejection: signature.rejection };
+      return { ok: true, payment: { ...resolved, payerKind: signature.payerKind } };
+    }
+    const bindingRejection = checkBinding(request) ?? checkAuthorizationTerms(request, deps.limits.minAmountAtomic);
+    if (bindingRejection) return { ok: false, rejection: bindingRejection };
+    const signature = await checkPayerSignature(client, resolved, deps.limits, deps.recoverSigner);
+    if (!signature.ok) return { ok: false, rejection: signature.rejection };
+    const assetRejection = await checkAssetDeployed(client, resolved);
+    if (assetRejection) return { ok: false, rejection: assetRejection };
+    return { ok: true, payment: { ...resolved, payerKind: signature.payerKind } };
+  }
+
+  /**
+   * An upto charge of 0 (@x402/evm 2.27: success, no transaction, `amount: "0"`; its proxy would
+   * revert InvalidAmount anyway): nothing is sent, and the claim is recorded final — confirmed
+   * without a transaction — so the identical request gets the same answer and the authorization
+   * never settles later (a resource server that charged 0 cannot charge again with it).
+   */
+  private async settleNothing(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number, caller: SettleCaller): Promise<SettleOutcome> {
+    const confirmed = await this.deps.repo.confirmWithoutTransaction(row.id, { attempt: row.attempt });
+    if (!confirmed) return this.answerExisting((await this.deps.repo.findById(row.id))!, payment, deadlineMs, caller, { mayRetry: false });
+    this.deps.log.info({ settlementId: row.id, payer: row.payer }, "upto settlement of 0: recorded final, nothing sent");
+    return succeeded(confirmed);
   }
 
   /**
@@ -258,7 +307,7 @@ export class SettlementEngine {
    */
   private async refuseIfPayerBusy(payment: ResolvedPayment): Promise<void> {
     const max = this.deps.limits.inFlightPerPayerMax;
-    const key = keyOf(payment);
+    const key = { chainId: payment.network.chainId, asset: payment.asset.address, payer: payment.request.authorization.from };
     if ((await this.deps.repo.unfinishedForPayer(key, max)) < max) return;
     throw new FacilitatorError(ReasonCode.payerBusy, `payer ${key.payer} has ${max} settlements unfinished on this chain (IN_FLIGHT_PER_PAYER_MAX); retry when some are final`);
   }
@@ -299,10 +348,18 @@ export class SettlementEngine {
 
   private claimOf(payment: ResolvedPayment, apiKeyId: string | undefined): NewSettlement {
     const { request } = payment;
+    const key = authorizationKeyOf(payment);
     return {
-      ...keyOf(payment),
+      chainId: key.chainId,
+      nonceContract: key.nonceContract,
+      asset: payment.asset.address,
+      payer: key.payer,
+      nonce: key.nonce,
+      scheme: payment.scheme,
+      transferMethod: request.transferMethod,
       payTo: request.requirements.payTo,
-      valueAtomic: request.authorization.valueAtomic,
+      valueAtomic: payment.settleAmountAtomic,
+      permittedAtomic: request.authorization.valueAtomic,
       validAfterSeconds: request.authorization.validAfterSeconds,
       validBeforeSeconds: request.authorization.validBeforeSeconds,
       authorizationDigest: payment.digest,
@@ -330,7 +387,9 @@ export class SettlementEngine {
     try {
       let sent: SentSettlement;
       try {
-        signerLease = await deps.signers.acquire(deadlineMs);
+        // An upto permit is good only when its witness's facilitator sends it (the proxy checks msg.sender).
+        const witnessFacilitator = payment.scheme === "upto" ? payment.request.permit2?.witness.facilitator : undefined;
+        signerLease = witnessFacilitator ? await deps.signers.acquireFor(witnessFacilitator, deadlineMs) : await deps.signers.acquire(deadlineMs);
         const account = signerLease.account;
         const prepared = await prepareTransaction(client, payment, account, deps.limits, deps.dataSuffix, chain.sharedReads);
         if (!isPrepared(prepared)) {
@@ -379,6 +438,9 @@ export class SettlementEngine {
    * BatchSettler's per-call gas limit.)
    */
   private async mayBatch(payment: ResolvedPayment, prepared: PreparedTransaction, client: PublicClient): Promise<boolean> {
+    // Permit2 settlements go alone: upto's proxy takes calls from the witness's facilitator only (a
+    // batch would be msg.sender), and an exact one's verdict reads the proxy's own transaction.
+    if (payment.request.transferMethod === "permit2") return false;
     if (this.deps.limits.settleBatchMax <= 1 || payment.payerKind !== "eoa" || prepared.payerHasCode) return false;
     const deployed = await this.batchSettler.isDeployed(payment.network.chainId, client);
     if (!deployed && !this.warnedNoBatchSettler.has(payment.network.chainId)) {
@@ -730,7 +792,10 @@ export class SettlementEngine {
     caller: SettleCaller,
     options: { mayRetry: boolean } = { mayRetry: true },
   ): Promise<SettleOutcome> {
-    if (row.authorizationDigest !== payment.digest) return duplicate(row);
+    // The identical payment: the same signed authorization, and (upto) the same charge.
+    if (row.authorizationDigest !== payment.digest || row.valueAtomic !== payment.settleAmountAtomic.toString()) return duplicate(row);
+    // An upto charge of 0 is answered as it was, every time: nothing was paid, so nothing is credited twice.
+    if (isZeroCharge(row)) return succeeded(row);
     // The identical payment may receive the one success answer if nobody has received it yet
     // (after settlement_pending, a crash, or a lost answer); the claimer takes it atomically.
     if (isFinal(row.status)) return this.answerFinal(row);
@@ -748,6 +813,7 @@ export class SettlementEngine {
     }
     const waitUntilMs = Math.min(deadlineMs, this.deps.clock.nowMs() + this.deps.limits.duplicateWaitMs);
     const latest = await this.waitForRow(row, (r) => isFinal(r.status) || r.pendingAnswered, waitUntilMs);
+    if (isZeroCharge(latest)) return succeeded(latest);
     return latest.status === "failed" ? outcomeOfFinalRow(latest) : duplicate(latest);
   }
 
@@ -765,11 +831,7 @@ export class SettlementEngine {
   }
 }
 
-function keyOf(payment: ResolvedPayment) {
-  return {
-    chainId: payment.network.chainId,
-    asset: payment.asset.address,
-    payer: payment.request.authorization.from,
-    nonce: payment.request.authorization.nonce,
-  };
+/** An upto settlement of 0, recorded final without a transaction (settleNothing). */
+function isZeroCharge(row: SettlementRow): boolean {
+  return row.status === "confirmed" && row.scheme === "upto" && row.valueAtomic === "0" && row.txHash === null;
 }

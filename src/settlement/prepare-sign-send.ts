@@ -29,6 +29,11 @@ import { redactUrls } from "../redact.js";
 import { withDataSuffix } from "../protocol/builder-code.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Rejection } from "../protocol/types.js";
+import { permit2Address } from "../contracts/permit2.js";
+import { permit2TokenAbi } from "../permit2/abi.js";
+import { eip2612PermitOf, explainPermit2Failure, readPermit2ChainState } from "../permit2/chain-state.js";
+import { permit2Revert, reasonForPermit2Revert } from "../permit2/revert-reasons.js";
+import { permit2SettlementCall } from "../permit2/settle-call.js";
 
 /** How nodes word an estimate that did not fit in the gas it was given (geth, Anvil, reth, Erigon). */
 const outOfGasPattern = /out of gas|gas required exceeds|exceeds (the )?(gas )?allowance|intrinsic gas too low|OutOfGas/i;
@@ -71,15 +76,17 @@ export async function prepareTransaction(
   /** Fees and the signer's nonce and balance, shared with the settlements preparing at the same moment. */
   reads: SharedChainReads = new SharedChainReads(client),
 ): Promise<PreparedTransaction | Rejection> {
-  const call = settlementCall(payment.asset.address, payment.request.authorization, payment.request.signature, payment.payerKind ?? "eoa");
   // Deploying a counterfactual wallet costs several times a transfer: it has its own, explicit cap.
   const gasCap = settlementGasMax(payment.payerKind, limits);
   // Fees first: the estimate runs with the fees the transaction will carry, so code at the payer's
   // address sees the same GASPRICE and BASEFEE as on chain (with 0 it could tell a simulation apart).
-  const fees = await reads.fees().catch((error: unknown) => {
-    throwIfTransportFailure(error, "reading fees");
-    throw error;
-  });
+  const [fees, call] = await Promise.all([
+    reads.fees().catch((error: unknown) => {
+      throwIfTransportFailure(error, "reading fees");
+      throw error;
+    }),
+    settlementCallOf(client, payment),
+  ]);
   const [estimate, chainPendingNonce, signerBalanceWei, payerHasCode] = await Promise.all([
     // The estimate is also the simulation; bounded by the cap, so a payer's code cannot make the
     // node search up to its own gas cap (an estimate above the cap fails like a revert would).
@@ -91,7 +98,7 @@ export async function prepareTransaction(
       (gas) => ({ ok: true as const, gas }),
       (error: unknown) => {
         throwIfTransportFailure(error, "estimating settlement gas");
-        return { ok: false as const, revertText: revertReason(error) ?? "reverted" };
+        return { ok: false as const, revertText: revertReason(error) ?? "reverted", error };
       },
     ),
     reads.pendingNonce(signer.address).catch((error: unknown) => {
@@ -107,16 +114,12 @@ export async function prepareTransaction(
       throw error;
     }),
   ]);
-  const { authorization } = payment.request;
   if (!estimate.ok) {
     // Why it reverted, in the spec's terms: the payer's state is read only to explain a failed
     // simulation. A passing one already proves the nonce unused and the balance enough (the
     // configured token enforces both in the very call that was simulated).
-    const state = await readChainState(client, payment, { simulate: false, simulationAccount: signer.address, limits });
-    if (state.authorizationUsed) return { reason: ReasonCode.nonceAlreadyUsed, message: `nonce ${authorization.nonce} is already used on chain` };
-    if (state.balanceAtomic < authorization.valueAtomic) {
-      return { reason: ReasonCode.insufficientBalance, message: `payer balance ${state.balanceAtomic} is below the authorized value ${authorization.valueAtomic}` };
-    }
+    const explained = await explainFailedEstimate(client, payment, signer.address, limits);
+    if (explained) return explained;
     // The estimate runs with our fees, so a signer that cannot pay for the cap fails it too (nodes
     // say "insufficient funds" or "gas required exceeds allowance: 0"): that is ours to fix, not the payer's.
     if (/insufficient funds/i.test(estimate.revertText) || signerBalanceWei < gasCap * fees.maxFeePerGas) {
@@ -124,6 +127,10 @@ export async function prepareTransaction(
     }
     if (outOfGasPattern.test(estimate.revertText)) {
       return { reason: ReasonCode.gasCapExceeded, message: `settlement needs more than the cap of ${gasCap} gas (${estimate.revertText})` };
+    }
+    if (payment.request.transferMethod === "permit2") {
+      const revert = permit2Revert(estimate.error);
+      return { reason: reasonForPermit2Revert(revert, ReasonCode.permit2SimulationFailed), message: `simulation reverted: ${revert.text}` };
     }
     return { reason: reasonForRevert(estimate.revertText, ReasonCode.simulationFailed), message: `simulation reverted: ${estimate.revertText}` };
   }
@@ -144,6 +151,53 @@ export async function prepareTransaction(
     throw new SignerCannotPayError(signer.address, `signer ${signer.address} holds ${signerBalanceWei} wei, below MIN_SIGNER_BALANCE_WEI (${limits.minSignerBalanceWei}): fund it`);
   }
   return { call, gasLimit, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, chainPendingNonce, signerBalanceWei, payerHasCode };
+}
+
+/**
+ * The call that settles the payment: the token's transferWithAuthorization (EIP-3009), or the x402
+ * proxy's settle (Permit2) — settleWithPermit when the payload carries an EIP-2612 permit and the
+ * payer's allowance to Permit2 is short (a permit sets the allowance to its value, so it is never
+ * submitted over a larger approval).
+ */
+async function settlementCallOf(client: PublicClient, payment: ResolvedPayment): Promise<ContractCall> {
+  if (payment.request.transferMethod !== "permit2") {
+    return settlementCall(payment.asset.address, payment.request.authorization, payment.request.signature, payment.payerKind ?? "eoa");
+  }
+  const eip2612 = eip2612PermitOf(payment);
+  if (!eip2612) return permit2SettlementCall(payment);
+  const allowance = await client
+    .readContract({ address: payment.asset.address, abi: permit2TokenAbi, functionName: "allowance", args: [payment.request.permit2!.owner, permit2Address] })
+    .catch((error: unknown) => {
+      throwIfTransportFailure(error, "reading the payer's allowance to Permit2");
+      throw error;
+    });
+  return permit2SettlementCall(payment, allowance < payment.settleAmountAtomic ? eip2612 : undefined);
+}
+
+/**
+ * A failed estimate explained by the payer's own state, when it is that: the nonce used, a balance
+ * below the amount, (Permit2) an allowance to Permit2 below it. Undefined when the payer's state
+ * does not say why.
+ */
+async function explainFailedEstimate(
+  client: PublicClient,
+  payment: ResolvedPayment,
+  signer: Address,
+  limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax">,
+): Promise<Rejection | undefined> {
+  if (payment.request.transferMethod === "permit2") {
+    const state = await readPermit2ChainState(client, payment, { simulate: false, simulationAccount: signer, gasMax: limits.gasPerSettlementMax });
+    const required = payment.settleAmountAtomic;
+    if (!state.nonceUsed && state.balanceAtomic >= required && state.allowanceAtomic >= required) return undefined;
+    return explainPermit2Failure(payment, state, { text: "reverted" });
+  }
+  const { authorization } = payment.request;
+  const state = await readChainState(client, payment, { simulate: false, simulationAccount: signer, limits });
+  if (state.authorizationUsed) return { reason: ReasonCode.nonceAlreadyUsed, message: `nonce ${authorization.nonce} is already used on chain` };
+  if (state.balanceAtomic < authorization.valueAtomic) {
+    return { reason: ReasonCode.insufficientBalance, message: `payer balance ${state.balanceAtomic} is below the authorized value ${authorization.valueAtomic}` };
+  }
+  return undefined;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { parseEventLogs, type Address, type Hex, type Log, type TransactionReceipt } from "viem";
+import { keccak256, parseEventLogs, toHex, type Address, type Hex, type Log, type TransactionReceipt } from "viem";
 import { eip3009Abi } from "../exact-evm/abi.js";
 
 export interface ExpectedTransfer {
@@ -63,4 +63,32 @@ function authorizationUsedLogs(logs: ReadonlyArray<Log>, token: Address, from: A
 
 function sameAddress(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
+}
+
+const proxySettledTopics = new Set([keccak256(toHex("Settled()")), keccak256(toHex("SettledWithPermit()"))]);
+
+/**
+ * A receipt pays a Permit2 settlement only through the Transfer made by the proxy call that used its
+ * permit: Permit2 emits nothing of its own, so the proof is the token's Transfer(owner → payTo,
+ * value) immediately followed by the proxy's Settled() / SettledWithPermit() (the proxy emits it
+ * right after Permit2's transferFrom returns), in a transaction sent to that proxy. Our Permit2
+ * settlements are never batched (upto's proxy takes calls from the witness's facilitator only, and
+ * a batch would be msg.sender), so one such pair in our own transaction is this permit's; the
+ * verdict also reads the nonce's bit at the receipt's block.
+ */
+export function permit2PaymentLogOf(receipt: ReceiptLogs & Pick<TransactionReceipt, "to">, expected: ExpectedTransfer, proxy: Address): PaymentLog | undefined {
+  if (receipt.status !== "success" || !receipt.to || !sameAddress(receipt.to, proxy)) return undefined;
+  const logs = [...(receipt.logs as Log[])].sort((a, b) => (a.logIndex ?? 0) - (b.logIndex ?? 0));
+  const transfers = parseEventLogs({ abi: eip3009Abi, eventName: "Transfer", logs, strict: true });
+  for (const transfer of transfers) {
+    if (!sameAddress(transfer.address, expected.token)) continue;
+    const { from, to, value } = transfer.args;
+    if (!sameAddress(from, expected.from) || !sameAddress(to, expected.to) || value !== expected.valueAtomic || !transfer.transactionHash) continue;
+    const next = logs.find((log) => log.logIndex === (transfer.logIndex ?? -2) + 1);
+    const topic = next?.topics[0];
+    if (next && sameAddress(next.address, proxy) && topic !== undefined && proxySettledTopics.has(topic)) {
+      return { transactionHash: transfer.transactionHash, transferLogIndex: transfer.logIndex! };
+    }
+  }
+  return undefined;
 }

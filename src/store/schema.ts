@@ -27,13 +27,26 @@ export const settlements = pgTable(
   "settlements",
   {
     id: uuid("id").primaryKey().defaultRandom(),
-    // The payment's identity: one authorization, whatever the signature bytes look like.
+    // The payment's identity: one authorization, whatever the signature bytes look like — its nonce
+    // in the namespace the chain keeps it in (chain, nonce_contract, payer, nonce).
     chainId: integer("chain_id").notNull(),
-    asset: text("asset").notNull(), // lowercase 0x address
+    /**
+     * The contract whose nonce space `nonce` is in (lowercase 0x address): the token for EIP-3009
+     * (authorizationState per token), Permit2 for Permit2 (one bitmap per owner across all tokens).
+     */
+    nonceContract: text("nonce_contract").notNull(),
+    asset: text("asset").notNull(), // lowercase 0x address: the token paid, whatever the method
     payer: text("payer").notNull(), // lowercase 0x address
-    nonce: text("nonce").notNull(), // lowercase 0x bytes32
+    nonce: text("nonce").notNull(), // lowercase 0x bytes32 (a Permit2 uint256 nonce as 32 bytes)
+    /** "exact" or "upto". */
+    scheme: text("scheme").notNull().default("exact"),
+    /** "eip3009" or "permit2". */
+    transferMethod: text("transfer_method").notNull().default("eip3009"),
     payTo: text("pay_to").notNull(),
+    /** What this settlement moves to payTo (upto: the charge, at most permitted_atomic; 0: nothing sent). */
     valueAtomic: numeric("value_atomic", { precision: 78, scale: 0 }).notNull(),
+    /** What the payer signed for (EIP-3009: the value; Permit2: permitted.amount, upto's cap). */
+    permittedAtomic: numeric("permitted_atomic", { precision: 78, scale: 0 }),
     validAfterSeconds: numeric("valid_after_seconds", { precision: 78, scale: 0 }).notNull(),
     validBeforeSeconds: numeric("valid_before_seconds", { precision: 78, scale: 0 }).notNull(),
     /** EIP-712 digest of the authorization: "the identical payment" when a retry comes. */
@@ -84,7 +97,7 @@ export const settlements = pgTable(
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (table) => [
-    uniqueIndex("settlements_authorization_key").on(table.chainId, table.asset, table.payer, table.nonce),
+    uniqueIndex("settlements_authorization_key").on(table.chainId, table.nonceContract, table.payer, table.nonce),
     index("settlements_unfinished").on(table.status, table.updatedAt).where(sql.raw(`status in (${unfinishedStatuses.map((status) => `'${status}'`).join(", ")})`)),
     index("settlements_created_at").on(table.createdAt),
     // Not unique: the rows of one batch transaction share its hash.

@@ -1,20 +1,44 @@
 import { and, eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import type { Hex } from "viem";
 import type { ReasonCode } from "../protocol/reason-codes.js";
-import { allowedPredecessors, claimReleasableFrom, reclaimableWhere, statusIn, transactionStatuses, unfinishedStatuses } from "./settlement-states.js";
+import {
+  allowedPredecessors,
+  claimReleasableFrom,
+  confirmableByReceiptFrom,
+  confirmableWithoutTransactionFrom,
+  reclaimableWhere,
+  statusIn,
+  transactionStatuses,
+  unfinishedStatuses,
+} from "./settlement-states.js";
 import type { Database } from "./db.js";
 import { storedErrorMessage } from "./error-message.js";
 import { settlements, type SettlementRow, type SettlementStatus } from "./schema.js";
 import { settlementChangedChannel } from "./notifications.js";
 
+/** What a settlement row is unique on: the nonce in the namespace the chain keeps it in (schema.ts). */
 export interface AuthorizationKey {
   chainId: number;
-  asset: string;
+  /** The token (EIP-3009) or the Permit2 contract (Permit2). */
+  nonceContract: string;
   payer: string;
   nonce: string;
 }
 
-export interface NewSettlement extends AuthorizationKey {
+export interface NewSettlement {
+  chainId: number;
+  /** The token paid. */
+  asset: string;
+  payer: string;
+  nonce: string;
+  /** Default: the asset (EIP-3009's nonce space). */
+  nonceContract?: string;
+  /** Default "exact". */
+  scheme?: "exact" | "upto";
+  /** Default "eip3009". */
+  transferMethod?: "eip3009" | "permit2";
+  /** What the payer signed for; default: valueAtomic. */
+  permittedAtomic?: bigint;
   payTo: string;
   valueAtomic: bigint;
   validAfterSeconds: bigint;
@@ -34,7 +58,7 @@ function redactedMessageOf(fields: { errorMessage?: string | null }): { errorMes
 
 /** Lowercase everything that is part of the unique key, so "0xAbC" and "0xabc" are one payment. */
 export function normalizeKey(key: AuthorizationKey): AuthorizationKey {
-  return { chainId: key.chainId, asset: key.asset.toLowerCase(), payer: key.payer.toLowerCase(), nonce: key.nonce.toLowerCase() };
+  return { chainId: key.chainId, nonceContract: key.nonceContract.toLowerCase(), payer: key.payer.toLowerCase(), nonce: key.nonce.toLowerCase() };
 }
 
 /** The reclaim rule (settlement-states.ts) on this table. */
@@ -81,18 +105,22 @@ function attemptIs(guard: AttemptGuard) {
 function preparedStatements(db: Database) {
   const byKey = and(
     eq(settlements.chainId, placeholder("chainId")),
-    eq(settlements.asset, placeholder("asset")),
+    eq(settlements.nonceContract, placeholder("nonceContract")),
     eq(settlements.payer, placeholder("payer")),
     eq(settlements.nonce, placeholder("nonce")),
   );
   const leaseUntil = sql`now() + make_interval(secs => ${placeholder("leaseSeconds")}::double precision)`;
   const fresh = {
     chainId: placeholder("chainId"),
+    nonceContract: placeholder("nonceContract"),
     asset: placeholder("asset"),
     payer: placeholder("payer"),
     nonce: placeholder("nonce"),
+    scheme: placeholder("scheme"),
+    transferMethod: placeholder("transferMethod"),
     payTo: placeholder("payTo"),
     valueAtomic: placeholder("valueAtomic"),
+    permittedAtomic: placeholder("permittedAtomic"),
     validAfterSeconds: placeholder("validAfterSeconds"),
     validBeforeSeconds: placeholder("validBeforeSeconds"),
     authorizationDigest: placeholder("authorizationDigest"),
@@ -116,7 +144,7 @@ function preparedStatements(db: Database) {
       // drizzle's insert types want concrete values; placeholders are bound at execute().
       .values({ ...fresh, leaseUntil } as unknown as typeof settlements.$inferInsert)
       .onConflictDoUpdate({
-        target: [settlements.chainId, settlements.asset, settlements.payer, settlements.nonce],
+        target: [settlements.chainId, settlements.nonceContract, settlements.payer, settlements.nonce],
         set: {
           ...fresh,
           leaseUntil,
@@ -170,7 +198,7 @@ function preparedStatements(db: Database) {
         leaseUntil: null,
         updatedAt: sql`now()`,
       } as unknown as Partial<typeof settlements.$inferInsert>)
-      .where(and(eq(settlements.id, placeholder("id")), eq(settlements.attempt, placeholder("attempt")), inArray(settlements.status, [...allowedPredecessors.confirmed])))
+      .where(and(eq(settlements.id, placeholder("id")), eq(settlements.attempt, placeholder("attempt")), inArray(settlements.status, [...confirmableByReceiptFrom])))
       .returning(rowAndNotify)
       .prepare("settlements_confirm"),
     takeSuccessAnswer: db
@@ -210,8 +238,10 @@ export class SettlementsRepository {
   }
 
   /** How many of this payer's settlements on (chain, asset) are unfinished, counted up to `upTo`. */
-  async unfinishedForPayer(key: AuthorizationKey, upTo: number): Promise<number> {
-    const { chainId, asset, payer } = normalizeKey(key);
+  async unfinishedForPayer(key: { chainId: number; asset: string; payer: string }, upTo: number): Promise<number> {
+    const { chainId } = key;
+    const asset = key.asset.toLowerCase();
+    const payer = key.payer.toLowerCase();
     const result = await this.db.execute<{ n: number }>(sql`
       select count(*)::int as n from (
         select 1 from settlements
@@ -233,9 +263,13 @@ export class SettlementsRepository {
    */
   async claim(input: NewSettlement): Promise<SettlementRow | undefined> {
     const [row] = await this.statements.claim.execute({
-      ...normalizeKey(input),
+      ...normalizeKey({ chainId: input.chainId, nonceContract: input.nonceContract ?? input.asset, payer: input.payer, nonce: input.nonce }),
+      asset: input.asset.toLowerCase(),
+      scheme: input.scheme ?? "exact",
+      transferMethod: input.transferMethod ?? "eip3009",
       payTo: input.payTo.toLowerCase(),
       valueAtomic: input.valueAtomic.toString(),
+      permittedAtomic: (input.permittedAtomic ?? input.valueAtomic).toString(),
       validAfterSeconds: input.validAfterSeconds.toString(),
       validBeforeSeconds: input.validBeforeSeconds.toString(),
       authorizationDigest: input.authorizationDigest,
@@ -272,6 +306,20 @@ export class SettlementsRepository {
     fields: { attempt: number; settledTxHash: string; blockNumber: number; gasUsed: number; gasCostWei: string; claimSuccess: boolean },
   ): Promise<SettlementRow | undefined> {
     const [row] = await this.statements.confirm.execute({ id, ...fields });
+    return this.changed(row);
+  }
+
+  /**
+   * An upto settle of 0: nothing is sent, the claim is recorded final as it is — confirmed, no
+   * transaction, the one success answer taken — so the identical request is answered the same and
+   * the authorization never settles later. Only from `claimed`, only this attempt.
+   */
+  async confirmWithoutTransaction(id: string, guard: Required<AttemptGuard>): Promise<SettlementRow | undefined> {
+    const [row] = await this.db
+      .update(settlements)
+      .set({ status: "confirmed", successAnswered: true, leaseUntil: null, updatedAt: sql`now()` })
+      .where(and(eq(settlements.id, id), inArray(settlements.status, [...confirmableWithoutTransactionFrom]), attemptIs(guard)))
+      .returning(rowAndNotify);
     return this.changed(row);
   }
 

@@ -69,6 +69,8 @@ describe("npm start with no configuration (the sandbox)", () => {
     const supported = (await response.json()) as { kinds: unknown[]; signers: Record<string, string[]> };
     expect(supported.kinds).toEqual([
       { x402Version: 2, scheme: "exact", network: "eip155:84532" },
+      // The sandbox installs Permit2 and x402's proxies at their canonical addresses.
+      { x402Version: 2, scheme: "upto", network: "eip155:84532", extra: { facilitatorAddress: info.facilitatorSigner } },
       { x402Version: 1, scheme: "exact", network: "base-sepolia" },
     ]);
     expect(supported.signers["eip155:*"]).toEqual([info.facilitatorSigner]);

@@ -217,7 +217,7 @@ describe("HTTPFacilitatorClient (the SDK's zod schemas) against this facilitator
         { x402Version: 1, scheme: "exact", network: "base-sepolia" },
       ]),
     );
-    expect(supported.extensions).toEqual(["payment-identifier", "bazaar"]);
+    expect(supported.extensions).toEqual(["payment-identifier", "eip2612GasSponsoring", "bazaar"]);
     expect(supported.signers).toEqual({ "eip155:*": [addressOf(keys.facilitator)] });
   });
 

@@ -108,7 +108,7 @@ async function clearCatalogue() {
 
 describe("Bazaar discovery", () => {
   it("advertises bazaar in /supported.extensions", async () => {
-    expect((await get("/supported")).body.extensions).toEqual(["payment-identifier", "bazaar"]);
+    expect((await get("/supported")).body.extensions).toEqual(["payment-identifier", "eip2612GasSponsoring", "bazaar"]);
   });
 
   it("catalogues a settled payment's bazaar extension: /discovery/resources lists it with its accepts, metadata and extension", async () => {
@@ -388,7 +388,7 @@ describe("Bazaar bounds", () => {
   it("BAZAAR_ENTRIES_MAX=0 turns the Bazaar off: not advertised, nothing catalogued", async () => {
     await clearCatalogue();
     await withFacilitator({ bazaarEntriesMax: 0 }, async (facilitator) => {
-      expect((await get("/supported", facilitator)).body.extensions).toEqual(["payment-identifier"]);
+      expect((await get("/supported", facilitator)).body.extensions).toEqual(["payment-identifier", "eip2612GasSponsoring"]);
       expect((await settle(facilitator, await body({ extensions: { bazaar: getExtension() } }))).body.success).toBe(true);
       expect(await rowsInTable()).toBe(0);
     });

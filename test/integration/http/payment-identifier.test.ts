@@ -57,7 +57,7 @@ const settlementRowsOf = (body: Body) =>
 describe("GET /supported", () => {
   it("lists the payment-identifier extension", async () => {
     const answer = await fx.facilitator.app.inject({ method: "GET", url: "/supported" });
-    expect(answer.json().extensions).toEqual(["payment-identifier", "bazaar"]);
+    expect(answer.json().extensions).toEqual(["payment-identifier", "eip2612GasSponsoring", "bazaar"]);
   });
 });
 

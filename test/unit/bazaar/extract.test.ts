@@ -14,6 +14,7 @@ function payment(x402Version: 1 | 2 = 2): PaymentRequest {
     requirements,
     accepted: requirements,
     authorization: { from: payTo, to: payTo, valueAtomic: 10_000n, validAfterSeconds: 0n, validBeforeSeconds: 1n, nonce: `0x${"00".repeat(32)}` },
+    transferMethod: "eip3009",
     signature: "0x",
     chainId: 84532,
   };

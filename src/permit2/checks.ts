@@ -1,0 +1,133 @@
+import type { Address } from "viem";
+import { permit2Address, x402ExactPermit2ProxyAddress, x402UptoPermit2ProxyAddress } from "../contracts/permit2.js";
+import { validBeforeMarginSeconds } from "../exact-evm/checks.js";
+import { ReasonCode } from "../protocol/reason-codes.js";
+import type { PaymentRequest, Permit2Authorization, Rejection, Scheme } from "../protocol/types.js";
+
+/**
+ * The pure checks of a Permit2 payment (`exact` over Permit2, and `upto`), in @x402/evm 2.27's
+ * order and with its codes (exact/facilitator/permit2.ts verifyPermit2, upto/facilitator/permit2.ts
+ * verifyUptoPermit2). `stage`: at /verify an upto payment is checked against its cap (the
+ * requirements' amount is the cap); at /settle the requirements' amount is the charge, at most the cap.
+ */
+export type Permit2Stage = "verify" | "settle";
+
+/** The proxy a scheme's payer signs for (the permit's `spender`), which the settlement calls. */
+export function proxyOf(scheme: Scheme): Address {
+  return scheme === "upto" ? x402UptoPermit2ProxyAddress : x402ExactPermit2ProxyAddress;
+}
+
+function permitOf(request: PaymentRequest): Permit2Authorization {
+  if (!request.permit2) throw new Error("not a Permit2 payment");
+  return request.permit2;
+}
+
+/**
+ * v2 `accepted` equals the requirements, as for EIP-3009 — but for upto at /settle, where the
+ * amount is the charge: the charge may be lower than the accepted cap, never higher.
+ */
+export function checkPermit2Binding(request: PaymentRequest, stage: Permit2Stage): Rejection | undefined {
+  const { accepted, requirements } = request;
+  const upto = requirements.scheme === "upto";
+  if (accepted.scheme !== requirements.scheme) {
+    return {
+      reason: upto ? ReasonCode.uptoInvalidScheme : ReasonCode.unsupportedPayloadType,
+      message: `payload scheme "${accepted.scheme}" is not the required "${requirements.scheme}"`,
+    };
+  }
+  if (accepted.network !== requirements.network) {
+    return {
+      reason: upto ? ReasonCode.uptoNetworkMismatch : ReasonCode.networkMismatch,
+      message: `payload network "${accepted.network}" is not the required "${requirements.network}"`,
+    };
+  }
+  const differing = (["asset", "payTo", "extraName", "extraVersion", ...(upto && stage === "settle" ? [] : ["amountAtomic" as const])] as const).find(
+    (field) => accepted[field] !== requirements[field],
+  );
+  if (differing !== undefined) {
+    const wireName = { amountAtomic: "amount", asset: "asset", payTo: "payTo", extraName: "extra.name", extraVersion: "extra.version" }[differing];
+    return { reason: ReasonCode.invalidPaymentRequirements, message: `paymentPayload.accepted.${wireName} differs from paymentRequirements.${wireName}` };
+  }
+  if (upto && stage === "settle" && accepted.amountAtomic !== undefined && requirements.amountAtomic > accepted.amountAtomic) {
+    return {
+      reason: ReasonCode.uptoSettlementExceedsAmount,
+      message: `the amount to settle ${requirements.amountAtomic} is above the authorized maximum ${accepted.amountAtomic}`,
+    };
+  }
+  return undefined;
+}
+
+/**
+ * The permit pays what is asked, to whom, through the scheme's proxy: spender, recipient, (upto) a
+ * witness facilitator that is one of our keys, amount, token; the amount at least `minAmountAtomic`
+ * (ours); and the eip2612GasSponsoring extension, when present, is for this payment.
+ */
+export function checkPermit2Terms(request: PaymentRequest, stage: Permit2Stage, options: { signerAddresses: readonly Address[]; minAmountAtomic: bigint }): Rejection | undefined {
+  const permit = permitOf(request);
+  const { requirements } = request;
+  const scheme: Scheme = requirements.scheme === "upto" ? "upto" : "exact";
+  const proxy = proxyOf(scheme);
+  if (permit.spender !== proxy) {
+    return { reason: ReasonCode.permit2InvalidSpender, message: `permit2Authorization.spender ${permit.spender} is not the x402 ${scheme} Permit2 proxy ${proxy}` };
+  }
+  if (permit.witness.to !== requirements.payTo) {
+    return { reason: ReasonCode.permit2RecipientMismatch, message: `permit2Authorization.witness.to ${permit.witness.to} is not payTo ${requirements.payTo}` };
+  }
+  if (scheme === "upto") {
+    // The proxy lets only the witness's facilitator settle: a key we do not hold can never be paid.
+    const facilitator = permit.witness.facilitator;
+    if (facilitator === undefined || !options.signerAddresses.some((address) => address.toLowerCase() === facilitator.toLowerCase())) {
+      return { reason: ReasonCode.uptoFacilitatorMismatch, message: `permit2Authorization.witness.facilitator ${facilitator} is not a signer of this facilitator (see GET /supported)` };
+    }
+  }
+  // /verify (and exact /settle): the permit is for exactly the requirements' amount. upto /settle:
+  // the requirements' amount is the charge, and the permit is for the accepted cap.
+  const signedFor = scheme === "upto" && stage === "settle" ? request.accepted.amountAtomic : requirements.amountAtomic;
+  if (permit.permittedAtomic !== signedFor) {
+    return { reason: ReasonCode.permit2AmountMismatch, message: `permit2Authorization.permitted.amount ${permit.permittedAtomic} is not the ${scheme === "upto" ? "authorized maximum" : "required amount"} ${signedFor}` };
+  }
+  if (permit.token !== requirements.asset) {
+    return { reason: ReasonCode.permit2TokenMismatch, message: `permit2Authorization.permitted.token ${permit.token} is not the asset ${requirements.asset}` };
+  }
+  if (permit.permittedAtomic < options.minAmountAtomic) {
+    return { reason: ReasonCode.amountBelowMinimum, message: `amount ${permit.permittedAtomic} is below this facilitator's minimum of ${options.minAmountAtomic}` };
+  }
+  // A non-zero charge below the minimum costs the same gas as any other (a zero charge sends nothing).
+  if (scheme === "upto" && stage === "settle" && requirements.amountAtomic > 0n && requirements.amountAtomic < options.minAmountAtomic) {
+    return { reason: ReasonCode.amountBelowMinimum, message: `the amount to settle ${requirements.amountAtomic} is below this facilitator's minimum of ${options.minAmountAtomic}` };
+  }
+  return checkEip2612Terms(request, permit);
+}
+
+/** validateEip2612PermitForPayment's field checks (2.27), plus the value the proxy requires (Permit2612AmountMismatch). */
+function checkEip2612Terms(request: PaymentRequest, permit: Permit2Authorization): Rejection | undefined {
+  const extension = request.eip2612;
+  if (!extension) return undefined;
+  if (!extension.ok) return { reason: ReasonCode.eip2612InvalidFormat, message: extension.message };
+  const p = extension.permit;
+  // settleWithPermit takes (v, r, s): only a 65-byte r‖s‖v can be split into them (2.27's splitEip2612Signature).
+  if (p.signature.length !== 132) return { reason: ReasonCode.eip2612InvalidFormat, message: "the EIP-2612 permit's signature is not 65 bytes (r ‖ s ‖ v)" };
+  if (p.from !== permit.owner) return { reason: ReasonCode.eip2612FromMismatch, message: `the EIP-2612 permit is from ${p.from}, not the payer ${permit.owner}` };
+  if (p.asset !== permit.token) return { reason: ReasonCode.eip2612AssetMismatch, message: `the EIP-2612 permit is for ${p.asset}, not the asset ${permit.token}` };
+  if (p.spender !== permit2Address) return { reason: ReasonCode.eip2612SpenderNotPermit2, message: `the EIP-2612 permit's spender ${p.spender} is not Permit2 ${permit2Address}` };
+  if (p.amountAtomic !== permit.permittedAtomic) {
+    return { reason: ReasonCode.permit2612AmountMismatch, message: `the EIP-2612 permit's value ${p.amountAtomic} is not the permitted amount ${permit.permittedAtomic}` };
+  }
+  return undefined;
+}
+
+/** The permit is valid now and long enough to be mined (2.27's +6 s rule), and so is its EIP-2612 permit. */
+export function checkPermit2Window(request: PaymentRequest, nowSeconds: bigint): Rejection | undefined {
+  const permit = permitOf(request);
+  if (permit.deadlineSeconds < nowSeconds + validBeforeMarginSeconds) {
+    return { reason: ReasonCode.permit2DeadlineExpired, message: `the permit's deadline ${permit.deadlineSeconds} is less than ${validBeforeMarginSeconds}s after now (${nowSeconds})` };
+  }
+  if (permit.witness.validAfterSeconds > nowSeconds) {
+    return { reason: ReasonCode.permit2NotYetValid, message: `the permit is valid only after ${permit.witness.validAfterSeconds}; now is ${nowSeconds}` };
+  }
+  const extension = request.eip2612;
+  if (extension?.ok && extension.permit.deadlineSeconds < nowSeconds + validBeforeMarginSeconds) {
+    return { reason: ReasonCode.eip2612DeadlineExpired, message: `the EIP-2612 permit's deadline ${extension.permit.deadlineSeconds} is less than ${validBeforeMarginSeconds}s after now (${nowSeconds})` };
+  }
+  return undefined;
+}

@@ -1,0 +1,51 @@
+import { nowSeconds } from "../clock.js";
+import { checkAssetDeployed } from "../exact-evm/asset-code.js";
+import { isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
+import type { VerifyContext, VerifyOptions, VerifyResult } from "../exact-evm/verify.js";
+import { ReasonCode } from "../protocol/reason-codes.js";
+import type { PaymentRequest } from "../protocol/types.js";
+import { judgePermit2State, readPermit2ChainState } from "./chain-state.js";
+import { checkPermit2Binding, checkPermit2Terms, checkPermit2Window, proxyOf } from "./checks.js";
+import { checkPermit2Signature } from "./signature.js";
+
+/**
+ * /verify of a Permit2 payment (`exact` with a permit2Authorization payload, and `upto`), cheapest
+ * first like the EIP-3009 path: binding, terms and window (pure, 2.27's order and codes), Permit2
+ * and the proxy deployed (asked once per chain), the asset's code, the signature (local for a
+ * plain key, ERC-1271 for a contract owner), then one chain round trip — the nonce's bit, balance,
+ * allowance to Permit2, a simulation of the proxy call from the account that would send it — with
+ * the Postgres claim lookup and the sanctions screening beside it.
+ */
+export async function verifyPermit2(request: PaymentRequest, context: VerifyContext, options: VerifyOptions): Promise<VerifyResult> {
+  const resolved = resolvePayment(request, (chainId) => context.chains.get(chainId)?.config);
+  if (isRejection(resolved)) return { valid: false, rejection: resolved };
+  const pure =
+    checkPermit2Binding(request, "verify") ??
+    checkPermit2Terms(request, "verify", { signerAddresses: context.signerAddresses, minAmountAtomic: context.limits.minAmountAtomic }) ??
+    checkPermit2Window(request, nowSeconds(context.clock));
+  if (pure) return { valid: false, rejection: pure, payment: resolved };
+
+  const client = context.chains.get(resolved.network.chainId)!.publicClient;
+  if (!(await context.permit2Contracts.deployed(resolved.network.chainId, client, resolved.scheme))) {
+    return {
+      valid: false,
+      rejection: { reason: ReasonCode.permit2ProxyNotDeployed, message: `Permit2 or the x402 ${resolved.scheme} Permit2 proxy (${proxyOf(resolved.scheme)}) has no code on chain ${resolved.network.chainId}` },
+      payment: resolved,
+    };
+  }
+  const assetRejection = await checkAssetDeployed(client, resolved);
+  if (assetRejection) return { valid: false, rejection: assetRejection, payment: resolved };
+  const signature = await checkPermit2Signature(client, resolved, context.limits, context.recoverSigner);
+  if (!signature.ok) return { valid: false, rejection: signature.rejection, payment: resolved };
+  const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
+
+  const [state, claimed, sanctioned] = await Promise.all([
+    readPermit2ChainState(client, payment, { simulate: options.simulate, simulationAccount: context.simulationAccount, gasMax: context.limits.gasPerSettlementMax }),
+    context.isClaimed ? context.isClaimed(payment) : Promise.resolve(false),
+    context.screen?.(payment),
+  ]);
+  if (sanctioned) return { valid: false, rejection: sanctioned, payment };
+  const rejection = judgePermit2State(payment, state, claimed);
+  if (rejection) return { valid: false, rejection, payment };
+  return { valid: true, payment };
+}
