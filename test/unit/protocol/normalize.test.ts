@@ -52,9 +52,13 @@ describe("normalize", () => {
     const badVersion = v2();
     badVersion.paymentPayload.x402Version = 7;
     expect(normalize(badVersion, served)).toMatchObject({ ok: false, rejection: { reason: "invalid_x402_version" } });
-    const upto = v2();
-    upto.paymentRequirements.scheme = "upto";
-    expect(normalize(upto, served)).toMatchObject({ ok: false, rejection: { reason: "unsupported_scheme" } });
+    const unknownScheme = v2();
+    unknownScheme.paymentRequirements.scheme = "deferred";
+    expect(normalize(unknownScheme, served)).toMatchObject({ ok: false, rejection: { reason: "unsupported_scheme" } });
+    // upto is served over Permit2 only (@x402/evm 2.27): an EIP-3009 payload is the wrong type.
+    const uptoWithEip3009 = v2();
+    uptoWithEip3009.paymentRequirements.scheme = "upto";
+    expect(normalize(uptoWithEip3009, served)).toMatchObject({ ok: false, rejection: { reason: "unsupported_payload_type" } });
     const solana = v2();
     solana.paymentRequirements.network = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp";
     expect(normalize(solana, served)).toMatchObject({ ok: false, rejection: { reason: "invalid_network" }, payer: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8" });

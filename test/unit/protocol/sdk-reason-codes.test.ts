@@ -17,24 +17,25 @@ import { ReasonCode, ownReasonCodes } from "../../../src/protocol/reason-codes.j
 import { installedPackage, sdkSource, stringConstants } from "../../helpers/sdk-sources.js";
 
 const evmErrors = stringConstants(sdkSource("@x402/evm", "@x402/evm/exact/facilitator", "src/exact/facilitator/errors.ts"));
+const uptoErrors = stringConstants(sdkSource("@x402/evm", "@x402/evm/upto/facilitator", "src/upto/facilitator/errors.ts"));
 const coreServer = sdkSource("@x402/core", "@x402/core/server", "src/server/x402ResourceServer.ts");
 const corePending = /const SETTLEMENT_PENDING_REASON = "([^"]+)"/.exec(coreServer)?.[1];
 
 /** Everything the installed SDKs call a reason code. */
-const sdkCodes = new Set<string>([...Object.values(evmErrors), ...(corePending ? [corePending] : []), ...ErrorReasons]);
+const sdkCodes = new Set<string>([...Object.values(evmErrors), ...Object.values(uptoErrors), ...(corePending ? [corePending] : []), ...ErrorReasons]);
 const ours = Object.values(ReasonCode) as string[];
 const own = new Set<string>(ownReasonCodes);
 
 /**
- * The 2.27 exact-EVM codes we never send, and why. Anything else in errors.ts applies to an
- * EIP-3009 facilitator and must be one of ours: a new SDK code shows up here first.
+ * The 2.27 exact-EVM and upto codes we never send, and why. Anything else in errors.ts applies to
+ * an EIP-3009 + Permit2 + upto facilitator and must be one of ours: a new SDK code shows up here first.
  */
 const notApplicable: Record<string, string> = {
   invalid_exact_evm_missing_eip712_domain: "extra.name/version may be left out: the configured token domain is used",
-  unsupported_payload_type: "only EIP-3009 payloads are accepted; anything else fails the body schema (invalid_payload)",
   invalid_transaction_state: "used by 2.27 for a bad broadcast hash or a reverted receipt; ours says invalid_exact_evm_transaction_failed as its EIP-3009 path does",
 };
-const otherAssetTransferMethods = /^(invalid_)?(permit2|erc20_approval|eip2612)_|^(invalid_permit2|invalid_erc20_approval|invalid_eip2612)/;
+/** The erc20ApprovalGasSponsoring extension (a pre-signed approve the facilitator broadcasts) is not offered. */
+const otherAssetTransferMethods = /^(invalid_)?erc20_approval_/;
 
 describe("reason codes against the installed x402 SDKs", () => {
   it("reads the 2.27 lists from the installed packages", () => {
@@ -62,8 +63,9 @@ describe("reason codes against the installed x402 SDKs", () => {
     expect([...own].filter((code) => !ours.includes(code))).toEqual([]);
   });
 
-  it("has every 2.27 exact-EVM code that applies to an EIP-3009 facilitator", () => {
-    const applicable = Object.values(evmErrors).filter((code) => !otherAssetTransferMethods.test(code) && notApplicable[code] === undefined);
+  it("has every 2.27 exact-EVM and upto code that applies to an EIP-3009 + Permit2 facilitator", () => {
+    expect(uptoErrors).toMatchObject({ ErrUptoSettlementExceedsAmount: "invalid_upto_evm_payload_settlement_exceeds_amount", ErrUptoFacilitatorMismatch: "upto_facilitator_mismatch" });
+    const applicable = [...Object.values(evmErrors), ...Object.values(uptoErrors)].filter((code) => !otherAssetTransferMethods.test(code) && notApplicable[code] === undefined);
     expect(applicable.filter((code) => !ours.includes(code))).toEqual([]);
     // The exclusions are real 2.27 codes (a stale one would hide nothing).
     expect(Object.keys(notApplicable).filter((code) => !Object.values(evmErrors).includes(code))).toEqual([]);
