@@ -32,6 +32,9 @@ export interface HistoryRow {
   payer: string;
   payTo: string;
   valueAtomic: string;
+  scheme: string;
+  transferMethod: string;
+  permittedAtomic: string | null;
   txHash: string | null;
   settledTxHash: string | null;
   errorReason: string | null;
@@ -66,6 +69,9 @@ const historyColumns = {
   payer: settlements.payer,
   payTo: settlements.payTo,
   valueAtomic: settlements.valueAtomic,
+  scheme: settlements.scheme,
+  transferMethod: settlements.transferMethod,
+  permittedAtomic: settlements.permittedAtomic,
   txHash: settlements.txHash,
   settledTxHash: settlements.settledTxHash,
   errorReason: settlements.errorReason,

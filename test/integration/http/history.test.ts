@@ -133,7 +133,7 @@ describe("GET /settlements", () => {
     expect(new Date(newest.createdAt).toISOString()).toBe(newest.createdAt);
     expect(Date.parse(newest.updatedAt)).toBeGreaterThanOrEqual(Date.parse(newest.createdAt));
     expect(Object.keys(newest).sort()).toEqual(
-      ["id", "status", "network", "chainId", "asset", "payer", "payTo", "valueAtomic", "txHash", "settledTxHash", "errorReason", "createdAt", "updatedAt", "gasUsed", "gasCostWei"].sort(),
+      ["id", "status", "network", "chainId", "asset", "payer", "payTo", "valueAtomic", "scheme", "transferMethod", "permittedAtomic", "txHash", "settledTxHash", "errorReason", "createdAt", "updatedAt", "gasUsed", "gasCostWei"].sort(),
     );
 
     const failed = items.find((item) => item.status === "failed")!;

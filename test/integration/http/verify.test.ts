@@ -99,9 +99,14 @@ describe("POST /verify", () => {
     await expectInvalid(v2Body(payment, requirements({ name: "USD Coin" })), "invalid_exact_evm_token_name_mismatch");
   });
 
-  it("rejects a scheme other than exact with unsupported_scheme", async () => {
-    const req = { ...requirements(), scheme: "upto" };
+  it("rejects a scheme other than exact and upto with unsupported_scheme", async () => {
+    const req = { ...requirements(), scheme: "deferred" };
     await expectInvalid(v2Body(await sign(), req, req), "unsupported_scheme");
+  });
+
+  it("rejects an EIP-3009 payload for upto (Permit2 only) with unsupported_payload_type", async () => {
+    const req = { ...requirements(), scheme: "upto" };
+    await expectInvalid(v2Body(await sign(), req, req), "unsupported_payload_type");
   });
 
   it("rejects an unknown x402Version with invalid_x402_version", async () => {
