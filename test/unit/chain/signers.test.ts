@@ -32,6 +32,37 @@ describe("SignerPool.acquire (settlements waiting to be sent)", () => {
   });
 });
 
+describe("SignerPool.acquireFor (an upto permit names the key that must send it)", () => {
+  it("leases exactly that key, even when another one is less loaded", async () => {
+    const pool = createSignerPool([keys.facilitator, keys.facilitator2], { inFlightPerSignerMax: 2, settleBatchMax: 1 });
+    const [, second] = pool.addresses() as [`0x${string}`, `0x${string}`];
+    const leases = [await pool.acquireFor(second, Date.now()), await pool.acquireFor(second.toLowerCase() as `0x${string}`, Date.now())];
+    expect(leases.map((lease) => lease.account.address)).toEqual([second, second]);
+    // That key is full; the other one still takes ordinary settlements.
+    await expect(pool.acquireFor(second, Date.now() + 20)).rejects.toBeInstanceOf(SignersBusyError);
+    expect((await pool.acquire(Date.now())).account.address).not.toBe(second);
+  });
+
+  it("waits for room on that key and is woken by its release, not by another key's", async () => {
+    const pool = createSignerPool([keys.facilitator, keys.facilitator2], { inFlightPerSignerMax: 1, settleBatchMax: 1 });
+    const [first, second] = pool.addresses() as [`0x${string}`, `0x${string}`];
+    const held = await pool.acquireFor(second, Date.now());
+    const other = await pool.acquireFor(first, Date.now());
+    let got = false;
+    const waiting = pool.acquireFor(second, Date.now() + 5_000).then((lease) => ((got = true), lease));
+    other.release();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(got).toBe(false);
+    held.release();
+    expect((await waiting).account.address).toBe(second);
+  });
+
+  it("throws at once for an address that is not one of ours", async () => {
+    const pool = createSignerPool([keys.facilitator], { inFlightPerSignerMax: 1, settleBatchMax: 1 });
+    await expect(pool.acquireFor("0x000000000000000000000000000000000000dEaD", Date.now() + 5_000)).rejects.toThrow(/not one of this facilitator's signers/);
+  });
+});
+
 describe("SignerPool transaction slots (transactions between send and verdict)", () => {
   it("bounds transactions per key and chain, not settlements: a slot frees when every settlement it carries let go", async () => {
     const pool = createSignerPool([keys.facilitator], { inFlightPerSignerMax: 2, settleBatchMax: 32 });
