@@ -6,6 +6,7 @@ import { systemClock, type Clock } from "./clock.js";
 import { isTransportFailure } from "./chain/rpc-errors.js";
 import { hasCode } from "./chain/code.js";
 import { batchSettlerAddress } from "./contracts/batch-settler.js";
+import { permit2Address, x402ExactPermit2ProxyAddress, x402UptoPermit2ProxyAddress } from "./contracts/permit2.js";
 import { eip3009Abi } from "./exact-evm/abi.js";
 import { sanctionsOracleGasMax } from "./limits.js";
 import { sanctionsOracleAbi } from "./screening/oracle.js";
@@ -177,8 +178,24 @@ export async function checkAtStart(
         `${network.network}: BatchSettler is not deployed at ${batchSettlerAddress}${batching.requested ? " although SETTLE_BATCH_MAX is set" : ""}: settling one payment per transaction (x402-facilitator batch-settler deploy)`,
       );
     }
+    const permit2Missing = await missingPermit2Contracts(client);
+    if (permit2Missing.length > 0) {
+      // Not the operator's setting: nothing to fix here, but say why upto is not in /supported.
+      notes.push(`${network.network}: no code at ${permit2Missing.join(", ")}: Permit2 payments (exact over Permit2, upto) are refused on this network (permit2_proxy_not_deployed) and upto is not in /supported`);
+    }
   }
   return { rpcUrls, warnings, notes };
+}
+
+/** Which of Permit2 and x402's two proxies have no code (an RPC that fails counts as present: verify asks again). */
+async function missingPermit2Contracts(client: PublicClient): Promise<string[]> {
+  const named = [
+    ["Permit2", permit2Address],
+    ["the x402 exact Permit2 proxy", x402ExactPermit2ProxyAddress],
+    ["the x402 upto Permit2 proxy", x402UptoPermit2ProxyAddress],
+  ] as const;
+  const present = await Promise.all(named.map(([, address]) => hasCode(client, address).catch(() => true)));
+  return named.filter((_entry, index) => !present[index]).map(([name, address]) => `${name} (${address})`);
 }
 
 /** Why the asset cannot be the configured EIP-3009 token, or undefined when it is. */

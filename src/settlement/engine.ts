@@ -215,7 +215,7 @@ export class SettlementEngine {
     }
     deps.log.info({ settlementId: claimed.id, payer: claimed.payer, chainId: claimed.chainId }, "settlement claimed");
     crashPoint("after-claim");
-    if (payment.settleAmountAtomic === 0n) return this.settleNothing(claimed, payment, deadlineMs, caller);
+    if (payment.scheme === "upto" && payment.settleAmountAtomic === 0n) return this.settleNothing(claimed, payment, deadlineMs, caller);
     return this.settleClaimed(claimed, payment, deadlineMs, caller);
   }
 

@@ -4,7 +4,7 @@
  * official @x402/evm 2.27 client code, unmodified: ExactEvmScheme with assetTransferMethod
  * "permit2", and UptoEvmScheme with the facilitatorAddress /supported advertises.
  */
-import { createWalletClient, defineChain, erc20Abi, http, maxUint256, parseAbi, type Address, type Hex, type PrivateKeyAccount } from "viem";
+import { createWalletClient, defineChain, encodeFunctionData, erc20Abi, getAddress, http, maxUint256, parseAbi, type Address, type Hex, type PrivateKeyAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { PaymentRequirements } from "@x402/core/types";
@@ -13,6 +13,7 @@ import { ExactEvmScheme } from "@x402/evm/exact/client";
 import { UptoEvmScheme } from "@x402/evm/upto/client";
 import { permit2Address, x402ExactPermit2ProxyAddress, x402UptoPermit2ProxyAddress } from "../../../src/contracts/permit2.js";
 import { permit2Abi } from "../../../src/permit2/abi.js";
+import { smartWalletArtifact } from "../../../src/sandbox/artifacts.js";
 import { nonceBitSet } from "../../../src/permit2/chain-state.js";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
@@ -210,6 +211,31 @@ describe("exact over Permit2", () => {
     const tampered = structuredClone(body);
     (tampered.paymentPayload.payload as { permit2Authorization: { deadline: string } }).permit2Authorization.deadline = String(BigInt((body.paymentPayload.payload as { permit2Authorization: { deadline: string } }).permit2Authorization.deadline) + 1n);
     expect(await post("/verify", tampered)).toMatchObject({ isValid: false, invalidReason: "invalid_permit2_signature" });
+  });
+
+  it("an ERC-1271 wallet as owner: its owner's signature verifies and settles, anyone else's is invalid_permit2_signature", async () => {
+    const wallet = createWalletClient({ account: payer, chain: viemChain, transport: http(fx.chain.rpcUrl) });
+    const deployed = await fx.chain.publicClient.waitForTransactionReceipt({
+      hash: await wallet.deployContract({ abi: smartWalletArtifact.abi, bytecode: smartWalletArtifact.bytecode, args: [payer.address] }),
+      timeout: 10_000,
+    });
+    const smartWallet = getAddress(deployed.contractAddress!);
+    await fx.chain.mint(smartWallet, 1_000_000n);
+    const approve = encodeFunctionData({ abi: erc20Abi, functionName: "approve", args: [permit2Address, maxUint256] });
+    await fx.chain.publicClient.waitForTransactionReceipt({
+      hash: await wallet.writeContract({ address: smartWallet, abi: smartWalletArtifact.abi, functionName: "execute", args: [fx.chain.token, 0n, approve] }),
+      timeout: 10_000,
+    });
+    const signedBy = (key: PrivateKeyAccount): ClientEvmSigner => ({ address: smartWallet, signTypedData: (typedData) => key.signTypedData(typedData as never) });
+
+    const forged = await exactPayment(exactRequirements(10_000n), signedBy(privateKeyToAccount(keys.stranger)));
+    expect(await post("/verify", forged)).toMatchObject({ isValid: false, invalidReason: "invalid_permit2_signature", payer: smartWallet });
+
+    const body = await exactPayment(exactRequirements(10_000n), signedBy(payer));
+    expect(await post("/verify", body)).toEqual({ isValid: true, payer: smartWallet });
+    const settled = await post("/settle", body);
+    expect(settled).toMatchObject({ success: true, payer: smartWallet, amount: "10000" });
+    expect((await transfersInTx(fx.chain, settled.transaction as Hex, smartWallet, payTo)).map((log) => log.args.value)).toEqual([10_000n]);
   });
 
   it("refuses a permit past its deadline: permit2_deadline_expired at verify and settle", async () => {
