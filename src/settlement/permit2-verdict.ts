@@ -32,8 +32,15 @@ export async function permit2Verdict(
   const proxy = proxyOf(row.scheme === "upto" ? "upto" : "exact");
   const nonce = BigInt(row.nonce);
   if (permit2PaymentLogOf(receipt, expected, proxy)) {
-    // At the receipt's block: a lagging node's "latest" could be older than the receipt.
-    const used = await unknownOnTransportFailure(nonceUsedAt(client, expected.from, nonce, receipt.blockNumber));
+    // At the receipt's block: a lagging node's "latest" could be older than the receipt. A node that
+    // no longer keeps that block's state (a pruned one, for an old row) is asked at "latest": a
+    // Permit2 nonce bit, once set, is never cleared.
+    const used = await unknownOnTransportFailure(
+      nonceUsedAt(client, expected.from, nonce, receipt.blockNumber).catch((error: unknown) => {
+        if (isTransportFailure(error)) throw error;
+        return nonceUsedAt(client, expected.from, nonce, undefined);
+      }),
+    );
     if (used === undefined) return { kind: "unknown" };
     if (used) return { kind: "paid", txHash: receipt.transactionHash, blockNumber: receipt.blockNumber, ...cost };
   }
