@@ -46,7 +46,7 @@ export const SettlementItemSchema = Type.Object({
   valueAtomic: Type.String({ description: "Amount in the asset's atomic units (decimal string): what this settlement moves to payTo (upto: the charge)" }),
   scheme: Type.String({ description: '"exact" or "upto"' }),
   transferMethod: Type.String({ description: '"eip3009" (the token\'s transferWithAuthorization) or "permit2" (through x402\'s Permit2 proxy)' }),
-  permittedAtomic: Nullable(Type.String({ description: "What the payer signed for (upto: the cap), atomic units" })),
+  permittedAtomic: Type.String({ description: "What the payer signed for (upto: the cap), atomic units" }),
   txHash: Nullable(Type.String({ description: "Our latest transaction for this payment" })),
   settledTxHash: Nullable(Type.String({ description: "The transaction that paid (ours or a front-runner's), once confirmed" })),
   errorReason: Nullable(Type.String()),

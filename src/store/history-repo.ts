@@ -34,7 +34,7 @@ export interface HistoryRow {
   valueAtomic: string;
   scheme: string;
   transferMethod: string;
-  permittedAtomic: string | null;
+  permittedAtomic: string;
   txHash: string | null;
   settledTxHash: string | null;
   errorReason: string | null;

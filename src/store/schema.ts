@@ -46,7 +46,7 @@ export const settlements = pgTable(
     /** What this settlement moves to payTo (upto: the charge, at most permitted_atomic; 0: nothing sent). */
     valueAtomic: numeric("value_atomic", { precision: 78, scale: 0 }).notNull(),
     /** What the payer signed for (EIP-3009: the value; Permit2: permitted.amount, upto's cap). */
-    permittedAtomic: numeric("permitted_atomic", { precision: 78, scale: 0 }),
+    permittedAtomic: numeric("permitted_atomic", { precision: 78, scale: 0 }).notNull(),
     validAfterSeconds: numeric("valid_after_seconds", { precision: 78, scale: 0 }).notNull(),
     validBeforeSeconds: numeric("valid_before_seconds", { precision: 78, scale: 0 }).notNull(),
     /** EIP-712 digest of the authorization: "the identical payment" when a retry comes. */
