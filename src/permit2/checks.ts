@@ -5,11 +5,15 @@ import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest, Permit2Authorization, Rejection, Scheme } from "../protocol/types.js";
 
 /**
- * The pure checks of a Permit2 payment (`exact` over Permit2, and `upto`), in @x402/evm 2.27's
- * order and with its codes (exact/facilitator/permit2.ts verifyPermit2, upto/facilitator/permit2.ts
- * verifyUptoPermit2). `stage`: at /verify an upto payment is checked against its cap (the
- * requirements' amount is the cap); at /settle the requirements' amount is the charge, at most the cap.
+ * The pure checks of a Permit2 payment (`exact` over Permit2, and `upto`), with @x402/evm 2.27's
+ * codes (exact/facilitator/permit2.ts verifyPermit2, upto/facilitator/permit2.ts verifyUptoPermit2).
+ * /verify runs them in 2.27's order: binding, parties (spender, recipient, upto's facilitator),
+ * window (deadline, validAfter), amounts (amount, token; then ours: the minimum, the EIP-2612
+ * extension), so a payment wrong in several ways gets 2.27's code. /settle checks the window later,
+ * after the claim lookup: a payment we already hold is answered from its row whatever the clock says.
  */
+
+/** At /verify an upto payment is checked against its cap (the requirements' amount is the cap); at /settle the requirements' amount is the charge, at most the cap. */
 export type Permit2Stage = "verify" | "settle";
 
 /** The proxy a scheme's payer signs for (the permit's `spender`), which the settlement calls. */
@@ -57,12 +61,31 @@ export function checkPermit2Binding(request: PaymentRequest, stage: Permit2Stage
   return undefined;
 }
 
+export interface Permit2TermsOptions {
+  signerAddresses: readonly Address[];
+  minAmountAtomic: bigint;
+}
+
 /**
- * The permit pays what is asked, to whom, through the scheme's proxy: spender, recipient, (upto) a
- * witness facilitator that is one of our keys, amount, token; the amount at least `minAmountAtomic`
- * (ours); and the eip2612GasSponsoring extension, when present, is for this payment.
+ * The permit pays what is asked, to whom, through the scheme's proxy (parties, then amounts). No
+ * window: /settle checks it after the claim lookup, /verify between the two (checkPermit2ForVerify).
  */
-export function checkPermit2Terms(request: PaymentRequest, stage: Permit2Stage, options: { signerAddresses: readonly Address[]; minAmountAtomic: bigint }): Rejection | undefined {
+export function checkPermit2Terms(request: PaymentRequest, stage: Permit2Stage, options: Permit2TermsOptions): Rejection | undefined {
+  return checkPermit2Parties(request, options) ?? checkPermit2Amounts(request, stage, options);
+}
+
+/** /verify's pure checks, in 2.27's order: binding, parties, window, amounts. */
+export function checkPermit2ForVerify(request: PaymentRequest, nowSeconds: bigint, options: Permit2TermsOptions): Rejection | undefined {
+  return (
+    checkPermit2Binding(request, "verify") ??
+    checkPermit2Parties(request, options) ??
+    checkPermit2Window(request, nowSeconds) ??
+    checkPermit2Amounts(request, "verify", options)
+  );
+}
+
+/** Spender (the scheme's proxy), recipient (payTo), and for upto a witness facilitator that is one of our keys. */
+function checkPermit2Parties(request: PaymentRequest, options: Permit2TermsOptions): Rejection | undefined {
   const permit = permitOf(request);
   const { requirements } = request;
   const scheme: Scheme = requirements.scheme === "upto" ? "upto" : "exact";
@@ -80,6 +103,14 @@ export function checkPermit2Terms(request: PaymentRequest, stage: Permit2Stage, 
       return { reason: ReasonCode.uptoFacilitatorMismatch, message: `permit2Authorization.witness.facilitator ${facilitator} is not a signer of this facilitator (see GET /supported)` };
     }
   }
+  return undefined;
+}
+
+/** Amount and token as asked; the amount at least `minAmountAtomic` (ours); the eip2612GasSponsoring extension, when present, is for this payment. */
+function checkPermit2Amounts(request: PaymentRequest, stage: Permit2Stage, options: Permit2TermsOptions): Rejection | undefined {
+  const permit = permitOf(request);
+  const { requirements } = request;
+  const scheme: Scheme = requirements.scheme === "upto" ? "upto" : "exact";
   // /verify (and exact /settle): the permit is for exactly the requirements' amount. upto /settle:
   // the requirements' amount is the charge, and the permit is for the accepted cap.
   const signedFor = scheme === "upto" && stage === "settle" ? request.accepted.amountAtomic : requirements.amountAtomic;
@@ -99,14 +130,14 @@ export function checkPermit2Terms(request: PaymentRequest, stage: Permit2Stage, 
   return checkEip2612Terms(request, permit);
 }
 
-/** validateEip2612PermitForPayment's field checks (2.27), plus the value the proxy requires (Permit2612AmountMismatch). */
+/** validateEip2612PermitForPayment's field checks (2.27; its deadline is checked with the window, checkPermit2Window), plus the value the proxy requires (Permit2612AmountMismatch). */
 function checkEip2612Terms(request: PaymentRequest, permit: Permit2Authorization): Rejection | undefined {
   const extension = request.eip2612;
   if (!extension) return undefined;
   if (!extension.ok) return { reason: ReasonCode.eip2612InvalidFormat, message: extension.message };
   const p = extension.permit;
   // settleWithPermit takes (v, r, s): only a 65-byte r‖s‖v can be split into them (2.27's splitEip2612Signature).
-  if (p.signature.length !== 132) return { reason: ReasonCode.eip2612InvalidFormat, message: "the EIP-2612 permit's signature is not 65 bytes (r ‖ s ‖ v)" };
+  if (p.signature.length !== 2 + 65 * 2) return { reason: ReasonCode.eip2612InvalidFormat, message: "the EIP-2612 permit's signature is not 65 bytes (r ‖ s ‖ v)" };
   if (p.from !== permit.owner) return { reason: ReasonCode.eip2612FromMismatch, message: `the EIP-2612 permit is from ${p.from}, not the payer ${permit.owner}` };
   if (p.asset !== permit.token) return { reason: ReasonCode.eip2612AssetMismatch, message: `the EIP-2612 permit is for ${p.asset}, not the asset ${permit.token}` };
   if (p.spender !== permit2Address) return { reason: ReasonCode.eip2612SpenderNotPermit2, message: `the EIP-2612 permit's spender ${p.spender} is not Permit2 ${permit2Address}` };

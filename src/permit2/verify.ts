@@ -5,12 +5,12 @@ import type { VerifyContext, VerifyOptions, VerifyResult } from "../exact-evm/ve
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest } from "../protocol/types.js";
 import { judgePermit2State, readPermit2ChainState } from "./chain-state.js";
-import { checkPermit2Binding, checkPermit2Terms, checkPermit2Window, proxyOf } from "./checks.js";
+import { checkPermit2ForVerify, proxyOf } from "./checks.js";
 import { checkPermit2Signature } from "./signature.js";
 
 /**
  * /verify of a Permit2 payment (`exact` with a permit2Authorization payload, and `upto`), cheapest
- * first like the EIP-3009 path: binding, terms and window (pure, 2.27's order and codes), Permit2
+ * first like the EIP-3009 path: binding, parties, window and amounts (pure, 2.27's order and codes), Permit2
  * and the proxy deployed (asked once per chain), the asset's code, the signature (local for a
  * plain key, ERC-1271 for a contract owner), then one chain round trip — the nonce's bit, balance,
  * allowance to Permit2, a simulation of the proxy call from the account that would send it — with
@@ -19,10 +19,7 @@ import { checkPermit2Signature } from "./signature.js";
 export async function verifyPermit2(request: PaymentRequest, context: VerifyContext, options: VerifyOptions): Promise<VerifyResult> {
   const resolved = resolvePayment(request, (chainId) => context.chains.get(chainId)?.config);
   if (isRejection(resolved)) return { valid: false, rejection: resolved };
-  const pure =
-    checkPermit2Binding(request, "verify") ??
-    checkPermit2Terms(request, "verify", { signerAddresses: context.signerAddresses, minAmountAtomic: context.limits.minAmountAtomic }) ??
-    checkPermit2Window(request, nowSeconds(context.clock));
+  const pure = checkPermit2ForVerify(request, nowSeconds(context.clock), { signerAddresses: context.signerAddresses, minAmountAtomic: context.limits.minAmountAtomic });
   if (pure) return { valid: false, rejection: pure, payment: resolved };
 
   const client = context.chains.get(resolved.network.chainId)!.publicClient;

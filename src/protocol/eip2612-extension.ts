@@ -16,7 +16,7 @@ const versionPattern = /^[0-9]{1,9}(\.[0-9]{1,9}){0,7}$/;
  * The payload's `eip2612GasSponsoring` extension, as @x402/evm 2.27 reads it: `info` with all eight
  * fields present and non-empty, else the extension counts as absent (no error, as 2.27's
  * extractEip2612GasSponsoringInfo); a field of the wrong form is `invalid_eip2612_extension_format`
- * (validateEip2612GasSponsoringInfo). Nothing here checks it against the payment: permit2/eip2612.ts.
+ * (validateEip2612GasSponsoringInfo). Nothing here checks it against the payment: checkEip2612Terms and checkPermit2Window in permit2/checks.ts.
  */
 export function eip2612ExtensionOf(extensions: unknown): Eip2612Extension | undefined {
   if (extensions === null || typeof extensions !== "object") return undefined;

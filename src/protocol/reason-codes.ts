@@ -43,7 +43,7 @@ export const ReasonCode = {
   eip6492FactoryNotAllowed: "eip6492_factory_not_allowed",
   smartWalletDeploymentFailed: "smart_wallet_deployment_failed",
   // Permit2 (@x402/evm 2.27 exact/facilitator/errors.ts): `exact` over Permit2 and `upto`.
-  unsupportedPayloadType: "unsupported_payload_type", // upto with a payload that is not its Permit2 shape
+  unsupportedPayloadType: "unsupported_payload_type", // upto with a payload that is not its Permit2 shape; exact over Permit2 whose accepted.scheme is not the required one
   permit2InvalidSpender: "invalid_permit2_spender",
   permit2RecipientMismatch: "invalid_permit2_recipient_mismatch",
   permit2DeadlineExpired: "permit2_deadline_expired",

@@ -16,7 +16,8 @@ export interface SettleOutcome {
 export const succeeded = (row: SettlementRow): SettleOutcome => ({
   success: true,
   transaction: row.settledTxHash ?? row.txHash ?? "",
-  // The receipt proved a Transfer of exactly this value to payTo (receipt.ts).
+  // The receipt proved a Transfer of exactly this value to payTo (receipt.ts); an upto charge of 0
+  // has no receipt and no transaction ("" here): nothing was sent, and 0 is what was settled.
   amountAtomic: row.valueAtomic,
   settlementId: row.id,
 });

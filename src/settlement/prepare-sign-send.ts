@@ -63,7 +63,9 @@ export interface PreparedTransaction {
  * it can burn neither a nonce nor gas — ARCHITECTURE.md pitfalls 2 and 7), the signer's pending
  * nonce and balance (fees and these two shared with the settlements preparing at the same moment:
  * SharedChainReads) and the payer's code; the payer's balance and authorization state only when
- * the estimate failed, to say why. About two calls per payment in a burst. The estimate runs on the calldata as it will be signed, `dataSuffix` (the builder
+ * the estimate failed, to say why (Permit2: balance, allowance to Permit2 and the nonce's bit). About
+ * two calls per payment in a burst for EIP-3009; a Permit2 payment carrying an EIP-2612 permit also
+ * reads its allowance to Permit2 before the estimate, to choose settle or settleWithPermit. The estimate runs on the calldata as it will be signed, `dataSuffix` (the builder
  * code) included: its bytes' calldata gas is in the gas limit, and a token that refused trailing
  * calldata would fail here, not on chain.
  */

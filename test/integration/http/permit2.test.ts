@@ -242,6 +242,10 @@ describe("exact over Permit2", () => {
     const body = await exactPayment(exactRequirements(10_000n, { maxTimeoutSeconds: 3 }));
     expect(await post("/verify", body)).toMatchObject({ isValid: false, invalidReason: "permit2_deadline_expired" });
     expect(await post("/settle", body)).toMatchObject({ success: false, errorReason: "permit2_deadline_expired", transaction: "" });
+    // 2.27's order: the window before the amount, so an expired permit for another amount is expired, as 2.27 says.
+    const otherAmount = { ...body.paymentRequirements, amount: "10001" };
+    const expiredAndOtherAmount = { ...body, paymentRequirements: otherAmount, paymentPayload: { ...body.paymentPayload, accepted: otherAmount } };
+    expect(await post("/verify", expiredAndOtherAmount)).toMatchObject({ isValid: false, invalidReason: "permit2_deadline_expired" });
   });
 });
 
