@@ -72,6 +72,21 @@ export class SignersBusyError extends FacilitatorError {
 }
 
 /**
+ * A settlement must be sent from a key this facilitator does not hold (an upto witness's
+ * facilitator): 503, nothing sent, the claim released. An invariant, not a payer's mistake — the
+ * pure checks answer such a witness `upto_facilitator_mismatch` before any claim — so reaching it
+ * means the signer keys changed under a running settlement.
+ */
+export class SignerNotHeldError extends FacilitatorError {
+  override name = "SignerNotHeldError";
+  readonly signer: string;
+  constructor(signer: string) {
+    super(ReasonCode.serviceUnavailable, `${signer} is not one of this facilitator's signers (it must send this settlement); nothing was sent`);
+    this.signer = signer;
+  }
+}
+
+/**
  * The first request with this Idempotency-Key is still running after the wait: HTTP 409 with
  * `idempotency_key_reused` — the one code whose status is not the table's (422 means another body).
  */

@@ -2,7 +2,7 @@ import type { Address, Hex, LocalAccount } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { systemClock, type Clock } from "../clock.js";
 import type { Limits } from "../config.js";
-import { SignersBusyError } from "../errors.js";
+import { SignerNotHeldError, SignersBusyError } from "../errors.js";
 
 /** A settlement's hold on a signer from before it is prepared until its transaction is sent. */
 export interface SignerLease {
@@ -33,8 +33,8 @@ export interface SignerPool {
   acquire(untilMs: number): Promise<SignerLease>;
   /**
    * The lease of one particular signer (an upto permit names the key that must send it): waits for
-   * room on that key until `untilMs`, then throws like acquire(). Throws at once for an address
-   * that is not one of ours.
+   * room on that key until `untilMs`, then throws like acquire(). Throws SignerNotHeldError (503)
+   * at once for an address that is not one of ours.
    */
   acquireFor(address: Address, untilMs: number): Promise<SignerLease>;
   /**
@@ -188,7 +188,7 @@ export function createSignerPool(privateKeys: readonly Hex[], limits: SignerPool
     },
     async acquireFor(address, untilMs) {
       const account = accounts.find((entry) => entry.address.toLowerCase() === address.toLowerCase());
-      if (!account) throw new Error(`${address} is not one of this facilitator's signers`);
+      if (!account) throw new SignerNotHeldError(address);
       for (;;) {
         if (leased.get(account.address)! < settlementsQueuedMax) return lease(account);
         if (untilMs <= clock.nowMs()) {

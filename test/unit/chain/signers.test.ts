@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createSignerPool } from "../../../src/chain/signers.js";
-import { DependencyUnavailableError, SignersBusyError } from "../../../src/errors.js";
+import { DependencyUnavailableError, SignerNotHeldError, SignersBusyError } from "../../../src/errors.js";
 import { keys } from "../../helpers/chain.js";
 
 const chainId = 84532;
@@ -59,7 +59,9 @@ describe("SignerPool.acquireFor (an upto permit names the key that must send it)
 
   it("throws at once for an address that is not one of ours", async () => {
     const pool = createSignerPool([keys.facilitator], { inFlightPerSignerMax: 1, settleBatchMax: 1 });
-    await expect(pool.acquireFor("0x000000000000000000000000000000000000dEaD", Date.now() + 5_000)).rejects.toThrow(/not one of this facilitator's signers/);
+    const unknown = pool.acquireFor("0x000000000000000000000000000000000000dEaD", Date.now() + 5_000);
+    await expect(unknown).rejects.toBeInstanceOf(SignerNotHeldError);
+    await expect(unknown).rejects.toMatchObject({ code: "service_unavailable", httpStatus: 503, signer: "0x000000000000000000000000000000000000dEaD" });
   });
 });
 
