@@ -47,8 +47,8 @@ export async function infoRoutes(app: FastifyInstance, options: { services: Serv
 
 /**
  * v2 kinds (CAIP-2) for every network, v1 kinds where the network has a v1 name; concrete names only.
- * `upto` (v2 only) where Permit2 and x402's upto proxy have code (asked once per chain and kept:
- * permit2/presence.ts), with `extra.facilitatorAddress` — the key upto payers must name in their
+ * `upto` (v2 only) where Permit2 and x402's upto proxy have code (asked once per chain and kept;
+ * during an RPC outage the last known answer: permit2/presence.ts `listed`), with `extra.facilitatorAddress` — the key upto payers must name in their
  * witness, and the one that sends their settlements. It is the first signer key, so it stays the
  * same across restarts and instances while resource servers cache it (2.27's own facilitator picks
  * one at random per call); any of our keys is accepted in a witness. `exact` needs no extra: its
@@ -61,7 +61,8 @@ export async function supportedAnswer(services: Services) {
   const kinds = await Promise.all(
     services.networks.map(async (network) => {
       const handle = services.deps.chains.get(network.chainId);
-      const upto = handle ? await services.permit2Contracts.deployed(network.chainId, handle.publicClient, "upto").catch(() => false) : false;
+      // Cached, bounded, and from the last known state during an RPC outage (Permit2Contracts.listed).
+      const upto = handle ? await services.permit2Contracts.listed(network.chainId, handle.publicClient, "upto", services.deps.limits.readinessTimeoutMs) : false;
       return [
         { x402Version: 2, scheme: "exact", network: network.network },
         ...(upto ? [{ x402Version: 2, scheme: "upto", network: network.network, extra: { facilitatorAddress } }] : []),

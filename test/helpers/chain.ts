@@ -30,15 +30,23 @@ export interface TestChain {
   stop(): Promise<void>;
 }
 
+export interface TestChainOptions extends Partial<StartAnvilOptions> {
+  /** Install Permit2 and x402's two Permit2 proxies at their canonical addresses (default true). */
+  permit2?: boolean;
+}
+
 /** Anvil with TestUSDC ("USDC", version "2", 6 decimals) at the Base Sepolia USDC address. */
-export async function startTestChain(options: Partial<StartAnvilOptions> = {}): Promise<TestChain> {
-  const chainId = options.chainId ?? 84532;
-  const anvil = await startAnvil({ ...options, chainId });
+export async function startTestChain(options: TestChainOptions = {}): Promise<TestChain> {
+  const { permit2 = true, ...anvilOptions } = options;
+  const chainId = anvilOptions.chainId ?? 84532;
+  const anvil = await startAnvil({ ...anvilOptions, chainId });
   const token = baseSepoliaUsdc;
   await installTestUsdc(anvil.rpcUrl, { address: token, name: "USDC", version: "2", minter: addressOf(keys.minter) });
   await installMulticall3(anvil.rpcUrl);
-  await installPermit2(anvil.rpcUrl);
-  await installX402Permit2Proxies(anvil.rpcUrl);
+  if (permit2) {
+    await installPermit2(anvil.rpcUrl);
+    await installX402Permit2Proxies(anvil.rpcUrl);
+  }
   await installBatchSettler(anvil.rpcUrl);
   const publicClient = createPublicClient({ transport: http(anvil.rpcUrl, { timeout: 10_000 }) }) as PublicClient;
   const testClient = createTestClient({ mode: "anvil", transport: http(anvil.rpcUrl, { timeout: 10_000 }) }) as unknown as TestClient;

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll } from "vitest";
-import type { StartAnvilOptions } from "../../src/sandbox/anvil.js";
-import { addressOf, keys, startTestChain, type TestChain } from "./chain.js";
+import { addressOf, keys, startTestChain, type TestChain, type TestChainOptions } from "./chain.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 import { startTestFacilitator, type TestFacilitator, type TestFacilitatorOptions } from "./facilitator.js";
 
@@ -13,7 +12,7 @@ export interface PaymentFixture {
 export interface PaymentFixtureOptions {
   /** Names the test database. */
   label: string;
-  chain?: Partial<StartAnvilOptions>;
+  chain?: TestChainOptions;
   /** TestUSDC minted to the default payer (keys.payer) before the tests. */
   payerBalanceAtomic?: bigint;
   facilitator?: Omit<TestFacilitatorOptions, "databaseUrl" | "rpcUrls" | "token">;

@@ -3,7 +3,9 @@ import { createPublicClient, http, type PublicClient } from "viem";
 import { systemClock } from "../../../src/clock.js";
 import { batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
 import { startAnvil, type AnvilInstance } from "../../../src/sandbox/anvil.js";
-import { installBatchSettler } from "../../../src/sandbox/deploy.js";
+import { installBatchSettler, installPermit2, installX402Permit2Proxies } from "../../../src/sandbox/deploy.js";
+import { DependencyUnavailableError } from "../../../src/errors.js";
+import { Permit2Contracts } from "../../../src/permit2/presence.js";
 import { ContractPresence } from "../../../src/settlement/contract-presence.js";
 import { startFaultyRpcProxy, type FaultyRpcProxy } from "../../helpers/faulty-rpc-proxy.js";
 
@@ -45,5 +47,38 @@ describe("ContractPresence", () => {
     expect(await presence.isDeployed(84532, client)).toBe(true);
     expect(await presence.isDeployed(84532, client)).toBe(true);
     expect(proxy.received("eth_getCode")).toBe(1);
+  });
+});
+
+describe("Permit2Contracts.listed (what /supported asks)", () => {
+  it("asks a chain without Permit2 once, then answers from memory until the recheck", async () => {
+    const contracts = new Permit2Contracts(systemClock);
+    proxy.resetCounts();
+    expect(await contracts.listed(84532, client, "upto", 1_000)).toBe(false);
+    expect(await contracts.listed(84532, client, "upto", 1_000)).toBe(false);
+    expect(proxy.received("eth_getCode")).toBe(2); // Permit2 and the upto proxy, once each
+  });
+
+  it("during an RPC outage answers from the last known state, without asking on every request; verify's deployed() is a 503", async () => {
+    const unknown = new Permit2Contracts(systemClock);
+    proxy.set("drop");
+    proxy.resetCounts();
+    expect(await unknown.listed(84532, client, "upto", 1_000)).toBe(false); // never answered: not listed
+    const askedOnce = proxy.received("eth_getCode");
+    expect(await unknown.listed(84532, client, "upto", 1_000)).toBe(false);
+    expect(proxy.received("eth_getCode")).toBe(askedOnce); // the fault holdoff: no new call
+    await expect(unknown.deployed(84532, client, "upto")).rejects.toBeInstanceOf(DependencyUnavailableError);
+
+    proxy.set("pass");
+    await installPermit2(anvil.rpcUrl);
+    await installX402Permit2Proxies(anvil.rpcUrl);
+    const known = new Permit2Contracts(systemClock);
+    expect(await known.listed(84532, client, "upto", 1_000)).toBe(true);
+    proxy.set("drop");
+    proxy.resetCounts();
+    expect(await known.listed(84532, client, "upto", 1_000)).toBe(true); // kept through the outage
+    expect(await known.deployed(84532, client, "upto")).toBe(true); // verify too: code, once seen, stays
+    expect(proxy.received("eth_getCode")).toBe(0);
+    proxy.set("pass");
   });
 });
