@@ -26,7 +26,7 @@ import { loadConfig } from "../../examples/chutes-proxy/src/config.js";
 import { chargeForUsage, parseUsdPrice, parseUsage } from "../../examples/chutes-proxy/src/pricing.js";
 import { createProxy } from "../../examples/chutes-proxy/src/server.js";
 import { MAX_EVENT_CHARS, StreamUsage } from "../../examples/chutes-proxy/src/stream-usage.js";
-import { termsFromSupported } from "../../examples/chutes-proxy/src/terms.js";
+import { FacilitatorTerms, TERMS_RETRY_MS, termsFromSupported } from "../../examples/chutes-proxy/src/terms.js";
 import {
   COMPLETION_TOKENS,
   NO_USAGE_TRIGGER,
@@ -221,6 +221,33 @@ describe("upto pieces: usage, charge, stream scanner, authorization key, terms",
     expect(termsFromSupported({ kinds, extensions: [], signers: {} }, "eip155:8453", true)).toMatchObject({ terms: { eip2612GasSponsoring: false }, note: expect.stringMatching(/no upto kind for eip155:8453: offering exact/) });
     expect(termsFromSupported({ kinds: [{ ...kinds[0]!, extra: {} }], extensions: [], signers: {} }, network, true).terms.upto).toBeUndefined();
     expect(termsFromSupported({ kinds, extensions: [], signers: {} }, network, false).terms.upto).toBeUndefined();
+  });
+
+  it("a facilitator unreachable at start: exact meanwhile, asked again once TERMS_RETRY_MS has passed, then the terms stay", async () => {
+    let nowMs = 1_000_000;
+    let calls = 0;
+    let up = false;
+    const notes: string[] = [];
+    const supported = async () => {
+      calls += 1;
+      if (!up) throw new Error("connect ECONNREFUSED");
+      return { kinds: [{ x402Version: 2, scheme: "upto", network, extra: { facilitatorAddress: addressOf(keys.facilitator) } }], extensions: [], signers: {} };
+    };
+    const terms = new FacilitatorTerms({ supported }, network, true, { info: (m) => notes.push(m), warn: (m) => notes.push(m) }, () => nowMs);
+    await terms.load();
+    expect(terms.current.upto).toBeUndefined();
+    expect(notes.at(-1)).toMatch(/^facilitator \/supported failed \(connect ECONNREFUSED\): offering exact \(EIP-3009\) only, asking again in 60 s$/);
+    up = true;
+    terms.refreshIfDue(); // not due yet
+    expect(calls).toBe(1);
+    nowMs += TERMS_RETRY_MS;
+    terms.refreshIfDue();
+    terms.refreshIfDue(); // one call in flight at a time
+    await waitFor("the terms", async () => terms.current.upto, 5_000);
+    expect(calls).toBe(2);
+    nowMs += 10 * TERMS_RETRY_MS;
+    terms.refreshIfDue(); // loaded: never asked again
+    expect(calls).toBe(2);
   });
 });
 
