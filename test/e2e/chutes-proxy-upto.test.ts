@@ -30,6 +30,7 @@ import { FacilitatorTerms, TERMS_RETRY_MS, termsFromSupported } from "../../exam
 import {
   COMPLETION_TOKENS,
   NO_USAGE_TRIGGER,
+  STREAM_BREAK_TRIGGER,
   STREAM_HOLD_TRIGGER,
   STREAM_PIECES,
   STUB_COMPLETION,
@@ -363,6 +364,18 @@ describe("an @x402/fetch buyer registered for upto is charged the tokens used, n
     const replay = await post(fetch, body, { headers: { "content-type": "application/json", "PAYMENT-SIGNATURE": header } });
     expect(replay.status).toBe(402);
     expect(upstream.seen.length).toBe(calls);
+  });
+
+  it("an upstream that breaks off mid-stream: the buyer's stream ends early and the cap is charged, logged as the upstream's doing", async () => {
+    const account = await fundedBuyer(true);
+    const payToBefore = await chain.balanceOf(payTo);
+    const response = await post(uptoBuyer(account).fetchWithPayment, pricedBody({ stream: true }, `${STREAM_BREAK_TRIGGER} ${"z".repeat(4_000 - STREAM_BREAK_TRIGGER.length - 1)}`));
+    expect(response.status).toBe(200);
+    const received = await response.text().catch(() => "(the proxy's answer was cut off)");
+    expect(received).not.toContain("[DONE]");
+    const line = await paidLine(account.address);
+    expect(line).toMatchObject({ amount: "2000", chargedFor: "cap", capReason: "the upstream's stream broke off or timed out", stream: true });
+    expect(await chain.balanceOf(payTo)).toBe(payToBefore + CAP_ATOMIC);
   });
 
   it("a settlement that fails after the stream was delivered is the seller's loss: logged at warn as unpaid after delivery, with the reason", async () => {

@@ -200,16 +200,26 @@ export function createProxy(config: ProxyConfig, options: ProxyOptions = {}): Fa
     // short (the client left, the upstream failed or timed out) or without usage is charged the cap.
     const meter = new StreamUsage();
     const tap = usageTap(meter);
-    if (response.body) pipeline(Readable.fromWeb(response.body as unknown as WebReadableStream<Uint8Array>), tap, () => undefined);
-    else tap.end();
+    /** The upstream's body failed on its own (not because the client left): it broke, or passed UPSTREAM_TIMEOUT_MS. */
+    let upstreamBroke = false;
+    if (response.body) {
+      const source = Readable.fromWeb(response.body as unknown as WebReadableStream<Uint8Array>);
+      // Heard before the proxy's answer is destroyed for it (which then reads as the client leaving).
+      source.once("error", () => {
+        if (!clientGone.signal.aborted) upstreamBroke = true;
+      });
+      pipeline(source, tap, () => undefined);
+    } else tap.end();
     reply.code(response.status).header("cache-control", "no-cache").type(contentType ?? "text/event-stream");
     void reply.send(tap);
     await finished(reply.raw).catch(() => undefined); // a client that left is a premature close: settled all the same
-    const whyCap = clientGone.signal.aborted
-      ? "the client disconnected mid-stream"
-      : !meter.complete
-        ? "the stream was cut short (the upstream failed or timed out)"
-        : "the stream has no usage chunk";
+    const whyCap = upstreamBroke
+      ? "the upstream's stream broke off or timed out"
+      : clientGone.signal.aborted
+        ? "the client disconnected mid-stream"
+        : !meter.complete
+          ? "the stream was cut short"
+          : "the stream has no usage chunk";
     const charge = chargeFor(meter.complete ? meter.usage : undefined, whyCap);
     const settled = await settle(charge);
     if (settled.ok) logPaid(log, line, settled.settle, charge);

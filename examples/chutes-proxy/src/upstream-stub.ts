@@ -14,6 +14,8 @@
  *                                  "STUB_NO_USAGE"     → no `usage` anywhere (upto then charges the cap)
  *                                  "STUB_STREAM_HOLD"  → a stream that sends its first piece, then waits
  *                                                        until the client goes away
+ *                                  "STUB_STREAM_BREAK" → a stream that sends its first piece, then drops
+ *                                                        the connection (an upstream failing mid-stream)
  *   anything else                404; a request without `Authorization: Bearer …` gets 401, like Chutes
  *
  * The end-to-end test (test/e2e/chutes-proxy.test.ts) runs this same stub.
@@ -32,6 +34,8 @@ export const UPSTREAM_500_TRIGGER = "UPSTREAM_500";
 export const NO_USAGE_TRIGGER = "STUB_NO_USAGE";
 /** A message containing this makes a stream send one piece, then hang until the client disconnects. */
 export const STREAM_HOLD_TRIGGER = "STUB_STREAM_HOLD";
+/** A message containing this makes a stream send one piece, then drop the connection. */
+export const STREAM_BREAK_TRIGGER = "STUB_STREAM_BREAK";
 /** The stub's tokenizer: this many prompt characters per token (the proxy estimates 4). */
 export const STUB_CHARS_PER_TOKEN = 5;
 /** Tokens of STUB_COMPLETION, and of STREAM_PIECES joined (one per piece). */
@@ -110,6 +114,13 @@ export async function startStubUpstream(options: StubUpstreamOptions = {}): Prom
     if (body.stream === true) {
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
       const send = (chunk: Record<string, unknown>) => res.write(`data: ${JSON.stringify({ id: "chatcmpl-stub", object: "chat.completion.chunk", model, ...chunk })}\n\n`);
+      if (text.includes(STREAM_BREAK_TRIGGER)) {
+        send({ choices: [{ index: 0, delta: { content: STREAM_PIECES[0] }, finish_reason: null }] });
+        options.onRequest?.(request, 200);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        res.destroy(); // no end chunk: the proxy's fetch sees the body fail
+        return;
+      }
       if (text.includes(STREAM_HOLD_TRIGGER)) {
         send({ choices: [{ index: 0, delta: { content: STREAM_PIECES[0] }, finish_reason: null }] });
         options.onRequest?.(request, 200);
