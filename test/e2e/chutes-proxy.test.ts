@@ -155,15 +155,22 @@ describe("pricing and configuration", () => {
 });
 
 describe("chutes proxy against the real facilitator", () => {
-  it("(a) answers 402 with PAYMENT-REQUIRED (v2) and a v1 body, priced from the request", async () => {
+  it("(a) answers 402 with PAYMENT-REQUIRED (v2: upto capped at the quote, then exact) and a v1 body (exact), priced from the request", async () => {
     const response = await post(fetch, pricedBody());
     expect(response.status).toBe(402);
     const required = decodePaymentRequiredHeader(response.headers.get("PAYMENT-REQUIRED")!);
     expect(required.x402Version).toBe(2);
     expect(required.resource.url).toBe(`${proxyUrl}/v1/chat/completions`);
+    const exact = { scheme: "exact", network: "eip155:84532", amount: "2000", asset: chain.token, payTo, maxTimeoutSeconds: 300, extra: { name: "USDC", version: "2" } };
+    // upto's facilitatorAddress is the key the facilitator's /supported names for this network.
+    const uptoKind = (await new HTTPFacilitatorClient({ url: facilitatorUrl }).getSupported()).kinds.find((k) => k.scheme === "upto" && k.network === "eip155:84532");
+    expect(uptoKind?.extra?.facilitatorAddress).toBe(addressOf(keys.facilitator));
     expect(required.accepts).toEqual([
-      { scheme: "exact", network: "eip155:84532", amount: "2000", asset: chain.token, payTo, maxTimeoutSeconds: 300, extra: { name: "USDC", version: "2" } },
+      { ...exact, scheme: "upto", extra: { name: "USDC", version: "2", assetTransferMethod: "permit2", facilitatorAddress: addressOf(keys.facilitator) } },
+      exact,
     ]);
+    // The facilitator takes EIP-2612 permits for Permit2: buyers without an allowance can still pay upto.
+    expect(Object.keys(required.extensions ?? {})).toEqual(["eip2612GasSponsoring"]);
     const v1 = (await response.json()) as { x402Version: number; error: string; accepts: Array<Record<string, unknown>> };
     expect(v1.x402Version).toBe(1);
     expect(v1.error).toContain("payment_required");

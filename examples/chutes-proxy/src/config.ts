@@ -16,6 +16,11 @@ export interface ProxyConfig {
   pricePer1kTokens: string;
   network: NetworkInfo;
   asset: AssetInfo;
+  /**
+   * Offer `upto` (charged for the tokens used, cap = the quote) before `exact` when the facilitator
+   * settles it (UPTO=on, the default); UPTO=off offers `exact` only.
+   */
+  upto: boolean;
   /** Output tokens assumed (and forwarded as `max_tokens`) when the request sets no limit. */
   defaultMaxTokens: number;
   /** `maxTimeoutSeconds` of the requirements: how long a signed payment stays valid. */
@@ -125,6 +130,9 @@ export function loadConfig(env: Env): ProxyConfig {
     version: get("ASSET_VERSION") ?? network?.usdc.version ?? "",
   };
 
+  const uptoSetting = (get("UPTO") ?? "on").toLowerCase();
+  if (uptoSetting !== "on" && uptoSetting !== "off") problems.push(`UPTO must be "on" or "off", got "${get("UPTO")}"`);
+
   const config: ProxyConfig = {
     facilitatorUrl,
     facilitatorApiKey,
@@ -134,6 +142,7 @@ export function loadConfig(env: Env): ProxyConfig {
     pricePer1kTokens,
     network: network ?? NETWORKS[0]!,
     asset,
+    upto: uptoSetting !== "off",
     defaultMaxTokens: integer("DEFAULT_MAX_TOKENS", defaults.defaultMaxTokens, 1, 10_000_000),
     maxTimeoutSeconds: defaults.maxTimeoutSeconds,
     upstreamTimeoutMs: integer("UPSTREAM_TIMEOUT_MS", defaults.upstreamTimeoutMs, 1, 3_600_000),

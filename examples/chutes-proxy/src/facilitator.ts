@@ -2,14 +2,16 @@
  * /verify and /settle through the official `HTTPFacilitatorClient` (@x402/core), which bounds every call
  * with `AbortSignal.timeout(timeoutMs)` and validates the answers. Outcomes are reduced to what the proxy
  * answers: 402 + reason for a payment that is refused, 502 when the facilitator itself failed or refused
- * this proxy's API key (`facilitator_unauthorized`: the operator's mistake, not the buyer's).
+ * this proxy's API key (`facilitator_unauthorized`: the operator's mistake, not the buyer's). An `upto`
+ * payment is settled for the amount actually used: the requirements it was verified with, `amount`
+ * lowered to the charge, as @x402/core's resource server does for `setSettlementOverrides`.
  *
  * With an API key (FACILITATOR_API_KEY) the client sends `Authorization: Bearer <key>` on /verify,
  * /settle and /supported through its `createAuthHeaders` option, which must answer headers keyed by
  * path (`{verify, settle, supported}`); a flat headers object makes the SDK throw.
  */
 import { HTTPFacilitatorClient } from "@x402/core/http";
-import { SettleError, VerifyError, type PaymentPayload, type PaymentRequirements, type SettleResponse } from "@x402/core/types";
+import { SettleError, VerifyError, type PaymentPayload, type PaymentRequirements, type SettleResponse, type SupportedResponse } from "@x402/core/types";
 import type { Payment } from "./x402.js";
 
 export const SETTLEMENT_PENDING = "settlement_pending";
@@ -28,12 +30,22 @@ export type VerifyOutcome = { ok: true; payer?: string } | Refusal;
 export type SettleOutcome = { ok: true; settle: SettleResponse } | Refusal;
 
 export interface Facilitator {
+  /** The facilitator's /supported: which schemes it settles on which networks. */
+  supported(): Promise<SupportedResponse>;
   verify(payment: Payment): Promise<VerifyOutcome>;
-  settle(payment: Payment): Promise<SettleOutcome>;
+  /**
+   * Settles the payment for its requirements' amount, or for `amountAtomic` (an `upto` charge: at most
+   * the signed cap; the facilitator checks it again).
+   */
+  settle(payment: Payment, amountAtomic?: bigint): Promise<SettleOutcome>;
 }
 
 // The client is typed for v2; it forwards `x402Version` from the payload, so v1 bodies pass through unchanged.
-const asSdk = (payment: Payment) => [payment.payload as unknown as PaymentPayload, payment.requirements as unknown as PaymentRequirements] as const;
+const asSdk = (payment: Payment, amountAtomic?: bigint) =>
+  [
+    payment.payload as unknown as PaymentPayload,
+    (amountAtomic === undefined ? payment.requirements : { ...payment.requirements, amount: amountAtomic.toString() }) as unknown as PaymentRequirements,
+  ] as const;
 
 const failure = (error: unknown, operation: string): Refusal => ({
   ok: false,
@@ -73,6 +85,8 @@ export function createFacilitator({ url, timeoutMs, apiKey }: FacilitatorOptions
   const hasKey = apiKey !== undefined;
 
   return {
+    supported: () => client.getSupported(),
+
     async verify(payment) {
       try {
         const answer = await client.verify(...asSdk(payment));
@@ -89,11 +103,11 @@ export function createFacilitator({ url, timeoutMs, apiKey }: FacilitatorOptions
     },
 
     /** Like the official resource server (`settleWithPendingRetry`): one retry, identical body, on `settlement_pending`. */
-    async settle(payment) {
+    async settle(payment, amountAtomic) {
       let answer: SettleResponse;
       try {
-        answer = await settleOrPending(client, payment);
-        if (isPending(answer)) answer = await client.settle(...asSdk(payment));
+        answer = await settleOrPending(client, asSdk(payment, amountAtomic));
+        if (isPending(answer)) answer = await client.settle(...asSdk(payment, amountAtomic));
       } catch (error) {
         if (isUnauthorized(error)) return unauthorized(error, "settle", hasKey);
         if (error instanceof SettleError && error.statusCode < 500) {
@@ -108,9 +122,9 @@ export function createFacilitator({ url, timeoutMs, apiKey }: FacilitatorOptions
 }
 
 /** A pending answer may also come as a SettleError (non-2xx); it is retried the same way. */
-async function settleOrPending(client: HTTPFacilitatorClient, payment: Payment): Promise<SettleResponse> {
+async function settleOrPending(client: HTTPFacilitatorClient, body: ReturnType<typeof asSdk>): Promise<SettleResponse> {
   try {
-    return await client.settle(...asSdk(payment));
+    return await client.settle(...body);
   } catch (error) {
     if (error instanceof SettleError && error.errorReason === SETTLEMENT_PENDING && error.transaction) {
       return { success: false, errorReason: SETTLEMENT_PENDING, transaction: error.transaction, network: error.network };

@@ -26,6 +26,7 @@ async function main(): Promise<void> {
       asset: config.asset.address,
       payTo: config.walletAddress,
       pricePer1kTokens: config.pricePer1kTokens,
+      upto: config.upto ? "on (when the facilitator settles it)" : "off",
       facilitator: config.facilitatorUrl,
       facilitatorAuth: config.facilitatorApiKey === undefined ? "none" : "FACILITATOR_API_KEY (Bearer)",
       upstream: config.chutesBaseUrl,

@@ -1,5 +1,6 @@
 /**
- * The price of one chat completion, fixed before the model runs (x402 `exact` charges a known amount):
+ * The price of one chat completion's maximum, fixed before the model runs: the amount of an x402
+ * `exact` payment, and the cap the buyer signs with `upto`:
  *
  *   estimatedTokens = ceil(promptChars / 4) + maxOutputTokens × n
  *   amount          = max(1, ceil(estimatedTokens / 1000 × PRICE_PER_1K_TOKENS × 10^6))   atomic USDC
@@ -13,6 +14,13 @@
  * All arithmetic is in integers (the price is parsed as a decimal string), so a quote never depends on
  * floating-point rounding: the same body always gives the same amount, which is what lets the paid
  * request be matched against what the buyer signed.
+ *
+ * With `upto` the charge is known after the model ran, from the upstream's `usage`:
+ *
+ *   charge = min(cap, max(1, ceil((prompt_tokens + completion_tokens) / 1000 × PRICE_PER_1K_TOKENS × 10^6)))
+ *
+ * the same per-token price and rounding as the quote, never above what the buyer signed, and never 0
+ * (a 0 charge sends no transaction, so it would leave the signature unspent and payable again).
  */
 export const CHARS_PER_TOKEN = 4;
 /** PRICE_PER_1K_TOKENS may have at most this many decimals (USD). */
@@ -72,15 +80,41 @@ export function maxOutputTokens(request: ChatRequest, defaultMaxTokens: number):
   return request.max_tokens ?? request.max_completion_tokens ?? defaultMaxTokens;
 }
 
+/** `tokens` at the per-1K price, in atomic units, rounded up, at least 1. */
+export function priceOfTokens(tokens: bigint, pricePer1kScaled: bigint): bigint {
+  // tokens/1000 × price(USD×10^12) × 10^6 / 10^12, rounded up
+  const numerator = tokens * pricePer1kScaled * ATOMIC_PER_USD;
+  const denominator = 1000n * PRICE_SCALE;
+  const atomic = (numerator + denominator - 1n) / denominator;
+  return atomic < 1n ? 1n : atomic;
+}
+
 export function quote(request: ChatRequest, pricePer1kScaled: bigint, defaultMaxTokens: number): Quote {
   const promptTokens = Math.ceil(promptCharacters(request.messages) / CHARS_PER_TOKEN);
   const outputTokens = maxOutputTokens(request, defaultMaxTokens);
   const estimatedTokens = promptTokens + outputTokens * (request.n ?? 1);
-  // tokens/1000 × price(USD×10^12) × 10^6 / 10^12, rounded up
-  const numerator = BigInt(estimatedTokens) * pricePer1kScaled * ATOMIC_PER_USD;
-  const denominator = 1000n * PRICE_SCALE;
-  const atomic = (numerator + denominator - 1n) / denominator;
-  return { promptTokens, maxOutputTokens: outputTokens, estimatedTokens, amount: (atomic < 1n ? 1n : atomic).toString() };
+  return { promptTokens, maxOutputTokens: outputTokens, estimatedTokens, amount: priceOfTokens(BigInt(estimatedTokens), pricePer1kScaled).toString() };
+}
+
+/** The tokens an OpenAI-compatible upstream reports it used (`usage` of a completion or of the last stream chunk). */
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** `usage` as the upstream sent it, or undefined when it is missing or not two non-negative integer counts. */
+export function parseUsage(value: unknown): Usage | undefined {
+  if (value === null || typeof value !== "object") return undefined;
+  const { prompt_tokens: prompt, completion_tokens: completion } = value as { prompt_tokens?: unknown; completion_tokens?: unknown };
+  const count = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+  if (!count(prompt) || !count(completion)) return undefined;
+  return { promptTokens: prompt, completionTokens: completion };
+}
+
+/** What an `upto` payment is charged for `usage`: its tokens at the quote's price, at most `capAtomic`. */
+export function chargeForUsage(usage: Usage, pricePer1kScaled: bigint, capAtomic: bigint): bigint {
+  const atomic = priceOfTokens(BigInt(usage.promptTokens) + BigInt(usage.completionTokens), pricePer1kScaled);
+  return atomic > capAtomic ? capAtomic : atomic;
 }
 
 /**

@@ -4,9 +4,18 @@
  * then start the proxy with CHUTES_BASE_URL=http://127.0.0.1:4022 and any CHUTES_API_KEY.
  *
  *   GET  /v1/models              one model (STUB_MODEL)
- *   POST /v1/chat/completions    a fixed completion (STUB_COMPLETION); with "stream": true an SSE stream
- *                                of STREAM_PIECES then `data: [DONE]`; a 500 when a message contains
- *                                "UPSTREAM_500" (to see that a failed upstream call is not settled)
+ *   POST /v1/chat/completions    a fixed completion (STUB_COMPLETION) with its `usage`; with "stream": true
+ *                                an SSE stream of STREAM_PIECES, then (with `stream_options.include_usage`)
+ *                                a `choices: []` chunk with the `usage`, then `data: [DONE]`. The usage
+ *                                counts the prompt as ceil(characters / 5) tokens (a tokenizer other than
+ *                                the proxy's chars/4 estimate) and the answer as COMPLETION_TOKENS.
+ *                                A message containing
+ *                                  "UPSTREAM_500"      → 500 (a failed upstream call is not settled)
+ *                                  "STUB_NO_USAGE"     → no `usage` anywhere (upto then charges the cap)
+ *                                  "STUB_STREAM_HOLD"  → a stream that sends its first piece, then waits
+ *                                                        until the client goes away
+ *                                  "STUB_STREAM_BREAK" → a stream that sends its first piece, then drops
+ *                                                        the connection (an upstream failing mid-stream)
  *   anything else                404; a request without `Authorization: Bearer …` gets 401, like Chutes
  *
  * The end-to-end test (test/e2e/chutes-proxy.test.ts) runs this same stub.
@@ -21,6 +30,24 @@ export const STUB_COMPLETION = "Hello from Chutes";
 export const STREAM_PIECES = ["Hello", " from", " the", " stream"] as const;
 /** A message containing this makes the stub answer 500. */
 export const UPSTREAM_500_TRIGGER = "UPSTREAM_500";
+/** A message containing this makes the stub leave `usage` out (of the completion, and of the stream). */
+export const NO_USAGE_TRIGGER = "STUB_NO_USAGE";
+/** A message containing this makes a stream send one piece, then hang until the client disconnects. */
+export const STREAM_HOLD_TRIGGER = "STUB_STREAM_HOLD";
+/** A message containing this makes a stream send one piece, then drop the connection. */
+export const STREAM_BREAK_TRIGGER = "STUB_STREAM_BREAK";
+/** The stub's tokenizer: this many prompt characters per token (the proxy estimates 4). */
+export const STUB_CHARS_PER_TOKEN = 5;
+/** Tokens of STUB_COMPLETION, and of STREAM_PIECES joined (one per piece). */
+export const COMPLETION_TOKENS = 4;
+
+/** The `usage` the stub reports for a request body. */
+export function stubUsage(body: Record<string, unknown>): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+  const messages = Array.isArray(body.messages) ? (body.messages as Array<{ content?: unknown }>) : [];
+  const chars = messages.reduce((sum, m) => sum + (typeof m?.content === "string" ? m.content.length : JSON.stringify(m?.content ?? "").length), 0);
+  const prompt = Math.ceil(chars / STUB_CHARS_PER_TOKEN);
+  return { prompt_tokens: prompt, completion_tokens: COMPLETION_TOKENS, total_tokens: prompt + COMPLETION_TOKENS };
+}
 export const STUB_DEFAULT_PORT = 4022;
 
 export interface SeenRequest {
@@ -82,13 +109,30 @@ export async function startStubUpstream(options: StubUpstreamOptions = {}): Prom
       return json(500, { error: { message: "the model is overloaded", type: "server_error" } });
     }
     const model = body.model ?? STUB_MODEL;
+    const text = JSON.stringify(body.messages ?? null);
+    const usage = text.includes(NO_USAGE_TRIGGER) ? undefined : stubUsage(body);
     if (body.stream === true) {
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+      const send = (chunk: Record<string, unknown>) => res.write(`data: ${JSON.stringify({ id: "chatcmpl-stub", object: "chat.completion.chunk", model, ...chunk })}\n\n`);
+      if (text.includes(STREAM_BREAK_TRIGGER)) {
+        send({ choices: [{ index: 0, delta: { content: STREAM_PIECES[0] }, finish_reason: null }] });
+        options.onRequest?.(request, 200);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        res.destroy(); // no end chunk: the proxy's fetch sees the body fail
+        return;
+      }
+      if (text.includes(STREAM_HOLD_TRIGGER)) {
+        send({ choices: [{ index: 0, delta: { content: STREAM_PIECES[0] }, finish_reason: null }] });
+        options.onRequest?.(request, 200);
+        await new Promise<void>((resolve) => res.once("close", resolve)); // until the client (or close()) ends it
+        return;
+      }
       for (const piece of STREAM_PIECES) {
-        const chunk = { id: "chatcmpl-stub", object: "chat.completion.chunk", model, choices: [{ index: 0, delta: { content: piece }, finish_reason: null }] };
-        res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+        send({ choices: [{ index: 0, delta: { content: piece }, finish_reason: null }] });
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
+      const streamOptions = body.stream_options as { include_usage?: unknown } | undefined;
+      if (usage && streamOptions?.include_usage === true) send({ choices: [], usage });
       res.end("data: [DONE]\n\n");
       options.onRequest?.(request, 200);
       return;
@@ -98,7 +142,7 @@ export async function startStubUpstream(options: StubUpstreamOptions = {}): Prom
       object: "chat.completion",
       model,
       choices: [{ index: 0, message: { role: "assistant", content: STUB_COMPLETION }, finish_reason: "stop" }],
-      usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
+      ...(usage ? { usage } : {}),
     });
   }
   await new Promise<void>((resolve, reject) => {

@@ -8,6 +8,8 @@
 import { decodePaymentSignatureHeader, encodePaymentRequiredHeader, encodePaymentResponseHeader } from "@x402/core/http";
 import type { PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse } from "@x402/core/types";
 import { deepEqual } from "@x402/core/utils";
+import { declareEip2612GasSponsoringExtension } from "@x402/extensions";
+import type { Address } from "viem";
 import type { ProxyConfig } from "./config.js";
 
 export const HEADERS = {
@@ -39,25 +41,53 @@ export interface PayloadV1 {
   payload: Record<string, unknown>;
 }
 
-/** Both versions' requirements for one priced request. */
-export interface Offer {
-  v2: PaymentRequirements;
-  v1: RequirementsV1;
-  resource: { url: string; description: string; mimeType: string };
+/**
+ * What the facilitator offers besides EIP-3009 `exact`, read from its /supported once (terms.ts):
+ * `upto` needs the key the buyer's witness must name (`extra.facilitatorAddress`).
+ */
+export interface OfferTerms {
+  upto?: { facilitatorAddress: Address };
+  /** The facilitator takes an EIP-2612 permit for Permit2 along an `upto` payment (buyers without an allowance). */
+  eip2612GasSponsoring: boolean;
 }
 
-export function buildOffer(config: ProxyConfig, amount: string, resourceUrl: string, description: string): Offer {
+/** Both versions' requirements for one priced request. */
+export interface Offer {
+  /** `exact` over EIP-3009 for the quote: what every v2 client can pay. */
+  exact: PaymentRequirements;
+  /** `upto` over Permit2 with the quote as the cap, when the facilitator settles it. */
+  upto?: PaymentRequirements;
+  /** v2 `accepts`, in the order of preference (x402Client takes the first it can pay): upto, then exact. */
+  accepts: PaymentRequirements[];
+  /** v1 knows only `exact` (EIP-3009). */
+  v1: RequirementsV1;
+  resource: { url: string; description: string; mimeType: string };
+  /** The 402's `extensions`: eip2612GasSponsoring when upto is offered and the facilitator takes it. */
+  extensions?: Record<string, unknown>;
+}
+
+export function buildOffer(config: ProxyConfig, amount: string, resourceUrl: string, description: string, terms: OfferTerms): Offer {
   const extra = { name: config.asset.name, version: config.asset.version };
+  const exact: PaymentRequirements = {
+    scheme: "exact",
+    network: config.network.caip2,
+    amount,
+    asset: config.asset.address,
+    payTo: config.walletAddress,
+    maxTimeoutSeconds: config.maxTimeoutSeconds,
+    extra,
+  };
+  // As @x402/evm's UptoEvmScheme server builds it: the token's domain (for the EIP-2612 permit),
+  // Permit2 as the transfer method, and the facilitator key the witness must name.
+  const upto: PaymentRequirements | undefined = terms.upto && {
+    ...exact,
+    scheme: "upto",
+    extra: { ...extra, assetTransferMethod: "permit2", facilitatorAddress: terms.upto.facilitatorAddress },
+  };
   return {
-    v2: {
-      scheme: "exact",
-      network: config.network.caip2,
-      amount,
-      asset: config.asset.address,
-      payTo: config.walletAddress,
-      maxTimeoutSeconds: config.maxTimeoutSeconds,
-      extra,
-    },
+    exact,
+    ...(upto ? { upto } : {}),
+    accepts: upto ? [upto, exact] : [exact],
     v1: {
       scheme: "exact",
       network: config.network.v1Name,
@@ -71,12 +101,19 @@ export function buildOffer(config: ProxyConfig, amount: string, resourceUrl: str
       extra,
     },
     resource: { url: resourceUrl, description, mimeType: "application/json" },
+    ...(upto && terms.eip2612GasSponsoring ? { extensions: declareEip2612GasSponsoringExtension() } : {}),
   };
 }
 
 /** Headers and body of a 402 answer carrying `error`. */
 export function paymentRequiredAnswer(offer: Offer, error: string) {
-  const paymentRequired: PaymentRequired = { x402Version: 2, error, resource: offer.resource, accepts: [offer.v2] };
+  const paymentRequired: PaymentRequired = {
+    x402Version: 2,
+    error,
+    resource: offer.resource,
+    accepts: offer.accepts,
+    ...(offer.extensions ? { extensions: offer.extensions } : {}),
+  };
   return {
     headers: { [HEADERS.paymentRequired]: encodePaymentRequiredHeader(paymentRequired), "Cache-Control": "no-store" },
     body: { x402Version: 1 as const, error, accepts: [offer.v1] },
@@ -115,10 +152,11 @@ export function readPayment(headers: HeaderBag, offer: Offer): PaymentRead {
   const mismatch = (message: string): PaymentRead => ({ kind: "invalid", reason: "payment_requirements_mismatch", message });
 
   if (payload.x402Version === 2) {
-    if (!deepEqual(payload.accepted, offer.v2)) {
-      return mismatch("the payment's `accepted` requirements differ from this request's (the price follows the request body: ask again without payment)");
+    const requirements = offer.accepts.find((accept) => deepEqual(payload.accepted, accept));
+    if (!requirements) {
+      return mismatch("the payment's `accepted` requirements match none of this request's (the price follows the request body: ask again without payment)");
     }
-    return { kind: "payment", payment: { version: 2, payload: decoded as PaymentPayload, requirements: offer.v2, receiptHeader: HEADERS.v2Receipt } };
+    return { kind: "payment", payment: { version: 2, payload: decoded as PaymentPayload, requirements, receiptHeader: HEADERS.v2Receipt } };
   }
   if (payload.x402Version === 1) {
     if (payload.scheme !== offer.v1.scheme || payload.network !== offer.v1.network) {
@@ -133,11 +171,26 @@ export function readPayment(headers: HeaderBag, offer: Offer): PaymentRead {
   return { kind: "invalid", reason: "invalid_x402_version", message: `${name} has x402Version ${JSON.stringify(payload.x402Version)}; 1 or 2 expected` };
 }
 
-/** The EIP-3009 authorization a payment carries (payer + nonce), to refuse concurrent reuse of one payment. */
+/**
+ * The authorization a payment spends, as "<kind>:<payer>:<nonce>", to refuse concurrent reuse of one
+ * payment: Permit2's `permit2Authorization` (exact over Permit2, upto; a nonce space per owner, shared
+ * by every token) or EIP-3009's `authorization` (a nonce space per token; the proxy charges in one).
+ * The facilitator routes on the same shape (a v2 payload with `permit2Authorization` is Permit2, anything
+ * else EIP-3009), so this is the authorization it would settle. Undefined: the payload has no such
+ * authorization, and the proxy refuses it unverified.
+ */
 export function authorizationKey(payment: Payment): string | undefined {
-  const authorization = (payment.payload.payload as { authorization?: { from?: unknown; nonce?: unknown } }).authorization;
+  const inner = payment.payload.payload as { permit2Authorization?: unknown; authorization?: unknown } | null | undefined;
+  if (inner === null || typeof inner !== "object") return undefined;
+  if (payment.version === 2 && "permit2Authorization" in inner) {
+    const permit = inner.permit2Authorization as { from?: unknown; nonce?: unknown } | null;
+    if (typeof permit?.from !== "string" || typeof permit.nonce !== "string" || !/^\d{1,78}$/.test(permit.nonce)) return undefined;
+    // A uint256 in decimal: "007" and "7" are the same nonce on chain.
+    return `permit2:${permit.from.toLowerCase()}:${BigInt(permit.nonce).toString()}`;
+  }
+  const authorization = inner.authorization as { from?: unknown; nonce?: unknown } | null | undefined;
   if (typeof authorization?.from !== "string" || typeof authorization.nonce !== "string") return undefined;
-  return `${authorization.from.toLowerCase()}:${authorization.nonce.toLowerCase()}`;
+  return `eip3009:${authorization.from.toLowerCase()}:${authorization.nonce.toLowerCase()}`;
 }
 
 export function encodeReceipt(settle: SettleResponse): string {
