@@ -332,7 +332,7 @@ export class SettlementEngine {
       try {
         signerLease = await deps.signers.acquire(deadlineMs);
         const account = signerLease.account;
-        const prepared = await prepareTransaction(client, payment, account, deps.limits, deps.dataSuffix, chain.sharedReads);
+        const prepared = await prepareTransaction(client, chain.sharedReads, payment, account, deps.limits, deps.dataSuffix);
         if (!isPrepared(prepared)) {
           const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: prepared.reason, errorMessage: prepared.message }, { attempt: row.attempt });
           return answered(failed(prepared.reason, prepared.message, failedRow));

@@ -14,7 +14,7 @@ import {
   type TransactionReceipt,
 } from "viem";
 import { hasCode } from "../chain/code.js";
-import { SharedChainReads } from "../chain/shared-reads.js";
+import type { SharedChainReads } from "../chain/shared-reads.js";
 import { isMethodUnsupported, isTransportFailure, revertReason, rpcErrorCode, throwIfTransportFailure } from "../chain/rpc-errors.js";
 import { syncSendMethod, type SyncSendRoute } from "../chain/send-routes.js";
 import { withTimeout } from "../util/with-timeout.js";
@@ -64,12 +64,12 @@ export interface PreparedTransaction {
  */
 export async function prepareTransaction(
   client: PublicClient,
+  /** Fees and the signer's nonce and balance, shared with the settlements preparing at the same moment (the chain's one instance). */
+  reads: SharedChainReads,
   payment: ResolvedPayment,
   signer: LocalAccount,
   limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax" | "maxFeePerGasWei" | "minSignerBalanceWei">,
   dataSuffix?: Hex,
-  /** Fees and the signer's nonce and balance, shared with the settlements preparing at the same moment. */
-  reads: SharedChainReads = new SharedChainReads(client),
 ): Promise<PreparedTransaction | Rejection> {
   const call = settlementCall(payment.asset.address, payment.request.authorization, payment.request.signature, payment.payerKind ?? "eoa");
   // Deploying a counterfactual wallet costs several times a transfer: it has its own, explicit cap.

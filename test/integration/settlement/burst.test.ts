@@ -88,7 +88,7 @@ describe("a burst from one key without batching (IN_FLIGHT_PER_SIGNER_MAX=3, SET
   }, 60_000);
 });
 
-describe("a burst from one key asks the chain once for what its settlements share", () => {
+describe("a burst from one key shares the chain reads its settlements have in common", () => {
   let proxy: FaultyRpcProxy;
   const f = usePaymentFixture({
     label: "burst_reads",
@@ -108,7 +108,8 @@ describe("a burst from one key asks the chain once for what its settlements shar
       const counts = proxy.counts().received;
       // Each is read per settlement without sharing (32 each); shared by those preparing at the same moment.
       for (const method of ["eth_getTransactionCount", "eth_getBalance", "eth_maxPriorityFeePerGas"]) {
-        expect(counts[method] ?? 0, `${method} (${JSON.stringify(counts)})`).toBeLessThanOrEqual(16);
+        // Typically 1 each; a few when the requests' preparations do not overlap fully on a loaded machine.
+        expect(counts[method] ?? 0, `${method} (${JSON.stringify(counts)})`).toBeLessThanOrEqual(6);
       }
       console.log(`[burst reads] 32 settlements at once, RPC calls: ${JSON.stringify(counts)}`);
       // Still per payment: its own simulation and state.
