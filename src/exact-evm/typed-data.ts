@@ -1,6 +1,7 @@
 import { concat, domainSeparator, encodeAbiParameters, keccak256, toHex, type Address, type Hex, type TypedDataDomain } from "viem";
 import type { Authorization } from "../protocol/types.js";
 import { LruCache } from "../util/lru-cache.js";
+import { keccak256Fast } from "./keccak-fast.js";
 
 export const transferWithAuthorizationTypes = {
   TransferWithAuthorization: [
@@ -115,6 +116,7 @@ export function authorizationFields(authorization: Authorization) {
 }
 
 function computeAuthorizationDigest(domain: Eip712TokenDomain, authorization: Authorization): Hex {
-  const structHash = keccak256(encodeAbiParameters(structParameters, [transferWithAuthorizationTypeHash, ...authorizationFields(authorization)]));
-  return keccak256(concat(["0x1901", cachedDomainSeparator(domain), structHash]));
+  // keccak256Fast: viem's keccak256, natively (keccak-fast.ts); the two hashes were a tenth of a cold verify's CPU.
+  const structHash = keccak256Fast(encodeAbiParameters(structParameters, [transferWithAuthorizationTypeHash, ...authorizationFields(authorization)]));
+  return keccak256Fast(concat(["0x1901", cachedDomainSeparator(domain), structHash]));
 }
