@@ -1,6 +1,6 @@
 import { concat, domainSeparator, encodeAbiParameters, keccak256, toHex, type Address, type Hex, type TypedDataDomain } from "viem";
 import type { Authorization } from "../protocol/types.js";
-import { LruCache } from "../util/lru-cache.js";
+import { approximateStringBytes, LruCache, lruEntryOverheadBytes } from "../util/lru-cache.js";
 import { keccak256Fast } from "./keccak-fast.js";
 
 export const transferWithAuthorizationTypes = {
@@ -98,10 +98,15 @@ export function authorizationDigest(domain: Eip712TokenDomain, authorization: Au
 
 /**
  * Digests already computed (two keccak256 and an ABI encoding each): a payment verified again, or
- * verified and then settled, is hashed once. Pure, so always right; bounded like the signer memo.
+ * verified and then settled, is hashed once. Pure, so always right; bounded like the signer memo, by
+ * bytes (the key is the domain's JSON and every field, ~300 characters) and by count.
  */
 export const authorizationDigestsMax = 10_000;
-const digests = new LruCache<string, Hex>(authorizationDigestsMax);
+export const authorizationDigestsBytesMax = 4 * 1024 * 1024;
+const digests = new LruCache<string, Hex>(authorizationDigestsMax, {
+  maxBytes: authorizationDigestsBytesMax,
+  sizeOf: (key, digest) => approximateStringBytes(key) + approximateStringBytes(digest) + lruEntryOverheadBytes,
+});
 
 /** The authorization's fields in the order of the EIP-712 struct and of transferWithAuthorization's arguments. */
 export function authorizationFields(authorization: Authorization) {
