@@ -28,6 +28,23 @@ const recoveredSigners = new LruCache<string, Address>(recoveredSignersMax, {
 });
 
 /**
+ * viem's parseSignature, remembered for the last few signatures: verify parses each 65-byte
+ * signature twice (the low-s check here, the simulation's calldata in transfer-call.ts), and settle
+ * again. Pure, so a hit is always right; a failure is not remembered (it throws again).
+ */
+const parsedSignaturesMax = 256;
+const parsedSignatures = new LruCache<Hex, ReturnType<typeof parseSignature>>(parsedSignaturesMax);
+
+export function parseSignatureMemo(signature: Hex): ReturnType<typeof parseSignature> {
+  let parsed = parsedSignatures.get(signature);
+  if (parsed === undefined) {
+    parsed = parseSignature(signature);
+    parsedSignatures.set(signature, parsed);
+  }
+  return parsed;
+}
+
+/**
  * `unparseable`: the bytes are no (r, s, v) signature at all — a v byte outside {0, 1, 27, 28}, or
  * an (r, s) that recovers no key — so there is no signer to compare (2.27's
  * invalid_exact_evm_failed_to_parse_signature). `malleable`: a real signature, refused (high s).
@@ -48,7 +65,7 @@ export async function checkEcdsaSignature(digest: Hex, signature: Hex, recover: 
   if (known !== undefined) return { ok: true, signer: known };
   let parsed: ReturnType<typeof parseSignature>;
   try {
-    parsed = parseSignature(signature);
+    parsed = parseSignatureMemo(signature);
   } catch (error) {
     return { ok: false, failure: "unparseable", message: `signature is not a valid (r, s, v) signature: ${(error as Error).message.split("\n")[0]}` };
   }

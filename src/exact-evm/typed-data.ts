@@ -61,8 +61,16 @@ const domainSeparators = new LruCache<string, Hex>(domainSeparatorEntriesMax);
 
 /** JSON keeps the key unambiguous whatever characters the name or version hold. */
 function domainKey(domain: Eip712TokenDomain): string {
-  return JSON.stringify([domain.chainId, domain.verifyingContract.toLowerCase(), domain.name, domain.version]);
+  let key = domainKeys.get(domain);
+  if (key === undefined) {
+    key = JSON.stringify([domain.chainId, domain.verifyingContract.toLowerCase(), domain.name, domain.version]);
+    domainKeys.set(domain, key);
+  }
+  return key;
 }
+
+/** Per domain object: resolve.ts hands out one per configured asset, so the JSON is built once, not per payment. */
+const domainKeys = new WeakMap<Eip712TokenDomain, string>();
 
 export function cachedDomainSeparator(domain: Eip712TokenDomain): Hex {
   const key = domainKey(domain);
