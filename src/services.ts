@@ -24,6 +24,7 @@ import { IdempotencyRepository, type IdempotencyRecord } from "./store/idempoten
 import { ChangeListener, ChangeWaiters, idempotencyChangedChannel, settlementChangedChannel } from "./store/notifications.js";
 import type { SettlementRow } from "./store/schema.js";
 import { SettlementsRepository } from "./store/settlements-repo.js";
+import { ClaimReads } from "./store/claim-reads.js";
 import { createMetrics, type Metrics, type ScrapeGauges } from "./metrics.js";
 import { unfinishedStatuses } from "./store/settlement-states.js";
 import { withTimeout } from "./util/with-timeout.js";
@@ -166,6 +167,8 @@ export function createServices(deps: ServiceDeps): Services {
   const v1Names = new Set(networks.flatMap((network) => (network.v1Name ? [network.v1Name] : [])));
   const caip2Names = new Set<string>(networks.map((network) => network.network));
   const simulationAccount: Address = deps.signers.addresses()[0]!;
+  // Concurrent verifies share their Postgres reads (one query for many payments, never cached).
+  const claimReads = new ClaimReads((keys) => settlements.claimedAmong(keys));
   // Built once: verify runs per request, and these closures are the same every time.
   const verifyContext: VerifyContext = {
     chains: deps.chains,
@@ -175,7 +178,7 @@ export function createServices(deps: ServiceDeps): Services {
     recoverSigner: recoverPool.recover,
     screen,
     isClaimed: (payment) =>
-      settlements.isClaimed({
+      claimReads.isClaimed({
         chainId: payment.network.chainId,
         asset: payment.asset.address,
         payer: payment.request.authorization.from,

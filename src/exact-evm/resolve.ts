@@ -40,8 +40,19 @@ export function resolvePayment(request: PaymentRequest, lookup: NetworkLookup): 
   if (extraVersion !== undefined && extraVersion !== asset.version) {
     return { reason: ReasonCode.tokenVersionMismatch, message: `extra.version "${extraVersion}" is not the token's EIP-712 version "${asset.version}"` };
   }
-  const domain: Eip712TokenDomain = { name: asset.name, version: asset.version, chainId: network.chainId, verifyingContract: asset.address };
+  const domain = domainOf(asset, network.chainId);
   return { request, network, asset, domain, digest: authorizationDigest(domain, request.authorization) };
+}
+
+/** One frozen domain object per configured asset and chain (typed-data.ts keys its caches by it). */
+const domains = new WeakMap<AssetConfig, Eip712TokenDomain>();
+
+function domainOf(asset: AssetConfig, chainId: number): Eip712TokenDomain {
+  const known = domains.get(asset);
+  if (known && known.chainId === chainId && known.name === asset.name && known.version === asset.version && known.verifyingContract === asset.address) return known;
+  const domain: Eip712TokenDomain = Object.freeze({ name: asset.name, version: asset.version, chainId, verifyingContract: asset.address });
+  domains.set(asset, domain);
+  return domain;
 }
 
 export function isRejection(value: ResolvedPayment | Rejection): value is Rejection {
