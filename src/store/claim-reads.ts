@@ -1,3 +1,4 @@
+import { DependencyUnavailableError } from "../errors.js";
 import { claimedKeyText, normalizeKey, type AuthorizationKey } from "./settlements-repo.js";
 
 /**
@@ -15,8 +16,9 @@ import { claimedKeyText, normalizeKey, type AuthorizationKey } from "./settlemen
  * (a key joins only a query not yet sent), so it is what a query of its own sent at that moment or
  * later would say. Nothing is timed: a lone verify is sent at once; batches form only when verifies
  * queue behind running queries, i.e. exactly under load. A failed query fails every verify in it
- * (each answers 503, as its own query failing would). Bounded: each queued key belongs to a
- * verify in progress (HTTP bounds those: rate limit, timeouts), and each query has the pool's
+ * (each answers 503, as its own query failing would). Bounded: at most `queuedKeysMax` keys wait
+ * (more are answered 503 at once: Postgres is not keeping up — a request timeout closes the
+ * socket but not the handler, so HTTP alone does not bound them), and each query has the pool's
  * statement timeout, so the queue always drains.
  */
 export interface ClaimReadsOptions {
@@ -24,9 +26,12 @@ export interface ClaimReadsOptions {
   keysPerQueryMax: number;
   /** Queries in flight at most; the rest of the keys wait for one of them to finish. */
   queriesInFlightMax: number;
+  /** Keys waiting for a query at most; past it a verify is answered 503 instead of queueing. */
+  queuedKeysMax: number;
 }
 
-export const defaultClaimReadsOptions: ClaimReadsOptions = { keysPerQueryMax: 64, queriesInFlightMax: 2 };
+// 4,096 waiting keys: ~32 queries' worth; with a 5 s statement timeout that is already a minute of backlog.
+export const defaultClaimReadsOptions: ClaimReadsOptions = { keysPerQueryMax: 64, queriesInFlightMax: 2, queuedKeysMax: 4_096 };
 
 interface Waiting {
   key: AuthorizationKey;
@@ -53,6 +58,10 @@ export class ClaimReads {
 
   isClaimed(key: AuthorizationKey): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
+      if (this.queue.length >= this.options.queuedKeysMax) {
+        reject(new DependencyUnavailableError("postgres", `Postgres is not keeping up: ${this.queue.length} verifies wait for a claim read; retry shortly`));
+        return;
+      }
       this.queue.push({ key: normalizeKey(key), resolve, reject });
       this.pump();
     });

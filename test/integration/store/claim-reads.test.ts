@@ -63,7 +63,7 @@ describe("ClaimReads on Postgres", () => {
       claimedKeys.push(keyOf(claim));
     }
     const asked = Array.from({ length: 300 }, (_, index) => (index % 10 === 0 ? claimedKeys[index / 10]! : keyOf(newClaim())));
-    const reads = new ClaimReads((batch) => repo.claimedAmong(batch), { keysPerQueryMax: 64, queriesInFlightMax: 2 });
+    const reads = new ClaimReads((batch) => repo.claimedAmong(batch), { keysPerQueryMax: 64, queriesInFlightMax: 2, queuedKeysMax: 4_096 });
     const answers = await Promise.all(asked.map((key) => reads.isClaimed(key)));
     expect(answers).toEqual(asked.map((_, index) => index % 10 === 0));
     const { queries, keys } = reads.stats();

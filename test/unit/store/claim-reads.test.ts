@@ -22,9 +22,25 @@ function controlledStore(claimed: (key: AuthorizationKey) => boolean) {
 const settled = () => new Promise((resolve) => setImmediate(resolve));
 
 describe("ClaimReads", () => {
+  it("answers 503 (Postgres not keeping up) at once past queuedKeysMax waiting keys, and queues again once they drain", async () => {
+    const backend = controlledStore(() => false);
+    const reads = new ClaimReads(backend.claimedAmong, { keysPerQueryMax: 2, queriesInFlightMax: 1, queuedKeysMax: 3 });
+    const inQuery = reads.isClaimed(key(1));
+    const waiting = [2, 3, 4].map((index) => reads.isClaimed(key(index)));
+    await expect(reads.isClaimed(key(5))).rejects.toMatchObject({ name: "DependencyUnavailableError", dependency: "postgres", httpStatus: 503 });
+    backend.releases[0]!();
+    expect(await inQuery).toBe(false);
+    await settled();
+    const again = reads.isClaimed(key(6)); // two of the three left for the next query: room again
+    backend.releases[1]!();
+    await settled();
+    backend.releases[2]!();
+    expect(await Promise.all([...waiting, again])).toEqual([false, false, false, false]);
+  });
+
   it("sends a lone key at once, and groups the keys asked for while the queries run into the next ones", async () => {
     const backend = controlledStore((asked) => asked.payer.endsWith("3"));
-    const reads = new ClaimReads(backend.claimedAmong, { keysPerQueryMax: 4, queriesInFlightMax: 1 });
+    const reads = new ClaimReads(backend.claimedAmong, { keysPerQueryMax: 4, queriesInFlightMax: 1, queuedKeysMax: 4_096 });
     const first = reads.isClaimed(key(1));
     expect(backend.groups).toHaveLength(1);
     const later = [2, 3, 4, 5, 6, 7].map((index) => reads.isClaimed(key(index)));
@@ -52,7 +68,7 @@ describe("ClaimReads", () => {
 
   it("fails every key of a failed query with its error, and answers the next ones", async () => {
     const backend = controlledStore(() => false);
-    const reads = new ClaimReads(backend.claimedAmong, { keysPerQueryMax: 8, queriesInFlightMax: 1 });
+    const reads = new ClaimReads(backend.claimedAmong, { keysPerQueryMax: 8, queriesInFlightMax: 1, queuedKeysMax: 4_096 });
     const lone = reads.isClaimed(key(1));
     const grouped = [reads.isClaimed(key(2)), reads.isClaimed(key(3))];
     const failure = new Error("Connection terminated unexpectedly");
@@ -68,7 +84,7 @@ describe("ClaimReads", () => {
   });
 
   it("refuses bounds that are not positive integers", () => {
-    expect(() => new ClaimReads(async () => new Set(), { keysPerQueryMax: 0, queriesInFlightMax: 1 })).toThrow(RangeError);
-    expect(() => new ClaimReads(async () => new Set(), { keysPerQueryMax: 4, queriesInFlightMax: 1.5 })).toThrow(RangeError);
+    expect(() => new ClaimReads(async () => new Set(), { keysPerQueryMax: 0, queriesInFlightMax: 1, queuedKeysMax: 1 })).toThrow(RangeError);
+    expect(() => new ClaimReads(async () => new Set(), { keysPerQueryMax: 4, queriesInFlightMax: 1.5, queuedKeysMax: 1 })).toThrow(RangeError);
   });
 });
