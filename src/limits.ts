@@ -135,6 +135,11 @@ export const limitSpecs = {
     env: "DISCOVERY_RATE_LIMIT_PER_MINUTE", unit: "count", default: 600, min: 1, max: 10_000_000,
     doc: "Requests per client IP on `/discovery/resources` and on `/discovery/search` (public, like `/supported`).",
   },
+  // V8's --heap-growing-percent, set at start (src/heap-growth.ts): left to V8, a fast-allocating server grows to ~4× its live heap.
+  heapGrowthPercent: {
+    env: "HEAP_GROWTH_PERCENT", unit: "percent", default: 50, min: 0, max: 300,
+    doc: "How far the server's JavaScript heap may grow past what was live at its last full garbage collection before the next one (V8's `--heap-growing-percent`); lower keeps memory (RSS) lower for a little more GC work. `0` leaves V8's own choice (up to 300 %).",
+  },
   // An operator setting because it has to fit the orchestrator's own probe timeout, which the operator chooses.
   readinessTimeoutMs: {
     env: "READINESS_TIMEOUT_MS", unit: "ms", default: 2_000, min: 100, max: 60_000,

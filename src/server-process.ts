@@ -11,6 +11,7 @@ import { createMetrics } from "./metrics.js";
 import { createServices, type Services } from "./services.js";
 import { openDatabase } from "./store/db.js";
 import { runMigrations } from "./store/migrate.js";
+import { applyHeapGrowth } from "./heap-growth.js";
 
 /** In-flight requests get this long to finish on shutdown before the process stops anyway. */
 export const shutdownGraceMs = 25_000;
@@ -24,6 +25,7 @@ export interface RunningServer {
 
 /** Migrates, builds the app and its services from config, starts the watcher and listens. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  applyHeapGrowth(config.limits.heapGrowthPercent);
   // Before anything else: a wrong chain or token domain must stop the start, with one line.
   const signers = createSignerPool(config.signerPrivateKeys, config.limits, systemClock);
   const selfCheck = await checkAtStart(

@@ -27,6 +27,7 @@ import { IdempotencyRepository, type IdempotencyRecord } from "./store/idempoten
 import { ChangeListener, ChangeWaiters, idempotencyChangedChannel, settlementChangedChannel } from "./store/notifications.js";
 import type { SettlementRow } from "./store/schema.js";
 import { SettlementsRepository } from "./store/settlements-repo.js";
+import { ClaimReads } from "./store/claim-reads.js";
 import { createMetrics, type Metrics, type ScrapeGauges } from "./metrics.js";
 import { unfinishedStatuses } from "./store/settlement-states.js";
 import { withTimeout } from "./util/with-timeout.js";
@@ -173,6 +174,8 @@ export function createServices(deps: ServiceDeps): Services {
   const v1Names = new Set(networks.flatMap((network) => (network.v1Name ? [network.v1Name] : [])));
   const caip2Names = new Set<string>(networks.map((network) => network.network));
   const simulationAccount: Address = deps.signers.addresses()[0]!;
+  // Concurrent verifies share their Postgres reads (one query for many payments, never cached).
+  const claimReads = new ClaimReads((keys) => settlements.claimedAmong(keys));
   // Built once: verify runs per request, and these closures are the same every time.
   const verifyContext: VerifyContext = {
     chains: deps.chains,
@@ -183,7 +186,7 @@ export function createServices(deps: ServiceDeps): Services {
     limits: deps.limits,
     recoverSigner: recoverPool.recover,
     screen,
-    isClaimed: (payment) => settlements.isClaimed(authorizationKeyOf(payment)),
+    isClaimed: (payment) => claimReads.isClaimed(authorizationKeyOf(payment)),
   };
   const verifyOptions = { simulate: true };
   let closing: Promise<void> | undefined;

@@ -4,6 +4,7 @@ import type { Clock } from "../clock.js";
 import type { Limits, NetworkConfig, SendMode } from "../config.js";
 import { redactUrl } from "../redact.js";
 import { SendRoutes, type UrlOrder } from "./send-routes.js";
+import { createLightFetch } from "./light-fetch.js";
 
 /**
  * How long an RPC URL that failed at the transport level (timeout, no answer, non-2xx such as 429)
@@ -58,6 +59,8 @@ export function createChainRegistry(
 ): ChainRegistry {
   const { clock, onRpcError } = options;
   const handles = new Map<number, ChainHandle>();
+  // One keep-alive connection pool per registry for every read (light-fetch.ts: node:http, not the global fetch).
+  const { fetch: fetchFn } = createLightFetch();
   for (const config of networks) {
     const chain = defineChain({
       id: config.chainId,
@@ -73,6 +76,7 @@ export function createChainRegistry(
         retryCount: limits.rpcRetryCount,
         retryDelay: 50,
         batch: { batchSize: limits.rpcBatchSize ?? 64, wait: 0 },
+        fetchFn: fetchFn as unknown as typeof fetch,
       }),
     ).map(countedBy);
     const cooldowns = new UrlCooldowns(config.rpcUrls.length, clock);

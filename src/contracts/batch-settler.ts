@@ -38,9 +38,11 @@ export interface GasLimitedCall {
 
 /** The packed framing's fields (BatchSettler.sol): a 2-byte head (flag ‖ 15-bit length), a 4-byte gas limit, the target. */
 const gasLimitMax = 2n ** 32n - 1n;
+/** The head's low 15 bits: a call's data length at most, and the mask that reads it. */
 const callDataBytesMax = 2 ** 15 - 1;
 const sameTargetFlag = 0x8000;
-const headBytes = 6;
+/** Head (2) + gas limit (4): what precedes the optional target. */
+const headAndGasLimitBytes = 6;
 const addressBytes = 20;
 
 /**
@@ -73,10 +75,10 @@ export function decodeBatchSettle(data: Hex): GasLimitedCall[] {
   const calls: GasLimitedCall[] = [];
   for (let cursor = 0; cursor < total; ) {
     const index = calls.length;
-    if (cursor + headBytes > total) throw new Error(`batch call ${index}: truncated framing`);
+    if (cursor + headAndGasLimitBytes > total) throw new Error(`batch call ${index}: truncated framing`);
     const head = Number(hexToBigInt(slice(packed, cursor, cursor + 2)));
-    const gasLimit = hexToBigInt(slice(packed, cursor + 2, cursor + headBytes));
-    cursor += headBytes;
+    const gasLimit = hexToBigInt(slice(packed, cursor + 2, cursor + headAndGasLimitBytes));
+    cursor += headAndGasLimitBytes;
     let target: Address;
     if (head & sameTargetFlag) {
       if (index === 0) throw new Error("batch call 0: no target to repeat");

@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
-import { checksumAddress, keccak256, recoverAddress, type Address, type Hex } from "viem";
+import { checksumAddress, recoverAddress, type Address, type Hex } from "viem";
+import { keccak256Fast } from "./keccak-fast.js";
 
 /**
  * ECDSA signer recovery through libsecp256k1 (the npm package `secp256k1`, an N-API binding whose
@@ -81,5 +82,5 @@ export async function recoverAddressFast(hash: Hex, signature: Hex): Promise<Add
     throw new Error("signature (r, s, v) recovers no public key");
   }
   // viem's publicKeyToAddress: the last 20 bytes of keccak256 of the 64-byte (x, y), checksummed.
-  return checksumAddress(`0x${keccak256(publicKey.subarray(1)).slice(26)}`);
+  return checksumAddress(`0x${keccak256Fast(publicKey.subarray(1)).slice(26)}`);
 }

@@ -44,7 +44,7 @@ export function resolvePayment(request: PaymentRequest, lookup: NetworkLookup): 
     };
   }
   const scheme: Scheme = request.requirements.scheme === "upto" ? "upto" : "exact";
-  const domain: Eip712TokenDomain = { name: asset.name, version: asset.version, chainId: network.chainId, verifyingContract: asset.address };
+  const domain = domainOf(asset, network.chainId);
   if (request.permit2) {
     // Permit2 signs its own domain; the token's name and version matter only to an EIP-2612 permit,
     // which the token itself judges (2.27 reads neither for Permit2).
@@ -74,6 +74,17 @@ export function authorizationKeyOf(payment: ResolvedPayment): { chainId: number;
     payer: payment.request.authorization.from,
     nonce: payment.request.authorization.nonce,
   };
+}
+
+/** One frozen domain object per configured asset and chain (typed-data.ts keys its caches by it). */
+const domains = new WeakMap<AssetConfig, Eip712TokenDomain>();
+
+function domainOf(asset: AssetConfig, chainId: number): Eip712TokenDomain {
+  const known = domains.get(asset);
+  if (known && known.chainId === chainId && known.name === asset.name && known.version === asset.version && known.verifyingContract === asset.address) return known;
+  const domain: Eip712TokenDomain = Object.freeze({ name: asset.name, version: asset.version, chainId, verifyingContract: asset.address });
+  domains.set(asset, domain);
+  return domain;
 }
 
 export function isRejection(value: ResolvedPayment | Rejection): value is Rejection {

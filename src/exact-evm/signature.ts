@@ -1,5 +1,5 @@
 import { isErc6492Signature, parseErc6492Signature, parseSignature, size, type Address, type Hex } from "viem";
-import { LruCache } from "../util/lru-cache.js";
+import { approximateStringBytes, LruCache, lruEntryOverheadBytes } from "../util/lru-cache.js";
 import type { RecoverSigner } from "./recover-pool.js";
 
 /** secp256k1 group order / 2: an `s` above it is the malleated twin of a valid signature (EIP-2). */
@@ -16,10 +16,33 @@ export function signatureKind(signature: Hex): SignatureKind {
  * hit is always the right answer; it saves the recovery (~0.1 ms with libsecp256k1, several ms on
  * viem's JS fallback: recover-fast.ts) when the same payment is verified again or verified and then
  * settled. Only signatures that
- * passed every check below are stored, so a hit implies them. 10k entries of ~200 bytes of key.
+ * passed every check below are stored, so a hit implies them. Bounded by bytes (~7,000 entries of a
+ * 198-character key: seconds of history at a thousand cold verifies a second, which is all a verify →
+ * settle needs) and by count.
  */
 export const recoveredSignersMax = 10_000;
-const recoveredSigners = new LruCache<string, Address>(recoveredSignersMax);
+export const recoveredSignersBytesMax = 4 * 1024 * 1024;
+const recoveredSigners = new LruCache<string, Address>(recoveredSignersMax, {
+  maxBytes: recoveredSignersBytesMax,
+  sizeOf: (key, signer) => approximateStringBytes(key) + approximateStringBytes(signer) + lruEntryOverheadBytes,
+});
+
+/**
+ * viem's parseSignature, remembered for the last few signatures: verify parses each 65-byte
+ * signature twice (the low-s check here, the simulation's calldata in transfer-call.ts), and settle
+ * again. Pure, so a hit is always right; a failure is not remembered (it throws again).
+ */
+const parsedSignaturesMax = 256;
+const parsedSignatures = new LruCache<Hex, ReturnType<typeof parseSignature>>(parsedSignaturesMax);
+
+export function parseSignatureMemo(signature: Hex): ReturnType<typeof parseSignature> {
+  let parsed = parsedSignatures.get(signature);
+  if (parsed === undefined) {
+    parsed = parseSignature(signature);
+    parsedSignatures.set(signature, parsed);
+  }
+  return parsed;
+}
 
 /**
  * `unparseable`: the bytes are no (r, s, v) signature at all — a v byte outside {0, 1, 27, 28}, or
@@ -42,7 +65,7 @@ export async function checkEcdsaSignature(digest: Hex, signature: Hex, recover: 
   if (known !== undefined) return { ok: true, signer: known };
   let parsed: ReturnType<typeof parseSignature>;
   try {
-    parsed = parseSignature(signature);
+    parsed = parseSignatureMemo(signature);
   } catch (error) {
     return { ok: false, failure: "unparseable", message: `signature is not a valid (r, s, v) signature: ${(error as Error).message.split("\n")[0]}` };
   }

@@ -1,9 +1,9 @@
-import { encodeFunctionData, parseSignature, type Address, type Hex } from "viem";
+import { encodeFunctionData, type Address, type Hex } from "viem";
 import type { Authorization } from "../protocol/types.js";
 import { eip3009Abi } from "./abi.js";
 import { encodeAggregate3, multicall3Address } from "./multicall3.js";
 import type { PayerKind } from "./payer-signature.js";
-import { erc6492Deployment, tokenSignature } from "./signature.js";
+import { erc6492Deployment, parseSignatureMemo, tokenSignature } from "./signature.js";
 import { authorizationFields } from "./typed-data.js";
 
 export interface ContractCall {
@@ -47,7 +47,7 @@ const transferWithBytes = eip3009Abi.find((item) => item.type === "function" && 
 export function transferWithAuthorizationCall(token: Address, authorization: Authorization, signature: Hex, payerKind: PayerKind = "eoa"): ContractCall {
   const head = authorizationFields(authorization);
   if (payerKind === "eoa") {
-    const { r, s, yParity } = parseSignature(signature);
+    const { r, s, yParity } = parseSignatureMemo(signature);
     // USDC's ECRecover accepts only v = 27 | 28; a 0/1 v from some wallets is normalised here.
     const data = encodeFunctionData({ abi: [transferWithVrs], functionName: "transferWithAuthorization", args: [...head, 27 + yParity, r, s] });
     return { to: token, data };

@@ -3,7 +3,7 @@ import { throwIfTransportFailure } from "../chain/rpc-errors.js";
 import type { Clock } from "../clock.js";
 import { eip3009Abi } from "./abi.js";
 import { readChainState, type ChainState } from "./chain-state.js";
-import { LruCache } from "../util/lru-cache.js";
+import { approximateStringBytes, LruCache, lruEntryOverheadBytes } from "../util/lru-cache.js";
 import { decodeAggregate3, encodeAggregate3, multicall3Address } from "./multicall3.js";
 import type { PaymentLimits } from "./payment-limits.js";
 import type { ResolvedPayment } from "./resolve.js";
@@ -43,8 +43,14 @@ export const headAgeMsMax = 500;
 export const headRefreshAheadMs = 250;
 /** No entry is served longer than this after it was read, whatever the head says (same-height reorgs). */
 export const cachedReadAgeMsMax = 2_000;
-/** Entries per network; each is a small object, the key ~330 characters. */
+/** Entries per network at most; each is a small object, the key ~330 characters. */
 export const cachedReadsMax = 10_000;
+/** And bytes per network at most (keys, states, the map's slots, estimated). */
+export const cachedReadsBytesMax = 4 * 1024 * 1024;
+/** A CachedRead (three small objects, two bigints) on the heap, generously. */
+const cachedReadBytes = 320;
+/** Expired entries dropped per insert at most (each insert can only add one, so a few keep up). */
+const staleDropsPerInsertMax = 4;
 /** After Multicall3 turned out missing on a chain, plain reads are used for this long before trying again. */
 export const multicallRetryAfterMs = 60_000;
 
@@ -90,7 +96,10 @@ interface HeadObservation {
 class VerifyReads {
   head: HeadObservation | undefined;
   headRefresh: Promise<void> | undefined;
-  readonly entries = new LruCache<string, CachedRead>(cachedReadsMax);
+  readonly entries = new LruCache<string, CachedRead>(cachedReadsMax, {
+    maxBytes: cachedReadsBytesMax,
+    sizeOf: (key) => approximateStringBytes(key) + cachedReadBytes + lruEntryOverheadBytes,
+  });
   readonly inFlight = new Map<string, Promise<MulticallRead | undefined>>();
   /** Monotonic; undefined until Multicall3 turned out missing. */
   multicallUnavailableUntilMs: number | undefined;
@@ -153,7 +162,13 @@ export async function readVerifyChainState(client: PublicClient, payment: Resolv
   const fresh = await read;
   if (!fresh) return { state: await readChainState(client, payment, { simulate: true, simulationAccount: options.simulationAccount, limits: options.limits }), cached: false };
   // Cached only when it is of the block now taken as the head (not a lagging node's older block).
-  if (reads.head?.blockNumber === fresh.blockNumber) reads.entries.set(key, { blockNumber: fresh.blockNumber, readAtMs: fresh.sentAtMs, state: fresh.state });
+  if (reads.head?.blockNumber === fresh.blockNumber) {
+    // Entries past cachedReadAgeMsMax are never served: drop them from the old end as new ones come
+    // (a few per insert), so under cold load the cache holds ~2 s of reads, not 10,000 dead ones.
+    const nowMs = clock.monotonicMs();
+    reads.entries.dropOldestWhile((_, entry) => nowMs - entry.readAtMs > cachedReadAgeMsMax, staleDropsPerInsertMax);
+    reads.entries.set(key, { blockNumber: fresh.blockNumber, readAtMs: fresh.sentAtMs, state: fresh.state });
+  }
   return { state: fresh.state, cached: false };
 }
 
@@ -249,6 +264,12 @@ async function ethCall(client: PublicClient, to: Address, data: Hex, from: Addre
   // Always an explicit gas limit: the simulation runs the payer's code when its address has any.
   const request = { ...(from === undefined ? {} : { from }), to, data, gas: toHex(gasMax) };
   return (await client.request({ method: "eth_call", params: [request, "latest"] })) as Hex;
+}
+
+/** Tests and diagnostics: the cached reads this client's cache holds now (entries, estimated bytes). */
+export function verifyReadsHeld(client: PublicClient): { entries: number; bytes: number } {
+  const entries = readsByClient.get(client)?.entries;
+  return { entries: entries?.size ?? 0, bytes: entries?.bytes ?? 0 };
 }
 
 /** Tests: drop every cached read and head observation of this client. */

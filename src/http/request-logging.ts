@@ -6,7 +6,10 @@ import { LogController, type FastifyReply, type FastifyRequest } from "fastify";
  */
 const probePaths = new Set(["/health", "/ready", "/metrics"]);
 
-const isProbe = (request: FastifyRequest) => probePaths.has(request.url.split("?")[0]!);
+const isProbe = (request: FastifyRequest) => {
+  const query = request.url.indexOf("?");
+  return probePaths.has(query < 0 ? request.url : request.url.slice(0, query));
+};
 
 /** Fastify's request lines, at debug for probes and unchanged (info; error on failure) for everything else. */
 export class ProbesAtDebugLogController extends LogController {

@@ -176,7 +176,7 @@ export class SettlementEngine {
     this.batchSettler = new ContractPresence(batchSettlerAddress, deps.clock);
     this.sender = new GroupCommit(
       deps.limits.settleBatchMax,
-      (_key, items) => this.sendQueued(items),
+      (_key, items, answerNow) => this.sendQueued(items, answerNow),
       (_key, next) => deps.signers.transactionSlotFree(next.chainId, next.account.address, next.deadlineMs),
     );
     // At start: which RPC URLs serve sync sends (SEND_MODE=auto; asked once per URL, see send-routes.ts).
@@ -391,7 +391,7 @@ export class SettlementEngine {
         const witnessFacilitator = payment.scheme === "upto" ? payment.request.permit2?.witness.facilitator : undefined;
         signerLease = witnessFacilitator ? await deps.signers.acquireFor(witnessFacilitator, deadlineMs) : await deps.signers.acquire(deadlineMs);
         const account = signerLease.account;
-        const prepared = await prepareTransaction(client, payment, account, deps.limits, deps.dataSuffix, chain.sharedReads);
+        const prepared = await prepareTransaction(client, chain.sharedReads, payment, account, deps.limits, deps.dataSuffix);
         if (!isPrepared(prepared)) {
           const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: prepared.reason, errorMessage: prepared.message }, { attempt: row.attempt });
           return answered(failed(prepared.reason, prepared.message, failedRow));
@@ -461,17 +461,24 @@ export class SettlementEngine {
    * signature and rows are persisted before each transaction is broadcast; the queue waits here,
    * without holding a pooled connection. Never throws: every item gets its answer.
    */
-  private async sendQueued(items: readonly PendingSigning[]): Promise<SentSettlement[]> {
+  private async sendQueued(items: readonly PendingSigning[], answerNow: (index: number, result: SentSettlement) => void): Promise<SentSettlement[]> {
     // A request whose budget ran out while it queued leaves unsigned (its caller gets a 503 and the
     // authorization stays free), so queueing behind slow broadcasts never outlasts the budget.
     // Checked again before each group: the groups before it may have taken a while to send.
     const budgetSpent = new SignersBusyError("the settle budget ran out while waiting for the signer; retry shortly");
     const answers = new Map<PendingSigning, SentSettlement>();
+    // Each item is answered as soon as its fate is known, not when the whole queue is sent: a sent
+    // settlement must go on to its verdict (which frees its transaction's slot) while later groups
+    // wait for a slot — else they would wait for slots that only their own flush could free.
+    const answer = (item: PendingSigning, result: SentSettlement) => {
+      answers.set(item, result);
+      answerNow(items.indexOf(item), result);
+    };
     const batchable = items.filter((item) => !item.alone);
     const groups = [...splitIntoBatches(batchable, this.deps.limits.batchGasMax), ...items.filter((item) => item.alone).map((item) => [item])];
     const dropExpired = (group: readonly PendingSigning[]) => {
       const nowMs = this.deps.clock.nowMs();
-      for (const item of group) if (item.deadlineMs <= nowMs) answers.set(item, { kind: "unsent", error: budgetSpent });
+      for (const item of group) if (item.deadlineMs <= nowMs) answer(item, { kind: "unsent", error: budgetSpent });
       return group.filter((item) => item.deadlineMs > nowMs);
     };
     // One transaction after the other, each in a free in-flight slot of the signer (waited for
@@ -488,7 +495,7 @@ export class SettlementEngine {
         continue;
       }
       const sent = await this.sendGroup(live, slot).catch((error: unknown) => live.map(() => ({ kind: "unsent" as const, error })));
-      live.forEach((item, index) => answers.set(item, sent[index]!));
+      live.forEach((item, index) => answer(item, sent[index]!));
     }
     return items.map((item) => answers.get(item)!);
   }
@@ -575,15 +582,13 @@ export class SettlementEngine {
     const client = deps.chains.get(first.chainId)!.publicClient;
     const rawTx = first.rawTx as Hex;
     try {
-      const sent = await broadcastRawTransactionSync(route, client, rawTx, untilMs - deps.clock.nowMs());
+      const sent = await broadcastRawTransactionSync(route, rawTx, untilMs - deps.clock.nowMs());
       crashPoint("after-broadcast");
       switch (sent.kind) {
         case "included":
           return await this.recordBroadcast(rows, { kind: "accepted", alreadyKnown: false }, sent.receipt);
         case "accepted":
           deps.log.info({ settlementIds: rows.map((row) => row.id), txHash: first.txHash, answer: sent.message }, "sync send: in the node's pool, not included yet; waiting for the receipt");
-          return await this.recordBroadcast(rows, sent);
-        case "rejected":
           return await this.recordBroadcast(rows, sent);
         case "no-answer":
           deps.log.warn({ settlementIds: rows.map((row) => row.id), txHash: first.txHash }, "sync send not answered within the settle budget; sending the same bytes again to learn whether the node has them");
@@ -593,7 +598,7 @@ export class SettlementEngine {
           return await this.recordBroadcast(rows, await broadcastRawTransaction(client, rawTx));
         case "unknown":
           // The bytes may be out: sending them again is harmless (same hash) and learns what the node has.
-          deps.log.warn({ settlementIds: rows.map((row) => row.id), txHash: first.txHash, error: sent.message }, "sync send failed at the transport; sending the same bytes again");
+          deps.log.warn({ settlementIds: rows.map((row) => row.id), txHash: first.txHash, error: sent.message }, "sync send failed (transport, or an error that is not a known refusal); sending the same bytes again plainly");
           return await this.recordBroadcast(rows, await broadcastRawTransaction(client, rawTx));
       }
     } catch (error) {

@@ -14,7 +14,7 @@ import {
   type TransactionReceipt,
 } from "viem";
 import { hasCode } from "../chain/code.js";
-import { SharedChainReads } from "../chain/shared-reads.js";
+import type { SharedChainReads } from "../chain/shared-reads.js";
 import { isMethodUnsupported, isTransportFailure, revertReason, rpcErrorCode, throwIfTransportFailure } from "../chain/rpc-errors.js";
 import { syncSendMethod, type SyncSendRoute } from "../chain/send-routes.js";
 import { withTimeout } from "../util/with-timeout.js";
@@ -71,12 +71,12 @@ export interface PreparedTransaction {
  */
 export async function prepareTransaction(
   client: PublicClient,
+  /** Fees and the signer's nonce and balance, shared with the settlements preparing at the same moment (the chain's one instance). */
+  reads: SharedChainReads,
   payment: ResolvedPayment,
   signer: LocalAccount,
   limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax" | "maxFeePerGasWei" | "minSignerBalanceWei">,
   dataSuffix?: Hex,
-  /** Fees and the signer's nonce and balance, shared with the settlements preparing at the same moment. */
-  reads: SharedChainReads = new SharedChainReads(client),
 ): Promise<PreparedTransaction | Rejection> {
   // Deploying a counterfactual wallet costs several times a transfer: it has its own, explicit cap.
   const gasCap = settlementGasMax(payment.payerKind, limits);
@@ -306,8 +306,6 @@ export type SyncBroadcastResult =
    * gap, say). No receipt: the caller polls for it like after a plain send.
    */
   | { kind: "accepted"; alreadyKnown: boolean; message?: string }
-  /** The node refused it, as eth_sendRawTransaction would have (nothing is in any pool). */
-  | Extract<BroadcastResult, { kind: "rejected" }>
   /** The transport failed (connection lost, HTTP error, the answer lost): it may or may not be out there. */
   | { kind: "unknown"; message: string }
   /** Still no answer when `waitMs` ended: the node may be waiting for inclusion, or never got it. */
@@ -323,10 +321,10 @@ const syncTimeoutPattern = /confirmation timeout|wasn't processed|was not proces
  * eth_sendRawTransactionSync (EIP-7966) through `route` (one URL, no batching, no retries), waiting
  * at most `waitMs` for its answer. Never with the optional timeout parameter: Anvil 1.7 rejects it,
  * and the node's own default (2 s in the EIP, 30 s on Anvil) is the most it waits anyway. A node
- * timeout is not a failure: the transaction is in its pool (`accepted`, no receipt). Refusals are
- * read as for eth_sendRawTransaction (`client`, the network's client, looks a "nonce too low" up).
+ * timeout is not a failure: the transaction is in its pool (`accepted`, no receipt). Any other
+ * error is `unknown`: the caller learns what it means from a plain send of the same bytes.
  */
-export async function broadcastRawTransactionSync(route: Pick<SyncSendRoute, "client">, client: PublicClient, rawTx: Hex, waitMs: number): Promise<SyncBroadcastResult> {
+export async function broadcastRawTransactionSync(route: Pick<SyncSendRoute, "client">, rawTx: Hex, waitMs: number): Promise<SyncBroadcastResult> {
   const answer = route.client
     .request({ method: syncSendMethod, params: [rawTx] } as never, { retryCount: 0 })
     .then(
@@ -347,6 +345,9 @@ export async function broadcastRawTransactionSync(route: Pick<SyncSendRoute, "cl
   const code = rpcErrorCode(error);
   const isNodeAnswer = error instanceof BaseError && !error.walk((cause) => cause instanceof TimeoutError || cause instanceof HttpRequestError);
   if (isNodeAnswer && ((code !== undefined && syncPendingCodes.has(code)) || syncTimeoutPattern.test(message))) return { kind: "accepted", alreadyKnown: false, message };
-  const refusal = await sendRefusal(client, rawTx, error);
-  return refusal;
+  // Any other error is not taken as a refusal: a node's or gateway's wording of "still waiting"
+  // that we do not know (geth's -32002 "request timed out", say) would fail rows whose transaction
+  // is in the pool, and hand its nonce back. The caller sends the same bytes plainly and records
+  // that answer instead: "already known" if the node has them, the node's refusal if it has not.
+  return { kind: "unknown", message };
 }

@@ -61,6 +61,11 @@ export function normalizeKey(key: AuthorizationKey): AuthorizationKey {
   return { chainId: key.chainId, nonceContract: key.nonceContract.toLowerCase(), payer: key.payer.toLowerCase(), nonce: key.nonce.toLowerCase() };
 }
 
+/** A normalised key as one string (claimedAmong's answer); the fields' alphabets keep it unambiguous. */
+export function claimedKeyText(key: AuthorizationKey): string {
+  return `${key.chainId}|${key.nonceContract}|${key.payer}|${key.nonce}`;
+}
+
 /** The reclaim rule (settlement-states.ts) on this table. */
 const reclaimable = reclaimableWhere(settlements);
 
@@ -139,6 +144,18 @@ function preparedStatements(db: Database) {
       .where(and(byKey, sql`not (${reclaimable})`))
       .limit(1)
       .prepare("settlements_is_claimed"),
+    // isClaimed for many keys in one round trip (verify's coalesced reads, store/claim-reads.ts):
+    // the same rule, matched through the unique (chain_id, nonce_contract, payer, nonce) index.
+    claimedAmong: db
+      .select({ chainId: settlements.chainId, nonceContract: settlements.nonceContract, payer: settlements.payer, nonce: settlements.nonce })
+      .from(settlements)
+      .where(
+        and(
+          sql`(${settlements.chainId}, ${settlements.nonceContract}, ${settlements.payer}, ${settlements.nonce}) in (select * from unnest(${placeholder("chainIds")}::integer[], ${placeholder("nonceContracts")}::text[], ${placeholder("payers")}::text[], ${placeholder("nonces")}::text[]))`,
+          sql`not (${reclaimable})`,
+        ),
+      )
+      .prepare("settlements_claimed_among"),
     claim: db
       .insert(settlements)
       // drizzle's insert types want concrete values; placeholders are bound at execute().
@@ -255,6 +272,21 @@ export class SettlementsRepository {
   async isClaimed(key: AuthorizationKey): Promise<boolean> {
     const [row] = await this.statements.isClaimed.execute({ ...normalizeKey(key) });
     return row !== undefined;
+  }
+
+  /**
+   * isClaimed for each of `keys` in one query: the keys (normalised, claimedKeyText) that a live
+   * claim (or a broadcast) holds.
+   */
+  async claimedAmong(keys: readonly AuthorizationKey[]): Promise<Set<string>> {
+    const normalized = keys.map(normalizeKey);
+    const rows = await this.statements.claimedAmong.execute({
+      chainIds: normalized.map((key) => key.chainId),
+      nonceContracts: normalized.map((key) => key.nonceContract),
+      payers: normalized.map((key) => key.payer),
+      nonces: normalized.map((key) => key.nonce),
+    });
+    return new Set(rows.map(claimedKeyText));
   }
 
   /**

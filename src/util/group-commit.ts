@@ -12,8 +12,12 @@ export class GroupCommit<Item, Result> {
 
   constructor(
     private readonly itemsPerFlushMax: number,
-    /** Answers each item of one group, in order (results.length === items.length). */
-    private readonly flush: (key: string, items: readonly Item[]) => Promise<readonly Result[]>,
+    /**
+     * Answers each item of one group, in order (results.length === items.length). `answerNow`
+     * answers an item before the whole flush is done (its later result is then ignored): a flush
+     * that sends several transactions answers each one's items as it is sent.
+     */
+    private readonly flush: (key: string, items: readonly Item[], answerNow: (index: number, result: Result) => void) => Promise<readonly Result[]>,
     /**
      * Awaited before each group is taken from the queue (`next`: its first item), so that what
      * queues meanwhile joins the group: e.g. until the key may send another transaction. Must
@@ -58,6 +62,8 @@ export class GroupCommit<Item, Result> {
         const results = await this.flush(
           key,
           group.map((waiting) => waiting.item),
+          // A promise settles once: the flush's final answer for an item answered now changes nothing.
+          (index, result) => group[index]?.resolve(result),
         );
         if (results.length !== group.length) throw new Error(`flush answered ${results.length} of ${group.length} items`);
         group.forEach((waiting, index) => waiting.resolve(results[index]!));

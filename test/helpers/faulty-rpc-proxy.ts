@@ -17,6 +17,8 @@
  * - syncTimeout      an eth_sendRawTransactionSync whose wait ran out at the node: forwarded as
  *                    eth_sendRawTransaction (the node gets the transaction), answered with EIP-7966's
  *                    timeout error (code 4, the hash as data) when the node took it, else its refusal.
+ * - syncOtherError   the same, answered with an error we cannot read as "in the pool" when the node
+ *                    took it: geth's handler timeout (-32002 "request timed out"), as a gateway may send.
  *
  * A fault may be limited to requests carrying given JSON-RPC methods; a batch (array) is one HTTP
  * request with one answer, so it is faulted whole when any of its calls matches.
@@ -30,7 +32,7 @@
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
-export type FaultMode = "pass" | "drop" | "delay" | "status429" | "status503" | "blackhole" | "forwardThenDrop" | "methodNotFound" | "syncTimeout";
+export type FaultMode = "pass" | "drop" | "delay" | "status429" | "status503" | "blackhole" | "forwardThenDrop" | "methodNotFound" | "syncTimeout" | "syncOtherError";
 
 export interface FaultRule {
   mode: FaultMode;
@@ -230,6 +232,7 @@ export async function startFaultyRpcProxy(options: FaultyRpcProxyOptions): Promi
         case "methodNotFound":
           handled(methods);
           return answerMethodNotFound(res, parsed);
+        case "syncOtherError":
         case "syncTimeout": {
           if (parsed.batch || parsed.calls[0]?.method !== "eth_sendRawTransactionSync") return relay(false);
           bump(counts.forwarded, methods);
@@ -242,7 +245,11 @@ export async function startFaultyRpcProxy(options: FaultyRpcProxyOptions): Promi
               const upstreamAnswer = parseAnswer(answer);
               const body =
                 typeof upstreamAnswer?.result === "string"
-                  ? JSON.stringify({ jsonrpc: "2.0", id: call.id ?? null, error: { code: 4, message: "The transaction was added to the mempool but wasn't processed in 2s.", data: upstreamAnswer.result } })
+                  ? JSON.stringify({
+                      jsonrpc: "2.0",
+                      id: call.id ?? null,
+                      error: rule.mode === "syncOtherError" ? { code: -32002, message: "request timed out" } : { code: 4, message: "The transaction was added to the mempool but wasn't processed in 2s.", data: upstreamAnswer.result },
+                    })
                   : answer;
               res.writeHead(status, { "content-type": headers["content-type"] ?? "application/json" });
               res.end(body);

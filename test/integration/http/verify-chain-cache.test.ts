@@ -11,7 +11,7 @@
 import { createWalletClient, http, parseAbi, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { headAgeMsMax } from "../../../src/exact-evm/verify-chain-state.js";
+import { cachedReadAgeMsMax, headAgeMsMax, verifyReadsHeld } from "../../../src/exact-evm/verify-chain-state.js";
 import { anvilDevPrivateKeys } from "../../../src/sandbox/anvil.js";
 import { MULTICALL3_ADDRESS, installMulticall3 } from "../../../src/sandbox/deploy.js";
 import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
@@ -86,6 +86,19 @@ describe("verify's chain reads", () => {
     proxy.resetCounts();
     expect(await post("/verify", await body())).toEqual({ isValid: true, payer: addressOf(keys.payer) });
     expect(proxy.counts().received).toEqual({ eth_call: 1 });
+  });
+
+  it("lets go of reads older than cachedReadAgeMsMax as new ones come (it holds seconds of reads, not dead ones)", async () => {
+    const client = facilitator.services.deps.chains.get(chain.chainId)!.publicClient;
+    const before = verifyReadsHeld(client).entries;
+    for (let index = 0; index < 6; index += 1) expect(await post("/verify", await body())).toMatchObject({ isValid: true });
+    expect(verifyReadsHeld(client).entries).toBe(before + 6);
+    expect(verifyReadsHeld(client).bytes).toBeGreaterThan(0);
+    advance(cachedReadAgeMsMax + 1);
+    // Each new read drops up to 4 expired ones from the old end: two reads clear the 6 (and any older).
+    expect(await post("/verify", await body())).toMatchObject({ isValid: true });
+    expect(await post("/verify", await body())).toMatchObject({ isValid: true });
+    expect(verifyReadsHeld(client).entries).toBe(2 + Math.max(0, before + 6 - 2 * 4));
   });
 
   it("answers a repeated verify from the cache while the head is known to be the same block", async () => {

@@ -3,6 +3,7 @@ import { decodeFunctionData, hexToBytes, size, slice, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { defaultLimits } from "../../../src/config.js";
+import { SharedChainReads } from "../../../src/chain/shared-reads.js";
 import { batchSettlerAbi, batchSettlerAddress, decodeBatchSettle } from "../../../src/contracts/batch-settler.js";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
 import { isRejection, resolvePayment } from "../../../src/exact-evm/resolve.js";
@@ -92,7 +93,7 @@ describe("BUILDER_CODE on settlement transactions", () => {
     const account = privateKeyToAccount(keys.facilitator);
     const client = f.chain.publicClient;
     // Both estimates read the same state (nothing is mined in between): the difference is the suffix.
-    const [plain, suffixed] = await Promise.all([prepareTransaction(client, payment, account, defaultLimits), prepareTransaction(client, payment, account, defaultLimits, suffix)]);
+    const [plain, suffixed] = await Promise.all([prepareTransaction(client, new SharedChainReads(client), payment, account, defaultLimits), prepareTransaction(client, new SharedChainReads(client), payment, account, defaultLimits, suffix)]);
     if (!isPrepared(plain) || !isPrepared(suffixed)) throw new Error("the payment does not prepare");
     const suffixCalldataGas = BigInt(hexToBytes(suffix).reduce((gas, byte) => gas + (byte === 0 ? 4 : 16), 0)); // EIP-2028
     expect(suffixCalldataGas).toBe(660n); // 42 bytes for a 19-character code: one zero (the length's high byte), 41 not

@@ -6,6 +6,7 @@ import { pay, settle } from "../../helpers/batching.js";
 import { waitFor } from "../../helpers/wait.js";
 import { startFaultyRpcProxy, type FaultyRpcProxy } from "../../helpers/faulty-rpc-proxy.js";
 import { startTestFacilitator } from "../../helpers/facilitator.js";
+import { batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
 
 /**
  * A burst from one signer key (issue 15): IN_FLIGHT_PER_SIGNER_MAX bounds the key's transactions
@@ -88,7 +89,7 @@ describe("a burst from one key without batching (IN_FLIGHT_PER_SIGNER_MAX=3, SET
   }, 60_000);
 });
 
-describe("a burst from one key asks the chain once for what its settlements share", () => {
+describe("a burst from one key shares the chain reads its settlements have in common", () => {
   let proxy: FaultyRpcProxy;
   const f = usePaymentFixture({
     label: "burst_reads",
@@ -108,7 +109,8 @@ describe("a burst from one key asks the chain once for what its settlements shar
       const counts = proxy.counts().received;
       // Each is read per settlement without sharing (32 each); shared by those preparing at the same moment.
       for (const method of ["eth_getTransactionCount", "eth_getBalance", "eth_maxPriorityFeePerGas"]) {
-        expect(counts[method] ?? 0, `${method} (${JSON.stringify(counts)})`).toBeLessThanOrEqual(16);
+        // Typically 1 each; a few when the requests' preparations do not overlap fully on a loaded machine.
+        expect(counts[method] ?? 0, `${method} (${JSON.stringify(counts)})`).toBeLessThanOrEqual(6);
       }
       console.log(`[burst reads] 32 settlements at once, RPC calls: ${JSON.stringify(counts)}`);
       // Still per payment: its own simulation and state.
@@ -117,5 +119,29 @@ describe("a burst from one key asks the chain once for what its settlements shar
       await facilitator.close();
       await proxy.stop();
     }
+  }, 60_000);
+});
+
+describe("lone settlements queued together beyond the key's free transaction slots (IN_FLIGHT_PER_SIGNER_MAX=2, no BatchSettler)", () => {
+  const f = usePaymentFixture({ label: "burst_lone", chain: { noMining: true }, payerBalanceAtomic: 1_000_000n, facilitator: { limits: { inFlightPerSignerMax: 2, settleBatchMax: 8 } } });
+
+  it("answers each transaction's settlement as it is sent, so the rest of the queue gets the slots its verdicts free: 7 settle, never more than 2 in the pool", async () => {
+    // Without BatchSettler every settlement is a transaction of its own: one queue, several transactions.
+    await f.chain.testClient.setCode({ address: batchSettlerAddress, bytecode: "0x" });
+    const bodies = await Promise.all(Array.from({ length: 7 }, () => pay(f, keys.payer, payTo, amountAtomic)));
+    let done = false;
+    const answers = Promise.all(bodies.map((body) => settle(f, body))).finally(() => (done = true));
+    let inPoolMax = 0;
+    // Blocks come when the test mines; a settlement stuck behind its own flush would only be
+    // answered (503, nothing sent) at the end of its budget, however many blocks came.
+    for (let blocks = 0; blocks < 40 && !done; blocks += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      inPoolMax = Math.max(inPoolMax, await inPool(f));
+      await f.chain.testClient.mine({ blocks: 1 });
+    }
+    const settled = await answers;
+    expect(settled.map((answer) => ({ success: answer.success, errorReason: answer.errorReason }))).toEqual(bodies.map(() => ({ success: true, errorReason: undefined })));
+    expect(inPoolMax).toBeLessThanOrEqual(2);
+    expect(new Set(settled.map((answer) => answer.transaction)).size).toBe(7);
   }, 60_000);
 });

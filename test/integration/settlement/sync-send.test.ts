@@ -268,6 +268,25 @@ describe("automine off: no receipt within the budget", () => {
     expect(await usesOnChain(rig, payer, nonceOf(body))).toBe(1);
   });
 
+  it("reads a sync send's error it does not know (geth's -32002 \"request timed out\") as unknown: the plain resend learns the node has it, the row is submitted, never failed, and the payment settles", async () => {
+    await startFacilitator(rig, "auto");
+    expect(await supportOfProxy(rig)).toBe("sync");
+    rig.proxy.set({ mode: "syncOtherError", methods: [syncMethod] });
+    const body = await newBody(rig);
+    const answering = settle(rig, body);
+    const row = await waitFor("the row submitted after the plain resend", async () => {
+      const current = await rowFor(rig, nonceOf(body));
+      return current?.status === "submitted" ? current : undefined;
+    }, 10_000, 25);
+    expect(await nodeHolds(rig.chain, row.tx_hash)).toBe(true);
+    await rig.chain.testClient.mine({ blocks: 1 });
+    expect(await answering).toMatchObject({ success: true, transaction: row.tx_hash, payer });
+    expect(await rowFor(rig, nonceOf(body))).toMatchObject({ status: "confirmed", settled_tx_hash: row.tx_hash });
+    const released = await withPgClient(rig.database.url, async (client) => (await client.query("select count(*)::int as n from released_nonces")).rows[0].n);
+    expect(released, "no tx nonce handed back").toBe(0);
+    expect(await usesOnChain(rig, payer, nonceOf(body))).toBe(1);
+  });
+
   it("answers a sync timeout settlement_pending once the budget is spent too, and the watcher finishes it", async () => {
     await startFacilitator(rig, "auto", { settleBudgetMs: 1_500 });
     expect(await supportOfProxy(rig)).toBe("sync");

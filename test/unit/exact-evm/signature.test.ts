@@ -1,8 +1,8 @@
-import { concatHex, encodeAbiParameters, keccak256, recoverAddress, serializeErc6492Signature, stringToHex, type Hex } from "viem";
+import { concatHex, encodeAbiParameters, keccak256, parseSignature, recoverAddress, serializeErc6492Signature, stringToHex, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { recoverInline } from "../../../src/exact-evm/recover-pool.js";
-import { checkEcdsaSignature as checkWithRecovery, erc6492Deployment, isMalformedErc6492 } from "../../../src/exact-evm/signature.js";
+import { checkEcdsaSignature as checkWithRecovery, erc6492Deployment, isMalformedErc6492, parseSignatureMemo } from "../../../src/exact-evm/signature.js";
 
 const secp256k1Order = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 const account = privateKeyToAccount(keccak256(stringToHex("signature.test/payer")));
@@ -76,5 +76,18 @@ describe("isMalformedErc6492", () => {
     // An offset that points past the end.
     const broken = concatHex([encodeAbiParameters([{ type: "uint256" }, { type: "uint256" }, { type: "uint256" }], [1n, 2n ** 64n, 3n]), magic]);
     expect(isMalformedErc6492(broken)).toBe(true);
+  });
+});
+
+describe("parseSignatureMemo", () => {
+  it("answers what viem's parseSignature answers, remembered or not, and throws again for bytes that are no signature", async () => {
+    const account = privateKeyToAccount(`0x${"42".repeat(32)}`);
+    for (let index = 0; index < 3; index += 1) {
+      const signature = await account.sign({ hash: keccak256(stringToHex(`memo ${index}`)) });
+      expect(parseSignatureMemo(signature)).toEqual(parseSignature(signature));
+      expect(parseSignatureMemo(signature)).toEqual(parseSignature(signature));
+    }
+    const zeroR = `0x${"00".repeat(32)}${"11".repeat(32)}1b` as Hex;
+    for (let round = 0; round < 2; round += 1) expect(() => parseSignatureMemo(zeroR)).toThrow();
   });
 });
