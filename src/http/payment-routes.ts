@@ -118,7 +118,9 @@ async function settleOnce(services: Services, request: FastifyRequest, payment: 
   logOutcome(request, "settle", payer, payment.requirements.network, outcome.success ? "success" : outcome.reason, startedMs, outcome.transaction);
   services.metrics.observeSettle(payment.requirements.network, outcome.success ? "success" : (outcome.reason ?? "failure"), elapsedSeconds(startedMs));
   // Bazaar discovery: only queued here (bounded, never throws); catalogued after the answer went out.
-  if (outcome.success) services.bazaar.offer(request.body, payment);
+  // Only a payment that moved money writes an entry ("writing an entry under someone's payTo costs
+  // a payment to them"): an upto charge of 0 sends nothing, so it creates and refreshes none.
+  if (outcome.success && outcome.amountAtomic !== undefined && BigInt(outcome.amountAtomic) > 0n) services.bazaar.offer(request.body, payment);
   return renderSettle(outcome, payment.requirements.network, payer);
 }
 

@@ -12,6 +12,7 @@ import { checkAssetDeployed } from "../exact-evm/asset-code.js";
 import type { RecoverSigner } from "../exact-evm/recover-pool.js";
 import { authorizationKeyOf, isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
 import { checkPermit2Binding, checkPermit2Terms, checkPermit2Window, proxyOf } from "../permit2/checks.js";
+import { judgePermit2State, readPermit2ChainState } from "../permit2/chain-state.js";
 import type { Permit2Contracts } from "../permit2/presence.js";
 import { checkPermit2Signature } from "../permit2/signature.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
@@ -260,10 +261,40 @@ export class SettlementEngine {
    * never settles later (a resource server that charged 0 cannot charge again with it).
    */
   private async settleNothing(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number, caller: SettleCaller): Promise<SettleOutcome> {
+    let rejection: Rejection | undefined;
+    try {
+      rejection = await this.zeroChargeRejection(payment);
+    } catch (error) {
+      // The chain could not be asked: free the authorization for a later attempt, then report the fault.
+      await this.deps.repo
+        .failClaim(row.id, { errorReason: reasonOfUnsent(error), errorMessage: unsentMessage(error) }, { attempt: row.attempt })
+        .catch((writeError: unknown) => this.deps.log.warn({ settlementId: row.id, err: writeError }, "could not release a claim after a fault"));
+      throw error;
+    }
+    if (rejection) {
+      const failedRow = await this.deps.repo.transition(row.id, "failed", { errorReason: rejection.reason, errorMessage: rejection.message }, { attempt: row.attempt });
+      return failed(rejection.reason, rejection.message, failedRow);
+    }
     const confirmed = await this.deps.repo.confirmWithoutTransaction(row.id, { attempt: row.attempt });
     if (!confirmed) return this.answerExisting((await this.deps.repo.findById(row.id))!, payment, deadlineMs, caller, { mayRetry: false });
     this.deps.log.info({ settlementId: row.id, payer: row.payer }, "upto settlement of 0: recorded final, nothing sent");
     return succeeded(confirmed);
+  }
+
+  /**
+   * Verify's chain round trip for a zero charge, which sends nothing to prove the payment good
+   * (2.27 re-verifies and simulates the cap here too): the nonce's bit clear, and the proxy call
+   * for the whole cap (`permitted`, not the 0 charged, which the proxy would refuse anyway)
+   * simulated from the witness's facilitator — so an unfunded, unapproved or used permit is
+   * refused as /verify refuses it, and a 0 charge is never a free success.
+   */
+  private async zeroChargeRejection(payment: ResolvedPayment): Promise<Rejection | undefined> {
+    const client = this.deps.chains.get(payment.network.chainId)!.publicClient;
+    const permit = payment.request.permit2!;
+    const atCap: ResolvedPayment = { ...payment, settleAmountAtomic: permit.permittedAtomic };
+    const state = await readPermit2ChainState(client, atCap, { simulate: true, simulationAccount: permit.witness.facilitator!, gasMax: this.deps.limits.gasPerSettlementMax });
+    // Our own row is the live claim now, so "claimed" is not asked.
+    return judgePermit2State(atCap, state, false);
   }
 
   /**

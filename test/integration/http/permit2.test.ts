@@ -112,6 +112,7 @@ async function post(url: "/verify" | "/settle", body: unknown) {
   return response.json() as Record<string, unknown>;
 }
 
+const randomPayTo = (): Address => privateKeyToAccount(generatePrivateKey()).address;
 const nonceOf = (body: Body) => BigInt((body.paymentPayload.payload as { permit2Authorization: { nonce: string } }).permit2Authorization.nonce);
 const nonceHex = (body: Body) => `0x${nonceOf(body).toString(16).padStart(64, "0")}`;
 
@@ -322,6 +323,53 @@ describe("upto", () => {
     expect(await fx.chain.balanceOf(payTo)).toBe(payToBefore);
     const [row] = await settlementRows(fx.database.url, nonceHex(body));
     expect(row).toMatchObject({ status: "confirmed", value_atomic: "0", tx_hash: null, success_answered: true });
+  });
+
+  it("a charge of 0 runs verify's chain checks at the cap first: an unfunded or unapproved payer is refused with 2.27's code, nothing recorded as success", async () => {
+    // Funded, but no allowance to Permit2.
+    const unapproved = await freshPayer();
+    const blockBefore = await fx.chain.publicClient.getBlockNumber({ cacheTime: 0 });
+    // No USDC, no ETH, no allowance (review 16 H1: this was a free success:true).
+    const unfunded = privateKeyToAccount(generatePrivateKey());
+    const poor = await uptoPayment(uptoRequirements(ONE_USDC), unfunded);
+    expect(await post("/settle", charging(poor, 0n))).toMatchObject({ success: false, errorReason: "permit2_insufficient_balance", transaction: "" });
+    const noAllowance = await uptoPayment(uptoRequirements(ONE_USDC), unapproved);
+    expect(await post("/settle", charging(noAllowance, 0n))).toMatchObject({ success: false, errorReason: "permit2_allowance_required", transaction: "" });
+    for (const body of [poor, noAllowance]) {
+      const [row] = await settlementRows(fx.database.url, nonceHex(body));
+      expect(row).toMatchObject({ status: "failed", tx_hash: null });
+      expect(row!.success_answered).not.toBe(true);
+    }
+    expect(await fx.chain.publicClient.getBlockNumber({ cacheTime: 0 })).toBe(blockBefore);
+  });
+
+  it("a charge of 0 writes no Bazaar entry; the permit it used verifies invalid afterwards (the claim read matches Permit2 rows)", async () => {
+    const seller = randomPayTo();
+    const bazaar = {
+      info: { input: { type: "http", method: "GET", queryParams: { q: "x" } }, output: { type: "json", example: { ok: true } } },
+      schema: { $schema: "https://json-schema.org/draft/2020-12/schema", type: "object", properties: { input: { type: "object" } }, required: ["input"] },
+    };
+    const body = await uptoPayment(uptoRequirements(100_000n, { payTo: seller }));
+    body.paymentPayload.resource = { url: "https://evil.example/zero" };
+    body.paymentPayload.extensions = { ...body.paymentPayload.extensions, bazaar };
+    expect(await post("/settle", charging(body, 0n))).toMatchObject({ success: true, amount: "0", transaction: "" });
+    await fx.facilitator.services.bazaar.idle();
+    const listed = await fx.facilitator.app.inject({ method: "GET", url: `/discovery/resources?payTo=${seller}` });
+    expect(listed.statusCode, listed.body).toBe(200);
+    const listing = listed.json() as { items?: unknown[]; resources?: unknown[] };
+    expect(listing.items ?? listing.resources ?? []).toEqual([]);
+    // The control: the same extension on a charge that moved money is listed.
+    const paid = await uptoPayment(uptoRequirements(100_000n, { payTo: seller }));
+    paid.paymentPayload.resource = { url: "https://seller.example/paid" };
+    paid.paymentPayload.extensions = { ...paid.paymentPayload.extensions, bazaar };
+    expect(await post("/settle", charging(paid, 1_000n))).toMatchObject({ success: true, amount: "1000" });
+    await fx.facilitator.services.bazaar.idle();
+    const after = (await fx.facilitator.app.inject({ method: "GET", url: `/discovery/resources?payTo=${seller}` })).json() as { items?: unknown[]; resources?: unknown[] };
+    expect(JSON.stringify(after.items ?? after.resources)).toContain("https://seller.example/paid");
+    expect(JSON.stringify(after.items ?? after.resources)).not.toContain("evil.example");
+    // Final here, unused on chain: only the Postgres claim read can say it is taken (review 16 M2).
+    expect(await nonceUsed(payer.address, nonceOf(body))).toBe(false);
+    expect(await post("/verify", body)).toMatchObject({ isValid: false, invalidReason: "permit2_invalid_nonce" });
   });
 
   it("concurrent settles of one authorization: one transaction, one success, the rest duplicate_settlement", async () => {
