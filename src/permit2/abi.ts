@@ -57,5 +57,6 @@ export const permit2Abi = parseAbi([
 export const permit2TokenAbi = parseAbi([
   "function balanceOf(address account) view returns (uint256)",
   "function allowance(address owner, address spender) view returns (uint256)",
+  "function nonces(address owner) view returns (uint256)",
   "event Transfer(address indexed from, address indexed to, uint256 value)",
 ]);

@@ -12,7 +12,7 @@ import { checkAssetDeployed } from "../exact-evm/asset-code.js";
 import type { RecoverSigner } from "../exact-evm/recover-pool.js";
 import { authorizationKeyOf, isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
 import { checkPermit2Binding, checkPermit2Terms, checkPermit2Window, proxyOf } from "../permit2/checks.js";
-import { judgePermit2State, readPermit2ChainState } from "../permit2/chain-state.js";
+import { eip2612PermitOf, judgePermit2State, readPermit2ChainState } from "../permit2/chain-state.js";
 import type { Permit2Contracts } from "../permit2/presence.js";
 import { checkPermit2Signature } from "../permit2/signature.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
@@ -170,6 +170,8 @@ export class SettlementEngine {
   private readonly sender: GroupCommit<PendingSigning, SentSettlement>;
   private readonly batchSettler: ContractPresence;
   private readonly warnedNoBatchSettler = new Set<number>();
+  /** (chain, token, owner) with a settlement carrying an EIP-2612 permit unfinished here (takePermitLane). */
+  private readonly permitLanes = new Set<string>();
   /** The last send route logged per chain ("sync <url>" or "async"), so a change is logged once. */
   private readonly loggedSendRoute = new Map<number, string>();
 
@@ -208,6 +210,38 @@ export class SettlementEngine {
     if (sanctioned) return failed(sanctioned.reason, sanctioned.message);
 
     await this.refuseIfPayerBusy(payment);
+    const permitLane = this.takePermitLane(payment);
+    try {
+      return await this.claimAndSettle(payment, deadlineMs, caller);
+    } finally {
+      if (permitLane) this.permitLanes.delete(permitLane);
+    }
+  }
+
+  /**
+   * At most one settlement carrying an EIP-2612 permit per (chain, token, owner) is unfinished in
+   * this process: the permits of one owner's concurrent payments share the token's nonce, so only
+   * one can be used, and the others' transactions would revert at our cost (their estimates at
+   * `latest` pass while the first is pending). A second is answered 429 payer_busy, nothing
+   * claimed; once the first is done, prepare refuses a permit whose nonce is used without gas
+   * (settlementCallOf). A zero charge sends nothing and takes no lane. The key, or none.
+   */
+  private takePermitLane(payment: ResolvedPayment): string | undefined {
+    if (payment.request.transferMethod !== "permit2" || !eip2612PermitOf(payment)) return undefined;
+    if (payment.scheme === "upto" && payment.settleAmountAtomic === 0n) return undefined;
+    const key = `${payment.network.chainId}:${payment.asset.address.toLowerCase()}:${payment.request.permit2!.owner.toLowerCase()}`;
+    if (this.permitLanes.has(key)) {
+      throw new FacilitatorError(
+        ReasonCode.payerBusy,
+        `payer ${payment.request.permit2!.owner} has a settlement with an EIP-2612 permit for this token unfinished (its permits share the token's nonce); retry when it is final`,
+      );
+    }
+    this.permitLanes.add(key);
+    return key;
+  }
+
+  private async claimAndSettle(payment: ResolvedPayment, deadlineMs: number, caller: SettleCaller): Promise<SettleOutcome> {
+    const { deps } = this;
     const claimed = await deps.repo.claim(this.claimOf(payment, caller.apiKeyId));
     if (!claimed) {
       const winner = await deps.repo.findByKey(authorizationKeyOf(payment));

@@ -89,6 +89,7 @@ export async function prepareTransaction(
     }),
     settlementCallOf(client, payment),
   ]);
+  if (!("to" in call)) return call;
   const [estimate, chainPendingNonce, signerBalanceWei, payerHasCode] = await Promise.all([
     // The estimate is also the simulation; bounded by the cap, so a payer's code cannot make the
     // node search up to its own gas cap (an estimate above the cap fails like a revert would).
@@ -161,7 +162,7 @@ export async function prepareTransaction(
  * payer's allowance to Permit2 is short (a permit sets the allowance to its value, so it is never
  * submitted over a larger approval).
  */
-async function settlementCallOf(client: PublicClient, payment: ResolvedPayment): Promise<ContractCall> {
+async function settlementCallOf(client: PublicClient, payment: ResolvedPayment): Promise<ContractCall | Rejection> {
   if (payment.request.transferMethod !== "permit2") {
     return settlementCall(payment.asset.address, payment.request.authorization, payment.request.signature, payment.payerKind ?? "eoa");
   }
@@ -173,7 +174,25 @@ async function settlementCallOf(client: PublicClient, payment: ResolvedPayment):
       throwIfTransportFailure(error, "reading the payer's allowance to Permit2");
       throw error;
     });
-  return permit2SettlementCall(payment, allowance < payment.settleAmountAtomic ? eip2612 : undefined);
+  if (allowance >= payment.settleAmountAtomic) return permit2SettlementCall(payment);
+  // A payer's concurrent payments all carry a permit signed with the token's current nonce (the
+  // 2.27 client reads nonces(owner)): once one is used, the others' permits fail in the proxy's
+  // try/catch and their transferFrom reverts on chain, at our cost (an estimate at `latest` does
+  // not see the pending one). A permit whose nonce is not the token's current one is refused here,
+  // nothing sent, with the code 2.27's diagnosis gives the same state (allowance short).
+  const tokenNonce = await client
+    .readContract({ address: payment.asset.address, abi: permit2TokenAbi, functionName: "nonces", args: [payment.request.permit2!.owner] })
+    .catch((error: unknown) => {
+      throwIfTransportFailure(error, "reading the payer's EIP-2612 nonce");
+      throw error;
+    });
+  if (tokenNonce !== eip2612.nonce) {
+    return {
+      reason: ReasonCode.permit2AllowanceRequired,
+      message: `the payer's allowance to Permit2 (${permit2Address}) is ${allowance}, below ${payment.settleAmountAtomic}, and the EIP-2612 permit in the payload cannot set it: its nonce ${eip2612.nonce} is not the token's current nonce ${tokenNonce} (used by another permit); approve Permit2 or sign a new permit`,
+    };
+  }
+  return permit2SettlementCall(payment, eip2612);
 }
 
 /**
