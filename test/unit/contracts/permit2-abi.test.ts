@@ -3,22 +3,13 @@
  * same signatures (hence selectors): the facilitator may call them with the SDK's ABI, and a
  * signature drift would show here without a chain.
  */
-import { toEventSignature, toFunctionSignature, type Abi, type AbiEvent, type AbiFunction } from "viem";
+import type { Abi } from "viem";
 
-type AbiError = Extract<Abi[number], { type: "error" }>;
 import { describe, expect, it } from "vitest";
 import { x402ExactPermit2ProxyABI, x402UptoPermit2ProxyABI } from "@x402/evm";
 import { x402ExactPermit2ProxyArtifact, x402UptoPermit2ProxyArtifact } from "../../../src/sandbox/artifacts.js";
+import { abiSignatures as signatures } from "../../helpers/abi-signatures.js";
 
-/** "function f(uint256)", "error E(uint256)", "event V(address)" for every item of an ABI. */
-function signatures(abi: Abi): string[] {
-  return abi.flatMap((item) => {
-    if (item.type === "function") return [`function ${toFunctionSignature(item as AbiFunction)}`];
-    if (item.type === "event") return [`event ${toEventSignature(item as AbiEvent)}`];
-    if (item.type === "error") return [`error ${toFunctionSignature({ ...(item as AbiError), type: "function", outputs: [], stateMutability: "pure" } as AbiFunction)}`];
-    return [];
-  });
-}
 
 describe("x402 Permit2 proxy ABIs", () => {
   it.each([

@@ -3,22 +3,14 @@
  * @x402/evm 2.27 SDK's proxy ABIs and the local stand-ins' Permit2 errors: same signatures, hence
  * the same selectors, so our calls reach the public contracts' code.
  */
-import { toEventSignature, toFunctionSignature, type Abi, type AbiEvent, type AbiFunction } from "viem";
+import type { Abi } from "viem";
 import { describe, expect, it } from "vitest";
 import { x402ExactPermit2ProxyABI, x402UptoPermit2ProxyABI } from "@x402/evm";
 import { exactPermit2ProxyAbi, permit2Abi, uptoPermit2ProxyAbi } from "../../../src/permit2/abi.js";
 import { permit2Artifact, x402ExactPermit2ProxyArtifact, x402UptoPermit2ProxyArtifact } from "../../../src/sandbox/artifacts.js";
+import { abiSignatures as signatures } from "../../helpers/abi-signatures.js";
 
-type AbiError = Extract<Abi[number], { type: "error" }>;
 
-function signatures(abi: Abi): string[] {
-  return abi.flatMap((item) => {
-    if (item.type === "function") return [`function ${toFunctionSignature(item as AbiFunction)}`];
-    if (item.type === "event") return [`event ${toEventSignature(item as AbiEvent)}`];
-    if (item.type === "error") return [`error ${toFunctionSignature({ ...(item as AbiError), type: "function", outputs: [], stateMutability: "pure" } as AbiFunction)}`];
-    return [];
-  });
-}
 
 describe("src/permit2/abi.ts", () => {
   it.each([
