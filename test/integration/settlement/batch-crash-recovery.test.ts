@@ -106,8 +106,10 @@ describe("crash after a batch was persisted, before it was broadcast", () => {
     expect(await chain.balanceOf(payTo)).toBe(amountAtomic * BigInt(queuedPayments + 1));
 
     // Each queued payment: one AuthorizationUsed ever. The caller of a batched one never got an
-    // answer, so its retry gets the one success; so does the lone one's, unless its success answer
-    // left before the crash (it raced the batch's signing): then its retry is a duplicate.
+    // answer, so its retry gets the one success. The lone one raced the batch's signing: if the dead
+    // process took its one success answer (success_answered), its retry is a duplicate — whether or
+    // not the bytes reached the caller before the SIGKILL; a caller that did get success always
+    // finds the answer taken.
     for (const [index, body] of bodies.slice(1).entries()) {
       const nonce = body.paymentPayload.payload.authorization.nonce;
       const used = await chain.publicClient.getContractEvents({ address: chain.token, abi: eip3009Abi, eventName: "AuthorizationUsed", args: { authorizer: payer, nonce }, fromBlock: 0n });
@@ -116,8 +118,10 @@ describe("crash after a batch was persisted, before it was broadcast", () => {
       const batched = row.tx_hash === batchHash;
       const call = settled[index]!;
       const answeredBeforeCrash = "answer" in call && (call.answer as { success?: boolean }).success === true;
+      if (batched) expect(row.success_answered).toBe(false);
+      if (answeredBeforeCrash) expect(row.success_answered).toBe(true);
       expect(await post(recovering.url, body)).toMatchObject(
-        batched || !answeredBeforeCrash ? { success: true, transaction: row.tx_hash } : { success: false, errorReason: "duplicate_settlement", transaction: row.tx_hash },
+        !row.success_answered ? { success: true, transaction: row.tx_hash } : { success: false, errorReason: "duplicate_settlement", transaction: row.tx_hash },
       );
       expect(await post(recovering.url, body)).toMatchObject({ success: false, errorReason: "duplicate_settlement", transaction: row.settled_tx_hash });
     }
