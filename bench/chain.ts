@@ -20,8 +20,12 @@ import {
   type Hex,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import type { PaymentRequirements } from "@x402/core/types";
+import { ExactEvmScheme } from "@x402/evm/exact/client";
+import { UptoEvmScheme } from "@x402/evm/upto/client";
+import { permit2Address } from "../src/contracts/permit2.js";
 import { startAnvil, type AnvilInstance } from "../src/sandbox/anvil.js";
-import { installBatchSettler, installMulticall3, installTestUsdc } from "../src/sandbox/deploy.js";
+import { installBatchSettler, installMulticall3, installPermit2, installTestUsdc, installX402Permit2Proxies } from "../src/sandbox/deploy.js";
 import { signPayment, v2Body, v2Requirements } from "../test/helpers/payments.js";
 
 export const CHAIN_ID = 84532;
@@ -43,6 +47,7 @@ export const minterKey = keyFor("minter");
 
 const erc20Abi = [
   { type: "function", name: "balanceOf", stateMutability: "view", inputs: [{ type: "address" }], outputs: [{ type: "uint256" }] },
+  { type: "function", name: "approve", stateMutability: "nonpayable", inputs: [{ type: "address" }, { type: "uint256" }], outputs: [{ type: "bool" }] },
 ] as const;
 /** TestUSDC's (FiatToken's) Transfer: `to` indexed, so a burst's payTo selects its own. */
 const transferEvent = {
@@ -85,6 +90,9 @@ export async function startBenchChain(options: { blockTimeSeconds?: number }): P
     await installTestUsdc(anvil.rpcUrl, { address: USDC_BASE_SEPOLIA, name: "USDC", version: "2", minter: accountOf(minterKey) });
     await installMulticall3(anvil.rpcUrl);
     await installBatchSettler(anvil.rpcUrl);
+    // Permit2 and x402's exact and upto proxies at their canonical addresses (the Permit2 rows).
+    await installPermit2(anvil.rpcUrl);
+    await installX402Permit2Proxies(anvil.rpcUrl);
   } catch (error) {
     await anvil.stop();
     throw error;
@@ -196,6 +204,90 @@ export async function signPayments(input: PaymentSetInput): Promise<string[]> {
       validBeforeSeconds,
     });
     bodies.push(JSON.stringify(v2Body(payment, requirements)));
+  }
+  return bodies;
+}
+
+/**
+ * Every payer approves Permit2 for all its USDC (what a Permit2 payer does once, before paying):
+ * one approve each, sent at once (each payer's first transaction), then awaited. The payers get
+ * ETH for it through anvil_setBalance.
+ */
+export async function approvePermit2ForAll(chain: BenchChain, payerKeys: Hex[]): Promise<void> {
+  await fundEth(chain.rpcUrl, payerKeys.map(accountOf), "1");
+  const fees = await chain.publicClient.estimateFeesPerGas();
+  const hashes = await Promise.all(
+    payerKeys.map(async (key) => {
+      const account = privateKeyToAccount(key);
+      const wallet = createWalletClient({ account, chain: chain.viemChain, transport: http(chain.rpcUrl, { timeout: RPC_TIMEOUT_MS }) });
+      const nonce = await chain.publicClient.getTransactionCount({ address: account.address, blockTag: "pending" });
+      return wallet.writeContract({
+        address: USDC_BASE_SEPOLIA,
+        abi: erc20Abi,
+        functionName: "approve",
+        args: [permit2Address, 2n ** 256n - 1n],
+        nonce,
+        gas: 100_000n,
+        maxFeePerGas: fees.maxFeePerGas * 2n,
+        maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+      });
+    }),
+  );
+  const receipts = await Promise.all(hashes.map((hash) => chain.publicClient.waitForTransactionReceipt({ hash, timeout: RECEIPT_TIMEOUT_MS })));
+  const failed = receipts.filter((receipt) => receipt.status !== "success");
+  if (failed.length > 0) throw new Error(`${failed.length} of ${payerKeys.length} Permit2 approvals reverted`);
+}
+
+export interface Permit2PaymentSetInput {
+  payerKeys: Hex[];
+  payTo: Address;
+  count: number;
+  /** `exact`: over Permit2 (assetTransferMethod "permit2"), `amountAtomic` paid. `upto`: `amountAtomic` is the cap signed, `chargeAtomic` what /settle asks for. */
+  scheme: "exact" | "upto";
+  amountAtomic: bigint;
+  chargeAtomic?: bigint;
+  /** upto: the facilitator signer the witness names (extra.facilitatorAddress). */
+  facilitatorAddress?: Address;
+  /** Seconds the permits stay valid (maxTimeoutSeconds: the client's deadline is now + this). */
+  validForSeconds: number;
+}
+
+/**
+ * `count` distinct Permit2 payments, each signed by the official 2.27 client scheme
+ * (@x402/evm's ExactEvmScheme or UptoEvmScheme) and put in the v2 body a resource server sends:
+ * `accepted` = the requirements verbatim; for upto, paymentRequirements.amount replaced by the
+ * charge, as the 2.27 resource server settles it.
+ */
+export async function signPermit2Payments(input: Permit2PaymentSetInput): Promise<string[]> {
+  const requirements: PaymentRequirements = {
+    scheme: input.scheme,
+    network: `eip155:${CHAIN_ID}`,
+    amount: input.amountAtomic.toString(),
+    asset: USDC_BASE_SEPOLIA,
+    payTo: input.payTo,
+    maxTimeoutSeconds: input.validForSeconds,
+    extra: {
+      name: "USDC",
+      version: "2",
+      assetTransferMethod: "permit2",
+      ...(input.scheme === "upto" ? { facilitatorAddress: input.facilitatorAddress } : {}),
+    },
+  };
+  const schemes = input.payerKeys.map((key) => {
+    const account = privateKeyToAccount(key);
+    return input.scheme === "upto" ? new UptoEvmScheme(account) : new ExactEvmScheme(account);
+  });
+  const bodies: string[] = [];
+  for (let i = 0; i < input.count; i += 1) {
+    const result = await schemes[i % schemes.length]!.createPaymentPayload(2, requirements);
+    const settled = input.scheme === "upto" ? { ...requirements, amount: (input.chargeAtomic ?? input.amountAtomic).toString() } : requirements;
+    bodies.push(
+      JSON.stringify({
+        x402Version: 2,
+        paymentPayload: { x402Version: 2, resource: { url: "http://127.0.0.1/bench" }, accepted: requirements, payload: result.payload },
+        paymentRequirements: settled,
+      }),
+    );
   }
   return bodies;
 }

@@ -1,6 +1,6 @@
 /**
  * The reference facilitator for the benchmark: the official x402 v2 SDK (`@x402/core`'s
- * x402Facilitator + `@x402/evm`'s exact EVM scheme) behind Express, built the way the x402
+ * x402Facilitator + `@x402/evm`'s exact and upto EVM schemes) behind Express, built the way the x402
  * facilitator example does it (examples/typescript/facilitator/basic): one viem wallet client
  * extended with public actions, wrapped by `toFacilitatorEvmSigner`; POST /verify, POST /settle,
  * GET /supported. Nothing is tuned: no nonce manager, no batching, no hooks (the example's hooks
@@ -18,6 +18,7 @@ import { x402Facilitator } from "@x402/core/facilitator";
 import type { PaymentPayload, PaymentRequirements } from "@x402/core/types";
 import { toFacilitatorEvmSigner } from "@x402/evm";
 import { registerExactEvmScheme } from "@x402/evm/exact/facilitator";
+import { UptoEvmScheme } from "@x402/evm/upto/facilitator";
 import express from "express";
 import { createWalletClient, http, nonceManager, publicActions, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -68,6 +69,8 @@ const evmSigner = toFacilitatorEvmSigner({
 
 const facilitator = new x402Facilitator();
 registerExactEvmScheme(facilitator, { signer: evmSigner, networks: "eip155:84532" });
+// upto (Permit2), as the x402 facilitator example registers it next to exact: the bench's upto row.
+facilitator.register("eip155:84532", new UptoEvmScheme(evmSigner));
 
 const app = express();
 app.use(express.json({ limit: "64kb" }));

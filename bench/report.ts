@@ -137,6 +137,8 @@ export interface SettleResult {
  */
 export interface PacedSettleResult {
   facilitator: Facilitator;
+  /** What was paid: EIP-3009 `exact` (every row before issue 16), `exact` over Permit2, or `upto` over Permit2. */
+  payment: "exact EIP-3009" | "exact Permit2" | "upto Permit2";
   mining: string;
   blockTimeMs: number;
   payments: number;
@@ -147,6 +149,11 @@ export interface PacedSettleResult {
   meanBlockWaitMs: number;
   /** successLatencyMs.p50 / meanBlockWaitMs: 1.0 is the floor; the target is ≤ 1.1. */
   p50OverMeanBlockWait: number;
+  /** gasUsed per settlement (one transaction each, one at a time); NaN when a hash was shared or none succeeded. */
+  gasPerSettlement?: number;
+  /** Permit2 rows: what payTo received per success, and the charge asked (upto: below the cap signed). */
+  receivedPerSuccessAtomic?: number;
+  chargeAtomic?: number;
   rpc?: RpcUsage;
   /** Peak RSS of the facilitator process during this run (VmHWM reset at its start). */
   peakRssMb?: number;
@@ -338,20 +345,28 @@ function settleRatios(settle: SettleResult[]): Ratio[] {
   return ratios;
 }
 
+/** A row's payment kind; rows written before issue 16 carry none and were all EIP-3009. */
+const paymentOf = (row: PacedSettleResult): PacedSettleResult["payment"] => row.payment ?? "exact EIP-3009";
+
 /** Per block time: ours against the floor (half a block interval), against plain sends, and against the reference. */
 function pacedRatios(paced: PacedSettleResult[]): Ratio[] {
   const ratios: Ratio[] = [];
-  for (const mining of [...new Set(paced.map((row) => row.mining))]) {
-    const of = (who: Facilitator) => paced.find((row) => row.mining === mining && row.facilitator === who);
-    const label = `settle one at a time, ${mining}: p50 ms (successes)`;
+  const kinds = [...new Map(paced.map((row) => [`${row.mining}|${paymentOf(row)}`, { mining: row.mining, payment: paymentOf(row) }] as const)).values()];
+  for (const { mining, payment } of kinds) {
+    const of = (who: Facilitator) => paced.find((row) => row.mining === mining && paymentOf(row) === payment && row.facilitator === who);
+    const kindLabel = payment === "exact EIP-3009" ? "" : `${payment}, `;
+    const label = `settle one at a time, ${kindLabel}${mining}: p50 ms (successes)`;
     const ours = of("ours");
     if (!ours) continue;
+    const reference = of("reference");
+    if (payment !== "exact EIP-3009" && reference && Number.isFinite(ours.gasPerSettlement) && Number.isFinite(reference.gasPerSettlement)) {
+      ratios.push(ratio(`settle one at a time, ${payment}: gas per settlement`, "ours", ours.gasPerSettlement!, "reference", reference.gasPerSettlement!, "lower"));
+    }
     if (ours.meanBlockWaitMs > 0) ratios.push(ratio(label, "ours", ours.successLatencyMs.p50, "mean block wait", ours.meanBlockWaitMs, "lower"));
     for (const baseline of ["ours-async", "reference"] as const) {
       const base = of(baseline);
       if (base) ratios.push(ratio(label, "ours", ours.successLatencyMs.p50, baseline, base.successLatencyMs.p50, "lower"));
     }
-    const reference = of("reference");
     if (reference && reference.meanBlockWaitMs > 0) ratios.push(ratio(label, "reference", reference.successLatencyMs.p50, "mean block wait", reference.meanBlockWaitMs, "lower"));
   }
   return ratios;
@@ -523,9 +538,10 @@ export function formatResults(results: BenchResults): string {
     );
     out.push(
       table(
-        ["facilitator", "mining", "N", "ok", "p50", "p90", "mean", "max", "mean block wait", "p50 / wait", "rpc/settled", "peak RSS MiB"],
+        ["facilitator", "payment", "mining", "N", "ok", "p50", "p90", "mean", "max", "mean block wait", "p50 / wait", "gas/settled", "rpc/settled", "peak RSS MiB"],
         results.paced.map((r) => [
           r.facilitator,
+          paymentOf(r),
           r.mining,
           String(r.payments),
           String(r.successes),
@@ -535,13 +551,18 @@ export function formatResults(results: BenchResults): string {
           fixed(r.successLatencyMs.max, 0),
           fixed(r.meanBlockWaitMs, 0),
           fixed(r.p50OverMeanBlockWait, 2),
+          fixed(r.gasPerSettlement ?? Number.NaN, 0),
           fixed(r.rpc?.callsPerUnit ?? Number.NaN, 2),
           fixed(r.peakRssMb ?? Number.NaN),
         ]),
       ),
     );
+    for (const r of results.paced.filter((row) => row.receivedPerSuccessAtomic !== undefined)) {
+      const charged = r.receivedPerSuccessAtomic === r.chargeAtomic;
+      out.push(`  ${r.facilitator}, ${paymentOf(r)}: payTo received ${fixed(r.receivedPerSuccessAtomic!, 0)} atomic per success for a charge of ${r.chargeAtomic} (${charged ? "the charge, not the cap" : "NOT the charge"})`);
+    }
     for (const r of results.paced.filter((row) => Object.keys(row.failures).length > 0)) {
-      out.push(`  not settled — ${r.facilitator}, ${r.mining}: ${Object.entries(r.failures).map(([reason, count]) => `${count}× ${reason}`).join("; ")}`);
+      out.push(`  not settled — ${r.facilitator}, ${paymentOf(r)}, ${r.mining}: ${Object.entries(r.failures).map(([reason, count]) => `${count}× ${reason}`).join("; ")}`);
     }
   }
   out.push("", ...formatRpc(results));
@@ -576,7 +597,7 @@ function formatRpc(results: BenchResults): string[] {
   const rows: { who: Facilitator; what: string; rpc: RpcUsage }[] = [];
   for (const r of verifyOrder(results.verify)) if (r.rpc) rows.push({ who: r.facilitator, what: `verify ${r.payloads === "cold" ? "cold" : "cache-served"} c=${r.concurrency}`, rpc: r.rpc });
   for (const r of results.settle) if (r.rpc) rows.push({ who: r.facilitator, what: `settle ${r.payments} ${r.mining}`, rpc: r.rpc });
-  for (const r of results.paced) if (r.rpc) rows.push({ who: r.facilitator, what: `settle one at a time ${r.mining}`, rpc: r.rpc });
+  for (const r of results.paced) if (r.rpc) rows.push({ who: r.facilitator, what: `settle one at a time ${paymentOf(r) === "exact EIP-3009" ? "" : `${paymentOf(r)} `}${r.mining}`, rpc: r.rpc });
   if (rows.length === 0) return [];
   // Verify cold first, then the bursts, as the headline reads.
   const rank = (what: string) => (what.startsWith("verify cold") ? 0 : what.includes(results.baseLikeMining ?? "\u0000") ? 1 : 2);

@@ -21,7 +21,7 @@ import { buildDist } from "../scripts/build-dist.js";
 import { createDatabase } from "../src/store/database-admin.js";
 import { limitSpecs } from "../src/limits.js";
 import { startBlockClock, type BlockClock } from "./block-clock.js";
-import { accountOf, addressFor, fundEth, keyFor, mintToAll, signPayments, startBenchChain, type BenchChain } from "./chain.js";
+import { accountOf, addressFor, approvePermit2ForAll, fundEth, keyFor, mintToAll, signPayments, signPermit2Payments, startBenchChain, type BenchChain } from "./chain.js";
 import { formatProfileSummary, summariseCpuProfile } from "./cpu-profile.js";
 import { startLoadGenerator, type LoadGenerator } from "./load-client.js";
 import type { SettleRun } from "./load-protocol.js";
@@ -120,6 +120,13 @@ const settings = {
   pacedWarmupSettlements: 2,
   /** The same, one at a time on automine (ours and the reference, in the automine phase): the facilitator's own latency, no block to wait for. */
   pacedAutominePayments: quick ? 10 : 20,
+  /**
+   * The same again for the Permit2 payment kinds (issue 16), ours and the reference side by side:
+   * `exact` over Permit2, and `upto` signed for `uptoCapAtomic` and charged `amountAtomic` (what
+   * a metered proxy does: the cap is the estimate's maximum, the charge what was used).
+   */
+  permit2Payments: quick ? 10 : 20,
+  uptoCapAtomic: 2_500n,
   profileVerifySeconds: 10,
   profileColdVerifyRequests: 1_500,
   profileSettleBurst: 100,
@@ -650,13 +657,22 @@ function spreadPauses(count: number, blockTimeMs: number): number[] {
  * (spreadPauses), so arrivals fall evenly over the block's phase (answers that come at a block
  * would otherwise line every request up right after one, a whole interval from the next).
  */
-async function measurePaced(environment: Environment, service: ChildService, facilitator: Facilitator, bodies: string[], blockTimeSeconds: number): Promise<PacedSettleResult> {
+async function measurePaced(
+  environment: Environment,
+  service: ChildService,
+  facilitator: Facilitator,
+  bodies: string[],
+  blockTimeSeconds: number,
+  kind: { payment: PacedSettleResult["payment"]; payTo: Address; chargeAtomic: bigint } | undefined = undefined,
+): Promise<PacedSettleResult> {
   const blockTimeMs = blockTimeSeconds * 1000;
+  const payToBefore = kind ? await environment.chain.balanceOf(kind.payTo) : 0n;
   const proxy = proxyOf(environment, service);
   const rpcBefore = await proxy.counts();
   startRssWindow(service.pid);
   const pauses = spreadPauses(bodies.length, blockTimeMs);
   const latencies: number[] = [];
+  const successHashes: Hash[] = [];
   const failures: Record<string, number> = {};
   for (const [index, body] of bodies.entries()) {
     await sleep(pauses[index]!);
@@ -666,8 +682,10 @@ async function measurePaced(environment: Environment, service: ChildService, fac
       errorReason: `request failed: ${(error as Error).message}`,
     }));
     const ms = performance.now() - startedMs;
-    if (answer.success === true) latencies.push(ms);
-    else {
+    if (answer.success === true) {
+      latencies.push(ms);
+      successHashes.push(answer.transaction as Hash);
+    } else {
       const reason = String(answer.errorReason ?? answer.httpStatus ?? "unknown");
       failures[reason] = (failures[reason] ?? 0) + 1;
     }
@@ -675,10 +693,17 @@ async function measurePaced(environment: Environment, service: ChildService, fac
   const rss = endRssWindow(service.pid);
   const rpc = await rpcUsageSince(proxy, rpcBefore, "settled payment", latencies.length);
   const sorted = [...latencies].sort((a, b) => a - b);
+  // One transaction per payment here (one at a time): gas per settlement is its receipt's gasUsed.
+  const distinct = [...new Set(successHashes)];
+  const gas = distinct.length > 0 ? await environment.chain.gasUsed(distinct) : [];
+  const gasPerSettlement = distinct.length === successHashes.length && gas.length > 0 ? Math.round(Number(gas.reduce((a, b) => a + b, 0n)) / gas.length) : Number.NaN;
+  // What payTo received: the charge for each success (upto: the charge, not the cap signed).
+  const receivedAtomic = kind ? (await environment.chain.balanceOf(kind.payTo)) - payToBefore : undefined;
   const meanBlockWaitMs = blockTimeMs / 2;
   const p50 = Math.round(percentile(sorted, 50));
   const result: PacedSettleResult = {
     facilitator,
+    payment: kind?.payment ?? "exact EIP-3009",
     mining: blockTimeSeconds === 0 ? "automine" : `block-time ${blockTimeSeconds} s`,
     blockTimeMs,
     payments: bodies.length,
@@ -692,13 +717,16 @@ async function measurePaced(environment: Environment, service: ChildService, fac
     },
     meanBlockWaitMs,
     p50OverMeanBlockWait: meanBlockWaitMs === 0 ? Number.NaN : round2(p50 / meanBlockWaitMs),
+    gasPerSettlement,
+    ...(kind && receivedAtomic !== undefined ? { receivedPerSuccessAtomic: latencies.length > 0 ? Number(receivedAtomic) / latencies.length : Number.NaN, chargeAtomic: Number(kind.chargeAtomic) } : {}),
     rpc,
     peakRssMb: rss,
   };
   log(
-    `settle one at a time ${facilitator} (${result.mining}): ${result.successes}/${result.payments} ok, p50 ${p50} ms, p90 ${result.successLatencyMs.p90} ms ` +
+    `settle one at a time ${facilitator} ${result.payment} (${result.mining}): ${result.successes}/${result.payments} ok, p50 ${p50} ms, p90 ${result.successLatencyMs.p90} ms ` +
       (meanBlockWaitMs > 0 ? `(mean block wait ${meanBlockWaitMs} ms: p50 / wait ${result.p50OverMeanBlockWait})` : "(automine: no block to wait for)") +
-      `, ${rpc.callsPerUnit} RPC calls/settled` +
+      `, ${rpc.callsPerUnit} RPC calls/settled, ${gasPerSettlement} gas/settlement` +
+      (result.receivedPerSuccessAtomic !== undefined ? `, payTo got ${result.receivedPerSuccessAtomic} per success (charge ${result.chargeAtomic})` : "") +
       (Object.keys(failures).length > 0 ? `; failures ${JSON.stringify(failures).slice(0, 300)}` : ""),
   );
   return result;
@@ -755,6 +783,24 @@ async function signAll(keys: Keys) {
       }
     }
     for (const who of ["ours", "reference"]) sets.set(`${who}/automine/one-at-a-time`, await sign(`${who}/automine/one-at-a-time`, settings.pacedAutominePayments));
+    const facilitatorAddresses: Record<string, Address> = { ours: accountOf(keys.oursSigner), reference: accountOf(keys.referenceSigner) };
+    for (const who of ["ours", "reference"]) {
+      for (const scheme of ["exact", "upto"] as const) {
+        const label = `${who}/automine/permit2-${scheme}`;
+        const payTo = addressFor(label);
+        const bodies = await signPermit2Payments({
+          payerKeys: keys.payerKeys,
+          payTo,
+          count: settings.permit2Payments,
+          scheme,
+          amountAtomic: scheme === "upto" ? settings.uptoCapAtomic : settings.amountAtomic,
+          chargeAtomic: settings.amountAtomic,
+          facilitatorAddress: facilitatorAddresses[who],
+          validForSeconds: 3_600,
+        });
+        sets.set(label, { payTo, bodies });
+      }
+    }
     for (const who of new Set(settings.baseLike.runs.map((run) => run.who))) sets.set(`${who}/base-like/warmup`, await sign(`${who}/base-like/warmup`, settings.warmupSettlements));
     for (const { who, payments } of settings.baseLike.runs) sets.set(`${who}/base-like/${payments}`, await sign(`${who}/base-like/${payments}`, payments));
   }
@@ -801,6 +847,7 @@ function participants(environment: Environment, keys: Keys): Participant[] {
 
 async function autominePhase(context: Context, results: BenchResults): Promise<void> {
   const environment = await startEnvironment({ phase: "automine", reference: true }, context);
+  await approvePermit2ForAll(environment.chain, context.keys.payerKeys); // for the Permit2 rows at the end
   const all = participants(environment, context.keys);
   for (const { who, service } of all) await warmUp(service, context.payments.verify.bodies[0]!, context.payments.get(`${who}/automine/warmup`).bodies);
   // Verify is the same code in both variants of each: only ours and the reference proper are measured.
@@ -845,6 +892,19 @@ async function autominePhase(context: Context, results: BenchResults): Promise<v
   // One at a time, no block to wait for: what a settle costs the facilitator itself (ours and the reference at once).
   const alone = all.filter((participant) => participant.who === "ours" || participant.who === "reference");
   results.paced.push(...(await Promise.all(alone.map(({ who, service }) => measurePaced(environment, service, who, context.payments.get(`${who}/automine/one-at-a-time`).bodies, 0)))));
+  // The Permit2 kinds, one at a time the same way: exact over Permit2, then upto (cap above the charge).
+  for (const [scheme, payment] of [
+    ["exact", "exact Permit2"],
+    ["upto", "upto Permit2"],
+  ] as const) {
+    const runs = await Promise.all(
+      alone.map(({ who, service }) => {
+        const set = context.payments.get(`${who}/automine/permit2-${scheme}`);
+        return measurePaced(environment, service, who, set.bodies, 0, { payment, payTo: set.payTo, chargeAtomic: settings.amountAtomic });
+      }),
+    );
+    results.paced.push(...runs);
+  }
   for (const { who, service } of all) results.resources.push(resourcesOf(service, who, "automine"));
   await environment.stop();
 }
@@ -1046,7 +1106,7 @@ async function main(): Promise<void> {
 
   const results: BenchResults = {
     machine: machineInfo(),
-    settings: { ...settings, amountAtomic: settings.amountAtomic.toString(), quick },
+    settings: { ...settings, amountAtomic: settings.amountAtomic.toString(), uptoCapAtomic: settings.uptoCapAtomic.toString(), quick },
     ...(recoveryOptions ? { recoveryOptions } : {}),
     verify: [],
     baseLikeMining: `block-time ${settings.baseLike.blockTimeSeconds} s`,
