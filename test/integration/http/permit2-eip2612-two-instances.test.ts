@@ -13,6 +13,9 @@ import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpe
 import { freshPayer, latestEstimateProxy, ourTransactionsFor, paymentWithPermit, waitForBlocks, type PermitPaymentOptions } from "../../helpers/eip2612-permits.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { postJson, type JsonAnswer } from "../../helpers/http.js";
+import { newClaim } from "../../helpers/settlement-rows.js";
+import { waitFor } from "../../helpers/wait.js";
+import { permit2Address } from "../../../src/contracts/permit2.js";
 
 const signerAddresses = [addressOf(keys.facilitator), addressOf(keys.facilitator2)];
 let chain: TestChain;
@@ -86,4 +89,35 @@ describe("one owner's concurrent EIP-2612 permits over two instances on one data
       expect(await ourTransactionsFor(chain, signerAddresses, owner.address, fromBlock)).toEqual({ sent: 2, reverted: 0 });
     }, 120_000);
   }
+});
+
+describe("a crashed instance's settlement carrying a permit", () => {
+  it("holds the owner's lane on every instance until the watcher finishes it; a zero charge takes no lane meanwhile", async () => {
+    const owner = await freshPayer(chain);
+    // What a process that died right after its claim leaves: an unfinished row carrying a permit,
+    // leased by the dead process (written here through the repository, as its claim wrote it).
+    const crashed = await instances[0].services.settlements.claim(
+      newClaim({ asset: chain.token, payer: owner.address, nonceContract: permit2Address, transferMethod: "permit2", scheme: "exact", eip2612Permit: true, leaseMs: 600_000 }),
+    );
+    expect(crashed).toMatchObject({ status: "claimed", eip2612Permit: true });
+    const body = await paymentWithPermit(payments, owner, "exact", 10_000n);
+    for (const instance of instances) {
+      const busy = await settle(instance, body);
+      expect(busy.status).toBe(429);
+      expect(busy.body).toMatchObject({ success: false, errorReason: "payer_busy" });
+    }
+    expect(await rowsOf(owner.address)).toEqual({ claimed: 1 });
+
+    // An upto charge of 0 sends nothing, so it takes no lane: settled (recorded final) meanwhile.
+    const zero = await paymentWithPermit(payments, owner, "upto", 10_000n);
+    expect(await settle(instances[1], { ...zero, paymentRequirements: { ...zero.paymentRequirements, amount: "0" } })).toMatchObject({ status: 200, body: { success: true, amount: "0" } });
+
+    // The dead process's lease runs out; a watcher (either instance) fails the abandoned claim, which frees the lane.
+    await withPgClient(database.url, (client) => client.query("update settlements set lease_until = now() - interval '1 second' where id = $1", [crashed!.id]));
+    await waitFor("the watcher to fail the abandoned claim", async () => (await instances[1].services.settlements.findById(crashed!.id))?.status === "failed", 20_000);
+    const fromBlock = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
+    expect(await settle(instances[1], body)).toMatchObject({ status: 200, body: { success: true } });
+    await waitForBlocks(chain, 1n);
+    expect(await ourTransactionsFor(chain, signerAddresses, owner.address, fromBlock)).toEqual({ sent: 1, reverted: 0 });
+  }, 120_000);
 });
