@@ -6,6 +6,7 @@ import {
   claimReleasableFrom,
   confirmableByReceiptFrom,
   confirmableWithoutTransactionFrom,
+  isReclaimable,
   reclaimableWhere,
   statusIn,
   transactionStatuses,
@@ -310,15 +311,21 @@ export class SettlementsRepository {
    * row back — the inserter, or the re-claimer of a row that failed before broadcast. With
    * `eip2612Permit`, the same statement takes the payer's permit lane: while another unfinished row
    * holds it, the insert (or the re-claim's update) violates settlements_eip2612_permit_lane, nothing
-   * is written, and PermitLaneTakenError (payer_busy) is thrown. Concurrent claims of one lane
+   * is written, and PermitLaneTakenError (payer_busy) is thrown — unless the holder is this payment's
+   * own row (a concurrent twin claim), answered undefined like any lost claim. Concurrent claims of one lane
    * serialise on the index entry; a lane is free again once its row is final (or its claim failed).
    */
   async claim(input: NewSettlement): Promise<SettlementRow | undefined> {
     try {
       return await this.insertClaim(input);
     } catch (error) {
-      if (isPermitLaneTaken(error)) throw new PermitLaneTakenError(input.payer, { cause: error });
-      throw error;
+      if (!isPermitLaneTaken(error)) throw error;
+      // The lane's holder may be this very payment: a twin claim in flight passes the ON CONFLICT
+      // key (its row is not committed yet, so Postgres only notes the conflict and moves on), then
+      // the lane index waits for the twin and raises. Answer that as ON CONFLICT would have: lost.
+      const own = await this.findByKey({ chainId: input.chainId, nonceContract: input.nonceContract ?? input.asset, payer: input.payer, nonce: input.nonce });
+      if (own && !isReclaimable(own)) return undefined;
+      throw new PermitLaneTakenError(input.payer, { cause: error });
     }
   }
 

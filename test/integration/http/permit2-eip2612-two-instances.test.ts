@@ -91,6 +91,21 @@ describe("one owner's concurrent EIP-2612 permits over two instances on one data
   }
 });
 
+describe("the identical payment with its permit, sent to both instances at once", () => {
+  it("is one settlement: one success, the others duplicate_settlement, never payer_busy (its own row holds the lane)", async () => {
+    const owner = await freshPayer(chain);
+    const fromBlock = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
+    const body = await paymentWithPermit(payments, owner, "exact", 10_000n);
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => settle(instances[i % 2]!, body)));
+    expect(answers.filter((answer) => answer.body.success === true)).toHaveLength(1);
+    for (const answer of answers.filter((candidate) => candidate.body.success !== true)) {
+      expect(answer.body).toMatchObject({ success: false, errorReason: "duplicate_settlement" });
+    }
+    await waitForBlocks(chain, 1n);
+    expect(await ourTransactionsFor(chain, signerAddresses, owner.address, fromBlock)).toEqual({ sent: 1, reverted: 0 });
+  }, 120_000);
+});
+
 describe("a crashed instance's settlement carrying a permit", () => {
   it("holds the owner's lane on every instance until the watcher finishes it; a zero charge takes no lane meanwhile", async () => {
     const owner = await freshPayer(chain);

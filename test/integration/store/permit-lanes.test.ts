@@ -90,6 +90,19 @@ describe("the EIP-2612 permit lane of (chain, token, owner)", () => {
     expect(await repo.claim(claim)).toMatchObject({ id: row.id, status: "claimed", attempt: 3, eip2612Permit: true });
   });
 
+  it("answers concurrent claims of the identical payment as ON CONFLICT does (one row, the others undefined), never as a taken lane", async () => {
+    // The arbiter index only reports a conflict with an uncommitted twin and moves on; the lane index
+    // then waits for the twin and raises 23505 — the same payment, not another one holding the lane.
+    let refused = 0;
+    for (let round = 0; round < 20; round += 1) {
+      const claim = permitClaim(randomAddress());
+      const results = await Promise.allSettled(Array.from({ length: 8 }, () => repo.claim(claim)));
+      refused += results.filter((result) => result.status === "rejected").length;
+      expect(results.filter((result) => result.status === "fulfilled" && result.value !== undefined)).toHaveLength(1);
+    }
+    expect(refused).toBe(0);
+  });
+
   it("lets exactly one of 12 concurrent claims of one lane through (the index decides, not a read)", async () => {
     const payer = randomAddress();
     const results = await Promise.allSettled(Array.from({ length: 12 }, () => repo.claim(permitClaim(payer))));
