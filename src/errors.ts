@@ -87,6 +87,24 @@ export class SignerNotHeldError extends FacilitatorError {
 }
 
 /**
+ * The payer already has a settlement carrying an EIP-2612 permit unfinished for this token, on some
+ * instance (the permit lane, migration 0011): their permits share the token's nonce, so a second
+ * would revert on chain at our cost. 429 payer_busy; this claim wrote nothing.
+ */
+export class PermitLaneTakenError extends FacilitatorError {
+  override name = "PermitLaneTakenError";
+  readonly payer: string;
+  constructor(payer: string, options: { cause?: unknown } = {}) {
+    super(
+      ReasonCode.payerBusy,
+      `payer ${payer} has a settlement with an EIP-2612 permit for this token unfinished (its permits share the token's nonce); retry when it is final`,
+      options,
+    );
+    this.payer = payer;
+  }
+}
+
+/**
  * The first request with this Idempotency-Key is still running after the wait: HTTP 409 with
  * `idempotency_key_reused` — the one code whose status is not the table's (422 means another body).
  */

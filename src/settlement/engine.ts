@@ -152,6 +152,22 @@ function reasonOfUnsent(error: unknown): ReasonCode {
 }
 
 /**
+ * Whether a settlement of this payment may submit the payer's EIP-2612 permit, and so takes its
+ * (chain, token, owner) permit lane with the claim (settlements_eip2612_permit_lane): the permits
+ * of one owner's concurrent payments share the token's nonce, so only one can be used, and the
+ * others' transactions would revert at our cost (their estimates at `latest` pass while the first
+ * is pending). While one such row is unfinished on any instance, another's claim throws
+ * PermitLaneTakenError (429 payer_busy, nothing claimed); once it is final, prepare refuses a
+ * permit whose nonce is used, without gas (settlementCallOf). The lane is taken whether or not
+ * prepare ends up using the permit (that is decided after the claim, from the allowance): a
+ * conservative refusal, retried once the row is final. A zero charge sends nothing: no lane.
+ */
+function takesPermitLane(payment: ResolvedPayment): boolean {
+  if (payment.request.transferMethod !== "permit2" || !eip2612PermitOf(payment)) return false;
+  return !(payment.scheme === "upto" && payment.settleAmountAtomic === 0n);
+}
+
+/**
  * /settle, exactly once (ARCHITECTURE.md §1.2): claim in Postgres → prepare (simulate, estimate) → take a
  * tx nonce, sign and persist → broadcast → wait for a receipt that proves payment, within the
  * budget. Every path answers within settleBudgetMs and names the tx hash once one exists.
@@ -170,8 +186,6 @@ export class SettlementEngine {
   private readonly sender: GroupCommit<PendingSigning, SentSettlement>;
   private readonly batchSettler: ContractPresence;
   private readonly warnedNoBatchSettler = new Set<number>();
-  /** (chain, token, owner) with a settlement carrying an EIP-2612 permit unfinished here (takePermitLane). */
-  private readonly permitLanes = new Set<string>();
   /** The last send route logged per chain ("sync <url>" or "async"), so a change is logged once. */
   private readonly loggedSendRoute = new Map<number, string>();
 
@@ -210,34 +224,7 @@ export class SettlementEngine {
     if (sanctioned) return failed(sanctioned.reason, sanctioned.message);
 
     await this.refuseIfPayerBusy(payment);
-    const permitLane = this.takePermitLane(payment);
-    try {
-      return await this.claimAndSettle(payment, deadlineMs, caller);
-    } finally {
-      if (permitLane) this.permitLanes.delete(permitLane);
-    }
-  }
-
-  /**
-   * At most one settlement carrying an EIP-2612 permit per (chain, token, owner) is unfinished in
-   * this process: the permits of one owner's concurrent payments share the token's nonce, so only
-   * one can be used, and the others' transactions would revert at our cost (their estimates at
-   * `latest` pass while the first is pending). A second is answered 429 payer_busy, nothing
-   * claimed; once the first is done, prepare refuses a permit whose nonce is used without gas
-   * (settlementCallOf). A zero charge sends nothing and takes no lane. The key, or none.
-   */
-  private takePermitLane(payment: ResolvedPayment): string | undefined {
-    if (payment.request.transferMethod !== "permit2" || !eip2612PermitOf(payment)) return undefined;
-    if (payment.scheme === "upto" && payment.settleAmountAtomic === 0n) return undefined;
-    const key = `${payment.network.chainId}:${payment.asset.address.toLowerCase()}:${payment.request.permit2!.owner.toLowerCase()}`;
-    if (this.permitLanes.has(key)) {
-      throw new FacilitatorError(
-        ReasonCode.payerBusy,
-        `payer ${payment.request.permit2!.owner} has a settlement with an EIP-2612 permit for this token unfinished (its permits share the token's nonce); retry when it is final`,
-      );
-    }
-    this.permitLanes.add(key);
-    return key;
+    return this.claimAndSettle(payment, deadlineMs, caller);
   }
 
   private async claimAndSettle(payment: ResolvedPayment, deadlineMs: number, caller: SettleCaller): Promise<SettleOutcome> {
@@ -342,7 +329,12 @@ export class SettlementEngine {
     return first.kind === "answered" ? first.outcome : this.settleAgainAlone(first.row, payment, deadlineMs, caller);
   }
 
-  /** The second and last attempt (see settleClaimed): re-claim atomically, then one transaction of its own. */
+  /**
+   * The second and last attempt (see settleClaimed): re-claim atomically, then one transaction of its
+   * own. The re-claim takes the permit lane again (the failed row freed it): if another settlement of
+   * the owner carrying a permit took it in between, PermitLaneTakenError (429) leaves the row failed
+   * and reclaimable, for a retry once that one is final.
+   */
   private async settleAgainAlone(failedRow: SettlementRow, payment: ResolvedPayment, deadlineMs: number, caller: SettleCaller): Promise<SettleOutcome> {
     const reclaimed = await this.deps.repo.claim(this.claimOf(payment, failedRow.apiKeyId ?? undefined));
     if (!reclaimed) return this.answerExisting((await this.deps.repo.findById(failedRow.id))!, payment, deadlineMs, caller, { mayRetry: false });
@@ -433,6 +425,7 @@ export class SettlementEngine {
       network: request.requirements.network,
       leaseMs: this.deps.limits.settleBudgetMs + claimLeaseMarginMs,
       apiKeyId,
+      eip2612Permit: takesPermitLane(payment),
     };
   }
 

@@ -19,6 +19,9 @@ import {
 import type { ReasonCode } from "../protocol/reason-codes.js";
 import { settlementStatuses, unfinishedStatuses, type SettlementStatus } from "./settlement-states.js";
 
+/** The unique index that holds one owner's EIP-2612 permit lane per (chain, token) (see settlements). */
+export const permitLaneIndex = "settlements_eip2612_permit_lane";
+
 /** The statuses and their transitions: store/settlement-states.ts. */
 export const settlementStatus = pgEnum("settlement_status", settlementStatuses);
 export type { SettlementStatus };
@@ -93,11 +96,23 @@ export const settlements = pgTable(
     /** A worker (request or watcher) owns the row until then; others leave it alone. */
     leaseUntil: timestamp("lease_until", { withTimezone: true }),
     attempt: integer("attempt").notNull().default(1),
+    /**
+     * This attempt may submit the payer's EIP-2612 permit (an eip2612GasSponsoring payment that
+     * sends something): it holds its (chain, token, owner) permit lane while unfinished — the
+     * settlements_eip2612_permit_lane index below, which claim() maps to payer_busy.
+     */
+    eip2612Permit: boolean("eip2612_permit").notNull().default(false),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (table) => [
     uniqueIndex("settlements_authorization_key").on(table.chainId, table.nonceContract, table.payer, table.nonce),
+    // The permits of one owner share the token's nonces(owner): of two settlements carrying one,
+    // only one can use its permit and the other reverts at our cost. At most one such settlement per
+    // (chain, token, owner) is unfinished, across all instances: a second claim is a unique violation.
+    uniqueIndex(permitLaneIndex)
+      .on(table.chainId, table.asset, table.payer)
+      .where(sql.raw(`eip2612_permit and status in (${unfinishedStatuses.map((status) => `'${status}'`).join(", ")})`)),
     index("settlements_unfinished").on(table.status, table.updatedAt).where(sql.raw(`status in (${unfinishedStatuses.map((status) => `'${status}'`).join(", ")})`)),
     index("settlements_created_at").on(table.createdAt),
     // Not unique: the rows of one batch transaction share its hash.

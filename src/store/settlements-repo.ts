@@ -6,14 +6,16 @@ import {
   claimReleasableFrom,
   confirmableByReceiptFrom,
   confirmableWithoutTransactionFrom,
+  isReclaimable,
   reclaimableWhere,
   statusIn,
   transactionStatuses,
   unfinishedStatuses,
 } from "./settlement-states.js";
+import { PermitLaneTakenError } from "../errors.js";
 import type { Database } from "./db.js";
 import { storedErrorMessage } from "./error-message.js";
-import { settlements, type SettlementRow, type SettlementStatus } from "./schema.js";
+import { permitLaneIndex, settlements, type SettlementRow, type SettlementStatus } from "./schema.js";
 import { settlementChangedChannel } from "./notifications.js";
 
 /** What a settlement row is unique on: the nonce in the namespace the chain keeps it in (schema.ts). */
@@ -49,6 +51,20 @@ export interface NewSettlement {
   network: string;
   leaseMs: number;
   apiKeyId?: string;
+  /**
+   * This attempt may submit the payer's EIP-2612 permit: the claim takes the (chain, asset, payer)
+   * permit lane, or throws PermitLaneTakenError while another unfinished row holds it. Default false.
+   */
+  eip2612Permit?: boolean;
+}
+
+/** A unique violation of the permit lane index (schema.ts), found in a driver error's cause chain. */
+function isPermitLaneTaken(error: unknown): boolean {
+  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 8; current = current.cause, depth += 1) {
+    const { code, constraint } = current as { code?: unknown; constraint?: unknown };
+    if (code === "23505" && constraint === permitLaneIndex) return true;
+  }
+  return false;
 }
 
 /** The errorMessage of an update, redacted and bounded; nothing when the update sets none. */
@@ -134,6 +150,7 @@ function preparedStatements(db: Database) {
     network: placeholder("network"),
     status: "claimed" as const,
     apiKeyId: placeholder("apiKeyId"),
+    eip2612Permit: placeholder("eip2612Permit"),
   };
   return {
     findByKey: db.select().from(settlements).where(byKey).limit(1).prepare("settlements_find_by_key"),
@@ -291,9 +308,28 @@ export class SettlementsRepository {
 
   /**
    * The one atomic step that decides who settles: INSERT … ON CONFLICT. Exactly one caller gets a
-   * row back — the inserter, or the re-claimer of a row that failed before broadcast.
+   * row back — the inserter, or the re-claimer of a row that failed before broadcast. With
+   * `eip2612Permit`, the same statement takes the payer's permit lane: while another unfinished row
+   * holds it, the insert (or the re-claim's update) violates settlements_eip2612_permit_lane, nothing
+   * is written, and PermitLaneTakenError (payer_busy) is thrown — unless the holder is this payment's
+   * own row (a concurrent twin claim), answered undefined like any lost claim. Concurrent claims of one lane
+   * serialise on the index entry; a lane is free again once its row is final (or its claim failed).
    */
   async claim(input: NewSettlement): Promise<SettlementRow | undefined> {
+    try {
+      return await this.insertClaim(input);
+    } catch (error) {
+      if (!isPermitLaneTaken(error)) throw error;
+      // The lane's holder may be this very payment: a twin claim in flight passes the ON CONFLICT
+      // key (its row is not committed yet, so Postgres only notes the conflict and moves on), then
+      // the lane index waits for the twin and raises. Answer that as ON CONFLICT would have: lost.
+      const own = await this.findByKey({ chainId: input.chainId, nonceContract: input.nonceContract ?? input.asset, payer: input.payer, nonce: input.nonce });
+      if (own && !isReclaimable(own)) return undefined;
+      throw new PermitLaneTakenError(input.payer, { cause: error });
+    }
+  }
+
+  private async insertClaim(input: NewSettlement): Promise<SettlementRow | undefined> {
     const [row] = await this.statements.claim.execute({
       ...normalizeKey({ chainId: input.chainId, nonceContract: input.nonceContract ?? input.asset, payer: input.payer, nonce: input.nonce }),
       asset: input.asset.toLowerCase(),
@@ -309,6 +345,7 @@ export class SettlementsRepository {
       x402Version: input.x402Version,
       network: input.network,
       apiKeyId: input.apiKeyId ?? null,
+      eip2612Permit: input.eip2612Permit ?? false,
       leaseSeconds: input.leaseMs / 1000,
     });
     return row;

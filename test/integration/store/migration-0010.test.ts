@@ -1,14 +1,12 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { drizzle } from "drizzle-orm/node-postgres";
 import { migrate } from "drizzle-orm/node-postgres/migrator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultLimits } from "../../../src/config.js";
 import { openDatabase, type DatabaseHandle } from "../../../src/store/db.js";
-import { migrationsFolder, runMigrations } from "../../../src/store/migrate.js";
+import { runMigrations } from "../../../src/store/migrate.js";
 import { SettlementsRepository } from "../../../src/store/settlements-repo.js";
 import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
+import { migrationCopies } from "../../helpers/migrations.js";
 import { newClaim } from "../../helpers/settlement-rows.js";
 
 /**
@@ -19,21 +17,7 @@ import { newClaim } from "../../helpers/settlement-rows.js";
 const lastTagBefore = "0009_bazaar_resources";
 let database: TestDatabase;
 let handle: DatabaseHandle | undefined;
-let foldersToRemove: string[] = [];
-
-/** A copy of migrations/ whose journal stops at `lastTag`: drizzle's migrator applies only what the journal lists. */
-function migrationsUpTo(lastTag: string): string {
-  const folder = mkdtempSync(join(tmpdir(), "x402-migrations-"));
-  foldersToRemove.push(folder);
-  cpSync(migrationsFolder, folder, { recursive: true });
-  const journalPath = join(folder, "meta", "_journal.json");
-  const journal = JSON.parse(readFileSync(journalPath, "utf8")) as { entries: { tag: string }[] };
-  const end = journal.entries.findIndex((entry) => entry.tag === lastTag);
-  if (end < 0) throw new Error(`no migration ${lastTag}`);
-  journal.entries = journal.entries.slice(0, end + 1);
-  writeFileSync(journalPath, JSON.stringify(journal));
-  return folder;
-}
+const copies = migrationCopies();
 
 const old = newClaim({ valueAtomic: 10_000n });
 
@@ -53,7 +37,7 @@ beforeAll(async () => {
   database = await createTestDatabase("migration_0010");
   await withPgClient(database.url, async (client) => {
     await client.query("set client_min_messages = warning");
-    await migrate(drizzle(client), { migrationsFolder: migrationsUpTo(lastTagBefore) });
+    await migrate(drizzle(client), { migrationsFolder: copies.upTo(lastTagBefore) });
     const inserted = await client.query(oldClaimSql, oldClaimValues);
     expect(inserted.rowCount).toBe(1);
   });
@@ -64,8 +48,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await handle?.close();
   await database?.drop();
-  for (const folder of foldersToRemove) rmSync(folder, { recursive: true, force: true });
-  foldersToRemove = [];
+  copies.removeAll();
 });
 
 describe("migration 0010 on a database with EIP-3009 rows", () => {
