@@ -1,0 +1,112 @@
+/**
+ * Finding the stranger's transaction that front-ran an exact Permit2 settlement (pitfall 10), on a
+ * chain the test mines (Anvil --no-mining, ordered by tip), with real Postgres and payloads from the
+ * official @x402/evm 2.27 client:
+ * - the front-run is found even when the payer's own later same-value Transfer(owner → payTo) logs
+ *   outnumber any fixed candidate list (the search reads the block where the nonce's bit got set);
+ * - an RPC fault during the search is "not known yet", never a verdict: the row stays unfinished
+ *   (the request and its identical retry answer settlement_pending), and once the RPC is back the
+ *   watcher confirms it with the front-runner's hash.
+ */
+import { erc20Abi, maxUint256, type Abi } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { keys, startTestChain } from "../../helpers/chain.js";
+import { createTestDatabase } from "../../helpers/database.js";
+import { startTestFacilitator } from "../../helpers/facilitator.js";
+import { startFaultyRpcProxy, type FaultyRpcProxy } from "../../helpers/faulty-rpc-proxy.js";
+import { usePaymentFixture, type PaymentFixture } from "../../helpers/fixture.js";
+import { body, facilitatorSent, frontRun, frontTip, mineUntil, minedApprove, nonceHex, payTo, sendFromTest, settle } from "../../helpers/permit2-mined.js";
+import { settlementRows } from "../../helpers/sdk.js";
+import { waitFor } from "../../helpers/wait.js";
+
+const payer = privateKeyToAccount(keys.payer);
+/** More than the 16 candidate transactions the old search read, newest first. */
+const laterSameValuePayments = 20;
+
+describe("a Permit2 front-run hidden behind the payer's later same-value payments", () => {
+  const f = usePaymentFixture({ label: "permit2_front_run_hidden", chain: { noMining: true }, payerBalanceAtomic: 100_000_000n });
+
+  it("is found, and the row ends confirmed with the front-runner's hash", async () => {
+    await minedApprove(f, payer, maxUint256);
+    const valueAtomic = 30_000n;
+    const b = await body(f.chain, payer, "exact", valueAtomic);
+    const answer = settle(f, b);
+    const ours = await facilitatorSent(f, b);
+    const theirs = await frontRun(f, b);
+    // The payer's own plain transfers of the same value to the same payTo, after the front-run and
+    // before our settlement in the same block (tips: front-run > these > ours).
+    const later: string[] = [];
+    for (let i = 0; i < laterSameValuePayments; i++) {
+      later.push(await sendFromTest(f, payer, { address: f.chain.token, abi: erc20Abi as Abi, functionName: "transfer", args: [payTo, valueAtomic] }, frontTip - 1n));
+    }
+    await f.chain.testClient.mine({ blocks: 1 });
+    const [oursReceipt, theirsReceipt, lastReceipt] = await Promise.all(
+      [ours, theirs, later.at(-1)!].map((hash) => f.chain.publicClient.getTransactionReceipt({ hash: hash as `0x${string}` })),
+    );
+    expect(oursReceipt!.status).toBe("reverted");
+    expect(theirsReceipt!.status).toBe("success");
+    // Same block, the front-run first, our settlement after every later payment.
+    expect(new Set([oursReceipt!.blockNumber, theirsReceipt!.blockNumber, lastReceipt!.blockNumber]).size).toBe(1);
+    expect(theirsReceipt!.transactionIndex).toBeLessThan(lastReceipt!.transactionIndex);
+    expect(lastReceipt!.transactionIndex).toBeLessThan(oursReceipt!.transactionIndex);
+
+    expect(await mineUntil(f, answer)).toMatchObject({ success: true, transaction: theirs });
+    const [row] = await settlementRows(f.database.url, nonceHex(b));
+    expect(row).toMatchObject({ status: "confirmed", tx_hash: ours, settled_tx_hash: theirs });
+  }, 60_000);
+});
+
+describe("an RPC fault while looking for a Permit2 front-runner", () => {
+  const f = {} as PaymentFixture;
+  let rpc: FaultyRpcProxy;
+
+  beforeAll(async () => {
+    f.chain = await startTestChain({ noMining: true });
+    await f.chain.mint(payer.address, 100_000_000n);
+    f.database = await createTestDatabase("permit2_front_run_fault");
+    rpc = await startFaultyRpcProxy({ upstreamUrl: f.chain.rpcUrl });
+    f.facilitator = await startTestFacilitator({
+      databaseUrl: f.database.url,
+      rpcUrls: [rpc.url],
+      token: f.chain.token,
+      startWatcher: true,
+      limits: { rpcTimeoutMs: 500, rpcRetryCount: 0, settleBudgetMs: 3_000, duplicateWaitMs: 1_500 },
+    });
+  });
+  afterAll(async () => {
+    await f.facilitator?.close();
+    await rpc?.stop();
+    await f.database?.drop();
+    await f.chain?.stop();
+  });
+
+  it("leaves the row unfinished (settlement_pending, never failed), and the watcher confirms it with the front-runner once the RPC is back", async () => {
+    await minedApprove(f, payer, maxUint256);
+    const b = await body(f.chain, payer, "exact", 40_000n);
+    const answer = settle(f, b);
+    const ours = await facilitatorSent(f, b);
+    const theirs = await frontRun(f, b);
+    // What the search asks (state at past blocks, logs, the candidates) fails; receipts still come.
+    const searchMethods = ["eth_call", "eth_getLogs", "eth_getTransactionByHash"];
+    rpc.set({ mode: "status503", methods: searchMethods });
+    await f.chain.testClient.mine({ blocks: 1 });
+
+    expect(await answer).toMatchObject({ success: false, errorReason: "settlement_pending", transaction: ours });
+    expect(searchMethods.some((method) => rpc.faulted(method) > 0)).toBe(true);
+    // The identical retry reconciles during the fault: still not known, still not failed.
+    const faultedBefore = searchMethods.reduce((sum, method) => sum + rpc.faulted(method), 0);
+    expect(await settle(f, b)).toMatchObject({ success: false, errorReason: "settlement_pending", transaction: ours });
+    expect(searchMethods.reduce((sum, method) => sum + rpc.faulted(method), 0)).toBeGreaterThan(faultedBefore);
+    // The watcher meets the fault too (its passes run every 200 ms) and leaves the row as it is.
+    const faultedByRetry = searchMethods.reduce((sum, method) => sum + rpc.faulted(method), 0);
+    await waitFor("a watcher pass through the fault", async () => searchMethods.reduce((sum, method) => sum + rpc.faulted(method), 0) > faultedByRetry, 15_000);
+    expect((await settlementRows(f.database.url, nonceHex(b)))[0]).toMatchObject({ status: "submitted", tx_hash: ours, settled_tx_hash: null });
+
+    rpc.set("pass");
+    await waitFor("the watcher's verdict", async () => (await settlementRows(f.database.url, nonceHex(b)))[0]?.status === "confirmed", 15_000);
+    expect((await settlementRows(f.database.url, nonceHex(b)))[0]).toMatchObject({ status: "confirmed", tx_hash: ours, settled_tx_hash: theirs });
+    // The one success answer was never given: the identical retry takes it.
+    expect(await settle(f, b)).toMatchObject({ success: true, transaction: theirs });
+  }, 60_000);
+});
