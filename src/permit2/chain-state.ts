@@ -22,9 +22,15 @@ export function nonceBitSet(word: bigint, nonce: bigint): boolean {
   return ((word >> (nonce & 0xffn)) & 1n) === 1n;
 }
 
-/** Reads the nonce's bitmap word from Permit2 and answers whether the nonce is used. */
-export async function permit2NonceUsed(client: PublicClient, owner: Address, nonce: bigint): Promise<boolean> {
-  const word = await client.readContract({ address: permit2Address, abi: permit2Abi, functionName: "nonceBitmap", args: [owner, nonce >> 8n] });
+/** Reads the nonce's bitmap word from Permit2 (at `blockNumber`, default latest) and answers whether the nonce is used. */
+export async function permit2NonceUsed(client: PublicClient, owner: Address, nonce: bigint, blockNumber?: bigint): Promise<boolean> {
+  const word = await client.readContract({
+    address: permit2Address,
+    abi: permit2Abi,
+    functionName: "nonceBitmap",
+    args: [owner, nonce >> 8n],
+    ...(blockNumber === undefined ? {} : { blockNumber }),
+  });
   return nonceBitSet(word, nonce);
 }
 
