@@ -32,7 +32,7 @@
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
-export type FaultMode = "pass" | "drop" | "delay" | "status429" | "status503" | "blackhole" | "forwardThenDrop" | "methodNotFound" | "syncTimeout" | "syncOtherError";
+export type FaultMode = "pass" | "drop" | "delay" | "status429" | "status503" | "blackhole" | "forwardThenDrop" | "methodNotFound" | "syncTimeout" | "syncOtherError" | "pastStateMissing";
 
 export interface FaultRule {
   mode: FaultMode;
@@ -260,6 +260,34 @@ export async function startFaultyRpcProxy(options: FaultyRpcProxyOptions): Promi
             },
           );
         }
+        case "pastStateMissing": {
+          const missing = parsed.calls.map(isPastStateCall);
+          if (!missing.some(Boolean)) return relay(false);
+          const rest = parsed.calls.filter((_, index) => !missing[index]);
+          const reply = (answers: unknown[]) => {
+            handled(methods);
+            const byId = new Map(answers.map((answer) => [(answer as { id?: unknown })?.id, answer]));
+            const ordered = parsed.calls.map((call, index) =>
+              missing[index] ? { jsonrpc: "2.0", id: call.id ?? null, error: { code: -32000, message: "missing trie node 0000000000000000000000000000000000000000000000000000000000000000 (path ) <nil>" } } : byId.get(call.id),
+            );
+            if (res.headersSent || res.destroyed) return;
+            res.writeHead(200, { "content-type": "application/json" });
+            res.end(JSON.stringify(parsed.batch ? ordered : ordered[0]));
+          };
+          if (rest.length === 0) return reply([]);
+          bump(counts.forwarded, methods);
+          return forward(
+            Buffer.from(JSON.stringify(rest)),
+            (_status, _headers, answer) => {
+              const parsedAnswer = parseJson(answer);
+              reply(Array.isArray(parsedAnswer) ? parsedAnswer : []);
+            },
+            () => {
+              handled(methods);
+              if (!res.headersSent) answerStatus(res, 502, parsed);
+            },
+          );
+        }
         case "blackhole":
           // Held: the socket stays open until the client gives up or stop() destroys it.
           handled(methods);
@@ -376,6 +404,20 @@ function parseCalls(body: Buffer): { calls: JsonRpcCall[]; batch: boolean } {
     return { calls: list.map((call) => (call && typeof call === "object" ? (call as JsonRpcCall) : {})), batch: Array.isArray(parsed) };
   } catch {
     return { calls: [{}], batch: false };
+  }
+}
+
+/** An eth_call asked at a block number (a hex quantity), not at a tag such as "latest" or "pending". */
+function isPastStateCall(call: JsonRpcCall): boolean {
+  const block = Array.isArray(call.params) ? call.params[1] : undefined;
+  return call.method === "eth_call" && typeof block === "string" && /^0x[0-9a-f]+$/i.test(block);
+}
+
+function parseJson(answer: Buffer): unknown {
+  try {
+    return JSON.parse(answer.toString("utf8"));
+  } catch {
+    return undefined;
   }
 }
 

@@ -6,9 +6,10 @@
  *   outnumber any fixed candidate list (the search reads the block where the nonce's bit got set);
  * - an RPC fault during the search is "not known yet", never a verdict: the row stays unfinished
  *   (the request and its identical retry answer settlement_pending), and once the RPC is back the
- *   watcher confirms it with the front-runner's hash.
+ *   watcher confirms it with the front-runner's hash;
+ * - on a node that keeps no past state (a pruned full node), the recent logs are scanned instead.
  */
-import { erc20Abi, maxUint256, type Abi } from "viem";
+import { erc20Abi, maxUint256, type Abi, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keys, startTestChain } from "../../helpers/chain.js";
@@ -23,6 +24,8 @@ import { waitFor } from "../../helpers/wait.js";
 const payer = privateKeyToAccount(keys.payer);
 /** More than the 16 candidate transactions the old search read, newest first. */
 const laterSameValuePayments = 20;
+/** Between the front-run and our settlement's block: neither a power of two nor next to one. */
+const blocksBetween = 37;
 
 describe("a Permit2 front-run hidden behind the payer's later same-value payments", () => {
   const f = usePaymentFixture({ label: "permit2_front_run_hidden", chain: { noMining: true }, payerBalanceAtomic: 100_000_000n });
@@ -108,5 +111,55 @@ describe("an RPC fault while looking for a Permit2 front-runner", () => {
     expect((await settlementRows(f.database.url, nonceHex(b)))[0]).toMatchObject({ status: "confirmed", tx_hash: ours, settled_tx_hash: theirs });
     // The one success answer was never given: the identical retry takes it.
     expect(await settle(f, b)).toMatchObject({ success: true, transaction: theirs });
+  }, 60_000);
+
+  it("finds a front-run mined many blocks before our settlement by reading only the block where the nonce's bit got set", async () => {
+    const b = await body(f.chain, payer, "exact", 60_000n);
+    const answer = settle(f, b);
+    const ours = await facilitatorSent(f, b);
+    // Ours leaves the pool; the front-run is mined, then blocks pass, then ours comes back.
+    const rawTx = (await settlementRows(f.database.url, nonceHex(b)))[0]!.raw_tx as Hex;
+    await f.chain.testClient.dropTransaction({ hash: ours });
+    const theirs = await frontRun(f, b);
+    await f.chain.testClient.mine({ blocks: 1 });
+    const frontRunBlock = (await f.chain.publicClient.getTransactionReceipt({ hash: theirs })).blockNumber;
+    await f.chain.testClient.mine({ blocks: blocksBetween });
+    rpc.resetCounts();
+    await f.chain.publicClient.request({ method: "eth_sendRawTransaction", params: [rawTx] });
+    await f.chain.testClient.mine({ blocks: 1 });
+    const oursReceipt = await f.chain.publicClient.getTransactionReceipt({ hash: ours });
+    expect(oursReceipt.status).toBe("reverted");
+    expect(oursReceipt.blockNumber).toBe(frontRunBlock + BigInt(blocksBetween) + 1n);
+
+    // Answered success, or settlement_pending if the wait above outlasted the budget: the watcher finishes it.
+    expect([true, "settlement_pending"]).toContain(((await mineUntil(f, answer)) as { success: boolean; errorReason?: string }).errorReason ?? true);
+    await waitFor("the verdict", async () => (await settlementRows(f.database.url, nonceHex(b)))[0]?.status === "confirmed", 15_000);
+    expect((await settlementRows(f.database.url, nonceHex(b)))[0]).toMatchObject({ status: "confirmed", tx_hash: ours, settled_tx_hash: theirs });
+    // Every log read was of that one block.
+    const ranges = rpc.lastParams("eth_getLogs").map(([filter]) => filter as { fromBlock: string; toBlock: string });
+    expect(ranges.length).toBeGreaterThan(0);
+    for (const range of ranges) expect([BigInt(range.fromBlock), BigInt(range.toBlock)]).toEqual([frontRunBlock, frontRunBlock]);
+    // Found in O(log n) reads of the bit at past blocks (galloping back, then bisecting), not one per block.
+    const blocksAsked = new Set(rpc.lastParams("eth_call").map(([, block]) => block).filter((block) => typeof block === "string" && /^0x[0-9a-f]+$/i.test(block)));
+    expect(blocksAsked.size).toBeGreaterThan(1);
+    expect(blocksAsked.size).toBeLessThanOrEqual(1 + 2 * Math.ceil(Math.log2(blocksBetween + 2)));
+  }, 60_000);
+
+  it("on a node that keeps no past state, finds the front-run in the recent Transfer logs instead", async () => {
+    const b = await body(f.chain, payer, "exact", 50_000n);
+    const answer = settle(f, b);
+    const ours = await facilitatorSent(f, b);
+    const theirs = await frontRun(f, b);
+    rpc.resetCounts();
+    rpc.set("pastStateMissing");
+    await f.chain.testClient.mine({ blocks: 1 });
+
+    expect(await mineUntil(f, answer)).toMatchObject({ success: true, transaction: theirs });
+    expect((await settlementRows(f.database.url, nonceHex(b)))[0]).toMatchObject({ status: "confirmed", tx_hash: ours, settled_tx_hash: theirs });
+    // The bit's block was asked (and refused), then logs over a range of blocks were read.
+    expect(rpc.faulted("eth_call")).toBeGreaterThan(0);
+    const ranges = rpc.lastParams("eth_getLogs").map(([filter]) => filter as { fromBlock: string; toBlock: string });
+    expect(ranges.some((range) => BigInt(range.fromBlock) < BigInt(range.toBlock))).toBe(true);
+    rpc.set("pass");
   }, 60_000);
 });
