@@ -73,25 +73,21 @@ export async function minedApprove(f: PaymentFixture, account: PrivateKeyAccount
   await f.chain.testClient.mine({ blocks: 1 });
 }
 
+/** The exact proxy's settle(permit, owner, witness, signature) arguments for an exact payment's permit. */
+export function exactSettleArgs(b: Body) {
+  const auth = permitOf(b).permit2Authorization;
+  return [
+    { permitted: { token: auth.permitted.token, amount: BigInt(auth.permitted.amount) }, nonce: BigInt(auth.nonce), deadline: BigInt(auth.deadline) },
+    auth.from,
+    { to: auth.witness.to, validAfter: BigInt(auth.witness.validAfter) },
+    permitOf(b).signature,
+  ] as const;
+}
+
 /** Someone other than the facilitator sends the payment's permit to the exact proxy (anyone may: it checks no caller). */
 export async function frontRun(f: PaymentFixture, b: Body, tip = frontTip): Promise<Hex> {
-  const auth = permitOf(b).permit2Authorization;
-  return sendFromTest(
-    f,
-    privateKeyToAccount(keys.stranger),
-    {
-      address: x402ExactPermit2ProxyAddress,
-      abi: exactPermit2ProxyAbi as Abi,
-      functionName: "settle",
-      args: [
-        { permitted: { token: auth.permitted.token, amount: BigInt(auth.permitted.amount) }, nonce: BigInt(auth.nonce), deadline: BigInt(auth.deadline) },
-        auth.from,
-        { to: auth.witness.to, validAfter: BigInt(auth.witness.validAfter) },
-        permitOf(b).signature,
-      ],
-    },
-    tip,
-  );
+  const request = { address: x402ExactPermit2ProxyAddress, abi: exactPermit2ProxyAbi as Abi, functionName: "settle", args: exactSettleArgs(b) };
+  return sendFromTest(f, privateKeyToAccount(keys.stranger), request, tip);
 }
 
 /** Waits until the facilitator's transaction for this payment is in the node's pool. */

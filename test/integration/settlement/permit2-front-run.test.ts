@@ -7,17 +7,22 @@
  * - an RPC fault during the search is "not known yet", never a verdict: the row stays unfinished
  *   (the request and its identical retry answer settlement_pending), and once the RPC is back the
  *   watcher confirms it with the front-runner's hash;
- * - on a node that keeps no past state (a pruned full node), the recent logs are scanned instead.
+ * - on a node that keeps no past state (a pruned full node), the recent logs are scanned instead;
+ * - a permit sent through another contract (here Multicall3) is never credited: the row ends failed.
  */
-import { erc20Abi, maxUint256, type Abi, type Hex } from "viem";
+import { encodeFunctionData, erc20Abi, maxUint256, type Abi, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { x402ExactPermit2ProxyAddress } from "../../../src/contracts/permit2.js";
+import { exactPermit2ProxyAbi } from "../../../src/permit2/abi.js";
+import { multicall3Artifact } from "../../../src/sandbox/artifacts.js";
+import { MULTICALL3_ADDRESS } from "../../../src/sandbox/deploy.js";
 import { keys, startTestChain } from "../../helpers/chain.js";
 import { createTestDatabase } from "../../helpers/database.js";
 import { startTestFacilitator } from "../../helpers/facilitator.js";
 import { startFaultyRpcProxy, type FaultyRpcProxy } from "../../helpers/faulty-rpc-proxy.js";
 import { usePaymentFixture, type PaymentFixture } from "../../helpers/fixture.js";
-import { body, facilitatorSent, frontRun, frontTip, mineUntil, minedApprove, nonceHex, payTo, sendFromTest, settle } from "../../helpers/permit2-mined.js";
+import { body, exactSettleArgs, facilitatorSent, frontRun, frontTip, mineUntil, minedApprove, nonceHex, payTo, sendFromTest, settle } from "../../helpers/permit2-mined.js";
 import { settlementRows } from "../../helpers/sdk.js";
 import { waitFor } from "../../helpers/wait.js";
 
@@ -57,6 +62,32 @@ describe("a Permit2 front-run hidden behind the payer's later same-value payment
     expect(await mineUntil(f, answer)).toMatchObject({ success: true, transaction: theirs });
     const [row] = await settlementRows(f.database.url, nonceHex(b));
     expect(row).toMatchObject({ status: "confirmed", tx_hash: ours, settled_tx_hash: theirs });
+  }, 60_000);
+});
+
+describe("a Permit2 front-run through another contract", () => {
+  const f = usePaymentFixture({ label: "permit2_front_run_relayed", chain: { noMining: true }, payerBalanceAtomic: 100_000_000n });
+
+  it("is not credited (the row ends failed for good), though payTo was paid: only a transaction to the exact proxy itself counts", async () => {
+    await minedApprove(f, payer, maxUint256);
+    const b = await body(f.chain, payer, "exact", 70_000n);
+    const answer = settle(f, b);
+    const ours = await facilitatorSent(f, b);
+    const settleCall = encodeFunctionData({ abi: exactPermit2ProxyAbi, functionName: "settle", args: exactSettleArgs(b) });
+    const relayed = await sendFromTest(f, privateKeyToAccount(keys.stranger), {
+      address: MULTICALL3_ADDRESS,
+      abi: multicall3Artifact.abi,
+      functionName: "aggregate3",
+      args: [[{ target: x402ExactPermit2ProxyAddress, allowFailure: false, callData: settleCall }]],
+    });
+    const payToBefore = await f.chain.balanceOf(payTo);
+    await f.chain.testClient.mine({ blocks: 1 });
+    expect((await f.chain.publicClient.getTransactionReceipt({ hash: relayed })).status).toBe("success");
+    expect(await f.chain.balanceOf(payTo)).toBe(payToBefore + 70_000n);
+    expect((await f.chain.publicClient.getTransactionReceipt({ hash: ours })).status).toBe("reverted");
+
+    expect(await mineUntil(f, answer)).toMatchObject({ success: false, errorReason: "invalid_exact_evm_transaction_failed" });
+    expect((await settlementRows(f.database.url, nonceHex(b)))[0]).toMatchObject({ status: "failed", tx_hash: ours, settled_tx_hash: null, authorization_unused: false });
   }, 60_000);
 });
 
