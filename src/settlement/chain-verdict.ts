@@ -51,8 +51,11 @@ export async function chainVerdict(client: PublicClient, row: SettlementRow, wai
   if (paymentLogOf(receipt, expected, row.nonce as Hex)) {
     return { kind: "paid", txHash: receipt.transactionHash, blockNumber: receipt.blockNumber, gasUsed, gasCostWei };
   }
-  const frontRunner = await findPayingTransaction(client, row, expected, receipt.blockNumber);
-  if (frontRunner) return { ...frontRunner, gasUsed, gasCostWei };
+  // A fault while searching is "not known yet": the row stays unfinished and is judged again
+  // (thrown, it reached the identical retry that reconciles the row as a 500).
+  const frontRunner = await unknownOnTransportFailure(findPayingTransaction(client, row, expected, receipt.blockNumber).then((found) => found ?? "none" as const));
+  if (frontRunner === undefined) return { kind: "unknown" };
+  if (frontRunner !== "none") return { ...frontRunner, gasUsed, gasCostWei };
   // Not paid. Whether the authorization is still unused decides if the payment may be tried again;
   // without an answer the verdict waits (an honest payment must not end failed while unused).
   // And whether the payer's address had code when it failed: only then can its own code be why.
