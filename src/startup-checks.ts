@@ -180,22 +180,28 @@ export async function checkAtStart(
     }
     const permit2Missing = await missingPermit2Contracts(client);
     if (permit2Missing.length > 0) {
-      // Not the operator's setting: nothing to fix here, but say why upto is not in /supported.
-      notes.push(`${network.network}: no code at ${permit2Missing.join(", ")}: Permit2 payments (exact over Permit2, upto) are refused on this network (permit2_proxy_not_deployed) and upto is not in /supported`);
+      // Not the operator's setting: nothing to fix here, but say what is refused, and whether upto
+      // is left out of /supported (it is when Permit2 or the upto proxy is missing, not the exact one).
+      const missing = new Set(permit2Missing.map(([name]) => name));
+      const refused = [missing.has("Permit2") || missing.has("the x402 exact Permit2 proxy") ? "exact over Permit2" : undefined, missing.has("Permit2") || missing.has("the x402 upto Permit2 proxy") ? "upto" : undefined].filter(Boolean);
+      const uptoUnlisted = refused.includes("upto");
+      notes.push(
+        `${network.network}: no code at ${permit2Missing.map(([name, address]) => `${name} (${address})`).join(", ")}: ${refused.join(" and ")} payments are refused on this network (permit2_proxy_not_deployed)${uptoUnlisted ? " and upto is not in /supported" : ""}`,
+      );
     }
   }
   return { rpcUrls, warnings, notes };
 }
 
 /** Which of Permit2 and x402's two proxies have no code (an RPC that fails counts as present: verify asks again). */
-async function missingPermit2Contracts(client: PublicClient): Promise<string[]> {
+async function missingPermit2Contracts(client: PublicClient): Promise<(readonly [name: string, address: Address])[]> {
   const named = [
     ["Permit2", permit2Address],
     ["the x402 exact Permit2 proxy", x402ExactPermit2ProxyAddress],
     ["the x402 upto Permit2 proxy", x402UptoPermit2ProxyAddress],
   ] as const;
   const present = await Promise.all(named.map(([, address]) => hasCode(client, address).catch(() => true)));
-  return named.filter((_entry, index) => !present[index]).map(([name, address]) => `${name} (${address})`);
+  return named.filter((_entry, index) => !present[index]);
 }
 
 /** Why the asset cannot be the configured EIP-3009 token, or undefined when it is. */

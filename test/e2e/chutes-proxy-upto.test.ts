@@ -205,7 +205,9 @@ describe("upto pieces: usage, charge, stream scanner, authorization key, terms",
     expect(authorizationKey(v2({ permit2Authorization: { from: owner, nonce: "0042" } }))).toBe(`permit2:${owner.toLowerCase()}:42`);
     expect(authorizationKey(v2({ permit2Authorization: { from: owner, nonce: "42" }, authorization: { from: owner, nonce: "0x01" } }))).toBe(`permit2:${owner.toLowerCase()}:42`);
     expect(authorizationKey(v2({ authorization: { from: owner, nonce: "0xAB" } }))).toBe(`eip3009:${owner.toLowerCase()}:0xab`);
-    expect(authorizationKey(v2({ permit2Authorization: { from: owner, nonce: "0x2a" } }))).toBeUndefined();
+    expect(authorizationKey(v2({ permit2Authorization: { from: owner, nonce: "0x2a" } }))).toBe(`permit2:${owner.toLowerCase()}:42`);
+    expect(authorizationKey(v2({ permit2Authorization: { from: owner, nonce: "0x" } }))).toBeUndefined();
+    expect(authorizationKey(v2({ permit2Authorization: { from: owner, nonce: "4e2" } }))).toBeUndefined();
     expect(authorizationKey(v2({ signature: "0x" }))).toBeUndefined();
     // v1 is EIP-3009 only (the facilitator ignores a permit2Authorization there): keyed by `authorization`.
     const v1 = { version: 1, payload: { x402Version: 1, payload: { permit2Authorization: { from: owner, nonce: "1" }, authorization: { from: owner, nonce: "0x01" } } } } as unknown as Payment;

@@ -130,6 +130,13 @@ describe("pricing and configuration", () => {
     expect(quote({ ...pricedBody(), n: 3 }, price, 1024).amount).toBe("4000");
     expect(quote({ messages: [{ role: "user", content: "hi" }], max_tokens: 1 }, parseUsdPrice("0.000001"), 1024).amount).toBe("1");
     expect(quote({ messages: [{ role: "user", content: "hi" }], max_tokens: 1 }, parseUsdPrice("0"), 1024).amount).toBe("1");
+    // Both output limits set: priced at the larger (upstreams differ in which one they obey; review 16 L5)
+    const hi = { role: "user", content: "hi" };
+    expect(quote({ messages: [hi], max_tokens: 1, max_completion_tokens: 8000 }, price, 1024).maxOutputTokens).toBe(8000);
+    expect(quote({ messages: [hi], max_tokens: 8000, max_completion_tokens: 1 }, price, 1024).maxOutputTokens).toBe(8000);
+    // Prompt inputs outside `messages` (tools, response_format…) count as their JSON
+    const tools = [{ type: "function", function: { name: "f", description: "x".repeat(4000) } }];
+    expect(quote({ messages: [hi], max_tokens: 1, tools }, price, 1024).promptTokens).toBe(Math.ceil((2 + JSON.stringify(tools).length) / 4));
   });
 
   it("rejects a bad environment with every problem named", () => {

@@ -6,9 +6,14 @@
  *   amount          = max(1, ceil(estimatedTokens / 1000 × PRICE_PER_1K_TOKENS × 10^6))   atomic USDC
  *
  * - promptChars: the text of every message — string `content`, the `text` of text parts; any other part
- *   (an image, audio…) counts as the length of its JSON; `tool_calls` count as their JSON too.
- * - maxOutputTokens: `max_tokens`, else `max_completion_tokens`, else DEFAULT_MAX_TOKENS. When the request
- *   sets neither, the proxy forwards `max_tokens = DEFAULT_MAX_TOKENS` so the model cannot outrun the price.
+ *   (an image, audio…) counts as the length of its JSON; `tool_calls` count as their JSON too; and the
+ *   request's other prompt inputs (`tools`, `functions`, `tool_choice`, `response_format`) as their JSON
+ *   (the upstream puts them in the prompt). Four characters a token underestimates some scripts (CJK):
+ *   with `upto` the charge comes from the upstream's `usage` anyway, within the cap.
+ * - maxOutputTokens: the larger of `max_tokens` and `max_completion_tokens` (upstreams differ in which one
+ *   they obey: a body with a small one and a large other must be priced at the large one), else
+ *   DEFAULT_MAX_TOKENS. When the request sets neither, the proxy forwards `max_tokens = DEFAULT_MAX_TOKENS`
+ *   so the model cannot outrun the price.
  * - n: the number of choices asked for (default 1); each may use maxOutputTokens.
  *
  * All arithmetic is in integers (the price is parsed as a decimal string), so a quote never depends on
@@ -19,8 +24,9 @@
  *
  *   charge = min(cap, max(1, ceil((prompt_tokens + completion_tokens) / 1000 × PRICE_PER_1K_TOKENS × 10^6)))
  *
- * the same per-token price and rounding as the quote, never above what the buyer signed, and never 0
- * (a 0 charge sends no transaction, so it would leave the signature unspent and payable again).
+ * the same per-token price and rounding as the quote, never above what the buyer signed, and never 0:
+ * a 0 charge sends no transaction, and the facilitator records it final (the authorization can never
+ * be charged later), so the buyer would be served for free; at least 1 atomic unit is charged.
  */
 export const CHARS_PER_TOKEN = 4;
 /** PRICE_PER_1K_TOKENS may have at most this many decimals (USD). */
@@ -77,7 +83,18 @@ export function promptCharacters(messages: ChatMessage[]): number {
 }
 
 export function maxOutputTokens(request: ChatRequest, defaultMaxTokens: number): number {
-  return request.max_tokens ?? request.max_completion_tokens ?? defaultMaxTokens;
+  if (request.max_tokens === undefined && request.max_completion_tokens === undefined) return defaultMaxTokens;
+  return Math.max(request.max_tokens ?? 0, request.max_completion_tokens ?? 0);
+}
+
+/** Request fields besides `messages` that the upstream renders into the prompt: counted as their JSON. */
+const promptInputFields = ["tools", "functions", "tool_choice", "response_format"] as const;
+
+/** Characters of the prompt inputs outside `messages` (promptInputFields). */
+export function promptInputCharacters(request: ChatRequest): number {
+  let chars = 0;
+  for (const field of promptInputFields) if (request[field] != null) chars += JSON.stringify(request[field]).length;
+  return chars;
 }
 
 /** `tokens` at the per-1K price, in atomic units, rounded up, at least 1. */
@@ -90,7 +107,7 @@ export function priceOfTokens(tokens: bigint, pricePer1kScaled: bigint): bigint 
 }
 
 export function quote(request: ChatRequest, pricePer1kScaled: bigint, defaultMaxTokens: number): Quote {
-  const promptTokens = Math.ceil(promptCharacters(request.messages) / CHARS_PER_TOKEN);
+  const promptTokens = Math.ceil((promptCharacters(request.messages) + promptInputCharacters(request)) / CHARS_PER_TOKEN);
   const outputTokens = maxOutputTokens(request, defaultMaxTokens);
   const estimatedTokens = promptTokens + outputTokens * (request.n ?? 1);
   return { promptTokens, maxOutputTokens: outputTokens, estimatedTokens, amount: priceOfTokens(BigInt(estimatedTokens), pricePer1kScaled).toString() };

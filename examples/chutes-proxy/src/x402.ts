@@ -184,8 +184,9 @@ export function authorizationKey(payment: Payment): string | undefined {
   if (inner === null || typeof inner !== "object") return undefined;
   if (payment.version === 2 && "permit2Authorization" in inner) {
     const permit = inner.permit2Authorization as { from?: unknown; nonce?: unknown } | null;
-    if (typeof permit?.from !== "string" || typeof permit.nonce !== "string" || !/^\d{1,78}$/.test(permit.nonce)) return undefined;
-    // A uint256 in decimal: "007" and "7" are the same nonce on chain.
+    // A uint256 in decimal or 0x-hex (the facilitator takes both, as the spec's example writes it):
+    // "007", "7" and "0x7" are the same nonce on chain, so they are one key.
+    if (typeof permit?.from !== "string" || typeof permit.nonce !== "string" || !/^(\d{1,78}|0x[0-9a-fA-F]{1,64})$/.test(permit.nonce)) return undefined;
     return `permit2:${permit.from.toLowerCase()}:${BigInt(permit.nonce).toString()}`;
   }
   const authorization = inner.authorization as { from?: unknown; nonce?: unknown } | null | undefined;
