@@ -34,7 +34,10 @@ import { startAnvil, type AnvilInstance } from "../../src/sandbox/anvil.js";
 import { startTestFacilitator, type TestFacilitator } from "./facilitator.js";
 import { batchSettlerAddress } from "../../src/contracts/batch-settler.js";
 import { installBatchSettler, installMulticall3, installPermit2, installX402Permit2Proxies, MULTICALL3_ADDRESS } from "../../src/sandbox/deploy.js";
-import { permit2Address } from "../../src/contracts/permit2.js";
+import { permit2Address, x402ExactPermit2ProxyAddress, x402UptoPermit2ProxyAddress } from "../../src/contracts/permit2.js";
+import type { PaymentRequirements } from "@x402/core/types";
+import { ExactEvmScheme } from "@x402/evm/exact/client";
+import { UptoEvmScheme } from "@x402/evm/upto/client";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 import { signPayment, v1Body, v2Body, v2Requirements, type SignPaymentOptions } from "./payments.js";
 import { postJson } from "./http.js";
@@ -296,7 +299,8 @@ export async function startForkChain(options: StartForkChainOptions): Promise<Fo
     // Batches go through BatchSettler; a chain where nobody deployed it yet gets it on the fork.
     if (!(await publicClient.getCode({ address: batchSettlerAddress }))) await installBatchSettler(anvil.rpcUrl);
     // Base and Base Sepolia have Permit2 and x402's Permit2 proxies: the fork then exercises the real
-    // ones. A chain without them (a local node upstream) gets the local stand-ins.
+    // ones (defineForkPaymentTests' Permit2 cases). A chain without them (a local node upstream)
+    // gets the local stand-ins.
     if (!(await publicClient.getCode({ address: permit2Address }))) await installPermit2(anvil.rpcUrl);
     await installX402Permit2Proxies(anvil.rpcUrl, { keepExisting: true });
 
@@ -540,5 +544,76 @@ export function defineForkPaymentTests(target: ForkTarget, start: () => Promise<
     expect(await post("/settle", body)).toMatchObject({ success: false, errorReason: "invalid_exact_evm_insufficient_balance", transaction: "" });
     expect(await chain.publicClient.getTransactionCount({ address: facilitatorAddress })).toBe(signerNonceBefore);
     expect(await chain.balanceOf(poor)).toBe(amountAtomic - 1n);
+  });
+
+  // Permit2 (issue 16): payloads from the official 2.27 clients, settled through Permit2 and x402's
+  // proxies at their canonical addresses — the real contracts on a Base fork, the stand-ins otherwise.
+  const permit2Requirements = (scheme: "exact" | "upto", amount: bigint): PaymentRequirements => ({
+    scheme,
+    network: network as PaymentRequirements["network"],
+    amount: amount.toString(),
+    asset: target.usdc.address,
+    payTo,
+    maxTimeoutSeconds: 300,
+    extra: { name: target.usdc.name, version: target.usdc.version, assetTransferMethod: "permit2", ...(scheme === "upto" ? { facilitatorAddress } : {}) },
+  });
+  const permit2Body = async (scheme: "exact" | "upto", capAtomic: bigint, chargeAtomic = capAtomic) => {
+    const account = privateKeyToAccount(payerKey);
+    const accepted = permit2Requirements(scheme, capAtomic);
+    const result = await (scheme === "upto" ? new UptoEvmScheme(account) : new ExactEvmScheme(account)).createPaymentPayload(2, accepted);
+    return {
+      x402Version: 2,
+      paymentPayload: { x402Version: 2, resource: { url: "https://seller.example/r" }, accepted, payload: result.payload },
+      paymentRequirements: { ...accepted, amount: chargeAtomic.toString() },
+    };
+  };
+  let permit2Approved = false;
+  const approvePermit2 = async () => {
+    if (permit2Approved) return;
+    await chain.setEthBalance(payer, parseEther("1"));
+    const wallet = createWalletClient({ account: privateKeyToAccount(payerKey), transport: http(chain.rpcUrl) });
+    const hash = await wallet.writeContract({
+      address: target.usdc.address,
+      abi: parseAbi(["function approve(address spender, uint256 value) returns (bool)"]),
+      functionName: "approve",
+      args: [permit2Address, 2n ** 256n - 1n],
+      chain: null,
+    });
+    expect((await chain.publicClient.waitForTransactionReceipt({ hash, timeout: 30_000 })).status).toBe("success");
+    permit2Approved = true;
+  };
+
+  it("settles exact over Permit2 through the exact proxy: one Transfer of the amount to payTo", async () => {
+    await approvePermit2();
+    const body = await permit2Body("exact", amountAtomic);
+    expect(await post("/verify", body)).toEqual({ isValid: true, payer });
+    const payToBefore = await chain.balanceOf(payTo);
+    const answer = await post("/settle", body);
+    expect(answer).toMatchObject({ success: true, payer, network });
+    const { receipt, transfers } = await transfersOf(answer.transaction, payer);
+    expect(receipt.status).toBe("success");
+    expect(receipt.to?.toLowerCase()).toBe(x402ExactPermit2ProxyAddress.toLowerCase());
+    expect(transfers.map((log) => log.args)).toEqual([{ from: payer, to: payTo, value: amountAtomic }]);
+    expect(await chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
+    expect(await post("/settle", body)).toMatchObject({ success: false, errorReason: "duplicate_settlement", transaction: answer.transaction });
+  });
+
+  it("settles upto through the upto proxy for the charge, below the cap signed, from the key the witness names", async () => {
+    await approvePermit2();
+    const capAtomic = amountAtomic;
+    const chargeAtomic = amountAtomic / 4n;
+    const body = await permit2Body("upto", capAtomic, chargeAtomic);
+    const payToBefore = await chain.balanceOf(payTo);
+    const answer = await post("/settle", body);
+    expect(answer).toMatchObject({ success: true, payer, network, amount: chargeAtomic.toString() });
+    const { receipt, transfers } = await transfersOf(answer.transaction, payer);
+    expect(receipt.status).toBe("success");
+    expect(receipt.from.toLowerCase()).toBe(facilitatorAddress.toLowerCase());
+    expect(receipt.to?.toLowerCase()).toBe(x402UptoPermit2ProxyAddress.toLowerCase());
+    expect(transfers.map((log) => log.args)).toEqual([{ from: payer, to: payTo, value: chargeAtomic }]);
+    expect(await chain.balanceOf(payTo)).toBe(payToBefore + chargeAtomic);
+    // Above the cap: refused, nothing sent.
+    const over = await permit2Body("upto", capAtomic, capAtomic + 1n);
+    expect(await post("/settle", over)).toMatchObject({ success: false, errorReason: "invalid_upto_evm_payload_settlement_exceeds_amount", transaction: "" });
   });
 }
