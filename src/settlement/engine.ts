@@ -190,8 +190,10 @@ export class SettlementEngine {
     const deadlineMs = deps.clock.nowMs() + deps.limits.settleBudgetMs;
     const resolved = resolvePayment(request, (chainId) => deps.chains.get(chainId)?.config);
     if (isRejection(resolved)) return failed(resolved.reason, resolved.message);
+    // What differs between EIP-3009 and Permit2 is the driver's (transfer-methods/driver.ts).
     const method = transferMethodDriver(request.transferMethod);
     const client = deps.chains.get(resolved.network.chainId)!.publicClient;
+    // Binding and terms, the signature, the asset's (and Permit2's) code: before Postgres.
     const checked = await method.checkForSettle(client, resolved, {
       signerAddresses: deps.signers.addresses(),
       permit2Contracts: deps.permit2Contracts,
