@@ -15,7 +15,7 @@ import type { PaymentRequest, Permit2Authorization, Rejection, Scheme } from "..
  */
 
 /** At /verify an upto payment is checked against its cap (the requirements' amount is the cap); at /settle the requirements' amount is the charge, at most the cap. */
-export type Permit2Stage = "verify" | "settle";
+type Permit2Stage = "verify" | "settle";
 
 /** The proxy a scheme's payer signs for (the permit's `spender`), which the settlement calls. */
 export function proxyOf(scheme: Scheme): Address {
@@ -31,7 +31,7 @@ function permitOf(request: PaymentRequest): Permit2Authorization {
  * v2 `accepted` equals the requirements, as for EIP-3009 — but for upto at /settle, where the
  * amount is the charge: the charge may be lower than the accepted cap, never higher.
  */
-export function checkPermit2Binding(request: PaymentRequest, stage: Permit2Stage): Rejection | undefined {
+function checkPermit2Binding(request: PaymentRequest, stage: Permit2Stage): Rejection | undefined {
   const { accepted, requirements } = request;
   const upto = requirements.scheme === "upto";
   if (accepted.scheme !== requirements.scheme) {
@@ -62,7 +62,7 @@ export function checkPermit2Binding(request: PaymentRequest, stage: Permit2Stage
   return undefined;
 }
 
-export interface Permit2TermsOptions {
+interface Permit2TermsOptions {
   signerAddresses: readonly Address[];
   minAmountAtomic: bigint;
 }
