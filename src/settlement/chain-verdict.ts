@@ -23,6 +23,18 @@ export type ChainVerdict =
   | { kind: "failed"; reason: ReasonCode; message: string; gasCostWei?: bigint; authorizationUnused: boolean; payerHadCode: boolean }
   | { kind: "unknown" };
 
+/**
+ * A transfer method's verdict on a row's receipt (eip3009-verdict.ts, permit2-verdict.ts): `cost` is
+ * this row's share of the transaction's gas.
+ */
+export type ReceiptVerdict = (
+  client: PublicClient,
+  row: SettlementRow,
+  receipt: TransactionReceipt,
+  expected: ExpectedTransfer,
+  cost: { gasUsed: bigint; gasCostWei: bigint },
+) => Promise<ChainVerdict>;
+
 export function expectedTransferOf(row: SettlementRow): ExpectedTransfer {
   return { token: row.asset as Address, from: row.payer as Address, to: row.payTo as Address, valueAtomic: BigInt(row.valueAtomic) };
 }

@@ -4,7 +4,7 @@ import { unknownOnTransportFailure } from "../chain/rpc-errors.js";
 import { eip3009Abi } from "../exact-evm/abi.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { SettlementRow } from "../store/schema.js";
-import type { ChainVerdict } from "./chain-verdict.js";
+import type { ReceiptVerdict } from "./chain-verdict.js";
 import { authorizationUsedTxHashes, paymentLogOf, type ExpectedTransfer } from "./receipt.js";
 
 /** How far back a front-runner's AuthorizationUsed log is looked for (bounded getLogs range). */
@@ -16,14 +16,7 @@ const frontRunLookbackBlocks = 1_000n;
  * transaction; else paid by a front-runner's transaction that used the same authorization for the
  * same payment; else failed — with the authorization unused (reclaimable) when the token says so.
  */
-export async function eip3009Verdict(
-  client: PublicClient,
-  row: SettlementRow,
-  receipt: TransactionReceipt,
-  expected: ExpectedTransfer,
-  cost: { gasUsed: bigint; gasCostWei: bigint },
-): Promise<ChainVerdict> {
-  const { gasUsed, gasCostWei } = cost;
+export const eip3009Verdict: ReceiptVerdict = async (client, row, receipt, expected, { gasUsed, gasCostWei }) => {
   if (paymentLogOf(receipt, expected, row.nonce as Hex)) {
     return { kind: "paid", txHash: receipt.transactionHash, blockNumber: receipt.blockNumber, gasUsed, gasCostWei };
   }
@@ -40,7 +33,7 @@ export async function eip3009Verdict(
   const { reason, message } = whyNotPaid(receipt, expected, row);
   const why = used ? `${message}; the authorization's nonce is used on chain without paying payTo, so it cannot be settled again` : message;
   return { kind: "failed", reason, message: why, gasCostWei, authorizationUnused: !used, payerHadCode };
-}
+};
 
 /**
  * A receipt that does not pay, in 2.27's words: our call reverted — the transaction, or this

@@ -1,13 +1,11 @@
-import type { Address, Hex, PublicClient, TransactionReceipt } from "viem";
+import type { Address, Hex, PublicClient } from "viem";
 import type { Limits } from "../config.js";
 import type { SignatureVerdict } from "../exact-evm/payer-signature.js";
 import type { ResolvedPayment } from "../exact-evm/resolve.js";
 import type { ContractCall } from "../exact-evm/transfer-call.js";
 import type { VerifyContext, VerifyOptions, VerifyResult } from "../exact-evm/verify.js";
 import type { PaymentRequest, Rejection, TransferMethod } from "../protocol/types.js";
-import type { ChainVerdict } from "../settlement/chain-verdict.js";
-import type { ExpectedTransfer } from "../settlement/receipt.js";
-import type { SettlementRow } from "../store/schema.js";
+import type { ReceiptVerdict } from "../settlement/chain-verdict.js";
 import { eip3009Driver } from "./eip3009.js";
 import { permit2Driver } from "./permit2.js";
 
@@ -56,7 +54,7 @@ export interface TransferMethodDriver {
   /** A failed estimate that neither the payer's state, the signer's funds nor the gas cap explain: the revert, in the method's codes. */
   rejectionOfRevert(estimate: { error: unknown; revertText: string }): Rejection;
   /** The chain's verdict on a row's receipt (paid by us or a front-runner, failed, or not known yet). */
-  verdict(client: PublicClient, row: SettlementRow, receipt: TransactionReceipt, expected: ExpectedTransfer, cost: { gasUsed: bigint; gasCostWei: bigint }): Promise<ChainVerdict>;
+  readonly verdict: ReceiptVerdict;
 }
 
 /** The driver of a transfer method; a row written before Permit2 existed says "eip3009" (the column's default). */
