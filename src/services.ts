@@ -11,10 +11,9 @@ import { BazaarCataloguer } from "./bazaar/cataloguer.js";
 import { BazaarRepository } from "./store/bazaar-repo.js";
 import { RecoverPool } from "./exact-evm/recover-pool.js";
 import { builderCodeSuffix } from "./protocol/builder-code.js";
-import { verifyExactEvm, type VerifyContext, type VerifyResult } from "./exact-evm/verify.js";
-import { authorizationKeyOf } from "./exact-evm/resolve.js";
+import type { VerifyContext, VerifyResult } from "./exact-evm/verify.js";
 import { Permit2Contracts } from "./permit2/presence.js";
-import { verifyPermit2 } from "./permit2/verify.js";
+import { authorizationKeyOf, transferMethodDriver } from "./transfer-methods/driver.js";
 import type { X402Version } from "./protocol/types.js";
 import type { PaymentRequest } from "./protocol/types.js";
 import { SettlementEngine, type Logger } from "./settlement/engine.js";
@@ -213,7 +212,7 @@ export function createServices(deps: ServiceDeps): Services {
     discovery,
     pingDatabase: () => pingDatabase(deps.database.db),
     networkServed: (version, network) => (version === 1 ? v1Names.has(network) : caip2Names.has(network)),
-    verify: (request) => (request.transferMethod === "permit2" ? verifyPermit2(request, verifyContext, verifyOptions) : verifyExactEvm(request, verifyContext, verifyOptions)),
+    verify: (request) => transferMethodDriver(request.transferMethod).verify(request, verifyContext, verifyOptions),
     close: () =>
       (closing ??= (async () => {
         screening?.close();

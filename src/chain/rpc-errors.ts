@@ -84,6 +84,16 @@ export function throwIfTransportFailure(error: unknown, what: string): void {
   }
 }
 
+/** The read's answer, or undefined when the RPC could not be asked (a verdict then waits). */
+export async function unknownOnTransportFailure<T>(read: Promise<T>): Promise<T | undefined> {
+  try {
+    return await read;
+  } catch (error) {
+    if (isTransportFailure(error)) return undefined;
+    throw error;
+  }
+}
+
 /** How RPCs word "this method is not served here" (-32601 is JSON-RPC's; providers vary the text). */
 const methodUnsupportedPattern = /method (\S+ )?(not found|not supported|not available|not allowed|is not available|does not exist|disabled)|unsupported method|unknown method|not whitelisted|-32601/i;
 

@@ -1,10 +1,9 @@
 import type { AssetConfig, NetworkConfig } from "../config.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest, Rejection, Scheme } from "../protocol/types.js";
-import { permit2Address } from "../contracts/permit2.js";
 import { permit2Digest } from "../permit2/typed-data.js";
 import { authorizationDigest, type Eip712TokenDomain } from "./typed-data.js";
-import type { Address, Hex } from "viem";
+import type { Hex } from "viem";
 import type { PayerKind } from "./payer-signature.js";
 
 /** The configuration a payment runs against, and the EIP-712 identity of what the payer signed. */
@@ -24,6 +23,15 @@ export interface ResolvedPayment {
   settleAmountAtomic: bigint;
   /** Known once the signature is checked; decides the settlement call (see transfer-call.ts). */
   payerKind?: PayerKind;
+}
+
+/**
+ * An upto charge of 0: the resource server charges nothing, so nothing is sent (@x402/evm 2.27:
+ * success, no transaction) and no lane or minimum applies. Not to be confused with engine.ts's
+ * isRecordedZeroCharge, which reads a settlement row.
+ */
+export function isZeroCharge(payment: Pick<ResolvedPayment, "scheme" | "settleAmountAtomic">): boolean {
+  return payment.scheme === "upto" && payment.settleAmountAtomic === 0n;
 }
 
 export type NetworkLookup = (chainId: number) => NetworkConfig | undefined;
@@ -59,21 +67,6 @@ export function resolvePayment(request: PaymentRequest, lookup: NetworkLookup): 
     return { reason: ReasonCode.tokenVersionMismatch, message: `extra.version "${extraVersion}" is not the token's EIP-712 version "${asset.version}"` };
   }
   return { request, network, asset, domain, digest: authorizationDigest(domain, request.authorization), scheme, settleAmountAtomic: request.authorization.valueAtomic };
-}
-
-/**
- * The identity of the authorization a settlement row is unique on: the nonce in the namespace the
- * chain keeps it in. EIP-3009 nonces are per token (`authorizationState(from, nonce)` of the asset);
- * Permit2's are per owner across every token and spender (its nonce bitmap), so a Permit2 payment's
- * key names the Permit2 contract where EIP-3009's names the token.
- */
-export function authorizationKeyOf(payment: ResolvedPayment): { chainId: number; nonceContract: Address; payer: Address; nonce: Hex } {
-  return {
-    chainId: payment.network.chainId,
-    nonceContract: payment.request.transferMethod === "permit2" ? permit2Address : payment.asset.address,
-    payer: payment.request.authorization.from,
-    nonce: payment.request.authorization.nonce,
-  };
 }
 
 /** One frozen domain object per configured asset and chain (typed-data.ts keys its caches by it). */

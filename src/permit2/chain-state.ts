@@ -42,29 +42,25 @@ export function eip2612PermitOf(payment: ResolvedPayment): Eip2612Permit | undef
 
 /**
  * Everything verify asks the chain about a Permit2 payment, in one round trip (the transport
- * batches concurrent calls): the nonce's bit, the owner's balance and allowance to Permit2, and a
- * simulation of the proxy call from `simulationAccount` — upto's proxy lets only the witness's
- * facilitator call it, so that is the account for upto — with the settlement's gas cap. With an
- * EIP-2612 permit in the payload, settleWithPermit is simulated: what a settle sends when the
- * allowance is short, and it passes whenever a plain settle would (a failed permit is tolerated).
+ * batches concurrent calls): the nonce's bit, the owner's balance and allowance to Permit2, and,
+ * with `simulate`, a simulation of the proxy call from `simulate.from` with at most
+ * `simulate.gasMax` gas. The caller names the sender: upto's proxy lets only the witness's
+ * facilitator call it, so for upto that is the witness's facilitator. With an EIP-2612 permit in
+ * the payload, settleWithPermit is simulated: what a settle sends when the allowance is short, and
+ * it passes whenever a plain settle would (a failed permit is tolerated).
  */
-export async function readPermit2ChainState(
-  client: PublicClient,
-  payment: ResolvedPayment,
-  options: { simulate: boolean; simulationAccount: Address; gasMax: bigint },
-): Promise<Permit2ChainState> {
+export async function readPermit2ChainState(client: PublicClient, payment: ResolvedPayment, options: { simulate?: { from: Address; gasMax: bigint } } = {}): Promise<Permit2ChainState> {
   const permit = payment.request.permit2!;
   const token = payment.asset.address;
   const onTransport = (what: string) => (error: unknown) => {
     throwIfTransportFailure(error, what);
     throw error;
   };
-  const account = payment.scheme === "upto" ? permit.witness.facilitator! : options.simulationAccount;
   const [nonceUsed, balanceAtomic, allowanceAtomic, simulation] = await Promise.all([
     permit2NonceUsed(client, permit.owner, permit.nonce).catch(onTransport("reading the Permit2 nonce bitmap")),
     client.readContract({ address: token, abi: permit2TokenAbi, functionName: "balanceOf", args: [permit.owner] }).catch(onTransport("reading the payer's balance")),
     client.readContract({ address: token, abi: permit2TokenAbi, functionName: "allowance", args: [permit.owner, permit2Address] }).catch(onTransport("reading the payer's allowance to Permit2")),
-    options.simulate ? simulatePermit2Settlement(client, payment, account, options.gasMax, eip2612PermitOf(payment)) : Promise.resolve(undefined),
+    options.simulate ? simulatePermit2Settlement(client, payment, options.simulate.from, options.simulate.gasMax, eip2612PermitOf(payment)) : Promise.resolve(undefined),
   ]);
   return { nonceUsed, balanceAtomic, allowanceAtomic, simulation };
 }
@@ -92,6 +88,21 @@ export function judgePermit2State(payment: ResolvedPayment, state: Permit2ChainS
   if (claimed) return { reason: ReasonCode.permit2InvalidNonce, message: `Permit2 nonce ${permit.nonce} of ${permit.owner} is already being settled` };
   if (!state.simulation || state.simulation.ok) return undefined;
   return explainPermit2Failure(payment, state, state.simulation.revert);
+}
+
+/**
+ * Verify's chain round trip for an upto charge of 0, which sends nothing to prove the payment good
+ * (2.27 re-verifies and simulates the cap here too): the nonce's bit clear, and the proxy call for
+ * the whole cap (`permitted`, not the 0 charged, which the proxy would refuse anyway) simulated from
+ * the witness's facilitator — so an unfunded, unapproved or used permit is refused as /verify
+ * refuses it, and a 0 charge is never a free success. The caller's own row is the live claim, so
+ * "claimed" is not asked.
+ */
+export async function zeroChargeRejection(client: PublicClient, payment: ResolvedPayment, gasMax: bigint): Promise<Rejection | undefined> {
+  const permit = payment.request.permit2!;
+  const atCap: ResolvedPayment = { ...payment, settleAmountAtomic: permit.permittedAtomic };
+  const state = await readPermit2ChainState(client, atCap, { simulate: { from: permit.witness.facilitator!, gasMax } });
+  return judgePermit2State(atCap, state, false);
 }
 
 /** Why a simulated (or estimated) Permit2 settlement reverted, in 2.27's codes. */

@@ -1,6 +1,7 @@
 import type { Address } from "viem";
 import { permit2Address, x402ExactPermit2ProxyAddress, x402UptoPermit2ProxyAddress } from "../contracts/permit2.js";
 import { validBeforeMarginSeconds } from "../exact-evm/checks.js";
+import { isZeroCharge, type ResolvedPayment } from "../exact-evm/resolve.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest, Permit2Authorization, Rejection, Scheme } from "../protocol/types.js";
 
@@ -14,7 +15,7 @@ import type { PaymentRequest, Permit2Authorization, Rejection, Scheme } from "..
  */
 
 /** At /verify an upto payment is checked against its cap (the requirements' amount is the cap); at /settle the requirements' amount is the charge, at most the cap. */
-export type Permit2Stage = "verify" | "settle";
+type Permit2Stage = "verify" | "settle";
 
 /** The proxy a scheme's payer signs for (the permit's `spender`), which the settlement calls. */
 export function proxyOf(scheme: Scheme): Address {
@@ -30,7 +31,7 @@ function permitOf(request: PaymentRequest): Permit2Authorization {
  * v2 `accepted` equals the requirements, as for EIP-3009 — but for upto at /settle, where the
  * amount is the charge: the charge may be lower than the accepted cap, never higher.
  */
-export function checkPermit2Binding(request: PaymentRequest, stage: Permit2Stage): Rejection | undefined {
+function checkPermit2Binding(request: PaymentRequest, stage: Permit2Stage): Rejection | undefined {
   const { accepted, requirements } = request;
   const upto = requirements.scheme === "upto";
   if (accepted.scheme !== requirements.scheme) {
@@ -61,26 +62,29 @@ export function checkPermit2Binding(request: PaymentRequest, stage: Permit2Stage
   return undefined;
 }
 
-export interface Permit2TermsOptions {
+interface Permit2TermsOptions {
   signerAddresses: readonly Address[];
   minAmountAtomic: bigint;
 }
 
 /**
- * The permit pays what is asked, to whom, through the scheme's proxy (parties, then amounts). No
- * window: /settle checks it after the claim lookup, /verify between the two (checkPermit2ForVerify).
+ * /settle's pure checks: the binding, then the permit pays what is asked, to whom, through the
+ * scheme's proxy (parties, then amounts). No window: /settle checks it after the claim lookup,
+ * /verify between the two (checkPermit2ForVerify).
  */
-export function checkPermit2Terms(request: PaymentRequest, stage: Permit2Stage, options: Permit2TermsOptions): Rejection | undefined {
-  return checkPermit2Parties(request, options) ?? checkPermit2Amounts(request, stage, options);
+export function checkPermit2ForSettle(payment: ResolvedPayment, options: Permit2TermsOptions): Rejection | undefined {
+  const { request } = payment;
+  return checkPermit2Binding(request, "settle") ?? checkPermit2Parties(request, options) ?? checkPermit2Amounts(payment, "settle", options);
 }
 
 /** /verify's pure checks, in 2.27's order: binding, parties, window, amounts. */
-export function checkPermit2ForVerify(request: PaymentRequest, nowSeconds: bigint, options: Permit2TermsOptions): Rejection | undefined {
+export function checkPermit2ForVerify(payment: ResolvedPayment, nowSeconds: bigint, options: Permit2TermsOptions): Rejection | undefined {
+  const { request } = payment;
   return (
     checkPermit2Binding(request, "verify") ??
     checkPermit2Parties(request, options) ??
     checkPermit2Window(request, nowSeconds) ??
-    checkPermit2Amounts(request, "verify", options)
+    checkPermit2Amounts(payment, "verify", options)
   );
 }
 
@@ -107,7 +111,8 @@ function checkPermit2Parties(request: PaymentRequest, options: Permit2TermsOptio
 }
 
 /** Amount and token as asked; the amount at least `minAmountAtomic` (ours); the eip2612GasSponsoring extension, when present, is for this payment. */
-function checkPermit2Amounts(request: PaymentRequest, stage: Permit2Stage, options: Permit2TermsOptions): Rejection | undefined {
+function checkPermit2Amounts(payment: ResolvedPayment, stage: Permit2Stage, options: Permit2TermsOptions): Rejection | undefined {
+  const { request } = payment;
   const permit = permitOf(request);
   const { requirements } = request;
   const scheme: Scheme = requirements.scheme === "upto" ? "upto" : "exact";
@@ -124,8 +129,8 @@ function checkPermit2Amounts(request: PaymentRequest, stage: Permit2Stage, optio
     return { reason: ReasonCode.amountBelowMinimum, message: `amount ${permit.permittedAtomic} is below this facilitator's minimum of ${options.minAmountAtomic}` };
   }
   // A non-zero charge below the minimum costs the same gas as any other (a zero charge sends nothing).
-  if (scheme === "upto" && stage === "settle" && requirements.amountAtomic > 0n && requirements.amountAtomic < options.minAmountAtomic) {
-    return { reason: ReasonCode.amountBelowMinimum, message: `the amount to settle ${requirements.amountAtomic} is below this facilitator's minimum of ${options.minAmountAtomic}` };
+  if (scheme === "upto" && stage === "settle" && !isZeroCharge(payment) && payment.settleAmountAtomic < options.minAmountAtomic) {
+    return { reason: ReasonCode.amountBelowMinimum, message: `the amount to settle ${payment.settleAmountAtomic} is below this facilitator's minimum of ${options.minAmountAtomic}` };
   }
   return checkEip2612Terms(request, permit);
 }

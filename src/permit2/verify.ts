@@ -1,11 +1,11 @@
+import type { Address } from "viem";
 import { nowSeconds } from "../clock.js";
 import { checkAssetDeployed } from "../exact-evm/asset-code.js";
 import { isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
 import type { VerifyContext, VerifyOptions, VerifyResult } from "../exact-evm/verify.js";
-import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest } from "../protocol/types.js";
 import { judgePermit2State, readPermit2ChainState } from "./chain-state.js";
-import { checkPermit2ForVerify, proxyOf } from "./checks.js";
+import { checkPermit2ForVerify } from "./checks.js";
 import { checkPermit2Signature } from "./signature.js";
 
 /**
@@ -19,17 +19,12 @@ import { checkPermit2Signature } from "./signature.js";
 export async function verifyPermit2(request: PaymentRequest, context: VerifyContext, options: VerifyOptions): Promise<VerifyResult> {
   const resolved = resolvePayment(request, (chainId) => context.chains.get(chainId)?.config);
   if (isRejection(resolved)) return { valid: false, rejection: resolved };
-  const pure = checkPermit2ForVerify(request, nowSeconds(context.clock), { signerAddresses: context.signerAddresses, minAmountAtomic: context.limits.minAmountAtomic });
+  const pure = checkPermit2ForVerify(resolved, nowSeconds(context.clock), { signerAddresses: context.signerAddresses, minAmountAtomic: context.limits.minAmountAtomic });
   if (pure) return { valid: false, rejection: pure, payment: resolved };
 
   const client = context.chains.get(resolved.network.chainId)!.publicClient;
-  if (!(await context.permit2Contracts.deployed(resolved.network.chainId, client, resolved.scheme))) {
-    return {
-      valid: false,
-      rejection: { reason: ReasonCode.permit2ProxyNotDeployed, message: `Permit2 or the x402 ${resolved.scheme} Permit2 proxy (${proxyOf(resolved.scheme)}) has no code on chain ${resolved.network.chainId}` },
-      payment: resolved,
-    };
-  }
+  const absent = await context.permit2Contracts.rejectionIfAbsent(resolved.network.chainId, client, resolved.scheme);
+  if (absent) return { valid: false, rejection: absent, payment: resolved };
   const assetRejection = await checkAssetDeployed(client, resolved);
   if (assetRejection) return { valid: false, rejection: assetRejection, payment: resolved };
   const signature = await checkPermit2Signature(client, resolved, context.limits, context.recoverSigner);
@@ -37,7 +32,7 @@ export async function verifyPermit2(request: PaymentRequest, context: VerifyCont
   const payment: ResolvedPayment = { ...resolved, payerKind: signature.payerKind };
 
   const [state, claimed, sanctioned] = await Promise.all([
-    readPermit2ChainState(client, payment, { simulate: options.simulate, simulationAccount: context.simulationAccount, gasMax: context.limits.gasPerSettlementMax }),
+    readPermit2ChainState(client, payment, options.simulate ? { simulate: { from: simulationSender(payment, context), gasMax: context.limits.gasPerSettlementMax } } : {}),
     context.isClaimed ? context.isClaimed(payment) : Promise.resolve(false),
     context.screen?.(payment),
   ]);
@@ -45,4 +40,9 @@ export async function verifyPermit2(request: PaymentRequest, context: VerifyCont
   const rejection = judgePermit2State(payment, state, claimed);
   if (rejection) return { valid: false, rejection, payment };
   return { valid: true, payment };
+}
+
+/** Who the settlement would come from: upto's proxy takes calls from the witness's facilitator only. */
+function simulationSender(payment: ResolvedPayment, context: VerifyContext): Address {
+  return payment.scheme === "upto" ? payment.request.permit2!.witness.facilitator! : context.simulationAccount;
 }

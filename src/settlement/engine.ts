@@ -6,15 +6,11 @@ import type { Limits } from "../config.js";
 import { claimLeaseMarginMs } from "../limits.js";
 import { FacilitatorError, SignerCannotPayError, SignersBusyError } from "../errors.js";
 import { redactedMessage } from "../redact.js";
-import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "../exact-evm/checks.js";
-import { checkPayerSignature } from "../exact-evm/payer-signature.js";
-import { checkAssetDeployed } from "../exact-evm/asset-code.js";
 import type { RecoverSigner } from "../exact-evm/recover-pool.js";
-import { authorizationKeyOf, isRejection, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
-import { checkPermit2Binding, checkPermit2Terms, checkPermit2Window, proxyOf } from "../permit2/checks.js";
-import { eip2612PermitOf, judgePermit2State, readPermit2ChainState } from "../permit2/chain-state.js";
+import { isRejection, isZeroCharge, resolvePayment, type ResolvedPayment } from "../exact-evm/resolve.js";
+import { zeroChargeRejection } from "../permit2/chain-state.js";
 import type { Permit2Contracts } from "../permit2/presence.js";
-import { checkPermit2Signature } from "../permit2/signature.js";
+import { authorizationKeyOf, transferMethodDriver } from "../transfer-methods/driver.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest, Rejection } from "../protocol/types.js";
 import type { Metrics } from "../metrics.js";
@@ -152,22 +148,6 @@ function reasonOfUnsent(error: unknown): ReasonCode {
 }
 
 /**
- * Whether a settlement of this payment may submit the payer's EIP-2612 permit, and so takes its
- * (chain, token, owner) permit lane with the claim (settlements_eip2612_permit_lane): the permits
- * of one owner's concurrent payments share the token's nonce, so only one can be used, and the
- * others' transactions would revert at our cost (their estimates at `latest` pass while the first
- * is pending). While one such row is unfinished on any instance, another's claim throws
- * PermitLaneTakenError (429 payer_busy, nothing claimed); once it is final, prepare refuses a
- * permit whose nonce is used, without gas (settlementCallOf). The lane is taken whether or not
- * prepare ends up using the permit (that is decided after the claim, from the allowance): a
- * conservative refusal, retried once the row is final. A zero charge sends nothing: no lane.
- */
-function takesPermitLane(payment: ResolvedPayment): boolean {
-  if (payment.request.transferMethod !== "permit2" || !eip2612PermitOf(payment)) return false;
-  return !(payment.scheme === "upto" && payment.settleAmountAtomic === 0n);
-}
-
-/**
  * /settle, exactly once (ARCHITECTURE.md §1.2): claim in Postgres → prepare (simulate, estimate) → take a
  * tx nonce, sign and persist → broadcast → wait for a receipt that proves payment, within the
  * budget. Every path answers within settleBudgetMs and names the tx hash once one exists.
@@ -210,15 +190,23 @@ export class SettlementEngine {
     const deadlineMs = deps.clock.nowMs() + deps.limits.settleBudgetMs;
     const resolved = resolvePayment(request, (chainId) => deps.chains.get(chainId)?.config);
     if (isRejection(resolved)) return failed(resolved.reason, resolved.message);
+    // What differs between EIP-3009 and Permit2 is the driver's (transfer-methods/driver.ts).
+    const method = transferMethodDriver(request.transferMethod);
     const client = deps.chains.get(resolved.network.chainId)!.publicClient;
-    const checked = await this.checkSignedPayment(client, resolved);
+    // Binding and terms, the signature, the asset's (and Permit2's) code: before Postgres.
+    const checked = await method.checkForSettle(client, resolved, {
+      signerAddresses: deps.signers.addresses(),
+      permit2Contracts: deps.permit2Contracts,
+      limits: deps.limits,
+      recoverSigner: deps.recoverSigner,
+    });
     if (!checked.ok) return failed(checked.rejection.reason, checked.rejection.message);
-    const { payment } = checked;
+    const payment: ResolvedPayment = { ...resolved, payerKind: checked.payerKind };
 
     // A validly signed payment we already hold is answered from its row, whatever the clock says now.
     const existing = await deps.repo.findByKey(authorizationKeyOf(payment));
     if (existing && !isReclaimable(existing)) return this.answerExisting(existing, payment, deadlineMs, caller);
-    const windowRejection = request.transferMethod === "permit2" ? checkPermit2Window(request, nowSeconds(deps.clock)) : checkValidityWindow(request, nowSeconds(deps.clock));
+    const windowRejection = method.checkWindow(request, nowSeconds(deps.clock));
     if (windowRejection) return failed(windowRejection.reason, windowRejection.message);
     const sanctioned = await deps.screen?.(payment);
     if (sanctioned) return failed(sanctioned.reason, sanctioned.message);
@@ -237,42 +225,8 @@ export class SettlementEngine {
     }
     deps.log.info({ settlementId: claimed.id, payer: claimed.payer, chainId: claimed.chainId }, "settlement claimed");
     crashPoint("after-claim");
-    if (payment.scheme === "upto" && payment.settleAmountAtomic === 0n) return this.settleNothing(claimed, payment, deadlineMs, caller);
+    if (isZeroCharge(payment)) return this.settleNothing(claimed, payment, deadlineMs, caller);
     return this.settleClaimed(claimed, payment, deadlineMs, caller);
-  }
-
-  /**
-   * Everything /settle checks of a payment before it looks at Postgres: binding and terms (pure),
-   * the signature, the asset's code; for Permit2 also Permit2 and the proxy deployed (a call to an
-   * empty address would "succeed" and pay nobody). The payment, with its payer's kind, or why not.
-   */
-  private async checkSignedPayment(client: PublicClient, resolved: ResolvedPayment): Promise<{ ok: true; payment: ResolvedPayment } | { ok: false; rejection: Rejection }> {
-    const { deps } = this;
-    const { request } = resolved;
-    if (request.transferMethod === "permit2") {
-      const pure =
-        checkPermit2Binding(request, "settle") ??
-        checkPermit2Terms(request, "settle", { signerAddresses: deps.signers.addresses(), minAmountAtomic: deps.limits.minAmountAtomic });
-      if (pure) return { ok: false, rejection: pure };
-      if (!(await deps.permit2Contracts.deployed(resolved.network.chainId, client, resolved.scheme))) {
-        return {
-          ok: false,
-          rejection: { reason: ReasonCode.permit2ProxyNotDeployed, message: `Permit2 or the x402 ${resolved.scheme} Permit2 proxy (${proxyOf(resolved.scheme)}) has no code on chain ${resolved.network.chainId}` },
-        };
-      }
-      const assetRejection = await checkAssetDeployed(client, resolved);
-      if (assetRejection) return { ok: false, rejection: assetRejection };
-      const signature = await checkPermit2Signature(client, resolved, deps.limits, deps.recoverSigner);
-      if (!signature.ok) return { ok: false, rejection: signature.rejection };
-      return { ok: true, payment: { ...resolved, payerKind: signature.payerKind } };
-    }
-    const bindingRejection = checkBinding(request) ?? checkAuthorizationTerms(request, deps.limits.minAmountAtomic);
-    if (bindingRejection) return { ok: false, rejection: bindingRejection };
-    const signature = await checkPayerSignature(client, resolved, deps.limits, deps.recoverSigner);
-    if (!signature.ok) return { ok: false, rejection: signature.rejection };
-    const assetRejection = await checkAssetDeployed(client, resolved);
-    if (assetRejection) return { ok: false, rejection: assetRejection };
-    return { ok: true, payment: { ...resolved, payerKind: signature.payerKind } };
   }
 
   /**
@@ -284,7 +238,7 @@ export class SettlementEngine {
   private async settleNothing(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number, caller: SettleCaller): Promise<SettleOutcome> {
     let rejection: Rejection | undefined;
     try {
-      rejection = await this.zeroChargeRejection(payment);
+      rejection = await zeroChargeRejection(this.deps.chains.get(payment.network.chainId)!.publicClient, payment, this.deps.limits.gasPerSettlementMax);
     } catch (error) {
       // The chain could not be asked: free the authorization for a later attempt, then report the fault.
       await this.deps.repo
@@ -300,22 +254,6 @@ export class SettlementEngine {
     if (!confirmed) return this.answerExisting((await this.deps.repo.findById(row.id))!, payment, deadlineMs, caller, { mayRetry: false });
     this.deps.log.info({ settlementId: row.id, payer: row.payer }, "upto settlement of 0: recorded final, nothing sent");
     return succeeded(confirmed);
-  }
-
-  /**
-   * Verify's chain round trip for a zero charge, which sends nothing to prove the payment good
-   * (2.27 re-verifies and simulates the cap here too): the nonce's bit clear, and the proxy call
-   * for the whole cap (`permitted`, not the 0 charged, which the proxy would refuse anyway)
-   * simulated from the witness's facilitator — so an unfunded, unapproved or used permit is
-   * refused as /verify refuses it, and a 0 charge is never a free success.
-   */
-  private async zeroChargeRejection(payment: ResolvedPayment): Promise<Rejection | undefined> {
-    const client = this.deps.chains.get(payment.network.chainId)!.publicClient;
-    const permit = payment.request.permit2!;
-    const atCap: ResolvedPayment = { ...payment, settleAmountAtomic: permit.permittedAtomic };
-    const state = await readPermit2ChainState(client, atCap, { simulate: true, simulationAccount: permit.witness.facilitator!, gasMax: this.deps.limits.gasPerSettlementMax });
-    // Our own row is the live claim now, so "claimed" is not asked.
-    return judgePermit2State(atCap, state, false);
   }
 
   /**
@@ -425,7 +363,7 @@ export class SettlementEngine {
       network: request.requirements.network,
       leaseMs: this.deps.limits.settleBudgetMs + claimLeaseMarginMs,
       apiKeyId,
-      eip2612Permit: takesPermitLane(payment),
+      eip2612Permit: transferMethodDriver(request.transferMethod).takesPermitLane(payment),
     };
   }
 
@@ -496,9 +434,8 @@ export class SettlementEngine {
    * BatchSettler's per-call gas limit.)
    */
   private async mayBatch(payment: ResolvedPayment, prepared: PreparedTransaction, client: PublicClient): Promise<boolean> {
-    // Permit2 settlements go alone: upto's proxy takes calls from the witness's facilitator only (a
-    // batch would be msg.sender), and an exact one's verdict reads the proxy's own transaction.
-    if (payment.request.transferMethod === "permit2") return false;
+    // Permit2 settlements go alone (see transfer-methods/permit2.ts).
+    if (!transferMethodDriver(payment.request.transferMethod).batchable) return false;
     if (this.deps.limits.settleBatchMax <= 1 || payment.payerKind !== "eoa" || prepared.payerHasCode) return false;
     const deployed = await this.batchSettler.isDeployed(payment.network.chainId, client);
     if (!deployed && !this.warnedNoBatchSettler.has(payment.network.chainId)) {
@@ -858,7 +795,7 @@ export class SettlementEngine {
     // The identical payment: the same signed authorization, and (upto) the same charge.
     if (row.authorizationDigest !== payment.digest || row.valueAtomic !== payment.settleAmountAtomic.toString()) return duplicate(row);
     // An upto charge of 0 is answered as it was, every time: nothing was paid, so nothing is credited twice.
-    if (isZeroCharge(row)) return succeeded(row);
+    if (isRecordedZeroCharge(row)) return succeeded(row);
     // The identical payment may receive the one success answer if nobody has received it yet
     // (after settlement_pending, a crash, or a lost answer); the claimer takes it atomically.
     if (isFinal(row.status)) return this.answerFinal(row);
@@ -876,7 +813,7 @@ export class SettlementEngine {
     }
     const waitUntilMs = Math.min(deadlineMs, this.deps.clock.nowMs() + this.deps.limits.duplicateWaitMs);
     const latest = await this.waitForRow(row, (r) => isFinal(r.status) || r.pendingAnswered, waitUntilMs);
-    if (isZeroCharge(latest)) return succeeded(latest);
+    if (isRecordedZeroCharge(latest)) return succeeded(latest);
     return latest.status === "failed" ? outcomeOfFinalRow(latest) : duplicate(latest);
   }
 
@@ -894,7 +831,7 @@ export class SettlementEngine {
   }
 }
 
-/** An upto settlement of 0, recorded final without a transaction (settleNothing). */
-function isZeroCharge(row: SettlementRow): boolean {
+/** A row of an upto settlement of 0, recorded final without a transaction (settleNothing); for a payment, see resolve.ts isZeroCharge. */
+function isRecordedZeroCharge(row: SettlementRow): boolean {
   return row.status === "confirmed" && row.scheme === "upto" && row.valueAtomic === "0" && row.txHash === null;
 }

@@ -1,6 +1,6 @@
 import type { PublicClient, TransactionReceipt } from "viem";
 import { hasCode } from "../chain/code.js";
-import { isTransportFailure } from "../chain/rpc-errors.js";
+import { isTransportFailure, unknownOnTransportFailure } from "../chain/rpc-errors.js";
 import { permit2NonceUsed } from "../permit2/chain-state.js";
 import { proxyOf } from "../permit2/checks.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
@@ -58,13 +58,4 @@ export async function permit2Verdict(
     : "the transaction succeeded but logged no Transfer(owner → payTo, value) from the token right before the proxy's Settled: nothing was paid";
   const why = used ? `${message}; the Permit2 nonce is used on chain without paying payTo, so it cannot be settled again` : message;
   return { kind: "failed", reason, message: why, gasCostWei: cost.gasCostWei, authorizationUnused: !used, payerHadCode };
-}
-
-async function unknownOnTransportFailure<T>(read: Promise<T>): Promise<T | undefined> {
-  try {
-    return await read;
-  } catch (error) {
-    if (isTransportFailure(error)) return undefined;
-    throw error;
-  }
 }

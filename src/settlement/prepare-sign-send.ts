@@ -19,21 +19,15 @@ import { isMethodUnsupported, isTransportFailure, revertReason, rpcErrorCode, th
 import { syncSendMethod, type SyncSendRoute } from "../chain/send-routes.js";
 import { withTimeout } from "../util/with-timeout.js";
 import type { Limits } from "../config.js";
-import { readChainState } from "../exact-evm/chain-state.js";
 import { settlementGasMax } from "../exact-evm/payment-limits.js";
 import type { ResolvedPayment } from "../exact-evm/resolve.js";
-import { reasonForRevert } from "../exact-evm/revert-reasons.js";
-import { settlementCall, type ContractCall } from "../exact-evm/transfer-call.js";
+import type { ContractCall } from "../exact-evm/transfer-call.js";
+import { transferMethodDriver } from "../transfer-methods/driver.js";
 import { SignerCannotPayError } from "../errors.js";
 import { redactUrls } from "../redact.js";
 import { withDataSuffix } from "../protocol/builder-code.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Rejection } from "../protocol/types.js";
-import { permit2Address } from "../contracts/permit2.js";
-import { permit2TokenAbi } from "../permit2/abi.js";
-import { eip2612PermitOf, explainPermit2Failure, readPermit2ChainState } from "../permit2/chain-state.js";
-import { permit2Revert, reasonForPermit2Revert } from "../permit2/revert-reasons.js";
-import { permit2SettlementCall } from "../permit2/settle-call.js";
 
 /** How nodes word an estimate that did not fit in the gas it was given (geth, Anvil, reth, Erigon). */
 const outOfGasPattern = /out of gas|gas required exceeds|exceeds (the )?(gas )?allowance|intrinsic gas too low|OutOfGas/i;
@@ -65,8 +59,9 @@ export interface PreparedTransaction {
  * SharedChainReads) and the payer's code; the payer's balance and authorization state only when
  * the estimate failed, to say why (Permit2: balance, allowance to Permit2 and the nonce's bit). About
  * two calls per payment in a burst for EIP-3009; a Permit2 payment carrying an EIP-2612 permit also
- * reads its allowance to Permit2 before the estimate, to choose settle or settleWithPermit. The estimate runs on the calldata as it will be signed, `dataSuffix` (the builder
- * code) included: its bytes' calldata gas is in the gas limit, and a token that refused trailing
+ * reads its allowance to Permit2 before the estimate, to choose settle or settleWithPermit (the
+ * transfer method's settlementCall). The estimate runs on the calldata as it will be signed,
+ * `dataSuffix` (the builder code) included: its bytes' calldata gas is in the gas limit, and a token that refused trailing
  * calldata would fail here, not on chain.
  */
 export async function prepareTransaction(
@@ -78,6 +73,7 @@ export async function prepareTransaction(
   limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax" | "maxFeePerGasWei" | "minSignerBalanceWei">,
   dataSuffix?: Hex,
 ): Promise<PreparedTransaction | Rejection> {
+  const method = transferMethodDriver(payment.request.transferMethod);
   // Deploying a counterfactual wallet costs several times a transfer: it has its own, explicit cap.
   const gasCap = settlementGasMax(payment.payerKind, limits);
   // Fees first: the estimate runs with the fees the transaction will carry, so code at the payer's
@@ -87,7 +83,7 @@ export async function prepareTransaction(
       throwIfTransportFailure(error, "reading fees");
       throw error;
     }),
-    settlementCallOf(client, payment),
+    method.settlementCall(client, payment),
   ]);
   if (!("to" in call)) return call;
   const [estimate, chainPendingNonce, signerBalanceWei, payerHasCode] = await Promise.all([
@@ -121,7 +117,7 @@ export async function prepareTransaction(
     // Why it reverted, in the spec's terms: the payer's state is read only to explain a failed
     // simulation. A passing one already proves the nonce unused and the balance enough (the
     // configured token enforces both in the very call that was simulated).
-    const explained = await explainFailedEstimate(client, payment, signer.address, limits);
+    const explained = await method.explainFailedEstimate(client, payment, signer.address, limits);
     if (explained) return explained;
     // The estimate runs with our fees, so a signer that cannot pay for the cap fails it too (nodes
     // say "insufficient funds" or "gas required exceeds allowance: 0"): that is ours to fix, not the payer's.
@@ -131,11 +127,7 @@ export async function prepareTransaction(
     if (outOfGasPattern.test(estimate.revertText)) {
       return { reason: ReasonCode.gasCapExceeded, message: `settlement needs more than the cap of ${gasCap} gas (${estimate.revertText})` };
     }
-    if (payment.request.transferMethod === "permit2") {
-      const revert = permit2Revert(estimate.error);
-      return { reason: reasonForPermit2Revert(revert, ReasonCode.permit2SimulationFailed), message: `simulation reverted: ${revert.text}` };
-    }
-    return { reason: reasonForRevert(estimate.revertText, ReasonCode.simulationFailed), message: `simulation reverted: ${estimate.revertText}` };
+    return method.rejectionOfRevert(estimate);
   }
   if (estimate.gas > gasCap) {
     return { reason: ReasonCode.gasCapExceeded, message: `settlement needs ${estimate.gas} gas, above the cap of ${gasCap}` };
@@ -154,71 +146,6 @@ export async function prepareTransaction(
     throw new SignerCannotPayError(signer.address, `signer ${signer.address} holds ${signerBalanceWei} wei, below MIN_SIGNER_BALANCE_WEI (${limits.minSignerBalanceWei}): fund it`);
   }
   return { call, gasLimit, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, chainPendingNonce, signerBalanceWei, payerHasCode };
-}
-
-/**
- * The call that settles the payment: the token's transferWithAuthorization (EIP-3009), or the x402
- * proxy's settle (Permit2) — settleWithPermit when the payload carries an EIP-2612 permit and the
- * payer's allowance to Permit2 is short (a permit sets the allowance to its value, so it is never
- * submitted over a larger approval).
- */
-async function settlementCallOf(client: PublicClient, payment: ResolvedPayment): Promise<ContractCall | Rejection> {
-  if (payment.request.transferMethod !== "permit2") {
-    return settlementCall(payment.asset.address, payment.request.authorization, payment.request.signature, payment.payerKind ?? "eoa");
-  }
-  const eip2612 = eip2612PermitOf(payment);
-  if (!eip2612) return permit2SettlementCall(payment);
-  const allowance = await client
-    .readContract({ address: payment.asset.address, abi: permit2TokenAbi, functionName: "allowance", args: [payment.request.permit2!.owner, permit2Address] })
-    .catch((error: unknown) => {
-      throwIfTransportFailure(error, "reading the payer's allowance to Permit2");
-      throw error;
-    });
-  if (allowance >= payment.settleAmountAtomic) return permit2SettlementCall(payment);
-  // A payer's concurrent payments all carry a permit signed with the token's current nonce (the
-  // 2.27 client reads nonces(owner)): once one is used, the others' permits fail in the proxy's
-  // try/catch and their transferFrom reverts on chain, at our cost (an estimate at `latest` does
-  // not see the pending one). A permit whose nonce is not the token's current one is refused here,
-  // nothing sent, with the code 2.27's diagnosis gives the same state (allowance short).
-  const tokenNonce = await client
-    .readContract({ address: payment.asset.address, abi: permit2TokenAbi, functionName: "nonces", args: [payment.request.permit2!.owner] })
-    .catch((error: unknown) => {
-      throwIfTransportFailure(error, "reading the payer's EIP-2612 nonce");
-      throw error;
-    });
-  if (tokenNonce !== eip2612.nonce) {
-    return {
-      reason: ReasonCode.permit2AllowanceRequired,
-      message: `the payer's allowance to Permit2 (${permit2Address}) is ${allowance}, below ${payment.settleAmountAtomic}, and the EIP-2612 permit in the payload cannot set it: its nonce ${eip2612.nonce} is not the token's current nonce ${tokenNonce} (used by another permit); approve Permit2 or sign a new permit`,
-    };
-  }
-  return permit2SettlementCall(payment, eip2612);
-}
-
-/**
- * A failed estimate explained by the payer's own state, when it is that: the nonce used, a balance
- * below the amount, (Permit2) an allowance to Permit2 below it. Undefined when the payer's state
- * does not say why.
- */
-async function explainFailedEstimate(
-  client: PublicClient,
-  payment: ResolvedPayment,
-  signer: Address,
-  limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax">,
-): Promise<Rejection | undefined> {
-  if (payment.request.transferMethod === "permit2") {
-    const state = await readPermit2ChainState(client, payment, { simulate: false, simulationAccount: signer, gasMax: limits.gasPerSettlementMax });
-    const required = payment.settleAmountAtomic;
-    if (!state.nonceUsed && state.balanceAtomic >= required && state.allowanceAtomic >= required) return undefined;
-    return explainPermit2Failure(payment, state, { text: "reverted" });
-  }
-  const { authorization } = payment.request;
-  const state = await readChainState(client, payment, { simulate: false, simulationAccount: signer, limits });
-  if (state.authorizationUsed) return { reason: ReasonCode.nonceAlreadyUsed, message: `nonce ${authorization.nonce} is already used on chain` };
-  if (state.balanceAtomic < authorization.valueAtomic) {
-    return { reason: ReasonCode.insufficientBalance, message: `payer balance ${state.balanceAtomic} is below the authorized value ${authorization.valueAtomic}` };
-  }
-  return undefined;
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   uuid,
 } from "drizzle-orm/pg-core";
 import type { ReasonCode } from "../protocol/reason-codes.js";
+import type { Scheme, TransferMethod } from "../protocol/types.js";
 import { settlementStatuses, unfinishedStatuses, type SettlementStatus } from "./settlement-states.js";
 
 /** The unique index that holds one owner's EIP-2612 permit lane per (chain, token) (see settlements). */
@@ -42,9 +43,9 @@ export const settlements = pgTable(
     payer: text("payer").notNull(), // lowercase 0x address
     nonce: text("nonce").notNull(), // lowercase 0x bytes32 (a Permit2 uint256 nonce as 32 bytes)
     /** "exact" or "upto". */
-    scheme: text("scheme").notNull().default("exact"),
+    scheme: text("scheme").$type<Scheme>().notNull().default("exact"),
     /** "eip3009" or "permit2". */
-    transferMethod: text("transfer_method").notNull().default("eip3009"),
+    transferMethod: text("transfer_method").$type<TransferMethod>().notNull().default("eip3009"),
     payTo: text("pay_to").notNull(),
     /** What this settlement moves to payTo (upto: the charge, at most permitted_atomic; 0: nothing sent). */
     valueAtomic: numeric("value_atomic", { precision: 78, scale: 0 }).notNull(),

@@ -1,6 +1,7 @@
 import { and, eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import type { Hex } from "viem";
 import type { ReasonCode } from "../protocol/reason-codes.js";
+import type { Scheme, TransferMethod } from "../protocol/types.js";
 import {
   allowedPredecessors,
   claimReleasableFrom,
@@ -36,9 +37,9 @@ export interface NewSettlement {
   /** Default: the asset (EIP-3009's nonce space). */
   nonceContract?: string;
   /** Default "exact". */
-  scheme?: "exact" | "upto";
+  scheme?: Scheme;
   /** Default "eip3009". */
-  transferMethod?: "eip3009" | "permit2";
+  transferMethod?: TransferMethod;
   /** What the payer signed for; default: valueAtomic. */
   permittedAtomic?: bigint;
   payTo: string;

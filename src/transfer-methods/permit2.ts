@@ -1,0 +1,98 @@
+import type { PublicClient } from "viem";
+import { throwIfTransportFailure } from "../chain/rpc-errors.js";
+import { permit2Address } from "../contracts/permit2.js";
+import { checkAssetDeployed } from "../exact-evm/asset-code.js";
+import { isZeroCharge, type ResolvedPayment } from "../exact-evm/resolve.js";
+import type { ContractCall } from "../exact-evm/transfer-call.js";
+import { permit2TokenAbi } from "../permit2/abi.js";
+import { eip2612PermitOf, explainPermit2Failure, readPermit2ChainState } from "../permit2/chain-state.js";
+import { checkPermit2ForSettle, checkPermit2Window } from "../permit2/checks.js";
+import { permit2Revert, reasonForPermit2Revert } from "../permit2/revert-reasons.js";
+import { permit2SettlementCall } from "../permit2/settle-call.js";
+import { checkPermit2Signature } from "../permit2/signature.js";
+import { verifyPermit2 } from "../permit2/verify.js";
+import { ReasonCode } from "../protocol/reason-codes.js";
+import type { Rejection } from "../protocol/types.js";
+import { permit2Verdict } from "../settlement/permit2-verdict.js";
+import type { TransferMethodDriver } from "./driver.js";
+
+/**
+ * Permit2: a PermitWitnessTransferFrom signed for one of x402's two proxies (`exact`, `upto`),
+ * settled by calling the proxy; the nonce is Permit2's. Permit2 and the proxy must have code on the
+ * chain (a call to an empty address would "succeed" and pay nobody). Never batched: upto's proxy
+ * takes calls from the witness's facilitator only (in a batch BatchSettler would be msg.sender),
+ * and an exact one's verdict reads the proxy's own transaction.
+ */
+export const permit2Driver: TransferMethodDriver = {
+  name: "permit2",
+  nonceContract: () => permit2Address,
+  verify: verifyPermit2,
+  async checkForSettle(client, payment, context) {
+    const pure = checkPermit2ForSettle(payment, { signerAddresses: context.signerAddresses, minAmountAtomic: context.limits.minAmountAtomic });
+    if (pure) return { ok: false, rejection: pure };
+    const absent = await context.permit2Contracts.rejectionIfAbsent(payment.network.chainId, client, payment.scheme);
+    if (absent) return { ok: false, rejection: absent };
+    const assetRejection = await checkAssetDeployed(client, payment);
+    if (assetRejection) return { ok: false, rejection: assetRejection };
+    return checkPermit2Signature(client, payment, context.limits, context.recoverSigner);
+  },
+  checkWindow: checkPermit2Window,
+  /**
+   * The permits of one owner's concurrent payments share the token's nonce, so only one can be
+   * used, and the others' transactions would revert at our cost (their estimates at `latest` pass
+   * while the first is pending). While one such row is unfinished on any instance, another's claim
+   * throws PermitLaneTakenError (429 payer_busy, nothing claimed); once it is final, prepare refuses
+   * a permit whose nonce is used, without gas (settlementCallOf). The lane is taken whether or not
+   * prepare ends up using the permit (that is decided after the claim, from the allowance): a
+   * conservative refusal, retried once the row is final. A zero charge sends nothing: no lane.
+   */
+  takesPermitLane: (payment) => eip2612PermitOf(payment) !== undefined && !isZeroCharge(payment),
+  batchable: false,
+  settlementCall: settlementCallOf,
+  async explainFailedEstimate(client, payment) {
+    const state = await readPermit2ChainState(client, payment);
+    const required = payment.settleAmountAtomic;
+    if (!state.nonceUsed && state.balanceAtomic >= required && state.allowanceAtomic >= required) return undefined;
+    return explainPermit2Failure(payment, state, { text: "reverted" });
+  },
+  rejectionOfRevert: ({ error }) => {
+    const revert = permit2Revert(error);
+    return { reason: reasonForPermit2Revert(revert, ReasonCode.permit2SimulationFailed), message: `simulation reverted: ${revert.text}` };
+  },
+  verdict: permit2Verdict,
+};
+
+/**
+ * The x402 proxy's settle — settleWithPermit when the payload carries an EIP-2612 permit and the
+ * payer's allowance to Permit2 is short (a permit sets the allowance to its value, so it is never
+ * submitted over a larger approval).
+ */
+async function settlementCallOf(client: PublicClient, payment: ResolvedPayment): Promise<ContractCall | Rejection> {
+  const eip2612 = eip2612PermitOf(payment);
+  if (!eip2612) return permit2SettlementCall(payment);
+  const allowance = await client
+    .readContract({ address: payment.asset.address, abi: permit2TokenAbi, functionName: "allowance", args: [payment.request.permit2!.owner, permit2Address] })
+    .catch((error: unknown) => {
+      throwIfTransportFailure(error, "reading the payer's allowance to Permit2");
+      throw error;
+    });
+  if (allowance >= payment.settleAmountAtomic) return permit2SettlementCall(payment);
+  // A payer's concurrent payments all carry a permit signed with the token's current nonce (the
+  // 2.27 client reads nonces(owner)): once one is used, the others' permits fail in the proxy's
+  // try/catch and their transferFrom reverts on chain, at our cost (an estimate at `latest` does
+  // not see the pending one). A permit whose nonce is not the token's current one is refused here,
+  // nothing sent, with the code 2.27's diagnosis gives the same state (allowance short).
+  const tokenNonce = await client
+    .readContract({ address: payment.asset.address, abi: permit2TokenAbi, functionName: "nonces", args: [payment.request.permit2!.owner] })
+    .catch((error: unknown) => {
+      throwIfTransportFailure(error, "reading the payer's EIP-2612 nonce");
+      throw error;
+    });
+  if (tokenNonce !== eip2612.nonce) {
+    return {
+      reason: ReasonCode.permit2AllowanceRequired,
+      message: `the payer's allowance to Permit2 (${permit2Address}) is ${allowance}, below ${payment.settleAmountAtomic}, and the EIP-2612 permit in the payload cannot set it: its nonce ${eip2612.nonce} is not the token's current nonce ${tokenNonce} (used by another permit); approve Permit2 or sign a new permit`,
+    };
+  }
+  return permit2SettlementCall(payment, eip2612);
+}
