@@ -95,8 +95,8 @@ export function judgePermit2State(payment: ResolvedPayment, state: Permit2ChainS
  * (2.27 re-verifies and simulates the cap here too): the nonce's bit clear, and the proxy call for
  * the whole cap (`permitted`, not the 0 charged, which the proxy would refuse anyway) simulated from
  * the witness's facilitator — so an unfunded, unapproved or used permit is refused as /verify
- * refuses it, and a 0 charge is never a free success. The caller's own row is the live claim, so
- * "claimed" is not asked.
+ * refuses it, and a 0 charge is never a free success. A live claim is not asked here: the engine
+ * answers a payment it holds from its row before it gets to a 0 charge.
  */
 export async function zeroChargeRejection(client: PublicClient, payment: ResolvedPayment, gasMax: bigint): Promise<Rejection | undefined> {
   const permit = payment.request.permit2!;

@@ -210,6 +210,7 @@ export class SettlementEngine {
     if (windowRejection) return failed(windowRejection.reason, windowRejection.message);
     const sanctioned = await deps.screen?.(payment);
     if (sanctioned) return failed(sanctioned.reason, sanctioned.message);
+    if (isZeroCharge(payment)) return this.settleNothing(payment);
 
     await this.refuseIfPayerBusy(payment);
     return this.claimAndSettle(payment, deadlineMs, caller);
@@ -225,35 +226,26 @@ export class SettlementEngine {
     }
     deps.log.info({ settlementId: claimed.id, payer: claimed.payer, chainId: claimed.chainId }, "settlement claimed");
     crashPoint("after-claim");
-    if (isZeroCharge(payment)) return this.settleNothing(claimed, payment, deadlineMs, caller);
     return this.settleClaimed(claimed, payment, deadlineMs, caller);
   }
 
   /**
    * An upto charge of 0 (@x402/evm 2.27: success, no transaction, `amount: "0"`; its proxy would
-   * revert InvalidAmount anyway): nothing is sent, and the claim is recorded final — confirmed
-   * without a transaction — so the identical request gets the same answer and the authorization
-   * never settles later (a resource server that charged 0 cannot charge again with it).
+   * revert InvalidAmount anyway): verify's chain checks at the cap (zeroChargeRejection: the nonce
+   * unused, the cap payable from the witness's facilitator), then success — and nothing recorded,
+   * as 2.27 keeps nothing: a 0 charge takes nothing from the authorization, so whoever settles 0
+   * first (the buyer itself, racing the seller's real charge after it was served) cannot void the
+   * seller's later charge (review 16, attack 2). A payment we already hold was answered from its row
+   * before this (answerExisting: another charge of it is duplicate_settlement).
    */
-  private async settleNothing(row: SettlementRow, payment: ResolvedPayment, deadlineMs: number, caller: SettleCaller): Promise<SettleOutcome> {
-    let rejection: Rejection | undefined;
-    try {
-      rejection = await zeroChargeRejection(this.deps.chains.get(payment.network.chainId)!.publicClient, payment, this.deps.limits.gasPerSettlementMax);
-    } catch (error) {
-      // The chain could not be asked: free the authorization for a later attempt, then report the fault.
-      await this.deps.repo
-        .failClaim(row.id, { errorReason: reasonOfUnsent(error), errorMessage: unsentMessage(error) }, { attempt: row.attempt })
-        .catch((writeError: unknown) => this.deps.log.warn({ settlementId: row.id, err: writeError }, "could not release a claim after a fault"));
-      throw error;
-    }
-    if (rejection) {
-      const failedRow = await this.deps.repo.transition(row.id, "failed", { errorReason: rejection.reason, errorMessage: rejection.message }, { attempt: row.attempt });
-      return failed(rejection.reason, rejection.message, failedRow);
-    }
-    const confirmed = await this.deps.repo.confirmWithoutTransaction(row.id, { attempt: row.attempt });
-    if (!confirmed) return this.answerExisting((await this.deps.repo.findById(row.id))!, payment, deadlineMs, caller, { mayRetry: false });
-    this.deps.log.info({ settlementId: row.id, payer: row.payer }, "upto settlement of 0: recorded final, nothing sent");
-    return succeeded(confirmed);
+  private async settleNothing(payment: ResolvedPayment): Promise<SettleOutcome> {
+    const client = this.deps.chains.get(payment.network.chainId)!.publicClient;
+    const rejection = await zeroChargeRejection(client, payment, this.deps.limits.gasPerSettlementMax);
+    if (rejection) return failed(rejection.reason, rejection.message);
+    // Another request may be settling a real charge of it right now (a live claim): 0 is still the
+    // truthful answer to this one — it moves nothing either way.
+    this.deps.log.info({ payer: payment.request.authorization.from, chainId: payment.network.chainId }, "upto settlement of 0: nothing sent, nothing recorded");
+    return { success: true, transaction: "", amountAtomic: "0" };
   }
 
   /**
@@ -794,7 +786,8 @@ export class SettlementEngine {
   ): Promise<SettleOutcome> {
     // The identical payment: the same signed authorization, and (upto) the same charge.
     if (row.authorizationDigest !== payment.digest || row.valueAtomic !== payment.settleAmountAtomic.toString()) return duplicate(row);
-    // An upto charge of 0 is answered as it was, every time: nothing was paid, so nothing is credited twice.
+    // A 0 charge recorded final by an earlier version (before 0 charges were kept out of Postgres)
+    // is answered as it was, every time: nothing was paid, so nothing is credited twice.
     if (isRecordedZeroCharge(row)) return succeeded(row);
     // The identical payment may receive the one success answer if nobody has received it yet
     // (after settlement_pending, a crash, or a lost answer); the claimer takes it atomically.
@@ -831,7 +824,10 @@ export class SettlementEngine {
   }
 }
 
-/** A row of an upto settlement of 0, recorded final without a transaction (settleNothing); for a payment, see resolve.ts isZeroCharge. */
+/**
+ * A row of an upto settlement of 0 recorded final without a transaction — only earlier versions
+ * wrote these (settleNothing now records nothing); for a payment, see resolve.ts isZeroCharge.
+ */
 function isRecordedZeroCharge(row: SettlementRow): boolean {
   return row.status === "confirmed" && row.scheme === "upto" && row.valueAtomic === "0" && row.txHash === null;
 }

@@ -18,7 +18,6 @@ import type { PgColumn } from "drizzle-orm/pg-core";
  * Every transition (a test checks this list against allowedPredecessors):
  *   claimed   → signed     sign + persist: nonce, signed bytes and hash in the row before broadcast (tx-nonces.ts)
  *   claimed   → failed     prepare refused it, or the claim was given up (failClaim: from claimed only)
- *   claimed   → confirmed  an upto charge of 0: nothing to send, recorded final (confirmWithoutTransaction: from claimed only)
  *   signed    → submitted  the node accepted the broadcast (markBroadcastMany)
  *   signed    → confirmed  its receipt pays (the broadcast answer was lost; advance found the receipt)
  *   signed    → failed     the node refused it (refuseSignedTransaction: from signed only), or its receipt does not pay
@@ -41,7 +40,7 @@ export const allowedPredecessors: Readonly<Record<SettlementStatus, readonly Set
   claimed: ["failed"], // re-claim: only a reclaimable row (isReclaimable / reclaimableWhere)
   signed: ["claimed"],
   submitted: ["signed"],
-  confirmed: ["claimed", "signed", "submitted"],
+  confirmed: ["signed", "submitted"],
   failed: ["claimed", "signed", "submitted"],
 };
 
@@ -50,8 +49,6 @@ export const allowedPredecessors: Readonly<Record<SettlementStatus, readonly Set
 export const claimReleasableFrom = ["claimed"] as const satisfies readonly SettlementStatus[];
 /** A receipt that pays confirms only a row that has a transaction. */
 export const confirmableByReceiptFrom = ["signed", "submitted"] as const satisfies readonly SettlementStatus[];
-/** An upto charge of 0 (nothing sent) confirms only the claim that decided it. */
-export const confirmableWithoutTransactionFrom = ["claimed"] as const satisfies readonly SettlementStatus[];
 /** The node refused the signed bytes: only before it ever accepted them (a submitted row's transaction may be mined). */
 export const refusableFrom = ["signed"] as const satisfies readonly SettlementStatus[];
 

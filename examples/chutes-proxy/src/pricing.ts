@@ -24,9 +24,9 @@
  *
  *   charge = min(cap, max(1, ceil((prompt_tokens + completion_tokens) / 1000 × PRICE_PER_1K_TOKENS × 10^6)))
  *
- * the same per-token price and rounding as the quote, never above what the buyer signed, and never 0:
- * a 0 charge sends no transaction, and the facilitator records it final (the authorization can never
- * be charged later), so the buyer would be served for free; at least 1 atomic unit is charged.
+ * the same per-token price and rounding as the quote, never above what the buyer signed, and never 0
+ * (a 0 charge sends no transaction and takes nothing: the buyer would be served for free, its
+ * signature left unspent and chargeable again).
  */
 export const CHARS_PER_TOKEN = 4;
 /** PRICE_PER_1K_TOKENS may have at most this many decimals (USD). */

@@ -309,23 +309,29 @@ describe("upto", () => {
     expect(await post("/settle", charging(body, 1_000n))).toMatchObject({ success: false, errorReason: "upto_facilitator_mismatch", transaction: "" });
   });
 
-  it("charges 0 without a transaction, recorded final: the identical request answers the same, nothing settles later", async () => {
+  it("charges 0 without a transaction and records nothing, as 2.27: whoever settles 0 first cannot void the seller's later charge (review 16 attack 2)", async () => {
     const body = await uptoPayment(uptoRequirements(100_000n));
     const payToBefore = await fx.chain.balanceOf(payTo);
     const blockBefore = await fx.chain.publicClient.getBlockNumber({ cacheTime: 0 });
 
+    // The buyer (or anyone who can call /settle) settles its own payload for 0 before the seller does.
     const zero = await post("/settle", charging(body, 0n));
     expect(zero).toEqual({ success: true, payer: payer.address, transaction: "", network: NETWORK, amount: "0" });
     expect(await post("/settle", charging(body, 0n))).toEqual(zero);
-    expect(await post("/settle", charging(body, 5_000n))).toMatchObject({ success: false, errorReason: "duplicate_settlement", transaction: "" });
-
     expect(await fx.chain.publicClient.getBlockNumber({ cacheTime: 0 })).toBe(blockBefore);
-    expect(await fx.chain.balanceOf(payTo)).toBe(payToBefore);
+    expect(await settlementRows(fx.database.url, nonceHex(body))).toEqual([]);
+    expect(await post("/verify", body)).toMatchObject({ isValid: true });
+
+    // The seller's real charge still settles, once; a 0 after it is another charge of a settled authorization.
+    const charged = await post("/settle", charging(body, 5_000n));
+    expect(charged).toMatchObject({ success: true, amount: "5000" });
+    expect(await fx.chain.balanceOf(payTo)).toBe(payToBefore + 5_000n);
+    expect(await post("/settle", charging(body, 0n))).toMatchObject({ success: false, errorReason: "duplicate_settlement", transaction: charged.transaction });
     const [row] = await settlementRows(fx.database.url, nonceHex(body));
-    expect(row).toMatchObject({ status: "confirmed", value_atomic: "0", tx_hash: null, success_answered: true });
+    expect(row).toMatchObject({ status: "confirmed", value_atomic: "5000", tx_hash: charged.transaction });
   });
 
-  it("a charge of 0 runs verify's chain checks at the cap first: an unfunded or unapproved payer is refused with 2.27's code, nothing recorded as success", async () => {
+  it("a charge of 0 runs verify's chain checks at the cap first: an unfunded or unapproved payer is refused with 2.27's code, nothing recorded", async () => {
     // Funded, but no allowance to Permit2.
     const unapproved = await freshPayer();
     const blockBefore = await fx.chain.publicClient.getBlockNumber({ cacheTime: 0 });
@@ -335,15 +341,11 @@ describe("upto", () => {
     expect(await post("/settle", charging(poor, 0n))).toMatchObject({ success: false, errorReason: "permit2_insufficient_balance", transaction: "" });
     const noAllowance = await uptoPayment(uptoRequirements(ONE_USDC), unapproved);
     expect(await post("/settle", charging(noAllowance, 0n))).toMatchObject({ success: false, errorReason: "permit2_allowance_required", transaction: "" });
-    for (const body of [poor, noAllowance]) {
-      const [row] = await settlementRows(fx.database.url, nonceHex(body));
-      expect(row).toMatchObject({ status: "failed", tx_hash: null });
-      expect(row!.success_answered).not.toBe(true);
-    }
+    for (const body of [poor, noAllowance]) expect(await settlementRows(fx.database.url, nonceHex(body))).toEqual([]);
     expect(await fx.chain.publicClient.getBlockNumber({ cacheTime: 0 })).toBe(blockBefore);
   });
 
-  it("a charge of 0 writes no Bazaar entry; the permit it used verifies invalid afterwards (the claim read matches Permit2 rows)", async () => {
+  it("a charge of 0 writes no Bazaar entry; the permit verifies valid afterwards (a 0 charge takes nothing)", async () => {
     const seller = randomPayTo();
     const bazaar = {
       info: { input: { type: "http", method: "GET", queryParams: { q: "x" } }, output: { type: "json", example: { ok: true } } },
@@ -367,9 +369,9 @@ describe("upto", () => {
     const after = (await fx.facilitator.app.inject({ method: "GET", url: `/discovery/resources?payTo=${seller}` })).json() as { items?: unknown[]; resources?: unknown[] };
     expect(JSON.stringify(after.items ?? after.resources)).toContain("https://seller.example/paid");
     expect(JSON.stringify(after.items ?? after.resources)).not.toContain("evil.example");
-    // Final here, unused on chain: only the Postgres claim read can say it is taken (review 16 M2).
+    // A 0 charge takes nothing: the permit is still unused and still valid (as with 2.27).
     expect(await nonceUsed(payer.address, nonceOf(body))).toBe(false);
-    expect(await post("/verify", body)).toMatchObject({ isValid: false, invalidReason: "permit2_invalid_nonce" });
+    expect(await post("/verify", body)).toMatchObject({ isValid: true });
   });
 
   it("concurrent settles of one authorization: one transaction, one success, the rest duplicate_settlement", async () => {
