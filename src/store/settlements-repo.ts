@@ -6,7 +6,6 @@ import {
   allowedPredecessors,
   claimReleasableFrom,
   confirmableByReceiptFrom,
-  confirmableWithoutTransactionFrom,
   isReclaimable,
   reclaimableWhere,
   statusIn,
@@ -376,20 +375,6 @@ export class SettlementsRepository {
     fields: { attempt: number; settledTxHash: string; blockNumber: number; gasUsed: number; gasCostWei: string; claimSuccess: boolean },
   ): Promise<SettlementRow | undefined> {
     const [row] = await this.statements.confirm.execute({ id, ...fields });
-    return this.changed(row);
-  }
-
-  /**
-   * An upto settle of 0: nothing is sent, the claim is recorded final as it is — confirmed, no
-   * transaction, the one success answer taken — so the identical request is answered the same and
-   * the authorization never settles later. Only from `claimed`, only this attempt.
-   */
-  async confirmWithoutTransaction(id: string, guard: Required<AttemptGuard>): Promise<SettlementRow | undefined> {
-    const [row] = await this.db
-      .update(settlements)
-      .set({ status: "confirmed", successAnswered: true, leaseUntil: null, updatedAt: sql`now()` })
-      .where(and(eq(settlements.id, id), inArray(settlements.status, [...confirmableWithoutTransactionFrom]), attemptIs(guard)))
-      .returning(rowAndNotify);
     return this.changed(row);
   }
 
