@@ -5,6 +5,15 @@ import type { PaymentRequest, Rejection } from "../protocol/types.js";
 export const validBeforeMarginSeconds = 6n;
 
 /**
+ * At signing, what must still be left of an authorization's validity (and of a permit's deadline):
+ * a transaction signed now lands within a block or two (Base: 2 s blocks), and the token compares
+ * that block's timestamp with validBefore. A settlement that queued for its signer past this is
+ * refused unsigned (expiryAtSigning): sent, it would revert at our cost. Less than the 6 s asked at
+ * claim, so a payment does not fail merely for having queued a moment.
+ */
+export const signingValidityMarginSeconds = 3n;
+
+/**
  * The payload is bound to these requirements: v2 `accepted` equals the requirements; v1's payload
  * scheme/network equal them. Without this a payment signed for one offer could buy another.
  */
@@ -48,6 +57,16 @@ export function checkAuthorizationTerms(request: PaymentRequest, minAmountAtomic
     return { reason: ReasonCode.amountBelowMinimum, message: `amount ${authorization.valueAtomic} is below this facilitator's minimum of ${minAmountAtomic}` };
   }
   return undefined;
+}
+
+/** Right before signing: the authorization must still have signingValidityMarginSeconds left. */
+export function checkValidityAtSigning(request: PaymentRequest, nowSeconds: bigint): Rejection | undefined {
+  const { validBeforeSeconds } = request.authorization;
+  if (validBeforeSeconds >= nowSeconds + signingValidityMarginSeconds) return undefined;
+  return {
+    reason: ReasonCode.validBeforeExpired,
+    message: `authorization expires at ${validBeforeSeconds}, less than ${signingValidityMarginSeconds}s after now (${nowSeconds}) when its turn to be signed came: not sent (it would revert)`,
+  };
 }
 
 /** The authorization is valid now and stays valid long enough to be mined. */

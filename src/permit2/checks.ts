@@ -1,6 +1,6 @@
 import type { Address } from "viem";
 import { permit2Address, x402ExactPermit2ProxyAddress, x402UptoPermit2ProxyAddress } from "../contracts/permit2.js";
-import { validBeforeMarginSeconds } from "../exact-evm/checks.js";
+import { signingValidityMarginSeconds, validBeforeMarginSeconds } from "../exact-evm/checks.js";
 import { isZeroCharge, type ResolvedPayment } from "../exact-evm/resolve.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { PaymentRequest, Permit2Authorization, Rejection, Scheme } from "../protocol/types.js";
@@ -153,6 +153,23 @@ function checkEip2612Terms(request: PaymentRequest, permit: Permit2Authorization
 }
 
 /** The permit is valid now and long enough to be mined (2.27's +6 s rule), and so is its EIP-2612 permit. */
+/**
+ * Right before signing: the permit (and an EIP-2612 permit the payload carries, which
+ * settleWithPermit may submit) must still have signingValidityMarginSeconds left.
+ */
+export function checkPermit2ValidityAtSigning(request: PaymentRequest, nowSeconds: bigint): Rejection | undefined {
+  const permit = permitOf(request);
+  const notSent = `when its turn to be signed came: not sent (it would revert)`;
+  if (permit.deadlineSeconds < nowSeconds + signingValidityMarginSeconds) {
+    return { reason: ReasonCode.permit2DeadlineExpired, message: `the permit's deadline ${permit.deadlineSeconds} is less than ${signingValidityMarginSeconds}s after now (${nowSeconds}) ${notSent}` };
+  }
+  const extension = request.eip2612;
+  if (extension?.ok && extension.permit.deadlineSeconds < nowSeconds + signingValidityMarginSeconds) {
+    return { reason: ReasonCode.eip2612DeadlineExpired, message: `the EIP-2612 permit's deadline ${extension.permit.deadlineSeconds} is less than ${signingValidityMarginSeconds}s after now (${nowSeconds}) ${notSent}` };
+  }
+  return undefined;
+}
+
 export function checkPermit2Window(request: PaymentRequest, nowSeconds: bigint): Rejection | undefined {
   const permit = permitOf(request);
   if (permit.deadlineSeconds < nowSeconds + validBeforeMarginSeconds) {

@@ -95,6 +95,11 @@ interface PendingSigning {
   /** Sent in a transaction of its own, never in a batch (see mayBatch, settleAgainAlone). */
   alone: boolean;
   /**
+   * Why the authorization can no longer be signed for at `nowSeconds` (it expires before a
+   * transaction would be mined: TransferMethodDriver.checkValidityAtSigning), or undefined.
+   */
+  invalidAtSigning(nowSeconds: bigint): Rejection | undefined;
+  /**
    * Set once a transaction carrying this settlement is persisted: its share of that transaction's
    * in-flight slot, released when this settlement has its verdict or stops waiting for it.
    */
@@ -112,6 +117,7 @@ type NodeAnswer =
 type SentSettlement =
   | { kind: "not-ours" } // the row was no longer claimed when the signer took it: it was left out
   | { kind: "unsent"; error: unknown } // failed before anything was persisted: nothing reached the chain
+  | { kind: "expired"; rejection: Rejection } // its authorization expired while it queued: nothing persisted or sent
   | NodeAnswer
   /**
    * Sent with eth_sendRawTransactionSync: the node answers once the transaction is included, so the
@@ -392,11 +398,20 @@ export class SettlementEngine {
         await this.reserveGas(row, prepared, caller);
         const signerKey = `${payment.network.chainId}:${account.address}`;
         const alone = !(options.batchable && (await this.mayBatch(payment, prepared, client)));
-        pendingSigning = { row, account, chainId: payment.network.chainId, prepared, deadlineMs, alone };
+        const method = transferMethodDriver(payment.request.transferMethod);
+        const invalidAtSigning = (now: bigint) => method.checkValidityAtSigning(payment.request, now);
+        pendingSigning = { row, account, chainId: payment.network.chainId, prepared, deadlineMs, alone, invalidAtSigning };
         sent = await this.sender.submit(signerKey, pendingSigning);
         // Sent (or left out): the signer may take another settlement; its transaction's slot bounds what is in flight.
         signerLease.release();
         if (sent.kind === "unsent") throw sent.error;
+        if (sent.kind === "expired") {
+          // Refused unsigned, as the window check at the claim would refuse it now: the claim is failed
+          // (it could only revert), and what was reserved for its gas is handed back.
+          const failedRow = await deps.repo.failClaim(row.id, { errorReason: sent.rejection.reason, errorMessage: sent.rejection.message }, { attempt: row.attempt });
+          if (failedRow) await this.releaseGas(failedRow, 0n);
+          return answered(failed(sent.rejection.reason, sent.rejection.message, failedRow));
+        }
       } catch (error) {
         // Nothing reached the chain: free the authorization for a later attempt, then report the fault.
         if (error instanceof SignerCannotPayError) {
@@ -463,10 +478,20 @@ export class SettlementEngine {
     };
     const batchable = items.filter((item) => !item.alone);
     const groups = [...splitIntoBatches(batchable, this.deps.limits.batchGasMax), ...items.filter((item) => item.alone).map((item) => [item])];
+    // And one whose authorization would expire before its transaction is mined leaves unsigned too
+    // (answered with its window's code): signed, it could only revert at our cost (review 16 attack 3).
     const dropExpired = (group: readonly PendingSigning[]) => {
       const nowMs = this.deps.clock.nowMs();
-      for (const item of group) if (item.deadlineMs <= nowMs) answer(item, { kind: "unsent", error: budgetSpent });
-      return group.filter((item) => item.deadlineMs > nowMs);
+      const now = nowSeconds(this.deps.clock);
+      return group.filter((item) => {
+        if (item.deadlineMs <= nowMs) {
+          answer(item, { kind: "unsent", error: budgetSpent });
+          return false;
+        }
+        const rejection = item.invalidAtSigning(now);
+        if (rejection) answer(item, { kind: "expired", rejection });
+        return rejection === undefined;
+      });
     };
     // One transaction after the other, each in a free in-flight slot of the signer (waited for
     // within the group's budgets). A failure before a group was persisted fails that group only:
@@ -637,7 +662,7 @@ export class SettlementEngine {
   }
 
   /** One row's answer once its transaction was signed and handed to the node (or not). */
-  private async answerSent(sent: Exclude<SentSettlement, { kind: "not-ours" | "unsent" }>, deadlineMs: number): Promise<AttemptEnd> {
+  private async answerSent(sent: Exclude<SentSettlement, { kind: "not-ours" | "unsent" | "expired" }>, deadlineMs: number): Promise<AttemptEnd> {
     const { row } = sent;
     switch (sent.kind) {
       case "sending":

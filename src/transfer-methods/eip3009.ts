@@ -1,5 +1,5 @@
 import { readChainState } from "../exact-evm/chain-state.js";
-import { checkAuthorizationTerms, checkBinding, checkValidityWindow } from "../exact-evm/checks.js";
+import { checkAuthorizationTerms, checkBinding, checkValidityAtSigning, checkValidityWindow } from "../exact-evm/checks.js";
 import { checkPayerSignature } from "../exact-evm/payer-signature.js";
 import { checkAssetDeployed } from "../exact-evm/asset-code.js";
 import { reasonForRevert } from "../exact-evm/revert-reasons.js";
@@ -29,6 +29,7 @@ export const eip3009Driver: TransferMethodDriver = {
     return signature;
   },
   checkWindow: checkValidityWindow,
+  checkValidityAtSigning,
   takesPermitLane: () => false,
   batchable: true,
   settlementCall: (_client, payment) =>

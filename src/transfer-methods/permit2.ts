@@ -6,7 +6,7 @@ import { isZeroCharge, type ResolvedPayment } from "../exact-evm/resolve.js";
 import type { ContractCall } from "../exact-evm/transfer-call.js";
 import { permit2TokenAbi } from "../permit2/abi.js";
 import { eip2612PermitOf, explainPermit2Failure, readPermit2ChainState } from "../permit2/chain-state.js";
-import { checkPermit2ForSettle, checkPermit2Window } from "../permit2/checks.js";
+import { checkPermit2ForSettle, checkPermit2ValidityAtSigning, checkPermit2Window } from "../permit2/checks.js";
 import { permit2Revert, reasonForPermit2Revert } from "../permit2/revert-reasons.js";
 import { permit2SettlementCall } from "../permit2/settle-call.js";
 import { checkPermit2Signature } from "../permit2/signature.js";
@@ -37,6 +37,7 @@ export const permit2Driver: TransferMethodDriver = {
     return checkPermit2Signature(client, payment, context.limits, context.recoverSigner);
   },
   checkWindow: checkPermit2Window,
+  checkValidityAtSigning: checkPermit2ValidityAtSigning,
   /**
    * The permits of one owner's concurrent payments share the token's nonce, so only one can be
    * used, and the others' transactions would revert at our cost (their estimates at `latest` pass
