@@ -1,4 +1,6 @@
 import type { Address, PublicClient } from "viem";
+import { permit2Address } from "../contracts/permit2.js";
+import { permit2TokenAbi } from "../permit2/abi.js";
 import { SingleFlight } from "../util/single-flight.js";
 
 /**
@@ -22,5 +24,19 @@ export class SharedChainReads {
 
   balanceWei(address: Address): Promise<bigint> {
     return this.flights.run(`balance:${address.toLowerCase()}`, () => this.client.getBalance({ address }));
+  }
+
+  /** `owner`'s balance of `token` (a payer's concurrent settlements ask it together: fundsShortfall). */
+  tokenBalance(token: Address, owner: Address): Promise<bigint> {
+    return this.flights.run(`token-balance:${token.toLowerCase()}:${owner.toLowerCase()}`, () =>
+      this.client.readContract({ address: token, abi: permit2TokenAbi, functionName: "balanceOf", args: [owner] }),
+    );
+  }
+
+  /** What `owner` allows Permit2 to take of `token`. */
+  permit2Allowance(token: Address, owner: Address): Promise<bigint> {
+    return this.flights.run(`permit2-allowance:${token.toLowerCase()}:${owner.toLowerCase()}`, () =>
+      this.client.readContract({ address: token, abi: permit2TokenAbi, functionName: "allowance", args: [owner, permit2Address] }),
+    );
   }
 }

@@ -1,4 +1,5 @@
 import type { Hex, LocalAccount, PublicClient, TransactionReceipt } from "viem";
+import type { SharedChainReads } from "../chain/shared-reads.js";
 import type { ChainRegistry } from "../chain/registry.js";
 import type { SignerLease, SignerPool, TransactionSlot } from "../chain/signers.js";
 import { nowSeconds, type Clock } from "../clock.js";
@@ -306,6 +307,35 @@ export class SettlementEngine {
   }
 
   /**
+   * A payer's concurrent payments each pass their simulation alone at `latest`, where the others are
+   * still pending: together they may need more than its balance (or its allowance to Permit2), and
+   * every one past what it has would be a reverted transaction of ours — a whole one each for
+   * Permit2 (never batched), repeatable every block at no cost to the payer (review 16 attack 1).
+   * So what the payer's unfinished settlements claimed before this one (on any instance, in claim
+   * order) will take is added to this one and checked against its funds (Postgres each time, the
+   * chain only when there are earlier ones). Short: this one waits — no signer leased — until the
+   * latest of them is final, and looks again; its own simulation then runs on what they left. An
+   * earlier one already mined but not yet final is counted twice (its value, and gone from the
+   * balance): the wait, not a refusal, is what keeps a payer funded for exactly its payments from
+   * being turned away. Still short when the budget ends: refused, nothing sent (the claim fails and
+   * stays reclaimable). Each round waits for a row claimed before this one, so the rounds are
+   * bounded by IN_FLIGHT_PER_PAYER_MAX.
+   */
+  private async waitForFunds(reads: SharedChainReads, row: SettlementRow, payment: ResolvedPayment, deadlineMs: number): Promise<Rejection | undefined> {
+    const method = transferMethodDriver(payment.request.transferMethod);
+    const roundsMax = this.deps.limits.inFlightPerPayerMax + 1;
+    let shortfall: Rejection | undefined;
+    for (let round = 0; round < roundsMax; round += 1) {
+      const earlier = await this.deps.repo.unfinishedBefore(row, this.deps.limits.inFlightPerPayerMax);
+      if (earlier.count === 0 || !earlier.latest) return undefined;
+      shortfall = await method.fundsShortfall(reads, payment, earlier);
+      if (!shortfall || this.deps.clock.nowMs() >= deadlineMs) return shortfall;
+      await this.waitForRow(earlier.latest, (latest) => isFinal(latest.status), deadlineMs);
+    }
+    return shortfall;
+  }
+
+  /**
    * A payer with code at its address (smart wallet, EIP-7702 delegate) can pass every simulation
    * and still fail on chain at our expense — its code sees a different block, or flips a switch in
    * between. Once one of its settlements failed on chain while it had code (recorded in finalize),
@@ -381,6 +411,12 @@ export class SettlementEngine {
     try {
       let sent: SentSettlement;
       try {
+        // Before a signer is leased: this may wait for the payer's earlier settlements to finish.
+        const shortfall = await this.waitForFunds(chain.sharedReads, row, payment, deadlineMs);
+        if (shortfall) {
+          const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: shortfall.reason, errorMessage: shortfall.message }, { attempt: row.attempt });
+          return answered(failed(shortfall.reason, shortfall.message, failedRow));
+        }
         // An upto permit is good only when its witness's facilitator sends it (the proxy checks msg.sender).
         const witnessFacilitator = payment.scheme === "upto" ? payment.request.permit2?.witness.facilitator : undefined;
         signerLease = witnessFacilitator ? await deps.signers.acquireFor(witnessFacilitator, deadlineMs) : await deps.signers.acquire(deadlineMs);

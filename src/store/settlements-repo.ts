@@ -1,4 +1,4 @@
-import { and, eq, getTableColumns, inArray, sql } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import type { Hex } from "viem";
 import type { ReasonCode } from "../protocol/reason-codes.js";
 import type { Scheme, TransferMethod } from "../protocol/types.js";
@@ -283,6 +283,31 @@ export class SettlementsRepository {
           and ${statusIn(settlements.status, unfinishedStatuses)}
         limit ${upTo}) as unfinished`);
     return result.rows[0]?.n ?? 0;
+  }
+
+  /**
+   * What this payer's unfinished settlements of the same token on the same chain claimed before
+   * `row` ((created_at, id) order, compared in Postgres at full precision; across all instances) will
+   * take from its funds: how many, their total value, the part of it that moves through Permit2 (its
+   * allowance), and the latest of them (to wait on). A payer's concurrent payments each simulate
+   * alone at `latest`, so only this sum tells whether a later one can still be paid once the earlier
+   * ones land. At most `rowsMax` rows are read (IN_FLIGHT_PER_PAYER_MAX bounds them anyway).
+   */
+  async unfinishedBefore(
+    row: Pick<SettlementRow, "id" | "chainId" | "asset" | "payer">,
+    rowsMax: number,
+  ): Promise<{ count: number; valueAtomic: bigint; permit2ValueAtomic: bigint; latest: SettlementRow | undefined }> {
+    const earlier = sql`chain_id = ${row.chainId} and asset = ${row.asset.toLowerCase()} and payer = ${row.payer.toLowerCase()}
+      and ${statusIn(settlements.status, unfinishedStatuses)}
+      and (created_at, id) < (select created_at, id from settlements where id = ${row.id}::uuid)`;
+    const result = await this.db.execute<{ n: number; value: string | null; permit2_value: string | null }>(sql`
+      select count(*)::int as n, sum(value_atomic::numeric)::text as value,
+             sum(case when transfer_method = 'permit2' then value_atomic::numeric else 0 end)::text as permit2_value
+      from (select value_atomic, transfer_method from settlements where ${earlier} limit ${rowsMax}) as earlier`);
+    const first = result.rows[0];
+    const count = first?.n ?? 0;
+    const [latest] = count === 0 ? [] : await this.db.select().from(settlements).where(earlier).orderBy(desc(settlements.createdAt), desc(settlements.id)).limit(1);
+    return { count, valueAtomic: BigInt(first?.value ?? "0"), permit2ValueAtomic: BigInt(first?.permit2_value ?? "0"), latest };
   }
 
   /** True when a live claim (or a broadcast) holds this authorization. */

@@ -1,4 +1,5 @@
 import type { Address, Hex, PublicClient } from "viem";
+import type { SharedChainReads } from "../chain/shared-reads.js";
 import type { Limits } from "../config.js";
 import type { SignatureVerdict } from "../exact-evm/payer-signature.js";
 import type { ResolvedPayment } from "../exact-evm/resolve.js";
@@ -8,6 +9,15 @@ import type { PaymentRequest, Rejection, TransferMethod } from "../protocol/type
 import type { ReceiptVerdict } from "../settlement/chain-verdict.js";
 import { eip3009Driver } from "./eip3009.js";
 import { permit2Driver } from "./permit2.js";
+
+/** A payer's unfinished settlements claimed before one (SettlementsRepository.unfinishedValueBefore). */
+export interface EarlierUnfinished {
+  count: number;
+  /** Their total value (charges for upto), atomic units of the token. */
+  valueAtomic: bigint;
+  /** The part of it that moves through Permit2: what they take of the payer's allowance to Permit2. */
+  permit2ValueAtomic: bigint;
+}
 
 /** What /settle's checks before Postgres need: the same facts as /verify's. */
 export type SettleCheckContext = Pick<VerifyContext, "signerAddresses" | "permit2Contracts" | "limits" | "recoverSigner">;
@@ -58,6 +68,13 @@ export interface TransferMethodDriver {
   explainFailedEstimate(client: PublicClient, payment: ResolvedPayment, signer: Address, limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax">): Promise<Rejection | undefined>;
   /** A failed estimate that neither the payer's state, the signer's funds nor the gas cap explain: the revert, in the method's codes. */
   rejectionOfRevert(estimate: { error: unknown; revertText: string }): Rejection;
+  /**
+   * Whether the payer's funds still cover this payment once its `earlier` unfinished settlements
+   * (of the same token, claimed before it, on any instance) have landed — each of them passed its
+   * simulation alone at `latest`, where the others are still pending. Read only when there are
+   * earlier ones (engine.fundsShortfall). Why not, in the method's codes, or undefined.
+   */
+  fundsShortfall(reads: SharedChainReads, payment: ResolvedPayment, earlier: EarlierUnfinished): Promise<Rejection | undefined>;
   /** The chain's verdict on a row's receipt (paid by us or a front-runner, failed, or not known yet). */
   readonly verdict: ReceiptVerdict;
 }

@@ -1,3 +1,4 @@
+import { throwIfTransportFailure } from "../chain/rpc-errors.js";
 import { readChainState } from "../exact-evm/chain-state.js";
 import { checkAuthorizationTerms, checkBinding, checkValidityAtSigning, checkValidityWindow } from "../exact-evm/checks.js";
 import { checkPayerSignature } from "../exact-evm/payer-signature.js";
@@ -30,6 +31,18 @@ export const eip3009Driver: TransferMethodDriver = {
   },
   checkWindow: checkValidityWindow,
   checkValidityAtSigning,
+  async fundsShortfall(reads, payment, earlier) {
+    const { from, valueAtomic } = payment.request.authorization;
+    const balanceAtomic = await reads.tokenBalance(payment.asset.address, from).catch((error: unknown) => {
+      throwIfTransportFailure(error, "reading the payer's balance");
+      throw error;
+    });
+    if (balanceAtomic >= earlier.valueAtomic + valueAtomic) return undefined;
+    return {
+      reason: ReasonCode.insufficientBalance,
+      message: `payer balance ${balanceAtomic} does not cover its ${earlier.count} unfinished settlement(s) claimed before this one (${earlier.valueAtomic}) and this one (${valueAtomic}); retry once they are final`,
+    };
+  },
   takesPermitLane: () => false,
   batchable: true,
   settlementCall: (_client, payment) =>

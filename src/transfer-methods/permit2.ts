@@ -38,6 +38,34 @@ export const permit2Driver: TransferMethodDriver = {
   },
   checkWindow: checkPermit2Window,
   checkValidityAtSigning: checkPermit2ValidityAtSigning,
+  async fundsShortfall(reads, payment, earlier) {
+    const owner = payment.request.permit2!.owner;
+    const token = payment.asset.address;
+    const onTransport = (what: string) => (error: unknown): never => {
+      throwIfTransportFailure(error, what);
+      throw error;
+    };
+    const amountAtomic = payment.settleAmountAtomic;
+    // An EIP-2612 permit in the payload sets the allowance itself (one at a time per owner: the permit lane).
+    const [balanceAtomic, allowanceAtomic] = await Promise.all([
+      reads.tokenBalance(token, owner).catch(onTransport("reading the payer's balance")),
+      eip2612PermitOf(payment) ? Promise.resolve(undefined) : reads.permit2Allowance(token, owner).catch(onTransport("reading the payer's allowance to Permit2")),
+    ]);
+    const before = `its ${earlier.count} unfinished settlement(s) claimed before this one`;
+    if (balanceAtomic < earlier.valueAtomic + amountAtomic) {
+      return {
+        reason: ReasonCode.permit2InsufficientBalance,
+        message: `payer balance ${balanceAtomic} does not cover ${before} (${earlier.valueAtomic}) and this one (${amountAtomic}); retry once they are final`,
+      };
+    }
+    if (allowanceAtomic !== undefined && allowanceAtomic < earlier.permit2ValueAtomic + amountAtomic) {
+      return {
+        reason: ReasonCode.permit2AllowanceRequired,
+        message: `the payer's allowance to Permit2 (${permit2Address}) is ${allowanceAtomic}: it does not cover ${before} through Permit2 (${earlier.permit2ValueAtomic}) and this one (${amountAtomic}); approve more, or retry once they are final`,
+      };
+    }
+    return undefined;
+  },
   /**
    * The permits of one owner's concurrent payments share the token's nonce, so only one can be
    * used, and the others' transactions would revert at our cost (their estimates at `latest` pass

@@ -63,13 +63,13 @@ describe("batched settlement (SETTLE_BATCH_MAX=16)", () => {
     expect(perSettlementGas * 10n).toBeLessThan(singleGas * 7n);
   });
 
-  it("lets one authorization fail inside the batch without sinking the others; the failed one stays settleable and its retry succeeds", async () => {
+  it("two payments of one payer that its balance covers only one of: the later waits for the earlier (in the batch), then is refused unsent; it stays settleable and its retry succeeds", async () => {
     const payTo = addressOf(keys.facilitator2);
     await f.chain.mint(payer, amountAtomic); // enough for exactly one of the payer's two payments
     await f.chain.mint(richPayer, 1_000_000n);
     const first = await pay(f, keys.stranger, payTo);
     const payerA = await pay(f, keys.payer, payTo);
-    const payerB = await pay(f, keys.payer, payTo); // each simulates fine alone; together the balance runs out
+    const payerB = await pay(f, keys.payer, payTo); // each simulates fine alone; together the balance runs out (review 16 attack 1)
     const others = await Promise.all([pay(f, keys.stranger, payTo), pay(f, keys.stranger, payTo)]);
     const queued = [payerA, payerB, ...others];
 
@@ -85,8 +85,9 @@ describe("batched settlement (SETTLE_BATCH_MAX=16)", () => {
     expect([a!.success, b!.success].sort()).toEqual([false, true]);
     const [winner, loser] = a!.success ? [a!, b!] : [b!, a!];
     expect(winner.transaction).toBe(batchHash);
-    // The loser's call failed in the batch with its authorization unused: it was settled again,
-    // alone, within the same request, and refused before anything was sent (the balance is gone).
+    // The loser was claimed after the winner: its funds (what the winner takes added) fell short, so it
+    // waited for the winner to be final, then its own simulation refused it before anything was sent
+    // (the balance is gone). No call of ours failed in the batch.
     expect(loser).toMatchObject({ success: false, errorReason: "invalid_exact_evm_insufficient_balance", transaction: "", payer });
 
     const receipt = await f.chain.publicClient.getTransactionReceipt({ hash: batchHash });

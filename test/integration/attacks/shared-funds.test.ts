@@ -1,0 +1,148 @@
+/**
+ * One payer's concurrent payments that together need more than it has (review 16, attack 1): each
+ * alone simulates fine at `latest` (the others are still pending), so without a check each gets a
+ * transaction of ours and all but the first revert — on Permit2 a whole transaction each (~68k
+ * gas, never batched), repeatable every block, at no cost to the payer. On 2 s blocks, behind a
+ * proxy that makes eth_estimateGas use `latest` (as reth and op-geth do; Anvil defaults to
+ * pending, which hides it). Real Postgres, real Anvil, payloads from the official 2.27 client.
+ *
+ * Expected: one transaction, none reverted; the others refused with the code that names what is
+ * short (nothing sent); a payer whose funds cover every payment gets them all settled.
+ */
+import { createWalletClient, defineChain, erc20Abi, http, maxUint256, type PrivateKeyAccount } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { PaymentRequirements } from "@x402/core/types";
+import { ExactEvmScheme } from "@x402/evm/exact/client";
+import { UptoEvmScheme } from "@x402/evm/upto/client";
+import { permit2Address } from "../../../src/contracts/permit2.js";
+import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
+import { createTestDatabase, type TestDatabase } from "../../helpers/database.js";
+import { latestEstimateProxy, ourTransactionsFor, waitForBlocks } from "../../helpers/eip2612-permits.js";
+import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
+import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { settlementRowsOfPayer } from "../../helpers/sdk.js";
+
+const NETWORK = "eip155:84532";
+const payTo = addressOf(keys.payTo);
+const signerAddresses = [addressOf(keys.facilitator)];
+const concurrentPayments = 6;
+const amountAtomic = 10_000n;
+const viemChain = defineChain({ id: 84532, name: "anvil", nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 }, rpcUrls: { default: { http: ["http://127.0.0.1"] } } });
+
+let chain: TestChain;
+let database: TestDatabase;
+let facilitator: TestFacilitator;
+let proxy: { url: string; stop(): Promise<void> };
+
+beforeAll(async () => {
+  chain = await startTestChain({ blockTimeSeconds: 2 });
+  proxy = await latestEstimateProxy(chain.rpcUrl);
+  database = await createTestDatabase("shared_funds");
+  facilitator = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [proxy.url], token: chain.token, signerKeys: [keys.facilitator], limits: { settleBudgetMs: 15_000 } });
+}, 60_000);
+afterAll(async () => {
+  await facilitator?.close();
+  await proxy?.stop();
+  await database?.drop();
+  await chain?.stop();
+});
+
+/** A fresh payer holding `balanceAtomic`, with `allowanceAtomic` approved to Permit2 (none when undefined). */
+async function payerWith(balanceAtomic: bigint, allowanceAtomic?: bigint): Promise<PrivateKeyAccount> {
+  const account = privateKeyToAccount(generatePrivateKey());
+  await chain.mint(account.address, balanceAtomic);
+  if (allowanceAtomic === undefined) return account;
+  await chain.testClient.setBalance({ address: account.address, value: 10n ** 18n });
+  const wallet = createWalletClient({ account, chain: viemChain, transport: http(chain.rpcUrl) });
+  const hash = await wallet.writeContract({ address: chain.token, abi: erc20Abi, functionName: "approve", args: [permit2Address, allowanceAtomic] });
+  await chain.publicClient.waitForTransactionReceipt({ hash, timeout: 20_000 });
+  return account;
+}
+
+function permit2Requirements(scheme: "exact" | "upto"): PaymentRequirements {
+  return {
+    scheme,
+    network: NETWORK,
+    amount: amountAtomic.toString(),
+    asset: chain.token,
+    payTo,
+    maxTimeoutSeconds: 300,
+    extra: { name: "USDC", version: "2", assetTransferMethod: "permit2", ...(scheme === "upto" ? { facilitatorAddress: signerAddresses[0] } : {}) },
+  };
+}
+
+async function permit2Body(account: PrivateKeyAccount, scheme: "exact" | "upto") {
+  const accepted = permit2Requirements(scheme);
+  const result = await (scheme === "upto" ? new UptoEvmScheme(account) : new ExactEvmScheme(account)).createPaymentPayload(2, accepted);
+  return { x402Version: 2, paymentPayload: { x402Version: 2, resource: { url: "http://127.0.0.1/r" }, accepted, payload: result.payload }, paymentRequirements: accepted };
+}
+
+async function settleAll(bodies: unknown[]) {
+  return Promise.all(
+    bodies.map(async (body) => {
+      const response = await facilitator.app.inject({ method: "POST", url: "/settle", payload: body as Record<string, unknown> });
+      return { status: response.statusCode, json: response.json() as Record<string, unknown> };
+    }),
+  );
+}
+
+async function settledOnce(account: PrivateKeyAccount, bodies: unknown[], refusal: string) {
+  await waitForBlocks(chain, 1n);
+  const fromBlock = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
+  const payToBefore = await chain.balanceOf(payTo);
+  const answers = await settleAll(bodies);
+  await waitForBlocks(chain, 2n);
+  const successes = answers.filter((answer) => answer.json.success === true);
+  expect(successes, JSON.stringify(answers.map((answer) => answer.json.errorReason ?? "success"))).toHaveLength(1);
+  for (const answer of answers.filter((candidate) => candidate.json.success !== true)) {
+    expect(answer).toMatchObject({ status: 200, json: { success: false, errorReason: refusal, transaction: "" } });
+  }
+  expect(await ourTransactionsFor(chain, signerAddresses, account.address, fromBlock)).toEqual({ sent: 1, reverted: 0 });
+  expect(await chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
+}
+
+describe("one payer's concurrent payments that together need more than it has", () => {
+  it("exact over Permit2 sharing one allowance: one transaction, none reverted, the others permit2_allowance_required", async () => {
+    const owner = await payerWith(100n * amountAtomic, amountAtomic);
+    const bodies = await Promise.all(Array.from({ length: concurrentPayments }, () => permit2Body(owner, "exact")));
+    await settledOnce(owner, bodies, "permit2_allowance_required");
+  }, 90_000);
+
+  it("upto sharing one balance: one transaction, none reverted, the others permit2_insufficient_balance", async () => {
+    const owner = await payerWith(amountAtomic, maxUint256);
+    const bodies = await Promise.all(Array.from({ length: concurrentPayments }, () => permit2Body(owner, "upto")));
+    await settledOnce(owner, bodies, "permit2_insufficient_balance");
+  }, 90_000);
+
+  it("exact over EIP-3009 sharing one balance: one paid, no failing call of ours, the others invalid_exact_evm_insufficient_balance", async () => {
+    const key = generatePrivateKey();
+    const owner = privateKeyToAccount(key);
+    await chain.mint(owner.address, amountAtomic);
+    const bodies = await Promise.all(
+      Array.from({ length: concurrentPayments }, async () =>
+        v2Body(await signPayment({ payerKey: key, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic }), v2Requirements({ token: chain.token, payTo, amountAtomic })),
+      ),
+    );
+    await waitForBlocks(chain, 1n);
+    const payToBefore = await chain.balanceOf(payTo);
+    const answers = await settleAll(bodies);
+    await waitForBlocks(chain, 2n);
+    expect(answers.filter((answer) => answer.json.success === true)).toHaveLength(1);
+    for (const answer of answers.filter((candidate) => candidate.json.success !== true)) {
+      expect(answer).toMatchObject({ status: 200, json: { success: false, errorReason: "invalid_exact_evm_insufficient_balance", transaction: "" } });
+    }
+    expect(await chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
+    // No call of ours failed on chain (alone or inside a batch): every refused row has no transaction.
+    const rows = await settlementRowsOfPayer(database.url, owner.address);
+    expect(rows.filter((row) => row.status === "failed").map((row) => row.tx_hash)).toEqual(Array.from({ length: concurrentPayments - 1 }, () => null));
+  }, 90_000);
+
+  it("a payer whose funds cover every payment gets them all settled (no over-refusal)", async () => {
+    const owner = await payerWith(BigInt(concurrentPayments) * amountAtomic, BigInt(concurrentPayments) * amountAtomic);
+    const bodies = await Promise.all(Array.from({ length: concurrentPayments }, (_, index) => permit2Body(owner, index % 2 === 0 ? "exact" : "upto")));
+    const answers = await settleAll(bodies);
+    expect(answers.map((answer) => answer.json.success)).toEqual(Array.from({ length: concurrentPayments }, () => true));
+  }, 90_000);
+});
+
