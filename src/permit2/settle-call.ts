@@ -11,9 +11,9 @@ import { proxyOf } from "./checks.js";
  * (buildExactPermit2SettleArgs / buildUptoPermit2SettleArgs): the permit as signed, the owner, the
  * witness, the signature with any ERC-6492 wrapping removed; upto adds the amount to charge
  * (`settleAmountAtomic`). With `eip2612`, settleWithPermit: the proxy submits the payer's EIP-2612
- * permit for Permit2 first (engine and verify use it only when the allowance is short: a permit
- * sets the allowance to its value, so it would lower a larger approval). The same bytes are
- * simulated, estimated and signed.
+ * permit for Permit2 first — settle uses it only when the allowance is short (a permit sets the
+ * allowance to its value, so it would lower a larger approval); verify simulates it whenever the
+ * payload carries one. The same bytes are simulated, estimated and signed.
  */
 export function permit2SettlementCall(payment: ResolvedPayment, eip2612?: Eip2612Permit): ContractCall {
   const permit = payment.request.permit2!;

@@ -4,12 +4,10 @@
  * signature drift would show here without a chain.
  */
 import type { Abi } from "viem";
-
 import { describe, expect, it } from "vitest";
 import { x402ExactPermit2ProxyABI, x402UptoPermit2ProxyABI } from "@x402/evm";
 import { x402ExactPermit2ProxyArtifact, x402UptoPermit2ProxyArtifact } from "../../../src/sandbox/artifacts.js";
 import { abiSignatures as signatures } from "../../helpers/abi-signatures.js";
-
 
 describe("x402 Permit2 proxy ABIs", () => {
   it.each([
