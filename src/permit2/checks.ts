@@ -10,8 +10,17 @@ import type { PaymentRequest, Permit2Authorization, Rejection, Scheme } from "..
  * codes (exact/facilitator/permit2.ts verifyPermit2, upto/facilitator/permit2.ts verifyUptoPermit2).
  * /verify runs them in 2.27's order: binding, parties (spender, recipient, upto's facilitator),
  * window (deadline, validAfter), amounts (amount, token; then ours: the minimum, the EIP-2612
- * extension), so a payment wrong in several ways gets 2.27's code. /settle checks the window later,
- * after the claim lookup: a payment we already hold is answered from its row whatever the clock says.
+ * extension), so a payment wrong in several ways mostly gets 2.27's code. Where ours differs, on
+ * purpose (test/unit/permit2/checks.test.ts pins each):
+ * - the EIP-2612 permit's deadline is checked with the permit's own window (checkPermit2Window), so
+ *   it comes before the amount, token and the extension's other fields; 2.27 checks it last;
+ * - the extension is checked before the signature, at verify and at settle (2.27: after the
+ *   signature, and only when it simulates);
+ * - upto at /settle compares the charge with the accepted cap in the binding, first (2.27
+ *   re-verifies at `permitted.amount`, then compares the charge last), and a permit below the
+ *   accepted cap is permit2_amount_mismatch there as at verify.
+ * /settle checks the window later, after the claim lookup: a payment we already hold is answered
+ * from its row whatever the clock says.
  */
 
 /** At /verify an upto payment is checked against its cap (the requirements' amount is the cap); at /settle the requirements' amount is the charge, at most the cap. */
