@@ -1,6 +1,8 @@
 import type { Hex, LocalAccount, PublicClient, TransactionReceipt } from "viem";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { SharedChainReads } from "../chain/shared-reads.js";
 import type { ChainRegistry } from "../chain/registry.js";
+import type { PayerFunds } from "../transfer-methods/driver.js";
 import type { SignerLease, SignerPool, TransactionSlot } from "../chain/signers.js";
 import { nowSeconds, type Clock } from "../clock.js";
 import type { Limits } from "../config.js";
@@ -145,13 +147,20 @@ const answered = (outcome: SettleOutcome): AttemptEnd => ({ kind: "answered", ou
  * The message stored on a released claim, which a duplicate caller may be answered with: our own
  * errors say what happened; anything else (a driver's "Failed query: <SQL> …") stays in the logs.
  */
+/**
+ * A settlement waiting for its payer's funds (reserveFunds) looks again this long after the waiters'
+ * cap turned its wait away, instead of spinning through its rounds.
+ */
+const fundsWaitBackoffMs = 250;
+
 function unsentMessage(error: unknown): string {
   return error instanceof FacilitatorError ? redactedMessage(error) : "internal error while preparing the settlement; see the facilitator logs";
 }
 
-/** Why a claim was released without anything sent: the budget's own code, else "unavailable". */
+/** Why a claim was released without anything sent: the budget's or the payer's own code, else "unavailable". */
 function reasonOfUnsent(error: unknown): ReasonCode {
-  return error instanceof FacilitatorError && error.code === ReasonCode.gasBudgetExhausted ? ReasonCode.gasBudgetExhausted : ReasonCode.serviceUnavailable;
+  if (error instanceof FacilitatorError && (error.code === ReasonCode.gasBudgetExhausted || error.code === ReasonCode.payerBusy)) return error.code;
+  return ReasonCode.serviceUnavailable;
 }
 
 /**
@@ -311,28 +320,44 @@ export class SettlementEngine {
    * still pending: together they may need more than its balance (or its allowance to Permit2), and
    * every one past what it has would be a reverted transaction of ours — a whole one each for
    * Permit2 (never batched), repeatable every block at no cost to the payer (review 16 attack 1).
-   * So what the payer's unfinished settlements claimed before this one (on any instance, in claim
-   * order) will take is added to this one and checked against its funds (Postgres each time, the
-   * chain only when there are earlier ones). Short: this one waits — no signer leased — until the
-   * latest of them is final, and looks again; its own simulation then runs on what they left. An
-   * earlier one already mined but not yet final is counted twice (its value, and gone from the
-   * balance): the wait, not a refusal, is what keeps a payer funded for exactly its payments from
-   * being turned away. Still short when the budget ends: refused, nothing sent (the claim fails and
-   * stays reclaimable). Each round waits for a row claimed before this one, so the rounds are
-   * bounded by IN_FLIGHT_PER_PAYER_MAX.
+   * So before it is sent, a settlement's value is reserved against the payer's funds, atomically
+   * across instances (SettlementsRepository.reserveFunds: the payer's advisory lock, the sum of its
+   * other unfinished reserved settlements of the token, whatever their age). Alone, it is reserved
+   * without reading the chain, and its own simulation decides. With others, the payer's funds are
+   * read (shared) and it is reserved if they cover it on top of them; if not it waits — no signer
+   * leased — until one of them is final and tries again: an earlier one mined but not yet final is
+   * counted twice (its value, and gone from the balance), and waiting, not refusing, is what keeps a
+   * payer funded for exactly its payments from being turned away. Its own simulation then runs on
+   * what they left. Still short when the budget (or the rounds, bounded) ends: 429 payer_busy,
+   * retryable, nothing sent — the authorization is unused, so no final-looking failure is answered.
    */
-  private async waitForFunds(reads: SharedChainReads, row: SettlementRow, payment: ResolvedPayment, deadlineMs: number): Promise<Rejection | undefined> {
+  private async reserveFunds(reads: SharedChainReads, row: SettlementRow, payment: ResolvedPayment, deadlineMs: number): Promise<void> {
     const method = transferMethodDriver(payment.request.transferMethod);
-    const roundsMax = this.deps.limits.inFlightPerPayerMax + 1;
+    const roundsMax = 2 * this.deps.limits.inFlightPerPayerMax + 2;
+    let funds: PayerFunds | undefined;
     let shortfall: Rejection | undefined;
     for (let round = 0; round < roundsMax; round += 1) {
-      const earlier = await this.deps.repo.unfinishedBefore(row, this.deps.limits.inFlightPerPayerMax);
-      if (earlier.count === 0 || !earlier.latest) return undefined;
-      shortfall = await method.fundsShortfall(reads, payment, earlier);
-      if (!shortfall || this.deps.clock.nowMs() >= deadlineMs) return shortfall;
-      await this.waitForRow(earlier.latest, (latest) => isFinal(latest.status), deadlineMs);
+      const known = funds;
+      const attempt = await this.deps.repo.reserveFunds(row, (others) => others.count === 0 || (known !== undefined && !method.fundsShortfall(known, payment, others)));
+      // Reserved; or, with nobody else reserved, the row is no longer this attempt's claim (the next
+      // step finds out what became of it).
+      if (attempt.reserved || attempt.others.count === 0) return;
+      if (known === undefined) {
+        funds = await method.readFunds(reads, payment);
+        continue;
+      }
+      shortfall = method.fundsShortfall(known, payment, attempt.others);
+      funds = undefined; // read again after the wait: what the others took, or left
+      if (this.deps.clock.nowMs() >= deadlineMs) break;
+      // None to wait on: the others went final between the sum and the look-up; look again.
+      if (!attempt.waitOn) continue;
+      const waited = await this.deps.rowWaiters.wait(attempt.waitOn.id, attempt.waitOn, (latest) => latest === undefined || isFinal(latest.status), deadlineMs);
+      if (waited.kind === "full") await sleep(fundsWaitBackoffMs);
     }
-    return shortfall;
+    throw new FacilitatorError(
+      ReasonCode.payerBusy,
+      `the payer's funds do not cover its unfinished settlements and this one (${shortfall?.message ?? "still short"}); retry when they are final`,
+    );
   }
 
   /**
@@ -411,12 +436,8 @@ export class SettlementEngine {
     try {
       let sent: SentSettlement;
       try {
-        // Before a signer is leased: this may wait for the payer's earlier settlements to finish.
-        const shortfall = await this.waitForFunds(chain.sharedReads, row, payment, deadlineMs);
-        if (shortfall) {
-          const failedRow = await deps.repo.transition(row.id, "failed", { errorReason: shortfall.reason, errorMessage: shortfall.message }, { attempt: row.attempt });
-          return answered(failed(shortfall.reason, shortfall.message, failedRow));
-        }
+        // Before a signer is leased: this may wait for the payer's other settlements to finish.
+        await this.reserveFunds(chain.sharedReads, row, payment, deadlineMs);
         // An upto permit is good only when its witness's facilitator sends it (the proxy checks msg.sender).
         const witnessFacilitator = payment.scheme === "upto" ? payment.request.permit2?.witness.facilitator : undefined;
         signerLease = witnessFacilitator ? await deps.signers.acquireFor(witnessFacilitator, deadlineMs) : await deps.signers.acquire(deadlineMs);

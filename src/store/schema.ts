@@ -103,6 +103,12 @@ export const settlements = pgTable(
      * settlements_eip2612_permit_lane index below, which claim() maps to payer_busy.
      */
     eip2612Permit: boolean("eip2612_permit").notNull().default(false),
+    /**
+     * This attempt's value is counted against its payer's funds (engine.reserveFunds): set under the
+     * payer's advisory lock once the unfinished reserved rows of its (chain, token) and this one fit
+     * its balance (and allowance to Permit2); reset by a re-claim. Counted while unfinished.
+     */
+    fundsReserved: boolean("funds_reserved").notNull().default(false),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
@@ -114,6 +120,10 @@ export const settlements = pgTable(
     uniqueIndex(permitLaneIndex)
       .on(table.chainId, table.asset, table.payer)
       .where(sql.raw(`eip2612_permit and status in (${unfinishedStatuses.map((status) => `'${status}'`).join(", ")})`)),
+    // What a payer's unfinished settlements have reserved of its funds, summed per (chain, token, payer).
+    index("settlements_funds_reserved")
+      .on(table.chainId, table.asset, table.payer)
+      .where(sql.raw(`funds_reserved and status in (${unfinishedStatuses.map((status) => `'${status}'`).join(", ")})`)),
     index("settlements_unfinished").on(table.status, table.updatedAt).where(sql.raw(`status in (${unfinishedStatuses.map((status) => `'${status}'`).join(", ")})`)),
     index("settlements_created_at").on(table.createdAt),
     // Not unique: the rows of one batch transaction share its hash.

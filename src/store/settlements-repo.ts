@@ -18,6 +18,15 @@ import { storedErrorMessage } from "./error-message.js";
 import { permitLaneIndex, settlements, type SettlementRow, type SettlementStatus } from "./schema.js";
 import { settlementChangedChannel } from "./notifications.js";
 
+/** What a payer's unfinished settlements of one (chain, token) have reserved of its funds (reserveFunds). */
+export interface ReservedFunds {
+  count: number;
+  /** Their total value (charges for upto), atomic units of the token. */
+  valueAtomic: bigint;
+  /** The part of it that moves through Permit2: what they take of the payer's allowance to Permit2. */
+  permit2ValueAtomic: bigint;
+}
+
 /** What a settlement row is unique on: the nonce in the namespace the chain keeps it in (schema.ts). */
 export interface AuthorizationKey {
   chainId: number;
@@ -202,6 +211,8 @@ function preparedStatements(db: Database) {
           gasUsed: null,
           pendingAnswered: false,
           successAnswered: false,
+          // A re-claim reserves its funds again, as a new claim does (engine.reserveFunds).
+          fundsReserved: false,
           attempt: sql`${settlements.attempt} + 1`,
           updatedAt: sql`now()`,
         } as unknown as Partial<typeof settlements.$inferInsert>,
@@ -286,28 +297,40 @@ export class SettlementsRepository {
   }
 
   /**
-   * What this payer's unfinished settlements of the same token on the same chain claimed before
-   * `row` ((created_at, id) order, compared in Postgres at full precision; across all instances) will
-   * take from its funds: how many, their total value, the part of it that moves through Permit2 (its
-   * allowance), and the latest of them (to wait on). A payer's concurrent payments each simulate
-   * alone at `latest`, so only this sum tells whether a later one can still be paid once the earlier
-   * ones land. At most `rowsMax` rows are read (IN_FLIGHT_PER_PAYER_MAX bounds them anyway).
+   * Reserves `row`'s value against its payer's funds if `fits` says the payer's unfinished reserved
+   * settlements of the same (chain, token), whatever their age or instance, leave room for it: in
+   * one short transaction under that payer's advisory lock (so two reservations never both see the
+   * room one of them takes), the others are summed (settlements_funds_reserved) and, when they fit,
+   * the row is marked. `fits` must not do I/O: it runs inside the lock. Answers whether the row is
+   * reserved, and what the others hold (with one of them to wait on when it is not).
    */
-  async unfinishedBefore(
-    row: Pick<SettlementRow, "id" | "chainId" | "asset" | "payer">,
-    rowsMax: number,
-  ): Promise<{ count: number; valueAtomic: bigint; permit2ValueAtomic: bigint; latest: SettlementRow | undefined }> {
-    const earlier = sql`chain_id = ${row.chainId} and asset = ${row.asset.toLowerCase()} and payer = ${row.payer.toLowerCase()}
-      and ${statusIn(settlements.status, unfinishedStatuses)}
-      and (created_at, id) < (select created_at, id from settlements where id = ${row.id}::uuid)`;
-    const result = await this.db.execute<{ n: number; value: string | null; permit2_value: string | null }>(sql`
-      select count(*)::int as n, sum(value_atomic::numeric)::text as value,
-             sum(case when transfer_method = 'permit2' then value_atomic::numeric else 0 end)::text as permit2_value
-      from (select value_atomic, transfer_method from settlements where ${earlier} limit ${rowsMax}) as earlier`);
-    const first = result.rows[0];
-    const count = first?.n ?? 0;
-    const [latest] = count === 0 ? [] : await this.db.select().from(settlements).where(earlier).orderBy(desc(settlements.createdAt), desc(settlements.id)).limit(1);
-    return { count, valueAtomic: BigInt(first?.value ?? "0"), permit2ValueAtomic: BigInt(first?.permit2_value ?? "0"), latest };
+  async reserveFunds(
+    row: Pick<SettlementRow, "id" | "chainId" | "asset" | "payer" | "attempt">,
+    fits: (reserved: ReservedFunds) => boolean,
+  ): Promise<{ reserved: boolean; others: ReservedFunds; waitOn: SettlementRow | undefined }> {
+    const asset = row.asset.toLowerCase();
+    const payer = row.payer.toLowerCase();
+    return this.db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`funds:${row.chainId}:${asset}:${payer}`}, 0))`);
+      const othersWhere = sql`chain_id = ${row.chainId} and asset = ${asset} and payer = ${payer} and funds_reserved
+        and ${statusIn(settlements.status, unfinishedStatuses)} and id <> ${row.id}::uuid`;
+      const result = await tx.execute<{ n: number; value: string | null; permit2_value: string | null }>(sql`
+        select count(*)::int as n, sum(value_atomic::numeric)::text as value,
+               sum(case when transfer_method = 'permit2' then value_atomic::numeric else 0 end)::text as permit2_value
+        from settlements where ${othersWhere}`);
+      const first = result.rows[0];
+      const others: ReservedFunds = { count: first?.n ?? 0, valueAtomic: BigInt(first?.value ?? "0"), permit2ValueAtomic: BigInt(first?.permit2_value ?? "0") };
+      if (fits(others)) {
+        const marked = await tx
+          .update(settlements)
+          .set({ fundsReserved: true })
+          .where(and(eq(settlements.id, row.id), eq(settlements.attempt, row.attempt), eq(settlements.status, "claimed")))
+          .returning({ id: settlements.id });
+        return { reserved: marked.length > 0, others, waitOn: undefined };
+      }
+      const [waitOn] = await tx.select().from(settlements).where(othersWhere).orderBy(desc(settlements.createdAt)).limit(1);
+      return { reserved: false, others, waitOn };
+    });
   }
 
   /** True when a live claim (or a broadcast) holds this authorization. */

@@ -1,6 +1,7 @@
 import type { Address, Hex, PublicClient } from "viem";
 import type { SharedChainReads } from "../chain/shared-reads.js";
 import type { Limits } from "../config.js";
+import type { ReservedFunds } from "../store/settlements-repo.js";
 import type { SignatureVerdict } from "../exact-evm/payer-signature.js";
 import type { ResolvedPayment } from "../exact-evm/resolve.js";
 import type { ContractCall } from "../exact-evm/transfer-call.js";
@@ -10,13 +11,11 @@ import type { ReceiptVerdict } from "../settlement/chain-verdict.js";
 import { eip3009Driver } from "./eip3009.js";
 import { permit2Driver } from "./permit2.js";
 
-/** A payer's unfinished settlements claimed before one (SettlementsRepository.unfinishedValueBefore). */
-export interface EarlierUnfinished {
-  count: number;
-  /** Their total value (charges for upto), atomic units of the token. */
-  valueAtomic: bigint;
-  /** The part of it that moves through Permit2: what they take of the payer's allowance to Permit2. */
-  permit2ValueAtomic: bigint;
+/** What the payer holds for a settlement: its token balance, and (Permit2) its allowance to Permit2. */
+export interface PayerFunds {
+  balanceAtomic: bigint;
+  /** Permit2 only; undefined for EIP-3009 (no allowance involved). */
+  permit2AllowanceAtomic?: bigint;
 }
 
 /** What /settle's checks before Postgres need: the same facts as /verify's. */
@@ -68,13 +67,14 @@ export interface TransferMethodDriver {
   explainFailedEstimate(client: PublicClient, payment: ResolvedPayment, signer: Address, limits: Pick<Limits, "gasPerSettlementMax" | "gasPerDeployingSettlementMax">): Promise<Rejection | undefined>;
   /** A failed estimate that neither the payer's state, the signer's funds nor the gas cap explain: the revert, in the method's codes. */
   rejectionOfRevert(estimate: { error: unknown; revertText: string }): Rejection;
+  /** The payer's funds this method spends (engine.reserveFunds reads them only when others are reserved). */
+  readFunds(reads: SharedChainReads, payment: ResolvedPayment): Promise<PayerFunds>;
   /**
-   * Whether the payer's funds still cover this payment once its `earlier` unfinished settlements
-   * (of the same token, claimed before it, on any instance) have landed — each of them passed its
-   * simulation alone at `latest`, where the others are still pending. Read only when there are
-   * earlier ones (engine.fundsShortfall). Why not, in the method's codes, or undefined.
+   * Whether `funds` still cover this payment on top of what the payer's other unfinished settlements
+   * of the token have reserved — each of them passed its simulation alone at `latest`, where the
+   * others are still pending. Pure (it runs under the payer's lock). Why not, in the method's codes.
    */
-  fundsShortfall(reads: SharedChainReads, payment: ResolvedPayment, earlier: EarlierUnfinished): Promise<Rejection | undefined>;
+  fundsShortfall(funds: PayerFunds, payment: ResolvedPayment, reserved: ReservedFunds): Rejection | undefined;
   /** The chain's verdict on a row's receipt (paid by us or a front-runner, failed, or not known yet). */
   readonly verdict: ReceiptVerdict;
 }

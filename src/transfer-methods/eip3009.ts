@@ -31,18 +31,22 @@ export const eip3009Driver: TransferMethodDriver = {
   },
   checkWindow: checkValidityWindow,
   checkValidityAtSigning,
-  async fundsShortfall(reads, payment, earlier) {
-    const { from, valueAtomic } = payment.request.authorization;
-    const balanceAtomic = await reads.tokenBalance(payment.asset.address, from).catch((error: unknown) => {
+  async readFunds(reads, payment) {
+    const balanceAtomic = await reads.tokenBalance(payment.asset.address, payment.request.authorization.from).catch((error: unknown) => {
       throwIfTransportFailure(error, "reading the payer's balance");
       throw error;
     });
-    if (balanceAtomic >= earlier.valueAtomic + valueAtomic) return undefined;
+    return { balanceAtomic };
+  },
+  fundsShortfall(funds, payment, reserved) {
+    const { valueAtomic } = payment.request.authorization;
+    if (funds.balanceAtomic >= reserved.valueAtomic + valueAtomic) return undefined;
     return {
       reason: ReasonCode.insufficientBalance,
-      message: `payer balance ${balanceAtomic} does not cover its ${earlier.count} unfinished settlement(s) claimed before this one (${earlier.valueAtomic}) and this one (${valueAtomic}); retry once they are final`,
+      message: `payer balance ${funds.balanceAtomic} does not cover its ${reserved.count} unfinished settlement(s) (${reserved.valueAtomic}) and this one (${valueAtomic})`,
     };
   },
+
   takesPermitLane: () => false,
   batchable: true,
   settlementCall: (_client, payment) =>

@@ -38,34 +38,42 @@ export const permit2Driver: TransferMethodDriver = {
   },
   checkWindow: checkPermit2Window,
   checkValidityAtSigning: checkPermit2ValidityAtSigning,
-  async fundsShortfall(reads, payment, earlier) {
+  async readFunds(reads, payment) {
     const owner = payment.request.permit2!.owner;
     const token = payment.asset.address;
     const onTransport = (what: string) => (error: unknown): never => {
       throwIfTransportFailure(error, what);
       throw error;
     };
-    const amountAtomic = payment.settleAmountAtomic;
-    // An EIP-2612 permit in the payload sets the allowance itself (one at a time per owner: the permit lane).
-    const [balanceAtomic, allowanceAtomic] = await Promise.all([
+    const [balanceAtomic, permit2AllowanceAtomic] = await Promise.all([
       reads.tokenBalance(token, owner).catch(onTransport("reading the payer's balance")),
-      eip2612PermitOf(payment) ? Promise.resolve(undefined) : reads.permit2Allowance(token, owner).catch(onTransport("reading the payer's allowance to Permit2")),
+      reads.permit2Allowance(token, owner).catch(onTransport("reading the payer's allowance to Permit2")),
     ]);
-    const before = `its ${earlier.count} unfinished settlement(s) claimed before this one`;
-    if (balanceAtomic < earlier.valueAtomic + amountAtomic) {
+    return { balanceAtomic, permit2AllowanceAtomic };
+  },
+  fundsShortfall(funds, payment, reserved) {
+    const amountAtomic = payment.settleAmountAtomic;
+    const others = `its ${reserved.count} unfinished settlement(s)`;
+    if (funds.balanceAtomic < reserved.valueAtomic + amountAtomic) {
       return {
         reason: ReasonCode.permit2InsufficientBalance,
-        message: `payer balance ${balanceAtomic} does not cover ${before} (${earlier.valueAtomic}) and this one (${amountAtomic}); retry once they are final`,
+        message: `payer balance ${funds.balanceAtomic} does not cover ${others} (${reserved.valueAtomic}) and this one (${amountAtomic})`,
       };
     }
-    if (allowanceAtomic !== undefined && allowanceAtomic < earlier.permit2ValueAtomic + amountAtomic) {
+    // An EIP-2612 permit in the payload sets the allowance to its own value when it is used — but it
+    // is used only when the allowance is short, and it would overwrite what other Permit2 settlements
+    // of the owner count on: so it stands in for the allowance only when no other is reserved.
+    const permitCovers = eip2612PermitOf(payment) !== undefined && reserved.permit2ValueAtomic === 0n;
+    const allowanceAtomic = funds.permit2AllowanceAtomic ?? 0n;
+    if (!permitCovers && allowanceAtomic < reserved.permit2ValueAtomic + amountAtomic) {
       return {
         reason: ReasonCode.permit2AllowanceRequired,
-        message: `the payer's allowance to Permit2 (${permit2Address}) is ${allowanceAtomic}: it does not cover ${before} through Permit2 (${earlier.permit2ValueAtomic}) and this one (${amountAtomic}); approve more, or retry once they are final`,
+        message: `the payer's allowance to Permit2 (${permit2Address}) is ${allowanceAtomic}: it does not cover ${others} through Permit2 (${reserved.permit2ValueAtomic}) and this one (${amountAtomic})`,
       };
     }
     return undefined;
   },
+
   /**
    * The permits of one owner's concurrent payments share the token's nonce, so only one can be
    * used, and the others' transactions would revert at our cost (their estimates at `latest` pass

@@ -18,7 +18,8 @@ import { UptoEvmScheme } from "@x402/evm/upto/client";
 import { permit2Address } from "../../../src/contracts/permit2.js";
 import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/database.js";
-import { latestEstimateProxy, ourTransactionsFor, waitForBlocks } from "../../helpers/eip2612-permits.js";
+import { latestEstimateProxy, ourTransactionsFor, paymentWithPermit, waitForBlocks } from "../../helpers/eip2612-permits.js";
+import { waitFor } from "../../helpers/wait.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 import { settlementRowsOfPayer } from "../../helpers/sdk.js";
@@ -33,6 +34,9 @@ const viemChain = defineChain({ id: 84532, name: "anvil", nativeCurrency: { name
 let chain: TestChain;
 let database: TestDatabase;
 let facilitator: TestFacilitator;
+/** IN_FLIGHT_PER_PAYER_MAX=2, its own key and database: bursts past the per-payer limit. */
+let smallLimitDatabase: TestDatabase;
+let smallLimit: TestFacilitator;
 let proxy: { url: string; stop(): Promise<void> };
 
 beforeAll(async () => {
@@ -40,9 +44,13 @@ beforeAll(async () => {
   proxy = await latestEstimateProxy(chain.rpcUrl);
   database = await createTestDatabase("shared_funds");
   facilitator = await startTestFacilitator({ databaseUrl: database.url, rpcUrls: [proxy.url], token: chain.token, signerKeys: [keys.facilitator], limits: { settleBudgetMs: 15_000 } });
+  smallLimitDatabase = await createTestDatabase("shared_funds_small_limit");
+  smallLimit = await startTestFacilitator({ databaseUrl: smallLimitDatabase.url, rpcUrls: [proxy.url], token: chain.token, signerKeys: [keys.facilitator2], limits: { settleBudgetMs: 15_000, inFlightPerPayerMax: 2 } });
 }, 60_000);
 afterAll(async () => {
   await facilitator?.close();
+  await smallLimit?.close();
+  await smallLimitDatabase?.drop();
   await proxy?.stop();
   await database?.drop();
   await chain?.stop();
@@ -78,13 +86,19 @@ async function permit2Body(account: PrivateKeyAccount, scheme: "exact" | "upto")
   return { x402Version: 2, paymentPayload: { x402Version: 2, resource: { url: "http://127.0.0.1/r" }, accepted, payload: result.payload }, paymentRequirements: accepted };
 }
 
-async function settleAll(bodies: unknown[]) {
-  return Promise.all(
-    bodies.map(async (body) => {
-      const response = await facilitator.app.inject({ method: "POST", url: "/settle", payload: body as Record<string, unknown> });
-      return { status: response.statusCode, json: response.json() as Record<string, unknown> };
-    }),
-  );
+async function settleOne(body: unknown, through: TestFacilitator = facilitator) {
+  const response = await through.app.inject({ method: "POST", url: "/settle", payload: body as Record<string, unknown> });
+  return { status: response.statusCode, json: response.json() as Record<string, unknown> };
+}
+
+async function settleAll(bodies: unknown[], through: TestFacilitator = facilitator) {
+  return Promise.all(bodies.map((body) => settleOne(body, through)));
+}
+
+async function approvePermit2(account: PrivateKeyAccount, allowanceAtomic: bigint): Promise<void> {
+  const wallet = createWalletClient({ account, chain: viemChain, transport: http(chain.rpcUrl) });
+  const hash = await wallet.writeContract({ address: chain.token, abi: erc20Abi, functionName: "approve", args: [permit2Address, allowanceAtomic] });
+  await chain.publicClient.waitForTransactionReceipt({ hash, timeout: 20_000 });
 }
 
 async function settledOnce(account: PrivateKeyAccount, bodies: unknown[], refusal: string) {
@@ -96,7 +110,7 @@ async function settledOnce(account: PrivateKeyAccount, bodies: unknown[], refusa
   const successes = answers.filter((answer) => answer.json.success === true);
   expect(successes, JSON.stringify(answers.map((answer) => answer.json.errorReason ?? "success"))).toHaveLength(1);
   for (const answer of answers.filter((candidate) => candidate.json.success !== true)) {
-    expect(answer).toMatchObject({ status: 200, json: { success: false, errorReason: refusal, transaction: "" } });
+    expect(answer, JSON.stringify(answer.json)).toMatchObject({ status: 200, json: { success: false, errorReason: refusal, transaction: "" } });
   }
   expect(await ourTransactionsFor(chain, signerAddresses, account.address, fromBlock)).toEqual({ sent: 1, reverted: 0 });
   expect(await chain.balanceOf(payTo)).toBe(payToBefore + amountAtomic);
@@ -146,3 +160,52 @@ describe("one payer's concurrent payments that together need more than it has", 
   }, 90_000);
 });
 
+
+/** The re-review's ways around a claim-ordered check (review 16, re-review findings 1–3). */
+describe("reservations of one payer's funds, whatever the order, the limit or the permit", () => {
+  it("a re-claimed payment does not jump ahead of a newer one already sent: its funds are counted against it", async () => {
+    const owner = await payerWith(100n * amountAtomic, 0n);
+    const a = await permit2Body(owner, "exact");
+    // A fails after its claim (no allowance yet): a failed, reclaimable row with an early created_at.
+    expect((await settleOne(a)).json).toMatchObject({ success: false, errorReason: "permit2_allowance_required" });
+    await approvePermit2(owner, amountAtomic); // for exactly one payment
+    await waitForBlocks(chain, 1n);
+    const fromBlock = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
+    const b = await permit2Body(owner, "exact");
+    const answerB = settleOne(b);
+    await waitFor("B reserved", async () => (await settlementRowsOfPayer(database.url, owner.address)).some((row) => row.funds_reserved === true), 10_000, 10);
+    const answerA = settleOne(a); // re-claims A while B is in flight
+    const answers = await Promise.all([answerB, answerA]);
+    await waitForBlocks(chain, 2n);
+    expect(answers.filter((answer) => answer.json.success === true)).toHaveLength(1);
+    expect(await ourTransactionsFor(chain, signerAddresses, owner.address, fromBlock)).toEqual({ sent: 1, reverted: 0 });
+  }, 90_000);
+
+  it("a burst past IN_FLIGHT_PER_PAYER_MAX: every reserved payment is counted, none reverts", async () => {
+    const owner = await payerWith(100n * amountAtomic, 3n * amountAtomic); // room for 3 of 8
+    const bodies = await Promise.all(Array.from({ length: 8 }, () => permit2Body(owner, "exact")));
+    await waitForBlocks(chain, 1n);
+    const fromBlock = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
+    const answers = await settleAll(bodies, smallLimit);
+    await waitForBlocks(chain, 2n);
+    expect(answers.filter((answer) => answer.json.success === true).length).toBeLessThanOrEqual(3);
+    const ours = await ourTransactionsFor(chain, [addressOf(keys.facilitator2)], owner.address, fromBlock);
+    expect(ours.reverted).toBe(0);
+    expect(ours.sent).toBeLessThanOrEqual(3);
+  }, 90_000);
+
+  it("a payment carrying an EIP-2612 permit, next to a plain one over an approval for one: none reverts", async () => {
+    const owner = await payerWith(100n * amountAtomic, 0n);
+    await chain.testClient.setBalance({ address: owner.address, value: 10n ** 18n });
+    // B's payload gets a permit (no allowance when signed); then the owner approves one payment's worth.
+    const withPermit = await paymentWithPermit({ chain, payTo, uptoFacilitator: signerAddresses[0]! }, owner, "exact", amountAtomic);
+    await approvePermit2(owner, amountAtomic);
+    const plain = await permit2Body(owner, "exact");
+    await waitForBlocks(chain, 1n);
+    const fromBlock = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
+    const answers = await Promise.all([settleOne(plain), settleOne(withPermit)]);
+    await waitForBlocks(chain, 2n);
+    expect(answers.filter((answer) => answer.json.success === true).length).toBeGreaterThanOrEqual(1);
+    expect((await ourTransactionsFor(chain, signerAddresses, owner.address, fromBlock)).reverted).toBe(0);
+  }, 90_000);
+});

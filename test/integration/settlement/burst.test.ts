@@ -1,3 +1,4 @@
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { addressOf, keys, nodeHolds } from "../../helpers/chain.js";
 import { withPgClient } from "../../helpers/database.js";
@@ -102,7 +103,12 @@ describe("a burst from one key shares the chain reads its settlements have in co
     const facilitator = await startTestFacilitator({ databaseUrl: f.database.url, rpcUrls: [proxy.url], token: f.chain.token, limits: { inFlightPerPayerMax: 64 } });
     try {
       expect((await settle({ ...f, facilitator }, await pay(f, keys.payer, payTo, amountAtomic))).success).toBe(true); // warm: nonce row, send route, caches
-      const bodies = await Promise.all(Array.from({ length: 32 }, () => pay(f, keys.payer, payTo, amountAtomic)));
+      // Spread over 8 payers, as a burst of many buyers is: one payer's settlements pass its funds
+      // reservation one at a time (a short transaction under that payer's lock, engine.reserveFunds),
+      // so 32 of one payer would reach their preparations staggered and share fewer reads.
+      const payerKeys = Array.from({ length: 8 }, () => generatePrivateKey());
+      for (const key of payerKeys) await f.chain.mint(privateKeyToAccount(key).address, 1_000_000n);
+      const bodies = await Promise.all(Array.from({ length: 32 }, (_, index) => pay(f, payerKeys[index % payerKeys.length]!, payTo, amountAtomic)));
       proxy.resetCounts();
       const answers = await Promise.all(bodies.map((body) => settle({ ...f, facilitator }, body)));
       expect(answers.every((answer) => answer.success)).toBe(true);
