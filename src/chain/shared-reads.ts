@@ -5,7 +5,7 @@ import { SingleFlight } from "../util/single-flight.js";
 
 /**
  * The chain reads every settlement of a burst asks at the same moment — fees, and its signer's
- * pending nonce and balance — shared by concurrent callers (one RPC call for all of them, never
+ * pending nonce and balance; a payer's token balance and allowance to Permit2 — shared by concurrent callers (one RPC call for all of them, never
  * a cached answer: see SingleFlight). Per chain, one for the process.
  */
 export class SharedChainReads {
@@ -26,7 +26,7 @@ export class SharedChainReads {
     return this.flights.run(`balance:${address.toLowerCase()}`, () => this.client.getBalance({ address }));
   }
 
-  /** `owner`'s balance of `token` (a payer's concurrent settlements ask it together: fundsShortfall). */
+  /** `owner`'s balance of `token` (a payer's funds reservation reads it: TransferMethodDriver.readFunds). */
   tokenBalance(token: Address, owner: Address): Promise<bigint> {
     return this.flights.run(`token-balance:${token.toLowerCase()}:${owner.toLowerCase()}`, () =>
       this.client.readContract({ address: token, abi: permit2TokenAbi, functionName: "balanceOf", args: [owner] }),

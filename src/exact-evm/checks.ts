@@ -8,7 +8,7 @@ export const validBeforeMarginSeconds = 6n;
  * At signing, what must still be left of an authorization's validity (and of a permit's deadline):
  * a transaction signed now lands within a block or two (Base: 2 s blocks), and the token compares
  * that block's timestamp with validBefore. A settlement that queued for its signer past this is
- * refused unsigned (expiryAtSigning): sent, it would revert at our cost. Less than the 6 s asked at
+ * refused unsigned (checkValidityAtSigning): sent, it would revert at our cost. Less than the 6 s asked at
  * claim, so a payment does not fail merely for having queued a moment.
  */
 export const signingValidityMarginSeconds = 3n;

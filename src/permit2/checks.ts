@@ -161,7 +161,6 @@ function checkEip2612Terms(request: PaymentRequest, permit: Permit2Authorization
   return undefined;
 }
 
-/** The permit is valid now and long enough to be mined (2.27's +6 s rule), and so is its EIP-2612 permit. */
 /**
  * Right before signing: the permit (and an EIP-2612 permit the payload carries, which
  * settleWithPermit may submit) must still have signingValidityMarginSeconds left.
@@ -179,6 +178,7 @@ export function checkPermit2ValidityAtSigning(request: PaymentRequest, nowSecond
   return undefined;
 }
 
+/** The permit is valid now and long enough to be mined (2.27's +6 s rule), and so is its EIP-2612 permit. */
 export function checkPermit2Window(request: PaymentRequest, nowSeconds: bigint): Rejection | undefined {
   const permit = permitOf(request);
   if (permit.deadlineSeconds < nowSeconds + validBeforeMarginSeconds) {

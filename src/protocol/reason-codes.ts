@@ -81,7 +81,7 @@ export const ReasonCode = {
   settlementPending: "settlement_pending", // @x402/evm ErrSettlementPending; @x402/core retries it once
   gasCapExceeded: "gas_cap_exceeded", // ours: the estimate is above gasPerSettlementMax
   payerCooldown: "payer_cooldown", // ours: this payer's code made a settlement fail on chain recently
-  payerBusy: "payer_busy", // ours (429): the payer has IN_FLIGHT_PER_PAYER_MAX settlements unfinished
+  payerBusy: "payer_busy", // ours (429): the payer has IN_FLIGHT_PER_PAYER_MAX settlements unfinished, a permit in flight, or its funds are held by its unfinished ones
   // Faults.
   unexpectedVerifyError: "unexpected_verify_error",
   unexpectedSettleError: "unexpected_settle_error",

@@ -40,6 +40,7 @@ import { duplicate, failed, outcomeOfFinalRow, pending, succeeded, type SettleOu
 import { crashPoint } from "./crash-points.js";
 import { bumpedFeeCapPerGas } from "./fee-bump.js";
 import { GroupCommit } from "../util/group-commit.js";
+import { KeyedSerial } from "../util/keyed-serial.js";
 import { ContractPresence } from "./contract-presence.js";
 import { batchSettlerAddress } from "../contracts/batch-settler.js";
 import { batchTransaction, splitIntoBatches } from "./batch-transaction.js";
@@ -144,15 +145,15 @@ type AttemptEnd = { kind: "answered"; outcome: SettleOutcome } | { kind: "payabl
 const answered = (outcome: SettleOutcome): AttemptEnd => ({ kind: "answered", outcome });
 
 /**
- * The message stored on a released claim, which a duplicate caller may be answered with: our own
- * errors say what happened; anything else (a driver's "Failed query: <SQL> …") stays in the logs.
- */
-/**
  * A settlement waiting for its payer's funds (reserveFunds) looks again this long after the waiters'
  * cap turned its wait away, instead of spinning through its rounds.
  */
 const fundsWaitBackoffMs = 250;
 
+/**
+ * The message stored on a released claim, which a duplicate caller may be answered with: our own
+ * errors say what happened; anything else (a driver's "Failed query: <SQL> …") stays in the logs.
+ */
 function unsentMessage(error: unknown): string {
   return error instanceof FacilitatorError ? redactedMessage(error) : "internal error while preparing the settlement; see the facilitator logs";
 }
@@ -184,6 +185,8 @@ export class SettlementEngine {
   private readonly warnedNoBatchSettler = new Set<number>();
   /** The last send route logged per chain ("sync <url>" or "async"), so a change is logged once. */
   private readonly loggedSendRoute = new Map<number, string>();
+  /** Funds reservations (reserveFunds), one at a time per (chain, token, payer) in this process. */
+  private readonly fundsReservations = new KeyedSerial();
 
   constructor(private readonly deps: SettlementEngineDeps) {
     this.batchSettler = new ContractPresence(batchSettlerAddress, deps.clock);
@@ -334,25 +337,34 @@ export class SettlementEngine {
   private async reserveFunds(reads: SharedChainReads, row: SettlementRow, payment: ResolvedPayment, deadlineMs: number): Promise<void> {
     const method = transferMethodDriver(payment.request.transferMethod);
     const roundsMax = 2 * this.deps.limits.inFlightPerPayerMax + 2;
-    let funds: PayerFunds | undefined;
+    // One reservation of a payer at a time per instance: the others queue here, not on a pooled
+    // connection waiting for the payer's advisory lock (a payer's burst must not drain the pool).
+    const lockKey = `${row.chainId}:${row.asset.toLowerCase()}:${row.payer.toLowerCase()}`;
+    let funds: { read: PayerFunds; since: Date } | undefined;
     let shortfall: Rejection | undefined;
     for (let round = 0; round < roundsMax; round += 1) {
       const known = funds;
-      const attempt = await this.deps.repo.reserveFunds(row, (others) => others.count === 0 || (known !== undefined && !method.fundsShortfall(known, payment, others)));
+      const attempt = await this.fundsReservations.run(lockKey, () =>
+        this.deps.repo.reserveFunds(row, (others) => others.count === 0 || (known !== undefined && !method.fundsShortfall(known.read, payment, others)), {
+          countFinalSince: known?.since,
+        }),
+      );
       // Reserved; or, with nobody else reserved, the row is no longer this attempt's claim (the next
       // step finds out what became of it).
       if (attempt.reserved || attempt.others.count === 0) return;
       if (known === undefined) {
-        funds = await method.readFunds(reads, payment);
+        // Read after that sum: what went final before it is spent in what is read (a lagging node
+        // aside), and what goes final after it is counted next round (countFinalSince).
+        funds = { read: await method.readFunds(reads, payment), since: attempt.at };
         continue;
       }
-      shortfall = method.fundsShortfall(known, payment, attempt.others);
+      shortfall = method.fundsShortfall(known.read, payment, attempt.others);
       funds = undefined; // read again after the wait: what the others took, or left
       if (this.deps.clock.nowMs() >= deadlineMs) break;
       // None to wait on: the others went final between the sum and the look-up; look again.
       if (!attempt.waitOn) continue;
       const waited = await this.deps.rowWaiters.wait(attempt.waitOn.id, attempt.waitOn, (latest) => latest === undefined || isFinal(latest.status), deadlineMs);
-      if (waited.kind === "full") await sleep(fundsWaitBackoffMs);
+      if (waited.kind === "full") await sleep(Math.max(0, Math.min(fundsWaitBackoffMs, deadlineMs - this.deps.clock.nowMs())));
     }
     throw new FacilitatorError(
       ReasonCode.payerBusy,

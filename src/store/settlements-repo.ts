@@ -301,18 +301,29 @@ export class SettlementsRepository {
    * settlements of the same (chain, token), whatever their age or instance, leave room for it: in
    * one short transaction under that payer's advisory lock (so two reservations never both see the
    * room one of them takes), the others are summed (settlements_funds_reserved) and, when they fit,
-   * the row is marked. `fits` must not do I/O: it runs inside the lock. Answers whether the row is
-   * reserved, and what the others hold (with one of them to wait on when it is not).
+   * the row is marked. `fits` must not do I/O: it runs inside the lock. With `countFinalSince` (the
+   * `at` of an earlier call, before the funds `fits` compares with were read), reserved rows that
+   * went final since are counted too: they may have landed after that read, so the funds read may
+   * not show them spent yet. Answers whether the row is reserved, what the others hold (with one of
+   * them to wait on when it is not), and the transaction's time (`at`, Postgres' clock).
    */
   async reserveFunds(
     row: Pick<SettlementRow, "id" | "chainId" | "asset" | "payer" | "attempt">,
     fits: (reserved: ReservedFunds) => boolean,
-  ): Promise<{ reserved: boolean; others: ReservedFunds; waitOn: SettlementRow | undefined }> {
+    options: { countFinalSince?: Date } = {},
+  ): Promise<{ reserved: boolean; others: ReservedFunds; waitOn: SettlementRow | undefined; at: Date }> {
     const asset = row.asset.toLowerCase();
     const payer = row.payer.toLowerCase();
     return this.db.transaction(async (tx) => {
-      await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`funds:${row.chainId}:${asset}:${payer}`}, 0))`);
+      // now() is the transaction's start, before the lock is granted: an earlier `at` counts more.
+      const lockAndTime = await tx.execute<{ at: Date | string }>(sql`select now() as at, pg_advisory_xact_lock(hashtextextended(${`funds:${row.chainId}:${asset}:${payer}`}, 0))`);
+      const at = new Date(lockAndTime.rows[0]!.at);
+      const counted = options.countFinalSince
+        ? sql`(${statusIn(settlements.status, unfinishedStatuses)} or updated_at >= ${options.countFinalSince.toISOString()}::timestamptz)`
+        : statusIn(settlements.status, unfinishedStatuses);
       const othersWhere = sql`chain_id = ${row.chainId} and asset = ${asset} and payer = ${payer} and funds_reserved
+        and ${counted} and id <> ${row.id}::uuid`;
+      const unfinishedOthers = sql`chain_id = ${row.chainId} and asset = ${asset} and payer = ${payer} and funds_reserved
         and ${statusIn(settlements.status, unfinishedStatuses)} and id <> ${row.id}::uuid`;
       const result = await tx.execute<{ n: number; value: string | null; permit2_value: string | null }>(sql`
         select count(*)::int as n, sum(value_atomic::numeric)::text as value,
@@ -326,10 +337,10 @@ export class SettlementsRepository {
           .set({ fundsReserved: true })
           .where(and(eq(settlements.id, row.id), eq(settlements.attempt, row.attempt), eq(settlements.status, "claimed")))
           .returning({ id: settlements.id });
-        return { reserved: marked.length > 0, others, waitOn: undefined };
+        return { reserved: marked.length > 0, others, waitOn: undefined, at };
       }
-      const [waitOn] = await tx.select().from(settlements).where(othersWhere).orderBy(desc(settlements.createdAt)).limit(1);
-      return { reserved: false, others, waitOn };
+      const [waitOn] = await tx.select().from(settlements).where(unfinishedOthers).orderBy(desc(settlements.createdAt)).limit(1);
+      return { reserved: false, others, waitOn, at };
     });
   }
 

@@ -116,3 +116,50 @@ describe("a payment that expires while its settlement queues for the signer", ()
     }
   }, 90_000);
 });
+
+describe("a payment whose payer's funds stay held by its unfinished settlements until the budget ends", () => {
+  const f = {} as PaymentFixture;
+
+  beforeAll(async () => {
+    f.chain = await startTestChain({ noMining: true });
+    f.database = await createTestDatabase("funds_held_budget");
+    f.facilitator = await startTestFacilitator({
+      databaseUrl: f.database.url,
+      rpcUrls: [f.chain.rpcUrl],
+      token: f.chain.token,
+      signerKeys: [keys.facilitator2],
+      limits: { settleBudgetMs: 3_000, duplicateWaitMs: 3_000 },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await f.facilitator?.close();
+    await f.database?.drop();
+    await f.chain?.stop();
+  });
+
+  it("is answered 429 payer_busy (retryable: nothing sent, the authorization unused); once the first is final its retry is refused by its own simulation, nothing sent", async () => {
+    const payerKey = generatePrivateKey();
+    const payerAddress = privateKeyToAccount(payerKey).address;
+    await f.chain.mint(payerAddress, amountAtomic); // for exactly one payment
+    await f.chain.testClient.mine({ blocks: 1 });
+    const body = async () => v2Body(await signPayment({ payerKey, token: f.chain.token, chainId: f.chain.chainId, payTo, valueAtomic: amountAtomic }), v2Requirements({ token: f.chain.token, payTo, amountAtomic }));
+    const [first, second] = [await body(), await body()];
+    const post = async (payload: unknown) => {
+      const response = await f.facilitator.app.inject({ method: "POST", url: "/settle", payload: payload as Record<string, unknown> });
+      return { status: response.statusCode, json: response.json() as Record<string, unknown> };
+    };
+    // The first is sent and waits in the pool (nothing is mined): its reservation holds the whole balance.
+    const firstAnswer = post(first);
+    await waitFor("the first in the pool", async () => (await settlementRows(f.database.url, first.paymentPayload.payload.authorization.nonce))[0]?.status === "submitted" || (await settlementRows(f.database.url, first.paymentPayload.payload.authorization.nonce))[0]?.status === "signed", 10_000, 25);
+    const busy = await post(second);
+    expect(busy).toMatchObject({ status: 429, json: { success: false, errorReason: "payer_busy", transaction: "" } });
+    expect((await settlementRows(f.database.url, second.paymentPayload.payload.authorization.nonce))[0]).toMatchObject({ status: "failed", tx_hash: null, error_reason: "payer_busy" });
+    await f.chain.testClient.mine({ blocks: 1 });
+    expect((await firstAnswer).status).toBe(200); // settlement_pending (its budget ran out unmined), or success
+    // The identical retry of the first reconciles it: final, and its one success answer given.
+    expect(await post(first)).toMatchObject({ status: 200, json: { success: true } });
+    // The balance is spent: the retry of the second is refused by its own simulation, nothing sent.
+    expect(await post(second)).toMatchObject({ status: 200, json: { success: false, errorReason: "invalid_exact_evm_insufficient_balance", transaction: "" } });
+    expect(await f.chain.publicClient.getTransactionCount({ address: addressOf(keys.facilitator2) })).toBe(1);
+  }, 60_000);
+});

@@ -188,7 +188,9 @@ describe("reservations of one payer's funds, whatever the order, the limit or th
     const fromBlock = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
     const answers = await settleAll(bodies, smallLimit);
     await waitForBlocks(chain, 2n);
-    expect(answers.filter((answer) => answer.json.success === true).length).toBeLessThanOrEqual(3);
+    const successes = answers.filter((answer) => answer.json.success === true).length;
+    expect(successes).toBeGreaterThanOrEqual(1);
+    expect(successes).toBeLessThanOrEqual(3);
     const ours = await ourTransactionsFor(chain, [addressOf(keys.facilitator2)], owner.address, fromBlock);
     expect(ours.reverted).toBe(0);
     expect(ours.sent).toBeLessThanOrEqual(3);

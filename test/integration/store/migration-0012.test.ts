@@ -76,9 +76,18 @@ describe("migration 0012", () => {
     expect(refused).toMatchObject({ reserved: false, others: { count: 1, valueAtomic: 400n } });
     expect(refused.waitOn?.id).toBe(first.id);
     expect(seen).toEqual([0n, 400n]);
-    // A re-claim starts unreserved.
+    // A failed row is no longer counted; its re-claim starts unreserved.
     await repo.failClaim(first.id, { errorReason: "service_unavailable" as never, errorMessage: "test" }, { attempt: first.attempt });
-    expect((await repo.findById(first.id))?.fundsReserved).toBe(true); // final: no longer counted
+    expect((await repo.findById(first.id))?.fundsReserved).toBe(true); // failed: no longer counted
     expect(await repo.reserveFunds(second, (others) => others.count === 0)).toMatchObject({ reserved: true });
+    const reclaimed = await repo.claim(newClaim({ payer, asset: token, valueAtomic: 400n, nonce: first.nonce as `0x${string}`, authorizationDigest: first.authorizationDigest as `0x${string}` }));
+    expect(reclaimed).toMatchObject({ id: first.id, attempt: first.attempt + 1, status: "claimed", fundsReserved: false });
+    // A reserved row gone final is counted only with countFinalSince (a reservation whose funds were
+    // read before it went final: the read may not show it spent).
+    const { at } = await repo.reserveFunds(reclaimed!, () => false);
+    await repo.failClaim(second.id, { errorReason: "service_unavailable" as never, errorMessage: "test" }, { attempt: second.attempt });
+    const third = (await repo.claim(newClaim({ payer, asset: token, valueAtomic: 1n })))!;
+    expect((await repo.reserveFunds(third, () => false)).others).toMatchObject({ count: 0, valueAtomic: 0n });
+    expect((await repo.reserveFunds(third, () => false, { countFinalSince: at })).others).toMatchObject({ count: 1, valueAtomic: 300n });
   });
 });
