@@ -162,16 +162,17 @@ function checkEip2612Terms(request: PaymentRequest, permit: Permit2Authorization
 }
 
 /**
- * Right before signing: the permit (and an EIP-2612 permit the payload carries, which
- * settleWithPermit may submit) must still have signingValidityMarginSeconds left.
+ * Right before signing: the permit must still have signingValidityMarginSeconds left, and so must the
+ * payload's EIP-2612 permit when the transaction submits it (settleWithPermit; a plain settle over
+ * an approval does not, and its deadline does not matter then).
  */
-export function checkPermit2ValidityAtSigning(request: PaymentRequest, nowSeconds: bigint): Rejection | undefined {
+export function checkPermit2ValidityAtSigning(request: PaymentRequest, nowSeconds: bigint, options: { submitsEip2612Permit: boolean } = { submitsEip2612Permit: true }): Rejection | undefined {
   const permit = permitOf(request);
   const notSent = `when its turn to be signed came: not sent (it would revert)`;
   if (permit.deadlineSeconds < nowSeconds + signingValidityMarginSeconds) {
     return { reason: ReasonCode.permit2DeadlineExpired, message: `the permit's deadline ${permit.deadlineSeconds} is less than ${signingValidityMarginSeconds}s after now (${nowSeconds}) ${notSent}` };
   }
-  const extension = request.eip2612;
+  const extension = options.submitsEip2612Permit ? request.eip2612 : undefined;
   if (extension?.ok && extension.permit.deadlineSeconds < nowSeconds + signingValidityMarginSeconds) {
     return { reason: ReasonCode.eip2612DeadlineExpired, message: `the EIP-2612 permit's deadline ${extension.permit.deadlineSeconds} is less than ${signingValidityMarginSeconds}s after now (${nowSeconds}) ${notSent}` };
   }

@@ -1,4 +1,4 @@
-import { encodeFunctionData, type Hex } from "viem";
+import { encodeFunctionData, getAbiItem, toFunctionSelector, type Abi, type AbiFunction, type Hex } from "viem";
 import type { ResolvedPayment } from "../exact-evm/resolve.js";
 import { tokenSignature } from "../exact-evm/signature.js";
 import type { ContractCall } from "../exact-evm/transfer-call.js";
@@ -47,4 +47,14 @@ function eip2612Struct(permit: Eip2612Permit) {
     s: `0x${hex.slice(64, 128)}` as Hex,
     v: v < 27 ? v + 27 : v,
   };
+}
+
+/** The proxies' settleWithPermit selectors (exact, upto): a call that submits the payer's EIP-2612 permit. */
+const settleWithPermitSelectors = new Set(
+  [exactPermit2ProxyAbi, uptoPermit2ProxyAbi].map((abi) => toFunctionSelector(getAbiItem({ abi: abi as Abi, name: "settleWithPermit" }) as AbiFunction)),
+);
+
+/** Whether `data` calls a proxy's settleWithPermit (prepare chose to submit the payload's permit). */
+export function submitsEip2612Permit(data: Hex): boolean {
+  return settleWithPermitSelectors.has(data.slice(0, 10).toLowerCase() as Hex);
 }

@@ -468,7 +468,7 @@ export class SettlementEngine {
         const signerKey = `${payment.network.chainId}:${account.address}`;
         const alone = !(options.batchable && (await this.mayBatch(payment, prepared, client)));
         const method = transferMethodDriver(payment.request.transferMethod);
-        const invalidAtSigning = (now: bigint) => method.checkValidityAtSigning(payment.request, now);
+        const invalidAtSigning = (now: bigint) => method.checkValidityAtSigning(payment.request, now, prepared.call);
         pendingSigning = { row, account, chainId: payment.network.chainId, prepared, deadlineMs, alone, invalidAtSigning };
         sent = await this.sender.submit(signerKey, pendingSigning);
         // Sent (or left out): the signer may take another settlement; its transaction's slot bounds what is in flight.

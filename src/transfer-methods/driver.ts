@@ -50,7 +50,7 @@ export interface TransferMethodDriver {
    * Right before its transaction is signed (a settlement may have queued for its signer since the
    * claim): still valid long enough to be mined, with a smaller margin than checkWindow's.
    */
-  checkValidityAtSigning(request: PaymentRequest, nowSeconds: bigint): Rejection | undefined;
+  checkValidityAtSigning(request: PaymentRequest, nowSeconds: bigint, call: ContractCall): Rejection | undefined;
   /**
    * Whether a settlement of this payment may submit the payer's EIP-2612 permit, and so takes its
    * (chain, token, owner) permit lane with the claim (settlements_eip2612_permit_lane, see permit2.ts).

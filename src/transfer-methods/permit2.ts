@@ -8,7 +8,7 @@ import { permit2TokenAbi } from "../permit2/abi.js";
 import { eip2612PermitOf, explainPermit2Failure, readPermit2ChainState } from "../permit2/chain-state.js";
 import { checkPermit2ForSettle, checkPermit2ValidityAtSigning, checkPermit2Window } from "../permit2/checks.js";
 import { permit2Revert, reasonForPermit2Revert } from "../permit2/revert-reasons.js";
-import { permit2SettlementCall } from "../permit2/settle-call.js";
+import { permit2SettlementCall, submitsEip2612Permit } from "../permit2/settle-call.js";
 import { checkPermit2Signature } from "../permit2/signature.js";
 import { verifyPermit2 } from "../permit2/verify.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
@@ -37,7 +37,7 @@ export const permit2Driver: TransferMethodDriver = {
     return checkPermit2Signature(client, payment, context.limits, context.recoverSigner);
   },
   checkWindow: checkPermit2Window,
-  checkValidityAtSigning: checkPermit2ValidityAtSigning,
+  checkValidityAtSigning: (request, nowSeconds, call) => checkPermit2ValidityAtSigning(request, nowSeconds, { submitsEip2612Permit: submitsEip2612Permit(call.data) }),
   async readFunds(reads, payment) {
     const owner = payment.request.permit2!.owner;
     const token = payment.asset.address;

@@ -14,6 +14,8 @@ import { permit2Address, x402ExactPermit2ProxyAddress, x402UptoPermit2ProxyAddre
 import { isRejection, resolvePayment, type ResolvedPayment } from "../../../src/exact-evm/resolve.js";
 import { checkPermit2ForSettle, checkPermit2ForVerify, checkPermit2ValidityAtSigning, checkPermit2Window } from "../../../src/permit2/checks.js";
 import { normalize } from "../../../src/protocol/normalize.js";
+import { eip2612PermitOf } from "../../../src/permit2/chain-state.js";
+import { permit2SettlementCall, submitsEip2612Permit } from "../../../src/permit2/settle-call.js";
 
 type Scheme = "exact" | "upto";
 
@@ -329,5 +331,23 @@ describe("checkPermit2ValidityAtSigning (right before signing: 3 s left, signing
     ],
   ] as const)("%s → %s", (_name, mutations, code) => {
     expect(atSigning(...mutations)).toBe(code);
+  });
+
+  it("ignores the EIP-2612 deadline when the transaction does not submit the permit (a plain settle over an approval)", () => {
+    const request = resolved("exact", withEip2612, (w: Wire) => (w.extensions!.eip2612GasSponsoring.info.deadline = `${nowSeconds + 2n}`)).request;
+    expect(checkPermit2ValidityAtSigning(request, nowSeconds, { submitsEip2612Permit: false })).toBeUndefined();
+    expect(checkPermit2ValidityAtSigning(request, nowSeconds, { submitsEip2612Permit: true })?.reason).toBe("eip2612_deadline_expired");
+  });
+});
+
+describe("submitsEip2612Permit (which proxy call prepare chose)", () => {
+  it("is true for either proxy's settleWithPermit, false for settle", () => {
+    const payment = resolved("exact", withEip2612);
+    const eip2612 = eip2612PermitOf(payment)!;
+    expect(submitsEip2612Permit(permit2SettlementCall(payment, eip2612).data)).toBe(true);
+    expect(submitsEip2612Permit(permit2SettlementCall(payment).data)).toBe(false);
+    const upto = resolved("upto", withEip2612);
+    expect(submitsEip2612Permit(permit2SettlementCall(upto, eip2612PermitOf(upto)!).data)).toBe(true);
+    expect(submitsEip2612Permit(permit2SettlementCall(upto).data)).toBe(false);
   });
 });
