@@ -84,6 +84,17 @@ export function throwIfTransportFailure(error: unknown, what: string): void {
   }
 }
 
+/**
+ * A `.catch` handler for a read whose every failure is fatal to the caller: a transport failure
+ * becomes DependencyUnavailableError (503, throwIfTransportFailure), anything else is rethrown as is.
+ */
+export function rethrowAsUnavailable(what: string): (error: unknown) => never {
+  return (error: unknown): never => {
+    throwIfTransportFailure(error, what);
+    throw error;
+  };
+}
+
 /** The read's answer, or undefined when the RPC could not be asked (a verdict then waits). */
 export async function unknownOnTransportFailure<T>(read: Promise<T>): Promise<T | undefined> {
   try {

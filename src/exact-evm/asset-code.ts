@@ -1,6 +1,6 @@
 import type { PublicClient } from "viem";
 import { hasCode } from "../chain/code.js";
-import { throwIfTransportFailure } from "../chain/rpc-errors.js";
+import { rethrowAsUnavailable } from "../chain/rpc-errors.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Rejection } from "../protocol/types.js";
 import type { ResolvedPayment } from "./resolve.js";
@@ -24,10 +24,7 @@ export async function checkAssetDeployed(client: PublicClient, payment: Resolved
   const asset = payment.asset.address.toLowerCase();
   let known = assetsWithCode.get(client);
   if (known?.has(asset)) return undefined;
-  const deployed = await hasCode(client, payment.asset.address).catch((error: unknown) => {
-    throwIfTransportFailure(error, "reading the asset's code");
-    throw error;
-  });
+  const deployed = await hasCode(client, payment.asset.address).catch(rethrowAsUnavailable("reading the asset's code"));
   if (!deployed) {
     return {
       reason: ReasonCode.assetNotDeployedContract,

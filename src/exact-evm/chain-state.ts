@@ -1,5 +1,5 @@
 import type { Address, PublicClient } from "viem";
-import { decodeRevertData, revertReason, throwIfTransportFailure } from "../chain/rpc-errors.js";
+import { decodeRevertData, rethrowAsUnavailable, revertReason, throwIfTransportFailure } from "../chain/rpc-errors.js";
 import { eip3009Abi } from "./abi.js";
 import type { ResolvedPayment } from "./resolve.js";
 import { decodeAggregate3, encodeAggregate3, multicall3Address } from "./multicall3.js";
@@ -32,10 +32,7 @@ export async function readChainState(client: PublicClient, payment: ResolvedPaym
   const { authorization } = payment.request;
   const token = payment.asset.address;
   const [balanceAtomic, authorizationUsed, simulation] = await Promise.all([
-    client.readContract({ address: token, abi: eip3009Abi, functionName: "balanceOf", args: [authorization.from] }).catch((error: unknown) => {
-      throwIfTransportFailure(error, "reading the payer's balance");
-      throw error;
-    }),
+    client.readContract({ address: token, abi: eip3009Abi, functionName: "balanceOf", args: [authorization.from] }).catch(rethrowAsUnavailable("reading the payer's balance")),
     client
       .readContract({ address: token, abi: eip3009Abi, functionName: "authorizationState", args: [authorization.from, authorization.nonce] })
       .catch((error: unknown) => {

@@ -1,6 +1,6 @@
 import type { PublicClient } from "viem";
 import { hasCode } from "../chain/code.js";
-import { throwIfTransportFailure } from "../chain/rpc-errors.js";
+import { rethrowAsUnavailable } from "../chain/rpc-errors.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { Rejection } from "../protocol/types.js";
 import type { PaymentLimits } from "./payment-limits.js";
@@ -97,8 +97,5 @@ function reject(reason: Rejection["reason"], message: string): SignatureVerdict 
 }
 
 async function payerHasCode(client: PublicClient, payment: ResolvedPayment): Promise<boolean> {
-  return hasCode(client, payment.request.authorization.from).catch((error: unknown) => {
-    throwIfTransportFailure(error, "reading the payer's code");
-    throw error;
-  });
+  return hasCode(client, payment.request.authorization.from).catch(rethrowAsUnavailable("reading the payer's code"));
 }

@@ -1,5 +1,5 @@
 import type { Address, PublicClient } from "viem";
-import { throwIfTransportFailure } from "../chain/rpc-errors.js";
+import { rethrowAsUnavailable, throwIfTransportFailure } from "../chain/rpc-errors.js";
 import { permit2Address } from "../contracts/permit2.js";
 import type { ResolvedPayment } from "../exact-evm/resolve.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
@@ -52,14 +52,10 @@ export function eip2612PermitOf(payment: ResolvedPayment): Eip2612Permit | undef
 export async function readPermit2ChainState(client: PublicClient, payment: ResolvedPayment, options: { simulate?: { from: Address; gasMax: bigint } } = {}): Promise<Permit2ChainState> {
   const permit = payment.request.permit2!;
   const token = payment.asset.address;
-  const onTransport = (what: string) => (error: unknown) => {
-    throwIfTransportFailure(error, what);
-    throw error;
-  };
   const [nonceUsed, balanceAtomic, allowanceAtomic, simulation] = await Promise.all([
-    permit2NonceUsed(client, permit.owner, permit.nonce).catch(onTransport("reading the Permit2 nonce bitmap")),
-    client.readContract({ address: token, abi: permit2TokenAbi, functionName: "balanceOf", args: [permit.owner] }).catch(onTransport("reading the payer's balance")),
-    client.readContract({ address: token, abi: permit2TokenAbi, functionName: "allowance", args: [permit.owner, permit2Address] }).catch(onTransport("reading the payer's allowance to Permit2")),
+    permit2NonceUsed(client, permit.owner, permit.nonce).catch(rethrowAsUnavailable("reading the Permit2 nonce bitmap")),
+    client.readContract({ address: token, abi: permit2TokenAbi, functionName: "balanceOf", args: [permit.owner] }).catch(rethrowAsUnavailable("reading the payer's balance")),
+    client.readContract({ address: token, abi: permit2TokenAbi, functionName: "allowance", args: [permit.owner, permit2Address] }).catch(rethrowAsUnavailable("reading the payer's allowance to Permit2")),
     options.simulate ? simulatePermit2Settlement(client, payment, options.simulate.from, options.simulate.gasMax, eip2612PermitOf(payment)) : Promise.resolve(undefined),
   ]);
   return { nonceUsed, balanceAtomic, allowanceAtomic, simulation };

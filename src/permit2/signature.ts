@@ -1,6 +1,6 @@
 import { size, type PublicClient } from "viem";
 import { hasCode } from "../chain/code.js";
-import { throwIfTransportFailure } from "../chain/rpc-errors.js";
+import { rethrowAsUnavailable } from "../chain/rpc-errors.js";
 import type { PayerKind, SignatureVerdict } from "../exact-evm/payer-signature.js";
 import type { PaymentLimits } from "../exact-evm/payment-limits.js";
 import type { RecoverSigner } from "../exact-evm/recover-pool.js";
@@ -28,10 +28,7 @@ export async function checkPermit2Signature(client: PublicClient, payment: Resol
     const ecdsa = await checkEcdsaSignature(digest, request.signature, recover);
     if (ecdsa.ok && ecdsa.signer === owner) return { ok: true, payerKind: "eoa" };
   }
-  const ownerHasCode = await hasCode(client, owner).catch((error: unknown) => {
-    throwIfTransportFailure(error, "reading the payer's code");
-    throw error;
-  });
+  const ownerHasCode = await hasCode(client, owner).catch(rethrowAsUnavailable("reading the payer's code"));
   if (ownerHasCode && (await erc1271Accepts(client, owner, digest, tokenSignature(request.signature), limits.gasPerSettlementMax))) {
     return { ok: true, payerKind: "contract" satisfies PayerKind };
   }

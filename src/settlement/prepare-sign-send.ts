@@ -15,7 +15,7 @@ import {
 } from "viem";
 import { hasCode } from "../chain/code.js";
 import type { SharedChainReads } from "../chain/shared-reads.js";
-import { isMethodUnsupported, isTransportFailure, revertReason, rpcErrorCode, throwIfTransportFailure } from "../chain/rpc-errors.js";
+import { isMethodUnsupported, isTransportFailure, rethrowAsUnavailable, revertReason, rpcErrorCode, throwIfTransportFailure } from "../chain/rpc-errors.js";
 import { syncSendMethod, type SyncSendRoute } from "../chain/send-routes.js";
 import { withTimeout } from "../util/with-timeout.js";
 import type { Limits } from "../config.js";
@@ -79,10 +79,7 @@ export async function prepareTransaction(
   // Fees first: the estimate runs with the fees the transaction will carry, so code at the payer's
   // address sees the same GASPRICE and BASEFEE as on chain (with 0 it could tell a simulation apart).
   const [fees, call] = await Promise.all([
-    reads.fees().catch((error: unknown) => {
-      throwIfTransportFailure(error, "reading fees");
-      throw error;
-    }),
+    reads.fees().catch(rethrowAsUnavailable("reading fees")),
     method.settlementCall(client, payment),
   ]);
   if (!("to" in call)) return call;
@@ -100,18 +97,9 @@ export async function prepareTransaction(
         return { ok: false as const, revertText: revertReason(error) ?? "reverted", error };
       },
     ),
-    reads.pendingNonce(signer.address).catch((error: unknown) => {
-      throwIfTransportFailure(error, "reading the signer nonce");
-      throw error;
-    }),
-    reads.balanceWei(signer.address).catch((error: unknown) => {
-      throwIfTransportFailure(error, "reading the signer balance");
-      throw error;
-    }),
-    hasCode(client, payment.request.authorization.from).catch((error: unknown) => {
-      throwIfTransportFailure(error, "reading the payer's code");
-      throw error;
-    }),
+    reads.pendingNonce(signer.address).catch(rethrowAsUnavailable("reading the signer nonce")),
+    reads.balanceWei(signer.address).catch(rethrowAsUnavailable("reading the signer balance")),
+    hasCode(client, payment.request.authorization.from).catch(rethrowAsUnavailable("reading the payer's code")),
   ]);
   if (!estimate.ok) {
     // Why it reverted, in the spec's terms: the payer's state is read only to explain a failed

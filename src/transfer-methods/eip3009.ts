@@ -1,4 +1,4 @@
-import { throwIfTransportFailure } from "../chain/rpc-errors.js";
+import { rethrowAsUnavailable } from "../chain/rpc-errors.js";
 import { readChainState } from "../exact-evm/chain-state.js";
 import { checkAuthorizationTerms, checkBinding, checkValidityAtSigning, checkValidityWindow } from "../exact-evm/checks.js";
 import { checkPayerSignature } from "../exact-evm/payer-signature.js";
@@ -32,10 +32,7 @@ export const eip3009Driver: TransferMethodDriver = {
   checkWindow: checkValidityWindow,
   checkValidityAtSigning: (request, nowSeconds) => checkValidityAtSigning(request, nowSeconds),
   async readFunds(reads, payment) {
-    const balanceAtomic = await reads.tokenBalance(payment.asset.address, payment.request.authorization.from).catch((error: unknown) => {
-      throwIfTransportFailure(error, "reading the payer's balance");
-      throw error;
-    });
+    const balanceAtomic = await reads.tokenBalance(payment.asset.address, payment.request.authorization.from).catch(rethrowAsUnavailable("reading the payer's balance"));
     return { balanceAtomic };
   },
   fundsShortfall(funds, payment, reserved) {

@@ -1,5 +1,5 @@
 import type { PublicClient } from "viem";
-import { throwIfTransportFailure } from "../chain/rpc-errors.js";
+import { rethrowAsUnavailable } from "../chain/rpc-errors.js";
 import { permit2Address } from "../contracts/permit2.js";
 import { checkAssetDeployed } from "../exact-evm/asset-code.js";
 import { isZeroCharge, type ResolvedPayment } from "../exact-evm/resolve.js";
@@ -41,13 +41,9 @@ export const permit2Driver: TransferMethodDriver = {
   async readFunds(reads, payment) {
     const owner = payment.request.permit2!.owner;
     const token = payment.asset.address;
-    const onTransport = (what: string) => (error: unknown): never => {
-      throwIfTransportFailure(error, what);
-      throw error;
-    };
     const [balanceAtomic, permit2AllowanceAtomic] = await Promise.all([
-      reads.tokenBalance(token, owner).catch(onTransport("reading the payer's balance")),
-      reads.permit2Allowance(token, owner).catch(onTransport("reading the payer's allowance to Permit2")),
+      reads.tokenBalance(token, owner).catch(rethrowAsUnavailable("reading the payer's balance")),
+      reads.permit2Allowance(token, owner).catch(rethrowAsUnavailable("reading the payer's allowance to Permit2")),
     ]);
     return { balanceAtomic, permit2AllowanceAtomic };
   },
@@ -109,10 +105,7 @@ async function settlementCallOf(client: PublicClient, payment: ResolvedPayment):
   if (!eip2612) return permit2SettlementCall(payment);
   const allowance = await client
     .readContract({ address: payment.asset.address, abi: permit2TokenAbi, functionName: "allowance", args: [payment.request.permit2!.owner, permit2Address] })
-    .catch((error: unknown) => {
-      throwIfTransportFailure(error, "reading the payer's allowance to Permit2");
-      throw error;
-    });
+    .catch(rethrowAsUnavailable("reading the payer's allowance to Permit2"));
   if (allowance >= payment.settleAmountAtomic) return permit2SettlementCall(payment);
   // A payer's concurrent payments all carry a permit signed with the token's current nonce (the
   // 2.27 client reads nonces(owner)): once one is used, the others' permits fail in the proxy's
@@ -121,10 +114,7 @@ async function settlementCallOf(client: PublicClient, payment: ResolvedPayment):
   // nothing sent, with the code 2.27's diagnosis gives the same state (allowance short).
   const tokenNonce = await client
     .readContract({ address: payment.asset.address, abi: permit2TokenAbi, functionName: "nonces", args: [payment.request.permit2!.owner] })
-    .catch((error: unknown) => {
-      throwIfTransportFailure(error, "reading the payer's EIP-2612 nonce");
-      throw error;
-    });
+    .catch(rethrowAsUnavailable("reading the payer's EIP-2612 nonce"));
   if (tokenNonce !== eip2612.nonce) {
     return {
       reason: ReasonCode.permit2AllowanceRequired,
