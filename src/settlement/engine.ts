@@ -22,7 +22,7 @@ import type { GasBudgetRepository } from "../store/gas-budget-repo.js";
 import type { ChangeWaiters } from "../store/notifications.js";
 import type { PayerFailuresRepository } from "../store/payer-failures-repo.js";
 import type { SettlementRow } from "../store/schema.js";
-import type { NewSettlement, SettlementsRepository } from "../store/settlements-repo.js";
+import { fundsLockKey, type NewSettlement, type ReservedFunds, type SettlementsRepository } from "../store/settlements-repo.js";
 import { isFinal, isReclaimable } from "../store/settlement-states.js";
 import { allocateNonceAndPersistSigned, refuseSignedTransaction } from "../store/tx-nonces.js";
 import {
@@ -339,16 +339,19 @@ export class SettlementEngine {
     const roundsMax = 2 * this.deps.limits.inFlightPerPayerMax + 2;
     // One reservation of a payer at a time per instance: the others queue here, not on a pooled
     // connection waiting for the payer's advisory lock (a payer's burst must not drain the pool).
-    const lockKey = `${row.chainId}:${row.asset.toLowerCase()}:${row.payer.toLowerCase()}`;
+    const lockKey = fundsLockKey(row);
     let funds: { read: PayerFunds; since: Date } | undefined;
     let shortfall: Rejection | undefined;
     for (let round = 0; round < roundsMax; round += 1) {
       const known = funds;
-      const attempt = await this.fundsReservations.run(lockKey, () =>
-        this.deps.repo.reserveFunds(row, (others) => others.count === 0 || (known !== undefined && !method.fundsShortfall(known.read, payment, others)), {
-          countFinalSince: known?.since,
-        }),
-      );
+      // Judged under the payer's lock; what it found short is kept for the answer.
+      const fits = (others: ReservedFunds): boolean => {
+        if (others.count === 0) return true;
+        if (known === undefined) return false;
+        shortfall = method.fundsShortfall(known.read, payment, others);
+        return shortfall === undefined;
+      };
+      const attempt = await this.fundsReservations.run(lockKey, () => this.deps.repo.reserveFunds(row, fits, { countFinalSince: known?.since }));
       // Reserved; or, with nobody else reserved, the row is no longer this attempt's claim (the next
       // step finds out what became of it).
       if (attempt.reserved || attempt.others.count === 0) return;
@@ -358,7 +361,6 @@ export class SettlementEngine {
         funds = { read: await method.readFunds(reads, payment), since: attempt.at };
         continue;
       }
-      shortfall = method.fundsShortfall(known.read, payment, attempt.others);
       funds = undefined; // read again after the wait: what the others took, or left
       if (this.deps.clock.nowMs() >= deadlineMs) break;
       // None to wait on: the others went final between the sum and the look-up; look again.

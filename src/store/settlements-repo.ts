@@ -18,6 +18,11 @@ import { storedErrorMessage } from "./error-message.js";
 import { permitLaneIndex, settlements, type SettlementRow, type SettlementStatus } from "./schema.js";
 import { settlementChangedChannel } from "./notifications.js";
 
+/** Whose funds a settlement reserves against: its (chain, token, payer), the key of the payer's lock. */
+export function fundsLockKey(row: Pick<SettlementRow, "chainId" | "asset" | "payer">): string {
+  return `${row.chainId}:${row.asset.toLowerCase()}:${row.payer.toLowerCase()}`;
+}
+
 /** What a payer's unfinished settlements of one (chain, token) have reserved of its funds (reserveFunds). */
 export interface ReservedFunds {
   count: number;
@@ -316,7 +321,7 @@ export class SettlementsRepository {
     const payer = row.payer.toLowerCase();
     return this.db.transaction(async (tx) => {
       // now() is the transaction's start, before the lock is granted: an earlier `at` counts more.
-      const lockAndTime = await tx.execute<{ at: Date | string }>(sql`select now() as at, pg_advisory_xact_lock(hashtextextended(${`funds:${row.chainId}:${asset}:${payer}`}, 0))`);
+      const lockAndTime = await tx.execute<{ at: Date | string }>(sql`select now() as at, pg_advisory_xact_lock(hashtextextended(${`funds:${fundsLockKey(row)}`}, 0))`);
       const at = new Date(lockAndTime.rows[0]!.at);
       const counted = options.countFinalSince
         ? sql`(${statusIn(settlements.status, unfinishedStatuses)} or updated_at >= ${options.countFinalSince.toISOString()}::timestamptz)`

@@ -30,7 +30,7 @@ export const eip3009Driver: TransferMethodDriver = {
     return signature;
   },
   checkWindow: checkValidityWindow,
-  checkValidityAtSigning: (request, nowSeconds) => checkValidityAtSigning(request, nowSeconds),
+  checkValidityAtSigning,
   async readFunds(reads, payment) {
     const balanceAtomic = await reads.tokenBalance(payment.asset.address, payment.request.authorization.from).catch(rethrowAsUnavailable("reading the payer's balance"));
     return { balanceAtomic };
