@@ -24,7 +24,7 @@ const viemChain = defineChain({ id: 84532, name: "anvil", nativeCurrency: { name
 /** Far above the facilitator's tip: the test's own transaction goes first in the next block. */
 export const frontTip = parseGwei("50");
 
-export function requirements(chain: TestChain, scheme: "exact" | "upto", amountAtomic: bigint): PaymentRequirements {
+export function requirements(chain: TestChain, scheme: "exact" | "upto", amountAtomic: bigint, overrides: Partial<PaymentRequirements> = {}): PaymentRequirements {
   return {
     scheme,
     network: NETWORK,
@@ -33,11 +33,13 @@ export function requirements(chain: TestChain, scheme: "exact" | "upto", amountA
     payTo,
     maxTimeoutSeconds: 300,
     extra: { name: "USDC", version: "2", assetTransferMethod: "permit2", ...(scheme === "upto" ? { facilitatorAddress: facilitator } : {}) },
+    ...overrides,
   };
 }
 
-export async function body(chain: TestChain, account: PrivateKeyAccount, scheme: "exact" | "upto", amountAtomic: bigint) {
-  const req = requirements(chain, scheme, amountAtomic);
+/** A payload from the 2.27 client scheme, in the body a resource server sends (`overrides`: e.g. maxTimeoutSeconds). */
+export async function body(chain: TestChain, account: PrivateKeyAccount, scheme: "exact" | "upto", amountAtomic: bigint, overrides: Partial<PaymentRequirements> = {}) {
+  const req = requirements(chain, scheme, amountAtomic, overrides);
   const client = scheme === "upto" ? new UptoEvmScheme(account) : new ExactEvmScheme(account);
   const result = await client.createPaymentPayload(2, req);
   return { x402Version: 2, paymentPayload: { x402Version: 2, resource: { url: "http://127.0.0.1/r" }, accepted: req, payload: result.payload }, paymentRequirements: req };

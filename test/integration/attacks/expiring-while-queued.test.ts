@@ -13,14 +13,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { maxUint256, type PrivateKeyAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PaymentRequirements } from "@x402/core/types";
-import { UptoEvmScheme } from "@x402/evm/upto/client";
 import { addressOf, keys, startTestChain } from "../../helpers/chain.js";
 import { createTestDatabase } from "../../helpers/database.js";
 import { ourTransactionsFor } from "../../helpers/eip2612-permits.js";
 import { startTestFacilitator } from "../../helpers/facilitator.js";
 import type { PaymentFixture } from "../../helpers/fixture.js";
-import { facilitatorSent, minedApprove, nonceHex, payTo } from "../../helpers/permit2-mined.js";
+import { body, facilitatorSent, minedApprove, nonceHex, payTo } from "../../helpers/permit2-mined.js";
 import { nowSeconds, signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 import { settlementRows } from "../../helpers/sdk.js";
 import { waitFor } from "../../helpers/wait.js";
@@ -56,23 +54,7 @@ describe("a payment that expires while its settlement queues for the signer", ()
     return response.json() as Record<string, unknown>;
   }
 
-  function uptoRequirements(validForSeconds: number): PaymentRequirements {
-    return {
-      scheme: "upto",
-      network: "eip155:84532",
-      amount: amountAtomic.toString(),
-      asset: f.chain.token,
-      payTo,
-      maxTimeoutSeconds: validForSeconds,
-      extra: { name: "USDC", version: "2", assetTransferMethod: "permit2", facilitatorAddress: signer },
-    };
-  }
-
-  async function uptoBody(account: PrivateKeyAccount, validForSeconds: number) {
-    const accepted = uptoRequirements(validForSeconds);
-    const result = await new UptoEvmScheme(account).createPaymentPayload(2, accepted);
-    return { x402Version: 2, paymentPayload: { x402Version: 2, resource: { url: "http://127.0.0.1/r" }, accepted, payload: result.payload }, paymentRequirements: accepted };
-  }
+  const uptoBody = (account: PrivateKeyAccount, validForSeconds: number) => body(f.chain, account, "upto", amountAtomic, { maxTimeoutSeconds: validForSeconds });
 
   it("is refused before signing with its window's code, nothing sent; only the slot holder's transaction goes out", async () => {
     const owner = privateKeyToAccount(generatePrivateKey());
@@ -142,8 +124,8 @@ describe("a payment whose payer's funds stay held by its unfinished settlements 
     const payerAddress = privateKeyToAccount(payerKey).address;
     await f.chain.mint(payerAddress, amountAtomic); // for exactly one payment
     await f.chain.testClient.mine({ blocks: 1 });
-    const body = async () => v2Body(await signPayment({ payerKey, token: f.chain.token, chainId: f.chain.chainId, payTo, valueAtomic: amountAtomic }), v2Requirements({ token: f.chain.token, payTo, amountAtomic }));
-    const [first, second] = [await body(), await body()];
+    const eip3009Body = async () => v2Body(await signPayment({ payerKey, token: f.chain.token, chainId: f.chain.chainId, payTo, valueAtomic: amountAtomic }), v2Requirements({ token: f.chain.token, payTo, amountAtomic }));
+    const [first, second] = [await eip3009Body(), await eip3009Body()];
     const post = async (payload: unknown) => {
       const response = await f.facilitator.app.inject({ method: "POST", url: "/settle", payload: payload as Record<string, unknown> });
       return { status: response.statusCode, json: response.json() as Record<string, unknown> };

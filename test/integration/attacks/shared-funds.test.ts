@@ -12,9 +12,6 @@
 import { createWalletClient, defineChain, erc20Abi, http, maxUint256, type PrivateKeyAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PaymentRequirements } from "@x402/core/types";
-import { ExactEvmScheme } from "@x402/evm/exact/client";
-import { UptoEvmScheme } from "@x402/evm/upto/client";
 import { permit2Address } from "../../../src/contracts/permit2.js";
 import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/database.js";
@@ -22,9 +19,9 @@ import { latestEstimateProxy, ourTransactionsFor, paymentWithPermit, waitForBloc
 import { waitFor } from "../../helpers/wait.js";
 import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
 import { signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
+import { body } from "../../helpers/permit2-mined.js";
 import { settlementRowsOfPayer } from "../../helpers/sdk.js";
 
-const NETWORK = "eip155:84532";
 const payTo = addressOf(keys.payTo);
 const signerAddresses = [addressOf(keys.facilitator)];
 const concurrentPayments = 6;
@@ -68,23 +65,7 @@ async function payerWith(balanceAtomic: bigint, allowanceAtomic?: bigint): Promi
   return account;
 }
 
-function permit2Requirements(scheme: "exact" | "upto"): PaymentRequirements {
-  return {
-    scheme,
-    network: NETWORK,
-    amount: amountAtomic.toString(),
-    asset: chain.token,
-    payTo,
-    maxTimeoutSeconds: 300,
-    extra: { name: "USDC", version: "2", assetTransferMethod: "permit2", ...(scheme === "upto" ? { facilitatorAddress: signerAddresses[0] } : {}) },
-  };
-}
-
-async function permit2Body(account: PrivateKeyAccount, scheme: "exact" | "upto") {
-  const accepted = permit2Requirements(scheme);
-  const result = await (scheme === "upto" ? new UptoEvmScheme(account) : new ExactEvmScheme(account)).createPaymentPayload(2, accepted);
-  return { x402Version: 2, paymentPayload: { x402Version: 2, resource: { url: "http://127.0.0.1/r" }, accepted, payload: result.payload }, paymentRequirements: accepted };
-}
+const permit2Body = (account: PrivateKeyAccount, scheme: "exact" | "upto") => body(chain, account, scheme, amountAtomic);
 
 async function settleOne(body: unknown, through: TestFacilitator = facilitator) {
   const response = await through.app.inject({ method: "POST", url: "/settle", payload: body as Record<string, unknown> });
