@@ -1,12 +1,7 @@
-import { drizzle } from "drizzle-orm/node-postgres";
-import { migrate } from "drizzle-orm/node-postgres/migrator";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultLimits } from "../../../src/config.js";
-import { openDatabase, type DatabaseHandle } from "../../../src/store/db.js";
-import { runMigrations } from "../../../src/store/migrate.js";
+import { describe, expect, it } from "vitest";
 import { SettlementsRepository } from "../../../src/store/settlements-repo.js";
-import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
-import { migrationCopies } from "../../helpers/migrations.js";
+import { withPgClient } from "../../helpers/database.js";
+import { useMigratedDatabase } from "../../helpers/migrations.js";
 import { newClaim } from "../../helpers/settlement-rows.js";
 
 /**
@@ -15,9 +10,6 @@ import { newClaim } from "../../helpers/settlement-rows.js";
  * the same authorization is refused) and has nonce_contract and permitted_atomic filled.
  */
 const lastTagBefore = "0009_bazaar_resources";
-let database: TestDatabase;
-let handle: DatabaseHandle | undefined;
-const copies = migrationCopies();
 
 const old = newClaim({ valueAtomic: 10_000n });
 
@@ -33,22 +25,13 @@ const oldClaimValues = [
   old.validBeforeSeconds.toString(), old.authorizationDigest, old.signature, old.x402Version, old.network,
 ];
 
-beforeAll(async () => {
-  database = await createTestDatabase("migration_0010");
-  await withPgClient(database.url, async (client) => {
-    await client.query("set client_min_messages = warning");
-    await migrate(drizzle(client), { migrationsFolder: copies.upTo(lastTagBefore) });
+const database = useMigratedDatabase({
+  label: "migration_0010",
+  lastTagBefore,
+  async seed(client) {
     const inserted = await client.query(oldClaimSql, oldClaimValues);
     expect(inserted.rowCount).toBe(1);
-  });
-  await runMigrations(database.url); // applies 0010 (and anything after it)
-  handle = openDatabase(database.url, defaultLimits);
-});
-
-afterAll(async () => {
-  await handle?.close();
-  await database?.drop();
-  copies.removeAll();
+  },
 });
 
 describe("migration 0010 on a database with EIP-3009 rows", () => {
@@ -77,7 +60,7 @@ describe("migration 0010 on a database with EIP-3009 rows", () => {
   });
 
   it("refuses a replay of the same (chain, token, payer, nonce): the new code's claim gets no row", async () => {
-    const repo = new SettlementsRepository(handle!.db);
+    const repo = new SettlementsRepository(database.db);
     expect(await repo.isClaimed({ chainId: old.chainId, nonceContract: old.asset, payer: old.payer, nonce: old.nonce })).toBe(true);
     expect(await repo.claim({ ...old, nonceContract: old.asset, scheme: "exact", transferMethod: "eip3009", authorizationDigest: `0x${"ab".repeat(32)}` })).toBeUndefined();
     // The key itself, not just the claim's ON CONFLICT: a plain insert of the same key is a unique violation.

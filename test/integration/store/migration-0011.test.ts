@@ -1,13 +1,8 @@
-import { drizzle } from "drizzle-orm/node-postgres";
-import { migrate } from "drizzle-orm/node-postgres/migrator";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultLimits } from "../../../src/config.js";
+import { describe, expect, it } from "vitest";
 import { PermitLaneTakenError } from "../../../src/errors.js";
-import { openDatabase, type DatabaseHandle } from "../../../src/store/db.js";
-import { runMigrations } from "../../../src/store/migrate.js";
 import { SettlementsRepository } from "../../../src/store/settlements-repo.js";
-import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
-import { migrationCopies } from "../../helpers/migrations.js";
+import { withPgClient } from "../../helpers/database.js";
+import { useMigratedDatabase } from "../../helpers/migrations.js";
 import { newClaim, randomAddress } from "../../helpers/settlement-rows.js";
 
 /**
@@ -19,9 +14,6 @@ import { newClaim, randomAddress } from "../../helpers/settlement-rows.js";
  */
 const lastTagBefore = "0010_permit2_settlements";
 const permit2 = "0x000000000022d473030f116ddee9f6b43ac78ba3";
-let database: TestDatabase;
-let handle: DatabaseHandle | undefined;
-const copies = migrationCopies();
 
 const payer = randomAddress();
 const token = "0x036cbd53842c5426634e7929541ec2318f3dcf7e";
@@ -38,21 +30,12 @@ function oldClaimValues(status: "claimed" | "confirmed"): unknown[] {
   return [claim.chainId, permit2, token, payer, claim.nonce, claim.payTo, claim.authorizationDigest, status];
 }
 
-beforeAll(async () => {
-  database = await createTestDatabase("migration_0011");
-  await withPgClient(database.url, async (client) => {
-    await client.query("set client_min_messages = warning");
-    await migrate(drizzle(client), { migrationsFolder: copies.upTo(lastTagBefore) });
+const database = useMigratedDatabase({
+  label: "migration_0011",
+  lastTagBefore,
+  async seed(client) {
     for (const status of ["confirmed", "claimed"] as const) expect((await client.query(oldClaimSql, oldClaimValues(status))).rowCount).toBe(1);
-  });
-  await runMigrations(database.url); // applies 0011 (and anything after it)
-  handle = openDatabase(database.url, defaultLimits);
-});
-
-afterAll(async () => {
-  await handle?.close();
-  await database?.drop();
-  copies.removeAll();
+  },
 });
 
 describe("migration 0011 on a database with Permit2 rows", () => {
@@ -79,7 +62,7 @@ describe("migration 0011 on a database with Permit2 rows", () => {
   });
 
   it("leaves the lane free: the unfinished earlier claim holds none, so one claim carrying a permit goes through, a second is refused", async () => {
-    const repo = new SettlementsRepository(handle!.db);
+    const repo = new SettlementsRepository(database.db);
     const permitClaim = () => newClaim({ payer, asset: token, nonceContract: permit2, transferMethod: "permit2", eip2612Permit: true });
     expect(await repo.claim(permitClaim())).toMatchObject({ status: "claimed", eip2612Permit: true });
     await expect(repo.claim(permitClaim())).rejects.toBeInstanceOf(PermitLaneTakenError);

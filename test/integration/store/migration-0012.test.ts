@@ -1,12 +1,7 @@
-import { drizzle } from "drizzle-orm/node-postgres";
-import { migrate } from "drizzle-orm/node-postgres/migrator";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultLimits } from "../../../src/config.js";
-import { openDatabase, type DatabaseHandle } from "../../../src/store/db.js";
-import { runMigrations } from "../../../src/store/migrate.js";
+import { describe, expect, it } from "vitest";
 import { SettlementsRepository } from "../../../src/store/settlements-repo.js";
-import { createTestDatabase, withPgClient, type TestDatabase } from "../../helpers/database.js";
-import { migrationCopies } from "../../helpers/migrations.js";
+import { withPgClient } from "../../helpers/database.js";
+import { useMigratedDatabase } from "../../helpers/migrations.js";
 import { newClaim, randomAddress } from "../../helpers/settlement-rows.js";
 
 /**
@@ -16,9 +11,6 @@ import { newClaim, randomAddress } from "../../helpers/settlement-rows.js";
  * nothing), and reservations then sum only reserved rows, under the payer's lock.
  */
 const lastTagBefore = "0011_permit_lanes";
-let database: TestDatabase;
-let handle: DatabaseHandle | undefined;
-const copies = migrationCopies();
 const payer = randomAddress();
 const token = "0x036cbd53842c5426634e7929541ec2318f3dcf7e";
 
@@ -29,22 +21,13 @@ const oldClaimSql = `
   values ($1, $2, $2, $3, $4, 'exact', 'eip3009', $5, 1000, 1000, 0, 9999999999, $6, '0x00', 2, 'eip155:84532', 'claimed', now() + interval '1 minute', false)
   returning id`;
 
-beforeAll(async () => {
-  database = await createTestDatabase("migration_0012");
-  await withPgClient(database.url, async (client) => {
-    await client.query("set client_min_messages = warning");
-    await migrate(drizzle(client), { migrationsFolder: copies.upTo(lastTagBefore) });
+const database = useMigratedDatabase({
+  label: "migration_0012",
+  lastTagBefore,
+  async seed(client) {
     const claim = newClaim({ payer, asset: token });
     expect((await client.query(oldClaimSql, [claim.chainId, token, payer, claim.nonce, claim.payTo, claim.authorizationDigest])).rowCount).toBe(1);
-  });
-  await runMigrations(database.url); // applies 0012 (and anything after it)
-  handle = openDatabase(database.url, defaultLimits);
-});
-
-afterAll(async () => {
-  await handle?.close();
-  await database?.drop();
-  copies.removeAll();
+  },
 });
 
 describe("migration 0012", () => {
@@ -67,7 +50,7 @@ describe("migration 0012", () => {
   });
 
   it("reserves against reserved rows only: the earlier unreserved claim is not counted, a reserved one is", async () => {
-    const repo = new SettlementsRepository(handle!.db);
+    const repo = new SettlementsRepository(database.db);
     const first = (await repo.claim(newClaim({ payer, asset: token, valueAtomic: 400n })))!;
     const seen: bigint[] = [];
     expect(await repo.reserveFunds(first, (others) => (seen.push(others.valueAtomic), others.count === 0))).toMatchObject({ reserved: true, others: { count: 0 } });
