@@ -2,11 +2,14 @@ import { afterAll, beforeAll } from "vitest";
 import { addressOf, keys, startTestChain, type TestChain, type TestChainOptions } from "./chain.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 import { startTestFacilitator, type TestFacilitator, type TestFacilitatorOptions } from "./facilitator.js";
+import { startFaultyRpcProxy, type FaultyRpcProxy } from "./faulty-rpc-proxy.js";
 
 export interface PaymentFixture {
   chain: TestChain;
   database: TestDatabase;
   facilitator: TestFacilitator;
+  /** With `faultyRpc`: the proxy between the facilitator and the chain (the test's own reads go straight to the chain). */
+  rpc?: FaultyRpcProxy;
 }
 
 export interface PaymentFixtureOptions {
@@ -16,6 +19,8 @@ export interface PaymentFixtureOptions {
   /** TestUSDC minted to the default payer (keys.payer) before the tests. */
   payerBalanceAtomic?: bigint;
   facilitator?: Omit<TestFacilitatorOptions, "databaseUrl" | "rpcUrls" | "token">;
+  /** The facilitator talks to the chain through a faulty RPC proxy (fixture.rpc), passing until told otherwise. */
+  faultyRpc?: boolean;
 }
 
 /**
@@ -28,15 +33,17 @@ export function usePaymentFixture(options: PaymentFixtureOptions): PaymentFixtur
     fixture.chain = await startTestChain(options.chain);
     if (options.payerBalanceAtomic) await fixture.chain.mint(addressOf(keys.payer), options.payerBalanceAtomic);
     fixture.database = await createTestDatabase(options.label);
+    if (options.faultyRpc) fixture.rpc = await startFaultyRpcProxy({ upstreamUrl: fixture.chain.rpcUrl });
     fixture.facilitator = await startTestFacilitator({
       databaseUrl: fixture.database.url,
-      rpcUrls: [fixture.chain.rpcUrl],
+      rpcUrls: [fixture.rpc?.url ?? fixture.chain.rpcUrl],
       token: fixture.chain.token,
       ...options.facilitator,
     });
   });
   afterAll(async () => {
     await fixture.facilitator?.close();
+    await fixture.rpc?.stop();
     await fixture.database?.drop();
     await fixture.chain?.stop();
   });

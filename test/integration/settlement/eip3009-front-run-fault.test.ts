@@ -7,44 +7,24 @@
  */
 import { createWalletClient, http, parseGwei, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { transferWithAuthorizationCall } from "../../../src/exact-evm/transfer-call.js";
-import { addressOf, keys, nodeHolds, startTestChain } from "../../helpers/chain.js";
-import { createTestDatabase } from "../../helpers/database.js";
-import { startTestFacilitator } from "../../helpers/facilitator.js";
-import { startFaultyRpcProxy, type FaultyRpcProxy } from "../../helpers/faulty-rpc-proxy.js";
-import type { PaymentFixture } from "../../helpers/fixture.js";
+import { addressOf, keys, nodeHolds } from "../../helpers/chain.js";
+import { usePaymentFixture } from "../../helpers/fixture.js";
 import { authorizationOf, signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 import { settlementRows } from "../../helpers/sdk.js";
 import { waitFor } from "../../helpers/wait.js";
 
-const payer = addressOf(keys.payer);
 const payTo = addressOf(keys.payTo);
 const amountAtomic = 10_000n;
 
 describe("an RPC fault while looking for an EIP-3009 front-runner", () => {
-  const f = {} as PaymentFixture;
-  let rpc: FaultyRpcProxy;
-
-  beforeAll(async () => {
-    f.chain = await startTestChain({ noMining: true });
-    await f.chain.mint(payer, 100_000_000n);
-    await f.chain.testClient.mine({ blocks: 1 });
-    f.database = await createTestDatabase("eip3009_front_run_fault");
-    rpc = await startFaultyRpcProxy({ upstreamUrl: f.chain.rpcUrl });
-    f.facilitator = await startTestFacilitator({
-      databaseUrl: f.database.url,
-      rpcUrls: [rpc.url],
-      token: f.chain.token,
-      startWatcher: true,
-      limits: { rpcTimeoutMs: 500, rpcRetryCount: 0, settleBudgetMs: 3_000, duplicateWaitMs: 1_500 },
-    });
-  }, 60_000);
-  afterAll(async () => {
-    await f.facilitator?.close();
-    await rpc?.stop();
-    await f.database?.drop();
-    await f.chain?.stop();
+  const f = usePaymentFixture({
+    label: "eip3009_front_run_fault",
+    chain: { noMining: true },
+    payerBalanceAtomic: 100_000_000n,
+    faultyRpc: true,
+    facilitator: { startWatcher: true, limits: { rpcTimeoutMs: 500, rpcRetryCount: 0, settleBudgetMs: 3_000, duplicateWaitMs: 1_500 } },
   });
 
   async function settle(body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -76,20 +56,20 @@ describe("an RPC fault while looking for an EIP-3009 front-runner", () => {
       chain: null,
     });
     // What the search asks (the AuthorizationUsed logs) fails; receipts still come.
-    rpc.set({ mode: "status503", methods: ["eth_getLogs"] });
+    f.rpc!.set({ mode: "status503", methods: ["eth_getLogs"] });
     await f.chain.testClient.mine({ blocks: 1 });
 
     expect(await answer).toEqual({ status: 200, body: expect.objectContaining({ success: false, errorReason: "settlement_pending", transaction: ours }) });
-    expect(rpc.faulted("eth_getLogs")).toBeGreaterThan(0);
+    expect(f.rpc!.faulted("eth_getLogs")).toBeGreaterThan(0);
     // The identical retry reconciles the row during the fault: still not known, not failed, not a 500.
-    const faultedBefore = rpc.faulted("eth_getLogs");
+    const faultedBefore = f.rpc!.faulted("eth_getLogs");
     expect(await settle(body)).toEqual({ status: 200, body: expect.objectContaining({ success: false, errorReason: "settlement_pending", transaction: ours }) });
-    expect(rpc.faulted("eth_getLogs")).toBeGreaterThan(faultedBefore);
-    const faultedByRetry = rpc.faulted("eth_getLogs");
-    await waitFor("a watcher pass through the fault", async () => rpc.faulted("eth_getLogs") > faultedByRetry, 15_000);
+    expect(f.rpc!.faulted("eth_getLogs")).toBeGreaterThan(faultedBefore);
+    const faultedByRetry = f.rpc!.faulted("eth_getLogs");
+    await waitFor("a watcher pass through the fault", async () => f.rpc!.faulted("eth_getLogs") > faultedByRetry, 15_000);
     expect((await settlementRows(f.database.url, nonce))[0]).toMatchObject({ status: "submitted", tx_hash: ours, settled_tx_hash: null });
 
-    rpc.set("pass");
+    f.rpc!.set("pass");
     await waitFor("the watcher's verdict", async () => (await settlementRows(f.database.url, nonce))[0]?.status === "confirmed", 15_000);
     expect((await settlementRows(f.database.url, nonce))[0]).toMatchObject({ status: "confirmed", tx_hash: ours, settled_tx_hash: theirs });
     expect(await f.chain.balanceOf(payTo)).toBe(amountAtomic);

@@ -12,16 +12,13 @@
  */
 import { encodeFunctionData, erc20Abi, maxUint256, type Abi, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { x402ExactPermit2ProxyAddress } from "../../../src/contracts/permit2.js";
 import { exactPermit2ProxyAbi } from "../../../src/permit2/abi.js";
 import { multicall3Artifact } from "../../../src/sandbox/artifacts.js";
 import { MULTICALL3_ADDRESS } from "../../../src/sandbox/deploy.js";
-import { keys, startTestChain } from "../../helpers/chain.js";
-import { createTestDatabase } from "../../helpers/database.js";
-import { startTestFacilitator } from "../../helpers/facilitator.js";
-import { startFaultyRpcProxy, type FaultyRpcProxy } from "../../helpers/faulty-rpc-proxy.js";
-import { usePaymentFixture, type PaymentFixture } from "../../helpers/fixture.js";
+import { keys } from "../../helpers/chain.js";
+import { usePaymentFixture } from "../../helpers/fixture.js";
 import { body, exactSettleArgs, facilitatorSent, frontRun, frontTip, mineUntil, minedApprove, nonceHex, payTo, sendFromTest, settle } from "../../helpers/permit2-mined.js";
 import { settlementRows } from "../../helpers/sdk.js";
 import { waitFor } from "../../helpers/wait.js";
@@ -92,27 +89,12 @@ describe("a Permit2 front-run through another contract", () => {
 });
 
 describe("an RPC fault while looking for a Permit2 front-runner", () => {
-  const f = {} as PaymentFixture;
-  let rpc: FaultyRpcProxy;
-
-  beforeAll(async () => {
-    f.chain = await startTestChain({ noMining: true });
-    await f.chain.mint(payer.address, 100_000_000n);
-    f.database = await createTestDatabase("permit2_front_run_fault");
-    rpc = await startFaultyRpcProxy({ upstreamUrl: f.chain.rpcUrl });
-    f.facilitator = await startTestFacilitator({
-      databaseUrl: f.database.url,
-      rpcUrls: [rpc.url],
-      token: f.chain.token,
-      startWatcher: true,
-      limits: { rpcTimeoutMs: 500, rpcRetryCount: 0, settleBudgetMs: 3_000, duplicateWaitMs: 1_500 },
-    });
-  });
-  afterAll(async () => {
-    await f.facilitator?.close();
-    await rpc?.stop();
-    await f.database?.drop();
-    await f.chain?.stop();
+  const f = usePaymentFixture({
+    label: "permit2_front_run_fault",
+    chain: { noMining: true },
+    payerBalanceAtomic: 100_000_000n,
+    faultyRpc: true,
+    facilitator: { startWatcher: true, limits: { rpcTimeoutMs: 500, rpcRetryCount: 0, settleBudgetMs: 3_000, duplicateWaitMs: 1_500 } },
   });
 
   it("leaves the row unfinished (settlement_pending, never failed), and the watcher confirms it with the front-runner once the RPC is back", async () => {
@@ -123,21 +105,21 @@ describe("an RPC fault while looking for a Permit2 front-runner", () => {
     const theirs = await frontRun(f, b);
     // What the search asks (state at past blocks, logs, the candidates) fails; receipts still come.
     const searchMethods = ["eth_call", "eth_getLogs", "eth_getTransactionByHash"];
-    rpc.set({ mode: "status503", methods: searchMethods });
+    f.rpc!.set({ mode: "status503", methods: searchMethods });
     await f.chain.testClient.mine({ blocks: 1 });
 
     expect(await answer).toMatchObject({ success: false, errorReason: "settlement_pending", transaction: ours });
-    expect(searchMethods.some((method) => rpc.faulted(method) > 0)).toBe(true);
+    expect(searchMethods.some((method) => f.rpc!.faulted(method) > 0)).toBe(true);
     // The identical retry reconciles during the fault: still not known, still not failed.
-    const faultedBefore = searchMethods.reduce((sum, method) => sum + rpc.faulted(method), 0);
+    const faultedBefore = searchMethods.reduce((sum, method) => sum + f.rpc!.faulted(method), 0);
     expect(await settle(f, b)).toMatchObject({ success: false, errorReason: "settlement_pending", transaction: ours });
-    expect(searchMethods.reduce((sum, method) => sum + rpc.faulted(method), 0)).toBeGreaterThan(faultedBefore);
+    expect(searchMethods.reduce((sum, method) => sum + f.rpc!.faulted(method), 0)).toBeGreaterThan(faultedBefore);
     // The watcher meets the fault too (its passes run every 200 ms) and leaves the row as it is.
-    const faultedByRetry = searchMethods.reduce((sum, method) => sum + rpc.faulted(method), 0);
-    await waitFor("a watcher pass through the fault", async () => searchMethods.reduce((sum, method) => sum + rpc.faulted(method), 0) > faultedByRetry, 15_000);
+    const faultedByRetry = searchMethods.reduce((sum, method) => sum + f.rpc!.faulted(method), 0);
+    await waitFor("a watcher pass through the fault", async () => searchMethods.reduce((sum, method) => sum + f.rpc!.faulted(method), 0) > faultedByRetry, 15_000);
     expect((await settlementRows(f.database.url, nonceHex(b)))[0]).toMatchObject({ status: "submitted", tx_hash: ours, settled_tx_hash: null });
 
-    rpc.set("pass");
+    f.rpc!.set("pass");
     await waitFor("the watcher's verdict", async () => (await settlementRows(f.database.url, nonceHex(b)))[0]?.status === "confirmed", 15_000);
     expect((await settlementRows(f.database.url, nonceHex(b)))[0]).toMatchObject({ status: "confirmed", tx_hash: ours, settled_tx_hash: theirs });
     // The one success answer was never given: the identical retry takes it.
@@ -155,7 +137,7 @@ describe("an RPC fault while looking for a Permit2 front-runner", () => {
     await f.chain.testClient.mine({ blocks: 1 });
     const frontRunBlock = (await f.chain.publicClient.getTransactionReceipt({ hash: theirs })).blockNumber;
     await f.chain.testClient.mine({ blocks: blocksBetween });
-    rpc.resetCounts();
+    f.rpc!.resetCounts();
     await f.chain.publicClient.request({ method: "eth_sendRawTransaction", params: [rawTx] });
     await f.chain.testClient.mine({ blocks: 1 });
     const oursReceipt = await f.chain.publicClient.getTransactionReceipt({ hash: ours });
@@ -167,11 +149,11 @@ describe("an RPC fault while looking for a Permit2 front-runner", () => {
     await waitFor("the verdict", async () => (await settlementRows(f.database.url, nonceHex(b)))[0]?.status === "confirmed", 15_000);
     expect((await settlementRows(f.database.url, nonceHex(b)))[0]).toMatchObject({ status: "confirmed", tx_hash: ours, settled_tx_hash: theirs });
     // Every log read was of that one block.
-    const ranges = rpc.lastParams("eth_getLogs").map(([filter]) => filter as { fromBlock: string; toBlock: string });
+    const ranges = f.rpc!.lastParams("eth_getLogs").map(([filter]) => filter as { fromBlock: string; toBlock: string });
     expect(ranges.length).toBeGreaterThan(0);
     for (const range of ranges) expect([BigInt(range.fromBlock), BigInt(range.toBlock)]).toEqual([frontRunBlock, frontRunBlock]);
     // Found in O(log n) reads of the bit at past blocks (galloping back, then bisecting), not one per block.
-    const blocksAsked = new Set(rpc.lastParams("eth_call").map(([, block]) => block).filter((block) => typeof block === "string" && /^0x[0-9a-f]+$/i.test(block)));
+    const blocksAsked = new Set(f.rpc!.lastParams("eth_call").map(([, block]) => block).filter((block) => typeof block === "string" && /^0x[0-9a-f]+$/i.test(block)));
     expect(blocksAsked.size).toBeGreaterThan(1);
     expect(blocksAsked.size).toBeLessThanOrEqual(1 + 2 * Math.ceil(Math.log2(blocksBetween + 2)));
   }, 60_000);
@@ -181,16 +163,16 @@ describe("an RPC fault while looking for a Permit2 front-runner", () => {
     const answer = settle(f, b);
     const ours = await facilitatorSent(f, b);
     const theirs = await frontRun(f, b);
-    rpc.resetCounts();
-    rpc.set("pastStateMissing");
+    f.rpc!.resetCounts();
+    f.rpc!.set("pastStateMissing");
     await f.chain.testClient.mine({ blocks: 1 });
 
     expect(await mineUntil(f, answer)).toMatchObject({ success: true, transaction: theirs });
     expect((await settlementRows(f.database.url, nonceHex(b)))[0]).toMatchObject({ status: "confirmed", tx_hash: ours, settled_tx_hash: theirs });
     // The bit's block was asked (and refused), then logs over a range of blocks were read.
-    expect(rpc.faulted("eth_call")).toBeGreaterThan(0);
-    const ranges = rpc.lastParams("eth_getLogs").map(([filter]) => filter as { fromBlock: string; toBlock: string });
+    expect(f.rpc!.faulted("eth_call")).toBeGreaterThan(0);
+    const ranges = f.rpc!.lastParams("eth_getLogs").map(([filter]) => filter as { fromBlock: string; toBlock: string });
     expect(ranges.some((range) => BigInt(range.fromBlock) < BigInt(range.toBlock))).toBe(true);
-    rpc.set("pass");
+    f.rpc!.set("pass");
   }, 60_000);
 });
