@@ -48,7 +48,9 @@ export async function startTestChain(options: TestChainOptions = {}): Promise<Te
     await installX402Permit2Proxies(anvil.rpcUrl);
   }
   await installBatchSettler(anvil.rpcUrl);
-  const publicClient = createPublicClient({ transport: http(anvil.rpcUrl, { timeout: 10_000 }) }) as PublicClient;
+  // cacheTime 0: a test that reads the head to compare with what the facilitator saw must get the head
+  // now, not viem's default 4 s cached block number (under load, earlier tests mine blocks within that).
+  const publicClient = createPublicClient({ transport: http(anvil.rpcUrl, { timeout: 10_000 }), cacheTime: 0 }) as PublicClient;
   const testClient = createTestClient({ mode: "anvil", transport: http(anvil.rpcUrl, { timeout: 10_000 }) }) as unknown as TestClient;
   return {
     anvil,

@@ -281,7 +281,7 @@ export async function startForkChain(options: StartForkChainOptions): Promise<Fo
   });
   try {
     const transport = http(anvil.rpcUrl, { timeout: RPC_TIMEOUT_MS });
-    const publicClient = createPublicClient({ transport }) as PublicClient;
+    const publicClient = createPublicClient({ transport, cacheTime: 0 }) as PublicClient; // the head now, not a 4 s cached one
     const testClient = createTestClient({ mode: "anvil", transport }) as unknown as TestClient;
     const clients: Clients = { publicClient, testClient };
     const usdc: Required<ForkUsdc> = { decimals: 6, ...options.usdc };
