@@ -20,7 +20,17 @@ export type ChainVerdict =
    * our call failed on its own (a batch neighbour burnt the gas, the payer's code misbehaved, the
    * balance moved): the payment may be settled again, so the row must stay reclaimable.
    */
-  | { kind: "failed"; reason: ReasonCode; message: string; gasCostWei?: bigint; authorizationUnused: boolean; payerHadCode: boolean }
+  | {
+      kind: "failed";
+      reason: ReasonCode;
+      message: string;
+      gasCostWei?: bigint;
+      authorizationUnused: boolean;
+      /** The payer's address had code when it failed: only then can its own code be why. */
+      payerHadCode: boolean;
+      /** Its own call failed (alone, or inside a batch that did not revert): see receipt.ts ownCallFailed. */
+      ownCallFailed: boolean;
+    }
   | { kind: "unknown" };
 
 /**

@@ -340,7 +340,7 @@ export class SettlementEngine {
     // One reservation of a payer at a time per instance: the others queue here, not on a pooled
     // connection waiting for the payer's advisory lock (a payer's burst must not drain the pool).
     const lockKey = fundsLockKey(row);
-    let funds: { read: PayerFunds; since: Date } | undefined;
+    let funds: { read: PayerFunds; since: Date; oneAtATime: boolean } | undefined;
     let shortfall: Rejection | undefined;
     for (let round = 0; round < roundsMax; round += 1) {
       const known = funds;
@@ -348,6 +348,10 @@ export class SettlementEngine {
       const fits = (others: ReservedFunds): boolean => {
         if (others.count === 0) return true;
         if (known === undefined) return false;
+        if (known.oneAtATime) {
+          shortfall = { reason: ReasonCode.payerBusy, message: "one of its settlement calls failed on chain recently with the authorization unused: one settlement at a time (PAYER_FAILED_CALL_SERIAL_MS)" };
+          return false;
+        }
         shortfall = method.fundsShortfall(known.read, payment, others);
         return shortfall === undefined;
       };
@@ -358,7 +362,8 @@ export class SettlementEngine {
       if (known === undefined) {
         // Read after that sum: what went final before it is spent in what is read (a lagging node
         // aside), and what goes final after it is counted next round (countFinalSince).
-        funds = { read: await method.readFunds(reads, payment), since: attempt.at };
+        const [read, oneAtATime] = await Promise.all([method.readFunds(reads, payment), this.payerOneAtATime(payment)]);
+        funds = { read, since: attempt.at, oneAtATime };
         continue;
       }
       funds = undefined; // read again after the wait: what the others took, or left
@@ -372,6 +377,20 @@ export class SettlementEngine {
       ReasonCode.payerBusy,
       `the payer's funds do not cover its unfinished settlements and this one (${shortfall?.message ?? "still short"}); retry when they are final`,
     );
+  }
+
+  /**
+   * A key without code can pass our simulation and then move its funds away (one transaction of its
+   * own, ahead of ours): every one of its settlements in flight fails on chain. It is not cooled down
+   * — the identical retry, funded again, settles — but once one of its calls failed on chain with
+   * the authorization unused (recorded in finalize), it has one settlement in flight at a time for
+   * PAYER_FAILED_CALL_SERIAL_MS: a repeat costs us one failed call per transaction of its own.
+   * Asked only when the payer has others reserved (reserveFunds), so a lone payment pays no query.
+   */
+  private async payerOneAtATime(payment: ResolvedPayment): Promise<boolean> {
+    const windowMs = this.deps.limits.payerFailedCallSerialMs;
+    if (windowMs === 0) return false;
+    return this.deps.payerFailures.failedCallWithin(payment.network.chainId, payment.request.authorization.from, windowMs);
   }
 
   /**
@@ -402,8 +421,10 @@ export class SettlementEngine {
     });
   }
 
-  private async recordPayerFailure(row: SettlementRow): Promise<void> {
-    await this.deps.payerFailures.record(row.chainId, row.payer).catch((error: unknown) => {
+  /** Its call failed on chain, authorization unused: one at a time from now on (any payer), and cooled down if it had code. */
+  private async recordPayerFailure(row: SettlementRow, payerHadCode: boolean): Promise<void> {
+    const { payerFailures } = this.deps;
+    await Promise.all([payerFailures.recordFailedCall(row.chainId, row.payer), payerHadCode ? payerFailures.record(row.chainId, row.payer) : undefined]).catch((error: unknown) => {
       this.deps.log.warn({ settlementId: row.id, payer: row.payer, err: error }, "could not record a payer's on-chain failure");
     });
   }
@@ -855,7 +876,8 @@ export class SettlementEngine {
     if (written) {
       this.deps.log.info({ settlementId: row.id, status: written.status, txHash: written.settledTxHash ?? written.txHash }, "settlement final");
       await this.releaseGas(written, verdict.gasCostWei ?? 0n);
-      if (verdict.kind === "failed" && verdict.authorizationUnused && verdict.payerHadCode) await this.recordPayerFailure(written);
+      // Our call ran and paid nobody although it simulated fine: the payer's code, or its funds moved.
+      if (verdict.kind === "failed" && verdict.authorizationUnused && verdict.ownCallFailed) await this.recordPayerFailure(written, verdict.payerHadCode);
     }
     return {
       row: written ?? (await this.deps.repo.findById(row.id))!,

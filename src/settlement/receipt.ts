@@ -1,4 +1,5 @@
 import { keccak256, parseEventLogs, toHex, type Address, type Hex, type Log, type TransactionReceipt } from "viem";
+import { batchSettlerAbi, batchSettlerAddress } from "../contracts/batch-settler.js";
 import { eip3009Abi } from "../exact-evm/abi.js";
 
 export interface ExpectedTransfer {
@@ -91,4 +92,20 @@ export function permit2PaymentLogOf(receipt: ReceiptLogs & Pick<TransactionRecei
     }
   }
   return undefined;
+}
+
+/**
+ * Whether this settlement's own call is what failed — the payer's doing (its code, or its funds
+ * moved) rather than ours or a neighbour's: true for a transaction of its own; inside a batch, only
+ * when BatchSettler ran and every call it reports failed, failed by itself (CallFailed with
+ * skipped = false, none skipped for want of gas). A batch that reverted as a whole, or ran no call
+ * (no BatchSettler log), or skipped calls, is no payer's doing.
+ */
+export function ownCallFailed(row: { txSettlements: number }, receipt: Pick<TransactionReceipt, "status" | "logs">): boolean {
+  if (row.txSettlements <= 1) return true;
+  if (receipt.status !== "success") return false;
+  const failures = parseEventLogs({ abi: batchSettlerAbi, eventName: "CallFailed", logs: receipt.logs }).filter(
+    (log) => log.address.toLowerCase() === batchSettlerAddress.toLowerCase(),
+  );
+  return failures.length > 0 && failures.every((log) => !log.args.skipped);
 }

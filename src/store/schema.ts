@@ -253,6 +253,25 @@ export const payerChainFailures = pgTable(
 );
 
 /**
+ * The last time a payer's settlement call failed on chain with its authorization unused, whatever
+ * its code: our call ran and paid nobody although the simulation passed. A key without code makes
+ * that happen by moving its funds (balance, Permit2 allowance) away between our simulation and our
+ * transaction, every one of its settlements in flight at once; for PAYER_FAILED_CALL_SERIAL_MS after
+ * it, the payer has one settlement in flight at a time (engine.reserveFunds), so a repeat costs us
+ * one failed call per transaction of its own.
+ */
+export const payerFailedCalls = pgTable(
+  "payer_failed_calls",
+  {
+    chainId: integer("chain_id").notNull(),
+    payer: text("payer").notNull(), // lowercase 0x address
+    lastFailedAt: timestamp("last_failed_at", { withTimezone: true }).notNull().defaultNow(),
+    failures: integer("failures").notNull().default(1),
+  },
+  (table) => [primaryKey({ columns: [table.chainId, table.payer] })],
+);
+
+/**
  * Operator dashboard sessions (POST /dashboard/login): a browser behind a proxy cannot send a
  * Bearer header, so it trades an admin key for a random session token kept in an HttpOnly cookie.
  * Only the token's SHA-256 is stored (32 random bytes: a fast hash is enough, as for API keys). A
