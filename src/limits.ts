@@ -58,10 +58,10 @@ export const limitSpecs = {
     env: "PAYER_CODE_COOLDOWN_MS", unit: "ms", default: hourMs, min: 0, max: 30 * 24 * hourMs,
     doc: "A payer whose settlement failed on chain although its simulation passed, while its address had code (smart wallet, EIP-7702 delegate), is refused (`payer_cooldown`) for this long, with code or without; `0` turns it off.",
   },
-  // A key without code can move its funds away between our simulation and our transaction: every one of its calls in flight then fails.
-  payerFailedCallSerialMs: {
-    env: "PAYER_FAILED_CALL_SERIAL_MS", unit: "ms", default: hourMs, min: 0, max: 30 * 24 * hourMs,
-    doc: "A payer one of whose settlement calls failed on chain with its authorization unused (its funds moved away after the simulation, say) has one settlement in flight at a time for this long: the others wait for it to be final (429 `payer_busy` if still waiting at the budget's end); `0` turns it off.",
+  // A key without code can move its funds away (or burn its nonces) between our simulation and our transaction: every one of its calls in flight then fails.
+  payerOneAtATimeMs: {
+    env: "PAYER_ONE_AT_A_TIME_MS", unit: "ms", default: hourMs, min: 0, max: 30 * 24 * hourMs,
+    doc: "A payer one of whose settlement calls failed on chain by its own doing (its funds moved away after the simulation, its nonce burnt) has one settlement in flight at a time per token for this long: the others wait, unsent, for it to be final (429 `payer_busy` if still waiting at the budget's end); `0` turns it off.",
   },
   // A stat() per interval; the file is read again only when its mtime, size or inode changed.
   sanctionsDenylistReloadMs: {

@@ -28,8 +28,8 @@ export type ChainVerdict =
       authorizationUnused: boolean;
       /** The payer's address had code when it failed: only then can its own code be why. */
       payerHadCode: boolean;
-      /** Its own call failed (alone, or inside a batch that did not revert): see receipt.ts ownCallFailed. */
-      ownCallFailed: boolean;
+      /** The payer is why (its nonce burnt, its funds moved, its code): receipt.ts failureIsPayersDoing. */
+      payersDoing: boolean;
     }
   | { kind: "unknown" };
 

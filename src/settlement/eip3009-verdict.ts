@@ -5,7 +5,7 @@ import { eip3009Abi } from "../exact-evm/abi.js";
 import { ReasonCode } from "../protocol/reason-codes.js";
 import type { SettlementRow } from "../store/schema.js";
 import type { ReceiptVerdict } from "./chain-verdict.js";
-import { authorizationUsedTxHashes, ownCallFailed, paymentLogOf, type ExpectedTransfer } from "./receipt.js";
+import { authorizationUsedTxHashes, failureIsPayersDoing, paymentLogOf, type ExpectedTransfer } from "./receipt.js";
 
 /** How far back a front-runner's AuthorizationUsed log is looked for (bounded getLogs range). */
 const frontRunLookbackBlocks = 1_000n;
@@ -35,7 +35,7 @@ export const eip3009Verdict: ReceiptVerdict = async (client, row, receipt, expec
   if (used === undefined || payerHadCode === undefined) return { kind: "unknown" };
   const { reason, message } = whyNotPaid(receipt, expected, row);
   const why = used ? `${message}; the authorization's nonce is used on chain without paying payTo, so it cannot be settled again` : message;
-  return { kind: "failed", reason, message: why, gasCostWei, authorizationUnused: !used, payerHadCode, ownCallFailed: ownCallFailed(row, receipt) };
+  return { kind: "failed", reason, message: why, gasCostWei, authorizationUnused: !used, payerHadCode, payersDoing: failureIsPayersDoing(row, receipt, { authorizationUsed: used, payerHadCode }) };
 };
 
 /**

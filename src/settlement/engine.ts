@@ -67,7 +67,7 @@ export interface SettlementEngineDeps {
   metrics?: Pick<Metrics, "signerCannotPay" | "observeSettlementTransaction">;
   /** Daily gas budgets of API keys: reserved before signing, settled with the real cost. */
   gasBudget: GasBudgetRepository;
-  /** Payers whose settlements failed on chain although simulated fine (see payerCodeCooldownMs). */
+  /** Payers whose settlements failed on chain by their own doing (payerCodeCooldownMs, payerOneAtATimeMs). */
   payerFailures: PayerFailuresRepository;
   /** Recovers 65-byte signatures' signers (the services' RecoverPool). */
   recoverSigner: RecoverSigner;
@@ -340,30 +340,31 @@ export class SettlementEngine {
     // One reservation of a payer at a time per instance: the others queue here, not on a pooled
     // connection waiting for the payer's advisory lock (a payer's burst must not drain the pool).
     const lockKey = fundsLockKey(row);
-    let funds: { read: PayerFunds; since: Date; oneAtATime: boolean } | undefined;
+    let funds: { read: PayerFunds; since: Date } | undefined;
     let shortfall: Rejection | undefined;
+    let oneAtATime = false;
     for (let round = 0; round < roundsMax; round += 1) {
       const known = funds;
       // Judged under the payer's lock; what it found short is kept for the answer.
       const fits = (others: ReservedFunds): boolean => {
         if (others.count === 0) return true;
+        // A payer one of whose own calls failed on chain lately (payerOneAtATime below): only alone.
+        if (others.oneAtATime) return false;
         if (known === undefined) return false;
-        if (known.oneAtATime) {
-          shortfall = { reason: ReasonCode.payerBusy, message: "one of its settlement calls failed on chain recently with the authorization unused: one settlement at a time (PAYER_FAILED_CALL_SERIAL_MS)" };
-          return false;
-        }
         shortfall = method.fundsShortfall(known.read, payment, others);
         return shortfall === undefined;
       };
-      const attempt = await this.fundsReservations.run(lockKey, () => this.deps.repo.reserveFunds(row, fits, { countFinalSince: known?.since }));
+      const attempt = await this.fundsReservations.run(lockKey, () =>
+        this.deps.repo.reserveFunds(row, fits, { countFinalSince: known?.since, oneAtATimeWindowMs: this.deps.limits.payerOneAtATimeMs }),
+      );
       // Reserved; or, with nobody else reserved, the row is no longer this attempt's claim (the next
       // step finds out what became of it).
       if (attempt.reserved || attempt.others.count === 0) return;
-      if (known === undefined) {
+      oneAtATime = attempt.others.oneAtATime;
+      if (!oneAtATime && known === undefined) {
         // Read after that sum: what went final before it is spent in what is read (a lagging node
         // aside), and what goes final after it is counted next round (countFinalSince).
-        const [read, oneAtATime] = await Promise.all([method.readFunds(reads, payment), this.payerOneAtATime(payment)]);
-        funds = { read, since: attempt.at, oneAtATime };
+        funds = { read: await method.readFunds(reads, payment), since: attempt.at };
         continue;
       }
       funds = undefined; // read again after the wait: what the others took, or left
@@ -373,24 +374,16 @@ export class SettlementEngine {
       const waited = await this.deps.rowWaiters.wait(attempt.waitOn.id, attempt.waitOn, (latest) => latest === undefined || isFinal(latest.status), deadlineMs);
       if (waited.kind === "full") await sleep(Math.max(0, Math.min(fundsWaitBackoffMs, deadlineMs - this.deps.clock.nowMs())));
     }
+    if (oneAtATime) {
+      throw new FacilitatorError(
+        ReasonCode.payerBusy,
+        `one of payer ${row.payer}'s settlement calls failed on chain recently, so it has one settlement at a time (PAYER_ONE_AT_A_TIME_MS) and another is still unfinished; retry when it is final`,
+      );
+    }
     throw new FacilitatorError(
       ReasonCode.payerBusy,
       `the payer's funds do not cover its unfinished settlements and this one (${shortfall?.message ?? "still short"}); retry when they are final`,
     );
-  }
-
-  /**
-   * A key without code can pass our simulation and then move its funds away (one transaction of its
-   * own, ahead of ours): every one of its settlements in flight fails on chain. It is not cooled down
-   * — the identical retry, funded again, settles — but once one of its calls failed on chain with
-   * the authorization unused (recorded in finalize), it has one settlement in flight at a time for
-   * PAYER_FAILED_CALL_SERIAL_MS: a repeat costs us one failed call per transaction of its own.
-   * Asked only when the payer has others reserved (reserveFunds), so a lone payment pays no query.
-   */
-  private async payerOneAtATime(payment: ResolvedPayment): Promise<boolean> {
-    const windowMs = this.deps.limits.payerFailedCallSerialMs;
-    if (windowMs === 0) return false;
-    return this.deps.payerFailures.failedCallWithin(payment.network.chainId, payment.request.authorization.from, windowMs);
   }
 
   /**
@@ -403,7 +396,7 @@ export class SettlementEngine {
   private async payerCoolingDown(payment: ResolvedPayment): Promise<Rejection | undefined> {
     const cooldownMs = this.deps.limits.payerCodeCooldownMs;
     if (cooldownMs === 0) return undefined;
-    if (!(await this.deps.payerFailures.failedWithin(payment.network.chainId, payment.request.authorization.from, cooldownMs))) return undefined;
+    if (!(await this.deps.payerFailures.codeFailureWithin(payment.network.chainId, payment.request.authorization.from, cooldownMs))) return undefined;
     return {
       reason: ReasonCode.payerCooldown,
       message: `a settlement from ${payment.request.authorization.from} failed on chain recently although its simulation passed: its settlements are refused for ${cooldownMs / 1000} s`,
@@ -421,12 +414,20 @@ export class SettlementEngine {
     });
   }
 
-  /** Its call failed on chain, authorization unused: one at a time from now on (any payer), and cooled down if it had code. */
+  /**
+   * Our call ran and paid nobody although it simulated fine, and the payer is why (verdict.payersDoing): it
+   * has one settlement at a time for PAYER_ONE_AT_A_TIME_MS (any payer: a key without code moves its
+   * funds away, or burns its nonces, between our simulation and our transaction — every one of its
+   * settlements in flight fails at once), and it is cooled down (PAYER_CODE_COOLDOWN_MS) if its
+   * address had code. Written before the row goes final, so whoever reserves after that sees it.
+   * Best effort: without it the payer is only not limited (our gas is still capped per request).
+   */
   private async recordPayerFailure(row: SettlementRow, payerHadCode: boolean): Promise<void> {
     const { payerFailures } = this.deps;
-    await Promise.all([payerFailures.recordFailedCall(row.chainId, row.payer), payerHadCode ? payerFailures.record(row.chainId, row.payer) : undefined]).catch((error: unknown) => {
-      this.deps.log.warn({ settlementId: row.id, payer: row.payer, err: error }, "could not record a payer's on-chain failure");
-    });
+    await Promise.all([payerFailures.recordFailedCall(row.chainId, row.payer), payerHadCode ? payerFailures.recordCodeFailure(row.chainId, row.payer) : undefined]).then(
+      () => this.deps.log.info({ settlementId: row.id, payer: row.payer, chainId: row.chainId, payerHadCode }, "payer's call failed on chain: one settlement at a time for a while"),
+      (error: unknown) => this.deps.log.warn({ settlementId: row.id, payer: row.payer, err: error }, "could not record a payer's on-chain failure"),
+    );
   }
 
   private claimOf(payment: ResolvedPayment, apiKeyId: string | undefined): NewSettlement {
@@ -856,6 +857,7 @@ export class SettlementEngine {
     verdict: Exclude<ChainVerdict, { kind: "unknown" }>,
     claimSuccess = false,
   ): Promise<{ row: SettlementRow; successClaimed: boolean }> {
+    if (verdict.kind === "failed" && verdict.payersDoing) await this.recordPayerFailure(row, verdict.payerHadCode);
     const written =
       verdict.kind === "paid"
         ? await this.deps.repo.confirm(row.id, {
@@ -876,8 +878,6 @@ export class SettlementEngine {
     if (written) {
       this.deps.log.info({ settlementId: row.id, status: written.status, txHash: written.settledTxHash ?? written.txHash }, "settlement final");
       await this.releaseGas(written, verdict.gasCostWei ?? 0n);
-      // Our call ran and paid nobody although it simulated fine: the payer's code, or its funds moved.
-      if (verdict.kind === "failed" && verdict.authorizationUnused && verdict.ownCallFailed) await this.recordPayerFailure(written, verdict.payerHadCode);
     }
     return {
       row: written ?? (await this.deps.repo.findById(row.id))!,

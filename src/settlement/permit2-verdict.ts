@@ -7,7 +7,7 @@ import { ReasonCode } from "../protocol/reason-codes.js";
 import type { SettlementRow } from "../store/schema.js";
 import type { ChainVerdict } from "./chain-verdict.js";
 import { findPermit2FrontRunner } from "./permit2-front-run.js";
-import { ownCallFailed, permit2PaymentLogOf, type ExpectedTransfer } from "./receipt.js";
+import { failureIsPayersDoing, permit2PaymentLogOf, type ExpectedTransfer } from "./receipt.js";
 
 /**
  * The verdict on a Permit2 row's receipt (ARCHITECTURE.md §1.2, *Verdict*): paid by the
@@ -57,5 +57,5 @@ export async function permit2Verdict(
     ? "the settlement transaction reverted"
     : "the transaction succeeded but logged no Transfer(owner → payTo, value) from the token right before the proxy's Settled: nothing was paid";
   const why = used ? `${message}; the Permit2 nonce is used on chain without paying payTo, so it cannot be settled again` : message;
-  return { kind: "failed", reason, message: why, gasCostWei: cost.gasCostWei, authorizationUnused: !used, payerHadCode, ownCallFailed: ownCallFailed(row, receipt) };
+  return { kind: "failed", reason, message: why, gasCostWei: cost.gasCostWei, authorizationUnused: !used, payerHadCode, payersDoing: failureIsPayersDoing(row, receipt, { authorizationUsed: used, payerHadCode }) };
 }

@@ -1,6 +1,7 @@
-import { keccak256, parseEventLogs, toHex, type Address, type Hex, type Log, type TransactionReceipt } from "viem";
+import { keccak256, parseEventLogs, parseTransaction, toHex, type Address, type Hex, type Log, type TransactionReceipt } from "viem";
 import { batchSettlerAbi, batchSettlerAddress } from "../contracts/batch-settler.js";
 import { eip3009Abi } from "../exact-evm/abi.js";
+import type { SettlementRow } from "../store/schema.js";
 
 export interface ExpectedTransfer {
   token: Address;
@@ -95,17 +96,34 @@ export function permit2PaymentLogOf(receipt: ReceiptLogs & Pick<TransactionRecei
 }
 
 /**
- * Whether this settlement's own call is what failed — the payer's doing (its code, or its funds
- * moved) rather than ours or a neighbour's: true for a transaction of its own; inside a batch, only
- * when BatchSettler ran and every call it reports failed, failed by itself (CallFailed with
- * skipped = false, none skipped for want of gas). A batch that reverted as a whole, or ran no call
- * (no BatchSettler log), or skipped calls, is no payer's doing.
+ * Whether a settlement that did not pay failed by the payer's doing — what serialises the payer
+ * (PAYER_ONE_AT_A_TIME_MS) and, with code at its address, cools it down (PAYER_CODE_COOLDOWN_MS):
+ * - its nonce used without paying payTo: only the payer's own signature or call can do that
+ *   (cancelAuthorization, another authorization with the same nonce, Permit2's
+ *   invalidateUnorderedNonces; a front-run that paid payTo is a "paid" verdict, not this);
+ * - its authorization unused and its own call failed: a transaction of its own — except one that
+ *   ran out of gas while the payer had no code (someone else's state, payTo's balance slot going
+ *   from 0 to non-zero, can make our padded limit short); inside a batch, only when BatchSettler ran
+ *   and every call it reports failed, failed by itself (CallFailed, skipped = false). A batch that
+ *   reverted as a whole, ran no call (no BatchSettler log) or skipped calls for want of gas is no
+ *   payer's doing — conservatively for all its rows, even one whose call failed by itself (the logs
+ *   are not matched to the row's index).
  */
-export function ownCallFailed(row: { txSettlements: number }, receipt: Pick<TransactionReceipt, "status" | "logs">): boolean {
-  if (row.txSettlements <= 1) return true;
+export function failureIsPayersDoing(
+  row: Pick<SettlementRow, "txSettlements" | "rawTx">,
+  receipt: Pick<TransactionReceipt, "status" | "logs" | "gasUsed">,
+  failure: { authorizationUsed: boolean; payerHadCode: boolean },
+): boolean {
+  if (failure.authorizationUsed) return true;
+  if (row.txSettlements <= 1) return failure.payerHadCode || !ranOutOfGas(row, receipt);
   if (receipt.status !== "success") return false;
-  const failures = parseEventLogs({ abi: batchSettlerAbi, eventName: "CallFailed", logs: receipt.logs }).filter(
-    (log) => log.address.toLowerCase() === batchSettlerAddress.toLowerCase(),
-  );
+  const failures = parseEventLogs({ abi: batchSettlerAbi, eventName: "CallFailed", logs: receipt.logs, strict: true }).filter((log) => sameAddress(log.address, batchSettlerAddress));
   return failures.length > 0 && failures.every((log) => !log.args.skipped);
+}
+
+/** Our transaction used all the gas it was given (its gas limit is in the stored raw transaction). */
+function ranOutOfGas(row: Pick<SettlementRow, "rawTx">, receipt: Pick<TransactionReceipt, "status" | "gasUsed">): boolean {
+  if (receipt.status === "success" || !row.rawTx) return false;
+  const { gas } = parseTransaction(row.rawTx as Hex);
+  return gas !== undefined && receipt.gasUsed >= gas;
 }

@@ -253,12 +253,13 @@ export const payerChainFailures = pgTable(
 );
 
 /**
- * The last time a payer's settlement call failed on chain with its authorization unused, whatever
- * its code: our call ran and paid nobody although the simulation passed. A key without code makes
- * that happen by moving its funds (balance, Permit2 allowance) away between our simulation and our
- * transaction, every one of its settlements in flight at once; for PAYER_FAILED_CALL_SERIAL_MS after
- * it, the payer has one settlement in flight at a time (engine.reserveFunds), so a repeat costs us
- * one failed call per transaction of its own.
+ * The last time a payer's settlement call failed on chain by its own doing, whatever its code
+ * (receipt.ts failureIsPayersDoing): our call ran and paid nobody although the simulation passed. A
+ * key without code does that by moving its funds (balance, Permit2 allowance) away, or burning its
+ * nonces, between our simulation and our transaction — every one of its settlements in flight at
+ * once. For PAYER_ONE_AT_A_TIME_MS after it the payer has one settlement in flight at a time per
+ * token (read in SettlementsRepository.reserveFunds), so a repeat costs us one failed call per
+ * transaction of its own.
  */
 export const payerFailedCalls = pgTable(
   "payer_failed_calls",

@@ -30,6 +30,12 @@ export interface ReservedFunds {
   valueAtomic: bigint;
   /** The part of it that moves through Permit2: what they take of the payer's allowance to Permit2. */
   permit2ValueAtomic: bigint;
+  /**
+   * One of the payer's own calls failed on chain within `oneAtATimeWindowMs` (payer_failed_calls):
+   * it may have one settlement reserved at a time. Read under the payer's lock, so a record
+   * committed before a row went final is seen by whoever reserves after it.
+   */
+  oneAtATime: boolean;
 }
 
 /** What a settlement row is unique on: the nonce in the namespace the chain keeps it in (schema.ts). */
@@ -309,13 +315,15 @@ export class SettlementsRepository {
    * the row is marked. `fits` must not do I/O: it runs inside the lock. With `countFinalSince` (the
    * `at` of an earlier call, before the funds `fits` compares with were read), reserved rows that
    * went final since are counted too: they may have landed after that read, so the funds read may
-   * not show them spent yet. Answers whether the row is reserved, what the others hold (with one of
-   * them to wait on when it is not), and the transaction's time (`at`, Postgres' clock).
+   * not show them spent yet. With `oneAtATimeWindowMs`, whether the payer is down to one at a time
+   * (ReservedFunds.oneAtATime) is read in the same statement. Answers whether the row is reserved,
+   * what the others hold (with one of them to wait on when it is not), and the transaction's time
+   * (`at`, Postgres' clock).
    */
   async reserveFunds(
     row: Pick<SettlementRow, "id" | "chainId" | "asset" | "payer" | "attempt">,
     fits: (reserved: ReservedFunds) => boolean,
-    options: { countFinalSince?: Date } = {},
+    options: { countFinalSince?: Date; oneAtATimeWindowMs?: number } = {},
   ): Promise<{ reserved: boolean; others: ReservedFunds; waitOn: SettlementRow | undefined; at: Date }> {
     const asset = row.asset.toLowerCase();
     const payer = row.payer.toLowerCase();
@@ -330,12 +338,24 @@ export class SettlementsRepository {
         and ${counted} and id <> ${row.id}::uuid`;
       const unfinishedOthers = sql`chain_id = ${row.chainId} and asset = ${asset} and payer = ${payer} and funds_reserved
         and ${statusIn(settlements.status, unfinishedStatuses)} and id <> ${row.id}::uuid`;
-      const result = await tx.execute<{ n: number; value: string | null; permit2_value: string | null }>(sql`
+      const windowMs = options.oneAtATimeWindowMs ?? 0;
+      const oneAtATime =
+        windowMs > 0
+          ? sql`exists (select 1 from payer_failed_calls where chain_id = ${row.chainId} and payer = ${payer}
+              and last_failed_at > now() - make_interval(secs => ${windowMs / 1000}))`
+          : sql`false`;
+      const result = await tx.execute<{ n: number; value: string | null; permit2_value: string | null; one_at_a_time: boolean }>(sql`
         select count(*)::int as n, sum(value_atomic::numeric)::text as value,
-               sum(case when transfer_method = 'permit2' then value_atomic::numeric else 0 end)::text as permit2_value
+               sum(case when transfer_method = 'permit2' then value_atomic::numeric else 0 end)::text as permit2_value,
+               ${oneAtATime} as one_at_a_time
         from settlements where ${othersWhere}`);
       const first = result.rows[0];
-      const others: ReservedFunds = { count: first?.n ?? 0, valueAtomic: BigInt(first?.value ?? "0"), permit2ValueAtomic: BigInt(first?.permit2_value ?? "0") };
+      const others: ReservedFunds = {
+        count: first?.n ?? 0,
+        valueAtomic: BigInt(first?.value ?? "0"),
+        permit2ValueAtomic: BigInt(first?.permit2_value ?? "0"),
+        oneAtATime: first?.one_at_a_time === true,
+      };
       if (fits(others)) {
         const marked = await tx
           .update(settlements)

@@ -45,6 +45,18 @@ export async function body(chain: TestChain, account: PrivateKeyAccount, scheme:
   return { x402Version: 2, paymentPayload: { x402Version: 2, resource: { url: "http://127.0.0.1/r" }, accepted: req, payload: result.payload }, paymentRequirements: req };
 }
 
+/**
+ * An exact-Permit2 payload from the 2.27 client, signed over a nonce of the test's choosing (the
+ * client draws a random one): for tests that burn a word of the payer's nonce bitmap at once.
+ */
+export async function bodyWithNonce(chain: TestChain, account: PrivateKeyAccount, amountAtomic: bigint, nonce: bigint) {
+  const req = requirements(chain, "exact", amountAtomic);
+  const signer = { address: account.address, signTypedData: (args: Parameters<PrivateKeyAccount["signTypedData"]>[0]) => account.signTypedData({ ...args, message: { ...args.message, nonce } } as never) };
+  const result = await new ExactEvmScheme(signer as never).createPaymentPayload(2, req);
+  (result.payload as { permit2Authorization: { nonce: string } }).permit2Authorization.nonce = nonce.toString();
+  return { x402Version: 2, paymentPayload: { x402Version: 2, resource: { url: "http://127.0.0.1/r" }, accepted: req, payload: result.payload }, paymentRequirements: req };
+}
+
 export type Body = Awaited<ReturnType<typeof body>>;
 export const permitOf = (b: Body) =>
   b.paymentPayload.payload as { permit2Authorization: { nonce: string; deadline: string; from: Address; witness: { to: Address; validAfter: string }; permitted: { token: Address; amount: string } }; signature: Hex };

@@ -10,6 +10,7 @@ import { v2Body, v2Requirements } from "../../helpers/payments.js";
 import { smartWalletFactoryArtifact } from "../../../src/sandbox/artifacts.js";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
+import { withPgClient } from "../../helpers/database.js";
 
 /**
  * Pitfall 18, batch griefing. A payer is batchable because its address had no code when its
@@ -26,6 +27,14 @@ const honestPayerKey = keys.stranger;
 const payTo = addressOf(keys.payTo);
 
 const f = usePaymentFixture({ label: "batch_griefing", facilitator: { limits: { settleBatchMax: 16 } } });
+
+/** The payer's rows in payer_failed_calls (one at a time) and payer_chain_failures (cooldown). */
+async function recordedFailures(payer: Address): Promise<{ failedCalls: number; codeFailures: number }> {
+  return withPgClient(f.database.url, async (c) => {
+    const count = async (table: string) => (await c.query(`select count(*)::int as n from ${table} where payer = $1`, [payer.toLowerCase()])).rows[0].n as number;
+    return { failedCalls: await count("payer_failed_calls"), codeFailures: await count("payer_chain_failures") };
+  });
+}
 
 async function signerTxCount(): Promise<number> {
   return f.chain.publicClient.getTransactionCount({ address: addressOf(keys.facilitator) });
@@ -86,6 +95,10 @@ describe("one payer cannot sink a batch", () => {
     // BatchSettler ran the burner's call with its own limit and logged its failure; nobody else failed.
     const failures = parseEventLogs({ abi: batchSettlerAbi, eventName: "CallFailed", logs: receipt.logs });
     expect(failures.map((log) => ({ index: log.args.index, skipped: log.args.skipped }))).toEqual([{ index: BigInt(attackerIndex), skipped: false }]);
+    // Its own call failed inside a batch that ran: it is limited (and cooled down, it had code); the
+    // honest payer whose calls shared the batch is not (receipt.ts failureIsPayersDoing).
+    expect(await recordedFailures(attacker)).toEqual({ failedCalls: 1, codeFailures: 1 });
+    expect(await recordedFailures(addressOf(honestPayerKey))).toEqual({ failedCalls: 0, codeFailures: 0 });
     console.log(`[attack] EIP-7702 burner in a batch of 4: batch used ${receipt.gasUsed} gas; the burner's call was capped at ${calls[attackerIndex]!.gasLimit} gas; attacker row ${attackerRow.error_reason}`);
   });
 
@@ -106,6 +119,8 @@ describe("one payer cannot sink a batch", () => {
       const row = await settlementRowByNonce(f, body.paymentPayload.payload.authorization.nonce);
       expect(row).toMatchObject({ status: "confirmed", tx_settlements: 1, attempt: 2 });
     }
+    // No payer's doing: none of them is limited to one settlement at a time.
+    expect(await recordedFailures(addressOf(honestPayerKey))).toEqual({ failedCalls: 0, codeFailures: 0 });
   });
   it("sends a smart-wallet payer's settlement in a transaction of its own while the EOAs queued with it share one", async () => {
     // The wallet's signature check is code we do not control: it never joins a batch.

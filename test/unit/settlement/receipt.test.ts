@@ -1,7 +1,9 @@
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { encodeAbiParameters, encodeEventTopics, type Address, type Hex, type TransactionReceipt } from "viem";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
-import { paymentLogOf } from "../../../src/settlement/receipt.js";
+import { privateKeyToAccount } from "viem/accounts";
+import { batchSettlerAbi, batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
+import { failureIsPayersDoing, paymentLogOf } from "../../../src/settlement/receipt.js";
 
 const token: Address = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
 const payer: Address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
@@ -61,3 +63,48 @@ describe("receiptPaysAuthorization: the Transfer paired with this authorization'
     expect(receiptPaysAuthorization({ ...batchReceipt, status: "reverted" }, expected, nonceA)).toBe(false);
   });
 });
+
+/**
+ * failureIsPayersDoing: which on-chain failures serialise a payer (PAYER_ONE_AT_A_TIME_MS) or cool
+ * it down (PAYER_CODE_COOLDOWN_MS). A batch that reverted, ran nothing or skipped calls for want of
+ * gas, or a lone call of a codeless payer that ran out of gas, must never count against the payer.
+ */
+describe("failureIsPayersDoing", () => {
+  const callFailed = (index: bigint, skipped: boolean, logIndex: number, address: Address = batchSettlerAddress) =>
+    log(encodeEventTopics({ abi: batchSettlerAbi, eventName: "CallFailed", args: { index } }) as Hex[], encodeAbiParameters([{ type: "bool" }], [skipped]), logIndex, address);
+  const gasLimit = 90_000n;
+  let rawTx: Hex;
+  const single = () => ({ txSettlements: 1, rawTx });
+  const batch = { txSettlements: 4, rawTx: null };
+  const receipt = (status: TransactionReceipt["status"], logs: ReceiptLog[], gasUsed = 40_000n) => ({ status, logs, gasUsed });
+  const unused = { authorizationUsed: false, payerHadCode: false };
+
+  beforeAll(async () => {
+    // The stored transaction, which carries our gas limit.
+    rawTx = await privateKeyToAccount(`0x${"01".repeat(32)}`).signTransaction({ type: "eip1559", chainId: 84532, to: token, data: "0x", nonce: 0, gas: gasLimit, maxFeePerGas: 2n, maxPriorityFeePerGas: 1n });
+  });
+
+  it("its nonce used without paying payTo: the payer's, whatever the transaction", () => {
+    for (const row of [single(), batch]) expect(failureIsPayersDoing(row, receipt("reverted", [], gasLimit), { authorizationUsed: true, payerHadCode: false })).toBe(true);
+  });
+
+  it("a transaction of its own: the payer's, unless it ran out of gas while the payer had no code", () => {
+    expect(failureIsPayersDoing(single(), receipt("reverted", []), unused)).toBe(true);
+    expect(failureIsPayersDoing(single(), receipt("success", []), unused)).toBe(true);
+    expect(failureIsPayersDoing(single(), receipt("reverted", [], gasLimit), unused)).toBe(false);
+    expect(failureIsPayersDoing(single(), receipt("reverted", [], gasLimit), { authorizationUsed: false, payerHadCode: true })).toBe(true);
+  });
+
+  it("in a batch: only when BatchSettler ran and every call it reports failed by itself", () => {
+    expect(failureIsPayersDoing(batch, receipt("success", [callFailed(2n, false, 0)]), unused)).toBe(true);
+    expect(failureIsPayersDoing(batch, receipt("success", [callFailed(0n, false, 0), callFailed(3n, false, 1)]), unused)).toBe(true);
+  });
+
+  it("in a batch: not when it reverted as a whole, ran no call, skipped calls, or the log is not BatchSettler's", () => {
+    expect(failureIsPayersDoing(batch, receipt("reverted", [callFailed(2n, false, 0)]), unused)).toBe(false);
+    expect(failureIsPayersDoing(batch, receipt("success", []), unused)).toBe(false);
+    expect(failureIsPayersDoing(batch, receipt("success", [callFailed(1n, false, 0), callFailed(2n, true, 1)]), unused)).toBe(false);
+    expect(failureIsPayersDoing(batch, receipt("success", [callFailed(2n, false, 0, `0x${"33".repeat(20)}`)]), unused)).toBe(false);
+  });
+});
+
