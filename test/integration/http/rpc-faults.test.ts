@@ -40,6 +40,15 @@ const rpcTriesMax = 2 * (1 + rpcRetryCount);
  */
 const hangFactor = 10;
 const rpcBoundMs = rpcTimeoutMs * rpcTriesMax;
+/**
+ * For the tests that count which URL served what while a healthy call must not time out: a stalled
+ * event loop on a loaded machine can hold a healthy answer past 500 ms, and a timed-out healthy URL
+ * cools down too, which moves calls to the other URL and breaks the counts for a reason that is not
+ * the behaviour under test.
+ */
+const roomyRpcTimeoutMs = 2_000;
+/** A slow first RPC: held this long, well within either timeout. */
+const slowRpcDelayMs = 125;
 
 let chain: TestChain;
 let database: TestDatabase;
@@ -161,10 +170,12 @@ describe("failover: the first RPC misbehaves, the second serves", () => {
   });
 
   it("pays a hung first RPC's timeout once, not on every call, with retries per URL (the default rpcRetryCount 1)", async () => {
-    await useFacilitator({ rpcRetryCount: 1 });
+    // A healthy second URL that timed out would cool down and send calls back to the hung first one.
+    await useFacilitator({ rpcRetryCount: 1, rpcTimeoutMs: roomyRpcTimeoutMs });
     rpcA.set("blackhole");
     const body = await newBody();
-    const verify = await post("/verify", body, "first RPC blackhole, rpcRetryCount 1");
+    // The hung URL's tries (1 + rpcRetryCount, each roomyRpcTimeoutMs), then the second's answer.
+    const verify = await post("/verify", body, "first RPC blackhole, rpcRetryCount 1", roomyRpcTimeoutMs * 2 * (1 + 1));
     expect(verify.body).toEqual({ isValid: true, payer });
     const settle = await post("/settle", body, "first RPC blackhole, rpcRetryCount 1");
     expect(settle.body).toMatchObject({ success: true, payer, network }); // not settlement_pending: within the budget
@@ -175,8 +186,11 @@ describe("failover: the first RPC misbehaves, the second serves", () => {
   });
 
   it("waits for a slow first RPC that answers within the timeout instead of failing over", async () => {
-    rpcA.set({ mode: "delay", delayMs: rpcTimeoutMs / 4 });
-    const verify = await post("/verify", await newBody(), "first RPC delayed 125 ms");
+    // The delay is a fraction of the timeout with room for a stalled event loop on top, so the slow
+    // answer is never timed out (which would fail over for a reason that is not the slowness).
+    await useFacilitator({ rpcTimeoutMs: roomyRpcTimeoutMs });
+    rpcA.set({ mode: "delay", delayMs: slowRpcDelayMs });
+    const verify = await post("/verify", await newBody(), `first RPC delayed ${slowRpcDelayMs} ms`, roomyRpcTimeoutMs * rpcTriesMax);
     expect(verify.body).toEqual({ isValid: true, payer });
     expect(rpcA.forwarded("eth_call")).toBeGreaterThan(0);
     expect(rpcB.total()).toBe(0);
