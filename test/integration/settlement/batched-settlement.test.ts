@@ -4,7 +4,7 @@ import { batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { withPgClient } from "../../helpers/database.js";
 import { usePaymentFixture, type PaymentFixture } from "../../helpers/fixture.js";
-import { pay as payAmount, settle, settlementRowByNonce, settlementRows, waitForClaims, whileSignerLocked } from "../../helpers/batching.js";
+import { pay as payAmount, settle, settlementRowByNonce, settlementRows, waitForLockWaiters, whileSignerLocked } from "../../helpers/batching.js";
 
 /**
  * SETTLE_BATCH_MAX > 1: settlements that queue for one signer go out as one BatchSettler
@@ -80,7 +80,9 @@ describe("batched settlement (SETTLE_BATCH_MAX=16)", () => {
       queued.length + 1,
       async () => {
         const firstPromise = settle(f, first);
-        await waitForClaims(f, 1);
+        // Until it blocks on the lock, not merely until it is claimed: a later one could finish
+        // simulating first and go alone.
+        await waitForLockWaiters(f, 1);
         return Promise.all([firstPromise, ...queued.map((body) => settle(f, body))]);
       },
       { queued: queued.length - 1 },
