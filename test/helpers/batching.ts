@@ -30,16 +30,21 @@ export async function settle(f: PaymentFixture, body: object): Promise<SettleAns
 
 /**
  * Runs `send` while another connection holds the signer's nonce row lock; calls `whileHeld` (if
- * any) and releases the lock once `expectedClaims` rows are claimed and have had time to be
- * simulated and queued.
+ * any) and releases the lock once `expectedClaims` rows are claimed and `queued` settlements are
+ * prepared (simulated, gas estimated) and queued in the process for the signer's next transaction
+ * (engine.waitingToSend()). `queued` defaults to `expectedClaims - 1`: the first to reach the
+ * signer waits on the lock inside its flush, which is not counted as queued, and every other one
+ * queues behind it. Give it when some claimed settlements never queue (e.g. one that waits for
+ * another's funds to be final).
  */
 export async function whileSignerLocked<T>(
   f: PaymentFixture,
   expectedClaims: number,
   send: () => Promise<T>,
-  options: { signerKey?: Hex; whileHeld?: () => Promise<void> } = {},
+  options: { signerKey?: Hex; whileHeld?: () => Promise<void>; queued?: number } = {},
 ): Promise<T> {
   const signer = addressOf(options.signerKey ?? keys.facilitator).toLowerCase();
+  const queued = options.queued ?? expectedClaims - 1;
   const locker = new pg.Client({ connectionString: f.database.url });
   await locker.connect();
   try {
@@ -48,7 +53,8 @@ export async function whileSignerLocked<T>(
     if (locked.rowCount !== 1) throw new Error(`signer ${signer} has no nonce row yet: settle one payment first`);
     const sending = send();
     await waitForClaims(f, expectedClaims);
-    await new Promise((resolve) => setTimeout(resolve, 1_500)); // simulation and gas estimate of each, on Anvil
+    const { engine } = f.facilitator.services;
+    await waitFor(`${queued} settlements queued for the signer's next transaction`, async () => engine.waitingToSend() >= queued, 20_000, 10);
     await options.whileHeld?.();
     await locker.query("commit");
     return await sending;

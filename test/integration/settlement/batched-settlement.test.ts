@@ -4,7 +4,7 @@ import { batchSettlerAddress } from "../../../src/contracts/batch-settler.js";
 import { addressOf, keys } from "../../helpers/chain.js";
 import { withPgClient } from "../../helpers/database.js";
 import { usePaymentFixture, type PaymentFixture } from "../../helpers/fixture.js";
-import { pay as payAmount, settle, settlementRowByNonce, settlementRows, waitForClaims, whileSignerLocked } from "../../helpers/batching.js";
+import { pay as payAmount, settle, settlementRowByNonce, settlementRows, waitForLockWaiters, whileSignerLocked } from "../../helpers/batching.js";
 
 /**
  * SETTLE_BATCH_MAX > 1: settlements that queue for one signer go out as one BatchSettler
@@ -73,11 +73,20 @@ describe("batched settlement (SETTLE_BATCH_MAX=16)", () => {
     const others = await Promise.all([pay(f, keys.stranger, payTo), pay(f, keys.stranger, payTo)]);
     const queued = [payerA, payerB, ...others];
 
-    const [firstAnswer, ...answers] = await whileSignerLocked(f, queued.length + 1, async () => {
-      const firstPromise = settle(f, first);
-      await waitForClaims(f, 1);
-      return Promise.all([firstPromise, ...queued.map((body) => settle(f, body))]);
-    });
+    // All five are claimed; the first waits on the lock, and only three queue behind it: the payer's
+    // later payment waits for the earlier one's funds to be final, which takes the lock's release.
+    const [firstAnswer, ...answers] = await whileSignerLocked(
+      f,
+      queued.length + 1,
+      async () => {
+        const firstPromise = settle(f, first);
+        // Until it blocks on the lock, not merely until it is claimed: a later one could finish
+        // simulating first and go alone.
+        await waitForLockWaiters(f, 1);
+        return Promise.all([firstPromise, ...queued.map((body) => settle(f, body))]);
+      },
+      { queued: queued.length - 1 },
+    );
     expect(firstAnswer).toMatchObject({ success: true });
     const [a, b, ...rest] = answers;
     const batchHash = rest[0]!.transaction;
@@ -147,16 +156,22 @@ describe("a queue longer than one batch transaction may carry (BATCH_GAS_MAX)", 
 });
 
 describe("a settlement whose budget runs out while it queues for the signer", () => {
-  const f = usePaymentFixture({ label: "batched_budget", facilitator: { limits: { settleBatchMax: 16, settleBudgetMs: 1_000 } } });
+  const settleBudgetMs = 1_000;
+  const f = usePaymentFixture({ label: "batched_budget", facilitator: { limits: { settleBatchMax: 16, settleBudgetMs } } });
 
   it("leaves the queue unsigned with a 503, the authorization still free; the retry settles it once", async () => {
     const payTo = addressOf(keys.payTo);
     await f.chain.mint(richPayer, 1_000_000n);
     expect(await settle(f, await pay(f, keys.stranger, payTo))).toMatchObject({ success: true });
     const payments = await Promise.all(Array.from({ length: 3 }, () => pay(f, keys.stranger, payTo)));
-    // The lock is held past the 1 s budget: the first waits on it inside the flush, the others expire in the queue.
-    const responses = await whileSignerLocked(f, payments.length, () =>
-      Promise.all(payments.map((body) => f.facilitator.app.inject({ method: "POST", url: "/settle", payload: body }))),
+    // The lock is held past the 1 s budget: the first waits on it inside the flush, the others expire
+    // in the queue. Their budgets started before their claims, so once both are queued, one budget
+    // more has run out every deadline.
+    const responses = await whileSignerLocked(
+      f,
+      payments.length,
+      () => Promise.all(payments.map((body) => f.facilitator.app.inject({ method: "POST", url: "/settle", payload: body }))),
+      { whileHeld: () => new Promise((resolve) => setTimeout(resolve, settleBudgetMs + 100)) },
     );
     const refused = responses.filter((response) => response.statusCode === 503);
     expect(refused).toHaveLength(2);

@@ -103,12 +103,13 @@ describe("a burst from one key shares the chain reads its settlements have in co
     const facilitator = await startTestFacilitator({ databaseUrl: f.database.url, rpcUrls: [proxy.url], token: f.chain.token, limits: { inFlightPerPayerMax: 64 } });
     try {
       expect((await settle({ ...f, facilitator }, await pay(f, keys.payer, payTo, amountAtomic))).success).toBe(true); // warm: nonce row, send route, caches
-      // Spread over 8 payers, as a burst of many buyers is: one payer's settlements pass its funds
+      // One payer per payment, as a burst of many buyers is: one payer's settlements pass its funds
       // reservation one at a time (a short transaction under that payer's lock, engine.reserveFunds),
-      // so 32 of one payer would reach their preparations staggered and share fewer reads.
-      const payerKeys = Array.from({ length: 8 }, () => generatePrivateKey());
+      // so several of one payer reach their preparations in waves (4 each of 8 payers: at least 4)
+      // and share fewer reads.
+      const payerKeys = Array.from({ length: 32 }, () => generatePrivateKey());
       for (const key of payerKeys) await f.chain.mint(privateKeyToAccount(key).address, 1_000_000n);
-      const bodies = await Promise.all(Array.from({ length: 32 }, (_, index) => pay(f, payerKeys[index % payerKeys.length]!, payTo, amountAtomic)));
+      const bodies = await Promise.all(payerKeys.map((key) => pay(f, key, payTo, amountAtomic)));
       proxy.resetCounts();
       const answers = await Promise.all(bodies.map((body) => settle({ ...f, facilitator }, body)));
       expect(answers.every((answer) => answer.success)).toBe(true);

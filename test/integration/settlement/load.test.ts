@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Address } from "viem";
+import { generatePrivateKey } from "viem/accounts";
 import { defaultLimits } from "../../../src/config.js";
 import { eip3009Abi } from "../../../src/exact-evm/abi.js";
 import { addressOf, keys, startTestChain, type TestChain } from "../../helpers/chain.js";
@@ -9,7 +10,7 @@ import { facilitatorEnv, startFacilitatorProcess, type FacilitatorProcess } from
 import { paymentBody, signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 
 /**
- * 500 distinct payments settled at once through two facilitator instances — two real processes
+ * 500 distinct payments (from 50 payers) settled at once through two facilitator instances — two real processes
  * (test/helpers/facilitator-process.ts), so each has its own event loop as in a deployment —
  * that share one database and the same three signer keys (tx nonces must be coordinated through
  * Postgres), on Anvil with automine. Requests go over HTTP, alternating between the instances.
@@ -22,13 +23,22 @@ import { paymentBody, signPayment, v2Body, v2Requirements } from "../../helpers/
  * statements + signing + 1 UPDATE.
  */
 const payments = 500;
+/**
+ * 50 payers × 10 payments, each payer funded exactly for its 10. Funds reservations are one at a
+ * time per payer, so 500 from one payer formed one chain of 500 reservations whose tail, on a
+ * loaded machine, ran past the settle budget (429 payer_busy); 10 per payer is a short chain, and
+ * also within the default IN_FLIGHT_PER_PAYER_MAX (32).
+ */
+const paymentsPerPayer = 10;
+const payerKeys = Array.from({ length: payments / paymentsPerPayer }, () => generatePrivateKey());
+const payers = payerKeys.map(addressOf);
+/** The second describe's payer. */
 const payer = addressOf(keys.payer);
 const payTo = addressOf(keys.payTo);
 const signerKeys = [keys.facilitator, keys.facilitator2, keys.facilitator3];
 const signers = signerKeys.map(addressOf);
 const amountAtomic = 1_000n;
-// One payer pays all 500 at once: the per-payer cap (IN_FLIGHT_PER_PAYER_MAX) is not what this measures.
-const limits = { RECONCILE_INTERVAL_MS: 1_000, IN_FLIGHT_PER_PAYER_MAX: 1_000 };
+const limits = { RECONCILE_INTERVAL_MS: 1_000 };
 
 let chain: TestChain;
 let database: TestDatabase;
@@ -36,7 +46,7 @@ let instances: FacilitatorProcess[] = [];
 
 beforeAll(async () => {
   chain = await startTestChain();
-  await chain.mint(payer, BigInt(payments) * amountAtomic);
+  for (const address of payers) await chain.mint(address, BigInt(paymentsPerPayer) * amountAtomic);
   database = await createTestDatabase("load");
   const env = facilitatorEnv({ databaseUrl: database.url, rpcUrl: chain.rpcUrl, token: chain.token, signerKeys, limits });
   const started = await Promise.allSettled([startFacilitatorProcess({ env }), startFacilitatorProcess({ env })]);
@@ -60,7 +70,9 @@ describe("settlement under load", () => {
     const signedAt = Date.now();
     const requirements = v2Requirements({ token: chain.token, payTo, amountAtomic });
     const bodies = await Promise.all(
-      Array.from({ length: payments }, async () => v2Body(await signPayment({ payerKey: keys.payer, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic }), requirements)),
+      Array.from({ length: payments }, async (_, i) =>
+        v2Body(await signPayment({ payerKey: payerKeys[i % payerKeys.length]!, token: chain.token, chainId: chain.chainId, payTo, valueAtomic: amountAtomic }), requirements),
+      ),
     );
     const signMs = Date.now() - signedAt;
     const nonces = bodies.map((body) => body.paymentPayload.payload.authorization.nonce.toLowerCase());
@@ -100,7 +112,7 @@ describe("settlement under load", () => {
 
     // On chain: the payee got exactly 500 × amount, each authorization was used exactly once.
     expect(await chain.balanceOf(payTo)).toBe(payToBefore + BigInt(payments) * amountAtomic);
-    const used = await chain.publicClient.getContractEvents({ address: chain.token, abi: eip3009Abi, eventName: "AuthorizationUsed", args: { authorizer: payer }, fromBlock: 0n });
+    const used = await chain.publicClient.getContractEvents({ address: chain.token, abi: eip3009Abi, eventName: "AuthorizationUsed", args: { authorizer: payers }, fromBlock: 0n });
     const usedPerNonce = new Map<string, number>();
     for (const log of used) usedPerNonce.set(log.args.nonce!.toLowerCase(), (usedPerNonce.get(log.args.nonce!.toLowerCase()) ?? 0) + 1);
     expect(nonces.filter((nonce) => usedPerNonce.get(nonce) !== 1)).toEqual([]);

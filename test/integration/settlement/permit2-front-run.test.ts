@@ -12,7 +12,7 @@
  */
 import { encodeFunctionData, erc20Abi, maxUint256, type Abi, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { x402ExactPermit2ProxyAddress } from "../../../src/contracts/permit2.js";
 import { exactPermit2ProxyAbi } from "../../../src/permit2/abi.js";
 import { multicall3Artifact } from "../../../src/sandbox/artifacts.js";
@@ -125,6 +125,23 @@ describe("an RPC fault while looking for a Permit2 front-runner", () => {
     // The one success answer was never given: the identical retry takes it.
     expect(await settle(f, b)).toMatchObject({ success: true, transaction: theirs });
   }, 60_000);
+});
+
+/**
+ * The same proxy, with a settle budget that outlasts each test's choreography (the drop, the
+ * front-run, 37 blocks mined, the search): with a short one, a sync send still unanswered at the
+ * budget is followed by a plain send of the same bytes, which put ours back in the pool (and mined)
+ * before the test sends it, and a settle whose search outlasted the budget answered pending.
+ */
+describe("finding a Permit2 front-runner through an RPC proxy", () => {
+  const f = usePaymentFixture({
+    label: "permit2_front_run_search",
+    chain: { noMining: true },
+    payerBalanceAtomic: 100_000_000n,
+    faultyRpc: true,
+    facilitator: { startWatcher: true, limits: { rpcRetryCount: 0, settleBudgetMs: 20_000 } },
+  });
+  beforeAll(() => minedApprove(f, payer, maxUint256));
 
   it("finds a front-run mined many blocks before our settlement by reading only the block where the nonce's bit got set", async () => {
     const b = await body(f.chain, payer, "exact", 60_000n);
@@ -142,6 +159,7 @@ describe("an RPC fault while looking for a Permit2 front-runner", () => {
     await f.chain.testClient.mine({ blocks: 1 });
     const oursReceipt = await f.chain.publicClient.getTransactionReceipt({ hash: ours });
     expect(oursReceipt.status).toBe("reverted");
+    // Exactly there: within the budget nothing but the test sends our bytes again.
     expect(oursReceipt.blockNumber).toBe(frontRunBlock + BigInt(blocksBetween) + 1n);
 
     // Answered success, or settlement_pending if the wait above outlasted the budget: the watcher finishes it.

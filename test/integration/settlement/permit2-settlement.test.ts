@@ -79,7 +79,9 @@ describe("a Permit2 settlement_pending, finished by the watcher", () => {
     label: "permit2_pending",
     chain: { noMining: true },
     payerBalanceAtomic: 100_000_000n,
-    facilitator: { startWatcher: true, limits: { settleBudgetMs: 1_500, duplicateWaitMs: 1_500 } },
+    // Nothing is mined until the test mines, so the first answer is settlement_pending whatever the
+    // budget: 5 s only leaves room to prepare, sign and send under load.
+    facilitator: { startWatcher: true, limits: { settleBudgetMs: 5_000, duplicateWaitMs: 5_000 } },
   });
   const payer = privateKeyToAccount(keys.payer);
 

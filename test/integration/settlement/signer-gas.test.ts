@@ -89,7 +89,9 @@ describe("signer pool and gas", () => {
 
   it("fills a tx-nonce hole left by a rejected send, so later settlements are not stuck behind it", async () => {
     const signer = addressOf(keys.facilitator2);
-    await withFacilitator({ signerKeys: [keys.facilitator2], limits: { settleBudgetMs: 1_500, nonceGapHealAfterMs: 0 } }, async (f) => {
+    // The settlement waits behind the hole until the watcher fills it, so it answers settlement_pending
+    // whatever the budget: 5 s only leaves room to prepare, sign and send under load.
+    await withFacilitator({ signerKeys: [keys.facilitator2], limits: { settleBudgetMs: 5_000, nonceGapHealAfterMs: 0 } }, async (f) => {
       // As if the tx at nonce n was signed, then refused by the node after n+1 had been handed out.
       const n = await chain.publicClient.getTransactionCount({ address: signer, blockTag: "pending" });
       await withPgClient(database.url, (c) =>

@@ -22,7 +22,9 @@ beforeAll(async () => {
     databaseUrl: database.url,
     rpcUrls: [chain.rpcUrl],
     token: chain.token,
-    limits: { settleBudgetMs: 1_000, stuckAfterMs: 100, feeBumpPercent: 100, feeBumpsMax: 3 },
+    // The first answer is settlement_pending because nothing is mined, not because of the budget:
+    // 5 s leaves room to prepare, sign and send under load (a budget gone before the send is a 503).
+    limits: { settleBudgetMs: 5_000, stuckAfterMs: 100, feeBumpPercent: 100, feeBumpsMax: 3 },
   });
 });
 

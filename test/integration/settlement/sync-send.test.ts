@@ -221,12 +221,18 @@ describe("on automine", () => {
 
 describe("automine off: no receipt within the budget", () => {
   const rig = useRig("sync_send_pending", { noMining: true });
+  /**
+   * Where the answer must be settlement_pending: with nothing mined any budget runs out, so this
+   * only has to leave room to prepare, sign and send under load (a budget gone before the send
+   * means a plain send, not the sync send these tests are about).
+   */
+  const pendingBudgetMs = 5_000;
   beforeEach(async () => {
     await rig.chain.testClient.mine({ blocks: 1 }); // nothing left over from the previous test
   });
 
   it("answers settlement_pending with the hash of a sync send the node is still holding; the watcher confirms it once mined", async () => {
-    await startFacilitator(rig, "auto", { settleBudgetMs: 1_500 });
+    await startFacilitator(rig, "auto", { settleBudgetMs: pendingBudgetMs });
     expect(await supportOfProxy(rig)).toBe("sync");
     const body = await newBody(rig);
     const txCountBefore = await signerTxCount(rig);
@@ -288,7 +294,7 @@ describe("automine off: no receipt within the budget", () => {
   });
 
   it("answers a sync timeout settlement_pending once the budget is spent too, and the watcher finishes it", async () => {
-    await startFacilitator(rig, "auto", { settleBudgetMs: 1_500 });
+    await startFacilitator(rig, "auto", { settleBudgetMs: pendingBudgetMs });
     expect(await supportOfProxy(rig)).toBe("sync");
     rig.proxy.set({ mode: "syncTimeout", methods: [syncMethod] });
     const body = await newBody(rig);
