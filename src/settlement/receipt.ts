@@ -1,4 +1,4 @@
-import { keccak256, parseEventLogs, parseTransaction, toHex, type Address, type Hex, type Log, type TransactionReceipt } from "viem";
+import { keccak256, parseEventLogs, toHex, type Address, type Hex, type Log, type TransactionReceipt } from "viem";
 import { batchSettlerAbi, batchSettlerAddress } from "../contracts/batch-settler.js";
 import { eip3009Abi } from "../exact-evm/abi.js";
 import type { SettlementRow } from "../store/schema.js";
@@ -102,15 +102,15 @@ export function permit2PaymentLogOf(receipt: ReceiptLogs & Pick<TransactionRecei
  *   (cancelAuthorization, another authorization with the same nonce, Permit2's
  *   invalidateUnorderedNonces; a front-run that paid payTo is a "paid" verdict, not this);
  * - its authorization unused and its own call failed: a transaction of its own — except one that
- *   ran out of gas while the payer had no code (someone else's state, payTo's balance slot going
- *   from 0 to non-zero, can make our padded limit short); inside a batch, only when BatchSettler ran
+ *   ran out of gas (ranOutOfGas) while the payer had no code (someone else's state, payTo's balance
+ *   slot going from 0 to non-zero, can make our padded limit short); inside a batch, only when BatchSettler ran
  *   and every call it reports failed, failed by itself (CallFailed, skipped = false). A batch that
  *   reverted as a whole, ran no call (no BatchSettler log) or skipped calls for want of gas is no
  *   payer's doing — conservatively for all its rows, even one whose call failed by itself (the logs
  *   are not matched to the row's index).
  */
 export function failureIsPayersDoing(
-  row: Pick<SettlementRow, "txSettlements" | "rawTx">,
+  row: Pick<SettlementRow, "txSettlements" | "gasLimit">,
   receipt: Pick<TransactionReceipt, "status" | "logs" | "gasUsed">,
   failure: { authorizationUsed: boolean; payerHadCode: boolean },
 ): boolean {
@@ -121,9 +121,16 @@ export function failureIsPayersDoing(
   return failures.length > 0 && failures.every((log) => !log.args.skipped);
 }
 
-/** Our transaction used all the gas it was given (its gas limit is in the stored raw transaction). */
-function ranOutOfGas(row: Pick<SettlementRow, "rawTx">, receipt: Pick<TransactionReceipt, "status" | "gasUsed">): boolean {
-  if (receipt.status === "success" || !row.rawTx) return false;
-  const { gas } = parseTransaction(row.rawTx as Hex);
-  return gas !== undefined && receipt.gasUsed >= gas;
+/**
+ * Our transaction ran out of gas, here or in a nested call: a nested call that runs out leaves its
+ * callers 1/64 of what they had (EIP-150) and they revert with it, so the receipt shows a little
+ * less than the limit — ≥ 93 % covers four nested frames (our call to a token proxy, Permit2 and
+ * the token's implementation behind its proxy are three). An ordinary revert (a balance short, a
+ * nonce used) stops far earlier: our limit is the estimate of the whole successful call, padded.
+ */
+function ranOutOfGas(row: Pick<SettlementRow, "gasLimit">, receipt: Pick<TransactionReceipt, "status" | "gasUsed">): boolean {
+  if (receipt.status === "success" || row.gasLimit === null) return false;
+  return receipt.gasUsed * 100n >= BigInt(row.gasLimit) * outOfGasPercent;
 }
+
+const outOfGasPercent = 93n;
