@@ -51,7 +51,6 @@ export const permit2Abi = parseAbi([
   "error InvalidSigner()",
   "error InvalidContractSignature()",
   "error InvalidAmount(uint256 maxAmount)",
-  "event UnorderedNonceInvalidation(address indexed owner, uint256 word, uint256 mask)",
 ]);
 
 /** What the facilitator reads of the token for a Permit2 payment (and its Transfer for the verdict). */

@@ -1,7 +1,7 @@
 import { BaseError, ContractFunctionZeroDataError, decodeFunctionData, type Address, type Hex, type PublicClient } from "viem";
 import { isTransportFailure } from "../chain/rpc-errors.js";
-import { permit2Address, x402ExactPermit2ProxyAddress } from "../contracts/permit2.js";
-import { exactPermit2ProxyAbi, permit2Abi, permit2TokenAbi } from "../permit2/abi.js";
+import { x402ExactPermit2ProxyAddress } from "../contracts/permit2.js";
+import { exactPermit2ProxyAbi, permit2TokenAbi } from "../permit2/abi.js";
 import { permit2NonceUsed } from "../permit2/chain-state.js";
 import { permit2PaymentLogOf, type ExpectedTransfer } from "./receipt.js";
 
@@ -31,14 +31,8 @@ export const frontRunCandidatesMax = 16;
 
 export type FrontRunSearch =
   | { kind: "found"; txHash: Hex; blockNumber: bigint }
-  /**
-   * Nobody paid payTo with this permit in a transaction to the exact proxy (within the bounds
-   * above). `relayed`: but in the block where its bit got set, a transaction to another contract
-   * carrying this nonce paid payTo the value the proxy's way, and the owner burnt no nonce and moved
-   * no other funds there — someone relayed the permit (never credited, pitfall 16), which is no
-   * doing of the payer's (relayedPermit).
-   */
-  | { kind: "none"; relayed: boolean }
+  /** Nobody paid payTo with this permit through the exact proxy (within the bounds above). */
+  | { kind: "none" }
   /** The RPC could not be asked: the verdict waits (the row stays unfinished), never "none". */
   | { kind: "unknown" };
 
@@ -56,7 +50,7 @@ export async function findPermit2FrontRunner(client: PublicClient, expected: Exp
   try {
     const setAt = await blockWhereNonceSet(client, expected.from, nonce, atBlock);
     if (setAt.kind === "at") return await frontRunnerInBlock(client, expected, nonce, setAt.blockNumber);
-    if (setAt.kind === "never") return { kind: "none", relayed: false };
+    if (setAt.kind === "never") return { kind: "none" };
     return await frontRunnerInRecentLogs(client, expected, nonce, atBlock);
   } catch (error) {
     if (isTransportFailure(error)) return { kind: "unknown" };
@@ -131,34 +125,7 @@ async function frontRunnerInBlock(client: PublicClient, expected: ExpectedTransf
   ]);
   const settledAt = new Set(settled.map((log) => `${log.transactionHash}:${log.logIndex}`));
   const hashes = transfers.filter((log) => settledAt.has(`${log.transactionHash}:${log.logIndex + 1}`)).map((log) => log.transactionHash);
-  const credited = await creditedAmong(client, expected, nonce, hashes);
-  if (credited.kind !== "none" || hashes.length === 0) return credited;
-  return { kind: "none", relayed: await relayedPermit(client, expected, nonce, blockNumber, hashes) };
-}
-
-/**
- * Whether this permit was relayed through another contract in `blockNumber` (where its bit got set):
- * one of `paired` (transactions with a proxy-paired Transfer(owner → payTo, value)) is sent to a
- * contract other than the proxy and carries the nonce in its calldata; and the owner did nothing
- * else there that could have used the nonce — no UnorderedNonceInvalidation of its own, no Transfer
- * of the token from it outside proxy pairs (a permit of the same nonce through another spender).
- * Only ever clears the payer (PAYER_ONE_AT_A_TIME_MS), never credits the payment.
- */
-async function relayedPermit(client: PublicClient, expected: ExpectedTransfer, nonce: bigint, blockNumber: bigint, paired: readonly Hex[]): Promise<boolean> {
-  const [invalidations, fromOwner, settled] = await Promise.all([
-    client.getContractEvents({ address: permit2Address, abi: permit2Abi, eventName: "UnorderedNonceInvalidation", args: { owner: expected.from }, fromBlock: blockNumber, toBlock: blockNumber }),
-    client.getContractEvents({ address: expected.token, abi: permit2TokenAbi, eventName: "Transfer", args: { from: expected.from }, fromBlock: blockNumber, toBlock: blockNumber }),
-    client.getContractEvents({ address: x402ExactPermit2ProxyAddress, abi: exactPermit2ProxyAbi, fromBlock: blockNumber, toBlock: blockNumber }),
-  ]);
-  if (invalidations.length > 0) return false;
-  const settledAt = new Set(settled.map((log) => `${log.transactionHash}:${log.logIndex}`));
-  if (fromOwner.some((log) => !settledAt.has(`${log.transactionHash}:${log.logIndex + 1}`))) return false;
-  const nonceWord = nonce.toString(16).padStart(64, "0");
-  for (const hash of [...new Set(paired)].slice(0, frontRunCandidatesMax)) {
-    const transaction = await client.getTransaction({ hash });
-    if (transaction.to && transaction.to.toLowerCase() !== x402ExactPermit2ProxyAddress.toLowerCase() && transaction.input.toLowerCase().includes(nonceWord)) return true;
-  }
-  return false;
+  return creditedAmong(client, expected, nonce, hashes);
 }
 
 /** The fallback: the newest Transfer(owner → payTo, value) logs of the last windows up to the receipt's block. */
@@ -195,7 +162,7 @@ async function creditedAmong(client: PublicClient, expected: ExpectedTransfer, n
     const receipt = await client.getTransactionReceipt({ hash });
     if (permit2PaymentLogOf(receipt, expected, x402ExactPermit2ProxyAddress)) return { kind: "found", txHash: hash, blockNumber: receipt.blockNumber };
   }
-  return { kind: "none", relayed: false };
+  return { kind: "none" };
 }
 
 /** The exact proxy's settle / settleWithPermit calldata for this owner's nonce, paying payTo the value. */

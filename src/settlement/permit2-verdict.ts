@@ -39,16 +39,12 @@ export async function permit2Verdict(
     if (used === undefined) return { kind: "unknown" };
     if (used) return { kind: "paid", txHash: receipt.transactionHash, blockNumber: receipt.blockNumber, ...cost };
   }
-  // Relayed through another contract by someone else (payTo paid, not credited: pitfall 16): its
-  // nonce is used, but by no doing of the payer's, so it is not limited for it.
-  let relayed = false;
   if (row.scheme !== "upto") {
     // A fault while searching is "not known yet": the row stays unfinished and is judged again
     // (thrown, it would reach the identical retry that reconciles the row as a 500).
     const frontRun = await findPermit2FrontRunner(client, expected, nonce, receipt.blockNumber);
     if (frontRun.kind === "unknown") return { kind: "unknown" };
     if (frontRun.kind === "found") return { kind: "paid", txHash: frontRun.txHash, blockNumber: frontRun.blockNumber, ...cost };
-    relayed = frontRun.relayed;
   }
   const [used, payerHadCode] = await Promise.all([
     unknownOnTransportFailure(permit2NonceUsed(client, expected.from, nonce)),
@@ -61,5 +57,5 @@ export async function permit2Verdict(
     ? "the settlement transaction reverted"
     : "the transaction succeeded but logged no Transfer(owner → payTo, value) from the token right before the proxy's Settled: nothing was paid";
   const why = used ? `${message}; the Permit2 nonce is used on chain without paying payTo, so it cannot be settled again` : message;
-  return { kind: "failed", reason, message: why, gasCostWei: cost.gasCostWei, authorizationUnused: !used, payerHadCode, payersDoing: !relayed && failureIsPayersDoing(row, receipt, { authorizationUsed: used, payerHadCode }) };
+  return { kind: "failed", reason, message: why, gasCostWei: cost.gasCostWei, authorizationUnused: !used, payerHadCode, payersDoing: failureIsPayersDoing(row, receipt, { authorizationUsed: used, payerHadCode }) };
 }

@@ -8,18 +8,16 @@
  *   (the request and its identical retry answer settlement_pending), and once the RPC is back the
  *   watcher confirms it with the front-runner's hash;
  * - on a node that keeps no past state (a pruned full node), the recent logs are scanned instead;
- * - a permit sent through another contract (here Multicall3) is never credited: the row ends failed,
- *   but it is not held against the payer (payTo was paid the proxy's way).
+ * - a permit sent through another contract (here Multicall3) is never credited: the row ends failed.
  */
 import { encodeFunctionData, erc20Abi, maxUint256, type Abi, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { beforeAll, describe, expect, it } from "vitest";
-import { permit2Address, x402ExactPermit2ProxyAddress } from "../../../src/contracts/permit2.js";
+import { x402ExactPermit2ProxyAddress } from "../../../src/contracts/permit2.js";
 import { exactPermit2ProxyAbi } from "../../../src/permit2/abi.js";
-import { multicall3Artifact, permit2Artifact } from "../../../src/sandbox/artifacts.js";
+import { multicall3Artifact } from "../../../src/sandbox/artifacts.js";
 import { MULTICALL3_ADDRESS } from "../../../src/sandbox/deploy.js";
 import { keys } from "../../helpers/chain.js";
-import { withPgClient } from "../../helpers/database.js";
 import { usePaymentFixture } from "../../helpers/fixture.js";
 import { body, exactSettleArgs, facilitatorSent, frontRun, frontTip, mineUntil, minedApprove, nonceHex, payTo, sendFromTest, settle } from "../../helpers/permit2-mined.js";
 import { settlementRows } from "../../helpers/sdk.js";
@@ -87,33 +85,6 @@ describe("a Permit2 front-run through another contract", () => {
 
     expect(await mineUntil(f, answer)).toMatchObject({ success: false, errorReason: "invalid_exact_evm_transaction_failed" });
     expect((await settlementRows(f.database.url, nonceHex(b)))[0]).toMatchObject({ status: "failed", tx_hash: ours, settled_tx_hash: null, authorization_unused: false });
-    // Not the payer's doing (payTo was paid the proxy's way, only through another contract): the
-    // payer is not limited to one settlement at a time (PAYER_ONE_AT_A_TIME_MS), though its nonce is used.
-    const limited = await withPgClient(f.database.url, async (c) => (await c.query("select count(*)::int as n from payer_failed_calls where payer = $1", [payer.address.toLowerCase()])).rows[0].n);
-    expect(limited).toBe(0);
-  }, 60_000);
-});
-
-describe("a Permit2 front-run through another contract, beside a nonce burn of the payer's own", () => {
-  const f = usePaymentFixture({ label: "permit2_front_run_relayed_burn", chain: { noMining: true }, payerBalanceAtomic: 100_000_000n });
-
-  it("is held against the payer: in that block the owner invalidated nonces itself", async () => {
-    await minedApprove(f, payer, maxUint256);
-    const b = await body(f.chain, payer, "exact", 70_000n);
-    const answer = settle(f, b);
-    await facilitatorSent(f, b);
-    const settleCall = encodeFunctionData({ abi: exactPermit2ProxyAbi, functionName: "settle", args: exactSettleArgs(b) });
-    await sendFromTest(f, privateKeyToAccount(keys.stranger), {
-      address: MULTICALL3_ADDRESS,
-      abi: multicall3Artifact.abi,
-      functionName: "aggregate3",
-      args: [[{ target: x402ExactPermit2ProxyAddress, allowFailure: false, callData: settleCall }]],
-    });
-    await sendFromTest(f, payer, { address: permit2Address, abi: permit2Artifact.abi as Abi, functionName: "invalidateUnorderedNonces", args: [7n, 1n] }, frontTip - 1n);
-    await f.chain.testClient.mine({ blocks: 1 });
-    expect(await mineUntil(f, answer)).toMatchObject({ success: false, errorReason: "invalid_exact_evm_transaction_failed" });
-    const limited = await withPgClient(f.database.url, async (c) => (await c.query("select count(*)::int as n from payer_failed_calls where payer = $1", [payer.address.toLowerCase()])).rows[0].n);
-    expect(limited).toBe(1);
   }, 60_000);
 });
 
