@@ -101,36 +101,24 @@ export function permit2PaymentLogOf(receipt: ReceiptLogs & Pick<TransactionRecei
  * - its nonce used without paying payTo: only the payer's own signature or call can do that
  *   (cancelAuthorization, another authorization with the same nonce, Permit2's
  *   invalidateUnorderedNonces; a front-run that paid payTo is a "paid" verdict, not this);
- * - its authorization unused and its own call failed: a transaction of its own — except one that
- *   ran out of gas (ranOutOfGas) while the payer had no code (someone else's state, payTo's balance
- *   slot going from 0 to non-zero, can make our padded limit short); inside a batch, only when BatchSettler ran
- *   and every call it reports failed, failed by itself (CallFailed, skipped = false). A batch that
- *   reverted as a whole, ran no call (no BatchSettler log) or skipped calls for want of gas is no
- *   payer's doing — conservatively for all its rows, even one whose call failed by itself (the logs
- *   are not matched to the row's index).
+ * - its authorization unused and its own call failed: a transaction of its own, whatever made it
+ *   fail — out of gas too: a codeless key can delegate (EIP-7702) to a gas burner ahead of our
+ *   transaction and undelegate after it, so "no code now" proves nothing (review of the exemption
+ *   tried for a payTo that makes our padded limit short: that can only slow an honest payer, the
+ *   exemption let an attacker off entirely); inside a batch, only when BatchSettler ran and every
+ *   call it reports failed, failed by itself (CallFailed, skipped = false). A batch that reverted as
+ *   a whole, ran no call (no BatchSettler log) or skipped calls for want of gas is no payer's doing —
+ *   conservatively for all its rows, even one whose call failed by itself (the logs are not matched
+ *   to the row's index).
  */
 export function failureIsPayersDoing(
-  row: Pick<SettlementRow, "txSettlements" | "gasLimit">,
-  receipt: Pick<TransactionReceipt, "status" | "logs" | "gasUsed">,
+  row: Pick<SettlementRow, "txSettlements">,
+  receipt: Pick<TransactionReceipt, "status" | "logs">,
   failure: { authorizationUsed: boolean; payerHadCode: boolean },
 ): boolean {
   if (failure.authorizationUsed) return true;
-  if (row.txSettlements <= 1) return failure.payerHadCode || !ranOutOfGas(row, receipt);
+  if (row.txSettlements <= 1) return true;
   if (receipt.status !== "success") return false;
   const failures = parseEventLogs({ abi: batchSettlerAbi, eventName: "CallFailed", logs: receipt.logs, strict: true }).filter((log) => sameAddress(log.address, batchSettlerAddress));
   return failures.length > 0 && failures.every((log) => !log.args.skipped);
 }
-
-/**
- * Our transaction ran out of gas, here or in a nested call: a nested call that runs out leaves its
- * callers 1/64 of what they had (EIP-150) and they revert with it, so the receipt shows a little
- * less than the limit — ≥ 93 % covers four nested frames (our call to a token proxy, Permit2 and
- * the token's implementation behind its proxy are three). An ordinary revert (a balance short, a
- * nonce used) stops far earlier: our limit is the estimate of the whole successful call, padded.
- */
-function ranOutOfGas(row: Pick<SettlementRow, "gasLimit">, receipt: Pick<TransactionReceipt, "status" | "gasUsed">): boolean {
-  if (receipt.status === "success" || row.gasLimit === null) return false;
-  return receipt.gasUsed * 100n >= BigInt(row.gasLimit) * outOfGasPercent;
-}
-
-const outOfGasPercent = 93n;
