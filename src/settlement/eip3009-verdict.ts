@@ -35,7 +35,7 @@ export const eip3009Verdict: ReceiptVerdict = async (client, row, receipt, expec
   if (used === undefined || payerHadCode === undefined) return { kind: "unknown" };
   const { reason, message } = whyNotPaid(receipt, expected, row);
   const why = used ? `${message}; the authorization's nonce is used on chain without paying payTo, so it cannot be settled again` : message;
-  return { kind: "failed", reason, message: why, gasCostWei, authorizationUnused: !used, payerHadCode, payersDoing: failureIsPayersDoing(row, receipt, { authorizationUsed: used, payerHadCode }) };
+  return { kind: "failed", reason, message: why, gasCostWei, authorizationUnused: !used, payerHadCode, payersDoing: failureIsPayersDoing(row, receipt, { authorizationUsed: used }) };
 };
 
 /**

@@ -57,5 +57,5 @@ export async function permit2Verdict(
     ? "the settlement transaction reverted"
     : "the transaction succeeded but logged no Transfer(owner → payTo, value) from the token right before the proxy's Settled: nothing was paid";
   const why = used ? `${message}; the Permit2 nonce is used on chain without paying payTo, so it cannot be settled again` : message;
-  return { kind: "failed", reason, message: why, gasCostWei: cost.gasCostWei, authorizationUnused: !used, payerHadCode, payersDoing: failureIsPayersDoing(row, receipt, { authorizationUsed: used, payerHadCode }) };
+  return { kind: "failed", reason, message: why, gasCostWei: cost.gasCostWei, authorizationUnused: !used, payerHadCode, payersDoing: failureIsPayersDoing(row, receipt, { authorizationUsed: used }) };
 }

@@ -114,7 +114,7 @@ export function permit2PaymentLogOf(receipt: ReceiptLogs & Pick<TransactionRecei
 export function failureIsPayersDoing(
   row: Pick<SettlementRow, "txSettlements">,
   receipt: Pick<TransactionReceipt, "status" | "logs">,
-  failure: { authorizationUsed: boolean; payerHadCode: boolean },
+  failure: { authorizationUsed: boolean },
 ): boolean {
   if (failure.authorizationUsed) return true;
   if (row.txSettlements <= 1) return true;

@@ -75,10 +75,10 @@ describe("failureIsPayersDoing", () => {
   const single = () => ({ txSettlements: 1, gasLimit });
   const batch = { txSettlements: 4, gasLimit: 1_000_000 };
   const receipt = (status: TransactionReceipt["status"], logs: ReceiptLog[], gasUsed = 40_000n) => ({ status, logs, gasUsed });
-  const unused = { authorizationUsed: false, payerHadCode: false };
+  const unused = { authorizationUsed: false };
 
   it("its nonce used without paying payTo: the payer's, whatever the transaction", () => {
-    for (const row of [single(), batch]) expect(failureIsPayersDoing(row, receipt("reverted", [], BigInt(gasLimit)), { authorizationUsed: true, payerHadCode: false })).toBe(true);
+    for (const row of [single(), batch]) expect(failureIsPayersDoing(row, receipt("reverted", [], BigInt(gasLimit)), { authorizationUsed: true })).toBe(true);
   });
 
   it("a transaction of its own: the payer's, whatever made it fail (out of gas too: a 7702 delegation can come and go around it)", () => {
