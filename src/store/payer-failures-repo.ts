@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import type { Database } from "./db.js";
 
 /**
@@ -9,6 +9,15 @@ import type { Database } from "./db.js";
  * last failure and how many there were.
  */
 type FailureTable = "payer_chain_failures" | "payer_failed_calls";
+
+/**
+ * SQL that is true when `table` holds a failure of (chain, payer) less than `windowMs` old (Postgres'
+ * clock): for codeFailureWithin, and inside SettlementsRepository.reserveFunds' locked statement.
+ */
+export function recentPayerFailure(table: FailureTable, chainId: number, payer: string, windowMs: number): SQL {
+  return sql`exists (select 1 from ${sql.identifier(table)}
+    where chain_id = ${chainId} and payer = ${payer.toLowerCase()} and last_failed_at > now() - make_interval(secs => ${windowMs / 1000}))`;
+}
 
 export class PayerFailuresRepository {
   constructor(private readonly db: Database) {}
@@ -25,10 +34,8 @@ export class PayerFailuresRepository {
 
   /** True when the payer's last on-chain failure while it had code is less than `windowMs` old. */
   async codeFailureWithin(chainId: number, payer: string, windowMs: number): Promise<boolean> {
-    const result = await this.db.execute(sql`
-      select 1 from payer_chain_failures
-      where chain_id = ${chainId} and payer = ${payer.toLowerCase()} and last_failed_at > now() - make_interval(secs => ${windowMs / 1000})`);
-    return result.rows.length > 0;
+    const result = await this.db.execute<{ recent: boolean }>(sql`select ${recentPayerFailure("payer_chain_failures", chainId, payer, windowMs)} as recent`);
+    return result.rows[0]?.recent === true;
   }
 
   private async recordIn(table: FailureTable, chainId: number, payer: string): Promise<void> {

@@ -235,22 +235,23 @@ export const gasReservations = pgTable(
   (table) => [primaryKey({ columns: [table.settlementId, table.attempt] })],
 );
 
+/** A payer's on-chain failures per (chain, payer): the last one and how many (payer_chain_failures, payer_failed_calls). */
+function payerFailureColumns() {
+  return {
+    chainId: integer("chain_id").notNull(),
+    payer: text("payer").notNull(), // lowercase 0x address
+    lastFailedAt: timestamp("last_failed_at", { withTimezone: true }).notNull().defaultNow(),
+    failures: integer("failures").notNull().default(1),
+  };
+}
+
 /**
  * The last time a payer's settlement failed on chain with its authorization unused: our call ran
  * and paid nobody although the simulation passed. A payer whose address has code (a smart wallet,
  * an EIP-7702 delegate) can make that happen at will, at our expense; such payers are refused for a
  * while after it (PAYER_CODE_COOLDOWN_MS).
  */
-export const payerChainFailures = pgTable(
-  "payer_chain_failures",
-  {
-    chainId: integer("chain_id").notNull(),
-    payer: text("payer").notNull(), // lowercase 0x address
-    lastFailedAt: timestamp("last_failed_at", { withTimezone: true }).notNull().defaultNow(),
-    failures: integer("failures").notNull().default(1),
-  },
-  (table) => [primaryKey({ columns: [table.chainId, table.payer] })],
-);
+export const payerChainFailures = pgTable("payer_chain_failures", payerFailureColumns(), (table) => [primaryKey({ columns: [table.chainId, table.payer] })]);
 
 /**
  * The last time a payer's settlement call failed on chain by its own doing, whatever its code
@@ -261,16 +262,7 @@ export const payerChainFailures = pgTable(
  * token (read in SettlementsRepository.reserveFunds), so a repeat costs us one failed call per
  * transaction of its own.
  */
-export const payerFailedCalls = pgTable(
-  "payer_failed_calls",
-  {
-    chainId: integer("chain_id").notNull(),
-    payer: text("payer").notNull(), // lowercase 0x address
-    lastFailedAt: timestamp("last_failed_at", { withTimezone: true }).notNull().defaultNow(),
-    failures: integer("failures").notNull().default(1),
-  },
-  (table) => [primaryKey({ columns: [table.chainId, table.payer] })],
-);
+export const payerFailedCalls = pgTable("payer_failed_calls", payerFailureColumns(), (table) => [primaryKey({ columns: [table.chainId, table.payer] })]);
 
 /**
  * Operator dashboard sessions (POST /dashboard/login): a browser behind a proxy cannot send a

@@ -13,6 +13,7 @@ import {
   unfinishedStatuses,
 } from "./settlement-states.js";
 import { PermitLaneTakenError } from "../errors.js";
+import { recentPayerFailure } from "./payer-failures-repo.js";
 import type { Database } from "./db.js";
 import { storedErrorMessage } from "./error-message.js";
 import { permitLaneIndex, settlements, type SettlementRow, type SettlementStatus } from "./schema.js";
@@ -339,11 +340,7 @@ export class SettlementsRepository {
       const unfinishedOthers = sql`chain_id = ${row.chainId} and asset = ${asset} and payer = ${payer} and funds_reserved
         and ${statusIn(settlements.status, unfinishedStatuses)} and id <> ${row.id}::uuid`;
       const windowMs = options.oneAtATimeWindowMs ?? 0;
-      const oneAtATime =
-        windowMs > 0
-          ? sql`exists (select 1 from payer_failed_calls where chain_id = ${row.chainId} and payer = ${payer}
-              and last_failed_at > now() - make_interval(secs => ${windowMs / 1000}))`
-          : sql`false`;
+      const oneAtATime = windowMs > 0 ? recentPayerFailure("payer_failed_calls", row.chainId, payer, windowMs) : sql`false`;
       const result = await tx.execute<{ n: number; value: string | null; permit2_value: string | null; one_at_a_time: boolean }>(sql`
         select count(*)::int as n, sum(value_atomic::numeric)::text as value,
                sum(case when transfer_method = 'permit2' then value_atomic::numeric else 0 end)::text as permit2_value,
