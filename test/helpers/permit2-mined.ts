@@ -41,8 +41,12 @@ export function requirements(chain: TestChain, scheme: "exact" | "upto", amountA
 export async function body(chain: TestChain, account: PrivateKeyAccount, scheme: "exact" | "upto", amountAtomic: bigint, overrides: Partial<PaymentRequirements> = {}) {
   const req = requirements(chain, scheme, amountAtomic, overrides);
   const client = scheme === "upto" ? new UptoEvmScheme(account) : new ExactEvmScheme(account);
-  const result = await client.createPaymentPayload(2, req);
-  return { x402Version: 2, paymentPayload: { x402Version: 2, resource: { url: "http://127.0.0.1/r" }, accepted: req, payload: result.payload }, paymentRequirements: req };
+  return resourceServerBody(req, (await client.createPaymentPayload(2, req)).payload);
+}
+
+/** The /verify or /settle body a resource server sends for `payload` under `req`. */
+function resourceServerBody<P>(req: PaymentRequirements, payload: P) {
+  return { x402Version: 2, paymentPayload: { x402Version: 2, resource: { url: "http://127.0.0.1/r" }, accepted: req, payload }, paymentRequirements: req };
 }
 
 /**
@@ -54,7 +58,7 @@ export async function bodyWithNonce(chain: TestChain, account: PrivateKeyAccount
   const signer = { address: account.address, signTypedData: (args: Parameters<PrivateKeyAccount["signTypedData"]>[0]) => account.signTypedData({ ...args, message: { ...args.message, nonce } } as never) };
   const result = await new ExactEvmScheme(signer as never).createPaymentPayload(2, req);
   (result.payload as { permit2Authorization: { nonce: string } }).permit2Authorization.nonce = nonce.toString();
-  return { x402Version: 2, paymentPayload: { x402Version: 2, resource: { url: "http://127.0.0.1/r" }, accepted: req, payload: result.payload }, paymentRequirements: req };
+  return resourceServerBody(req, result.payload);
 }
 
 export type Body = Awaited<ReturnType<typeof body>>;
