@@ -12,12 +12,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { maxUint256, type PrivateKeyAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addressOf, keys, startTestChain } from "../../helpers/chain.js";
-import { createTestDatabase } from "../../helpers/database.js";
+import { describe, expect, it } from "vitest";
+import { addressOf, keys } from "../../helpers/chain.js";
 import { ourTransactionsFor } from "../../helpers/eip2612-permits.js";
-import { startTestFacilitator } from "../../helpers/facilitator.js";
-import type { PaymentFixture } from "../../helpers/fixture.js";
+import { usePaymentFixture } from "../../helpers/fixture.js";
 import { body, facilitatorSent, minedApprove, nonceHex, payTo } from "../../helpers/permit2-mined.js";
 import { nowSeconds, signPayment, v2Body, v2Requirements } from "../../helpers/payments.js";
 import { settlementRows } from "../../helpers/sdk.js";
@@ -29,24 +27,7 @@ const amountAtomic = 10_000n;
 const shortValiditySeconds = 9;
 
 describe("a payment that expires while its settlement queues for the signer", () => {
-  const f = {} as PaymentFixture;
-
-  beforeAll(async () => {
-    f.chain = await startTestChain({ noMining: true });
-    f.database = await createTestDatabase("expiring_while_queued");
-    f.facilitator = await startTestFacilitator({
-      databaseUrl: f.database.url,
-      rpcUrls: [f.chain.rpcUrl],
-      token: f.chain.token,
-      signerKeys: [keys.facilitator],
-      limits: { inFlightPerSignerMax: 1, settleBudgetMs: 25_000, duplicateWaitMs: 25_000 },
-    });
-  }, 60_000);
-  afterAll(async () => {
-    await f.facilitator?.close();
-    await f.database?.drop();
-    await f.chain?.stop();
-  });
+  const f = usePaymentFixture({ label: "expiring_while_queued", chain: { noMining: true }, facilitator: { signerKeys: [keys.facilitator], limits: { inFlightPerSignerMax: 1, settleBudgetMs: 25_000, duplicateWaitMs: 25_000 } } });
 
   async function settle(body: unknown): Promise<Record<string, unknown>> {
     const response = await f.facilitator.app.inject({ method: "POST", url: "/settle", payload: body as Record<string, unknown> });
@@ -100,24 +81,7 @@ describe("a payment that expires while its settlement queues for the signer", ()
 });
 
 describe("a payment whose payer's funds stay held by its unfinished settlements until the budget ends", () => {
-  const f = {} as PaymentFixture;
-
-  beforeAll(async () => {
-    f.chain = await startTestChain({ noMining: true });
-    f.database = await createTestDatabase("funds_held_budget");
-    f.facilitator = await startTestFacilitator({
-      databaseUrl: f.database.url,
-      rpcUrls: [f.chain.rpcUrl],
-      token: f.chain.token,
-      signerKeys: [keys.facilitator2],
-      limits: { settleBudgetMs: 3_000, duplicateWaitMs: 3_000 },
-    });
-  }, 60_000);
-  afterAll(async () => {
-    await f.facilitator?.close();
-    await f.database?.drop();
-    await f.chain?.stop();
-  });
+  const f = usePaymentFixture({ label: "funds_held_budget", chain: { noMining: true }, facilitator: { signerKeys: [keys.facilitator2], limits: { settleBudgetMs: 3_000, duplicateWaitMs: 3_000 } } });
 
   it("is answered 429 payer_busy (retryable: nothing sent, the authorization unused); once the first is final its retry is refused by its own simulation, nothing sent", async () => {
     const payerKey = generatePrivateKey();
