@@ -21,8 +21,8 @@ import { ExactEvmScheme as ExactEvmServerScheme } from "@x402/evm/exact/server";
 import { x402Client } from "@x402/fetch";
 import { useFacilitator } from "x402/verify";
 import { addressOf, keys } from "../helpers/chain.js";
-import { usePaymentFixture } from "../helpers/fixture.js";
-import { startTestFacilitator, type TestFacilitator } from "../helpers/facilitator.js";
+import { startAnotherInstance, usePaymentFixture } from "../helpers/fixture.js";
+import type { TestFacilitator } from "../helpers/facilitator.js";
 import { signPayment, v1Body } from "../helpers/payments.js";
 import { sdkSource, zodObjectFields } from "../helpers/sdk-sources.js";
 
@@ -37,13 +37,7 @@ const fx = usePaymentFixture({ label: "sdk_fields", payerBalanceAtomic: 10_000_0
 /** The same chain and database, with an amount cap: its refusals are 403 error answers. */
 let capped: TestFacilitator;
 beforeAll(async () => {
-  capped = await startTestFacilitator({
-    databaseUrl: fx.database.url,
-    rpcUrls: [fx.chain.rpcUrl],
-    token: fx.chain.token,
-    listen: true,
-    policy: { auth: "off", allowedPayTo: [], amountMaxAtomic: amountAtomic - 1n },
-  });
+  capped = await startAnotherInstance(fx, { listen: true, policy: { auth: "off", allowedPayTo: [], amountMaxAtomic: amountAtomic - 1n } });
 });
 afterAll(async () => {
   await capped?.close();

@@ -49,3 +49,12 @@ export function usePaymentFixture(options: PaymentFixtureOptions): PaymentFixtur
   });
   return fixture;
 }
+
+/**
+ * Another facilitator instance on the fixture's chain (through its RPC, proxy or not), token and
+ * database, with its own options: for tests that need two instances, or one with other limits.
+ * Closed by the caller, before the fixture's teardown drops the database.
+ */
+export function startAnotherInstance(fixture: PaymentFixture, options: Omit<TestFacilitatorOptions, "databaseUrl" | "rpcUrls" | "token">): Promise<TestFacilitator> {
+  return startTestFacilitator({ databaseUrl: fixture.database.url, rpcUrls: [fixture.rpc?.url ?? fixture.chain.rpcUrl], token: fixture.chain.token, ...options });
+}

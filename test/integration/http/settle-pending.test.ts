@@ -4,8 +4,8 @@ import { createWalletClient, http, parseAbi, parseGwei, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { withPgClient } from "../../helpers/database.js";
 import { addressOf, keys, nodeHolds } from "../../helpers/chain.js";
-import { startTestFacilitator, type TestFacilitator } from "../../helpers/facilitator.js";
-import { usePaymentFixture } from "../../helpers/fixture.js";
+import type { TestFacilitator } from "../../helpers/facilitator.js";
+import { startAnotherInstance, usePaymentFixture } from "../../helpers/fixture.js";
 import { postJson } from "../../helpers/http.js";
 import { authorizationOf, signPayment, v2Body, v2Requirements, type SignedPayment } from "../../helpers/payments.js";
 import { transferWithAuthorizationCall } from "../../../src/exact-evm/transfer-call.js";
@@ -31,12 +31,7 @@ const fx = usePaymentFixture({ label: "pending", chain: { noMining: true }, paye
 /** A second instance on the same chain and database, with the roomy budget. */
 let roomy: TestFacilitator;
 beforeAll(async () => {
-  roomy = await startTestFacilitator({
-    databaseUrl: fx.database.url,
-    rpcUrls: [fx.chain.rpcUrl],
-    token: fx.chain.token,
-    limits: { settleBudgetMs: roomySettleBudgetMs, duplicateWaitMs: roomySettleBudgetMs },
-  });
+  roomy = await startAnotherInstance(fx, { limits: { settleBudgetMs: roomySettleBudgetMs, duplicateWaitMs: roomySettleBudgetMs } });
 });
 afterAll(async () => {
   await roomy?.close(); // before the fixture drops the database (after hooks run last-registered first)
